@@ -1,0 +1,481 @@
+//! Command-line flags (clap) and their translation into the validated [`crate::config`] types.
+//!
+//! Nothing outside this module sees clap: the rest of the program receives a [`Command`] built
+//! from plain, checked values (ripgrep's two-stage argument handling).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{
+    CleanConfig, Command, ComposeOptions, ConfigCommand, GroupSelection, GroupsSetting,
+    MergeConfig, OutputFormat, PlanConfig, PlanFormat, ProgressMode, RunConfig, SplitBy,
+};
+use crate::duration::parse_duration;
+
+/// Run a pytest suite in N isolated copies of its docker-compose project.
+///
+/// compose-shard reads the project's compose file the way Docker Compose does, collects the
+/// test suite once, splits it into N groups balanced by recorded durations, starts one fully
+/// namespaced copy of the services per group through the Docker Engine API, runs pytest in
+/// each, and merges the JUnit and coverage XML into one result.
+#[derive(Debug, Parser)]
+#[command(name = "compose-shard", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// Start N isolated environments, run the test command in each, merge the results.
+    ///
+    /// Everything after `--` is the test command (default: `pytest`). Exit codes: 0 all tests
+    /// passed, 1 some tests failed, 2 usage or configuration error, 3 environment error
+    /// (daemon, image, service never ready, test container crashed), 130 interrupted.
+    Run(RunArgs),
+    /// Collect the tests and show how they would be split into groups.
+    Plan(PlanArgs),
+    /// Merge JUnit and coverage XML from several groups or runners into one of each.
+    Merge(MergeArgs),
+    /// Remove containers, networks and volumes left behind by earlier runs.
+    Clean(CleanArgs),
+    /// Print the resolved compose project, or one group's isolated copy of it.
+    Config(ConfigArgs),
+}
+
+/// Flags that choose and load the compose project (the same as Docker Compose's).
+#[derive(Debug, Args)]
+struct ComposeArgs {
+    /// Compose file(s), merged in order (default: compose.yaml, docker-compose.yml, ... and the
+    /// override file beside it; also COMPOSE_FILE).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Project name (default: COMPOSE_PROJECT_NAME, the file's `name:`, or the directory name).
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    project_name: Option<String>,
+    /// Enable a profile (repeatable; also COMPOSE_PROFILES).
+    #[arg(long = "profile", value_name = "PROFILE")]
+    profiles: Vec<String>,
+    /// Directory relative paths are resolved against (default: the first file's directory).
+    #[arg(long = "project-directory", value_name = "DIR")]
+    project_directory: Option<PathBuf>,
+    /// Alternative environment file for interpolation (default: `.env` in the project directory).
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct SplitArgs {
+    /// Durations file in pytest-split's format (default: `.test_durations`, or `durations` in
+    /// `[tool.compose-shard]` of pyproject.toml).
+    #[arg(long, value_name = "FILE")]
+    durations: Option<PathBuf>,
+    /// Read durations from JUnit XML files of earlier runs (repeatable).
+    #[arg(long = "durations-from-junit", value_name = "FILE", num_args = 1..)]
+    durations_from_junit: Vec<PathBuf>,
+    /// What must stay together in one group: single tests, pytest classes, or whole modules.
+    #[arg(long = "split-by", value_enum, default_value_t = SplitByArg::Class)]
+    split_by: SplitByArg,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    compose: ComposeArgs,
+    #[command(flatten)]
+    split: SplitArgs,
+    /// The service tests run in (default: `service` in `[tool.compose-shard]` of pyproject.toml,
+    /// else the one service with `build:` that nothing depends on).
+    #[arg(short = 's', long, value_name = "SERVICE")]
+    service: Option<String>,
+    /// Number of groups, or `auto` (from CPU count and memory).
+    #[arg(short = 'g', long, value_name = "N|auto")]
+    groups: Option<String>,
+    /// Run only these groups of the plan, e.g. `2` or `1,3-4` (for a CI matrix of runners).
+    #[arg(long, value_name = "LIST")]
+    only: Option<String>,
+    /// Rerun exactly the plan saved in this file (e.g. `compose-shard-results/plan.json`).
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+    /// Use this test list instead of collecting (node ids, or `pytest --collect-only -q` output).
+    #[arg(long, value_name = "FILE")]
+    tests: Option<PathBuf>,
+    /// Where results go: per-group folders, merged junit.xml and coverage.xml, plan.json.
+    #[arg(long, value_name = "DIR", default_value = "compose-shard-results")]
+    out: PathBuf,
+    /// Per-group time limit for the test command (e.g. `30m`); the group is killed and reported.
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
+    /// How long services may take to become ready (e.g. `2m`).
+    #[arg(long = "ready-timeout", value_name = "DURATION", default_value = "3m")]
+    ready_timeout: String,
+    /// Keep the environments after the run and print how to enter them.
+    #[arg(long)]
+    keep: bool,
+    /// Do not build images; use the ones already present.
+    #[arg(long = "no-build")]
+    no_build: bool,
+    /// Publish the services' fixed host ports on ephemeral host ports instead of dropping them.
+    #[arg(long = "publish-ports")]
+    publish_ports: bool,
+    /// Progress display: bars on a terminal, plain prefixed lines otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    progress: ProgressArg,
+    /// Extra environment variable for the test container (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VAL")]
+    env: Vec<String>,
+    /// After the run, update this durations file from the merged JUnit (pytest-split format).
+    #[arg(long = "store-durations", value_name = "FILE")]
+    store_durations: Option<PathBuf>,
+    /// The test command (default: `pytest`); put it after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    compose: ComposeArgs,
+    #[command(flatten)]
+    split: SplitArgs,
+    /// Number of groups.
+    #[arg(short = 'g', long, value_name = "N")]
+    groups: usize,
+    /// Plan from this test list instead of collecting in Docker (node ids one per line, or the
+    /// raw output of `pytest --collect-only -q`).
+    #[arg(long, value_name = "FILE")]
+    tests: Option<PathBuf>,
+    /// The service to collect in (see `run --service`).
+    #[arg(short = 's', long, value_name = "SERVICE")]
+    service: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormatArg::Text)]
+    format: PlanFormatArg,
+    /// The test command used for collection (default: `pytest`); put it after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// Write the merged JUnit XML here.
+    #[arg(long = "junit-xml", value_name = "OUT")]
+    junit_xml: Option<PathBuf>,
+    /// Write the merged Cobertura coverage XML here.
+    #[arg(long = "cov-xml", value_name = "OUT")]
+    cov_xml: Option<PathBuf>,
+    /// Update this durations file (pytest-split format) from the merged JUnit.
+    #[arg(long = "store-durations", value_name = "FILE")]
+    store_durations: Option<PathBuf>,
+    /// JUnit/coverage XML files, or result folders written by `run` (e.g. from `--only` runners).
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct CleanArgs {
+    /// Remove only what this run created.
+    #[arg(long, value_name = "ID", conflicts_with = "all")]
+    run: Option<String>,
+    /// Remove everything any compose-shard run left behind on this engine.
+    #[arg(long)]
+    all: bool,
+    /// List what would be removed without removing it.
+    #[arg(long = "dry-run")]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    #[command(flatten)]
+    compose: ComposeArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Yaml)]
+    format: FormatArg,
+    /// With `--group`: the number of groups to isolate for.
+    #[arg(short = 'g', long, value_name = "N", requires = "group")]
+    groups: Option<usize>,
+    /// Print group K's isolated project (1-based; needs `--groups`).
+    #[arg(long, value_name = "K", requires = "groups")]
+    group: Option<usize>,
+    /// Run id used in isolated names (default: `r0`, so the output is reproducible).
+    #[arg(long = "run-id", value_name = "ID", default_value = "r0")]
+    run_id: String,
+    /// Publish fixed host ports on ephemeral host ports instead of dropping them.
+    #[arg(long = "publish-ports")]
+    publish_ports: bool,
+    /// The test service (affects which service the isolated project marks as the test service).
+    #[arg(short = 's', long, value_name = "SERVICE")]
+    service: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SplitByArg {
+    Test,
+    Class,
+    Module,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProgressArg {
+    Auto,
+    Bars,
+    Plain,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PlanFormatArg {
+    Text,
+    Json,
+    GithubMatrix,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Yaml,
+    Json,
+}
+
+/// Parse the process arguments. On `--help`, `--version` or a clap error, clap prints and the
+/// exit code to use is returned as `Err`.
+pub fn parse_args<I, T>(args: I) -> Result<Command, i32>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { 2 } else { 0 };
+            let _ = err.print();
+            return Err(code);
+        }
+    };
+    match cli.into_command() {
+        Ok(cmd) => Ok(cmd),
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            Err(2)
+        }
+    }
+}
+
+impl Cli {
+    /// Validate the raw flags into a [`Command`].
+    fn into_command(self) -> Result<Command, String> {
+        Ok(match self.command {
+            CliCommand::Run(a) => Command::Run(a.into_config()?),
+            CliCommand::Plan(a) => Command::Plan(a.into_config()?),
+            CliCommand::Merge(a) => Command::Merge(MergeConfig {
+                junit_xml: a.junit_xml,
+                cov_xml: a.cov_xml,
+                store_durations: a.store_durations,
+                inputs: a.inputs,
+            }),
+            CliCommand::Clean(a) => Command::Clean(CleanConfig {
+                run_id: a.run,
+                all: a.all,
+                dry_run: a.dry_run,
+            }),
+            CliCommand::Config(a) => Command::Config(a.into_config()?),
+        })
+    }
+}
+
+impl ComposeArgs {
+    fn into_options(self) -> ComposeOptions {
+        ComposeOptions {
+            files: self.files,
+            project_name: self.project_name,
+            profiles: self.profiles,
+            project_directory: self.project_directory,
+            env_file: self.env_file,
+        }
+    }
+}
+
+impl From<SplitByArg> for SplitBy {
+    fn from(arg: SplitByArg) -> Self {
+        match arg {
+            SplitByArg::Test => SplitBy::Test,
+            SplitByArg::Class => SplitBy::Class,
+            SplitByArg::Module => SplitBy::Module,
+        }
+    }
+}
+
+impl RunArgs {
+    fn into_config(self) -> Result<RunConfig, String> {
+        let groups = match self.groups.as_deref() {
+            None => None,
+            Some("auto") => Some(GroupsSetting::Auto),
+            Some(n) => Some(GroupsSetting::Count(parse_group_count(n)?)),
+        };
+        let only = self
+            .only
+            .as_deref()
+            .map(GroupSelection::parse)
+            .transpose()?;
+        let timeout = self
+            .timeout
+            .as_deref()
+            .map(|t| parse_duration(t).map_err(|e| format!("--timeout: {e}")))
+            .transpose()?;
+        let ready_timeout =
+            parse_duration(&self.ready_timeout).map_err(|e| format!("--ready-timeout: {e}"))?;
+        let env = self
+            .env
+            .iter()
+            .map(|kv| parse_env_pair(kv))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RunConfig {
+            compose: self.compose.into_options(),
+            service: self.service,
+            groups,
+            only,
+            plan_file: self.plan,
+            tests_file: self.tests,
+            durations: self.split.durations,
+            durations_from_junit: self.split.durations_from_junit,
+            split_by: self.split.split_by.into(),
+            out_dir: self.out,
+            timeout,
+            ready_timeout,
+            keep: self.keep,
+            no_build: self.no_build,
+            publish_ports: self.publish_ports,
+            progress: match self.progress {
+                ProgressArg::Auto => ProgressMode::Auto,
+                ProgressArg::Bars => ProgressMode::Bars,
+                ProgressArg::Plain => ProgressMode::Plain,
+            },
+            env,
+            store_durations: self.store_durations,
+            command: self.command,
+        })
+    }
+}
+
+impl PlanArgs {
+    fn into_config(self) -> Result<PlanConfig, String> {
+        if self.groups == 0 {
+            return Err("--groups must be 1 or more".into());
+        }
+        Ok(PlanConfig {
+            compose: self.compose.into_options(),
+            service: self.service,
+            groups: self.groups,
+            tests_file: self.tests,
+            durations: self.split.durations,
+            durations_from_junit: self.split.durations_from_junit,
+            split_by: self.split.split_by.into(),
+            format: match self.format {
+                PlanFormatArg::Text => PlanFormat::Text,
+                PlanFormatArg::Json => PlanFormat::Json,
+                PlanFormatArg::GithubMatrix => PlanFormat::GithubMatrix,
+            },
+            command: self.command,
+        })
+    }
+}
+
+impl ConfigArgs {
+    fn into_config(self) -> Result<ConfigCommand, String> {
+        let group = match (self.groups, self.group) {
+            (Some(n), Some(k)) => {
+                if n == 0 {
+                    return Err("--groups must be 1 or more".into());
+                }
+                if k == 0 || k > n {
+                    return Err(format!("--group must be between 1 and {n} (got {k})"));
+                }
+                Some((k, n))
+            }
+            _ => None,
+        };
+        Ok(ConfigCommand {
+            compose: self.compose.into_options(),
+            format: match self.format {
+                FormatArg::Yaml => OutputFormat::Yaml,
+                FormatArg::Json => OutputFormat::Json,
+            },
+            group,
+            run_id: self.run_id,
+            publish_ports: self.publish_ports,
+            service: self.service,
+        })
+    }
+}
+
+fn parse_group_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("--groups must be 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("--groups takes a number or `auto` (got {text:?})")),
+    }
+}
+
+fn parse_env_pair(kv: &str) -> Result<(String, String), String> {
+    match kv.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => match std::env::var(kv) {
+            // `-e KEY` passes the caller's value through, as `docker run -e KEY` does.
+            Ok(v) if !kv.is_empty() => Ok((kv.to_string(), v)),
+            _ => Err(format!(
+                "-e takes KEY=VAL, or KEY set in the environment (got {kv:?})"
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+        cli.into_command()
+    }
+
+    #[test]
+    fn run_takes_the_test_command_after_double_dash() {
+        let Command::Run(cfg) = parse(&[
+            "compose-shard",
+            "run",
+            "-g",
+            "4",
+            "--",
+            "pytest",
+            "--cov=app",
+            "-x",
+        ])
+        .unwrap() else {
+            panic!("expected run");
+        };
+        assert_eq!(cfg.groups, Some(GroupsSetting::Count(4)));
+        assert_eq!(cfg.command, vec!["pytest", "--cov=app", "-x"]);
+    }
+
+    #[test]
+    fn run_rejects_zero_groups_and_bad_only() {
+        assert!(parse(&["compose-shard", "run", "-g", "0"])
+            .unwrap_err()
+            .contains("1 or more"));
+        assert!(parse(&["compose-shard", "run", "--only", "2-1"]).is_err());
+        assert!(parse(&["compose-shard", "run", "--timeout", "5 minutes"]).is_err());
+    }
+
+    #[test]
+    fn config_group_must_be_in_range() {
+        let err = parse(&["compose-shard", "config", "--groups", "2", "--group", "3"]).unwrap_err();
+        assert!(err.contains("between 1 and 2"), "{err}");
+    }
+
+    #[test]
+    fn env_pairs_split_on_first_equals() {
+        assert_eq!(parse_env_pair("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        assert!(parse_env_pair("=x").is_err());
+    }
+}
