@@ -49,9 +49,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                     "invalid duration {text:?}: missing unit after {value}"
                 ))
             }
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m or h, e.g. 1m30s)"
-            )),
+            ))
+            }
         };
         total += value * factor;
         rest = &rest[unit_len..];

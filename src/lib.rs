@@ -13,7 +13,9 @@ pub mod config;
 pub mod duration;
 pub mod engine;
 pub mod errors;
+pub mod labels;
 pub mod plan;
+pub mod pyproject;
 pub mod report;
 pub mod run;
 

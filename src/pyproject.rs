@@ -1,0 +1,133 @@
+//! `[tool.compose-shard]` in the project's `pyproject.toml`: defaults for flags.
+//!
+//! Command-line flags always win. Unknown keys are an error (a typo must not be silently
+//! ignored), naming the file and the key.
+//!
+//! ```toml
+//! [tool.compose-shard]
+//! service = "app"                # the test service
+//! groups = 4                     # or "auto"
+//! durations = ".test_durations"  # pytest-split format
+//! split-by = "class"             # test | class | module
+//! ready-timeout = "3m"
+//! timeout = "30m"
+//! out = "compose-shard-results"
+//! env = { DJANGO_SETTINGS_MODULE = "app.settings.test" }
+//! command = ["pytest", "-p", "no:cacheprovider"]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+/// The settings table; every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// Test service.
+    pub service: Option<String>,
+    /// Number of groups: an integer or `"auto"`.
+    pub groups: Option<toml::Value>,
+    /// Durations file, relative to the project directory.
+    pub durations: Option<PathBuf>,
+    /// `test`, `class` or `module`.
+    pub split_by: Option<crate::config::SplitBy>,
+    /// Readiness timeout (`"3m"`).
+    pub ready_timeout: Option<String>,
+    /// Per-group timeout (`"30m"`).
+    pub timeout: Option<String>,
+    /// Output folder.
+    pub out: Option<PathBuf>,
+    /// Extra environment for the test container.
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    /// Default test command.
+    pub command: Option<Vec<String>>,
+}
+
+/// `pyproject.toml` could not be read or has an invalid `[tool.compose-shard]` table.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct SettingsError {
+    /// The pyproject.toml.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+struct PyProject {
+    #[serde(default)]
+    tool: Tool,
+}
+
+#[derive(Deserialize, Default)]
+struct Tool {
+    #[serde(rename = "compose-shard")]
+    compose_shard: Option<toml::Value>,
+}
+
+impl Settings {
+    /// Read `<dir>/pyproject.toml`; a missing file or table gives default settings.
+    pub fn load(dir: &Path) -> Result<Settings, SettingsError> {
+        let path = dir.join("pyproject.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Settings::parse(&text).map_err(|message| SettingsError { path, message }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+            Err(e) => Err(SettingsError {
+                path,
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+
+    /// Parse the text of a pyproject.toml.
+    pub fn parse(text: &str) -> Result<Settings, String> {
+        let doc: PyProject = toml::from_str(text).map_err(|e| e.to_string())?;
+        let Some(table) = doc.tool.compose_shard else {
+            return Ok(Settings::default());
+        };
+        let settings: Settings = table
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("[tool.compose-shard]: {}", e.message()))?;
+        if let Some(g) = &settings.groups {
+            let ok = matches!(g, toml::Value::Integer(n) if *n >= 1)
+                || matches!(g, toml::Value::String(s) if s == "auto");
+            if !ok {
+                return Err(format!(
+                    "[tool.compose-shard]: groups must be a number of 1 or more, or \"auto\" (got {g})"
+                ));
+            }
+        }
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_table() {
+        let s = Settings::parse(
+            "[project]\nname='x'\n[tool.compose-shard]\nservice='web'\ngroups=4\nsplit-by='module'\nenv={A='1'}\n",
+        )
+        .unwrap();
+        assert_eq!(s.service.as_deref(), Some("web"));
+        assert_eq!(s.groups, Some(toml::Value::Integer(4)));
+        assert_eq!(s.split_by, Some(crate::config::SplitBy::Module));
+        assert_eq!(s.env.get("A").map(String::as_str), Some("1"));
+    }
+
+    #[test]
+    fn missing_table_is_default_and_typos_are_errors() {
+        assert_eq!(
+            Settings::parse("[tool.black]\nx=1\n").unwrap(),
+            Settings::default()
+        );
+        let err = Settings::parse("[tool.compose-shard]\nservce='web'\n").unwrap_err();
+        assert!(err.contains("servce"), "{err}");
+        assert!(Settings::parse("[tool.compose-shard]\ngroups=0\n").is_err());
+    }
+}
