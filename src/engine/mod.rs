@@ -1,14 +1,21 @@
-//! The Docker engine: the only module that uses bollard. Everything else speaks our own types.
+//! The Docker engine: the only module that uses bollard. Everything else speaks our own types
+//! ([`ContainerStatus`], [`ManagedResource`], compose services), and every bollard error is
+//! wrapped with what was being attempted ([`EngineError`]).
 
-/// Errors from the Docker engine, each saying what was being attempted.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The daemon could not be reached.
-    #[error("cannot connect to the Docker daemon at {endpoint}: {message}; is it running? Start it (e.g. `sudo systemctl start docker` or `dockerd &`) or set DOCKER_HOST")]
-    Unreachable {
-        /// Where we tried.
-        endpoint: String,
-        /// The underlying error.
-        message: String,
-    },
-}
+mod build_context;
+mod client;
+mod container;
+mod container_spec;
+mod error;
+mod extract;
+mod image;
+mod types;
+
+pub use build_context::{pack as pack_build_context, BuildContext, IgnoreRules};
+pub use client::DockerEngine;
+pub use container::ExecRequest;
+pub use container_spec::{container_name, ContainerOverrides};
+pub use error::EngineError;
+pub use extract::{extract_tar, ExtractError};
+pub use image::ImageSource;
+pub use types::{ContainerStatus, ExecOutcome, Health, ManagedResource, ResourceKind};

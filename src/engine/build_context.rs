@@ -1,0 +1,229 @@
+//! The build context of a `build:` service as a tar archive, honouring `.dockerignore`, and
+//! a content hash of everything that shapes the image (files, Dockerfile name, args, target).
+//!
+//! The archive is deterministic (sorted entries, zeroed times and owners) so that the hash is
+//! stable, and an unchanged context maps to an already-built image that every group reuses.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::error::EngineError;
+use crate::compose::Build;
+
+/// A packed build context.
+pub struct BuildContext {
+    /// The tar archive to send to the engine.
+    pub archive: Vec<u8>,
+    /// Hex sha256 over the archive, the Dockerfile path, build args and target.
+    pub hash: String,
+}
+
+/// `.dockerignore` rules: the last matching pattern decides, `!` re-includes.
+#[derive(Debug, Default)]
+pub struct IgnoreRules {
+    rules: Vec<(bool, Vec<String>)>,
+}
+
+impl IgnoreRules {
+    /// Parse the text of a `.dockerignore`.
+    pub fn parse(text: &str) -> IgnoreRules {
+        let rules = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let (negated, pattern) = match l.strip_prefix('!') {
+                    Some(p) => (true, p.trim()),
+                    None => (false, l),
+                };
+                let segments = pattern
+                    .split('/')
+                    .filter(|s| !s.is_empty() && *s != ".")
+                    .map(str::to_string)
+                    .collect();
+                (negated, segments)
+            })
+            .collect();
+        IgnoreRules { rules }
+    }
+
+    /// Whether a context-relative path (`/`-separated) is excluded. A pattern that matches a
+    /// folder excludes everything below it, as Docker does.
+    pub fn is_ignored(&self, path: &str) -> bool {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let mut ignored = false;
+        for (negated, pattern) in &self.rules {
+            let hit = (1..=segments.len()).any(|n| match_segments(pattern, &segments[..n]));
+            if hit {
+                ignored = !negated;
+            }
+        }
+        ignored
+    }
+}
+
+fn match_segments(pattern: &[String], path: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty(),
+        Some((first, rest)) if first == "**" => {
+            (0..=path.len()).any(|skip| match_segments(rest, &path[skip..]))
+        }
+        Some((first, rest)) => match path.split_first() {
+            Some((seg, path_rest)) => {
+                match_glob(first.as_bytes(), seg.as_bytes()) && match_segments(rest, path_rest)
+            }
+            None => false,
+        },
+    }
+}
+
+fn match_glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|i| match_glob(rest, &text[i..])),
+        Some((b'?', rest)) => !text.is_empty() && match_glob(rest, &text[1..]),
+        Some((b'\\', rest)) if !rest.is_empty() => {
+            text.first() == Some(&rest[0]) && match_glob(&rest[1..], &text[1..])
+        }
+        Some((c, rest)) => text.first() == Some(c) && match_glob(rest, &text[1..]),
+    }
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let rel_path = rel.join(entry.file_name());
+        out.push(rel_path.clone());
+        if entry.file_type()?.is_dir() {
+            walk(root, &rel_path, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Pack `build.context` for the engine.
+pub fn pack(build: &Build) -> Result<BuildContext, EngineError> {
+    let root = &build.context;
+    let io = |action: &str, path: &Path| {
+        let action = action.to_string();
+        let path = path.to_path_buf();
+        move |source| EngineError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let dockerfile = build.dockerfile.as_deref().unwrap_or("Dockerfile");
+    let ignore = match std::fs::read_to_string(root.join(".dockerignore")) {
+        Ok(text) => IgnoreRules::parse(&text),
+        Err(_) => IgnoreRules::default(),
+    };
+    let mut paths = Vec::new();
+    walk(root, Path::new(""), &mut paths).map_err(io("read the build context", root))?;
+
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    for rel in paths {
+        let text = rel.to_string_lossy().replace('\\', "/");
+        // The Dockerfile and .dockerignore always go in: the engine needs them.
+        let essential = text == dockerfile || text == ".dockerignore";
+        if !essential && ignore.is_ignored(&text) {
+            continue;
+        }
+        let full = root.join(&rel);
+        let meta = std::fs::symlink_metadata(&full).map_err(io("read", &full))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_metadata_in_mode(&meta, tar::HeaderMode::Deterministic);
+        header.set_mtime(0);
+        if meta.is_dir() {
+            builder
+                .append_data(&mut header, format!("{text}/"), std::io::empty())
+                .map_err(io("pack", &full))?;
+        } else if meta.file_type().is_symlink() {
+            let to = std::fs::read_link(&full).map_err(io("read link", &full))?;
+            builder
+                .append_link(&mut header, &text, &to)
+                .map_err(io("pack", &full))?;
+        } else if meta.is_file() {
+            let file = std::fs::File::open(&full).map_err(io("open", &full))?;
+            builder
+                .append_data(&mut header, &text, file)
+                .map_err(io("pack", &full))?;
+        }
+    }
+    let archive = builder.into_inner().map_err(io("pack", root))?;
+
+    let mut hasher = Sha256::new();
+    hasher.update(&archive);
+    hasher.update(dockerfile.as_bytes());
+    for (k, v) in &build.args {
+        hasher.update(format!("\0arg {k}={}", v.as_deref().unwrap_or("")).as_bytes());
+    }
+    if let Some(target) = &build.target {
+        hasher.update(format!("\0target {target}").as_bytes());
+    }
+    Ok(BuildContext {
+        archive,
+        hash: hex::encode(hasher.finalize()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockerignore_last_match_wins_and_folders_cover_their_contents() {
+        let rules = IgnoreRules::parse(
+            "# comment\n.git\n*.pyc\n**/__pycache__\nnode_modules/\ndocs/*.md\n!docs/README.md\n",
+        );
+        assert!(rules.is_ignored(".git/HEAD"));
+        assert!(rules.is_ignored("a.pyc"));
+        assert!(
+            !rules.is_ignored("pkg/a.pyc"),
+            "`*.pyc` is anchored at the root"
+        );
+        assert!(rules.is_ignored("pkg/sub/__pycache__/x.cpython-311.pyc"));
+        assert!(rules.is_ignored("node_modules/x/y.js"));
+        assert!(rules.is_ignored("docs/guide.md"));
+        assert!(!rules.is_ignored("docs/README.md"));
+        assert!(!rules.is_ignored("app/main.py"));
+    }
+
+    #[test]
+    fn hash_changes_with_content_args_and_target_but_not_ignored_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(dir.path().join(".dockerignore"), "*.log\n").unwrap();
+        std::fs::write(dir.path().join("app.py"), "print(1)\n").unwrap();
+        let build = Build {
+            context: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let first = pack(&build).unwrap();
+        assert_eq!(pack(&build).unwrap().hash, first.hash, "deterministic");
+
+        std::fs::write(dir.path().join("debug.log"), "noise").unwrap();
+        assert_eq!(pack(&build).unwrap().hash, first.hash, "ignored file");
+
+        std::fs::write(dir.path().join("app.py"), "print(2)\n").unwrap();
+        let changed = pack(&build).unwrap();
+        assert_ne!(changed.hash, first.hash, "content");
+
+        let mut with_arg = build.clone();
+        with_arg.args.insert("A".into(), Some("1".into()));
+        assert_ne!(pack(&with_arg).unwrap().hash, changed.hash, "args");
+        let mut with_target = build.clone();
+        with_target.target = Some("test".into());
+        assert_ne!(pack(&with_target).unwrap().hash, changed.hash, "target");
+
+        let names: Vec<String> = tar::Archive::new(&changed.archive[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, vec![".dockerignore", "Dockerfile", "app.py"]);
+    }
+}

@@ -1,0 +1,256 @@
+//! Containers: create and start from a compose service, inspect, logs, exec with streamed
+//! output, and copying files in and out through tar streams.
+
+use std::path::Path;
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum, NetworkConnectRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, LogsOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
+use futures::StreamExt;
+
+use super::client::DockerEngine;
+use super::container_spec::{plan_container, ContainerOverrides};
+use super::error::EngineError;
+use super::extract::extract_tar;
+use super::types::{ContainerStatus, ExecOutcome, Health};
+use crate::compose::{Project, Service};
+
+/// A command to run in a running container.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    /// argv.
+    pub cmd: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory (default: the container's).
+    pub working_dir: Option<String>,
+    /// User (default: the container's).
+    pub user: Option<String>,
+}
+
+impl DockerEngine {
+    /// Create a service's container (connected to all its networks) and start it. Returns the
+    /// container name.
+    pub async fn create_and_start(
+        &self,
+        project: &Project,
+        service: &Service,
+        overrides: &ContainerOverrides,
+    ) -> Result<String, EngineError> {
+        let plan = plan_container(project, service, overrides);
+        let name = plan.name.clone();
+        self.docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+                plan.body,
+            )
+            .await
+            .map_err(EngineError::api(format!(
+                "create container {name} for service {}",
+                service.name
+            )))?;
+        for (network, settings) in plan.extra_networks {
+            let request = NetworkConnectRequest {
+                container: name.clone(),
+                endpoint_config: Some(settings),
+            };
+            self.docker
+                .connect_network(&network, request)
+                .await
+                .map_err(EngineError::api(format!(
+                    "connect container {name} to network {network}"
+                )))?;
+        }
+        self.docker
+            .start_container(&name, None)
+            .await
+            .map_err(EngineError::api(format!(
+                "start container {name} for service {}",
+                service.name
+            )))?;
+        Ok(name)
+    }
+
+    /// A container's state, health and addresses.
+    pub async fn inspect(&self, container: &str) -> Result<ContainerStatus, EngineError> {
+        let info = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(EngineError::api(format!("inspect container {container}")))?;
+        let state = info.state.unwrap_or_default();
+        let health = match state.health.and_then(|h| h.status) {
+            Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+            Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+            Some(HealthStatusEnum::STARTING) => Health::Starting,
+            _ => Health::None,
+        };
+        let status = match state.status {
+            Some(ContainerStateStatusEnum::EMPTY) | None => "unknown".to_string(),
+            Some(s) => s.to_string(),
+        };
+        let ip_addresses = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .map(|nets| {
+                nets.into_values()
+                    .filter_map(|e| e.ip_address)
+                    .filter(|ip| !ip.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(ContainerStatus {
+            state: status,
+            running: state.running.unwrap_or(false),
+            exit_code: state.exit_code,
+            oom_killed: state.oom_killed.unwrap_or(false),
+            health,
+            ip_addresses,
+        })
+    }
+
+    /// The last `lines` lines of a container's stdout and stderr.
+    pub async fn logs_tail(&self, container: &str, lines: usize) -> Result<String, EngineError> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(container, Some(options));
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(EngineError::api(format!(
+                "read the logs of container {container}"
+            )))?;
+            out.extend_from_slice(&chunk.into_bytes());
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Run a command in a running container, handing every chunk of its combined output to
+    /// `on_output` as it arrives. The stream is drained to its end before the exit code is
+    /// read: the engine reports no exit code while output is still pending.
+    pub async fn exec(
+        &self,
+        container: &str,
+        request: &ExecRequest,
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<ExecOutcome, EngineError> {
+        let what = || format!("run {:?} in container {container}", request.cmd.join(" "));
+        let env: Vec<String> = request
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let options = CreateExecOptions {
+            cmd: Some(request.cmd.clone()),
+            env: Some(env),
+            working_dir: request.working_dir.clone(),
+            user: request.user.clone(),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(container, options)
+            .await
+            .map_err(EngineError::api(what()))?;
+        let started = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(EngineError::api(what()))?;
+        if let StartExecResults::Attached { mut output, .. } = started {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(EngineError::api(what()))? {
+                    LogOutput::StdOut { message }
+                    | LogOutput::StdErr { message }
+                    | LogOutput::Console { message } => on_output(&message),
+                    LogOutput::StdIn { .. } => {}
+                }
+            }
+        }
+        let inspected = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(EngineError::api(what()))?;
+        Ok(ExecOutcome {
+            exit_code: inspected.exit_code,
+        })
+    }
+
+    /// Write files (name, content) into `dir` inside a container (created if missing, via
+    /// the tar's directory entry).
+    pub async fn upload_files(
+        &self,
+        container: &str,
+        dir: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<(), EngineError> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let rel_dir = dir.trim_start_matches('/');
+        let io_err = |source| EngineError::Io {
+            action: "build a tar archive for".into(),
+            path: dir.into(),
+            source,
+        };
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o777);
+        header.set_size(0);
+        builder
+            .append_data(&mut header, format!("{rel_dir}/"), std::io::empty())
+            .map_err(io_err)?;
+        for (name, content) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o644);
+            header.set_size(content.len() as u64);
+            builder
+                .append_data(&mut header, format!("{rel_dir}/{name}"), *content)
+                .map_err(io_err)?;
+        }
+        let archive = builder.into_inner().map_err(io_err)?;
+        self.docker
+            .upload_to_container(
+                container,
+                Some(UploadToContainerOptionsBuilder::new().path("/").build()),
+                bollard::body_full(archive.into()),
+            )
+            .await
+            .map_err(EngineError::api(format!(
+                "upload files into {dir} of container {container}"
+            )))
+    }
+
+    /// Copy `path` (a folder) out of a container into `target`, refusing entries that would
+    /// land outside `target`. The archive's top folder (the basename of `path`) is stripped.
+    pub async fn download_dir(
+        &self,
+        container: &str,
+        path: &str,
+        target: &Path,
+    ) -> Result<Vec<std::path::PathBuf>, EngineError> {
+        let mut stream = self.docker.download_from_container(
+            container,
+            Some(
+                DownloadFromContainerOptionsBuilder::new()
+                    .path(path)
+                    .build(),
+            ),
+        );
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(EngineError::api(format!(
+                "copy {path} out of container {container}"
+            )))?;
+            archive.extend_from_slice(&chunk);
+        }
+        extract_tar(&archive[..], target, 1).map_err(|e| e.into_engine_error(container))
+    }
+}

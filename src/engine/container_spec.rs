@@ -1,0 +1,251 @@
+//! Translate one service of an isolated compose project into the engine's create-container
+//! request. Isolation already chose every engine-side name; this only changes representation.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig, Mount,
+    MountType, NetworkingConfig, PortBinding, ResourcesUlimits,
+};
+
+use super::client::to_hash_map;
+use crate::compose::{Healthcheck, MountKind, Project, Service};
+
+/// Changes the orchestrator makes to a service before creating its container.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerOverrides {
+    /// Replace the entrypoint and command (the test container sleeps; pytest runs via exec).
+    pub entrypoint: Option<Vec<String>>,
+    /// Replace the command.
+    pub command: Option<Vec<String>>,
+    /// Extra environment (`-e KEY=VAL`), overriding the service's.
+    pub env: Vec<(String, String)>,
+    /// The image to use instead of the service's (a built image's content-hash tag).
+    pub image: Option<String>,
+}
+
+/// A create request plus the networks to connect after creation: API 1.41 accepts only one
+/// endpoint at create time.
+pub(crate) struct ContainerPlan {
+    pub name: String,
+    pub body: ContainerCreateBody,
+    pub extra_networks: Vec<(String, EndpointSettings)>,
+}
+
+/// The engine name of a service's container.
+pub fn container_name(project: &Project, service: &Service) -> String {
+    service
+        .container_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}-1", project.name, service.name))
+}
+
+fn network_engine_name(project: &Project, key: &str) -> String {
+    project
+        .networks
+        .get(key)
+        .and_then(|n| n.name.clone())
+        .unwrap_or_else(|| format!("{}_{key}", project.name))
+}
+
+fn volume_engine_name(project: &Project, key: &str) -> String {
+    match project.volumes.get(key) {
+        Some(v) => v
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}_{key}", project.name)),
+        // Not a declared key: a path-less anonymous source or an engine volume name.
+        None => key.to_string(),
+    }
+}
+
+fn nanos(seconds: Option<f64>) -> Option<i64> {
+    seconds.map(|s| (s * 1e9) as i64)
+}
+
+fn health_config(h: &Healthcheck) -> HealthConfig {
+    HealthConfig {
+        test: (!h.test.is_empty()).then(|| h.test.clone()),
+        interval: nanos(h.interval),
+        timeout: nanos(h.timeout),
+        retries: h.retries.map(|r| r as i64),
+        start_period: nanos(h.start_period),
+        start_interval: nanos(h.start_interval),
+    }
+}
+
+fn mounts(project: &Project, service: &Service) -> Vec<Mount> {
+    service
+        .volumes
+        .iter()
+        .map(|m| {
+            let (typ, source) = match m.kind {
+                MountKind::Bind => (MountType::BIND, m.source.clone()),
+                MountKind::Volume => (
+                    MountType::VOLUME,
+                    m.source.as_deref().map(|s| volume_engine_name(project, s)),
+                ),
+                MountKind::Tmpfs => (MountType::TMPFS, None),
+            };
+            Mount {
+                target: Some(m.target.clone()),
+                source,
+                typ: Some(typ),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+fn endpoint(project: &Project, service: &Service, key: &str) -> (String, EndpointSettings) {
+    let net = service.networks.get(key).cloned().unwrap_or_default();
+    let mut aliases = net.aliases.clone();
+    if !aliases.contains(&service.name) {
+        aliases.push(service.name.clone());
+    }
+    let settings = EndpointSettings {
+        aliases: Some(aliases),
+        ipam_config: net.ipv4_address.map(|ip| EndpointIpamConfig {
+            ipv4_address: Some(ip),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    (network_engine_name(project, key), settings)
+}
+
+pub(crate) fn plan_container(
+    project: &Project,
+    service: &Service,
+    overrides: &ContainerOverrides,
+) -> ContainerPlan {
+    let name = container_name(project, service);
+    let mut env: Vec<String> = service
+        .environment
+        .iter()
+        .filter(|(k, _)| !overrides.env.iter().any(|(o, _)| o == *k))
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+    env.extend(overrides.env.iter().map(|(k, v)| format!("{k}={v}")));
+
+    let mut exposed: Vec<String> = service
+        .expose
+        .iter()
+        .map(|p| {
+            if p.contains('/') {
+                p.clone()
+            } else {
+                format!("{p}/tcp")
+            }
+        })
+        .collect();
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &service.ports {
+        let key = format!("{}/{}", p.target, p.protocol);
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        if let Some(published) = &p.published {
+            port_bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: p.host_ip.clone(),
+                    host_port: Some(published.clone()),
+                });
+        }
+    }
+
+    let network_keys: Vec<String> = if service.networks.is_empty() {
+        vec!["default".to_string()]
+    } else {
+        service.networks.keys().cloned().collect()
+    };
+    let uses_networks = service.network_mode.is_none();
+    let mut endpoints: Vec<(String, EndpointSettings)> = if uses_networks {
+        network_keys
+            .iter()
+            .map(|k| endpoint(project, service, k))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let first = (!endpoints.is_empty()).then(|| endpoints.remove(0));
+    let network_mode = match (&service.network_mode, &first) {
+        (Some(mode), _) => Some(mode.clone()),
+        (None, Some((net, _))) => Some(net.clone()),
+        (None, None) => None,
+    };
+
+    let host_config = HostConfig {
+        mounts: Some(mounts(project, service)),
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        network_mode,
+        extra_hosts: (!service.extra_hosts.is_empty()).then(|| service.extra_hosts.clone()),
+        shm_size: service.shm_size.map(|s| s as i64),
+        init: service.init,
+        privileged: Some(service.privileged),
+        cap_add: (!service.cap_add.is_empty()).then(|| service.cap_add.clone()),
+        cap_drop: (!service.cap_drop.is_empty()).then(|| service.cap_drop.clone()),
+        ulimits: (!service.ulimits.is_empty()).then(|| {
+            service
+                .ulimits
+                .iter()
+                .map(|(name, (soft, hard))| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(*soft),
+                    hard: Some(*hard),
+                })
+                .collect()
+        }),
+        memory: service.mem_limit.map(|m| m as i64),
+        readonly_rootfs: Some(service.read_only),
+        sysctls: (!service.sysctls.is_empty()).then(|| to_hash_map(&service.sysctls)),
+        tmpfs: (!service.tmpfs.is_empty()).then(|| {
+            service
+                .tmpfs
+                .iter()
+                .map(|t| match t.split_once(':') {
+                    Some((path, opts)) => (path.to_string(), opts.to_string()),
+                    None => (t.clone(), String::new()),
+                })
+                .collect()
+        }),
+        ..Default::default()
+    };
+
+    let body = ContainerCreateBody {
+        image: overrides.image.clone().or_else(|| service.image.clone()),
+        hostname: service.hostname.clone(),
+        user: service.user.clone(),
+        env: Some(env),
+        cmd: overrides
+            .command
+            .clone()
+            .or_else(|| service.command.clone()),
+        entrypoint: overrides
+            .entrypoint
+            .clone()
+            .or_else(|| service.entrypoint.clone()),
+        working_dir: service.working_dir.clone(),
+        labels: Some(to_hash_map(&service.labels)),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        tty: Some(service.tty),
+        open_stdin: Some(service.stdin_open),
+        stop_signal: service.stop_signal.clone(),
+        stop_timeout: service.stop_grace_period.map(|s| s.ceil() as i64),
+        healthcheck: service.healthcheck.as_ref().map(health_config),
+        host_config: Some(host_config),
+        networking_config: first.map(|(net, settings)| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(net, settings)])),
+        }),
+        ..Default::default()
+    };
+    ContainerPlan {
+        name,
+        body,
+        extra_networks: endpoints,
+    }
+}

@@ -1,0 +1,155 @@
+//! Images: use a local image, pull only a missing one, and build `build:` services once,
+//! tagged by the content hash of their context so unchanged contexts are never rebuilt.
+
+use std::collections::HashMap;
+
+use bollard::query_parameters::{BuildImageOptionsBuilder, CreateImageOptionsBuilder};
+use futures::StreamExt;
+
+use super::build_context::pack;
+use super::client::DockerEngine;
+use super::error::EngineError;
+use crate::compose::Service;
+
+/// What happened while making an image available.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// It was already present.
+    Local,
+    /// It was pulled.
+    Pulled,
+    /// It was built now.
+    Built,
+    /// A build with the same content hash already existed.
+    Cached,
+}
+
+/// `repo:tag` -> `repo`; digests and registry ports are kept intact.
+fn repository(image: &str) -> &str {
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(i) if !image.contains('@') => &image[..last_slash + i],
+        _ => image,
+    }
+}
+
+impl DockerEngine {
+    /// Whether an image exists locally.
+    pub async fn image_exists(&self, image: &str) -> Result<bool, EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(EngineError::api(format!("inspect image {image}"))(e)),
+        }
+    }
+
+    /// Make `image` available: local if present, else pulled (progress lines to `on_line`).
+    pub async fn ensure_image(
+        &self,
+        image: &str,
+        allow_pull: bool,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ImageSource, EngineError> {
+        if self.image_exists(image).await? {
+            return Ok(ImageSource::Local);
+        }
+        if !allow_pull {
+            return Err(EngineError::ImageUnavailable {
+                image: image.to_string(),
+                message: "it is not present locally and pull_policy forbids pulling".into(),
+            });
+        }
+        let options = CreateImageOptionsBuilder::new().from_image(image).build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::ImageUnavailable {
+                image: image.to_string(),
+                message: format!("pull failed: {e}"),
+            })?;
+            if let Some(status) = info.status {
+                on_line(&format!("pull {image}: {status}"));
+            }
+        }
+        Ok(ImageSource::Pulled)
+    }
+
+    /// Build a `build:` service's image once, tagged `<repository>:cs-<hash>`; reuse it when a
+    /// build of identical content exists. Build output lines go to `on_line`. Returns the tag.
+    pub async fn build_service_image(
+        &self,
+        service: &Service,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(String, ImageSource), EngineError> {
+        let build = service.build.as_ref().ok_or_else(|| EngineError::Build {
+            image: service.image.clone().unwrap_or_default(),
+            service: service.name.clone(),
+            message: "the service has no build section".into(),
+        })?;
+        let base = service
+            .image
+            .clone()
+            .unwrap_or_else(|| format!("compose-shard-build-{}", service.name));
+        let context = pack(build)?;
+        let tag = format!("{}:cs-{}", repository(&base), &context.hash[..16]);
+        if self.image_exists(&tag).await? {
+            return Ok((tag, ImageSource::Cached));
+        }
+        let args: HashMap<String, String> = build
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
+        let mut options = BuildImageOptionsBuilder::new()
+            .t(&tag)
+            .dockerfile(build.dockerfile.as_deref().unwrap_or("Dockerfile"))
+            .buildargs(&args)
+            .rm(true);
+        if let Some(target) = &build.target {
+            options = options.target(target);
+        }
+        let failed = |message: String| EngineError::Build {
+            image: tag.clone(),
+            service: service.name.clone(),
+            message,
+        };
+        let mut stream = self.docker.build_image(
+            options.build(),
+            None,
+            Some(bollard::body_full(context.archive.into())),
+        );
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| failed(e.to_string()))?;
+            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                return Err(failed(error));
+            }
+            if let Some(line) = info.stream {
+                let line = line.trim_end();
+                if !line.is_empty() {
+                    on_line(line);
+                }
+            }
+        }
+        if !self.image_exists(&tag).await? {
+            return Err(failed("the build finished but produced no image".into()));
+        }
+        Ok((tag, ImageSource::Built))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository;
+
+    #[test]
+    fn repository_drops_only_the_tag() {
+        assert_eq!(repository("proj-app"), "proj-app");
+        assert_eq!(repository("proj-app:latest"), "proj-app");
+        assert_eq!(
+            repository("localhost:5000/team/app:1.2"),
+            "localhost:5000/team/app"
+        );
+        assert_eq!(repository("localhost:5000/app"), "localhost:5000/app");
+    }
+}

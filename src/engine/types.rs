@@ -1,0 +1,98 @@
+//! Plain types the engine hands to the rest of the program, so no bollard type leaks out.
+
+/// A container's health as the engine reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// No healthcheck is configured (neither in compose nor in the image).
+    None,
+    /// Within the start period, or not yet enough probes.
+    Starting,
+    /// The last probes passed.
+    Healthy,
+    /// `retries` probes in a row failed.
+    Unhealthy,
+}
+
+/// What `inspect` tells the orchestrator about a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerStatus {
+    /// `created`, `running`, `exited`, `dead`...
+    pub state: String,
+    /// Whether it is running now.
+    pub running: bool,
+    /// Exit code once it has exited.
+    pub exit_code: Option<i64>,
+    /// Killed by the kernel's OOM killer.
+    pub oom_killed: bool,
+    /// Healthcheck state.
+    pub health: Health,
+    /// IPv4 addresses on its networks (for TCP readiness probes).
+    pub ip_addresses: Vec<String>,
+}
+
+impl ContainerStatus {
+    /// Whether the container has stopped for good.
+    pub fn has_exited(&self) -> bool {
+        !self.running && matches!(self.state.as_str(), "exited" | "dead")
+    }
+
+    /// A short human description: `running (healthy)`, `exited with code 1 (OOM killed)`.
+    pub fn describe(&self) -> String {
+        let mut text = if self.has_exited() {
+            format!("exited with code {}", self.exit_code.unwrap_or(-1))
+        } else {
+            self.state.clone()
+        };
+        match self.health {
+            Health::None => {}
+            Health::Starting => text.push_str(" (health: starting)"),
+            Health::Healthy => text.push_str(" (healthy)"),
+            Health::Unhealthy => text.push_str(" (unhealthy)"),
+        }
+        if self.oom_killed {
+            text.push_str(" (OOM killed)");
+        }
+        text
+    }
+}
+
+/// Kinds of resources a run creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ResourceKind {
+    /// A container.
+    Container,
+    /// A network.
+    Network,
+    /// A volume.
+    Volume,
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResourceKind::Container => "container",
+            ResourceKind::Network => "network",
+            ResourceKind::Volume => "volume",
+        })
+    }
+}
+
+/// One labelled resource found on the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedResource {
+    /// Container, network or volume.
+    pub kind: ResourceKind,
+    /// Its name.
+    pub name: String,
+    /// The run id label.
+    pub run_id: Option<String>,
+    /// The pid label of the process that created it.
+    pub pid: Option<u32>,
+}
+
+/// What a command run with `exec` produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutcome {
+    /// The process exit code (`None` if the engine could not tell, e.g. the container died).
+    pub exit_code: Option<i64>,
+}
