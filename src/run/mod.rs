@@ -1,20 +1,33 @@
-//! The orchestrator: per-group lifecycle, concurrency, signals, timeouts. Emits events.
+//! The orchestrator: per-group lifecycle, concurrency, signals, timeouts. It works in our own
+//! types through the [`Backend`] trait and emits [`Event`]s that the display and the reports
+//! consume.
 
-use crate::errors::ExitCode;
+mod backend;
+mod display;
+mod error;
+mod event;
+mod group;
+mod leftovers;
+mod orchestrator;
+mod pytest_command;
+mod signals;
+mod spec;
+mod startup;
+mod summary;
 
-/// Errors from the orchestrator.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The run was interrupted by a signal.
-    #[error("interrupted")]
-    Interrupted,
-}
+#[cfg(test)]
+mod fake_backend;
+#[cfg(test)]
+mod orchestrator_tests;
 
-impl RunError {
-    /// The exit code this error maps to.
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            RunError::Interrupted => ExitCode::Interrupted,
-        }
-    }
-}
+pub use backend::Backend;
+pub use display::{Display, DisplayMode};
+pub use error::RunError;
+pub use event::{Event, EventSink, GroupReport, GroupStatus, Phase, TestCounts, TestOutcome};
+pub use leftovers::{find_leftovers, process_alive};
+pub use orchestrator::{group_label, run, run_label, stamp_labels, RunOutcome};
+pub use pytest_command::{parse_collection, PLUGIN_SOURCE};
+pub use signals::{run_interruptible, run_with_signals, Interrupted};
+pub use spec::{Assignment, Planner, RunSpec, TestSource};
+pub use startup::{declared_tcp_ports, start_order, EnvironmentFailure};
+pub use summary::{exit_code, render_summary, reproduce_command};

@@ -1,0 +1,176 @@
+//! [`Backend`]: the engine operations the orchestrator needs, in our own types. The real
+//! implementation is [`DockerEngine`]; tests use a scripted fake so startup order, dependency
+//! conditions, failure propagation and cleanup can be checked without Docker.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::compose::{Network, Project, Service, Volume};
+use crate::engine::{
+    ContainerOverrides, ContainerStatus, DockerEngine, EngineError, ExecOutcome, ExecRequest,
+    ImageSource, ManagedResource,
+};
+
+/// The operations the orchestrator performs on an engine.
+///
+/// `async fn` in a trait gives futures without a `Send` bound; that is deliberate: all groups
+/// run as futures joined on one task (their work is waiting on the engine, not computing), so
+/// nothing is ever moved across threads.
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    /// Build a `build:` service's image (or reuse the cached build); returns the tag to use.
+    async fn build_image(
+        &self,
+        service: &Service,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(String, ImageSource), EngineError>;
+    /// Make a non-build image available (local, else pulled if allowed).
+    async fn ensure_image(
+        &self,
+        image: &str,
+        allow_pull: bool,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ImageSource, EngineError>;
+    /// Create a network (labelled via `net.labels`).
+    async fn create_network(&self, name: &str, net: &Network) -> Result<(), EngineError>;
+    /// Create a volume (labelled via `vol.labels`).
+    async fn create_volume(&self, name: &str, vol: &Volume) -> Result<(), EngineError>;
+    /// Create and start a service's container; returns its name.
+    async fn start_service(
+        &self,
+        project: &Project,
+        service: &Service,
+        overrides: &ContainerOverrides,
+    ) -> Result<String, EngineError>;
+    /// Inspect a container.
+    async fn status(&self, container: &str) -> Result<ContainerStatus, EngineError>;
+    /// Whether a TCP port of the container accepts connections.
+    async fn port_open(&self, status: &ContainerStatus, port: u16) -> bool;
+    /// The last lines of a container's log.
+    async fn logs_tail(&self, container: &str, lines: usize) -> Result<String, EngineError>;
+    /// Run a command in a container, streaming its output.
+    async fn exec(
+        &self,
+        container: &str,
+        request: &ExecRequest,
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<ExecOutcome, EngineError>;
+    /// Write files into a folder of a container.
+    async fn upload(
+        &self,
+        container: &str,
+        dir: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<(), EngineError>;
+    /// Copy a folder out of a container into `target`.
+    async fn download(
+        &self,
+        container: &str,
+        path: &str,
+        target: &Path,
+    ) -> Result<Vec<PathBuf>, EngineError>;
+    /// Everything carrying a label.
+    async fn list_labelled(&self, label: &str) -> Result<Vec<ManagedResource>, EngineError>;
+    /// Remove everything carrying a label.
+    async fn remove_labelled(&self, label: &str) -> Result<Vec<ManagedResource>, EngineError>;
+}
+
+impl Backend for DockerEngine {
+    async fn build_image(
+        &self,
+        service: &Service,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(String, ImageSource), EngineError> {
+        self.build_service_image(service, on_line).await
+    }
+
+    async fn ensure_image(
+        &self,
+        image: &str,
+        allow_pull: bool,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ImageSource, EngineError> {
+        DockerEngine::ensure_image(self, image, allow_pull, on_line).await
+    }
+
+    async fn create_network(&self, name: &str, net: &Network) -> Result<(), EngineError> {
+        DockerEngine::create_network(self, name, net.driver.as_deref(), net.internal, &net.labels)
+            .await
+    }
+
+    async fn create_volume(&self, name: &str, vol: &Volume) -> Result<(), EngineError> {
+        DockerEngine::create_volume(
+            self,
+            name,
+            vol.driver.as_deref(),
+            &vol.driver_opts,
+            &vol.labels,
+        )
+        .await
+    }
+
+    async fn start_service(
+        &self,
+        project: &Project,
+        service: &Service,
+        overrides: &ContainerOverrides,
+    ) -> Result<String, EngineError> {
+        self.create_and_start(project, service, overrides).await
+    }
+
+    async fn status(&self, container: &str) -> Result<ContainerStatus, EngineError> {
+        self.inspect(container).await
+    }
+
+    async fn port_open(&self, status: &ContainerStatus, port: u16) -> bool {
+        // The host reaches containers on Linux bridge networks directly: connecting to the
+        // container's own address is "from inside its network" without needing a shell or
+        // probe tool in the image.
+        for ip in &status.ip_addresses {
+            let connect = tokio::net::TcpStream::connect((ip.as_str(), port));
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), connect).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn logs_tail(&self, container: &str, lines: usize) -> Result<String, EngineError> {
+        DockerEngine::logs_tail(self, container, lines).await
+    }
+
+    async fn exec(
+        &self,
+        container: &str,
+        request: &ExecRequest,
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<ExecOutcome, EngineError> {
+        DockerEngine::exec(self, container, request, on_output).await
+    }
+
+    async fn upload(
+        &self,
+        container: &str,
+        dir: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<(), EngineError> {
+        self.upload_files(container, dir, files).await
+    }
+
+    async fn download(
+        &self,
+        container: &str,
+        path: &str,
+        target: &Path,
+    ) -> Result<Vec<PathBuf>, EngineError> {
+        self.download_dir(container, path, target).await
+    }
+
+    async fn list_labelled(&self, label: &str) -> Result<Vec<ManagedResource>, EngineError> {
+        DockerEngine::list_labelled(self, label).await
+    }
+
+    async fn remove_labelled(&self, label: &str) -> Result<Vec<ManagedResource>, EngineError> {
+        DockerEngine::remove_labelled(self, label).await
+    }
+}

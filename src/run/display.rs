@@ -1,0 +1,196 @@
+//! The live display: one indicatif line per group on a terminal, or plain `[g2] ...` lines
+//! for CI logs. It consumes [`Event`]s and is the only place that prints during a run.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::event::{Event, GroupStatus, Phase, TestOutcome};
+use crate::config::ProgressMode;
+
+/// Bars or plain lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisplayMode {
+    /// indicatif bars.
+    Bars,
+    /// Prefixed lines.
+    Plain,
+}
+
+impl DisplayMode {
+    /// `--progress auto` means bars only when stderr is a terminal.
+    pub fn resolve(mode: ProgressMode) -> DisplayMode {
+        match mode {
+            ProgressMode::Bars => DisplayMode::Bars,
+            ProgressMode::Plain => DisplayMode::Plain,
+            ProgressMode::Auto if std::io::stderr().is_terminal() => DisplayMode::Bars,
+            ProgressMode::Auto => DisplayMode::Plain,
+        }
+    }
+}
+
+struct GroupLine {
+    bar: Option<ProgressBar>,
+    phase: Phase,
+    planned: usize,
+    done: usize,
+    failed: usize,
+    started: Instant,
+}
+
+/// Consumes events until the channel closes.
+pub struct Display {
+    mode: DisplayMode,
+    multi: MultiProgress,
+    groups: BTreeMap<usize, GroupLine>,
+}
+
+impl Display {
+    /// A display in `mode`.
+    pub fn new(mode: DisplayMode) -> Display {
+        let multi = MultiProgress::with_draw_target(match mode {
+            DisplayMode::Bars => ProgressDrawTarget::stderr(),
+            DisplayMode::Plain => ProgressDrawTarget::hidden(),
+        });
+        Display {
+            mode,
+            multi,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// Print events as they come, until every sender is gone.
+    pub async fn consume(mut self, mut events: UnboundedReceiver<Event>) {
+        while let Some(event) = events.recv().await {
+            self.handle(event);
+        }
+        for line in self.groups.values() {
+            if let Some(bar) = &line.bar {
+                bar.finish();
+            }
+        }
+    }
+
+    fn print(&self, text: &str) {
+        match self.mode {
+            DisplayMode::Bars => {
+                let _ = self.multi.println(text);
+            }
+            DisplayMode::Plain => eprintln!("{text}"),
+        }
+    }
+
+    fn line(&mut self, group: usize) -> &mut GroupLine {
+        let mode = self.mode;
+        let multi = &self.multi;
+        self.groups.entry(group).or_insert_with(|| {
+            let bar = (mode == DisplayMode::Bars).then(|| {
+                let bar = multi.add(ProgressBar::new(0));
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:.bold} [{bar:24}] {pos}/{len} {msg}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("[g{group}]"));
+                bar.enable_steady_tick(Duration::from_millis(250));
+                bar
+            });
+            GroupLine {
+                bar,
+                phase: Phase::Creating,
+                planned: 0,
+                done: 0,
+                failed: 0,
+                started: Instant::now(),
+            }
+        })
+    }
+
+    fn refresh(&mut self, group: usize) {
+        let line = self.line(group);
+        if let Some(bar) = &line.bar {
+            bar.set_length(line.planned as u64);
+            bar.set_position(line.done as u64);
+            bar.set_message(format!(
+                "{} | {} failed | {}s",
+                line.phase,
+                line.failed,
+                line.started.elapsed().as_secs()
+            ));
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Info(text) => {
+                if self.mode == DisplayMode::Plain {
+                    self.print(&text)
+                }
+            }
+            Event::Warning(text) => self.print(&format!("warning: {text}")),
+            Event::Phase { group, phase } => {
+                let line = self.line(group);
+                line.phase = phase.clone();
+                let elapsed = line.started.elapsed().as_secs();
+                if self.mode == DisplayMode::Plain {
+                    self.print(&format!("[g{group}] {phase} ({elapsed}s)"));
+                }
+                self.refresh(group);
+            }
+            Event::Planned { group, tests } => {
+                self.line(group).planned = tests;
+                if self.mode == DisplayMode::Plain {
+                    self.print(&format!("[g{group}] {tests} tests"));
+                }
+                self.refresh(group);
+            }
+            Event::Test {
+                group,
+                node_id,
+                outcome,
+            } => {
+                let line = self.line(group);
+                if matches!(outcome, TestOutcome::Failed | TestOutcome::Error) {
+                    line.failed += 1;
+                    let word = if outcome == TestOutcome::Failed { "FAILED" } else { "ERROR" };
+                    self.print(&format!("[g{group}] {word} {node_id}"));
+                }
+                let line = self.line(group);
+                if matches!(outcome, TestOutcome::Passed | TestOutcome::Failed | TestOutcome::Skipped) {
+                    line.done += 1;
+                }
+                self.refresh(group);
+            }
+            Event::GroupDone(report) => {
+                let c = &report.counts;
+                let status = match &report.status {
+                    GroupStatus::EnvironmentError(reason) => format!("environment error: {reason}"),
+                    GroupStatus::TimedOut(limit) => format!("timed out after {}s", limit.as_secs()),
+                    other => other.label().to_string(),
+                };
+                self.print(&format!(
+                    "[g{}] {status}: {} passed, {} failed, {} skipped, {} errors of {} tests",
+                    report.group, c.passed, c.failed, c.skipped, c.errors, c.planned
+                ));
+                let group = report.group;
+                if let Some(bar) = &self.line(group).bar {
+                    bar.finish();
+                }
+            }
+            Event::Interrupted { forced: false } => {
+                self.print("interrupted: stopping, removing everything this run created (Ctrl-C again to hurry)")
+            }
+            Event::Interrupted { forced: true } => {
+                self.print("second interrupt: removal is already forced; finishing it so nothing is left behind")
+            }
+            Event::Removed(list) => {
+                if !list.is_empty() && self.mode == DisplayMode::Plain {
+                    self.print(&format!("removed {}", list.join(", ")));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Events the orchestrator emits. The display, the summary and the reports consume them;
+//! nothing in the orchestrator or the engine prints.
+
+use std::time::Duration;
+
+/// Where a group is in its lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Creating networks and volumes.
+    Creating,
+    /// Starting a service's container.
+    Starting(String),
+    /// Waiting for services to become ready.
+    WaitingFor(Vec<String>),
+    /// Collecting the test suite (only in the first ready group).
+    Collecting,
+    /// Waiting for the plan (another group is collecting).
+    WaitingForPlan,
+    /// Running the tests.
+    Testing,
+    /// Copying result files out.
+    Copying,
+    /// Removing the group's resources.
+    TearingDown,
+    /// Finished.
+    Done,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Creating => f.write_str("creating networks and volumes"),
+            Phase::Starting(s) => write!(f, "starting {s}"),
+            Phase::WaitingFor(s) => write!(f, "waiting for {}", s.join(", ")),
+            Phase::Collecting => f.write_str("collecting tests"),
+            Phase::WaitingForPlan => f.write_str("waiting for the plan"),
+            Phase::Testing => f.write_str("testing"),
+            Phase::Copying => f.write_str("copying results"),
+            Phase::TearingDown => f.write_str("tearing down"),
+            Phase::Done => f.write_str("done"),
+        }
+    }
+}
+
+/// How one test phase ended, as the pytest plugin reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestOutcome {
+    /// Passed.
+    Passed,
+    /// Failed in its call.
+    Failed,
+    /// Skipped (or xfailed).
+    Skipped,
+    /// Failed in setup or teardown.
+    Error,
+}
+
+/// How a group ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupStatus {
+    /// pytest ran and every test passed (or the group was empty).
+    Passed,
+    /// pytest ran and some tests failed.
+    Failed,
+    /// The environment failed (service never ready, container died, engine error).
+    EnvironmentError(String),
+    /// The group exceeded `--timeout`.
+    TimedOut(Duration),
+}
+
+impl GroupStatus {
+    /// Short text for tables.
+    pub fn label(&self) -> &'static str {
+        match self {
+            GroupStatus::Passed => "passed",
+            GroupStatus::Failed => "failed",
+            GroupStatus::EnvironmentError(_) => "env error",
+            GroupStatus::TimedOut(_) => "timed out",
+        }
+    }
+}
+
+/// Counters for one group, updated from the plugin's lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestCounts {
+    /// Tests planned for the group.
+    pub planned: usize,
+    /// Tests finished (their teardown reported).
+    pub done: usize,
+    /// Passed.
+    pub passed: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Skipped.
+    pub skipped: usize,
+    /// Errors in setup/teardown.
+    pub errors: usize,
+}
+
+/// Everything known about a finished group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupReport {
+    /// 1-based group number.
+    pub group: usize,
+    /// Outcome.
+    pub status: GroupStatus,
+    /// Counters.
+    pub counts: TestCounts,
+    /// Seconds from the group's start until its tests started.
+    pub setup_seconds: f64,
+    /// Seconds the tests ran.
+    pub test_seconds: f64,
+    /// Seconds spent removing the group's resources.
+    pub teardown_seconds: f64,
+    /// pytest's exit code, if it ran.
+    pub pytest_exit: Option<i64>,
+    /// Node ids that ran (teardown reported), in order.
+    pub ran: Vec<String>,
+    /// Result files copied out, relative to the group's folder.
+    pub files: Vec<std::path::PathBuf>,
+}
+
+/// One thing that happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// General progress ("building image app").
+    Info(String),
+    /// Something the user should know that does not stop the run.
+    Warning(String),
+    /// A group entered a phase.
+    Phase {
+        /// Group.
+        group: usize,
+        /// Phase.
+        phase: Phase,
+    },
+    /// The plan is known: how many tests each started group has.
+    Planned {
+        /// Group.
+        group: usize,
+        /// Number of tests.
+        tests: usize,
+    },
+    /// One test finished.
+    Test {
+        /// Group.
+        group: usize,
+        /// Node id.
+        node_id: String,
+        /// Outcome.
+        outcome: TestOutcome,
+    },
+    /// A group finished.
+    GroupDone(Box<GroupReport>),
+    /// An interrupt arrived; cleanup is under way.
+    Interrupted {
+        /// A second interrupt arrived.
+        forced: bool,
+    },
+    /// Resources removed during cleanup.
+    Removed(Vec<String>),
+}
+
+/// Where events go. Sending never fails the run: a display that went away is not an error.
+#[derive(Debug, Clone)]
+pub struct EventSink(tokio::sync::mpsc::UnboundedSender<Event>);
+
+impl EventSink {
+    /// A sink and the receiver a consumer reads from.
+    pub fn channel() -> (EventSink, tokio::sync::mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (EventSink(tx), rx)
+    }
+
+    /// Emit one event.
+    pub fn emit(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+}

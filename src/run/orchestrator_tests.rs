@@ -1,0 +1,429 @@
+//! Orchestration tests against the scripted fake engine: startup order and dependency
+//! conditions, failure propagation, exactly-once test assignment, and cleanup on every path.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use super::event::{EventSink, GroupStatus};
+use super::fake_backend::{Behaviour, FakeBackend};
+use super::orchestrator::{run, stamp_labels, RunOutcome};
+use super::signals::run_interruptible;
+use super::spec::{Assignment, RunSpec, TestSource};
+use super::summary::exit_code;
+use crate::compose::{
+    Dependency, DependencyCondition, Healthcheck, IsolationInfo, Network, Project, Service,
+    ServiceNetwork, Volume,
+};
+use crate::errors::ExitCode;
+
+const RUN: &str = "t1";
+
+fn dep(condition: DependencyCondition, required: bool) -> Dependency {
+    Dependency {
+        condition,
+        required,
+    }
+}
+
+fn service(name: &str, project: &str) -> Service {
+    Service {
+        name: name.into(),
+        image: Some(format!("fixture/{name}")),
+        container_name: Some(format!("{project}-{name}-1")),
+        networks: IndexMap::from([(
+            "default".to_string(),
+            ServiceNetwork {
+                aliases: vec![name.into()],
+                ipv4_address: None,
+            },
+        )]),
+        ..Default::default()
+    }
+}
+
+/// db (healthcheck), redis, migrate (one-shot), app (tests) depending on all three.
+fn project(group: usize, groups: usize, redis_required: bool) -> Project {
+    let name = format!("shop-{RUN}-g{group}");
+    let mut db = service("db", &name);
+    db.healthcheck = Some(Healthcheck {
+        test: vec!["CMD".into(), "pg_isready".into()],
+        ..Default::default()
+    });
+    db.expose = vec!["5432".into()];
+    let mut redis = service("redis", &name);
+    redis.expose = vec!["6379".into()];
+    let mut migrate = service("migrate", &name);
+    migrate.depends_on = IndexMap::from([(
+        "db".to_string(),
+        dep(DependencyCondition::ServiceHealthy, true),
+    )]);
+    let mut app = service("app", &name);
+    app.depends_on = IndexMap::from([
+        (
+            "db".to_string(),
+            dep(DependencyCondition::ServiceHealthy, true),
+        ),
+        (
+            "redis".to_string(),
+            dep(DependencyCondition::ServiceHealthy, redis_required),
+        ),
+        (
+            "migrate".to_string(),
+            dep(DependencyCondition::ServiceCompletedSuccessfully, true),
+        ),
+    ]);
+    let mut p = Project {
+        name: name.clone(),
+        project_dir: "/src".into(),
+        files: vec![],
+        services: IndexMap::new(),
+        networks: IndexMap::from([(
+            "default".to_string(),
+            Network {
+                name: Some(format!("{name}_default")),
+                ..Default::default()
+            },
+        )]),
+        volumes: IndexMap::from([(
+            "dbdata".to_string(),
+            Volume {
+                name: Some(format!("{name}_dbdata")),
+                ..Default::default()
+            },
+        )]),
+        isolation: Some(IsolationInfo {
+            run_id: RUN.into(),
+            group,
+            groups,
+            base_project: "shop".into(),
+            test_service: Some("app".into()),
+            notes: vec![],
+        }),
+    };
+    // File order deliberately puts the dependent first: start order must not follow it.
+    for s in [app, migrate, redis, db] {
+        p.services.insert(s.name.clone(), s);
+    }
+    stamp_labels(&mut p, RUN, group);
+    p
+}
+
+fn spec(groups: &[usize], total: usize, out: &std::path::Path) -> RunSpec {
+    RunSpec {
+        run_id: RUN.into(),
+        projects: groups.iter().map(|g| project(*g, total, true)).collect(),
+        test_service: "app".into(),
+        command: vec!["pytest".into()],
+        env: vec![],
+        ready_timeout: Duration::from_secs(5),
+        timeout: None,
+        out_dir: out.to_path_buf(),
+        keep: false,
+        no_build: false,
+        poll: Duration::from_millis(1),
+    }
+}
+
+fn round_robin(groups: usize) -> TestSource {
+    TestSource::Collect(Box::new(move |ids: Vec<String>| {
+        let mut a: Assignment = (1..=groups).map(|g| (g, Vec::new())).collect();
+        for (i, id) in ids.into_iter().enumerate() {
+            a.get_mut(&(i % groups + 1)).unwrap().push(id);
+        }
+        Ok(a)
+    }))
+}
+
+fn fake(collected: &[&str]) -> FakeBackend {
+    FakeBackend {
+        collected: collected.iter().map(|s| s.to_string()).collect(),
+        behaviours: [
+            ("db".to_string(), Behaviour::HealthyAfter(2)),
+            ("redis".to_string(), Behaviour::HealthyAfter(0)),
+            ("migrate".to_string(), Behaviour::Exits(0)),
+        ]
+        .into(),
+        ..Default::default()
+    }
+}
+
+async fn go(backend: &FakeBackend, spec: &RunSpec, source: TestSource) -> RunOutcome {
+    let (events, _rx) = EventSink::channel();
+    run(backend, spec, source, &events).await
+}
+
+fn position(calls: &[String], call: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c == call)
+        .unwrap_or_else(|| panic!("no call {call:?} in {calls:#?}"))
+}
+
+const IDS: [&str; 5] = [
+    "tests/test_a.py::test_one",
+    "tests/test_a.py::TestX::test_two",
+    "tests/test_b.py::test_p[x y]",
+    "tests/test_b.py::test_q",
+    "tests/test_c.py::test_r",
+];
+
+#[tokio::test]
+async fn starts_services_after_their_dependencies_and_runs_every_test_once() {
+    let out = tempfile::tempdir().unwrap();
+    let backend = fake(&IDS);
+    let spec = spec(&[1, 2], 2, out.path());
+    let outcome = go(&backend, &spec, round_robin(2)).await;
+
+    let calls = backend.calls.borrow().clone();
+    let start_db = position(&calls, "start db@g1");
+    let start_migrate = position(&calls, "start migrate@g1");
+    let start_app = position(&calls, "start app@g1 (sleeping)");
+    assert!(
+        start_db < start_migrate && start_migrate < start_app,
+        "{calls:#?}"
+    );
+    let db_polls_before_app = calls[..start_app]
+        .iter()
+        .filter(|c| *c == "poll db")
+        .count();
+    assert!(
+        db_polls_before_app >= 3,
+        "app started before db was healthy: {calls:#?}"
+    );
+    assert!(position(&calls, "poll migrate") < start_app);
+    assert_eq!(calls.iter().filter(|c| *c == "exec collect").count(), 1);
+
+    let mut ran: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+    ran.sort();
+    let mut expected: Vec<String> = IDS.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(ran, expected);
+    assert!(outcome.missing.is_empty() && outcome.duplicated.is_empty());
+    assert_eq!(outcome.groups[0].counts.planned, 3);
+    assert_eq!(outcome.groups[1].counts.passed, 2);
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    assert!(out.path().join("g1/output.log").exists());
+    assert!(out.path().join("g2/junit.xml").exists());
+    assert_eq!(backend.remaining(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_failing_test_gives_exit_code_1() {
+    let out = tempfile::tempdir().unwrap();
+    let backend = fake(&["t.py::test_ok", "t.py::test_fail"]);
+    let outcome = go(&backend, &spec(&[1], 1, out.path()), round_robin(1)).await;
+    assert_eq!(outcome.groups[0].status, GroupStatus::Failed);
+    assert_eq!(outcome.groups[0].counts.failed, 1);
+    assert_eq!(exit_code(&outcome), ExitCode::TestsFailed);
+    assert_eq!(backend.remaining(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_never_healthy_service_fails_only_its_group_with_name_state_and_log() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .behaviours
+        .insert("db@2".into(), Behaviour::NeverHealthy);
+    let mut spec = spec(&[1, 2], 2, out.path());
+    spec.ready_timeout = Duration::from_millis(150);
+    let outcome = go(&backend, &spec, round_robin(2)).await;
+    let GroupStatus::EnvironmentError(reason) = &outcome.groups[1].status else {
+        panic!("group 2 should fail: {:?}", outcome.groups[1]);
+    };
+    assert!(reason.contains("service db"), "{reason}");
+    assert!(
+        reason.contains("not healthy within the ready timeout"),
+        "{reason}"
+    );
+    assert!(reason.contains("health: starting"), "{reason}");
+    assert!(reason.contains("FATAL something broke"), "{reason}");
+    assert_eq!(outcome.groups[0].status, GroupStatus::Passed);
+    assert!(
+        !backend
+            .calls
+            .borrow()
+            .contains(&"start app@g2 (sleeping)".to_string()),
+        "a dependent of a failed service must not start"
+    );
+    assert_eq!(exit_code(&outcome), ExitCode::Environment);
+    assert_eq!(backend.remaining(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_unhealthy_or_crashing_service_fails_fast() {
+    for behaviour in [Behaviour::Unhealthy, Behaviour::Exits(1)] {
+        let out = tempfile::tempdir().unwrap();
+        let mut backend = fake(&IDS);
+        backend.behaviours.insert("db".into(), behaviour);
+        let mut spec = spec(&[1], 1, out.path());
+        spec.ready_timeout = Duration::from_secs(30);
+        let started = std::time::Instant::now();
+        let outcome = go(&backend, &spec, round_robin(1)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{behaviour:?} waited for the timeout"
+        );
+        assert!(matches!(
+            outcome.groups[0].status,
+            GroupStatus::EnvironmentError(_)
+        ));
+        assert_eq!(exit_code(&outcome), ExitCode::Environment);
+        assert_eq!(backend.remaining(), Vec::<String>::new());
+    }
+}
+
+#[tokio::test]
+async fn a_failing_optional_dependency_is_only_a_warning() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .behaviours
+        .insert("redis".into(), Behaviour::Unhealthy);
+    let mut spec = spec(&[1], 1, out.path());
+    spec.projects = vec![project(1, 1, false)];
+    let (events, mut rx) = EventSink::channel();
+    let outcome = run(&backend, &spec, round_robin(1), &events).await;
+    assert_eq!(
+        outcome.groups[0].status,
+        GroupStatus::Passed,
+        "{:?}",
+        outcome.groups[0]
+    );
+    let mut warned = false;
+    while let Ok(e) = rx.try_recv() {
+        if let super::event::Event::Warning(w) = e {
+            warned |= w.contains("redis");
+        }
+    }
+    assert!(warned);
+}
+
+#[tokio::test]
+async fn a_collection_error_is_a_usage_error_and_cleans_up() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend.collect_exit = 2;
+    let outcome = go(&backend, &spec(&[1, 2], 2, out.path()), round_robin(2)).await;
+    assert_eq!(exit_code(&outcome), ExitCode::Usage);
+    assert!(outcome
+        .fatal
+        .unwrap()
+        .to_string()
+        .contains("collecting tests"));
+    assert_eq!(backend.remaining(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_missing_image_fails_before_anything_is_created() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend.missing_image = Some("fixture/redis".into());
+    let outcome = go(&backend, &spec(&[1], 1, out.path()), round_robin(1)).await;
+    assert_eq!(exit_code(&outcome), ExitCode::Environment);
+    assert!(outcome.fatal.unwrap().to_string().contains("fixture/redis"));
+    assert!(!backend
+        .calls
+        .borrow()
+        .iter()
+        .any(|c| c.starts_with("network")));
+}
+
+#[tokio::test]
+async fn only_the_selected_group_runs_exactly_its_planned_tests() {
+    let out = tempfile::tempdir().unwrap();
+    let backend = fake(&IDS);
+    let assignment: Assignment = BTreeMap::from([
+        (1, vec![IDS[0].to_string()]),
+        (2, vec![IDS[1].to_string(), IDS[2].to_string()]),
+        (3, vec![IDS[3].to_string(), IDS[4].to_string()]),
+    ]);
+    let outcome = go(
+        &backend,
+        &spec(&[2], 3, out.path()),
+        TestSource::Fixed(assignment.clone()),
+    )
+    .await;
+    assert_eq!(outcome.groups.len(), 1);
+    assert_eq!(outcome.groups[0].ran, assignment[&2]);
+    assert!(!backend.calls.borrow().contains(&"exec collect".to_string()));
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+}
+
+#[tokio::test]
+async fn a_group_over_its_timeout_is_reported_and_removed() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend.tests_hang = true;
+    let mut spec = spec(&[1], 1, out.path());
+    spec.timeout = Some(Duration::from_millis(50));
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(
+        outcome.groups[0].status,
+        GroupStatus::TimedOut(Duration::from_millis(50))
+    );
+    assert_eq!(exit_code(&outcome), ExitCode::TestsFailed);
+    assert_eq!(backend.remaining(), Vec::<String>::new());
+}
+
+async fn interrupted_after(backend: &FakeBackend, spec: &RunSpec, delay: Duration) {
+    let (events, _rx) = EventSink::channel();
+    let result = run_interruptible(
+        backend,
+        RUN,
+        run(backend, spec, round_robin(2), &events),
+        tokio::time::sleep(delay),
+        std::future::pending(),
+        &events,
+    )
+    .await;
+    let interrupted = result.expect_err("the run should have been interrupted");
+    assert!(!interrupted.removed.is_empty());
+    assert_eq!(backend.remaining(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_interrupt_during_startup_removes_everything() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .behaviours
+        .insert("db".into(), Behaviour::NeverHealthy);
+    let spec = spec(&[1, 2], 2, out.path());
+    interrupted_after(&backend, &spec, Duration::from_millis(50)).await;
+    assert!(!backend
+        .calls
+        .borrow()
+        .iter()
+        .any(|c| c.starts_with("start app")));
+}
+
+#[tokio::test]
+async fn an_interrupt_during_tests_removes_everything() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend.tests_hang = true;
+    let spec = spec(&[1, 2], 2, out.path());
+    interrupted_after(&backend, &spec, Duration::from_millis(200)).await;
+    assert!(backend
+        .calls
+        .borrow()
+        .iter()
+        .any(|c| c.starts_with("exec pytest")));
+}
+
+#[test]
+fn start_order_puts_dependencies_first_and_reports_cycles() {
+    let p = project(1, 1, true);
+    let order = super::startup::start_order(&p).unwrap();
+    let pos = |s: &str| order.iter().position(|o| o == s).unwrap();
+    assert!(pos("db") < pos("migrate") && pos("migrate") < pos("app") && pos("redis") < pos("app"));
+    let mut cyclic = p.clone();
+    cyclic.services["db"]
+        .depends_on
+        .insert("app".into(), dep(DependencyCondition::ServiceStarted, true));
+    let err = super::startup::start_order(&cyclic).unwrap_err();
+    assert!(err.contains("cycle") && err.contains("db"), "{err}");
+}

@@ -1,0 +1,238 @@
+//! The pytest side of a group: the command lines for collection and for a group's run, the
+//! plugin that selects node ids from a file, and parsing the plugin's progress lines.
+//!
+//! Groups often share a bind-mounted source tree, so everything pytest and coverage would
+//! write into the working directory is redirected into the container's own `/tmp`.
+
+use super::event::TestOutcome;
+
+/// The plugin's source, uploaded into each test container.
+pub const PLUGIN_SOURCE: &str = include_str!("compose_shard_plugin.py");
+/// The plugin's module name (`-p compose_shard_plugin`).
+pub const PLUGIN_MODULE: &str = "compose_shard_plugin";
+/// Folder in the container holding the plugin (on PYTHONPATH).
+pub const PLUGIN_DIR: &str = "/tmp/compose-shard-plugin";
+/// Folder in the container where a group writes its results (copied out afterwards).
+pub const RESULTS_DIR: &str = "/tmp/compose-shard";
+/// The node-id list inside the container.
+pub const TESTS_FILE: &str = "/tmp/compose-shard-plugin/tests.txt";
+const LINE_PREFIX: &str = "##compose-shard## ";
+
+/// What to exec in the test container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PytestInvocation {
+    /// argv.
+    pub argv: Vec<String>,
+    /// Environment.
+    pub env: Vec<(String, String)>,
+}
+
+fn uses_coverage(args: &[String]) -> bool {
+    args.iter().any(|a| a == "--cov" || a.starts_with("--cov="))
+}
+
+/// `PYTHONPATH` with the plugin folder first, keeping the service's own value.
+fn python_path(service_python_path: Option<&str>) -> String {
+    match service_python_path {
+        Some(p) if !p.is_empty() => format!("{PLUGIN_DIR}:{p}"),
+        _ => PLUGIN_DIR.to_string(),
+    }
+}
+
+/// The collection command: the user's command without coverage options (coverage during
+/// collection would write reports into the shared working directory), plus
+/// `--collect-only -q`.
+pub fn collect_invocation(
+    command: &[String],
+    service_python_path: Option<&str>,
+) -> PytestInvocation {
+    let mut argv: Vec<String> = command
+        .iter()
+        .filter(|a| !a.starts_with("--cov"))
+        .cloned()
+        .collect();
+    argv.extend(
+        ["--collect-only", "-q", "-p", "no:cacheprovider"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    PytestInvocation {
+        argv,
+        env: vec![
+            ("PYTHONPATH".into(), python_path(service_python_path)),
+            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+        ],
+    }
+}
+
+/// The group's test command: the user's command plus the plugin, a per-group JUnit path,
+/// no cache provider, and for `--cov` users a per-group coverage XML and data file.
+pub fn group_invocation(
+    command: &[String],
+    service_python_path: Option<&str>,
+    extra_env: &[(String, String)],
+) -> PytestInvocation {
+    let mut argv = command.to_vec();
+    argv.extend([
+        "-p".to_string(),
+        PLUGIN_MODULE.to_string(),
+        "-p".to_string(),
+        "no:cacheprovider".to_string(),
+        format!("--junitxml={RESULTS_DIR}/junit.xml"),
+    ]);
+    let mut env = extra_env.to_vec();
+    env.push(("PYTHONPATH".into(), python_path(service_python_path)));
+    env.push(("COMPOSE_SHARD_TESTS".into(), TESTS_FILE.into()));
+    // Bytecode caches in a shared tree are written concurrently by every group.
+    env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+    if uses_coverage(command) {
+        argv.push(format!("--cov-report=xml:{RESULTS_DIR}/coverage.xml"));
+        env.push(("COVERAGE_FILE".into(), format!("{RESULTS_DIR}/.coverage")));
+    }
+    PytestInvocation { argv, env }
+}
+
+/// The node ids printed by `pytest --collect-only -q`.
+pub fn parse_collection(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.contains("::") && !l.starts_with(' '))
+        .map(str::to_string)
+        .collect()
+}
+
+/// One parsed plugin line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginLine {
+    /// A test phase ended. `finished` is true for the teardown report (the test is done).
+    Report {
+        /// Node id.
+        node_id: String,
+        /// Counted outcome, if this phase decides one.
+        outcome: Option<TestOutcome>,
+        /// The test is complete.
+        finished: bool,
+    },
+    /// A planned node id was not collected in this group.
+    Missing(String),
+}
+
+/// Parse one output line; `None` for ordinary pytest output.
+pub fn parse_plugin_line(line: &str) -> Option<PluginLine> {
+    let rest = line.trim_end_matches('\r').strip_prefix(LINE_PREFIX)?;
+    if let Some(id) = rest.strip_prefix("missing ") {
+        return Some(PluginLine::Missing(id.to_string()));
+    }
+    let (when, rest) = rest.split_once(' ')?;
+    let (result, node_id) = rest.split_once(' ')?;
+    let outcome = match (when, result) {
+        ("call", "passed") => Some(TestOutcome::Passed),
+        ("call", "failed") => Some(TestOutcome::Failed),
+        (_, "skipped") => Some(TestOutcome::Skipped),
+        ("setup" | "teardown", "failed") => Some(TestOutcome::Error),
+        _ => None,
+    };
+    Some(PluginLine::Report {
+        node_id: node_id.to_string(),
+        outcome,
+        finished: when == "teardown",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn group_command_isolates_everything_written_per_group() {
+        let inv = group_invocation(&s(&["pytest", "--cov=app", "-x"]), Some("/code"), &[]);
+        assert_eq!(
+            inv.argv,
+            s(&[
+                "pytest",
+                "--cov=app",
+                "-x",
+                "-p",
+                "compose_shard_plugin",
+                "-p",
+                "no:cacheprovider",
+                "--junitxml=/tmp/compose-shard/junit.xml",
+                "--cov-report=xml:/tmp/compose-shard/coverage.xml"
+            ])
+        );
+        assert!(inv.env.contains(&(
+            "COVERAGE_FILE".into(),
+            "/tmp/compose-shard/.coverage".into()
+        )));
+        assert!(inv.env.contains(&(
+            "PYTHONPATH".into(),
+            "/tmp/compose-shard-plugin:/code".into()
+        )));
+        let plain = group_invocation(&s(&["pytest"]), None, &[]);
+        assert!(!plain.argv.iter().any(|a| a.contains("cov")));
+    }
+
+    #[test]
+    fn collection_drops_coverage_and_parses_ids_with_spaces_and_brackets() {
+        let inv = collect_invocation(&s(&["pytest", "--cov=app", "--cov-branch", "tests"]), None);
+        assert_eq!(
+            inv.argv,
+            s(&[
+                "pytest",
+                "tests",
+                "--collect-only",
+                "-q",
+                "-p",
+                "no:cacheprovider"
+            ])
+        );
+        let out = "tests/test_a.py::test_one\ntests/test_a.py::T::test_p[a b-::x]\n\n2 tests collected in 0.01s\n";
+        assert_eq!(
+            parse_collection(out),
+            s(&[
+                "tests/test_a.py::test_one",
+                "tests/test_a.py::T::test_p[a b-::x]"
+            ])
+        );
+    }
+
+    #[test]
+    fn plugin_lines_count_each_test_once() {
+        let p = |l| parse_plugin_line(l).unwrap();
+        assert_eq!(
+            p("##compose-shard## call failed t.py::x"),
+            PluginLine::Report {
+                node_id: "t.py::x".into(),
+                outcome: Some(TestOutcome::Failed),
+                finished: false
+            }
+        );
+        assert_eq!(
+            p("##compose-shard## setup passed t.py::x y"),
+            PluginLine::Report {
+                node_id: "t.py::x y".into(),
+                outcome: None,
+                finished: false
+            }
+        );
+        assert_eq!(
+            p("##compose-shard## teardown failed t.py::x"),
+            PluginLine::Report {
+                node_id: "t.py::x".into(),
+                outcome: Some(TestOutcome::Error),
+                finished: true
+            }
+        );
+        assert_eq!(
+            p("##compose-shard## missing t.py::gone"),
+            PluginLine::Missing("t.py::gone".into())
+        );
+        assert_eq!(parse_plugin_line("t.py::x PASSED"), None);
+    }
+}

@@ -1,0 +1,48 @@
+//! What the orchestrator is asked to do, in plain types (built by `commands::run`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::compose::Project;
+
+/// Node ids per 1-based group number: the whole plan, also for groups not run here.
+pub type Assignment = BTreeMap<usize, Vec<String>>;
+
+/// Turns the collected node ids into an assignment (and typically saves the plan).
+pub type Planner = Box<dyn FnOnce(Vec<String>) -> Result<Assignment, String>>;
+
+/// Where the tests of each group come from.
+pub enum TestSource {
+    /// A fixed assignment (`--plan FILE`): no collection.
+    Fixed(Assignment),
+    /// Collect once in the first ready environment, then plan.
+    Collect(Planner),
+}
+
+/// One run of N isolated environments.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Run id (unique per run; part of every engine-side name and label).
+    pub run_id: String,
+    /// One isolated project per group to run here (`isolation.group` says which).
+    pub projects: Vec<Project>,
+    /// The service the tests run in.
+    pub test_service: String,
+    /// The test command (`pytest ...`).
+    pub command: Vec<String>,
+    /// Extra environment for the test container.
+    pub env: Vec<(String, String)>,
+    /// How long services may take to become ready.
+    pub ready_timeout: Duration,
+    /// Per-group limit for the test phase.
+    pub timeout: Option<Duration>,
+    /// Results folder.
+    pub out_dir: PathBuf,
+    /// Keep environments after the run.
+    pub keep: bool,
+    /// Do not build images.
+    pub no_build: bool,
+    /// Readiness poll interval.
+    pub poll: Duration,
+}

@@ -1,0 +1,170 @@
+//! The end-of-run summary: a table of groups, the overall result, the command that reproduces
+//! a failed group, and the exit code.
+
+use std::fmt::Write;
+
+use super::event::GroupStatus;
+use super::orchestrator::RunOutcome;
+use crate::errors::ExitCode;
+
+/// The exit code for a finished (not interrupted) run: 3 if any environment failed, 1 if any
+/// test failed, timed out or did not run, 0 otherwise.
+pub fn exit_code(outcome: &RunOutcome) -> ExitCode {
+    if let Some(fatal) = &outcome.fatal {
+        return fatal.exit_code();
+    }
+    if outcome
+        .groups
+        .iter()
+        .any(|g| matches!(g.status, GroupStatus::EnvironmentError(_)))
+    {
+        return ExitCode::Environment;
+    }
+    let failed = outcome
+        .groups
+        .iter()
+        .any(|g| matches!(g.status, GroupStatus::Failed | GroupStatus::TimedOut(_)));
+    if failed || !outcome.missing.is_empty() || !outcome.duplicated.is_empty() {
+        return ExitCode::TestsFailed;
+    }
+    ExitCode::Success
+}
+
+/// `compose-shard run --plan <out>/plan.json --only K <flags> -- <command>`, reproducing one
+/// group with the same tests and the same services.
+pub fn reproduce_command(
+    plan_file: &str,
+    group: usize,
+    flags: &[String],
+    command: &[String],
+) -> String {
+    let mut words = vec![
+        "compose-shard".to_string(),
+        "run".into(),
+        "--plan".into(),
+        plan_file.to_string(),
+        "--only".into(),
+        group.to_string(),
+    ];
+    words.extend(flags.iter().cloned());
+    if !command.is_empty() {
+        words.push("--".into());
+        words.extend(command.iter().cloned());
+    }
+    shell_words::join(words)
+}
+
+/// The summary table and the overall result, as text.
+pub fn render_summary(
+    outcome: &RunOutcome,
+    plan_file: &str,
+    flags: &[String],
+    command: &[String],
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<6} {:<10} {:>6} {:>7} {:>7} {:>8} {:>7} {:>8} {:>8} {:>9}",
+        "group",
+        "status",
+        "tests",
+        "passed",
+        "failed",
+        "skipped",
+        "errors",
+        "setup s",
+        "tests s",
+        "teardown s"
+    );
+    for g in &outcome.groups {
+        let c = &g.counts;
+        let _ = writeln!(
+            out,
+            "{:<6} {:<10} {:>6} {:>7} {:>7} {:>8} {:>7} {:>8.1} {:>8.1} {:>9.1}",
+            format!("g{}", g.group),
+            g.status.label(),
+            c.planned,
+            c.passed,
+            c.failed,
+            c.skipped,
+            c.errors,
+            g.setup_seconds,
+            g.test_seconds,
+            g.teardown_seconds
+        );
+    }
+    let total = |f: fn(&super::event::TestCounts) -> usize| -> usize {
+        outcome.groups.iter().map(|g| f(&g.counts)).sum()
+    };
+    let _ = writeln!(
+        out,
+        "total: {} tests, {} passed, {} failed, {} skipped, {} errors",
+        total(|c| c.planned),
+        total(|c| c.passed),
+        total(|c| c.failed),
+        total(|c| c.skipped),
+        total(|c| c.errors)
+    );
+    if let Some(fatal) = &outcome.fatal {
+        let _ = writeln!(out, "error: {fatal}");
+    }
+    for g in &outcome.groups {
+        match &g.status {
+            GroupStatus::EnvironmentError(reason) => {
+                let _ = writeln!(out, "g{}: environment error: {reason}", g.group);
+            }
+            GroupStatus::TimedOut(limit) => {
+                let _ = writeln!(out, "g{}: timed out after {}s", g.group, limit.as_secs());
+            }
+            _ => {}
+        }
+    }
+    if !outcome.missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} planned tests did not run, e.g. {}",
+            outcome.missing.len(),
+            outcome
+                .missing
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !outcome.duplicated.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} tests ran more than once, e.g. {}",
+            outcome.duplicated.len(),
+            outcome
+                .duplicated
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for g in outcome
+        .groups
+        .iter()
+        .filter(|g| g.status != GroupStatus::Passed)
+    {
+        let _ = writeln!(
+            out,
+            "reproduce g{}: {}",
+            g.group,
+            reproduce_command(plan_file, g.group, flags, command)
+        );
+    }
+    let code = exit_code(outcome);
+    let word = match code {
+        ExitCode::Success => "passed",
+        ExitCode::TestsFailed => "failed",
+        _ => "error",
+    };
+    let _ = writeln!(out, "result: {word} (exit code {})", code as i32);
+    out
+}
