@@ -121,7 +121,9 @@ pub enum PluginLine {
 
 /// Parse one output line; `None` for ordinary pytest output.
 pub fn parse_plugin_line(line: &str) -> Option<PluginLine> {
-    let rest = line.trim_end_matches('\r').strip_prefix(LINE_PREFIX)?;
+    // pytest's progress dots can share the line (`.##compose-shard## call passed ...`).
+    let line = line.trim_end_matches('\r');
+    let rest = &line[line.find(LINE_PREFIX)? + LINE_PREFIX.len()..];
     if let Some(id) = rest.strip_prefix("missing ") {
         return Some(PluginLine::Missing(id.to_string()));
     }
@@ -234,5 +236,13 @@ mod tests {
             PluginLine::Missing("t.py::gone".into())
         );
         assert_eq!(parse_plugin_line("t.py::x PASSED"), None);
+        assert_eq!(
+            p(".##compose-shard## call passed t.py::x"),
+            PluginLine::Report {
+                node_id: "t.py::x".into(),
+                outcome: Some(TestOutcome::Passed),
+                finished: false
+            }
+        );
     }
 }
