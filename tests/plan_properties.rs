@@ -17,7 +17,11 @@ fn node_id() -> impl Strategy<Value = String> {
         "app/x_test.py",
         "tests/ünï/test_c.py",
     ]);
-    let class = prop::option::of(prop::sample::select(vec!["TestA", "TestB", "TestOuter::TestIn"]));
+    let class = prop::option::of(prop::sample::select(vec![
+        "TestA",
+        "TestB",
+        "TestOuter::TestIn",
+    ]));
     let name = prop::sample::select(vec!["test_one", "test_two", "test_three", "test_4"]);
     let param = prop::option::of(prop::sample::select(vec![
         "[1]",
@@ -100,7 +104,12 @@ fn reference_longest_first(
 fn group_loads(plan: &Plan, durations: &Durations) -> Vec<u64> {
     plan.groups
         .iter()
-        .map(|g| g.tests.iter().map(|t| to_micros(durations.get(t).unwrap())).sum())
+        .map(|g| {
+            g.tests
+                .iter()
+                .map(|t| to_micros(durations.get(t).unwrap()))
+                .sum()
+        })
         .collect()
 }
 
@@ -112,6 +121,10 @@ fn membership(plan: &Plan) -> Vec<BTreeSet<String>> {
 }
 
 proptest! {
+    // Integration tests have no lib.rs beside them to store regressions next to; failures
+    // print the minimal input instead.
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
     #[test]
     fn every_test_is_in_exactly_one_group(
         (tests, durations) in suite(false), groups in 1usize..12, by in split_by()

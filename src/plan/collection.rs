@@ -114,8 +114,14 @@ fn is_section_header(line: &str) -> bool {
         .any(|sep| line.starts_with(sep))
 }
 
+/// pytest's `____ ERROR collecting f.py ____` and `!!! Interrupted: 1 error during collection
+/// !!!` separators, and the summary `3 tests collected, 1 error in 0.2s`. Only separator and
+/// summary lines are looked at, so a test id that mentions collection errors is no problem.
 fn mentions_collection_error(line: &str) -> bool {
-    line.contains("ERROR collecting ") || line.contains("during collection")
+    let separator = is_section_header(line)
+        && (line.contains("ERROR collecting ") || line.contains("during collection"));
+    let summary = !line.contains("::") && line.contains(" collected") && line.contains(" error");
+    separator || summary
 }
 
 /// `tests/test_x.py: 12`, what `-qq` prints per file.
