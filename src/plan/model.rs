@@ -58,51 +58,66 @@ impl Plan {
     /// Read a plan written by [`Plan::to_json`], checking the version, the group numbering and
     /// that no test is in two groups.
     pub fn from_json(text: &str) -> Result<Plan, PlanError> {
-        let invalid = |line: usize, column: usize, message: String| PlanError::PlanFormat {
+        let invalid = |(line, column): (usize, usize), message: String| PlanError::PlanFormat {
             line,
             column,
             message,
         };
-        let probe: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| invalid(e.line(), e.column(), e.to_string()))?;
+        let probe: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| invalid((e.line(), e.column()), e.to_string()))?;
+        let version_at = || locate(text, "\"version\"", 0);
         match probe.get("version").and_then(serde_json::Value::as_u64) {
             Some(v) if v == u64::from(PLAN_VERSION) => {}
             Some(v) => {
-                return Err(invalid(1, 1, format!(
-                    "plan version {v} is not supported by this compose-shard (it reads version {PLAN_VERSION}); recreate the plan with this version"
+                return Err(invalid(version_at(), format!(
+                    "plan version {v} is not supported by this compose-shard (it reads version {PLAN_VERSION}); recreate the plan with `compose-shard plan --format json`"
                 )))
             }
             None => {
                 return Err(invalid(
-                    1,
-                    1,
-                    "no \"version\" field; this is not a compose-shard plan".into(),
+                    (1, 1),
+                    "no numeric \"version\" field; this is not a compose-shard plan".into(),
                 ))
             }
         }
-        let plan: Plan = serde_json::from_value(probe).map_err(|e| invalid(1, 1, e.to_string()))?;
-        plan.check().map_err(|message| invalid(1, 1, message))?;
+        // Re-parse from the text rather than the probe so serde reports line and column.
+        let plan: Plan = serde_json::from_str(text)
+            .map_err(|e| invalid((e.line(), e.column()), e.to_string()))?;
+        plan.check(text)
+            .map_err(|(at, message)| invalid(at, message))?;
         Ok(plan)
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self, text: &str) -> Result<(), ((usize, usize), String)> {
         if self.groups.is_empty() {
-            return Err("the plan has no groups".into());
+            return Err((
+                locate(text, "\"groups\"", 0),
+                "the plan has no groups; plans have at least one".into(),
+            ));
         }
         let mut seen = HashSet::new();
         for (index, group) in self.groups.iter().enumerate() {
             if group.group != index + 1 {
-                return Err(format!(
-                    "groups must be numbered 1, 2, ... in order; entry {} has number {}",
-                    index + 1,
-                    group.group
+                return Err((
+                    locate(text, "\"group\":", index),
+                    format!(
+                        "groups must be numbered 1, 2, ... in order, but entry {} has number {}",
+                        index + 1,
+                        group.group
+                    ),
                 ));
             }
-            if let Some(dup) = group.tests.iter().find(|t| !seen.insert(t.as_str())) {
-                return Err(format!(
-                    "test {dup:?} appears more than once (again in group {})",
-                    group.group
-                ));
+            for test in &group.tests {
+                if !seen.insert(test.as_str()) {
+                    let needle = serde_json::to_string(test).expect("strings serialize");
+                    return Err((
+                        locate(text, &needle, 1),
+                        format!(
+                            "test {test:?} appears more than once (again in group {}); every test must be in exactly one group",
+                            group.group
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -124,5 +139,92 @@ impl Plan {
             .iter()
             .map(|g| g.estimated_seconds)
             .fold(0.0, f64::max)
+    }
+}
+
+/// Line and column (1-based) of the `nth` (0-based) occurrence of `needle`, or (1, 1).
+fn locate(text: &str, needle: &str, nth: usize) -> (usize, usize) {
+    let Some((at, _)) = text.match_indices(needle).nth(nth) else {
+        return (1, 1);
+    };
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{split, Durations};
+
+    fn sample() -> String {
+        let tests: Vec<String> = ["a.py::t1", "a.py::t2", "b.py::t[x]"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        split(&tests, &Durations::default(), 2, SplitBy::Test)
+            .unwrap()
+            .to_json()
+    }
+
+    fn error(text: &str) -> (usize, usize, String) {
+        match Plan::from_json(text).unwrap_err() {
+            PlanError::PlanFormat {
+                line,
+                column,
+                message,
+            } => (line, column, message),
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        let text = sample();
+        let plan = Plan::from_json(&text).unwrap();
+        assert_eq!(plan.to_json(), text);
+        assert_eq!(plan.group(1).unwrap().group, 1);
+        assert!(plan.group(0).is_none() && plan.group(3).is_none());
+        assert_eq!(plan.total_tests(), 3);
+    }
+
+    #[test]
+    fn other_versions_are_refused_at_the_version_field() {
+        let text = sample().replace("\"version\": 1", "\"version\": 2");
+        let (line, column, message) = error(&text);
+        assert_eq!((line, column), (2, 3));
+        assert!(message.contains("version 2 is not supported"), "{message}");
+        assert!(error("{}").2.contains("not a compose-shard plan"));
+    }
+
+    #[test]
+    fn duplicate_tests_and_bad_numbering_are_located() {
+        let text = sample().replacen("\"b.py::t[x]\"", "\"a.py::t1\"", 1);
+        let (line, _, message) = error(&text);
+        assert!(
+            message.contains("\"a.py::t1\" appears more than once"),
+            "{message}"
+        );
+        let dup_line = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains("a.py::t1"))
+            .nth(1)
+            .unwrap()
+            .0
+            + 1;
+        assert_eq!(line, dup_line);
+
+        let text = sample().replace("\"group\": 2", "\"group\": 5");
+        let (line, _, message) = error(&text);
+        assert!(message.contains("entry 2 has number 5"), "{message}");
+        assert!(text.lines().nth(line - 1).unwrap().contains("\"group\": 5"));
+    }
+
+    #[test]
+    fn malformed_json_reports_serde_location() {
+        let (line, _, _) = error("{\n  \"version\": 1,\n  \"groups\": [,]\n}");
+        assert_eq!(line, 3);
     }
 }
