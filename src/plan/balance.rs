@@ -14,6 +14,9 @@
 //!    leaves both of them lightest, but only if both end strictly below H's old load. Repeat
 //!    until the heaviest group cannot be improved or a work budget is spent.
 //!
+//! 3. Units of weight zero (tests recorded as 0.0 s) change no load; they are spread over the
+//!    groups by unit count instead of all landing in one group.
+//!
 //! Guarantee: every accepted step replaces H's load by two values below it and leaves the
 //! other groups alone, so the slowest group never gets heavier than LPT's, and the sorted
 //! vector of group loads strictly decreases, so the loop terminates even without the budget.
@@ -42,11 +45,38 @@ impl Assignment {
     }
 }
 
-/// LPT followed by refinement; `groups` must be at least 1.
+/// LPT followed by refinement, then units of weight zero spread by count; `groups` must be
+/// at least 1.
 pub fn balance(weights: &[u64], groups: usize) -> Assignment {
     let mut assignment = longest_first(weights, groups);
     refine(weights, &mut assignment);
+    spread_weightless(weights, &mut assignment);
     assignment
+}
+
+/// LPT puts every unit of weight zero into one group (its load never rises, so the same group
+/// stays lightest): all tests of a suite recorded as 0.0 s would run in group 1. They change
+/// no load, so moving them cannot hurt the slowest group; give each, in unit order, to the
+/// group with the fewest units (ties: lower group).
+fn spread_weightless(weights: &[u64], assignment: &mut Assignment) {
+    let mut units = vec![0usize; assignment.loads.len()];
+    for (unit, &g) in assignment.group_of.iter().enumerate() {
+        if weights[unit] > 0 {
+            units[g] += 1;
+        }
+    }
+    let mut fewest: BinaryHeap<Reverse<(usize, usize)>> = units
+        .iter()
+        .enumerate()
+        .map(|(g, &n)| Reverse((n, g)))
+        .collect();
+    for (unit, &w) in weights.iter().enumerate() {
+        if w == 0 {
+            let Reverse((n, g)) = fewest.pop().expect("at least one group");
+            assignment.group_of[unit] = g;
+            fewest.push(Reverse((n + 1, g)));
+        }
+    }
 }
 
 /// Longest processing time first, ties broken by unit index and group index.
@@ -241,6 +271,15 @@ mod tests {
     fn more_groups_than_units_leaves_groups_empty() {
         let a = balance(&[10, 20], 4);
         assert_eq!(a.loads, vec![20, 10, 0, 0]);
+    }
+
+    #[test]
+    fn weightless_units_are_spread_by_count() {
+        let a = balance(&[0, 0, 5, 0, 0, 0], 3);
+        assert_eq!(a.loads, vec![5, 0, 0]);
+        // Group 0 already holds the 5; the five zeros go 1, 2, 0, 1, 2.
+        assert_eq!(a.group_of, vec![1, 2, 0, 0, 1, 2]);
+        assert_eq!(longest_first(&[0, 0, 0], 2).group_of, vec![0, 0, 0]);
     }
 
     #[test]
