@@ -43,7 +43,7 @@ pub enum PlanError {
         /// What is wrong.
         source: TestListError,
     },
-    /// A plan file is not a valid compose-shard plan.
+    /// A plan is not a valid compose-shard plan ([`Plan::from_json`]).
     #[error("invalid plan at line {line}, column {column}: {message}")]
     PlanFormat {
         /// 1-based line.
@@ -53,4 +53,22 @@ pub enum PlanError {
         /// What is wrong.
         message: String,
     },
+    /// An error about a named file, e.g. `run --plan FILE` (see [`PlanError::in_file`]).
+    #[error("{file}: {source}")]
+    InFile {
+        /// The file.
+        file: String,
+        /// What is wrong with it.
+        source: Box<PlanError>,
+    },
+}
+
+impl PlanError {
+    /// Name the file the error is about: `Plan::from_json(&text).map_err(|e| e.in_file(path))`.
+    pub fn in_file(self, file: impl Into<String>) -> PlanError {
+        PlanError::InFile {
+            file: file.into(),
+            source: Box::new(self),
+        }
+    }
 }

@@ -223,6 +223,18 @@ mod tests {
     }
 
     #[test]
+    fn errors_can_name_their_file() {
+        let err = Plan::from_json("[]")
+            .unwrap_err()
+            .in_file("results/plan.json");
+        let text = crate::errors::render_chain(&err);
+        assert!(
+            text.starts_with("results/plan.json: invalid plan at line 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn malformed_json_reports_serde_location() {
         let (line, _, _) = error("{\n  \"version\": 1,\n  \"groups\": [,]\n}");
         assert_eq!(line, 3);
