@@ -54,7 +54,10 @@ def slowest_compose_shard(binary, tests_file, durations_file, splits, split_by) 
 
 def score(slowest: float, ideal: float) -> str:
     """Ratio to the ideal, and the seconds the slowest group runs past it."""
-    return f"{slowest / ideal:.5f} ({slowest - ideal:+.4f} s)"
+    excess = slowest - ideal
+    # Weights are whole microseconds, so sums can land a hair below the float ideal.
+    excess = 0.0 if abs(excess) < 5e-5 else excess
+    return f"{slowest / ideal:.5f} ({excess:+.4f} s)"
 
 
 def main(binary: str, files: list) -> None:
