@@ -7,6 +7,9 @@ use super::estimate::FallbackSource;
 use super::model::Plan;
 
 /// table: group, tests, est. seconds; imbalance (slowest/mean); empty groups reported
+///
+/// Also the number of units per group and, when some tests had no recorded duration, how
+/// many and what they were estimated at.
 pub fn render_text(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -42,8 +45,10 @@ pub fn render_text(plan: &Plan) -> String {
             slowest / mean,
             plan.longest_first_slowest_seconds
         );
+    } else if plan.total_tests() == 0 {
+        let _ = writeln!(out, "imbalance: none (no tests)");
     } else {
-        let _ = writeln!(out, "imbalance: none (nothing to run)");
+        let _ = writeln!(out, "imbalance: unknown (every test counts as 0 s)");
     }
     let empty: Vec<String> = plan
         .groups
@@ -86,4 +91,34 @@ pub fn render_github_matrix(plan: &Plan) -> String {
     let groups: Vec<usize> = (1..=n).collect();
     let value = serde_json::json!({ "group": groups, "groups": [n] });
     format!("{value}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SplitBy;
+    use crate::plan::{split, Durations};
+
+    #[test]
+    fn zero_second_and_empty_suites_have_no_imbalance_ratio() {
+        let tests = vec!["a.py::t".to_string()];
+        let zero = Durations([("a.py::t".to_string(), 0.0)].into_iter().collect());
+        let text = render_text(&split(&tests, &zero, 2, SplitBy::Test).unwrap());
+        assert!(
+            text.contains("imbalance: unknown (every test counts as 0 s)"),
+            "{text}"
+        );
+        let text = render_text(&split(&[], &zero, 2, SplitBy::Test).unwrap());
+        assert!(text.contains("imbalance: none (no tests)"), "{text}");
+        assert!(text.contains("empty groups: 1, 2"), "{text}");
+    }
+
+    #[test]
+    fn matrix_has_one_entry_per_group() {
+        let plan = split(&[], &Durations::default(), 1, SplitBy::Class).unwrap();
+        assert_eq!(
+            render_github_matrix(&plan),
+            "{\"group\":[1],\"groups\":[1]}\n"
+        );
+    }
 }
