@@ -1,0 +1,310 @@
+"""ci/bench: compose-shard measured side by side against what users would do instead.
+
+Run through `ci/bench` (which prepares Docker, the images and a release build). For each
+suite (the Django example, and a scaled-up copy with a generated suite) and N in 1, 2, 4:
+
+  seq        docker-compose run --rm app pytest          (one environment, the baseline)
+  handrolled N concurrent `docker-compose -p <random> run` projects with pytest-split
+             (--splits N --group k), then junitparser + `coverage combine` to merge
+  xdist      pytest -n N in one environment (shared database and cache)
+  cs         compose-shard run --groups N, without and with a durations file
+
+Each cell is the median of --repeat runs. "ready" is the time from start until pytest's
+session started in the last environment (a tiny plugin, ci/bench.d/bench_timing.py, prints
+the moment in every approach alike). Results go to bench-results.json and a Markdown table.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+TEMPLATE = os.path.join(ROOT, "compose-templates", "django-postgres-redis")
+START_RE = re.compile(r"BENCH_SESSION_START (\d+\.\d+)")
+RSS_RE = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
+USER_RE = re.compile(r"User time \(seconds\): ([\d.]+)")
+SYS_RE = re.compile(r"System time \(seconds\): ([\d.]+)")
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, cwd, env, check=True, capture=True):
+    """Run a command, return (returncode, stdout+stderr text)."""
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.STDOUT if capture else None, text=True, errors="replace",
+    )
+    out = proc.stdout or ""
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{out[-3000:]}")
+    return proc.returncode, out
+
+
+def timed(cmd, cwd, env):
+    """Run under /usr/bin/time -v; return (rc, output, rss_kb, cpu_seconds)."""
+    rc, out = run(["/usr/bin/time", "-v"] + cmd, cwd, env, check=False)
+    rss = max((int(m) for m in RSS_RE.findall(out)), default=0)
+    cpu = sum(float(x) for x in USER_RE.findall(out)[-1:]) + sum(float(x) for x in SYS_RE.findall(out)[-1:])
+    return rc, out, rss, cpu
+
+
+def junit_cases(paths):
+    """(testcase keys, failures+errors, per-file total time) of JUnit files."""
+    keys, bad, per_file = [], 0, []
+    for path in paths:
+        total = 0.0
+        if not os.path.exists(path):
+            per_file.append(0.0)
+            continue
+        for case in ET.parse(path).iter("testcase"):
+            keys.append((case.get("classname"), case.get("name")))
+            total += float(case.get("time") or 0)
+            if case.find("failure") is not None or case.find("error") is not None:
+                bad += 1
+        per_file.append(total)
+    return keys, bad, per_file
+
+
+def balance(per_group):
+    total = sum(per_group)
+    if not per_group or total == 0:
+        return None
+    return max(per_group) / (total / len(per_group))
+
+
+class Suite:
+    def __init__(self, name, workdir, env, package, collected):
+        self.name, self.dir, self.env, self.package, self.collected = name, workdir, env, package, collected
+
+
+def prepare_suite(name, workroot, env, generate):
+    workdir = os.path.join(workroot, name)
+    if os.path.exists(workdir):
+        shutil.rmtree(workdir)
+    shutil.copytree(TEMPLATE, workdir, ignore=shutil.ignore_patterns(".bench", "__pycache__", ".pytest_cache"))
+    shutil.copy(os.path.join(HERE, "bench_timing.py"), workdir)
+    if generate:
+        run([sys.executable, os.path.join(HERE, "gen_suite.py"), workdir, str(generate)], workdir, env)
+    os.makedirs(os.path.join(workdir, ".bench"), exist_ok=True)
+    project = f"csb-prep-{uuid.uuid4().hex[:6]}"
+    try:
+        run(["docker-compose", "-p", project, "build", "app"], workdir, env)
+        _, out = run(["docker-compose", "-p", project, "run", "--rm", "-T", "app",
+                      "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"], workdir, env)
+        collected = [l for l in out.splitlines() if "::" in l and not l.startswith(" ")]
+        # pytest-split's durations, as a user's earlier run would have stored them
+        run(["docker-compose", "-p", project, "run", "--rm", "-T", "app", "pytest", "-q",
+             "-p", "no:cacheprovider", "--store-durations", "--durations-path", "/code/.test_durations"],
+            workdir, env, check=False)
+    finally:
+        run(["docker-compose", "-p", project, "down", "-v", "--remove-orphans"], workdir, env, check=False)
+    package = env.get("BENCH_COV_PACKAGE", "shop")
+    log(f"{name}: {len(collected)} tests collected")
+    return Suite(name, workdir, env, package, collected)
+
+
+def starts(text):
+    return [float(x) for x in START_RE.findall(text)]
+
+
+def approach_seq(suite, n, i):
+    project = f"csb-seq-{uuid.uuid4().hex[:6]}"
+    res = f".bench/seq-{i}"
+    t0 = time.time()
+    rc, out, rss, cpu = timed(["docker-compose", "-p", project, "run", "--rm", "-T", "-e", "PYTHONPATH=/code",
+                               "app", "pytest", "-p", "bench_timing", "-p", "no:cacheprovider",
+                               f"--junitxml=/code/{res}/junit.xml", f"--cov={suite.package}",
+                               f"--cov-report=xml:/code/{res}/coverage.xml"], suite.dir, suite.env)
+    run(["docker-compose", "-p", project, "down", "-v"], suite.dir, suite.env, check=False)
+    wall = time.time() - t0
+    keys, bad, per = junit_cases([os.path.join(suite.dir, res, "junit.xml")])
+    return dict(wall=wall, ready=max(starts(out), default=t0) - t0, balance=1.0, rss_mb=rss / 1024,
+                cpu=cpu, failed=bad, ran=len(keys), unique=len(set(keys)), rc=rc)
+
+
+def approach_handrolled(suite, n, i):
+    res = f".bench/hr-{i}"
+    os.makedirs(os.path.join(suite.dir, res), exist_ok=True)
+    projects = [f"csb-hr-{uuid.uuid4().hex[:6]}" for _ in range(n)]
+    outs = [None] * n
+    t0 = time.time()
+
+    def one(k):
+        outs[k] = timed(["docker-compose", "-p", projects[k], "run", "--rm", "-T",
+                         "-e", "PYTHONPATH=/code", "-e", f"COVERAGE_FILE=/code/{res}/.coverage.{k + 1}",
+                         "app", "pytest", "-p", "bench_timing", "-p", "no:cacheprovider",
+                         "--splits", str(n), "--group", str(k + 1), "--durations-path",
+                         f"/code/{suite.durations_name}",
+                         f"--junitxml=/code/{res}/junit-{k + 1}.xml", f"--cov={suite.package}",
+                         "--cov-report="], suite.dir, suite.env)
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    downs = [threading.Thread(target=run, args=(["docker-compose", "-p", p, "down", "-v"], suite.dir, suite.env, False))
+             for p in projects]
+    for t in downs:
+        t.start()
+    for t in downs:
+        t.join()
+    junits = [os.path.join(suite.dir, res, f"junit-{k + 1}.xml") for k in range(n)]
+    merged = os.path.join(suite.dir, res, "junit.xml")
+    run([suite.venv_python, "-c",
+         "import sys; from junitparser import JUnitXml\n"
+         "x = JUnitXml()\n"
+         "for p in sys.argv[2:]: x += JUnitXml.fromfile(p)\n"
+         "x.write(sys.argv[1])", merged] + junits, suite.dir, suite.env)
+    image = suite.env["BENCH_APP_IMAGE"]
+    run(["docker", "run", "--rm", "-v", f"{suite.dir}:/code", "-w", "/code", image, "sh", "-c",
+         f"coverage combine {res} && coverage xml -o {res}/coverage.xml"], suite.dir, suite.env, check=False)
+    wall = time.time() - t0
+    keys, bad, per = junit_cases(junits)
+    ready = max((s for o in outs for s in starts(o[1])), default=t0) - t0
+    return dict(wall=wall, ready=ready, balance=balance(per), rss_mb=sum(o[2] for o in outs) / 1024,
+                cpu=sum(o[3] for o in outs), failed=bad, ran=len(keys), unique=len(set(keys)),
+                rc=max(o[0] for o in outs))
+
+
+def approach_xdist(suite, n, i):
+    project = f"csb-xd-{uuid.uuid4().hex[:6]}"
+    res = f".bench/xd-{i}"
+    t0 = time.time()
+    rc, out, rss, cpu = timed(["docker-compose", "-p", project, "run", "--rm", "-T", "-e", "PYTHONPATH=/code",
+                               "app", "pytest", "-n", str(n), "-p", "bench_timing", "-p", "no:cacheprovider",
+                               f"--junitxml=/code/{res}/junit.xml"], suite.dir, suite.env)
+    run(["docker-compose", "-p", project, "down", "-v"], suite.dir, suite.env, check=False)
+    wall = time.time() - t0
+    keys, bad, _ = junit_cases([os.path.join(suite.dir, res, "junit.xml")])
+    return dict(wall=wall, ready=max(starts(out), default=t0) - t0, balance=None, rss_mb=rss / 1024,
+                cpu=cpu, failed=bad, ran=len(keys), unique=len(set(keys)), rc=rc)
+
+
+def approach_cs(suite, n, i, durations):
+    out_dir = os.path.join(suite.dir, f".bench/cs-{'d' if durations else 'n'}-{i}")
+    dur = os.path.join(suite.dir, suite.durations_name if durations else ".bench/empty_durations")
+    t0 = time.time()
+    rc, out, rss, cpu = timed([suite.compose_shard, "run", "--groups", str(n), "--project-directory", suite.dir,
+                               "--out", out_dir, "--progress", "plain", "--durations", dur,
+                               "-e", "PYTHONPATH=/code", "--", "pytest", "-p", "bench_timing",
+                               f"--cov={suite.package}"], suite.dir, suite.env)
+    wall = time.time() - t0
+    logs = ""
+    for k in range(1, n + 1):
+        p = os.path.join(out_dir, f"g{k}", "output.log")
+        if os.path.exists(p):
+            logs += open(p, errors="replace").read()
+    keys, bad, _ = junit_cases([os.path.join(out_dir, "junit.xml")])
+    per = []
+    for k in range(1, n + 1):
+        _, _, p = junit_cases([os.path.join(out_dir, f"g{k}", "junit.xml")])
+        per += p
+    test_start = max(starts(logs), default=t0)
+    return dict(wall=wall, ready=test_start - t0, balance=balance(per), rss_mb=rss / 1024,
+                cpu=cpu, cpu_pct=100 * cpu / wall if wall else None, failed=bad, ran=len(keys),
+                unique=len(set(keys)), rc=rc, merged=os.path.exists(os.path.join(out_dir, "coverage.xml")))
+
+
+def median_of(results):
+    def med(key):
+        vals = [r[key] for r in results if r.get(key) is not None]
+        return statistics.median(vals) if vals else None
+    keys = set().union(*results)
+    return {k: med(k) if isinstance(results[0].get(k), (int, float)) and not isinstance(results[0].get(k), bool)
+            else results[-1].get(k) for k in keys}
+
+
+def fmt(x, unit=""):
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.2f}{unit}" if x < 10 else f"{x:.1f}{unit}"
+    return f"{x}{unit}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--groups", default="1,2,4")
+    ap.add_argument("--scaled", type=int, default=2000, help="tests in the generated suite (0: skip)")
+    ap.add_argument("--compose-shard", required=True)
+    ap.add_argument("--venv-python", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--json", default="bench-results.json")
+    ap.add_argument("--only", default="seq,handrolled,xdist,cs,cs-durations")
+    args = ap.parse_args()
+    env = dict(os.environ)
+    groups = [int(g) for g in args.groups.split(",")]
+    approaches = args.only.split(",")
+    suites = [("example", 0)] + ([("scaled", args.scaled)] if args.scaled else [])
+    rows, raw = [], {}
+    for name, gen in suites:
+        suite = prepare_suite(name, args.workdir, env, gen)
+        suite.compose_shard, suite.venv_python = args.compose_shard, args.venv_python
+        suite.durations_name = ".test_durations"
+        with open(os.path.join(suite.dir, ".bench", "empty_durations"), "w") as f:
+            f.write("{}")
+        plan = [("seq", 1, approach_seq)] if "seq" in approaches else []
+        for n in groups:
+            if "handrolled" in approaches:
+                plan.append(("handrolled", n, approach_handrolled))
+            if "xdist" in approaches and n > 1:
+                plan.append(("xdist", n, approach_xdist))
+            if "cs" in approaches:
+                plan.append(("cs", n, lambda s, n, i: approach_cs(s, n, i, False)))
+            if "cs-durations" in approaches:
+                plan.append(("cs+durations", n, lambda s, n, i: approach_cs(s, n, i, True)))
+        for label, n, fn in plan:
+            results = []
+            for i in range(args.repeat):
+                log(f"{name}: {label} N={n} run {i + 1}/{args.repeat}")
+                results.append(fn(suite, n, f"{label}-{n}-{i}"))
+            m = median_of(results)
+            raw[f"{name}/{label}/{n}"] = {"median": m, "runs": results}
+            once = m["ran"] == len(suite.collected) and m["unique"] == len(suite.collected)
+            rows.append((name, label, n, m, once, len(suite.collected)))
+            log(f"  wall {fmt(m['wall'])}s ready {fmt(m['ready'])}s failed {m['failed']} ran {m['ran']}")
+    lines = ["| suite | approach | N | wall s | ready s | slowest/ideal | peak RSS MB | failed | every test exactly once |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, label, n, m, once, total in rows:
+        lines.append(f"| {name} ({total} tests) | {label} | {n} | {fmt(m['wall'])} | {fmt(m['ready'])} | "
+                     f"{fmt(m['balance'])} | {fmt(m['rss_mb'])} | {m['failed']} | {'yes' if once else 'no'} |")
+    table = "\n".join(lines)
+    ratios = []
+    for name, _ in suites:
+        def get(label, n, key="wall"):
+            v = raw.get(f"{name}/{label}/{n}")
+            return v["median"].get(key) if v else None
+        r1, r4 = get("cs", 1, "ready"), get("cs", 4, "ready")
+        if r1 and r4:
+            ratios.append(f"- {name}: start-up, 4 environments ready / 1 environment ready = {r4 / r1:.2f} (target <= 1.3)")
+        h4, c4 = get("handrolled", 4), get("cs+durations", 4) or get("cs", 4)
+        if h4 and c4:
+            ratios.append(f"- {name}: end to end, compose-shard N=4 / hand-rolled N=4 = {c4 / h4:.2f} (target <= 0.6)")
+        rss = get("cs", 4, "rss_mb")
+        cpu = get("cs", 4, "cpu_pct")
+        if rss is not None:
+            ratios.append(f"- {name}: compose-shard N=4 peak RSS {rss:.1f} MB (target < 50), "
+                          f"CPU {cpu:.1f}% of one core averaged over the run (target < 5%)")
+    text = table + "\n\n" + "\n".join(ratios)
+    print(text)
+    with open(args.json, "w") as f:
+        json.dump({"machine": {"cores": os.cpu_count(), "uname": os.uname().release},
+                   "results": raw, "markdown": text}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
