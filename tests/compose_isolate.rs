@@ -243,3 +243,65 @@ fn test_service_selection_order() {
     one.services.shift_remove("web");
     assert_eq!(select_test_service(&one, None, None).unwrap(), "tests");
 }
+
+#[test]
+fn fixed_addresses_are_dropped_and_reported() {
+    let p = load_from_str(
+        &[(
+            "compose.yaml",
+            "services:\n  db:\n    image: pg\n    networks:\n      back: {ipv4_address: 172.30.0.5}\nnetworks:\n  back: {}\n",
+        )],
+        Path::new("/src/x"),
+        &HashMap::new(),
+        &ComposeOptions::default(),
+    )
+    .unwrap()
+    .project;
+    assert_eq!(
+        p.services["db"].networks["back"].ipv4_address.as_deref(),
+        Some("172.30.0.5")
+    );
+    let g = isolate(&p, &iso_without_test(1)).unwrap();
+    assert_eq!(g.services["db"].networks["back"].ipv4_address, None);
+    assert_eq!(g.services["db"].networks["back"].aliases, vec!["db"]);
+    assert!(g
+        .isolation
+        .unwrap()
+        .notes
+        .iter()
+        .any(|n| n.contains("172.30.0.5")));
+}
+
+#[test]
+fn network_mode_host_is_kept_and_reported() {
+    let p = load_from_str(
+        &[(
+            "compose.yaml",
+            "services:\n  a:\n    image: x\n    network_mode: host\n",
+        )],
+        Path::new("/src/x"),
+        &HashMap::new(),
+        &ComposeOptions::default(),
+    )
+    .unwrap()
+    .project;
+    let g = isolate(&p, &iso_without_test(2)).unwrap();
+    assert_eq!(g.services["a"].network_mode.as_deref(), Some("host"));
+    assert!(g.services["a"].networks.is_empty());
+    assert!(g
+        .isolation
+        .unwrap()
+        .notes
+        .iter()
+        .any(|n| n.contains("network_mode: host")));
+}
+
+fn iso_without_test(group: usize) -> Isolation {
+    Isolation {
+        run_id: "r".into(),
+        group,
+        groups: 2,
+        publish_ports: false,
+        test_service: None,
+    }
+}

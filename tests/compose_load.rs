@@ -267,13 +267,15 @@ fn default_network_is_declared_when_used() {
 #[test]
 fn unknown_and_unsupported_keys_warn_naming_service_and_key() {
     let l = from_str(
-        "services:\n  web:\n    image: x\n    deploy: {replicas: 2}\n    colour: blue\nsecrets: {}\n",
+        "services:\n  web:\n    image: x\n    deploy: {replicas: 2}\n    colour: blue\n    healthcheck: {test: [CMD, x], frequency: 1s}\nnetworks:\n  n: {ipam: {config: [{subnet: 10.5.0.0/16}]}}\nsecrets: {}\n",
         &[],
     );
     let w = l.warnings.join("\n");
     assert!(w.contains("\"web\"") && w.contains("`deploy`"), "{w}");
     assert!(w.contains("`colour`"), "{w}");
     assert!(w.contains("`secrets`"), "{w}");
+    assert!(w.contains("`healthcheck.frequency`"), "{w}");
+    assert!(w.contains("network \"n\": `ipam`"), "{w}");
 }
 
 #[test]

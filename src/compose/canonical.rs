@@ -216,7 +216,7 @@ pub(crate) fn service(
             "user" => svc.user = Some(string(key, v)?),
             "hostname" => svc.hostname = Some(string(key, v)?),
             "depends_on" => svc.depends_on = depends_on(v)?,
-            "healthcheck" => svc.healthcheck = Some(healthcheck(v)?),
+            "healthcheck" => svc.healthcheck = Some(healthcheck(name, v, ctx.warnings)?),
             "expose" => {
                 for item in v
                     .as_sequence()
@@ -443,7 +443,11 @@ fn depends_on(v: &Value) -> Result<IndexMap<String, Dependency>, FieldError> {
     Ok(out)
 }
 
-fn healthcheck(v: &Value) -> Result<Healthcheck, FieldError> {
+fn healthcheck(
+    service: &str,
+    v: &Value,
+    warnings: &mut Vec<String>,
+) -> Result<Healthcheck, FieldError> {
     let Value::Mapping(m) = v else {
         return err("healthcheck", "expected a mapping");
     };
@@ -475,7 +479,9 @@ fn healthcheck(v: &Value) -> Result<Healthcheck, FieldError> {
                 )
             }
             "disable" => {}
-            other => return Err((field(other), "unknown healthcheck option".to_string())),
+            other => warnings.push(format!(
+                "service {service:?}: unknown key `healthcheck.{other}` is ignored"
+            )),
         }
     }
     if m.get("disable")
@@ -595,7 +601,11 @@ fn add_implicit_dependencies(svc: &mut Service) {
 }
 
 /// Canonicalise a top-level network definition.
-pub(crate) fn network(key: &str, v: &Value) -> Result<Network, FieldError> {
+pub(crate) fn network(
+    key: &str,
+    v: &Value,
+    warnings: &mut Vec<String>,
+) -> Result<Network, FieldError> {
     let mut n = Network::default();
     let Value::Mapping(m) = v else {
         return if v.is_null() {
@@ -616,14 +626,22 @@ pub(crate) fn network(key: &str, v: &Value) -> Result<Network, FieldError> {
                     .map(|(k, v)| (k, v.unwrap_or_default()))
                     .collect()
             }
-            _ => {}
+            // The engine picks addresses for each group's network; a fixed subnet would make
+            // the groups' networks collide, so IP settings are not carried over.
+            other => warnings.push(format!(
+                "network {key:?}: `{other}` is not supported by compose-shard and is ignored"
+            )),
         }
     }
     Ok(n)
 }
 
 /// Canonicalise a top-level volume definition.
-pub(crate) fn volume(key: &str, v: &Value) -> Result<Volume, FieldError> {
+pub(crate) fn volume(
+    key: &str,
+    v: &Value,
+    warnings: &mut Vec<String>,
+) -> Result<Volume, FieldError> {
     let mut vol = Volume::default();
     let Value::Mapping(m) = v else {
         return if v.is_null() {
@@ -649,7 +667,9 @@ pub(crate) fn volume(key: &str, v: &Value) -> Result<Volume, FieldError> {
                     .map(|(k, v)| (k, v.unwrap_or_default()))
                     .collect()
             }
-            _ => {}
+            other => warnings.push(format!(
+                "volume {key:?}: `{other}` is not supported by compose-shard and is ignored"
+            )),
         }
     }
     Ok(vol)

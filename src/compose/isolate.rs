@@ -14,6 +14,7 @@
 //! - fixed host ports are removed, or with `publish_ports` kept with `published: None`
 //!   (an ephemeral host port);
 //! - `network_mode: service:x` becomes `container:<x's container name>`;
+//! - fixed `ipv4_address`es are dropped (each group's network gets its own subnet);
 //! - `build:` services keep their one shared image name (the run builds it once);
 //! - a writable bind mount onto a known database/cache data directory in a service other
 //!   than the test service becomes a per-group volume, reported in `isolation.notes`;
@@ -160,7 +161,13 @@ pub fn isolate(project: &Project, iso: &Isolation) -> Result<Project, ComposeErr
                 let mut wanted = vec![svc.name.clone()];
                 wanted.extend(original_container.clone());
                 wanted.extend(link_aliases.get(&svc.name).cloned().unwrap_or_default());
-                for net in svc.networks.values_mut() {
+                for (key, net) in svc.networks.iter_mut() {
+                    if let Some(ip) = net.ipv4_address.take() {
+                        notes.push(format!(
+                            "service {:?}: fixed address {ip} on network {key:?} dropped (every group's network gets its own addresses)",
+                            svc.name
+                        ));
+                    }
                     for a in &wanted {
                         if !net.aliases.contains(a) {
                             net.aliases.push(a.clone());

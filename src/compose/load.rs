@@ -307,12 +307,12 @@ fn load_sources(
         })?;
         services.insert(svc_name, svc);
     }
-    apply_profiles(&mut services, profiles, &mut warnings);
+    apply_profiles(&mut services, profiles);
     let mut networks = IndexMap::new();
     if let Some(Value::Mapping(m)) = merged.get("networks") {
         for (k, v) in m {
             let key = k.as_str().unwrap_or_default().to_string();
-            let n = canonical::network(&key, v)
+            let n = canonical::network(&key, v, &mut warnings)
                 .map_err(|(_, message)| locate(&["networks", &key], message))?;
             networks.insert(key, n);
         }
@@ -321,7 +321,7 @@ fn load_sources(
     if let Some(Value::Mapping(m)) = merged.get("volumes") {
         for (k, v) in m {
             let key = k.as_str().unwrap_or_default().to_string();
-            let vol = canonical::volume(&key, v)
+            let vol = canonical::volume(&key, v, &mut warnings)
                 .map_err(|(_, message)| locate(&["volumes", &key], message))?;
             volumes.insert(key, vol);
         }
@@ -511,11 +511,7 @@ fn absolutize_paths(def: &mut Mapping, dir: &Path) {
 }
 
 /// Keep services whose profiles are all inactive out of the project (`*` enables all).
-fn apply_profiles(
-    services: &mut IndexMap<String, super::model::Service>,
-    profiles: &[String],
-    warnings: &mut Vec<String>,
-) {
+fn apply_profiles(services: &mut IndexMap<String, super::model::Service>, profiles: &[String]) {
     let all = profiles.iter().any(|p| p == "*");
     let active: HashSet<&str> = profiles.iter().map(String::as_str).collect();
     let disabled: Vec<String> = services
@@ -529,7 +525,6 @@ fn apply_profiles(
     for name in &disabled {
         services.shift_remove(name);
     }
-    let _ = warnings;
 }
 
 /// Dangling references (a `depends_on` service that is not in the project, a network or
