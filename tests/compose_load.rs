@@ -568,3 +568,53 @@ fn no_file_is_a_clear_error() {
     assert!(matches!(err, ComposeError::NoFile { .. }));
     assert!(err.to_string().contains("compose.yaml"));
 }
+
+#[test]
+fn env_file_flag_replaces_dotenv() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, ".env", "TAG=dotenv\n");
+    write(root, "ci.env", "TAG=ci\n");
+    write(
+        root,
+        "compose.yaml",
+        "services:\n  a:\n    image: app:${TAG}\n",
+    );
+    let mut o = opts();
+    o.env_file = Some("ci.env".into());
+    let l = load(&o, &env(&[]), root).unwrap();
+    assert_eq!(l.project.services["a"].image.as_deref(), Some("app:ci"));
+    o.env_file = Some("missing.env".into());
+    let err = load(&o, &env(&[]), root).unwrap_err().to_string();
+    assert!(err.contains("missing.env"), "{err}");
+}
+
+#[test]
+fn type_error_in_an_override_file_names_that_file() {
+    let err = load_from_str(
+        &[
+            ("compose.yaml", "services:\n  web:\n    image: x\n"),
+            ("compose.override.yaml", "services:\n  web: {}\n  db:\n    image: pg\n    healthcheck:\n      interval: soon\n"),
+        ],
+        Path::new("/p"),
+        &env(&[]),
+        &opts(),
+    )
+    .unwrap_err();
+    match err {
+        ComposeError::Invalid {
+            file,
+            line,
+            message,
+            ..
+        } => {
+            assert_eq!(file, Path::new("/p/compose.override.yaml"));
+            assert_eq!(line, 6);
+            assert!(
+                message.contains("services.db.healthcheck.interval"),
+                "{message}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}

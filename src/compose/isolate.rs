@@ -44,13 +44,11 @@ pub struct Isolation {
 }
 
 /// Container paths where databases and caches keep their data. A writable bind mount there
-/// would be shared by all groups (and corrupted), so it becomes a per-group volume.
+/// (or below) would be shared by all groups (and corrupted), so it becomes a per-group volume.
 const DATA_DIRS: &[&str] = &[
-    "/var/lib/postgresql/data",
     "/var/lib/postgresql",
     "/var/lib/mysql",
     "/var/lib/mariadb",
-    "/data",
     "/data/db",
     "/data/configdb",
     "/usr/share/elasticsearch/data",
@@ -66,19 +64,22 @@ const DATA_DIRS: &[&str] = &[
     "/bitnami",
     "/opt/couchdb/data",
     "/var/lib/influxdb",
-    "/var/lib/memcached",
     "/var/lib/kafka/data",
     "/var/lib/zookeeper",
-    "/etc/clickhouse-server",
 ];
 
-fn is_data_dir(target: &str) -> bool {
+/// `/data` is too generic to claim for every image: it is the data directory of these
+/// images only (elsewhere it often holds fixtures that must stay shared).
+const DATA_IMAGES: &[&str] = &["redis", "valkey", "keydb", "dragonfly", "minio", "kvrocks"];
+
+fn holds_persistent_data(target: &str, image: Option<&str>) -> bool {
     let t = target.trim_end_matches('/');
-    DATA_DIRS.iter().any(|d| {
-        t == *d
-            || t.starts_with(&format!("{d}/"))
-            || (d.starts_with(&format!("{t}/")) && t.len() > 1 && t != "/data")
-    })
+    let under = |d: &str| t == d || t.starts_with(&format!("{d}/"));
+    if DATA_DIRS.iter().any(|d| under(d)) {
+        return true;
+    }
+    let image = image.unwrap_or_default().to_lowercase();
+    under("/data") && DATA_IMAGES.iter().any(|i| image.contains(i))
 }
 
 /// Pure: the project that will actually be created for one group.
@@ -201,8 +202,13 @@ pub fn isolate(project: &Project, iso: &Isolation) -> Result<Project, ComposeErr
             ));
         }
         let is_test = iso.test_service.as_deref() == Some(svc.name.as_str());
+        let image = svc.image.clone();
         for (i, m) in svc.volumes.iter_mut().enumerate() {
-            if is_test || m.kind != MountKind::Bind || m.read_only || !is_data_dir(&m.target) {
+            if is_test
+                || m.kind != MountKind::Bind
+                || m.read_only
+                || !holds_persistent_data(&m.target, image.as_deref())
+            {
                 continue;
             }
             let key = format!("compose-shard-{}-data-{}", svc.name, i + 1);
@@ -262,4 +268,34 @@ pub fn isolate(project: &Project, iso: &Isolation) -> Result<Project, ComposeErr
         notes,
     });
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_persistent_data;
+
+    #[test]
+    fn data_directories() {
+        assert!(holds_persistent_data(
+            "/var/lib/postgresql/data",
+            Some("postgres:16")
+        ));
+        assert!(holds_persistent_data(
+            "/var/lib/postgresql/data/pgdata/",
+            None
+        ));
+        assert!(holds_persistent_data("/var/lib/mysql", Some("mariadb")));
+        assert!(holds_persistent_data(
+            "/data",
+            Some("docker.io/valkey/valkey:8")
+        ));
+        assert!(holds_persistent_data("/data/db", Some("mongo:7")));
+        assert!(!holds_persistent_data("/data", Some("myapp")));
+        assert!(!holds_persistent_data(
+            "/data/fixtures",
+            Some("python:3.12")
+        ));
+        assert!(!holds_persistent_data("/var/lib/postgresql-client", None));
+        assert!(!holds_persistent_data("/app", Some("redis")));
+    }
 }

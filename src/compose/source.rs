@@ -101,7 +101,7 @@ impl SourceFile {
                 }
                 let indent = line.len() - trimmed.len();
                 if let Some(p) = parent_indent {
-                    if indent <= p && i > start {
+                    if indent <= p {
                         break;
                     }
                 }
