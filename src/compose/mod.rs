@@ -5,8 +5,10 @@
 //! filesystem (compose files, `.env`, `env_file`s, `extends` files).
 
 mod canonical;
+mod discover;
 mod dotenv;
 mod error;
+mod extends;
 mod interpolate;
 mod isolate;
 mod load;
@@ -14,6 +16,9 @@ mod merge;
 pub mod model;
 mod names;
 mod ports;
+mod prepare;
+mod profiles;
+mod references;
 mod select;
 mod source;
 mod volumes;
