@@ -1,5 +1,5 @@
 //! Canonicalisation: one merged, interpolated service definition (a YAML mapping) becomes a
-//! typed [`Service`] in long syntax; top-level networks and volumes likewise.
+//! typed [`Service`] in long syntax (top-level networks and volumes: see `toplevel.rs`).
 //!
 //! Errors name the key (`ports`, `healthcheck.interval`...) so the loader can point at the
 //! line in the file that set it. Keys we know but do not act on produce a warning naming the
@@ -10,15 +10,14 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde_yaml::{Mapping, Value};
 
-use super::dotenv::parse_env_file;
+use super::environment::{env_file_list, resolve_environment};
 use super::model::*;
-use super::names::parse_byte_size;
 use super::ports::{parse_expose, parse_port};
+use super::values::{
+    boolean, bytes, command, err, key_values, scalar_string, seconds, string, string_list,
+    FieldError,
+};
 use super::volumes::{parse_mount, resolve_host_path};
-use crate::duration::parse_duration;
-
-/// A canonicalisation error: the key path inside the service and the message.
-pub(crate) type FieldError = (Vec<String>, String);
 
 /// What canonicalisation needs from the loader.
 pub(crate) struct Context<'a> {
@@ -88,107 +87,6 @@ const UNSUPPORTED: &[&str] = &[
     "label_file",
     "env_from",
 ];
-
-fn err<T>(key: &str, message: impl Into<String>) -> Result<T, FieldError> {
-    Err((vec![key.to_string()], message.into()))
-}
-
-fn scalar_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn string(key: &str, v: &Value) -> Result<String, FieldError> {
-    scalar_string(v).map_or_else(|| err(key, "expected a string"), Ok)
-}
-
-fn boolean(key: &str, v: &Value) -> Result<bool, FieldError> {
-    match v {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) if s == "true" || s == "false" => Ok(s == "true"),
-        _ => err(key, "expected true or false"),
-    }
-}
-
-fn string_list(key: &str, v: &Value) -> Result<Vec<String>, FieldError> {
-    match v {
-        Value::Sequence(items) => items
-            .iter()
-            .map(|i| scalar_string(i).map_or_else(|| err(key, "expected a list of strings"), Ok))
-            .collect(),
-        Value::Null => Ok(Vec::new()),
-        other => scalar_string(other)
-            .map(|s| vec![s])
-            .map_or_else(|| err(key, "expected a string or a list of strings"), Ok),
-    }
-}
-
-/// A command line: a string split shell-style, or a list. `null` means unset.
-fn command(key: &str, v: &Value) -> Result<Option<Vec<String>>, FieldError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => shell_words::split(s)
-            .map(Some)
-            .or_else(|e| err(key, format!("cannot split {s:?} into words: {e}"))),
-        Value::Sequence(_) => string_list(key, v).map(Some),
-        _ => err(key, "expected a string or a list of strings"),
-    }
-}
-
-/// `{K: V}` or `[K=V, K]`; a null value means "from the environment".
-fn key_values(key: &str, v: &Value) -> Result<Vec<(String, Option<String>)>, FieldError> {
-    match v {
-        Value::Null => Ok(Vec::new()),
-        Value::Mapping(m) => m
-            .iter()
-            .map(|(k, val)| {
-                let k = scalar_string(k).map_or_else(|| err(key, "expected string keys"), Ok)?;
-                let val = match val {
-                    Value::Null => None,
-                    other => Some(scalar_string(other).map_or_else(
-                        || err(key, format!("{k}: expected a string, number or boolean")),
-                        Ok,
-                    )?),
-                };
-                Ok((k, val))
-            })
-            .collect(),
-        Value::Sequence(items) => items
-            .iter()
-            .map(|i| {
-                let s =
-                    scalar_string(i).map_or_else(|| err(key, "expected KEY=VALUE strings"), Ok)?;
-                Ok(match s.split_once('=') {
-                    Some((k, val)) => (k.to_string(), Some(val.to_string())),
-                    None => (s, None),
-                })
-            })
-            .collect(),
-        _ => err(key, "expected a mapping or a list of KEY=VALUE strings"),
-    }
-}
-
-fn seconds(key: &str, v: &Value) -> Result<f64, FieldError> {
-    let text = string(key, v)?;
-    parse_duration(&text)
-        .map(|d| d.as_secs_f64())
-        .or_else(|e| err(key, e))
-}
-
-fn bytes(key: &str, v: &Value) -> Result<u64, FieldError> {
-    match v {
-        Value::Number(n) => n
-            .as_u64()
-            .map_or_else(|| err(key, "expected a positive size"), Ok),
-        Value::String(s) => parse_byte_size(s).or_else(|e| err(key, e)),
-        _ => err(key, "expected a size like 64m or a number of bytes"),
-    }
-}
-
 /// Canonicalise one service.
 pub(crate) fn service(
     name: &str,
@@ -344,69 +242,6 @@ fn build(v: &Value, ctx: &mut Context<'_>) -> Result<Build, FieldError> {
             "expected a context path or a mapping with `context`",
         ),
     }
-}
-
-/// `env_file`: a string, a list of strings, or a list of `{path, required}`.
-fn env_file_list(v: &Value, base: &Path) -> Result<Vec<(PathBuf, bool)>, FieldError> {
-    let items = match v {
-        Value::Sequence(items) => items.clone(),
-        Value::Null => Vec::new(),
-        other => vec![other.clone()],
-    };
-    items
-        .iter()
-        .map(|item| match item {
-            Value::String(s) => Ok((resolve_host_path(s, base, None), true)),
-            Value::Mapping(m) => {
-                let path = m
-                    .get("path")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| err("env_file", "long form needs `path`"), Ok)?;
-                let required = m.get("required").and_then(Value::as_bool).unwrap_or(true);
-                Ok((resolve_host_path(path, base, None), required))
-            }
-            _ => err(
-                "env_file",
-                "expected a path, a list of paths or {path, required}",
-            ),
-        })
-        .collect()
-}
-
-/// `env_file` contents in order, overlaid by `environment`. A bare `KEY` takes its value
-/// from the environment, and is `None` (left out of the container) when unset there.
-fn resolve_environment(
-    files: &[(PathBuf, bool)],
-    environment: Vec<(String, Option<String>)>,
-    ctx: &mut Context<'_>,
-) -> Result<IndexMap<String, Option<String>>, FieldError> {
-    let mut out: IndexMap<String, Option<String>> = IndexMap::new();
-    for (path, required) in files {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return err(
-                    "env_file",
-                    format!(
-                        "cannot read env file {}: {e} (create it, or use `{{path: ..., required: false}}`)",
-                        path.display()
-                    ),
-                )
-            }
-        };
-        let entries = parse_env_file(&text, ctx.lookup, ctx.warnings)
-            .or_else(|(line, m)| err("env_file", format!("{}:{line}: {m}", path.display())))?;
-        for (k, v) in entries {
-            let v = v.or_else(|| (ctx.lookup)(&k));
-            out.insert(k, v);
-        }
-    }
-    for (k, v) in environment {
-        let v = v.or_else(|| (ctx.lookup)(&k));
-        out.insert(k, v);
-    }
-    Ok(out)
 }
 
 fn depends_on(v: &Value) -> Result<IndexMap<String, Dependency>, FieldError> {
@@ -597,93 +432,5 @@ fn add_implicit_dependencies(svc: &mut Service) {
             condition: DependencyCondition::ServiceStarted,
             required: true,
         });
-    }
-}
-
-/// Canonicalise a top-level network definition.
-pub(crate) fn network(
-    key: &str,
-    v: &Value,
-    warnings: &mut Vec<String>,
-) -> Result<Network, FieldError> {
-    let mut n = Network::default();
-    let Value::Mapping(m) = v else {
-        return if v.is_null() {
-            Ok(n)
-        } else {
-            err(key, "expected a mapping")
-        };
-    };
-    for (k, val) in m {
-        match k.as_str().unwrap_or_default() {
-            "name" => n.name = Some(string("name", val)?),
-            "driver" => n.driver = Some(string("driver", val)?),
-            "internal" => n.internal = boolean("internal", val)?,
-            "external" => n.external = external(val, &mut n.name)?,
-            "labels" => {
-                n.labels = key_values("labels", val)?
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or_default()))
-                    .collect()
-            }
-            // The engine picks addresses for each group's network; a fixed subnet would make
-            // the groups' networks collide, so IP settings are not carried over.
-            other => warnings.push(format!(
-                "network {key:?}: `{other}` is not supported by compose-shard and is ignored"
-            )),
-        }
-    }
-    Ok(n)
-}
-
-/// Canonicalise a top-level volume definition.
-pub(crate) fn volume(
-    key: &str,
-    v: &Value,
-    warnings: &mut Vec<String>,
-) -> Result<Volume, FieldError> {
-    let mut vol = Volume::default();
-    let Value::Mapping(m) = v else {
-        return if v.is_null() {
-            Ok(vol)
-        } else {
-            err(key, "expected a mapping")
-        };
-    };
-    for (k, val) in m {
-        match k.as_str().unwrap_or_default() {
-            "name" => vol.name = Some(string("name", val)?),
-            "driver" => vol.driver = Some(string("driver", val)?),
-            "external" => vol.external = external(val, &mut vol.name)?,
-            "driver_opts" => {
-                vol.driver_opts = key_values("driver_opts", val)?
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or_default()))
-                    .collect()
-            }
-            "labels" => {
-                vol.labels = key_values("labels", val)?
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or_default()))
-                    .collect()
-            }
-            other => warnings.push(format!(
-                "volume {key:?}: `{other}` is not supported by compose-shard and is ignored"
-            )),
-        }
-    }
-    Ok(vol)
-}
-
-/// `external: true` or the legacy `external: {name: x}`.
-fn external(v: &Value, name: &mut Option<String>) -> Result<bool, FieldError> {
-    match v {
-        Value::Mapping(m) => {
-            if let Some(n) = m.get("name").and_then(Value::as_str) {
-                *name = Some(n.to_string());
-            }
-            Ok(true)
-        }
-        other => boolean("external", other),
     }
 }

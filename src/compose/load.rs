@@ -23,6 +23,7 @@ use super::prepare::prepare_file;
 use super::profiles::apply_profiles;
 use super::references::check_references;
 use super::source::{read_source, SourceFile};
+use super::toplevel;
 use super::volumes::clean_path;
 use crate::config::ComposeOptions;
 
@@ -226,7 +227,7 @@ fn load_sources(
     if let Some(Value::Mapping(m)) = merged.get("networks") {
         for (k, v) in m {
             let key = k.as_str().unwrap_or_default().to_string();
-            let n = canonical::network(&key, v, &mut warnings)
+            let n = toplevel::network(&key, v, &mut warnings)
                 .map_err(|(_, message)| locate(&["networks", &key], message))?;
             networks.insert(key, n);
         }
@@ -235,7 +236,7 @@ fn load_sources(
     if let Some(Value::Mapping(m)) = merged.get("volumes") {
         for (k, v) in m {
             let key = k.as_str().unwrap_or_default().to_string();
-            let vol = canonical::volume(&key, v, &mut warnings)
+            let vol = toplevel::volume(&key, v, &mut warnings)
                 .map_err(|(_, message)| locate(&["volumes", &key], message))?;
             volumes.insert(key, vol);
         }

@@ -7,6 +7,7 @@
 mod canonical;
 mod discover;
 mod dotenv;
+mod environment;
 mod error;
 mod extends;
 mod interpolate;
@@ -21,6 +22,8 @@ mod profiles;
 mod references;
 mod select;
 mod source;
+mod toplevel;
+mod values;
 mod volumes;
 
 pub use error::ComposeError;
