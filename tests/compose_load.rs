@@ -63,8 +63,12 @@ fn missing_required_variable_gives_the_files_message() {
         &opts(),
     )
     .unwrap_err();
-    assert!(matches!(err, ComposeError::MissingVariable { .. }));
+    assert!(
+        matches!(err, ComposeError::MissingVariable { line: 3, .. }),
+        "{err:?}"
+    );
     let text = err.to_string();
+    assert!(text.starts_with("/p/compose.yaml:3: "), "{text}");
     assert!(text.contains("set IMAGE to the app image"), "{text}");
     assert!(text.contains("IMAGE"), "{text}");
 }

@@ -33,10 +33,12 @@ pub enum ComposeError {
         message: String,
     },
     /// `${V:?message}` or `${V?message}` with `V` missing: the file's own message.
-    #[error("{}: required variable {name} is missing a value: {message}", file.display())]
+    #[error("{}:{}: required variable {name} is missing a value: {message}", file.display(), location(*line, 0))]
     MissingVariable {
         /// The compose file.
         file: PathBuf,
+        /// 1-based line of the key holding the expression, 0 when unknown.
+        line: usize,
         /// The variable.
         name: String,
         /// The message written in the file.

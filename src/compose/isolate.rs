@@ -20,6 +20,11 @@
 //!   than the test service becomes a per-group volume, reported in `isolation.notes`;
 //! - external networks and volumes and `network_mode: host` are kept and reported: they
 //!   cannot be isolated.
+//!
+//! Mounts of named volumes keep the volume *key* as `source`, and services keep network
+//! *keys*: the engine-side names are `project.volumes[key].name` and
+//! `project.networks[key].name`. `links` need no engine support: the aliases they give are
+//! already on the linked service's networks.
 
 use indexmap::IndexMap;
 

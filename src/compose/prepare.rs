@@ -19,18 +19,20 @@ pub(crate) fn prepare_file(
     stack: &mut Vec<(PathBuf, String)>,
 ) -> Result<Mapping, ComposeError> {
     let mut doc = source.parse()?;
-    interpolate_value(&mut doc, "", lookup, warnings).map_err(|(path, e)| match e {
-        InterpolationError::Required { name, message } => ComposeError::MissingVariable {
-            file: source.path.clone(),
-            name,
-            message,
-        },
-        InterpolationError::Syntax(m) => {
-            let parts: Vec<&str> = path
-                .split('.')
-                .map(|p| p.split('[').next().unwrap_or(p))
-                .collect();
-            source.invalid(&parts, &m)
+    interpolate_value(&mut doc, "", lookup, warnings).map_err(|(path, e)| {
+        // `services.web.environment[2]` -> the keys to search for in the text.
+        let parts: Vec<&str> = path
+            .split('.')
+            .map(|p| p.split('[').next().unwrap_or(p))
+            .collect();
+        match e {
+            InterpolationError::Required { name, message } => ComposeError::MissingVariable {
+                file: source.path.clone(),
+                line: source.locate(&parts).map_or(0, |(line, _)| line),
+                name,
+                message,
+            },
+            InterpolationError::Syntax(m) => source.invalid(&parts, &m),
         }
     })?;
     let Value::Mapping(mut doc) = doc else {
