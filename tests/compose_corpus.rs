@@ -43,48 +43,66 @@ fn corpus_files() -> Vec<PathBuf> {
     files
 }
 
-/// A temporary project directory holding a copy of one corpus file and stand-ins.
+/// A temporary project directory holding copies of corpus files and stand-ins.
 struct Staged {
     dir: tempfile::TempDir,
-    file: PathBuf,
-    raw: Mapping,
+    /// The copies, in merge order (the first one's directory is the project directory).
+    files: Vec<PathBuf>,
+    /// Each copy parsed (merge keys applied), for the stand-ins and the v1-compatible copy.
+    raws: Vec<Mapping>,
 }
 
-fn stage(corpus_file: &Path) -> Staged {
+/// Copy `(corpus file, path in the project)` pairs and create empty stand-ins for the env
+/// files and build contexts they reference (relative to the project directory, as Compose
+/// resolves them for every file).
+fn stage(files: &[(&Path, &str)]) -> Staged {
     let dir = tempfile::tempdir().unwrap();
     // A subdirectory, so that `context: ..` stays inside the temporary directory.
     let project = dir.path().join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    let file = project.join("docker-compose.yml");
-    std::fs::copy(corpus_file, &file).unwrap();
-    let text = std::fs::read_to_string(&file).unwrap();
-    let mut raw: Value = serde_yaml::from_str(&text).unwrap();
-    raw.apply_merge().unwrap();
-    let raw = raw.as_mapping().cloned().unwrap();
-    if let Some(Value::Mapping(services)) = raw.get("services") {
-        for def in services.values() {
-            for env_file in env_files(def) {
-                let path = project.join(env_file);
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .unwrap();
-            }
-            let context = match def.get("build") {
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(Value::Mapping(b)) => {
-                    b.get("context").and_then(Value::as_str).map(str::to_string)
-                }
-                _ => None,
-            };
-            if let Some(c) = context.filter(|c| !c.contains('$')) {
-                std::fs::create_dir_all(project.join(c)).unwrap();
-            }
+    let mut copies = Vec::new();
+    let mut raws = Vec::new();
+    for (corpus_file, dest) in files {
+        let file = project.join(dest);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::copy(corpus_file, &file).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut raw: Value = serde_yaml::from_str(&text).unwrap();
+        raw.apply_merge().unwrap();
+        let raw = raw.as_mapping().cloned().unwrap();
+        create_stand_ins(&raw, &project);
+        copies.push(file);
+        raws.push(raw);
+    }
+    Staged {
+        dir,
+        files: copies,
+        raws,
+    }
+}
+
+fn create_stand_ins(raw: &Mapping, project: &Path) {
+    let Some(Value::Mapping(services)) = raw.get("services") else {
+        return;
+    };
+    for def in services.values() {
+        for env_file in env_files(def) {
+            let path = project.join(env_file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap();
+        }
+        let context = match def.get("build") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Mapping(b)) => b.get("context").and_then(Value::as_str).map(str::to_string),
+            _ => None,
+        };
+        if let Some(c) = context.filter(|c| !c.contains('$')) {
+            std::fs::create_dir_all(project.join(c)).unwrap();
         }
     }
-    Staged { dir, file, raw }
 }
 
 fn env_files(def: &Value) -> Vec<String> {
@@ -109,12 +127,12 @@ fn minimal_env(home: &Path) -> HashMap<String, String> {
 
 fn load_staged(staged: &Staged, profiles: &[&str]) -> Project {
     let opts = ComposeOptions {
-        files: vec![staged.file.clone()],
+        files: staged.files.clone(),
         profiles: profiles.iter().map(|p| p.to_string()).collect(),
         ..ComposeOptions::default()
     };
     load(&opts, &minimal_env(staged.dir.path()), staged.dir.path())
-        .unwrap_or_else(|e| panic!("{}: {e}", staged.file.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}", staged.files[0].display()))
         .project
 }
 
@@ -126,7 +144,7 @@ fn every_corpus_file_loads_and_isolates_into_disjoint_groups() {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let staged = stage(&corpus_file);
+        let staged = stage(&[(&corpus_file, "docker-compose.yml")]);
         let project = load_staged(&staged, &[]);
         assert!(!project.services.is_empty(), "{name}: no services");
         let mut containers = HashSet::new();
@@ -186,39 +204,15 @@ struct Resolved {
 /// and references to services or networks a layered file expects from another file. Those
 /// are removed, and a `build` without `context` gets the default `.` written out; everything
 /// compared stays untouched.
-fn v1_compatible(raw: &Mapping) -> Mapping {
+fn v1_compatible(raw: &Mapping, all: &[Mapping]) -> Mapping {
     let mut m = raw.clone();
     m.retain(|k, _| {
         !k.as_str()
             .is_some_and(|s| s == "name" || s.starts_with("x-"))
     });
-    let service_names: HashSet<String> = m
-        .get("services")
-        .and_then(Value::as_mapping)
-        .map(|s| {
-            s.keys()
-                .filter_map(|k| k.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let network_names: HashSet<String> = m
-        .get("networks")
-        .and_then(Value::as_mapping)
-        .map(|s| {
-            s.keys()
-                .filter_map(|k| k.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let volume_names: HashSet<String> = m
-        .get("volumes")
-        .and_then(Value::as_mapping)
-        .map(|s| {
-            s.keys()
-                .filter_map(|k| k.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let service_names = keys_of(all, "services");
+    let network_names = keys_of(all, "networks");
+    let volume_names = keys_of(all, "volumes");
     if let Some(Value::Mapping(services)) = m.get_mut("services") {
         for def in services.values_mut() {
             let Value::Mapping(def) = def else { continue };
@@ -264,6 +258,15 @@ fn v1_compatible(raw: &Mapping) -> Mapping {
         }
     }
     m
+}
+
+/// The keys of a top-level section over all the files of a layered set.
+fn keys_of(files: &[Mapping], section: &str) -> HashSet<String> {
+    files
+        .iter()
+        .filter_map(|f| f.get(section).and_then(Value::as_mapping))
+        .flat_map(|s| s.keys().filter_map(|k| k.as_str().map(str::to_string)))
+        .collect()
 }
 
 fn words(v: &Value) -> Option<Vec<String>> {
@@ -319,8 +322,7 @@ fn from_v1(def: &Value) -> Resolved {
     }
 }
 
-#[test]
-fn agrees_with_docker_compose_v1() {
+fn docker_compose_v1_installed() -> bool {
     let installed = Command::new("docker-compose")
         .arg("version")
         .output()
@@ -331,6 +333,94 @@ fn agrees_with_docker_compose_v1() {
             "docker-compose (v1) is not installed, and CI=true requires this comparison"
         );
         eprintln!("docker-compose is not installed: comparison skipped (CI=true makes this fail)");
+    }
+    installed
+}
+
+/// Compare every service of a staged set with `docker-compose config`; returns how many.
+fn compare_with_v1(name: &str, staged: &Staged) -> usize {
+    // v1's `config` prints every service whatever its profiles: enable them all.
+    let ours = load_staged(staged, &["*"]);
+    let mut command = Command::new("docker-compose");
+    command
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", staged.dir.path());
+    for (i, (file, raw)) in staged.files.iter().zip(&staged.raws).enumerate() {
+        // Written as JSON (which is YAML) so that strings like "yes" stay strings for v1's
+        // YAML 1.1 parser.
+        let v1_file = file.with_file_name(format!("v1-compatible-{i}.yml"));
+        let text = serde_json::to_string(&v1_compatible(raw, &staged.raws)).unwrap();
+        std::fs::write(&v1_file, text).unwrap();
+        command.arg("-f").arg(v1_file);
+    }
+    let out = command
+        .arg("--project-directory")
+        .arg(staged.files[0].parent().unwrap())
+        .arg("config")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: docker-compose config failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v1: Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let v1_services = v1["services"].as_mapping().unwrap();
+    assert_eq!(
+        ours.services.len(),
+        v1_services.len(),
+        "{name}: different service count"
+    );
+    for (svc_name, def) in v1_services {
+        let svc_name = scalar(svc_name);
+        let svc = ours
+            .services
+            .get(&svc_name)
+            .unwrap_or_else(|| panic!("{name}: service {svc_name} missing from our project"));
+        let theirs = from_v1(def);
+        let implicit: BTreeSet<String> = svc
+            .links
+            .iter()
+            .map(|l| l.split(':').next().unwrap().to_string())
+            .chain(
+                svc.network_mode
+                    .as_deref()
+                    .and_then(|m| m.strip_prefix("service:"))
+                    .map(str::to_string),
+            )
+            .collect();
+        let mine = Resolved {
+            // v1 prints no image for a build-only service; ours is `<project>-<service>`.
+            image: if theirs.image.is_none() && svc.build.is_some() {
+                None
+            } else {
+                svc.image.clone()
+            },
+            command: svc.command.clone(),
+            environment: svc
+                .environment
+                .iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                .collect(),
+            depends_on: svc
+                .depends_on
+                .keys()
+                .filter(|d| !implicit.contains(*d) || theirs.depends_on.contains(*d))
+                .cloned()
+                .collect(),
+        };
+        assert_eq!(
+            mine, theirs,
+            "{name}: service {svc_name} differs from docker-compose config"
+        );
+    }
+    v1_services.len()
+}
+
+#[test]
+fn each_corpus_file_agrees_with_docker_compose_v1() {
+    if !docker_compose_v1_installed() {
         return;
     }
     let mut compared = 0;
@@ -340,85 +430,55 @@ fn agrees_with_docker_compose_v1() {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let staged = stage(&corpus_file);
-        // v1's `config` prints every service whatever its profiles: enable them all.
-        let ours = load_staged(&staged, &["*"]);
-        // Written as JSON (which is YAML) so that strings like "yes" stay strings for v1's
-        // YAML 1.1 parser.
-        let v1_file = staged.file.with_file_name("v1-compatible.yml");
-        std::fs::write(
-            &v1_file,
-            serde_json::to_string(&v1_compatible(&staged.raw)).unwrap(),
-        )
-        .unwrap();
-        let out = Command::new("docker-compose")
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", staged.dir.path())
-            .arg("-f")
-            .arg(&v1_file)
-            .arg("--project-directory")
-            .arg(staged.file.parent().unwrap())
-            .arg("config")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: docker-compose config failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v1: Value = serde_yaml::from_slice(&out.stdout).unwrap();
-        let v1_services = v1["services"].as_mapping().unwrap();
-        assert_eq!(
-            ours.services.len(),
-            v1_services.len(),
-            "{name}: different service count"
-        );
-        for (svc_name, def) in v1_services {
-            let svc_name = scalar(svc_name);
-            let svc = ours
-                .services
-                .get(&svc_name)
-                .unwrap_or_else(|| panic!("{name}: service {svc_name} missing from our project"));
-            let theirs = from_v1(def);
-            let implicit: BTreeSet<String> = svc
-                .links
-                .iter()
-                .map(|l| l.split(':').next().unwrap().to_string())
-                .chain(
-                    svc.network_mode
-                        .as_deref()
-                        .and_then(|m| m.strip_prefix("service:"))
-                        .map(str::to_string),
-                )
-                .collect();
-            let mine = Resolved {
-                // v1 prints no image for a build-only service; ours is `<project>-<service>`.
-                image: if theirs.image.is_none() && svc.build.is_some() {
-                    None
-                } else {
-                    svc.image.clone()
-                },
-                command: svc.command.clone(),
-                environment: svc
-                    .environment
-                    .iter()
-                    .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-                    .collect(),
-                depends_on: svc
-                    .depends_on
-                    .keys()
-                    .filter(|d| !implicit.contains(*d) || theirs.depends_on.contains(*d))
-                    .cloned()
-                    .collect(),
-            };
-            assert_eq!(
-                mine, theirs,
-                "{name}: service {svc_name} differs from docker-compose config"
-            );
-            compared += 1;
-        }
+        let staged = stage(&[(&corpus_file, "docker-compose.yml")]);
+        compared += compare_with_v1(&name, &staged);
     }
     eprintln!("{compared} services agree with docker-compose config");
     assert!(compared >= 100, "only {compared} services compared");
+}
+
+/// Files meant to be layered (`-f main -f companion`), merged by both tools.
+#[test]
+fn layered_corpus_files_agree_with_docker_compose_v1() {
+    if !docker_compose_v1_installed() {
+        return;
+    }
+    let corpus = corpus_dir();
+    let sets: [&[(&str, &str)]; 2] = [
+        &[
+            ("mozilla__kitsune__docker-compose.yml", "docker-compose.yml"),
+            (
+                "mozilla__kitsune__docker__docker-compose.ci.yml",
+                "docker/docker-compose.ci.yml",
+            ),
+        ],
+        &[
+            (
+                "taigaio__taiga-docker__docker-compose.yml",
+                "docker-compose.yml",
+            ),
+            (
+                "taigaio__taiga-docker__docker-compose-inits.yml",
+                "docker-compose-inits.yml",
+            ),
+        ],
+    ];
+    for set in sets {
+        let files: Vec<(PathBuf, &str)> = set.iter().map(|(c, d)| (corpus.join(c), *d)).collect();
+        let refs: Vec<(&Path, &str)> = files.iter().map(|(p, d)| (p.as_path(), *d)).collect();
+        let staged = stage(&refs);
+        let ours = load_staged(&staged, &["*"]);
+        // The companion's references are all satisfied by the main file.
+        for svc in ours.services.values() {
+            for dep in svc.depends_on.keys() {
+                assert!(
+                    ours.services.contains_key(dep),
+                    "{}: {dep} missing",
+                    svc.name
+                );
+            }
+        }
+        let compared = compare_with_v1(set[1].0, &staged);
+        assert_eq!(compared, ours.services.len());
+    }
 }
