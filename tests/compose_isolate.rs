@@ -305,3 +305,39 @@ fn iso_without_test(group: usize) -> Isolation {
         test_service: None,
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn any_number_of_groups_shares_nothing(groups in 1usize..12, run in "[a-z0-9]{1,8}") {
+            let base = project();
+            let mut seen = HashSet::new();
+            for k in 1..=groups {
+                let p = isolate(&base, &Isolation {
+                    run_id: run.clone(),
+                    group: k,
+                    groups,
+                    publish_ports: false,
+                    test_service: None,
+                }).unwrap();
+                let valid = compose_shard::compose::normalize_project_name(&p.name);
+                prop_assert_eq!(valid, Some(p.name.clone()));
+                for s in p.services.values() {
+                    prop_assert!(seen.insert(s.container_name.clone().unwrap()));
+                    prop_assert!(s.ports.iter().all(|port| port.published.is_none()));
+                }
+                for n in p.networks.values().filter(|n| !n.external) {
+                    prop_assert!(seen.insert(n.name.clone().unwrap()));
+                }
+                for v in p.volumes.values().filter(|v| !v.external) {
+                    prop_assert!(seen.insert(v.name.clone().unwrap()));
+                }
+            }
+        }
+    }
+}

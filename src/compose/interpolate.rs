@@ -322,3 +322,40 @@ mod tests {
         assert_eq!(v, expected);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn none(_: &str) -> Option<String> {
+        None
+    }
+
+    proptest! {
+        #[test]
+        fn text_without_dollar_is_unchanged(text in "[^$]{0,40}") {
+            let out = interpolate_str(&text, &none, &mut Vec::new()).unwrap();
+            prop_assert_eq!(out, text);
+        }
+
+        #[test]
+        fn escaped_dollars_come_back_literally(text in ".{0,40}") {
+            let escaped = text.replace('$', "$$");
+            let mut warnings = Vec::new();
+            let out = interpolate_str(&escaped, &none, &mut warnings).unwrap();
+            prop_assert_eq!(out, text);
+            prop_assert!(warnings.is_empty());
+        }
+
+        #[test]
+        fn a_set_variable_always_wins_over_defaults(value in "[a-z0-9]{1,10}", default in "[a-z]{0,10}") {
+            let lookup = |k: &str| (k == "V").then(|| value.clone());
+            for form in [":-", "-", ":?", "?"] {
+                let text = format!("${{V{form}{default}}}");
+                let out = interpolate_str(&text, &lookup, &mut Vec::new()).unwrap();
+                prop_assert_eq!(&out, &value);
+            }
+        }
+    }
+}
