@@ -12,14 +12,15 @@ use serde_yaml::{Mapping, Value};
 /// Keys whose list form is turned into a mapping before merging.
 const LIST_OR_MAP: &[&str] = &["environment", "labels", "sysctls"];
 
-/// Turn the short forms of mergeable fields into mappings so that merging is by key.
+/// Turn the short forms of mergeable fields into mappings so that merging is by key. A
+/// `!reset`/`!override` tag on the field is kept around the normalised value.
 pub(crate) fn normalize_service(service: &mut Mapping) {
     for key in LIST_OR_MAP {
         if let Some(v) = service.get_mut(*key) {
             list_to_map(v);
         }
     }
-    if let Some(build) = service.get_mut("build") {
+    if let Some(build) = service.get_mut("build").map(untag_mut) {
         if let Value::String(ctx) = build {
             let mut m = Mapping::new();
             m.insert("context".into(), Value::String(ctx.clone()));
@@ -29,25 +30,34 @@ pub(crate) fn normalize_service(service: &mut Mapping) {
             list_to_map(args);
         }
     }
-    if let Some(Value::Sequence(deps)) = service.get("depends_on").cloned().as_ref().map(untag_ref)
-    {
-        let mut m = Mapping::new();
-        for d in deps {
-            let mut cond = Mapping::new();
-            cond.insert("condition".into(), "service_started".into());
-            m.insert(d.clone(), Value::Mapping(cond));
+    if let Some(deps) = service.get_mut("depends_on").map(untag_mut) {
+        if let Value::Sequence(list) = deps {
+            let mut m = Mapping::new();
+            for d in list.iter() {
+                let mut cond = Mapping::new();
+                cond.insert("condition".into(), "service_started".into());
+                m.insert(d.clone(), Value::Mapping(cond));
+            }
+            *deps = Value::Mapping(m);
         }
-        service.insert("depends_on".into(), Value::Mapping(m));
     }
-    if let Some(Value::Sequence(nets)) = service.get("networks").cloned().as_ref().map(untag_ref) {
-        let mut m = Mapping::new();
-        for n in nets {
-            m.insert(n.clone(), Value::Null);
+    if let Some(nets) = service.get_mut("networks").map(untag_mut) {
+        if let Value::Sequence(list) = nets {
+            let m: Mapping = list.iter().map(|n| (n.clone(), Value::Null)).collect();
+            *nets = Value::Mapping(m);
         }
-        service.insert("networks".into(), Value::Mapping(m));
     }
-    if let Some(Value::String(s)) = service.get("env_file").cloned() {
-        service.insert("env_file".into(), Value::Sequence(vec![Value::String(s)]));
+    if let Some(files) = service.get_mut("env_file").map(untag_mut) {
+        if let Value::String(s) = files {
+            *files = Value::Sequence(vec![Value::String(s.clone())]);
+        }
+    }
+}
+
+fn untag_mut(v: &mut Value) -> &mut Value {
+    match v {
+        Value::Tagged(t) => &mut t.value,
+        other => other,
     }
 }
 
@@ -290,6 +300,19 @@ mod tests {
             m["depends_on"],
             svc("d: {db: {condition: service_started}, cache: {condition: service_healthy}}")["d"]
         );
+    }
+
+    #[test]
+    fn override_tag_survives_normalisation() {
+        let m = merged(
+            "depends_on: [db, cache]\nnetworks: [a]",
+            "depends_on: !override [db]\nnetworks: !override [b]",
+        );
+        assert_eq!(
+            m["depends_on"],
+            svc("d: {db: {condition: service_started}}")["d"]
+        );
+        assert_eq!(m["networks"], svc("n: {b: null}")["n"]);
     }
 
     #[test]
