@@ -131,9 +131,17 @@ fn load_staged(staged: &Staged, profiles: &[&str]) -> Project {
         profiles: profiles.iter().map(|p| p.to_string()).collect(),
         ..ComposeOptions::default()
     };
-    load(&opts, &minimal_env(staged.dir.path()), staged.dir.path())
-        .unwrap_or_else(|e| panic!("{}: {e}", staged.files[0].display()))
-        .project
+    let loaded = load(&opts, &minimal_env(staged.dir.path()), staged.dir.path())
+        .unwrap_or_else(|e| panic!("{}: {e}", staged.files[0].display()));
+    // Every key real projects use is either understood or knowingly unsupported.
+    for w in &loaded.warnings {
+        assert!(
+            !w.contains("unknown key"),
+            "{}: {w}",
+            staged.files[0].display()
+        );
+    }
+    loaded.project
 }
 
 #[test]
