@@ -189,6 +189,7 @@ class OrderApiTests(ApiTestCase):
         Order.objects.filter(pk=created["id"]).update(status=Order.Status.PAID)
         self.assertEqual(self.post_json(f"/api/orders/{created['id']}/cancel", {}).status_code, 409)
 
+    @pytest.mark.isolation  # the limiter key is per client address: shared Redis, shared budget
     def test_rate_limit(self):
         statuses = [self.order(items=[{"sku": "BULB", "quantity": 1}]).status_code for _ in range(31)]
         self.assertEqual(statuses.count(201), 30)
