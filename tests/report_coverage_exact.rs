@@ -134,3 +134,32 @@ fn merge_matches_reports_from_different_source_roots() {
         without_timestamp(&expected)
     );
 }
+
+/// pycobertura, a real consumer, reads the merged report with the reference's totals.
+#[test]
+fn pycobertura_reads_the_merge_with_reference_totals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("minicalc");
+    copy_tree(&crate_root().join("tests/python/minicalc"), &project);
+    let inputs: Vec<PathBuf> = (1..=3).map(|k| run_group(&project, k)).collect();
+    reference(&project);
+    std::fs::write(project.join("merged.xml"), merged(&inputs)).unwrap();
+    let script = r#"
+import sys
+from pycobertura import Cobertura
+for path in sys.argv[1:]:
+    c = Cobertura(path)
+    files = sorted(c.files())
+    print(c.line_rate(), c.branch_rate(), c.total_statements(), c.total_misses(), len(files),
+          [(f, c.line_rate(f), c.total_misses(f), c.missed_lines(f)) for f in files])
+"#;
+    let out = support::run_python(
+        &project,
+        &["-c", script, "reference.xml", "merged.xml"],
+        false,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0], lines[1]);
+    assert!(lines[0].contains("arith.py"), "{out}");
+}

@@ -2,7 +2,9 @@
 //! the same directory (so the rename cannot cross file systems), then a rename over the target.
 
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
 
 use super::error::ReportError;
 
@@ -12,30 +14,64 @@ pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<(), ReportError>,
 ) -> Result<(), ReportError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let io = |action, source| ReportError::Io {
+    let mut staged = StagedFile::create(path)?;
+    write(staged.writer())?;
+    staged.commit()
+}
+
+/// An output file being written beside its target, which [`StagedFile::commit`] renames over
+/// it. Dropped without a commit, it deletes itself. Lets a command prepare several outputs
+/// and replace them only once all of them succeeded.
+pub struct StagedFile {
+    path: PathBuf,
+    writer: BufWriter<NamedTempFile>,
+}
+
+impl StagedFile {
+    /// Create the temporary file in `path`'s directory.
+    pub fn create(path: &Path) -> Result<StagedFile, ReportError> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(".compose-shard-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| io_error(path, "create a temporary file beside", e))?;
+        Ok(StagedFile {
+            path: path.to_path_buf(),
+            writer: BufWriter::with_capacity(1 << 16, temp),
+        })
+    }
+
+    /// Where to write the content.
+    pub fn writer(&mut self) -> &mut dyn Write {
+        &mut self.writer
+    }
+
+    /// Flush to disk and rename over the target.
+    pub fn commit(self) -> Result<(), ReportError> {
+        let path = self.path;
+        let temp = self
+            .writer
+            .into_inner()
+            .map_err(|e| io_error(&path, "write", e.into_error()))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| io_error(&path, "flush", e))?;
+        temp.persist(&path)
+            .map_err(|e| io_error(&path, "replace", e.error))?;
+        Ok(())
+    }
+}
+
+fn io_error(path: &Path, action: &'static str, source: std::io::Error) -> ReportError {
+    ReportError::Io {
         action,
         path: path.to_path_buf(),
         source,
-    };
-    // Dropping the NamedTempFile on any error path deletes it.
-    let temp = tempfile::Builder::new()
-        .prefix(".compose-shard-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| io("create a temporary file beside", e))?;
-    let mut writer = BufWriter::new(temp);
-    write(&mut writer)?;
-    writer.flush().map_err(|e| io("write", e))?;
-    let temp = writer
-        .into_inner()
-        .map_err(|e| io("write", e.into_error()))?;
-    temp.as_file().sync_all().map_err(|e| io("flush", e))?;
-    temp.persist(path).map_err(|e| io("replace", e.error))?;
-    Ok(())
+    }
 }
 
 #[cfg(test)]
