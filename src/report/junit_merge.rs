@@ -4,8 +4,8 @@
 //! Two streaming passes per input: the first ([`scan_junit`]) validates the whole file and
 //! counts outcomes, so the suite and root tags can carry totals; the second copies every
 //! child of the input's `<testsuite>` elements (testcases with all their children, properties,
-//! suite-level output) byte for byte. Memory holds one small record per testcase, never a
-//! document tree.
+//! suite-level output) byte for byte. Memory holds the small testcase records of one input at
+//! a time and the set of node ids seen (for duplicates), never a document tree.
 //!
 //! Totals are recomputed from the testcases, never taken from the inputs' attributes: `tests`
 //! counts `<testcase>` elements, and `failures`, `errors` and `skipped` count testcases having
@@ -20,7 +20,7 @@ use quick_xml::events::Event;
 
 use super::error::ReportError;
 use super::failure_location::{locate, one_line_message};
-use super::junit_scan::{scan_junit, JunitScan, ScannedCase};
+use super::junit_scan::{scan_junit, ScannedCase};
 use super::junit_types::{FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals};
 use super::node_id::NodeIdIndex;
 use super::xml_input::{escape_text, local_name, push_attr, XmlFile};
@@ -35,11 +35,7 @@ pub fn merge_junit(
     out: &mut dyn Write,
 ) -> Result<JunitTotals, ReportError> {
     let index = expected.map(NodeIdIndex::new).unwrap_or_default();
-    let scans = groups
-        .iter()
-        .map(|g| g.junit.as_deref().map(scan_junit).transpose())
-        .collect::<Result<Vec<_>, _>>()?;
-    let totals = compute_totals(groups, &scans, &index, expected);
+    let (totals, heads) = compute_totals(groups, &index, expected)?;
 
     let mut out = BufWriter::with_capacity(1 << 16, out);
     let io = |source| ReportError::Output {
@@ -58,8 +54,8 @@ pub fn merge_junit(
     );
     head.push_str(">\n");
     out.write_all(head.as_bytes()).map_err(io)?;
-    for ((group, scan), group_totals) in groups.iter().zip(&scans).zip(&totals.per_group) {
-        write_suite(&mut out, group, scan.as_ref(), group_totals)?;
+    for ((group, head), group_totals) in groups.iter().zip(&heads).zip(&totals.per_group) {
+        write_suite(&mut out, group, head, group_totals)?;
     }
     out.write_all(b"</testsuites>\n").map_err(io)?;
     out.flush().map_err(io)?;
@@ -94,16 +90,27 @@ fn group_label(group: &GroupResult) -> String {
     format!("group {}/{}", group.group, group.groups)
 }
 
+/// What the suite tag of a group copies from its input.
+#[derive(Default)]
+struct SuiteHead {
+    name: Option<String>,
+    timestamp: Option<String>,
+    hostname: Option<String>,
+}
+
+/// First pass over every group, one input at a time: only one input's testcase records are
+/// held at once, plus the set of node ids seen.
 fn compute_totals(
     groups: &[GroupResult],
-    scans: &[Option<JunitScan>],
     index: &NodeIdIndex,
     expected: Option<&[String]>,
-) -> JunitTotals {
+) -> Result<(JunitTotals, Vec<SuiteHead>), ReportError> {
+    let mut heads = Vec::with_capacity(groups.len());
     let mut totals = JunitTotals::default();
     let mut first_group: HashMap<String, usize> = HashMap::new();
     let mut duplicates: HashSet<String> = HashSet::new();
-    for (group, scan) in groups.iter().zip(scans) {
+    for group in groups {
+        let scan = group.junit.as_deref().map(scan_junit).transpose()?;
         let mut g = GroupTotals {
             group: group.group,
             missing_reason: missing_reason(group),
@@ -142,6 +149,11 @@ fn compute_totals(
         totals.passed += g.passed;
         totals.time += g.time;
         totals.per_group.push(g);
+        heads.push(scan.map_or_else(SuiteHead::default, |s| SuiteHead {
+            name: s.suite_name,
+            timestamp: s.timestamp,
+            hostname: s.hostname,
+        }));
     }
     totals.duplicates = duplicates.into_iter().collect();
     totals.duplicates.sort();
@@ -152,7 +164,7 @@ fn compute_totals(
             .cloned()
             .collect();
     }
-    totals
+    Ok((totals, heads))
 }
 
 fn count_case(g: &mut GroupTotals, case: &ScannedCase) {
@@ -191,15 +203,16 @@ fn record_failures(out: &mut Vec<FailedTest>, group: usize, case: &ScannedCase, 
 fn write_suite(
     out: &mut dyn Write,
     group: &GroupResult,
-    scan: Option<&JunitScan>,
+    head: &SuiteHead,
     totals: &GroupTotals,
 ) -> Result<(), ReportError> {
     let io = |source| ReportError::Output {
         what: OUTPUT,
         source,
     };
-    let producer = scan
-        .and_then(|s| s.suite_name.clone())
+    let producer = head
+        .name
+        .clone()
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| "pytest".into());
     let mut tag = String::from("<testsuite");
@@ -216,10 +229,10 @@ fn write_suite(
         totals.skipped,
         totals.time,
     );
-    if let Some(timestamp) = scan.and_then(|s| s.timestamp.as_deref()) {
+    if let Some(timestamp) = head.timestamp.as_deref() {
         push_attr(&mut tag, "timestamp", timestamp);
     }
-    if let Some(hostname) = scan.and_then(|s| s.hostname.as_deref()) {
+    if let Some(hostname) = head.hostname.as_deref() {
         push_attr(&mut tag, "hostname", hostname);
     }
     tag.push('>');
