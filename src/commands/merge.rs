@@ -1,9 +1,289 @@
-//! `compose-shard merge`.
+//! `compose-shard merge`: combine the results of several groups or runners into one JUnit file,
+//! one Cobertura file and an updated durations file.
+//!
+//! Inputs are report files (JUnit or Cobertura, told apart by their root element) or result
+//! folders written by `run` (see `report::ResultsLayout`). Folders contribute their `g<k>`
+//! groups under their own numbers; groups their `plan.json` lists that no input supplies are
+//! reported as missing; plain JUnit files become further groups in the order given. Every
+//! output is staged beside its target and only renamed into place once all merges succeeded,
+//! so a failed merge changes nothing. Exit code: 0 when every test passed, 1 when some failed,
+//! errored, ran twice, never ran or a group is missing, 2 for unusable input.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use crate::config::MergeConfig;
 use crate::errors::{Error, ExitCode};
+use crate::plan::{Durations, PlanError};
+use crate::report::{
+    classify, github_annotations, github_blob_base, github_step_summary, group_summaries,
+    junit_durations_with, merge_coverage, merge_junit, node_id::NodeIdIndex, read_plan_groups,
+    render_slowest, render_summary_table, GroupResult, JunitTotals, ReportKind, ResultsLayout,
+    StagedFile,
+};
+
+/// Annotations beyond this many would drown the job page (GitHub shows 10 per step anyway).
+const ANNOTATION_CAP: usize = 50;
+
+/// `(group, node ids)` of a plan.
+type PlanGroups = Vec<(usize, Vec<String>)>;
+
+/// The groups, collected tests and coverage files the inputs amount to.
+#[derive(Default)]
+struct Inputs {
+    groups: BTreeMap<usize, (GroupResult, PathBuf)>,
+    /// The first `plan.json` read, and its `(group, node ids)`.
+    plan: Option<(PathBuf, PlanGroups)>,
+    junit_files: Vec<PathBuf>,
+    coverage_files: Vec<PathBuf>,
+}
 
 /// Execute `compose-shard merge`.
-pub fn execute(_cfg: MergeConfig) -> Result<ExitCode, Error> {
-    Err(Error::NotImplemented("merge"))
+pub fn execute(cfg: MergeConfig) -> Result<ExitCode, Error> {
+    let inputs = gather(&cfg.inputs)?;
+    let expected: Option<Vec<String>> = inputs
+        .plan
+        .as_ref()
+        .map(|(_, groups)| groups.iter().flat_map(|(_, t)| t.iter().cloned()).collect());
+    let groups = group_results(&inputs);
+
+    let mut staged = Vec::new();
+    let totals = if groups.is_empty() {
+        None
+    } else {
+        let totals = match &cfg.junit_xml {
+            Some(path) => {
+                let mut file = StagedFile::create(path)?;
+                let totals = merge_junit(&groups, expected.as_deref(), file.writer())?;
+                staged.push(file);
+                totals
+            }
+            None => merge_junit(&groups, expected.as_deref(), &mut std::io::sink())?,
+        };
+        Some(totals)
+    };
+
+    let mut coverage_inputs: Vec<PathBuf> =
+        groups.iter().filter_map(|g| g.coverage.clone()).collect();
+    coverage_inputs.extend(inputs.coverage_files.iter().cloned());
+    if let Some(path) = &cfg.cov_xml {
+        if coverage_inputs.is_empty() {
+            return Err(Error::Usage(format!(
+                "--cov-xml {}: none of the inputs has coverage XML (pass Cobertura files or result folders with g<k>/coverage.xml)",
+                path.display()
+            )));
+        }
+        let mut file = StagedFile::create(path)?;
+        let totals = merge_coverage(&coverage_inputs, file.writer())?;
+        staged.push(file);
+        eprintln!(
+            "coverage: {} files, lines {}/{} ({}), branches {}/{}",
+            totals.files,
+            totals.lines_covered,
+            totals.lines_valid,
+            totals.line_rate,
+            totals.branches_covered,
+            totals.branches_valid
+        );
+    }
+
+    let index = expected
+        .as_deref()
+        .map(NodeIdIndex::new)
+        .unwrap_or_default();
+    let mut measured = Vec::new();
+    for group in &groups {
+        if let Some(junit) = &group.junit {
+            measured.extend(junit_durations_with(junit, &index)?);
+        }
+    }
+    if let Some(path) = &cfg.store_durations {
+        let mut durations = read_durations(path)?;
+        let still_exists: Option<HashSet<String>> =
+            expected.as_ref().map(|ids| ids.iter().cloned().collect());
+        durations.update(measured.iter().cloned(), still_exists.as_ref());
+        let mut file = StagedFile::create(path)?;
+        file.writer()
+            .write_all(durations.to_json().as_bytes())
+            .map_err(|source| Error::Io {
+                action: "write",
+                path: path.clone(),
+                source,
+            })?;
+        staged.push(file);
+    }
+    for file in staged {
+        file.commit()?;
+    }
+
+    let Some(totals) = totals else {
+        return Ok(ExitCode::Success);
+    };
+    print_summaries(&totals, &measured)?;
+    Ok(if totals.all_passed() {
+        ExitCode::Success
+    } else {
+        ExitCode::TestsFailed
+    })
+}
+
+fn print_summaries(totals: &JunitTotals, measured: &[(String, f64)]) -> Result<(), Error> {
+    let summaries = group_summaries(totals);
+    print!("{}", render_summary_table(&summaries, totals));
+    if !measured.is_empty() {
+        print!("\n{}", render_slowest(measured, 10));
+    }
+    if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+        for line in github_annotations(totals, ANNOTATION_CAP) {
+            println!("{line}");
+        }
+        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+            let link_base = match (
+                std::env::var("GITHUB_SERVER_URL"),
+                std::env::var("GITHUB_REPOSITORY"),
+                std::env::var("GITHUB_SHA"),
+            ) {
+                (Ok(server), Ok(repo), Ok(sha)) => Some(github_blob_base(&server, &repo, &sha)),
+                _ => None,
+            };
+            let markdown = github_step_summary(&summaries, totals, link_base.as_deref());
+            let path = PathBuf::from(path);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(markdown.as_bytes()))
+                .map_err(|source| Error::Io {
+                    action: "append the job summary to",
+                    path,
+                    source,
+                })?;
+        }
+    }
+    Ok(())
+}
+
+fn read_durations(path: &Path) -> Result<Durations, Error> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(Error::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    Durations::parse(&text).map_err(|source| {
+        Error::Plan(PlanError::Durations {
+            file: path.display().to_string(),
+            source,
+        })
+    })
+}
+
+/// Sort the inputs into result folders, JUnit files and Cobertura files.
+fn gather(paths: &[PathBuf]) -> Result<Inputs, Error> {
+    let mut inputs = Inputs::default();
+    for path in paths {
+        if path.is_dir() {
+            add_folder(&mut inputs, path)?;
+        } else if path.is_file() {
+            match classify(path)? {
+                ReportKind::Junit => inputs.junit_files.push(path.clone()),
+                ReportKind::Cobertura => inputs.coverage_files.push(path.clone()),
+            }
+        } else {
+            return Err(Error::Usage(format!(
+                "input {} does not exist (pass report files or result folders written by `run`)",
+                path.display()
+            )));
+        }
+    }
+    Ok(inputs)
+}
+
+fn add_folder(inputs: &mut Inputs, folder: &Path) -> Result<(), Error> {
+    let layout = ResultsLayout::new(folder);
+    let plan_path = layout.plan();
+    let present = layout.groups_present()?;
+    if !plan_path.is_file() && present.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} is neither a report nor a result folder (no plan.json, no g<k>/ folders)",
+            folder.display()
+        )));
+    }
+    if plan_path.is_file() {
+        let plan = read_plan_groups(&plan_path)?;
+        match &inputs.plan {
+            Some((first, groups)) if *groups != plan => {
+                return Err(Error::Usage(format!(
+                    "{} and {} come from different plans; merge only results of one run (run --plan FILE on every runner)",
+                    first.display(),
+                    plan_path.display()
+                )))
+            }
+            Some(_) => {}
+            None => inputs.plan = Some((plan_path.clone(), plan)),
+        }
+    }
+    let groups = inputs
+        .plan
+        .as_ref()
+        .map_or(present.last().copied().unwrap_or(0), |(_, g)| g.len());
+    for k in present {
+        let result = layout.group_result(k, groups)?;
+        if let Some((_, other)) = inputs.groups.get(&k) {
+            return Err(Error::Usage(format!(
+                "group {k} is in both {} and {}; pass each group's results once",
+                other.display(),
+                folder.display()
+            )));
+        }
+        inputs.groups.insert(k, (result, folder.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// Groups in number order: folders' groups, the plan's groups no input supplied (missing),
+/// then plain JUnit files as further groups.
+fn group_results(inputs: &Inputs) -> Vec<GroupResult> {
+    let planned: Vec<usize> = inputs
+        .plan
+        .as_ref()
+        .map(|(_, g)| g.iter().map(|(k, _)| *k).collect())
+        .unwrap_or_default();
+    let mut numbers: Vec<usize> = inputs.groups.keys().copied().chain(planned).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let total = numbers.len() + inputs.junit_files.len();
+    let mut out: Vec<GroupResult> = numbers
+        .iter()
+        .map(|k| match inputs.groups.get(k) {
+            Some((result, _)) => GroupResult {
+                groups: total,
+                ..result.clone()
+            },
+            None => GroupResult {
+                group: *k,
+                groups: total,
+                missing_reason: Some(format!(
+                    "no input holds results for group {k} of the plan (was its runner's result folder passed to merge?)"
+                )),
+                ..GroupResult::default()
+            },
+        })
+        .collect();
+    let next = numbers.last().copied().unwrap_or(0);
+    for (i, file) in inputs.junit_files.iter().enumerate() {
+        out.push(GroupResult {
+            group: next + i + 1,
+            groups: total.max(next + inputs.junit_files.len()),
+            junit: Some(file.clone()),
+            ..GroupResult::default()
+        });
+    }
+    out
 }

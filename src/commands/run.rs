@@ -1,9 +1,457 @@
-//! `compose-shard run`.
+//! `compose-shard run`: load and isolate the compose project, connect to Docker, run the
+//! orchestrator under signal handling, write the plan and merged results, print the summary.
+//!
+//! Flags win over `[tool.compose-shard]` settings. Flags with a clap default (`--out`,
+//! `--ready-timeout`) can only be recognised as "not given" by their default value, so a
+//! setting applies when the flag still has its default.
 
-use crate::config::RunConfig;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::compose::{self, Isolation, Project};
+use crate::config::{GroupsSetting, RunConfig};
+use crate::engine::DockerEngine;
 use crate::errors::{Error, ExitCode};
+use crate::plan::{self, Durations, Plan};
+use crate::pyproject::Settings;
+use crate::run::{
+    self, exit_code, find_leftovers, render_summary, run_with_signals, stamp_labels, Assignment,
+    Display, DisplayMode, EventSink, RunError, RunOutcome, RunSpec, TestSource,
+};
+
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(180);
+const DEFAULT_OUT: &str = "compose-shard-results";
 
 /// Execute `compose-shard run`.
-pub fn execute(_cfg: RunConfig) -> Result<ExitCode, Error> {
-    Err(Error::NotImplemented("run"))
+pub fn execute(cfg: RunConfig) -> Result<ExitCode, Error> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
+        action: "start the async runtime for",
+        path: "compose-shard run".into(),
+        source,
+    })?;
+    runtime.block_on(run_command(cfg))
+}
+
+/// Everything decided before any container exists.
+struct Prepared {
+    spec: RunSpec,
+    source: TestSource,
+    plan_file: PathBuf,
+    reproduce_flags: Vec<String>,
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// `--groups auto`: one group per two CPUs' worth of work is too few for I/O-bound suites and
+/// one per CPU can exhaust memory with databases, so: CPUs, capped by 1.5 GiB of memory per
+/// group, at least 1.
+pub fn auto_groups() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mem_groups = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(usize::MAX, |kb| (kb / (1536 * 1024)) as usize);
+    cpus.min(mem_groups).max(1)
+}
+
+fn run_id() -> String {
+    use sha2::{Digest, Sha256};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let digest = Sha256::digest(format!("{nanos}-{}", std::process::id()).as_bytes());
+    hex::encode(&digest[..3])
+}
+
+fn group_count(cfg: &RunConfig, settings: &Settings, plan: Option<&Plan>) -> Result<usize, Error> {
+    if let Some(plan) = plan {
+        return Ok(plan.groups.len());
+    }
+    let setting = match (&cfg.groups, &settings.groups) {
+        (Some(g), _) => *g,
+        (None, Some(toml::Value::Integer(n))) => GroupsSetting::Count(*n as usize),
+        (None, Some(_)) => GroupsSetting::Auto,
+        (None, None) => GroupsSetting::Count(1),
+    };
+    Ok(match setting {
+        GroupsSetting::Count(n) => n,
+        GroupsSetting::Auto => auto_groups(),
+    })
+}
+
+fn read_durations(
+    cfg: &RunConfig,
+    settings: &Settings,
+    project_dir: &Path,
+) -> Result<Durations, Error> {
+    let explicit = cfg.durations.clone().or_else(|| settings.durations.clone());
+    let path = explicit
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".test_durations"));
+    let path = if path.is_absolute() {
+        path
+    } else {
+        project_dir.join(path)
+    };
+    let mut durations = match std::fs::read_to_string(&path) {
+        Ok(text) => Durations::parse(&text).map_err(|source| {
+            Error::Plan(plan::PlanError::Durations {
+                file: path.display().to_string(),
+                source,
+            })
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+            Durations::default()
+        }
+        Err(e) => return Err(io_error("read", &path)(e)),
+    };
+    // Timings from earlier runs' JUnit files win over the durations file: they are newer.
+    for junit in &cfg.durations_from_junit {
+        let measured = crate::report::junit_durations(junit)?;
+        durations.update(measured, None);
+    }
+    Ok(durations)
+}
+
+/// `--store-durations FILE`: update the file from the groups' JUnit. Entries of tests that no
+/// longer exist are dropped only when this run collected the whole suite.
+fn store_durations(path: &Path, spec: &RunSpec, outcome: &RunOutcome) -> Result<(), Error> {
+    use crate::report::node_id::NodeIdIndex;
+    let mut durations = match std::fs::read_to_string(path) {
+        Ok(text) => Durations::parse(&text).map_err(|source| {
+            Error::Plan(plan::PlanError::Durations {
+                file: path.display().to_string(),
+                source,
+            })
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Durations::default(),
+        Err(e) => return Err(io_error("read", path)(e)),
+    };
+    let known: Vec<String> = outcome.assignment.values().flatten().cloned().collect();
+    let index = NodeIdIndex::new(&known);
+    for g in &outcome.groups {
+        let junit = spec.out_dir.join(format!("g{}/junit.xml", g.group));
+        if junit.exists() {
+            let measured = crate::report::junit_durations_with(&junit, &index)?;
+            durations.update(measured, None);
+        }
+    }
+    if let Some(collected) = &outcome.collected {
+        let still: std::collections::HashSet<String> = collected.iter().cloned().collect();
+        durations.update(std::iter::empty(), Some(&still));
+    }
+    std::fs::write(path, durations.to_json()).map_err(io_error("write", path))
+}
+
+fn assignment_of(plan: &Plan) -> Assignment {
+    plan.groups
+        .iter()
+        .map(|g| (g.group, g.tests.clone()))
+        .collect()
+}
+
+fn reproduce_flags(cfg: &RunConfig, test_service: &str) -> Vec<String> {
+    let mut flags = Vec::new();
+    for f in &cfg.compose.files {
+        flags.extend(["-f".to_string(), f.display().to_string()]);
+    }
+    if let Some(p) = &cfg.compose.project_name {
+        flags.extend(["-p".to_string(), p.clone()]);
+    }
+    for p in &cfg.compose.profiles {
+        flags.extend(["--profile".to_string(), p.clone()]);
+    }
+    if let Some(d) = &cfg.compose.project_directory {
+        flags.extend(["--project-directory".to_string(), d.display().to_string()]);
+    }
+    flags.extend(["--service".to_string(), test_service.to_string()]);
+    for (k, v) in &cfg.env {
+        flags.extend(["-e".to_string(), format!("{k}={v}")]);
+    }
+    flags
+}
+
+fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
+    let cwd = std::env::current_dir().map_err(io_error("read", Path::new(".")))?;
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let loaded = compose::load(&cfg.compose, &env, &cwd)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let project = loaded.project;
+    let settings = Settings::load(&project.project_dir)
+        .or_else(|_| Settings::load(&cwd))
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let test_service = compose::select_test_service(
+        &project,
+        cfg.service.as_deref(),
+        settings.service.as_deref(),
+    )?;
+
+    let fixed_plan = match &cfg.plan_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(io_error("read", path))?;
+            Some(Plan::from_json(&text).map_err(|e| match e {
+                plan::PlanError::PlanFormat { .. } => {
+                    Error::Usage(format!("--plan {}: {e}", path.display()))
+                }
+                other => Error::Plan(other),
+            })?)
+        }
+        None => None,
+    };
+    let groups = group_count(cfg, &settings, fixed_plan.as_ref())?;
+    if groups == 0 {
+        return Err(Error::Plan(plan::PlanError::NoGroups));
+    }
+    let selected: Vec<usize> = match &cfg.only {
+        Some(sel) => {
+            sel.validate(groups).map_err(Error::Usage)?;
+            sel.0.clone()
+        }
+        None => (1..=groups).collect(),
+    };
+
+    let out_dir = if cfg.out_dir == Path::new(DEFAULT_OUT) {
+        settings.out.clone().unwrap_or_else(|| cfg.out_dir.clone())
+    } else {
+        cfg.out_dir.clone()
+    };
+    let ready_timeout = match (&settings.ready_timeout, cfg.ready_timeout) {
+        (Some(text), DEFAULT_READY_TIMEOUT) => crate::duration::parse_duration(text)
+            .map_err(|e| Error::Usage(format!("[tool.compose-shard] ready-timeout: {e}")))?,
+        _ => cfg.ready_timeout,
+    };
+    let timeout = match (&settings.timeout, cfg.timeout) {
+        (Some(text), None) => Some(
+            crate::duration::parse_duration(text)
+                .map_err(|e| Error::Usage(format!("[tool.compose-shard] timeout: {e}")))?,
+        ),
+        (_, t) => t,
+    };
+    let command = if !cfg.command.is_empty() {
+        cfg.command.clone()
+    } else {
+        settings
+            .command
+            .clone()
+            .unwrap_or_else(|| vec!["pytest".to_string()])
+    };
+    let mut env_vars: Vec<(String, String)> = settings
+        .env
+        .iter()
+        .filter(|(k, _)| !cfg.env.iter().any(|(c, _)| c == *k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env_vars.extend(cfg.env.iter().cloned());
+
+    let id = run_id();
+    let mut projects: Vec<Project> = Vec::new();
+    for group in &selected {
+        let mut isolated = compose::isolate(
+            &project,
+            &Isolation {
+                run_id: id.clone(),
+                group: *group,
+                groups,
+                publish_ports: cfg.publish_ports,
+                test_service: Some(test_service.clone()),
+            },
+        )?;
+        stamp_labels(&mut isolated, &id, *group);
+        projects.push(isolated);
+    }
+
+    std::fs::create_dir_all(&out_dir).map_err(io_error("create directory", &out_dir))?;
+    let plan_file = out_dir.join("plan.json");
+    let source = match fixed_plan {
+        Some(plan) => {
+            if cfg.plan_file.as_deref() != Some(plan_file.as_path()) {
+                std::fs::write(&plan_file, plan.to_json())
+                    .map_err(io_error("write", &plan_file))?;
+            }
+            TestSource::Fixed(assignment_of(&plan))
+        }
+        None => {
+            let durations = read_durations(cfg, &settings, &project.project_dir)?;
+            let split_by = cfg.split_by;
+            let listed = match &cfg.tests_file {
+                Some(path) => Some(plan::parse_test_list(
+                    &std::fs::read_to_string(path).map_err(io_error("read", path))?,
+                )),
+                None => None,
+            };
+            let plan_path = plan_file.clone();
+            let planner = move |collected: Vec<String>| -> Result<Assignment, String> {
+                let tests = listed.unwrap_or(collected);
+                let plan =
+                    plan::split(&tests, &durations, groups, split_by).map_err(|e| e.to_string())?;
+                std::fs::write(&plan_path, plan.to_json())
+                    .map_err(|e| format!("failed to write {}: {e}", plan_path.display()))?;
+                Ok(assignment_of(&plan))
+            };
+            TestSource::Collect(Box::new(planner))
+        }
+    };
+
+    let reproduce_flags = reproduce_flags(cfg, &test_service);
+    Ok(Prepared {
+        spec: RunSpec {
+            run_id: id,
+            projects,
+            test_service,
+            command,
+            env: env_vars,
+            ready_timeout,
+            timeout,
+            out_dir,
+            keep: cfg.keep,
+            no_build: cfg.no_build,
+            poll: Duration::from_millis(500),
+        },
+        source,
+        plan_file,
+        reproduce_flags,
+    })
+}
+
+async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
+    let prepared = prepare(&cfg)?;
+    let engine = DockerEngine::connect().await?;
+    let (events, receiver) = EventSink::channel();
+    let display = tokio::spawn(Display::new(DisplayMode::resolve(cfg.progress)).consume(receiver));
+
+    if let Ok(leftovers) = find_leftovers(&engine, false).await {
+        if !leftovers.is_empty() {
+            let count: usize = leftovers.values().map(Vec::len).sum();
+            let runs: Vec<&str> = leftovers.keys().map(String::as_str).collect();
+            events.emit(run::Event::Warning(format!(
+                "{count} resources left by earlier runs that were killed (run ids: {}); remove them with `compose-shard clean`",
+                runs.join(", ")
+            )));
+        }
+    }
+    events.emit(run::Event::Info(format!(
+        "run {}: {} group(s), results in {}",
+        prepared.spec.run_id,
+        prepared.spec.projects.len(),
+        prepared.spec.out_dir.display()
+    )));
+
+    let spec = &prepared.spec;
+    let result = run_with_signals(
+        &engine,
+        &spec.run_id,
+        run::run(&engine, spec, prepared.source, &events),
+        &events,
+    )
+    .await;
+    drop(events);
+    let _ = display.await;
+
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(interrupted) => {
+            eprintln!(
+                "interrupted: removed {} resources of run {}",
+                interrupted.removed.len(),
+                spec.run_id
+            );
+            for e in &interrupted.errors {
+                eprintln!("warning: cleanup: {e}");
+            }
+            return Err(RunError::Interrupted.into());
+        }
+    };
+    merge_results(spec, &outcome);
+    if let Some(path) = &cfg.store_durations {
+        if let Err(e) = store_durations(path, spec, &outcome) {
+            eprintln!(
+                "warning: --store-durations: {}",
+                crate::errors::render_chain(&e)
+            );
+        }
+    }
+    print!(
+        "{}",
+        render_summary(
+            &outcome,
+            &prepared.plan_file.display().to_string(),
+            &prepared.reproduce_flags,
+            &spec.command,
+        )
+    );
+    Ok(exit_code(&outcome))
+}
+
+/// Merge the groups' JUnit and coverage files into `<out>/junit.xml` and `<out>/coverage.xml`.
+/// A group without results (environment error, timeout) becomes an error testcase, so CI
+/// dashboards show it. Merge problems are warnings: the per-group files remain in `<out>/g<k>/`.
+fn merge_results(spec: &RunSpec, outcome: &RunOutcome) {
+    use crate::report::{merge_coverage, merge_junit, write_atomically, GroupResult};
+    let groups = spec
+        .projects
+        .first()
+        .and_then(|p| p.isolation.as_ref())
+        .map_or(1, |i| i.groups);
+    let results: Vec<GroupResult> = outcome
+        .groups
+        .iter()
+        .map(|g| {
+            let dir = spec.out_dir.join(format!("g{}", g.group));
+            let file = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
+            let missing_reason = match &g.status {
+                run::GroupStatus::EnvironmentError(reason) => Some(reason.clone()),
+                run::GroupStatus::TimedOut(limit) => {
+                    Some(format!("timed out after {}s", limit.as_secs()))
+                }
+                _ => None,
+            };
+            GroupResult {
+                group: g.group,
+                groups,
+                junit: file("junit.xml"),
+                coverage: file("coverage.xml"),
+                missing_reason,
+            }
+        })
+        .collect();
+    let expected: Vec<String> = outcome
+        .groups
+        .iter()
+        .flat_map(|g| {
+            outcome
+                .assignment
+                .get(&g.group)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let junit_path = spec.out_dir.join("junit.xml");
+    let merged = write_atomically(&junit_path, |w| {
+        merge_junit(&results, (!expected.is_empty()).then_some(&expected[..]), w).map(|_| ())
+    });
+    if let Err(e) = merged {
+        eprintln!("warning: merging JUnit into {}: {e}", junit_path.display());
+    }
+    let coverage: Vec<PathBuf> = results.iter().filter_map(|r| r.coverage.clone()).collect();
+    if !coverage.is_empty() {
+        let cov_path = spec.out_dir.join("coverage.xml");
+        if let Err(e) = write_atomically(&cov_path, |w| merge_coverage(&coverage, w).map(|_| ())) {
+            eprintln!("warning: merging coverage into {}: {e}", cov_path.display());
+        }
+    }
 }

@@ -1,18 +1,34 @@
-//! Compose projects: load files the way Docker Compose does, and isolate one copy per group.
+//! Compose projects: load files the way Docker Compose does ([`load`]), and isolate one copy
+//! per group ([`isolate`]).
+//!
+//! The loader's core works on strings and in-memory values; only [`load`] touches the
+//! filesystem (compose files, `.env`, `env_file`s, `extends` files).
 
+mod canonical;
+mod discover;
+mod dotenv;
+mod environment;
+mod error;
+mod extends;
+mod interpolate;
+mod isolate;
+mod load;
+mod merge;
 pub mod model;
+mod names;
+mod ports;
+mod prepare;
+mod profiles;
+mod references;
+mod select;
+mod source;
+mod toplevel;
+mod values;
+mod volumes;
 
+pub use error::ComposeError;
+pub use isolate::{isolate, Isolation};
+pub use load::{load, load_from_str, Loaded};
 pub use model::*;
-
-use std::path::PathBuf;
-
-/// Errors from loading or isolating a compose project.
-#[derive(Debug, thiserror::Error)]
-pub enum ComposeError {
-    /// No compose file was found.
-    #[error("no compose file found in {}: expected compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml (or pass -f FILE)", dir.display())]
-    NoFile {
-        /// Where we looked.
-        dir: PathBuf,
-    },
-}
+pub use names::normalize_project_name;
+pub use select::select_test_service;

@@ -1,15 +1,40 @@
-//! Reports: merge JUnit and Cobertura XML, update durations, write summaries.
-//! Pure code over `Read`/`Write`.
+//! Reports: merge JUnit and Cobertura XML, update durations, write summaries, CI annotations
+//! and the timeline. Pure code over files, `Read` and `Write`: it takes plain data
+//! ([`GroupResult`], [`GroupSummary`]) and never imports the orchestrator's types, so the
+//! orchestrator can call it without a cycle.
+//!
+//! Everything that reads XML streams it with quick-xml and treats it as untrusted (see
+//! `xml_input`); every output file goes through [`write_atomically`].
 
-/// Errors from merging or writing reports.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    /// An input could not be parsed.
-    #[error("{file}: {message}")]
-    Malformed {
-        /// The input file.
-        file: String,
-        /// What is wrong, with line where known.
-        message: String,
-    },
-}
+mod atomic;
+mod coverage_merge;
+mod coverage_model;
+mod coverage_read;
+mod coverage_write;
+mod error;
+mod failure_location;
+mod github;
+mod input_kind;
+mod junit_durations;
+mod junit_merge;
+mod junit_scan;
+mod junit_types;
+pub mod node_id;
+mod py_format;
+mod results_layout;
+mod summary;
+mod timeline;
+mod xml_input;
+
+pub use atomic::{write_atomically, StagedFile};
+pub use coverage_merge::merge_coverage;
+pub use coverage_write::CoverageTotals;
+pub use error::ReportError;
+pub use github::{github_annotations, github_blob_base, github_log_group, github_step_summary};
+pub use input_kind::{classify, ReportKind};
+pub use junit_durations::{junit_durations, junit_durations_with};
+pub use junit_merge::merge_junit;
+pub use junit_types::{FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals};
+pub use results_layout::{read_plan_groups, ResultsLayout};
+pub use summary::{group_summaries, render_slowest, render_summary_table, GroupSummary, Phase};
+pub use timeline::render_timeline_html;

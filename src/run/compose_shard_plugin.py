@@ -41,5 +41,19 @@ def pytest_collection_modifyitems(session, config, items):
             _emit("missing " + node_id)
 
 
+# One line per test, at its teardown: every line costs a write through the engine's exec
+# stream, so per-phase lines would triple the overhead on large suites.
+_outcomes = {}
+
+
 def pytest_runtest_logreport(report):
-    _emit("%s %s %s" % (report.when, report.outcome, report.nodeid))
+    if report.when == "call":
+        _outcomes[report.nodeid] = report.outcome
+    elif report.outcome == "skipped":
+        _outcomes.setdefault(report.nodeid, "skipped")
+    elif report.outcome == "failed":
+        if _outcomes.get(report.nodeid) != "failed":
+            _outcomes[report.nodeid] = "error"
+    if report.when == "teardown":
+        outcome = _outcomes.pop(report.nodeid, "passed")
+        _emit("done %s %s" % (outcome, report.nodeid))

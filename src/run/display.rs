@@ -158,10 +158,7 @@ impl Display {
                     let word = if outcome == TestOutcome::Failed { "FAILED" } else { "ERROR" };
                     self.print(&format!("[g{group}] {word} {node_id}"));
                 }
-                let line = self.line(group);
-                if matches!(outcome, TestOutcome::Passed | TestOutcome::Failed | TestOutcome::Skipped) {
-                    line.done += 1;
-                }
+                self.line(group).done += 1;
                 self.refresh(group);
             }
             Event::GroupDone(report) => {

@@ -229,9 +229,7 @@ impl super::backend::Backend for FakeBackend {
                 "passed"
             };
             failed |= outcome == "failed";
-            let text = format!(
-                "##compose-shard## setup passed {id}\n##compose-shard## call {outcome} {id}\n##compose-shard## teardown passed {id}\n"
-            );
+            let text = format!("{id} \n.##compose-shard## done {outcome} {id}\n");
             // Split mid-line to exercise line reassembly.
             let (a, b) = text.split_at(text.len() / 2);
             on_output(a.as_bytes());

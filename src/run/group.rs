@@ -55,28 +55,20 @@ impl OutputTracker<'_> {
 
     fn line(&mut self, line: &str) {
         match parse_plugin_line(line) {
-            Some(PluginLine::Report {
-                node_id,
-                outcome,
-                finished,
-            }) => {
-                if let Some(outcome) = outcome {
-                    match outcome {
-                        TestOutcome::Passed => self.counts.passed += 1,
-                        TestOutcome::Failed => self.counts.failed += 1,
-                        TestOutcome::Skipped => self.counts.skipped += 1,
-                        TestOutcome::Error => self.counts.errors += 1,
-                    }
-                    self.events.emit(Event::Test {
-                        group: self.group,
-                        node_id: node_id.clone(),
-                        outcome,
-                    });
+            Some(PluginLine::Done { node_id, outcome }) => {
+                match outcome {
+                    TestOutcome::Passed => self.counts.passed += 1,
+                    TestOutcome::Failed => self.counts.failed += 1,
+                    TestOutcome::Skipped => self.counts.skipped += 1,
+                    TestOutcome::Error => self.counts.errors += 1,
                 }
-                if finished {
-                    self.counts.done += 1;
-                    self.ran.push(node_id);
-                }
+                self.counts.done += 1;
+                self.events.emit(Event::Test {
+                    group: self.group,
+                    node_id: node_id.clone(),
+                    outcome,
+                });
+                self.ran.push(node_id);
             }
             Some(PluginLine::Missing(id)) => self.missing.push(id),
             None => {}

@@ -106,14 +106,12 @@ pub fn parse_collection(output: &str) -> Vec<String> {
 /// One parsed plugin line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginLine {
-    /// A test phase ended. `finished` is true for the teardown report (the test is done).
-    Report {
+    /// A test finished (its teardown ran) with this outcome.
+    Done {
         /// Node id.
         node_id: String,
-        /// Counted outcome, if this phase decides one.
-        outcome: Option<TestOutcome>,
-        /// The test is complete.
-        finished: bool,
+        /// Outcome: a failed call is `Failed`, a failed setup or teardown `Error`.
+        outcome: TestOutcome,
     },
     /// A planned node id was not collected in this group.
     Missing(String),
@@ -121,25 +119,24 @@ pub enum PluginLine {
 
 /// Parse one output line; `None` for ordinary pytest output.
 pub fn parse_plugin_line(line: &str) -> Option<PluginLine> {
-    // pytest's progress dots can share the line (`.##compose-shard## call passed ...`).
+    // pytest's progress dots can share the line (`.##compose-shard## done passed ...`).
     let line = line.trim_end_matches('\r');
     let rest = &line[line.find(LINE_PREFIX)? + LINE_PREFIX.len()..];
     if let Some(id) = rest.strip_prefix("missing ") {
         return Some(PluginLine::Missing(id.to_string()));
     }
-    let (when, rest) = rest.split_once(' ')?;
+    let rest = rest.strip_prefix("done ")?;
     let (result, node_id) = rest.split_once(' ')?;
-    let outcome = match (when, result) {
-        ("call", "passed") => Some(TestOutcome::Passed),
-        ("call", "failed") => Some(TestOutcome::Failed),
-        (_, "skipped") => Some(TestOutcome::Skipped),
-        ("setup" | "teardown", "failed") => Some(TestOutcome::Error),
-        _ => None,
+    let outcome = match result {
+        "passed" => TestOutcome::Passed,
+        "failed" => TestOutcome::Failed,
+        "skipped" => TestOutcome::Skipped,
+        "error" => TestOutcome::Error,
+        _ => return None,
     };
-    Some(PluginLine::Report {
+    Some(PluginLine::Done {
         node_id: node_id.to_string(),
         outcome,
-        finished: when == "teardown",
     })
 }
 
@@ -205,31 +202,23 @@ mod tests {
     }
 
     #[test]
-    fn plugin_lines_count_each_test_once() {
+    fn plugin_lines_give_one_outcome_per_test() {
         let p = |l| parse_plugin_line(l).unwrap();
+        let done = |id: &str, outcome| PluginLine::Done {
+            node_id: id.into(),
+            outcome,
+        };
         assert_eq!(
-            p("##compose-shard## call failed t.py::x"),
-            PluginLine::Report {
-                node_id: "t.py::x".into(),
-                outcome: Some(TestOutcome::Failed),
-                finished: false
-            }
+            p("##compose-shard## done failed t.py::x"),
+            done("t.py::x", TestOutcome::Failed)
         );
         assert_eq!(
-            p("##compose-shard## setup passed t.py::x y"),
-            PluginLine::Report {
-                node_id: "t.py::x y".into(),
-                outcome: None,
-                finished: false
-            }
+            p("##compose-shard## done passed t.py::x y[a b]"),
+            done("t.py::x y[a b]", TestOutcome::Passed)
         );
         assert_eq!(
-            p("##compose-shard## teardown failed t.py::x"),
-            PluginLine::Report {
-                node_id: "t.py::x".into(),
-                outcome: Some(TestOutcome::Error),
-                finished: true
-            }
+            p(".##compose-shard## done error t.py::x"),
+            done("t.py::x", TestOutcome::Error)
         );
         assert_eq!(
             p("##compose-shard## missing t.py::gone"),
@@ -237,12 +226,8 @@ mod tests {
         );
         assert_eq!(parse_plugin_line("t.py::x PASSED"), None);
         assert_eq!(
-            p(".##compose-shard## call passed t.py::x"),
-            PluginLine::Report {
-                node_id: "t.py::x".into(),
-                outcome: Some(TestOutcome::Passed),
-                finished: false
-            }
+            parse_plugin_line("##compose-shard## done weird t.py::x"),
+            None
         );
     }
 }

@@ -1,0 +1,6 @@
+"""URL routes of the shop."""
+from django.urls import include, path
+
+urlpatterns = [
+    path("api/", include("catalog.urls")),
+]

@@ -1,0 +1,436 @@
+//! Canonicalisation: one merged, interpolated service definition (a YAML mapping) becomes a
+//! typed [`Service`] in long syntax (top-level networks and volumes: see `toplevel.rs`).
+//!
+//! Errors name the key (`ports`, `healthcheck.interval`...) so the loader can point at the
+//! line in the file that set it. Keys we know but do not act on produce a warning naming the
+//! service and key; `restart` is ignored quietly because a test run never restarts services.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde_yaml::{Mapping, Value};
+
+use super::environment::{env_file_list, resolve_environment};
+use super::model::*;
+use super::ports::{parse_expose, parse_port};
+use super::values::{
+    boolean, bytes, command, err, key_values, scalar_string, seconds, string, string_list,
+    FieldError,
+};
+use super::volumes::{parse_mount, resolve_host_path};
+
+/// What canonicalisation needs from the loader.
+pub(crate) struct Context<'a> {
+    /// Base for relative paths.
+    pub project_dir: &'a Path,
+    /// Project name (for default image names).
+    pub project_name: &'a str,
+    /// Environment for bare `KEY` entries: shell environment, then `.env`.
+    pub lookup: &'a dyn Fn(&str) -> Option<String>,
+    /// Warnings collected for the user.
+    pub warnings: &'a mut Vec<String>,
+}
+
+/// Keys that are valid Compose but not acted on: each use is reported.
+const UNSUPPORTED: &[&str] = &[
+    "deploy",
+    "develop",
+    "logging",
+    "volumes_from",
+    "dns",
+    "dns_search",
+    "dns_opt",
+    "devices",
+    "security_opt",
+    "secrets",
+    "configs",
+    "external_links",
+    "ipc",
+    "pid",
+    "cgroup_parent",
+    "domainname",
+    "mac_address",
+    "cpus",
+    "cpu_shares",
+    "cpuset",
+    "mem_reservation",
+    "memswap_limit",
+    "oom_score_adj",
+    "userns_mode",
+    "runtime",
+    "scale",
+    "group_add",
+    "isolation",
+    "storage_opt",
+    "annotations",
+    "attach",
+    "post_start",
+    "pre_stop",
+    "uts",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_runtime",
+    "cpu_rt_period",
+    "blkio_config",
+    "credential_spec",
+    "device_cgroup_rules",
+    "gpus",
+    "oom_kill_disable",
+    "pids_limit",
+    "mem_swappiness",
+    "volume_driver",
+    "models",
+    "provider",
+    "use_api_socket",
+    "label_file",
+    "env_from",
+];
+/// Canonicalise one service.
+pub(crate) fn service(
+    name: &str,
+    def: &Mapping,
+    ctx: &mut Context<'_>,
+) -> Result<Service, FieldError> {
+    let mut svc = Service {
+        name: name.to_string(),
+        ..Service::default()
+    };
+    let mut env_files: Vec<(PathBuf, bool)> = Vec::new();
+    let mut environment: Vec<(String, Option<String>)> = Vec::new();
+    for (k, v) in def {
+        let Some(key) = k.as_str() else {
+            return err("?", "expected string keys");
+        };
+        match key {
+            "image" => svc.image = Some(string(key, v)?),
+            "build" => svc.build = Some(build(v, ctx)?),
+            "command" => svc.command = command(key, v)?,
+            "entrypoint" => svc.entrypoint = command(key, v)?,
+            "environment" => environment = key_values(key, v)?,
+            "env_file" => env_files = env_file_list(v, ctx.project_dir)?,
+            "working_dir" => svc.working_dir = Some(string(key, v)?),
+            "user" => svc.user = Some(string(key, v)?),
+            "hostname" => svc.hostname = Some(string(key, v)?),
+            "depends_on" => svc.depends_on = depends_on(v)?,
+            "healthcheck" => svc.healthcheck = Some(healthcheck(name, v, ctx.warnings)?),
+            "expose" => {
+                for item in v
+                    .as_sequence()
+                    .map_or_else(|| err(key, "expected a list"), Ok)?
+                {
+                    svc.expose
+                        .extend(parse_expose(item).or_else(|e| err(key, e))?);
+                }
+            }
+            "ports" => {
+                for item in v
+                    .as_sequence()
+                    .map_or_else(|| err(key, "expected a list"), Ok)?
+                {
+                    svc.ports.extend(parse_port(item).or_else(|e| err(key, e))?);
+                }
+            }
+            "volumes" => {
+                let home = (ctx.lookup)("HOME");
+                for item in v
+                    .as_sequence()
+                    .map_or_else(|| err(key, "expected a list"), Ok)?
+                {
+                    svc.volumes.push(
+                        parse_mount(item, ctx.project_dir, home.as_deref())
+                            .or_else(|e| err(key, e))?,
+                    );
+                }
+            }
+            "tmpfs" => svc.tmpfs = string_list(key, v)?,
+            "networks" => svc.networks = service_networks(v)?,
+            "network_mode" => svc.network_mode = Some(string(key, v)?),
+            "links" => svc.links = string_list(key, v)?,
+            "container_name" => svc.container_name = Some(string(key, v)?),
+            "labels" => {
+                svc.labels = key_values(key, v)?
+                    .into_iter()
+                    .map(|(k, v)| (k, v.unwrap_or_default()))
+                    .collect()
+            }
+            "extra_hosts" => svc.extra_hosts = extra_hosts(v)?,
+            "shm_size" => svc.shm_size = Some(bytes(key, v)?),
+            "mem_limit" => svc.mem_limit = Some(bytes(key, v)?),
+            "init" => svc.init = Some(boolean(key, v)?),
+            "tty" => svc.tty = boolean(key, v)?,
+            "stdin_open" => svc.stdin_open = boolean(key, v)?,
+            "privileged" => svc.privileged = boolean(key, v)?,
+            "read_only" => svc.read_only = boolean(key, v)?,
+            "platform" => svc.platform = Some(string(key, v)?),
+            "stop_signal" => svc.stop_signal = Some(string(key, v)?),
+            "stop_grace_period" => svc.stop_grace_period = Some(seconds(key, v)?),
+            "cap_add" => svc.cap_add = string_list(key, v)?,
+            "cap_drop" => svc.cap_drop = string_list(key, v)?,
+            "ulimits" => svc.ulimits = ulimits(v)?,
+            "profiles" => svc.profiles = string_list(key, v)?,
+            "pull_policy" => svc.pull_policy = Some(string(key, v)?),
+            "sysctls" => {
+                svc.sysctls = key_values(key, v)?
+                    .into_iter()
+                    .map(|(k, v)| (k, v.unwrap_or_default()))
+                    .collect()
+            }
+            // Restart policies matter for long-running deployments, not for one test run.
+            "restart" | "extends" | "container_number" => {}
+            other if UNSUPPORTED.contains(&other) => ctx.warnings.push(format!(
+                "service {name:?}: `{other}` is not supported by compose-shard and is ignored"
+            )),
+            other => ctx.warnings.push(format!(
+                "service {name:?}: unknown key `{other}` is ignored"
+            )),
+        }
+    }
+    svc.environment = resolve_environment(&env_files, environment, ctx)?;
+    if svc.build.is_some() && svc.image.is_none() {
+        svc.image = Some(format!("{}-{}", ctx.project_name, name));
+    }
+    add_implicit_dependencies(&mut svc);
+    Ok(svc)
+}
+
+fn build(v: &Value, ctx: &mut Context<'_>) -> Result<Build, FieldError> {
+    let home = (ctx.lookup)("HOME");
+    let context_of = |raw: &str| -> PathBuf {
+        // Remote contexts (git URLs) are kept verbatim.
+        if raw.contains("://") || raw.starts_with("git@") {
+            PathBuf::from(raw)
+        } else {
+            resolve_host_path(raw, ctx.project_dir, home.as_deref())
+        }
+    };
+    match v {
+        Value::String(s) => Ok(Build {
+            context: context_of(s),
+            ..Build::default()
+        }),
+        Value::Mapping(m) => {
+            let mut b = Build {
+                context: context_of(m.get("context").and_then(Value::as_str).unwrap_or(".")),
+                ..Build::default()
+            };
+            for (k, val) in m {
+                match k.as_str().unwrap_or_default() {
+                    "context" => {}
+                    "dockerfile" => b.dockerfile = Some(string("build.dockerfile", val)?),
+                    "target" => b.target = Some(string("build.target", val)?),
+                    "args" => {
+                        b.args = key_values("build.args", val)
+                            .map_err(|(_, m)| (vec!["build".into(), "args".into()], m))?
+                            .into_iter()
+                            .map(|(k, v)| {
+                                let v = v.or_else(|| (ctx.lookup)(&k));
+                                (k, v)
+                            })
+                            .collect()
+                    }
+                    other => ctx.warnings.push(format!(
+                        "build option `{other}` is not supported by compose-shard and is ignored"
+                    )),
+                }
+            }
+            Ok(b)
+        }
+        _ => err(
+            "build",
+            "expected a context path or a mapping with `context`",
+        ),
+    }
+}
+
+fn depends_on(v: &Value) -> Result<IndexMap<String, Dependency>, FieldError> {
+    let mut out = IndexMap::new();
+    let Value::Mapping(m) = v else {
+        return err("depends_on", "expected a list of services or a mapping");
+    };
+    for (k, cond) in m {
+        let name =
+            scalar_string(k).map_or_else(|| err("depends_on", "expected service names"), Ok)?;
+        let condition = match cond.get("condition").and_then(Value::as_str) {
+            None | Some("service_started") => DependencyCondition::ServiceStarted,
+            Some("service_healthy") => DependencyCondition::ServiceHealthy,
+            Some("service_completed_successfully") => DependencyCondition::ServiceCompletedSuccessfully,
+            Some(other) => {
+                return err(
+                    "depends_on",
+                    format!("{name}: unknown condition {other:?} (expected service_started, service_healthy or service_completed_successfully)"),
+                )
+            }
+        };
+        let required = match cond.get("required") {
+            None => true,
+            Some(r) => boolean("depends_on", r)?,
+        };
+        out.insert(
+            name,
+            Dependency {
+                condition,
+                required,
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn healthcheck(
+    service: &str,
+    v: &Value,
+    warnings: &mut Vec<String>,
+) -> Result<Healthcheck, FieldError> {
+    let Value::Mapping(m) = v else {
+        return err("healthcheck", "expected a mapping");
+    };
+    let mut h = Healthcheck::default();
+    let field = |k: &str| vec!["healthcheck".to_string(), k.to_string()];
+    for (k, val) in m {
+        let key = k.as_str().unwrap_or_default();
+        let at = |e: FieldError| (field(key), e.1);
+        match key {
+            "test" => {
+                h.test = match val {
+                    Value::String(s) => vec!["CMD-SHELL".to_string(), s.clone()],
+                    Value::Null => Vec::new(),
+                    other => string_list(key, other).map_err(at)?,
+                }
+            }
+            "interval" => h.interval = Some(seconds(key, val).map_err(at)?),
+            "timeout" => h.timeout = Some(seconds(key, val).map_err(at)?),
+            "start_period" => h.start_period = Some(seconds(key, val).map_err(at)?),
+            "start_interval" => h.start_interval = Some(seconds(key, val).map_err(at)?),
+            "retries" => {
+                h.retries = Some(
+                    val.as_u64()
+                        .or_else(|| val.as_str().and_then(|s| s.parse().ok()))
+                        .map_or_else(
+                            || Err((field(key), "expected a whole number".to_string())),
+                            Ok,
+                        )?,
+                )
+            }
+            "disable" => {}
+            other => warnings.push(format!(
+                "service {service:?}: unknown key `healthcheck.{other}` is ignored"
+            )),
+        }
+    }
+    if m.get("disable")
+        .map(|d| boolean("healthcheck", d))
+        .transpose()?
+        == Some(true)
+    {
+        h.test = vec!["NONE".to_string()];
+    }
+    Ok(h)
+}
+
+fn service_networks(v: &Value) -> Result<IndexMap<String, ServiceNetwork>, FieldError> {
+    let Value::Mapping(m) = v else {
+        return err("networks", "expected a list of network names or a mapping");
+    };
+    let mut out = IndexMap::new();
+    for (k, val) in m {
+        let name =
+            scalar_string(k).map_or_else(|| err("networks", "expected network names"), Ok)?;
+        let mut sn = ServiceNetwork::default();
+        if let Value::Mapping(opts) = val {
+            if let Some(a) = opts.get("aliases") {
+                sn.aliases = string_list("networks", a)?;
+            }
+            sn.ipv4_address = opts.get("ipv4_address").and_then(scalar_string);
+        }
+        out.insert(name, sn);
+    }
+    Ok(out)
+}
+
+fn extra_hosts(v: &Value) -> Result<Vec<String>, FieldError> {
+    match v {
+        Value::Mapping(m) => m
+            .iter()
+            .map(|(k, val)| {
+                let host = scalar_string(k).unwrap_or_default();
+                Ok(match val {
+                    Value::Sequence(ips) => ips
+                        .iter()
+                        .filter_map(scalar_string)
+                        .map(|ip| format!("{host}:{ip}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => format!("{host}:{}", scalar_string(other).unwrap_or_default()),
+                })
+            })
+            .collect(),
+        other => Ok(string_list("extra_hosts", other)?
+            .into_iter()
+            .map(|s| match s.split_once('=') {
+                Some((h, ip)) => format!("{h}:{ip}"),
+                None => s,
+            })
+            .collect()),
+    }
+}
+
+fn ulimits(v: &Value) -> Result<IndexMap<String, (i64, i64)>, FieldError> {
+    let Value::Mapping(m) = v else {
+        return err("ulimits", "expected a mapping");
+    };
+    let mut out = IndexMap::new();
+    for (k, val) in m {
+        let name = scalar_string(k).unwrap_or_default();
+        let pair = match val {
+            Value::Number(n) => {
+                let x = n.as_i64().unwrap_or(0);
+                (x, x)
+            }
+            Value::Mapping(sh) => {
+                let get = |f: &str| sh.get(f).and_then(Value::as_i64);
+                match (get("soft"), get("hard")) {
+                    (Some(s), Some(h)) => (s, h),
+                    _ => {
+                        return err(
+                            "ulimits",
+                            format!("{name}: expected {{soft, hard}} numbers"),
+                        )
+                    }
+                }
+            }
+            _ => {
+                return err(
+                    "ulimits",
+                    format!("{name}: expected a number or {{soft, hard}}"),
+                )
+            }
+        };
+        out.insert(name, pair);
+    }
+    Ok(out)
+}
+
+/// `links` and `network_mode: service:x` also order startup (Compose treats them as
+/// dependencies that must be started).
+fn add_implicit_dependencies(svc: &mut Service) {
+    let mut implicit: Vec<String> = svc
+        .links
+        .iter()
+        .map(|l| l.split(':').next().unwrap_or(l).to_string())
+        .collect();
+    if let Some(target) = svc
+        .network_mode
+        .as_deref()
+        .and_then(|m| m.strip_prefix("service:"))
+    {
+        implicit.push(target.to_string());
+    }
+    for name in implicit {
+        svc.depends_on.entry(name).or_insert(Dependency {
+            condition: DependencyCondition::ServiceStarted,
+            required: true,
+        });
+    }
+}

@@ -1,0 +1,74 @@
+//! A service's container environment: `env_file`s in order, overlaid by `environment`.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde_yaml::Value;
+
+use super::canonical::Context;
+use super::dotenv::parse_env_file;
+use super::values::{err, FieldError};
+use super::volumes::resolve_host_path;
+
+/// `env_file`: a string, a list of strings, or a list of `{path, required}`.
+pub(crate) fn env_file_list(v: &Value, base: &Path) -> Result<Vec<(PathBuf, bool)>, FieldError> {
+    let items = match v {
+        Value::Sequence(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::String(s) => Ok((resolve_host_path(s, base, None), true)),
+            Value::Mapping(m) => {
+                let path = m
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| err("env_file", "long form needs `path`"), Ok)?;
+                let required = m.get("required").and_then(Value::as_bool).unwrap_or(true);
+                Ok((resolve_host_path(path, base, None), required))
+            }
+            _ => err(
+                "env_file",
+                "expected a path, a list of paths or {path, required}",
+            ),
+        })
+        .collect()
+}
+
+/// `env_file` contents in order, overlaid by `environment`. A bare `KEY` takes its value
+/// from the environment, and is `None` (left out of the container) when unset there.
+pub(crate) fn resolve_environment(
+    files: &[(PathBuf, bool)],
+    environment: Vec<(String, Option<String>)>,
+    ctx: &mut Context<'_>,
+) -> Result<IndexMap<String, Option<String>>, FieldError> {
+    let mut out: IndexMap<String, Option<String>> = IndexMap::new();
+    for (path, required) in files {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return err(
+                    "env_file",
+                    format!(
+                        "cannot read env file {}: {e} (create it, or use `{{path: ..., required: false}}`)",
+                        path.display()
+                    ),
+                )
+            }
+        };
+        let entries = parse_env_file(&text, ctx.lookup, ctx.warnings)
+            .or_else(|(line, m)| err("env_file", format!("{}:{line}: {m}", path.display())))?;
+        for (k, v) in entries {
+            let v = v.or_else(|| (ctx.lookup)(&k));
+            out.insert(k, v);
+        }
+    }
+    for (k, v) in environment {
+        let v = v.or_else(|| (ctx.lookup)(&k));
+        out.insert(k, v);
+    }
+    Ok(out)
+}

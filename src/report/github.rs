@@ -1,0 +1,268 @@
+//! GitHub Actions output: the Markdown appended to `$GITHUB_STEP_SUMMARY`, `::error`
+//! workflow-command annotations for failed tests, and `::group::` folding of a group's log.
+//! Pure text: the caller checks `GITHUB_ACTIONS` and writes where it belongs.
+
+use std::fmt::Write as _;
+
+use super::junit_types::{FailureKind, JunitTotals};
+use super::summary::{format_seconds, wall_time, GroupSummary};
+
+/// How many failures the step summary lists before saying how many more there are.
+const SUMMARY_FAILURES: usize = 50;
+
+/// The blob URL prefix failure links point into, from the variables Actions sets
+/// (`GITHUB_SERVER_URL`, `GITHUB_REPOSITORY`, `GITHUB_SHA`).
+pub fn github_blob_base(server: &str, repository: &str, sha: &str) -> String {
+    format!("{}/{repository}/blob/{sha}", server.trim_end_matches('/'))
+}
+
+/// Markdown for `$GITHUB_STEP_SUMMARY`: verdict, per-group table, totals, problems, and the
+/// failures linked to `file#Lline` under `link_base` (see [`github_blob_base`]) when given.
+pub fn github_step_summary(
+    groups: &[GroupSummary],
+    totals: &JunitTotals,
+    link_base: Option<&str>,
+) -> String {
+    let mut md = String::new();
+    let verdict = if totals.all_passed() {
+        "all passed".to_string()
+    } else {
+        format!("{} failed, {} errors", totals.failures, totals.errors)
+    };
+    let _ = writeln!(
+        md,
+        "## compose-shard: {} tests in {} groups: {verdict}\n",
+        totals.tests,
+        groups.len()
+    );
+    md.push_str("| group | tests | passed | failed | errors | skipped | time | status |\n");
+    md.push_str("|---:|---:|---:|---:|---:|---:|---:|:---|\n");
+    for g in groups {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            g.group,
+            g.tests,
+            g.passed,
+            g.failed,
+            g.errors,
+            g.skipped,
+            wall_time(g).map_or("-".into(), format_seconds),
+            cell(&g.status)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "| **total** | **{}** | **{}** | **{}** | **{}** | **{}** | {} | |",
+        totals.tests,
+        totals.passed,
+        totals.failures,
+        totals.errors,
+        totals.skipped,
+        format_seconds(totals.time)
+    );
+    list(&mut md, "Ran in more than one group", &totals.duplicates);
+    list(&mut md, "Collected but never run", &totals.never_run);
+    if !totals.failed_tests.is_empty() {
+        let _ = writeln!(md, "\n### Failures ({})\n", totals.failed_tests.len());
+        for f in totals.failed_tests.iter().take(SUMMARY_FAILURES) {
+            let kind = match f.kind {
+                FailureKind::Failure => "failed",
+                FailureKind::Error => "error",
+            };
+            let name = code(&f.node_id);
+            let target = match (link_base, &f.file) {
+                (Some(base), Some(file)) => {
+                    let anchor = f.line.map(|l| format!("#L{l}")).unwrap_or_default();
+                    format!("[{name}]({base}/{}{anchor})", url_path(file))
+                }
+                _ => name,
+            };
+            let _ = writeln!(
+                md,
+                "- {target} ({kind}, group {}): {}",
+                f.group,
+                cell(&f.message)
+            );
+        }
+        if totals.failed_tests.len() > SUMMARY_FAILURES {
+            let _ = writeln!(
+                md,
+                "- ... and {} more",
+                totals.failed_tests.len() - SUMMARY_FAILURES
+            );
+        }
+    }
+    md
+}
+
+fn list(md: &mut String, title: &str, ids: &[String]) {
+    if ids.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n### {title} ({})\n", ids.len());
+    for id in ids.iter().take(SUMMARY_FAILURES) {
+        let _ = writeln!(md, "- {}", code(id));
+    }
+    if ids.len() > SUMMARY_FAILURES {
+        let _ = writeln!(md, "- ... and {} more", ids.len() - SUMMARY_FAILURES);
+    }
+}
+
+/// Text safe inside a Markdown table cell or list item (no HTML, no column breaks).
+fn cell(text: &str) -> String {
+    let one_line = text.lines().next().unwrap_or("");
+    let mut out = String::new();
+    for c in one_line.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A node id as inline code; `<code>` when it holds a backtick.
+fn code(text: &str) -> String {
+    if text.contains('`') {
+        format!("<code>{}</code>", cell(text).replace('`', "&#96;"))
+    } else {
+        format!("`{}`", text.replace('|', "\\|"))
+    }
+}
+
+fn url_path(path: &str) -> String {
+    let mut out = String::new();
+    for b in path.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
+/// `::error` workflow commands for failed tests, at most `cap` of them, plus one `::warning`
+/// saying how many were left out.
+pub fn github_annotations(totals: &JunitTotals, cap: usize) -> Vec<String> {
+    let mut out: Vec<String> = totals
+        .failed_tests
+        .iter()
+        .take(cap)
+        .map(|f| {
+            let mut props = Vec::new();
+            if let Some(file) = &f.file {
+                props.push(format!("file={}", escape_property(file)));
+                if let Some(line) = f.line {
+                    props.push(format!("line={line}"));
+                }
+            }
+            props.push(format!("title={}", escape_property(&f.node_id)));
+            format!("::error {}::{}", props.join(","), escape_data(&f.message))
+        })
+        .collect();
+    if totals.failed_tests.len() > cap {
+        out.push(format!(
+            "::warning::{} more failed tests are not annotated (cap {cap}); see the job summary",
+            totals.failed_tests.len() - cap
+        ));
+    }
+    out
+}
+
+/// A group's log folded under a `::group::` header.
+pub fn github_log_group(title: &str, log: &str) -> String {
+    let mut out = format!("::group::{}\n", escape_data(title));
+    // A line starting with `::` inside the log would be taken as a workflow command.
+    out.push_str("::stop-commands::compose-shard-log\n");
+    out.push_str(log);
+    if !log.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str("::compose-shard-log::\n::endgroup::\n");
+    out
+}
+
+fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::junit_types::FailedTest;
+
+    fn failed(id: &str, file: Option<&str>, line: Option<u32>, message: &str) -> FailedTest {
+        FailedTest {
+            node_id: id.into(),
+            group: 2,
+            kind: FailureKind::Failure,
+            file: file.map(String::from),
+            line,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn annotations_escape_and_cap() {
+        let totals = JunitTotals {
+            failed_tests: vec![
+                failed(
+                    "t.py::test_a[x,y:z]",
+                    Some("t.py"),
+                    Some(7),
+                    "100% wrong\nsecond",
+                ),
+                failed("group 3/3", None, None, "missing"),
+                failed("t.py::test_c", Some("t.py"), None, "c"),
+            ],
+            ..JunitTotals::default()
+        };
+        let lines = github_annotations(&totals, 2);
+        assert_eq!(
+            lines[0],
+            "::error file=t.py,line=7,title=t.py%3A%3Atest_a[x%2Cy%3Az]::100%25 wrong%0Asecond"
+        );
+        assert_eq!(lines[1], "::error title=group 3/3::missing");
+        assert!(lines[2].starts_with("::warning::1 more failed tests"));
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn step_summary_links_failures() {
+        let totals = JunitTotals {
+            tests: 1,
+            failures: 1,
+            failed_tests: vec![failed(
+                "tests/a b.py::t",
+                Some("tests/a b.py"),
+                Some(3),
+                "x | y",
+            )],
+            ..JunitTotals::default()
+        };
+        let base = github_blob_base("https://github.com/", "o/r", "abc");
+        let md = github_step_summary(&[], &totals, Some(&base));
+        assert!(md.contains("- [`tests/a b.py::t`](https://github.com/o/r/blob/abc/tests/a%20b.py#L3) (failed, group 2): x \\| y"), "{md}");
+        assert!(md.starts_with("## compose-shard: 1 tests in 0 groups: 1 failed, 0 errors"));
+    }
+
+    #[test]
+    fn log_group_stops_commands_inside_the_log() {
+        let text = github_log_group("group 1/2", "::error::not a real one");
+        assert_eq!(text, "::group::group 1/2\n::stop-commands::compose-shard-log\n::error::not a real one\n::compose-shard-log::\n::endgroup::\n");
+    }
+}

@@ -1,0 +1,102 @@
+//! The plain data the JUnit merge takes and returns; shared with the orchestrator, which fills
+//! [`GroupResult`] without the report module knowing anything about how groups ran.
+
+use std::path::PathBuf;
+
+/// One group's inputs for the merge.
+#[derive(Debug, Clone, Default)]
+pub struct GroupResult {
+    /// 1-based group number.
+    pub group: usize,
+    /// Number of groups in the run.
+    pub groups: usize,
+    /// The group's JUnit XML, if it produced one.
+    pub junit: Option<PathBuf>,
+    /// The group's Cobertura XML, if it produced one.
+    pub coverage: Option<PathBuf>,
+    /// Why results are missing or incomplete (crash, timeout...); reported as an error testcase.
+    pub missing_reason: Option<String>,
+}
+
+/// Totals of one group's suite in the merged JUnit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupTotals {
+    /// 1-based group number.
+    pub group: usize,
+    /// Testcase elements.
+    pub tests: usize,
+    /// Testcases with a `<failure>`.
+    pub failures: usize,
+    /// Testcases with an `<error>` (including the one standing for missing results).
+    pub errors: usize,
+    /// Testcases with a `<skipped>`.
+    pub skipped: usize,
+    /// Testcases with none of the above.
+    pub passed: usize,
+    /// Sum of the testcases' times, in seconds.
+    pub time: f64,
+    /// Why the group's results are missing, if they are.
+    pub missing_reason: Option<String>,
+}
+
+/// Whether a failed test failed (assertion) or errored (setup, teardown, collection, crash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A `<failure>`.
+    Failure,
+    /// An `<error>`.
+    Error,
+}
+
+/// A failed or errored test, with where to point a reader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedTest {
+    /// The pytest node id (or `group k/N` for a group whose results are missing).
+    pub node_id: String,
+    /// The group it ran in.
+    pub group: usize,
+    /// Failure or error.
+    pub kind: FailureKind,
+    /// File to point at, relative to the rootdir, if known.
+    pub file: Option<String>,
+    /// 1-based line in `file`, if known.
+    pub line: Option<u32>,
+    /// The failure's message.
+    pub message: String,
+}
+
+/// Totals recomputed from the testcases of every group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JunitTotals {
+    /// Testcase elements.
+    pub tests: usize,
+    /// Testcases with a `<failure>`.
+    pub failures: usize,
+    /// Testcases with an `<error>`.
+    pub errors: usize,
+    /// Testcases with a `<skipped>`.
+    pub skipped: usize,
+    /// Testcases with no failure, error or skip.
+    pub passed: usize,
+    /// Sum of all testcase times, in seconds.
+    pub time: f64,
+    /// Per-group totals, in group order.
+    pub per_group: Vec<GroupTotals>,
+    /// Node ids that ran in more than one group (sorted).
+    pub duplicates: Vec<String>,
+    /// Collected node ids that no group ran (in collection order); empty when the collection
+    /// was not given.
+    pub never_run: Vec<String>,
+    /// Every failed or errored testcase, group by group.
+    pub failed_tests: Vec<FailedTest>,
+}
+
+impl JunitTotals {
+    /// Whether everything passed: no failure, no error, nothing missing or run twice.
+    pub fn all_passed(&self) -> bool {
+        self.failures == 0
+            && self.errors == 0
+            && self.never_run.is_empty()
+            && self.duplicates.is_empty()
+    }
+}

@@ -1,0 +1,160 @@
+//! Mapping JUnit testcases back to pytest node ids.
+//!
+//! pytest writes `classname` and `name` by "mangling" the node id: the file path loses `.py`
+//! and its `/` become `.`, `::` separators become `.`, and the parameter part `[...]` stays in
+//! `name`. That is not reversible in general: from `a.b.C` alone one cannot tell whether `b` is
+//! a directory or a module, or `C` a module or a class. So, in order of preference:
+//!
+//! 1. when the collected node ids are known, mangle each of them the same way and look the
+//!    testcase up (exact);
+//! 2. when the testcase has a `file` attribute (`junit_family=xunit1`), the module path is
+//!    known and only the part of `classname` after it is split into classes;
+//! 3. otherwise, trailing `classname` segments that start with an upper-case letter are taken
+//!    as classes (PEP 8 class names) and the rest as the module path: wrong for modules named
+//!    in CapWords and for directories whose names contain dots.
+
+use std::collections::HashMap;
+
+/// `(classname, name)` as pytest writes them for a node id.
+pub fn mangle(node_id: &str) -> (String, String) {
+    let (path, params) = match node_id.find('[') {
+        Some(pos) => node_id.split_at(pos),
+        None => (node_id, ""),
+    };
+    let mut names: Vec<&str> = path.split("::").filter(|n| *n != "()").collect();
+    let name = format!("{}{}", names.pop().unwrap_or(""), params);
+    let mut parts: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    if let Some(first) = parts.first_mut() {
+        let dotted = first.replace('/', ".");
+        *first = dotted
+            .strip_suffix(".py")
+            .map(str::to_string)
+            .unwrap_or(dotted);
+    }
+    (parts.join("."), name)
+}
+
+/// Index of collected node ids by their mangled `(classname, name)`.
+#[derive(Debug, Default)]
+pub struct NodeIdIndex {
+    by_mangled: HashMap<(String, String), String>,
+}
+
+impl NodeIdIndex {
+    /// Build the index from the collected node ids.
+    pub fn new(node_ids: &[String]) -> Self {
+        let by_mangled = node_ids.iter().map(|id| (mangle(id), id.clone())).collect();
+        NodeIdIndex { by_mangled }
+    }
+
+    /// The node id of a testcase: exact when it was collected, reconstructed otherwise.
+    pub fn resolve(&self, classname: &str, name: &str, file: Option<&str>) -> String {
+        self.by_mangled
+            .get(&(classname.to_string(), name.to_string()))
+            .cloned()
+            .unwrap_or_else(|| reconstruct(classname, name, file))
+    }
+}
+
+/// Best-effort node id from a testcase's attributes alone (see the module docs).
+pub fn reconstruct(classname: &str, name: &str, file: Option<&str>) -> String {
+    if classname.is_empty() {
+        return name.to_string();
+    }
+    if let Some(file) = file.filter(|f| !f.is_empty()) {
+        let file = file.replace('\\', "/");
+        let module = file.strip_suffix(".py").unwrap_or(&file).replace('/', ".");
+        if classname == module {
+            return format!("{file}::{name}");
+        }
+        if let Some(rest) = classname.strip_prefix(&format!("{module}.")) {
+            return format!("{file}::{}::{name}", rest.replace('.', "::"));
+        }
+        return format!("{file}::{name}");
+    }
+    let segments: Vec<&str> = classname.split('.').collect();
+    let first_class = segments
+        .iter()
+        .rposition(|s| !s.starts_with(|c: char| c.is_ascii_uppercase()))
+        .map_or(0, |i| i + 1);
+    let (module, classes) = segments.split_at(first_class.max(1));
+    let mut id = format!("{}.py", module.join("/"));
+    for class in classes {
+        id.push_str("::");
+        id.push_str(class);
+    }
+    id.push_str("::");
+    id.push_str(name);
+    id
+}
+
+/// The file part of a node id (`tests/test_x.py` of `tests/test_x.py::T::t[a::b]`).
+pub fn node_file(node_id: &str) -> &str {
+    node_id.split("::").next().unwrap_or(node_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mangles_like_pytest() {
+        assert_eq!(
+            mangle("tests/test_x.py::TestA::test_b[p::q.r]"),
+            ("tests.test_x.TestA".into(), "test_b[p::q.r]".into())
+        );
+        assert_eq!(
+            mangle("test_y.py::test_c"),
+            ("test_y".into(), "test_c".into())
+        );
+        assert_eq!(
+            mangle("t.py::TestA::()::test_d"),
+            ("t.TestA".into(), "test_d".into())
+        );
+    }
+
+    #[test]
+    fn index_resolves_ambiguous_packages_exactly() {
+        // `tests.Models.test_m` could be a class `Models`; the collection says it is a module.
+        let ids = vec!["tests/Models/test_m.py::test_z".to_string()];
+        let index = NodeIdIndex::new(&ids);
+        assert_eq!(
+            index.resolve("tests.Models.test_m", "test_z", None),
+            "tests/Models/test_m.py::test_z"
+        );
+    }
+
+    #[test]
+    fn reconstructs_with_file_attribute() {
+        assert_eq!(
+            reconstruct(
+                "tests.test_x.TestA.Inner",
+                "test_b[1]",
+                Some("tests/test_x.py")
+            ),
+            "tests/test_x.py::TestA::Inner::test_b[1]"
+        );
+        assert_eq!(
+            reconstruct("tests.test_x", "test_b", Some("tests/test_x.py")),
+            "tests/test_x.py::test_b"
+        );
+    }
+
+    #[test]
+    fn reconstructs_by_class_name_convention_without_file() {
+        assert_eq!(
+            reconstruct("tests.test_x.TestA", "test_b[p]", None),
+            "tests/test_x.py::TestA::test_b[p]"
+        );
+        assert_eq!(
+            reconstruct("tests.sub.test_y", "test_c", None),
+            "tests/sub/test_y.py::test_c"
+        );
+        assert_eq!(reconstruct("", "doctest", None), "doctest");
+    }
+
+    #[test]
+    fn node_file_ignores_parameters() {
+        assert_eq!(node_file("a/b.py::T::t[x::y]"), "a/b.py");
+    }
+}

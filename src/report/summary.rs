@@ -1,0 +1,282 @@
+//! The terminal summary: one row per group, a totals row, and what went wrong (duplicates,
+//! never-run tests, failures), plus a slowest-tests list. Plain text, no colour: the caller
+//! decides where it goes.
+
+use std::fmt::Write as _;
+
+use super::junit_types::{FailureKind, JunitTotals};
+
+/// Plain per-group data for summaries and the timeline (filled by the orchestrator).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupSummary {
+    /// 1-based group number.
+    pub group: usize,
+    /// Testcases run.
+    pub tests: usize,
+    /// Testcases passed.
+    pub passed: usize,
+    /// Testcases failed.
+    pub failed: usize,
+    /// Testcases skipped.
+    pub skipped: usize,
+    /// Testcases errored.
+    pub errors: usize,
+    /// `ok`, `failed`, or `crashed: <reason>`.
+    pub status: String,
+    /// What the group spent its time on, in order.
+    pub phases: Vec<Phase>,
+}
+
+/// One phase of a group's life on the run's time axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    /// `environment`, `readiness`, `tests` or `teardown`.
+    pub name: String,
+    /// Seconds since the run started.
+    pub start: f64,
+    /// Seconds since the run started.
+    pub end: f64,
+}
+
+/// Per-group summaries from merged totals alone (no phase timings), for `merge`.
+pub fn group_summaries(totals: &JunitTotals) -> Vec<GroupSummary> {
+    totals
+        .per_group
+        .iter()
+        .map(|g| GroupSummary {
+            group: g.group,
+            tests: g.tests,
+            passed: g.passed,
+            failed: g.failures,
+            skipped: g.skipped,
+            errors: g.errors,
+            status: match &g.missing_reason {
+                Some(reason) => format!("crashed: {reason}"),
+                None if g.failures + g.errors > 0 => "failed".into(),
+                None => "ok".into(),
+            },
+            phases: vec![Phase {
+                name: "tests".into(),
+                start: 0.0,
+                end: g.time,
+            }],
+        })
+        .collect()
+}
+
+/// Seconds spent in the `tests` phase, or from the first phase's start to the last's end
+/// when there is no such phase.
+pub(crate) fn wall_time(group: &GroupSummary) -> Option<f64> {
+    let tests = group.phases.iter().find(|p| p.name == "tests");
+    match tests {
+        Some(p) => Some(p.end - p.start),
+        None => {
+            let start = group.phases.iter().map(|p| p.start).reduce(f64::min)?;
+            let end = group.phases.iter().map(|p| p.end).reduce(f64::max)?;
+            Some(end - start)
+        }
+    }
+}
+
+/// The table printed at the end of a run or merge.
+pub fn render_summary_table(groups: &[GroupSummary], totals: &JunitTotals) -> String {
+    let header = [
+        "group", "tests", "passed", "failed", "errors", "skipped", "time", "status",
+    ];
+    let mut rows: Vec<[String; 8]> = groups
+        .iter()
+        .map(|g| {
+            [
+                g.group.to_string(),
+                g.tests.to_string(),
+                g.passed.to_string(),
+                g.failed.to_string(),
+                g.errors.to_string(),
+                g.skipped.to_string(),
+                wall_time(g).map_or("-".into(), format_seconds),
+                g.status.clone(),
+            ]
+        })
+        .collect();
+    rows.push([
+        "total".into(),
+        totals.tests.to_string(),
+        totals.passed.to_string(),
+        totals.failures.to_string(),
+        totals.errors.to_string(),
+        totals.skipped.to_string(),
+        format_seconds(totals.time),
+        if totals.all_passed() { "ok" } else { "failed" }.into(),
+    ]);
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[&str]| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            // Numbers right-aligned, words left-aligned.
+            if (1..=6).contains(&i) {
+                let _ = write!(text, "{cell:>w$}  ");
+            } else {
+                let _ = write!(text, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, &header);
+    for (i, row) in rows.iter().enumerate() {
+        if i + 1 == rows.len() {
+            let rule: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+            out.push_str(&"-".repeat(rule));
+            out.push('\n');
+        }
+        line(&mut out, &row.each_ref().map(String::as_str));
+    }
+    append_problems(&mut out, totals);
+    out
+}
+
+fn append_problems(out: &mut String, totals: &JunitTotals) {
+    if !totals.duplicates.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nran in more than one group ({}):",
+            totals.duplicates.len()
+        );
+        for id in totals.duplicates.iter().take(20) {
+            let _ = writeln!(out, "  {id}");
+        }
+    }
+    if !totals.never_run.is_empty() {
+        let _ = writeln!(
+            out,
+            "\ncollected but never run ({}):",
+            totals.never_run.len()
+        );
+        for id in totals.never_run.iter().take(20) {
+            let _ = writeln!(out, "  {id}");
+        }
+    }
+    if !totals.failed_tests.is_empty() {
+        let _ = writeln!(out, "\nfailed ({}):", totals.failed_tests.len());
+        for f in totals.failed_tests.iter().take(50) {
+            let kind = match f.kind {
+                FailureKind::Failure => "FAILED",
+                FailureKind::Error => "ERROR ",
+            };
+            let _ = writeln!(out, "  {kind} [g{}] {} - {}", f.group, f.node_id, f.message);
+        }
+        if totals.failed_tests.len() > 50 {
+            let _ = writeln!(out, "  ... and {} more", totals.failed_tests.len() - 50);
+        }
+    }
+}
+
+/// `1.234s`, `2m03s`, `1h02m`.
+pub(crate) fn format_seconds(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "-".into();
+    }
+    if secs < 60.0 {
+        return format!("{secs:.2}s");
+    }
+    let whole = secs.round() as u64;
+    if whole < 3600 {
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    } else {
+        format!("{}h{:02}m", whole / 3600, (whole % 3600) / 60)
+    }
+}
+
+/// The `count` slowest tests, slowest first, from `(node id, seconds)` pairs.
+pub fn render_slowest(durations: &[(String, f64)], count: usize) -> String {
+    let mut sorted: Vec<&(String, f64)> = durations.iter().collect();
+    sorted.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut out = format!("slowest {} tests:\n", count.min(sorted.len()));
+    for (id, secs) in sorted.into_iter().take(count) {
+        let _ = writeln!(out, "  {:>9}  {id}", format_seconds(*secs));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::junit_types::{FailedTest, GroupTotals};
+
+    fn totals() -> JunitTotals {
+        JunitTotals {
+            tests: 5,
+            failures: 1,
+            errors: 1,
+            skipped: 0,
+            passed: 3,
+            time: 75.0,
+            per_group: vec![
+                GroupTotals {
+                    group: 1,
+                    tests: 4,
+                    failures: 1,
+                    passed: 3,
+                    time: 70.0,
+                    ..Default::default()
+                },
+                GroupTotals {
+                    group: 2,
+                    tests: 1,
+                    errors: 1,
+                    missing_reason: Some("timeout after 30m".into()),
+                    ..Default::default()
+                },
+            ],
+            duplicates: vec![],
+            never_run: vec!["t.py::gone".into()],
+            failed_tests: vec![FailedTest {
+                node_id: "t.py::test_a".into(),
+                group: 1,
+                kind: FailureKind::Failure,
+                file: Some("t.py".into()),
+                line: Some(3),
+                message: "assert 1 == 2".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn table_has_groups_totals_and_problems() {
+        let t = totals();
+        let table = render_summary_table(&group_summaries(&t), &t);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "group  tests  passed  failed  errors  skipped   time  status"
+        );
+        assert_eq!(
+            lines[1],
+            "1          4       3       1       0        0  1m10s  failed"
+        );
+        assert_eq!(
+            lines[2],
+            "2          1       0       0       1        0  0.00s  crashed: timeout after 30m"
+        );
+        assert!(
+            lines[4].starts_with("total      5       3       1       1        0  1m15s  failed")
+        );
+        assert!(table.contains("collected but never run (1):\n  t.py::gone"));
+        assert!(table.contains("FAILED [g1] t.py::test_a - assert 1 == 2"));
+    }
+
+    #[test]
+    fn slowest_first_and_capped() {
+        let d = vec![("a".into(), 1.0), ("b".into(), 3.0), ("c".into(), 2.0)];
+        assert_eq!(
+            render_slowest(&d, 2),
+            "slowest 2 tests:\n      3.00s  b\n      2.00s  c\n"
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! Reading untrusted XML reports: a streaming reader that turns every problem into an error
+//! naming the file and line, and never expands entities.
+//!
+//! Hostile input is expected (reports come from crashed containers and other machines), so:
+//! a `<!DOCTYPE>` is skipped and its entity declarations are never expanded (billion laughs and
+//! external entities have nothing to act on); a reference to anything but the five predefined
+//! entities or a character reference is an error; bytes that are not UTF-8 are an error; nesting
+//! depth costs nothing because nothing recurses.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use quick_xml::events::attributes::Attribute;
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::Reader;
+
+use super::error::ReportError;
+
+/// A streaming XML reader over one input file that reports errors with file and line.
+pub(crate) struct XmlFile {
+    path: PathBuf,
+    reader: Reader<BufReader<File>>,
+}
+
+impl XmlFile {
+    /// Open `path` for streaming.
+    pub(crate) fn open(path: &Path) -> Result<Self, ReportError> {
+        let file = File::open(path).map_err(|source| ReportError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut reader = Reader::from_reader(BufReader::with_capacity(1 << 16, file));
+        let config = reader.config_mut();
+        config.check_end_names = true;
+        config.check_comments = true;
+        config.expand_empty_elements = false;
+        config.trim_text(false);
+        Ok(XmlFile {
+            path: path.to_path_buf(),
+            reader,
+        })
+    }
+
+    /// The file being read.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next event; an end of file inside an open element is an error.
+    pub(crate) fn next<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<Event<'b>, ReportError> {
+        buf.clear();
+        match self.reader.read_event_into(buf) {
+            Ok(Event::Decl(decl)) => {
+                if let Some(Ok(encoding)) = decl.encoding() {
+                    let enc = String::from_utf8_lossy(&encoding).to_ascii_lowercase();
+                    if enc != "utf-8" && enc != "utf8" {
+                        return Err(self.error_here(format!(
+                            "the XML declaration says encoding {enc:?}; only UTF-8 reports are supported"
+                        )));
+                    }
+                }
+                Ok(Event::Decl(decl))
+            }
+            Ok(event) => Ok(event),
+            Err(err) => {
+                let offset = self.reader.error_position();
+                Err(self.error_at(offset, format!("malformed XML: {err}")))
+            }
+        }
+    }
+
+    /// An error located at the reader's current position.
+    pub(crate) fn error_here(&self, message: String) -> ReportError {
+        self.error_at(self.reader.buffer_position(), message)
+    }
+
+    fn error_at(&self, offset: u64, message: String) -> ReportError {
+        ReportError::Malformed {
+            file: self.path.display().to_string(),
+            line: line_at(&self.path, offset),
+            message,
+        }
+    }
+
+    /// Check a text-like event's raw bytes are UTF-8 and return them as text.
+    pub(crate) fn utf8<'a>(&self, raw: &'a [u8]) -> Result<&'a str, ReportError> {
+        std::str::from_utf8(raw).map_err(|e| {
+            self.error_here(format!(
+                "invalid UTF-8 (byte {} of this element or text)",
+                e.valid_up_to()
+            ))
+        })
+    }
+
+    /// Resolve an entity or character reference; only XML's predefined entities are allowed.
+    pub(crate) fn resolve_ref(&self, reference: &BytesRef<'_>) -> Result<char, ReportError> {
+        if reference.is_char_ref() {
+            return match reference.resolve_char_ref() {
+                Ok(Some(c)) => Ok(c),
+                _ => Err(self.error_here(format!(
+                    "invalid character reference &{};",
+                    String::from_utf8_lossy(reference)
+                ))),
+            };
+        }
+        match &**reference {
+            b"lt" => Ok('<'),
+            b"gt" => Ok('>'),
+            b"amp" => Ok('&'),
+            b"apos" => Ok('\''),
+            b"quot" => Ok('"'),
+            other => Err(self.error_here(format!(
+                "reference to entity &{};: only the predefined XML entities are accepted (entities are never expanded)",
+                String::from_utf8_lossy(other)
+            ))),
+        }
+    }
+
+    /// Every attribute of a start tag, decoded and unescaped, in document order.
+    pub(crate) fn attributes(
+        &self,
+        start: &BytesStart<'_>,
+    ) -> Result<Vec<(String, String)>, ReportError> {
+        let mut out = Vec::new();
+        for attr in start.attributes() {
+            let attr = attr.map_err(|e| self.error_here(format!("malformed attribute: {e}")))?;
+            out.push(self.attribute(&attr)?);
+        }
+        Ok(out)
+    }
+
+    fn attribute(&self, attr: &Attribute<'_>) -> Result<(String, String), ReportError> {
+        let key = self.utf8(attr.key.0)?.to_string();
+        let raw = self.utf8(&attr.value)?;
+        let value = quick_xml::escape::unescape(raw).map_err(|e| {
+            self.error_here(format!(
+                "attribute {key}: {e} (entities other than the predefined five are never expanded)"
+            ))
+        })?;
+        Ok((key, value.into_owned()))
+    }
+
+    /// The value of one attribute, if present.
+    pub(crate) fn attr(
+        &self,
+        start: &BytesStart<'_>,
+        name: &str,
+    ) -> Result<Option<String>, ReportError> {
+        for attr in start.attributes() {
+            let attr = attr.map_err(|e| self.error_here(format!("malformed attribute: {e}")))?;
+            if attr.key.0 == name.as_bytes() {
+                let (_, value) = self.attribute(&attr)?;
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Validate every attribute of an element that is copied through verbatim.
+    pub(crate) fn validate_attributes(&self, start: &BytesStart<'_>) -> Result<(), ReportError> {
+        self.utf8(start.name().0)?;
+        for attr in start.attributes() {
+            let attr = attr.map_err(|e| self.error_here(format!("malformed attribute: {e}")))?;
+            self.attribute(&attr)?;
+        }
+        Ok(())
+    }
+
+    /// Parse a numeric attribute, naming it in the error.
+    pub(crate) fn number<T: std::str::FromStr>(
+        &self,
+        element: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<T, ReportError> {
+        value.trim().parse().map_err(|_| {
+            self.error_here(format!(
+                "<{element}> attribute {name}={value:?} is not a valid number"
+            ))
+        })
+    }
+}
+
+/// Name of an element as text (lossy: names are only compared, never copied from here).
+pub(crate) fn local_name(start: &BytesStart<'_>) -> Vec<u8> {
+    start.local_name().as_ref().to_vec()
+}
+
+/// 1-based line of a byte offset, found by re-reading the file: errors are rare, so the
+/// happy path does not pay for counting newlines.
+pub(crate) fn line_at(path: &Path, offset: u64) -> usize {
+    let Ok(file) = File::open(path) else {
+        return 1;
+    };
+    let mut reader = BufReader::new(file).take(offset);
+    let mut line = 1;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) if !chunk.is_empty() => chunk,
+            _ => break,
+        };
+        line += chunk.iter().filter(|&&b| b == b'\n').count();
+        let len = chunk.len();
+        reader.consume(len);
+    }
+    line
+}
+
+/// Escape text content.
+pub(crate) fn escape_text(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Escape an attribute value (whitespace other than space as character references so it
+/// survives attribute-value normalization on the way back in).
+pub(crate) fn escape_attr(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Append ` name="value"` with the value escaped.
+pub(crate) fn push_attr(out: &mut String, name: &str, value: &str) {
+    out.push(' ');
+    out.push_str(name);
+    out.push_str("=\"");
+    escape_attr(value, out);
+    out.push('"');
+}

@@ -1,0 +1,107 @@
+//! `compose-shard config` run as a binary: resolved and isolated output, formats, errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_compose-shard"))
+        .arg("config")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("COMPOSE_FILE")
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .env_remove("COMPOSE_PROFILES")
+        .env("TAG", "7")
+        .output()
+        .unwrap()
+}
+
+fn project_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  db:\n    image: redis:${TAG}\n    ports: ['6379:6379']\n    colour: red\n  tests:\n    build: .\n    depends_on: [db]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pyproject.toml"),
+        "[tool.compose-shard]\nservice = 'tests'\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn prints_the_resolved_project_as_json_with_warnings_on_stderr() {
+    let dir = project_dir();
+    let out = run(dir.path(), &["-p", "demo", "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["name"], "demo");
+    assert_eq!(json["services"]["db"]["image"], "redis:7");
+    assert_eq!(json["services"]["db"]["ports"][0]["published"], "6379");
+    assert_eq!(json["services"]["tests"]["image"], "demo-tests");
+    assert_eq!(
+        json["services"]["tests"]["depends_on"]["db"]["condition"],
+        "service_started"
+    );
+    assert!(json.get("isolation").is_none());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning:") && stderr.contains("`colour`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn prints_one_groups_isolated_project_as_yaml() {
+    let dir = project_dir();
+    let out = run(
+        dir.path(),
+        &[
+            "-p", "demo", "--groups", "3", "--group", "2", "--run-id", "abc",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(yaml["name"].as_str(), Some("demo-abc-g2"));
+    assert_eq!(yaml["isolation"]["test_service"].as_str(), Some("tests"));
+    assert_eq!(yaml["isolation"]["group"].as_u64(), Some(2));
+    assert_eq!(
+        yaml["services"]["db"]["container_name"].as_str(),
+        Some("demo-abc-g2-db-1")
+    );
+    assert!(yaml["services"]["db"].get("ports").is_none());
+    // The output is the documented model: it reads back into a Project.
+    let project: compose_shard::compose::Project = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        project.networks["default"].name.as_deref(),
+        Some("demo-abc-g2_default")
+    );
+}
+
+#[test]
+fn invalid_file_exits_2_with_location() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  a:\n    image: x\n    init: maybe\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("compose.yaml:4:5") && stderr.contains("services.a.init"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("expected true or false"), "{stderr}");
+}

@@ -1,0 +1,268 @@
+//! End-to-end: `compose-shard run` against the real Docker engine and the example stacks.
+//! Every test has its own run and checks that nothing carrying its run label remains.
+
+#[path = "e2e_support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[test]
+fn django_stack_in_four_groups_runs_every_collected_test_exactly_once() {
+    require_docker_and_images();
+    let stack = stack_copy("django-postgres-redis");
+    let out = stack.path().join("results");
+    let output = run_to_end(
+        stack.path(),
+        &[
+            "--groups",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+            "--",
+            "pytest",
+            "--cov=catalog",
+        ],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+
+    let collected = all_planned(&out.join("plan.json"));
+    assert!(
+        collected.len() >= 150,
+        "only {} tests collected",
+        collected.len()
+    );
+    let ran = ran_per_group(&out);
+    assert_eq!(ran.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    let mut every: Vec<String> = ran.values().flatten().cloned().collect();
+    every.sort();
+    assert_eq!(every, collected, "tests ran not exactly once each");
+    let plan = planned(&out.join("plan.json"));
+    for (k, ids) in &ran {
+        let mut ids = ids.clone();
+        let mut expected = plan[k].clone();
+        ids.sort();
+        expected.sort();
+        assert_eq!(ids, expected, "group {k} ran exactly its planned tests");
+    }
+    for k in 1..=4 {
+        let junit = std::fs::read_to_string(out.join(format!("g{k}/junit.xml"))).unwrap();
+        assert!(junit.contains("<testcase"), "g{k} junit has no testcases");
+        assert!(
+            out.join(format!("g{k}/coverage.xml")).exists(),
+            "g{k} coverage.xml"
+        );
+    }
+    assert!(all.contains("result: passed"), "{all}");
+    assert_eq!(
+        leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_failing_test_exits_1_and_shows_up_in_the_output_and_the_junit() {
+    require_docker_and_images();
+    let stack = stack_copy("pytest-redis");
+    std::fs::write(
+        stack.path().join("tests/test_zz_deliberate.py"),
+        "def test_deliberately_fails():\n    assert 1 + 1 == 3, 'deliberate failure'\n",
+    )
+    .unwrap();
+    let out = stack.path().join("results");
+    let output = run_to_end(
+        stack.path(),
+        &["--groups", "2", "--out", out.to_str().unwrap()],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("FAILED tests/test_zz_deliberate.py::test_deliberately_fails"),
+        "{all}"
+    );
+    let junits: String = (1..=2)
+        .map(|k| std::fs::read_to_string(out.join(format!("g{k}/junit.xml"))).unwrap())
+        .collect();
+    assert!(junits.contains("test_deliberately_fails"));
+    assert!(junits.contains("deliberate failure"));
+    assert!(all.contains("reproduce g"), "{all}");
+    assert_eq!(
+        leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
+        Vec::<String>::new()
+    );
+}
+
+/// A copy of the pytest-redis stack whose Redis healthcheck never passes.
+fn never_healthy_stack() -> tempfile::TempDir {
+    let stack = stack_copy("pytest-redis");
+    std::fs::write(
+        stack.path().join("docker-compose.override.yml"),
+        "services:\n  redis:\n    healthcheck:\n      test: [\"CMD-SHELL\", \"echo not yet; exit 1\"]\n      interval: 1s\n      retries: 1000\n",
+    )
+    .unwrap();
+    stack
+}
+
+#[test]
+fn a_service_that_never_becomes_healthy_exits_3_within_the_ready_timeout() {
+    require_docker_and_images();
+    let stack = never_healthy_stack();
+    let out = stack.path().join("results");
+    let started = Instant::now();
+    let output = run_to_end(
+        stack.path(),
+        &[
+            "--groups",
+            "2",
+            "--ready-timeout",
+            "8s",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{all}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(all.contains("service redis"), "{all}");
+    assert!(
+        all.contains("not healthy within the ready timeout"),
+        "{all}"
+    );
+    assert!(all.contains("last lines of its log"), "{all}");
+    assert!(
+        all.contains("Ready to accept connections") || all.contains("redis"),
+        "{all}"
+    );
+    assert_eq!(
+        leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
+        Vec::<String>::new()
+    );
+}
+
+fn interrupted(sig: &str, during_tests: bool) {
+    require_docker_and_images();
+    let stack = if during_tests {
+        let stack = stack_copy("pytest-redis");
+        std::fs::write(
+            stack.path().join("tests/test_zz_slow.py"),
+            "import time\n\ndef test_takes_long():\n    time.sleep(120)\n",
+        )
+        .unwrap();
+        stack
+    } else {
+        never_healthy_stack()
+    };
+    let out = stack.path().join("results");
+    let child = spawn_run(
+        stack.path(),
+        &[
+            "--groups",
+            "2",
+            "--ready-timeout",
+            "5m",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    if during_tests {
+        wait_for_file(&out.join("g1/output.log"), Duration::from_secs(300));
+        std::thread::sleep(Duration::from_secs(1));
+    } else {
+        std::thread::sleep(Duration::from_secs(6));
+    }
+    signal(&child, sig);
+    let output = wait_limited(child, Duration::from_secs(120));
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(130), "{all}");
+    assert!(all.contains("interrupted"), "{all}");
+    assert_eq!(
+        leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn sigint_during_startup_exits_130_and_leaves_nothing() {
+    interrupted("-INT", false);
+}
+
+#[test]
+fn sigterm_during_startup_exits_130_and_leaves_nothing() {
+    interrupted("-TERM", false);
+}
+
+#[test]
+fn sigint_during_tests_exits_130_and_leaves_nothing() {
+    interrupted("-INT", true);
+}
+
+#[test]
+fn sigterm_during_tests_exits_130_and_leaves_nothing() {
+    interrupted("-TERM", true);
+}
+
+#[test]
+fn only_runs_exactly_the_selected_group_and_a_saved_plan_reruns_the_same_tests() {
+    require_docker_and_images();
+    let stack = stack_copy("pytest-redis");
+    let out = stack.path().join("results");
+    let output = run_to_end(
+        stack.path(),
+        &[
+            "--groups",
+            "4",
+            "--only",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let plan = planned(&out.join("plan.json"));
+    assert_eq!(plan.len(), 4);
+    let ran = ran_per_group(&out);
+    assert_eq!(
+        ran.keys().copied().collect::<Vec<_>>(),
+        vec![2],
+        "only group 2 ran"
+    );
+    let mut ran2 = ran[&2].clone();
+    let mut plan2 = plan[&2].clone();
+    ran2.sort();
+    plan2.sort();
+    assert!(!plan2.is_empty());
+    assert_eq!(ran2, plan2);
+    assert_eq!(
+        leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
+        Vec::<String>::new()
+    );
+
+    let out2 = stack.path().join("rerun");
+    let plan_file = out.join("plan.json");
+    let output = run_to_end(
+        stack.path(),
+        &[
+            "--plan",
+            plan_file.to_str().unwrap(),
+            "--only",
+            "2",
+            "--out",
+            out2.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let mut rerun = ran_per_group(&out2)[&2].clone();
+    rerun.sort();
+    assert_eq!(rerun, ran2, "the saved plan reruns exactly the same tests");
+    assert_eq!(
+        leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
+        Vec::<String>::new()
+    );
+}

@@ -1,0 +1,228 @@
+//! Shared helpers for the end-to-end tests (included with `#[path]` by each `e2e_*.rs`).
+//!
+//! They run the real binary against the real Docker engine and the example stacks in
+//! `compose-templates/`. They need `ci/ensure-docker` and `ci/images` to have run, and they
+//! FAIL (never skip) when Docker or a fixture image is missing, naming what to run.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Fixture images the example stacks use, with the variables that point the stacks at them
+/// (the values `ci/fixture-env` exports).
+pub const FIXTURE_ENV: [(&str, &str); 3] = [
+    ("POSTGRES_IMAGE", "compose-shard-fixtures/postgres:15"),
+    ("REDIS_IMAGE", "compose-shard-fixtures/redis:7"),
+    ("PYTHON_IMAGE", "compose-shard-fixtures/python:3.11"),
+];
+
+pub fn crate_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fail loudly unless Docker answers and every fixture image is present.
+pub fn require_docker_and_images() {
+    let info = Command::new("docker").arg("info").output();
+    match info {
+        Ok(o) if o.status.success() => {}
+        _ => panic!(
+            "Docker does not answer: run ci/ensure-docker first (these tests need a real engine)"
+        ),
+    }
+    for (_, image) in FIXTURE_ENV {
+        let ok = Command::new("docker")
+            .args(["image", "inspect", image])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "fixture image {image} is missing: run ci/images first");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A private copy of an example stack (tests may add files; groups' writes stay out of the
+/// repository). Same content -> same build-context hash -> the built image is shared.
+pub fn stack_copy(template: &str) -> tempfile::TempDir {
+    let src = crate_root().join("compose-templates").join(template);
+    assert!(src.is_dir(), "example stack {} is missing", src.display());
+    let dir = tempfile::Builder::new()
+        .prefix("cs-e2e-")
+        .tempdir()
+        .unwrap();
+    copy_dir(&src, dir.path());
+    dir
+}
+
+pub fn binary() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_compose-shard"));
+    for (k, v) in FIXTURE_ENV {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// `compose-shard run --progress plain <args>` in `dir`, started (not waited for).
+pub fn spawn_run(dir: &Path, args: &[&str]) -> Child {
+    binary()
+        .current_dir(dir)
+        .arg("run")
+        .args(["--progress", "plain"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start compose-shard")
+}
+
+/// Wait for a child with a hard limit, killing it if over (so CI never hangs).
+pub fn wait_limited(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let start = Instant::now();
+    let handle = std::thread::spawn(move || child.wait_with_output().unwrap());
+    while !handle.is_finished() {
+        if start.elapsed() > limit {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let out = handle.join().unwrap();
+            panic!(
+                "compose-shard did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    handle.join().unwrap()
+}
+
+pub fn run_to_end(dir: &Path, args: &[&str]) -> Output {
+    wait_limited(spawn_run(dir, args), Duration::from_secs(900))
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The run id from the `run <id>: ...` line.
+pub fn run_id_of(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("run ").and_then(|r| r.split(':').next()))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no run id in stderr:\n{stderr}"))
+}
+
+/// Containers, networks and volumes still carrying the run's label.
+pub fn leftovers(run_id: &str) -> Vec<String> {
+    let label = format!("label=dev.compose-shard.run={run_id}");
+    let mut found = Vec::new();
+    for (kind, args) in [
+        ("container", vec!["ps", "-a", "--format", "{{.Names}}"]),
+        ("network", vec!["network", "ls", "--format", "{{.Name}}"]),
+        ("volume", vec!["volume", "ls", "--format", "{{.Name}}"]),
+    ] {
+        let out = Command::new("docker")
+            .args(&args)
+            .args(["--filter", &label])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker {args:?} failed");
+        found.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| format!("{kind} {l}")),
+        );
+    }
+    found
+}
+
+/// Node ids per group that finished, from the plugin lines in `<out>/g<k>/output.log`.
+pub fn ran_per_group(out: &Path) -> BTreeMap<usize, Vec<String>> {
+    let mut ran = BTreeMap::new();
+    for entry in std::fs::read_dir(out).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let Some(k) = name.strip_prefix('g').and_then(|k| k.parse::<usize>().ok()) else {
+            continue;
+        };
+        let log = std::fs::read_to_string(out.join(&name).join("output.log")).unwrap();
+        let ids = log
+            .lines()
+            .filter_map(|l| {
+                l.split_once("##compose-shard## done ")
+                    .map(|(_, rest)| rest)
+            })
+            .filter_map(|l| l.split_once(' ').map(|(_, id)| id.to_string()))
+            .collect();
+        ran.insert(k, ids);
+    }
+    ran
+}
+
+/// Tests per group from `<out>/plan.json`.
+pub fn planned(plan_file: &Path) -> BTreeMap<usize, Vec<String>> {
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(plan_file).unwrap()).unwrap();
+    plan["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["group"].as_u64().unwrap() as usize,
+                g["tests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// `pytest --collect-only -q` lines from a group's output? No: collection happens once in the
+/// run; the plan holds every collected test, so the plan's union is the collection.
+pub fn all_planned(plan_file: &Path) -> Vec<String> {
+    let mut all: Vec<String> = planned(plan_file).into_values().flatten().collect();
+    all.sort();
+    all
+}
+
+/// Wait until `path` exists and is not empty, or panic after `limit`.
+pub fn wait_for_file(path: &Path, limit: Duration) {
+    let start = Instant::now();
+    while !std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+        assert!(start.elapsed() < limit, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} failed");
+}

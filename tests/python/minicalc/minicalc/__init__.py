@@ -1,0 +1,1 @@
+"""A small calculator package with branches, used to prove coverage merges exact."""
