@@ -135,6 +135,11 @@ fn a_service_that_never_becomes_healthy_exits_3_within_the_ready_timeout() {
         "{all}"
     );
     assert!(all.contains("last lines of its log"), "{all}");
+    let merged = std::fs::read_to_string(out.join("junit.xml")).expect("merged junit.xml");
+    assert!(
+        merged.contains("<error") && merged.contains("service redis"),
+        "a group without results is an error testcase in the merged JUnit: {merged}"
+    );
     assert!(
         all.contains("Ready to accept connections") || all.contains("redis"),
         "{all}"

@@ -15,6 +15,10 @@ use crate::engine::DockerEngine;
 use crate::errors::{Error, ExitCode};
 use crate::plan::{self, Durations, Plan};
 use crate::pyproject::Settings;
+use crate::report::{
+    github_step_summary, merge_coverage, merge_junit, render_timeline_html, write_atomically,
+    GroupResult, GroupSummary, Phase as ReportPhase, ResultsLayout,
+};
 use crate::run::{
     self, exit_code, find_leftovers, render_summary, run_with_signals, stamp_labels, Assignment,
     Display, DisplayMode, EventSink, RunError, RunOutcome, RunSpec, TestSource,
@@ -376,7 +380,7 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
             return Err(RunError::Interrupted.into());
         }
     };
-    merge_results(spec, &outcome);
+    write_reports(spec, &outcome);
     if let Some(path) = &cfg.store_durations {
         if let Err(e) = store_durations(path, spec, &outcome) {
             eprintln!(
@@ -397,11 +401,60 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
     Ok(exit_code(&outcome))
 }
 
-/// Merge the groups' JUnit and coverage files into `<out>/junit.xml` and `<out>/coverage.xml`.
-/// A group without results (environment error, timeout) becomes an error testcase, so CI
-/// dashboards show it. Merge problems are warnings: the per-group files remain in `<out>/g<k>/`.
-fn merge_results(spec: &RunSpec, outcome: &RunOutcome) {
-    use crate::report::{merge_coverage, merge_junit, write_atomically, GroupResult};
+/// Why a group has no usable results, if it has none.
+fn missing_reason(status: &run::GroupStatus) -> Option<String> {
+    match status {
+        run::GroupStatus::EnvironmentError(reason) => Some(reason.clone()),
+        run::GroupStatus::TimedOut(limit) => Some(format!("timed out after {}s", limit.as_secs())),
+        _ => None,
+    }
+}
+
+/// The report module's plain per-group data, with phases on the run's time axis.
+fn group_summaries(outcome: &RunOutcome) -> Vec<GroupSummary> {
+    outcome
+        .groups
+        .iter()
+        .map(|g| {
+            let setup_end = g.start_offset_seconds + g.setup_seconds;
+            let tests_end = setup_end + g.test_seconds;
+            let phase = |name: &str, start: f64, end: f64| ReportPhase {
+                name: name.into(),
+                start,
+                end,
+            };
+            GroupSummary {
+                group: g.group,
+                tests: g.counts.done,
+                passed: g.counts.passed,
+                failed: g.counts.failed,
+                skipped: g.counts.skipped,
+                errors: g.counts.errors,
+                status: match missing_reason(&g.status) {
+                    Some(reason) => format!("crashed: {reason}"),
+                    None if g.status == run::GroupStatus::Failed => "failed".into(),
+                    None => "ok".into(),
+                },
+                phases: vec![
+                    phase("environment", g.start_offset_seconds, setup_end),
+                    phase("tests", setup_end, tests_end),
+                    phase("teardown", tests_end, tests_end + g.teardown_seconds),
+                ],
+            }
+        })
+        .collect()
+}
+
+/// Write the reports into `<out>` (layout in docs/reports.md): merged `junit.xml` (a group
+/// without results becomes an error testcase, so CI dashboards show it), merged
+/// `coverage.xml`, `g<k>/missing.txt` for such groups, `timeline.html`, and the GitHub step
+/// summary when `$GITHUB_STEP_SUMMARY` is set. Problems are warnings: the per-group files
+/// stay in `<out>/g<k>/` whatever happens.
+fn write_reports(spec: &RunSpec, outcome: &RunOutcome) {
+    let layout = ResultsLayout::new(&spec.out_dir);
+    let warn = |what: &str, e: &dyn std::error::Error| {
+        eprintln!("warning: {what}: {}", crate::errors::render_chain(e));
+    };
     let groups = spec
         .projects
         .first()
@@ -411,24 +464,24 @@ fn merge_results(spec: &RunSpec, outcome: &RunOutcome) {
         .groups
         .iter()
         .map(|g| {
-            let dir = spec.out_dir.join(format!("g{}", g.group));
-            let file = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
-            let missing_reason = match &g.status {
-                run::GroupStatus::EnvironmentError(reason) => Some(reason.clone()),
-                run::GroupStatus::TimedOut(limit) => {
-                    Some(format!("timed out after {}s", limit.as_secs()))
-                }
-                _ => None,
-            };
+            let existing = |p: PathBuf| Some(p).filter(|p| p.exists());
+            let reason = missing_reason(&g.status);
+            if let Some(reason) = &reason {
+                let _ = std::fs::create_dir_all(layout.group_dir(g.group));
+                let _ = std::fs::write(layout.missing(g.group), format!("{reason}\n"));
+            }
             GroupResult {
                 group: g.group,
                 groups,
-                junit: file("junit.xml"),
-                coverage: file("coverage.xml"),
-                missing_reason,
+                junit: existing(layout.junit(g.group)),
+                coverage: existing(layout.coverage(g.group)),
+                missing_reason: reason,
             }
         })
         .collect();
+    if results.is_empty() {
+        return;
+    }
     let expected: Vec<String> = outcome
         .groups
         .iter()
@@ -440,18 +493,42 @@ fn merge_results(spec: &RunSpec, outcome: &RunOutcome) {
                 .unwrap_or_default()
         })
         .collect();
-    let junit_path = spec.out_dir.join("junit.xml");
-    let merged = write_atomically(&junit_path, |w| {
-        merge_junit(&results, (!expected.is_empty()).then_some(&expected[..]), w).map(|_| ())
+    let mut totals = None;
+    let merged = write_atomically(&layout.merged_junit(), |w| {
+        totals = Some(merge_junit(
+            &results,
+            (!expected.is_empty()).then_some(&expected[..]),
+            w,
+        )?);
+        Ok(())
     });
     if let Err(e) = merged {
-        eprintln!("warning: merging JUnit into {}: {e}", junit_path.display());
+        warn(
+            &format!("merging JUnit into {}", layout.merged_junit().display()),
+            &e,
+        );
     }
     let coverage: Vec<PathBuf> = results.iter().filter_map(|r| r.coverage.clone()).collect();
     if !coverage.is_empty() {
-        let cov_path = spec.out_dir.join("coverage.xml");
-        if let Err(e) = write_atomically(&cov_path, |w| merge_coverage(&coverage, w).map(|_| ())) {
-            eprintln!("warning: merging coverage into {}: {e}", cov_path.display());
+        let path = layout.merged_coverage();
+        if let Err(e) = write_atomically(&path, |w| merge_coverage(&coverage, w).map(|_| ())) {
+            warn(&format!("merging coverage into {}", path.display()), &e);
+        }
+    }
+    let summaries = group_summaries(outcome);
+    let timeline = render_timeline_html(&summaries, "compose-shard run");
+    if let Err(e) = std::fs::write(layout.timeline(), timeline) {
+        warn(&format!("writing {}", layout.timeline().display()), &e);
+    }
+    if let (Some(path), Some(totals)) = (std::env::var_os("GITHUB_STEP_SUMMARY"), &totals) {
+        let markdown = github_step_summary(&summaries, totals, None);
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, markdown.as_bytes()));
+        if let Err(e) = appended {
+            warn("writing the GitHub step summary", &e);
         }
     }
 }

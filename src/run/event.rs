@@ -106,6 +106,8 @@ pub struct GroupReport {
     pub status: GroupStatus,
     /// Counters.
     pub counts: TestCounts,
+    /// Seconds from the start of the run (images included) until the group started.
+    pub start_offset_seconds: f64,
     /// Seconds from the group's start until its tests started.
     pub setup_seconds: f64,
     /// Seconds the tests ran.

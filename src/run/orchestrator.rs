@@ -157,6 +157,7 @@ pub async fn run<B: Backend>(
     source: TestSource,
     events: &EventSink,
 ) -> RunOutcome {
+    let run_started = Instant::now();
     let mut outcome = RunOutcome::default();
     let Some(first) = spec.projects.first() else {
         outcome.fatal = Some(RunError::Environment("no groups selected".into()));
@@ -185,6 +186,7 @@ pub async fn run<B: Backend>(
             spec,
             project,
             group_of(project, i),
+            run_started,
             &images,
             ready_tx.clone(),
             plan_rx.clone(),
@@ -250,6 +252,7 @@ fn failed_report(group: usize, reason: &str) -> GroupReport {
         group,
         status: GroupStatus::EnvironmentError(reason.to_string()),
         counts: TestCounts::default(),
+        start_offset_seconds: 0.0,
         setup_seconds: 0.0,
         test_seconds: 0.0,
         teardown_seconds: 0.0,
@@ -350,6 +353,7 @@ async fn run_group<B: Backend>(
     spec: &RunSpec,
     project: &Project,
     group: usize,
+    run_started: Instant,
     images: &HashMap<String, String>,
     ready_tx: mpsc::UnboundedSender<ReadyEnv>,
     mut plan_rx: watch::Receiver<PlanState>,
@@ -362,6 +366,7 @@ async fn run_group<B: Backend>(
     };
     let overrides = |s: &Service| test_overrides(spec, images, s);
     let mut report = failed_report(group, "");
+    report.start_offset_seconds = started.duration_since(run_started).as_secs_f64();
     let env = start_environment(
         backend,
         project,
