@@ -249,3 +249,131 @@ pub(crate) fn plan_container(
         extra_networks: endpoints,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::{Mount as ComposeMount, Network, PortMapping, ServiceNetwork, Volume};
+    use indexmap::IndexMap;
+
+    fn project() -> (Project, Service) {
+        let mut service = Service {
+            name: "db".into(),
+            image: Some("postgres:15".into()),
+            container_name: Some("p-g1-db-1".into()),
+            expose: vec!["5432".into(), "8125/udp".into()],
+            ports: vec![PortMapping {
+                target: 8000,
+                published: None,
+                host_ip: None,
+                protocol: "tcp".into(),
+            }],
+            volumes: vec![ComposeMount {
+                kind: MountKind::Volume,
+                source: Some("data".into()),
+                target: "/var/lib/postgresql/data".into(),
+                read_only: false,
+                options: vec![],
+            }],
+            ..Default::default()
+        };
+        service.environment.insert("A".into(), Some("1".into()));
+        service.environment.insert("UNSET".into(), None);
+        service.networks = IndexMap::from([
+            (
+                "front".to_string(),
+                ServiceNetwork {
+                    aliases: vec!["database".into()],
+                    ipv4_address: None,
+                },
+            ),
+            ("back".to_string(), ServiceNetwork::default()),
+        ]);
+        let project = Project {
+            name: "p-g1".into(),
+            project_dir: "/src".into(),
+            files: vec![],
+            services: IndexMap::from([("db".to_string(), service.clone())]),
+            networks: IndexMap::from([
+                (
+                    "front".to_string(),
+                    Network {
+                        name: Some("p-g1_front".into()),
+                        ..Default::default()
+                    },
+                ),
+                ("back".to_string(), Network::default()),
+            ]),
+            volumes: IndexMap::from([(
+                "data".to_string(),
+                Volume {
+                    name: Some("p-g1_data".into()),
+                    ..Default::default()
+                },
+            )]),
+            isolation: None,
+        };
+        (project, service)
+    }
+
+    #[test]
+    fn first_network_at_create_others_connected_later_all_with_the_service_alias() {
+        let (project, service) = project();
+        let plan = plan_container(&project, &service, &ContainerOverrides::default());
+        assert_eq!(plan.name, "p-g1-db-1");
+        let host = plan.body.host_config.as_ref().unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("p-g1_front"));
+        let endpoints = plan
+            .body
+            .networking_config
+            .unwrap()
+            .endpoints_config
+            .unwrap();
+        assert_eq!(
+            endpoints["p-g1_front"].aliases,
+            Some(vec!["database".to_string(), "db".to_string()])
+        );
+        assert_eq!(plan.extra_networks.len(), 1);
+        assert_eq!(plan.extra_networks[0].0, "p-g1_back");
+        assert_eq!(
+            plan.extra_networks[0].1.aliases,
+            Some(vec!["db".to_string()])
+        );
+    }
+
+    #[test]
+    fn volumes_ports_and_environment_use_engine_names_and_overrides() {
+        let (project, service) = project();
+        let overrides = ContainerOverrides {
+            env: vec![("A".into(), "2".into())],
+            entrypoint: Some(vec!["sleep".into(), "9".into()]),
+            command: Some(vec![]),
+            image: Some("postgres:cs-1".into()),
+        };
+        let plan = plan_container(&project, &service, &overrides);
+        let body = plan.body;
+        assert_eq!(
+            body.env,
+            Some(vec!["A=2".to_string()]),
+            "override wins, unset dropped"
+        );
+        assert_eq!(body.image.as_deref(), Some("postgres:cs-1"));
+        assert_eq!(
+            body.entrypoint,
+            Some(vec!["sleep".to_string(), "9".to_string()])
+        );
+        assert_eq!(
+            body.exposed_ports,
+            Some(vec![
+                "5432/tcp".to_string(),
+                "8125/udp".to_string(),
+                "8000/tcp".to_string()
+            ])
+        );
+        let host = body.host_config.unwrap();
+        assert_eq!(host.port_bindings, None, "no published ports, no bindings");
+        let mounts = host.mounts.unwrap();
+        assert_eq!(mounts[0].source.as_deref(), Some("p-g1_data"));
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+    }
+}

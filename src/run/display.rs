@@ -130,6 +130,7 @@ impl Display {
                     self.print(&text)
                 }
             }
+            Event::Notice(text) => self.print(&text),
             Event::Warning(text) => self.print(&format!("warning: {text}")),
             Event::Phase { group, phase } => {
                 let line = self.line(group);

@@ -127,6 +127,8 @@ pub struct GroupReport {
 pub enum Event {
     /// General progress ("building image app").
     Info(String),
+    /// Something the user must see in every display mode (how to enter a kept group).
+    Notice(String),
     /// Something the user should know that does not stop the run.
     Warning(String),
     /// A group entered a phase.

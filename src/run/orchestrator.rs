@@ -437,7 +437,7 @@ async fn run_group<B: Backend>(
 
     let teardown = Instant::now();
     if spec.keep {
-        events.emit(Event::Info(format!(
+        events.emit(Event::Notice(format!(
             "[g{group}] kept: enter it with `docker exec -it {} sh`; remove it with `compose-shard clean --run {}`",
             crate::engine::container_name(project, &project.services[&spec.test_service]),
             spec.run_id

@@ -427,3 +427,28 @@ fn start_order_puts_dependencies_first_and_reports_cycles() {
     let err = super::startup::start_order(&cyclic).unwrap_err();
     assert!(err.contains("cycle") && err.contains("db"), "{err}");
 }
+
+#[tokio::test]
+async fn keep_leaves_the_environments_and_says_how_to_enter_them() {
+    let out = tempfile::tempdir().unwrap();
+    let backend = fake(&IDS);
+    let mut spec = spec(&[1], 1, out.path());
+    spec.keep = true;
+    let (events, mut rx) = EventSink::channel();
+    let outcome = run(&backend, &spec, round_robin(1), &events).await;
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    assert!(backend
+        .remaining()
+        .contains(&"container shop-t1-g1-app-1".to_string()));
+    let mut notice = String::new();
+    while let Ok(e) = rx.try_recv() {
+        if let super::event::Event::Notice(n) = e {
+            notice.push_str(&n);
+        }
+    }
+    assert!(
+        notice.contains("docker exec -it shop-t1-g1-app-1 sh")
+            && notice.contains("compose-shard clean --run t1"),
+        "{notice}"
+    );
+}
