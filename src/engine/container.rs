@@ -113,6 +113,28 @@ impl DockerEngine {
         })
     }
 
+    /// A container's configured environment (image `ENV` plus its own), as `(key, value)`.
+    pub async fn container_env(
+        &self,
+        container: &str,
+    ) -> Result<Vec<(String, String)>, EngineError> {
+        let info = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(EngineError::api(format!("inspect container {container}")))?;
+        Ok(info
+            .config
+            .and_then(|c| c.env)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (kv, String::new()),
+            })
+            .collect())
+    }
+
     /// The last `lines` lines of a container's stdout and stderr.
     pub async fn logs_tail(&self, container: &str, lines: usize) -> Result<String, EngineError> {
         let options = LogsOptionsBuilder::new()

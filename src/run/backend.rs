@@ -46,6 +46,8 @@ pub trait Backend {
     async fn status(&self, container: &str) -> Result<ContainerStatus, EngineError>;
     /// Whether a TCP port of the container accepts connections.
     async fn port_open(&self, status: &ContainerStatus, port: u16) -> bool;
+    /// A container's configured environment (image `ENV` and its own).
+    async fn container_env(&self, container: &str) -> Result<Vec<(String, String)>, EngineError>;
     /// The last lines of a container's log.
     async fn logs_tail(&self, container: &str, lines: usize) -> Result<String, EngineError>;
     /// Run a command in a container, streaming its output.
@@ -133,6 +135,10 @@ impl Backend for DockerEngine {
             }
         }
         false
+    }
+
+    async fn container_env(&self, container: &str) -> Result<Vec<(String, String)>, EngineError> {
+        DockerEngine::container_env(self, container).await
     }
 
     async fn logs_tail(&self, container: &str, lines: usize) -> Result<String, EngineError> {

@@ -54,6 +54,8 @@ pub struct FakeBackend {
     pub missing_image: Option<String>,
     /// pytest never finishes (for interrupt and timeout tests).
     pub tests_hang: bool,
+    /// The last test exec's request.
+    pub last_test_exec: RefCell<Option<ExecRequest>>,
 }
 
 impl FakeBackend {
@@ -197,6 +199,10 @@ impl super::backend::Backend for FakeBackend {
         true
     }
 
+    async fn container_env(&self, _container: &str) -> Result<Vec<(String, String)>, EngineError> {
+        Ok(vec![("PYTHONPATH".into(), "/opt/lib".into())])
+    }
+
     async fn logs_tail(&self, container: &str, _lines: usize) -> Result<String, EngineError> {
         Ok(format!("log of {container}: FATAL something broke\n"))
     }
@@ -217,6 +223,7 @@ impl super::backend::Backend for FakeBackend {
             });
         }
         self.record(format!("exec pytest in {container}"));
+        *self.last_test_exec.borrow_mut() = Some(request.clone());
         if self.tests_hang {
             std::future::pending::<()>().await;
         }

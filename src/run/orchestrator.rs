@@ -385,7 +385,15 @@ async fn run_group<B: Backend>(
             .cloned()
             .ok_or_else(|| format!("test service {} was not started", spec.test_service))?;
         let service = &project.services[&spec.test_service];
-        let python_path = service.environment.get("PYTHONPATH").cloned().flatten();
+        // The exec's PYTHONPATH replaces the container's, so keep whatever the image or
+        // the service configured after the plugin folder.
+        let python_path = backend
+            .container_env(&container)
+            .await
+            .ok()
+            .and_then(|env| env.into_iter().find(|(k, _)| k == "PYTHONPATH"))
+            .map(|(_, v)| v)
+            .or_else(|| service.environment.get("PYTHONPATH").cloned().flatten());
         let _ = ready_tx.send(ReadyEnv {
             container: container.clone(),
             python_path: python_path.clone(),

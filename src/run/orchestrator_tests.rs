@@ -205,6 +205,15 @@ async fn starts_services_after_their_dependencies_and_runs_every_test_once() {
     assert_eq!(outcome.groups[1].counts.passed, 2);
     assert_eq!(exit_code(&outcome), ExitCode::Success);
     assert!(out.path().join("g1/output.log").exists());
+    let exec = backend.last_test_exec.borrow().clone().unwrap();
+    assert!(
+        exec.env.contains(&(
+            "PYTHONPATH".into(),
+            "/tmp/compose-shard-plugin:/opt/lib".into()
+        )),
+        "the image's PYTHONPATH is kept after the plugin folder: {:?}",
+        exec.env
+    );
     assert!(out.path().join("g2/junit.xml").exists());
     assert_eq!(backend.remaining(), Vec::<String>::new());
 }
