@@ -18,9 +18,8 @@ use crate::errors::{Error, ExitCode};
 use crate::plan::{Durations, PlanError};
 use crate::report::{
     classify, github_annotations, github_blob_base, github_step_summary, group_summaries,
-    junit_durations_with, merge_coverage, merge_junit, node_id::NodeIdIndex, read_plan_groups,
-    render_slowest, render_summary_table, GroupResult, JunitTotals, ReportKind, ResultsLayout,
-    StagedFile,
+    merge_coverage, merge_junit, read_plan_groups, render_slowest, render_summary_table,
+    GroupResult, JunitTotals, ReportKind, ResultsLayout, StagedFile,
 };
 
 /// Annotations beyond this many would drown the job page (GitHub shows 10 per step anyway).
@@ -88,16 +87,8 @@ pub fn execute(cfg: MergeConfig) -> Result<ExitCode, Error> {
         );
     }
 
-    let index = expected
-        .as_deref()
-        .map(NodeIdIndex::new)
-        .unwrap_or_default();
-    let mut measured = Vec::new();
-    for group in &groups {
-        if let Some(junit) = &group.junit {
-            measured.extend(junit_durations_with(junit, &index)?);
-        }
-    }
+    let no_durations = Vec::new();
+    let measured = totals.as_ref().map_or(&no_durations, |t| &t.durations);
     if let Some(path) = &cfg.store_durations {
         let mut durations = read_durations(path)?;
         let still_exists: Option<HashSet<String>> =
@@ -120,7 +111,7 @@ pub fn execute(cfg: MergeConfig) -> Result<ExitCode, Error> {
     let Some(totals) = totals else {
         return Ok(ExitCode::Success);
     };
-    print_summaries(&totals, &measured)?;
+    print_summaries(&totals, &totals.durations)?;
     Ok(if totals.all_passed() {
         ExitCode::Success
     } else {
