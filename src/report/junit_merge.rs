@@ -134,6 +134,10 @@ fn scan_group(group: &GroupResult, index: &NodeIdIndex) -> Result<GroupScan, Rep
         return Ok(scan);
     };
     let mut spill = BufWriter::with_capacity(1 << 16, tempfile::tempfile().map_err(spill_error)?);
+    // Typical pytest testcases take 60 to 150 bytes.
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    scan.cases
+        .reserve(usize::try_from(bytes / 128).unwrap_or(0).min(1 << 22));
     let (counts, failed, cases) = (&mut scan.counts, &mut scan.failed_tests, &mut scan.cases);
     let head = scan_junit(path, Some(&mut spill), |case| {
         let node_id = index.resolve(&case.classname, &case.name, case.file.as_deref());
@@ -188,9 +192,11 @@ fn compute_totals(
     expected: Option<&[String]>,
 ) -> JunitTotals {
     let mut totals = JunitTotals::default();
-    // node id -> (last group it ran in, its slot in `totals.durations`)
+    // node id -> (last group it ran in, its slot in `times`). The id strings move into
+    // `totals.durations` at the end instead of being cloned per testcase.
     let mut seen: HashMap<String, (usize, usize)> =
         HashMap::with_capacity(scans.iter().map(|s| s.cases.len()).sum());
+    let mut times: Vec<(Option<String>, f64)> = Vec::with_capacity(seen.capacity());
     let mut duplicates: HashSet<String> = HashSet::new();
     for (group, scan) in groups.iter().zip(scans.iter_mut()) {
         let mut g = scan.counts.clone();
@@ -200,16 +206,18 @@ fn compute_totals(
                 Entry::Occupied(mut entry) => {
                     let (last_group, slot) = *entry.get();
                     if last_group == group.group {
-                        totals.durations[slot].1 += time;
+                        times[slot].1 += time;
                     } else {
+                        // The earlier group's slot keeps its own copy of the id.
                         duplicates.insert(entry.key().clone());
-                        totals.durations.push((entry.key().clone(), time));
-                        *entry.get_mut() = (group.group, totals.durations.len() - 1);
+                        times[slot].0 = Some(entry.key().clone());
+                        times.push((None, time));
+                        *entry.get_mut() = (group.group, times.len() - 1);
                     }
                 }
                 Entry::Vacant(entry) => {
-                    totals.durations.push((entry.key().clone(), time));
-                    entry.insert((group.group, totals.durations.len() - 1));
+                    times.push((None, time));
+                    entry.insert((group.group, times.len() - 1));
                 }
             }
         }
@@ -242,6 +250,13 @@ fn compute_totals(
             .cloned()
             .collect();
     }
+    for (id, (_, slot)) in seen {
+        times[slot].0 = Some(id);
+    }
+    totals.durations = times
+        .into_iter()
+        .map(|(id, secs)| (id.expect("every slot is named by its node id"), secs))
+        .collect();
     totals
 }
 
