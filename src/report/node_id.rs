@@ -76,11 +76,12 @@ pub fn reconstruct(classname: &str, name: &str, file: Option<&str>) -> String {
         return format!("{file}::{name}");
     }
     // Classes are the trailing segments that start with an upper-case letter; at least the
-    // first segment is module path.
-    let mut module_end = classname.len();
-    for (dot, _) in classname.rmatch_indices('.') {
-        let next = &classname[dot + 1..];
-        if next.starts_with(|c: char| c.is_ascii_uppercase()) {
+    // first segment is module path. Byte-wise: `.` and ASCII letters never occur inside a
+    // multi-byte UTF-8 sequence.
+    let bytes = classname.as_bytes();
+    let mut module_end = bytes.len();
+    while let Some(dot) = bytes[..module_end].iter().rposition(|&b| b == b'.') {
+        if bytes.get(dot + 1).is_some_and(u8::is_ascii_uppercase) {
             module_end = dot;
         } else {
             break;

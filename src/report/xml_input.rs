@@ -126,11 +126,13 @@ impl XmlFile {
         mut visit: impl FnMut(&str, Cow<'_, str>) -> Result<(), ReportError>,
     ) -> Result<(), ReportError> {
         self.utf8(start.name().0)?;
-        for attr in start.attributes() {
+        // A repeated attribute is not worth a quadratic check on every element: the first
+        // occurrence wins wherever one is looked up.
+        for attr in start.attributes().with_checks(false) {
             let attr = attr.map_err(|e| self.error_here(format!("malformed attribute: {e}")))?;
             let key = self.utf8(attr.key.0)?;
             let raw = self.utf8(&attr.value)?;
-            let value = if raw.contains('&') {
+            let value = if raw.as_bytes().contains(&b'&') {
                 let unescaped = quick_xml::escape::unescape(raw).map_err(|e| {
                     self.error_here(format!(
                         "attribute {key}: {e} (entities other than the predefined five are never expanded)"
