@@ -2,8 +2,6 @@
 //! coverage) and `timeline.html` written into the result folder, all staged and renamed into
 //! place only once every one of them succeeded.
 
-use std::io::Write as _;
-
 use super::atomic::StagedFile;
 use super::coverage_merge::merge_coverage;
 use super::coverage_write::CoverageTotals;
