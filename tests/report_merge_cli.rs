@@ -242,3 +242,33 @@ fn malformed_input_names_file_and_line_and_leaves_outputs_alone() {
     assert_eq!(std::fs::read_to_string(&cov).unwrap(), "previous coverage");
     assert_eq!(files_in(&r.out), vec!["coverage.xml", "junit.xml"]);
 }
+
+#[test]
+fn github_actions_gets_step_summary_and_folded_logs() {
+    let r = two_runners();
+    std::fs::write(
+        r.a.join("g1/output.log"),
+        "collected 8 items\n::error::not a command\n",
+    )
+    .unwrap();
+    let summary = r.out.join("step-summary.md");
+    std::fs::write(&summary, "previous step\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_compose-shard"))
+        .args(["merge".as_ref(), r.a.as_os_str(), r.b.as_os_str()])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_REPOSITORY", "o/r")
+        .env("GITHUB_SHA", "abc")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("::group::group 1/3 output\n::stop-commands::compose-shard-log\ncollected 8 items\n::error::not a command\n::compose-shard-log::\n::endgroup::\n"), "{stdout}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.starts_with("previous step\n## compose-shard: "),
+        "appended, not replaced: {md}"
+    );
+    assert!(md.contains("| 3 |"), "{md}");
+}

@@ -11,8 +11,14 @@ pub fn crate_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The virtualenv's python, created by `tests/python/setup-venv.sh` when missing.
+/// The virtualenv's python, created by `tests/python/setup-venv.sh` when missing (once per
+/// test binary: the tests of one binary run in parallel and must not install concurrently).
 pub fn python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(install_python).clone()
+}
+
+fn install_python() -> PathBuf {
     let venv = std::env::var_os("COMPOSE_SHARD_PYENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| crate_root().join("target/pyenv"));

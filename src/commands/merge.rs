@@ -17,10 +17,9 @@ use crate::config::MergeConfig;
 use crate::errors::{Error, ExitCode};
 use crate::plan::{Durations, PlanError};
 use crate::report::{
-    classify, github_annotations, github_blob_base, github_step_summary, group_summaries,
-    junit_durations_with, merge_coverage, merge_junit, node_id::NodeIdIndex, read_plan_groups,
-    render_slowest, render_summary_table, GroupResult, JunitTotals, ReportKind, ResultsLayout,
-    StagedFile,
+    classify, github_annotations, github_blob_base, github_log_group, github_step_summary,
+    group_summaries, merge_coverage, merge_junit, read_plan_groups, render_slowest,
+    render_summary_table, GroupResult, JunitTotals, ReportKind, ResultsLayout, StagedFile,
 };
 
 /// Annotations beyond this many would drown the job page (GitHub shows 10 per step anyway).
@@ -88,16 +87,8 @@ pub fn execute(cfg: MergeConfig) -> Result<ExitCode, Error> {
         );
     }
 
-    let index = expected
-        .as_deref()
-        .map(NodeIdIndex::new)
-        .unwrap_or_default();
-    let mut measured = Vec::new();
-    for group in &groups {
-        if let Some(junit) = &group.junit {
-            measured.extend(junit_durations_with(junit, &index)?);
-        }
-    }
+    let no_durations = Vec::new();
+    let measured = totals.as_ref().map_or(&no_durations, |t| &t.durations);
     if let Some(path) = &cfg.store_durations {
         let mut durations = read_durations(path)?;
         let still_exists: Option<HashSet<String>> =
@@ -120,7 +111,7 @@ pub fn execute(cfg: MergeConfig) -> Result<ExitCode, Error> {
     let Some(totals) = totals else {
         return Ok(ExitCode::Success);
     };
-    print_summaries(&totals, &measured)?;
+    print_summaries(&totals, &totals.durations, &group_logs(&inputs))?;
     Ok(if totals.all_passed() {
         ExitCode::Success
     } else {
@@ -128,13 +119,43 @@ pub fn execute(cfg: MergeConfig) -> Result<ExitCode, Error> {
     })
 }
 
-fn print_summaries(totals: &JunitTotals, measured: &[(String, f64)]) -> Result<(), Error> {
+/// `(title, output.log)` of every group that came from a result folder and left a log.
+fn group_logs(inputs: &Inputs) -> Vec<(String, PathBuf)> {
+    inputs
+        .groups
+        .iter()
+        .map(|(k, (result, folder))| {
+            (
+                format!("group {k}/{} output", result.groups),
+                ResultsLayout::new(folder).output_log(*k),
+            )
+        })
+        .filter(|(_, log)| log.is_file())
+        .collect()
+}
+
+fn print_summaries(
+    totals: &JunitTotals,
+    measured: &[(String, f64)],
+    logs: &[(String, PathBuf)],
+) -> Result<(), Error> {
     let summaries = group_summaries(totals);
     print!("{}", render_summary_table(&summaries, totals));
     if !measured.is_empty() {
         print!("\n{}", render_slowest(measured, 10));
     }
     if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+        for (title, path) in logs {
+            let log = std::fs::read(path).map_err(|source| Error::Io {
+                action: "read",
+                path: path.clone(),
+                source,
+            })?;
+            print!(
+                "{}",
+                github_log_group(title, &String::from_utf8_lossy(&log))
+            );
+        }
         for line in github_annotations(totals, ANNOTATION_CAP) {
             println!("{line}");
         }

@@ -231,8 +231,8 @@ fn read_line(xml: &XmlFile, e: &BytesStart<'_>) -> Result<Line, ReportError> {
     let mut is_branch = false;
     let mut total = None;
     let mut missing = Vec::new();
-    for (key, value) in xml.attributes(e)? {
-        match key.as_str() {
+    xml.for_each_attr(e, |key, value| {
+        match key {
             "number" => number = Some(xml.number::<u32>("line", "number", &value)?),
             "hits" => hits = xml.number("line", "hits", &value)?,
             "branch" => is_branch = value == "true",
@@ -240,7 +240,8 @@ fn read_line(xml: &XmlFile, e: &BytesStart<'_>) -> Result<Line, ReportError> {
             "missing-branches" => missing = missing_branches(xml, &value)?,
             _ => {}
         }
-    }
+        Ok(())
+    })?;
     let number = number.ok_or_else(|| xml.error_here("<line> has no number attribute".into()))?;
     let branches = match (is_branch, total) {
         (true, Some(total)) => Some(Branches { total, missing }),

@@ -1,11 +1,13 @@
 //! Merging the groups' JUnit files into one `<testsuites>` document, one `<testsuite>` per
 //! group named `pytest (group k/N)`.
 //!
-//! Two streaming passes per input: the first ([`scan_junit`]) validates the whole file and
-//! counts outcomes, so the suite and root tags can carry totals; the second copies every
-//! child of the input's `<testsuite>` elements (testcases with all their children, properties,
-//! suite-level output) byte for byte. Memory holds the small testcase records of one input at
-//! a time and the set of node ids seen (for duplicates), never a document tree.
+//! One streaming pass per input ([`scan_junit`]) validates it, counts outcomes and copies
+//! every child of its `<testsuite>` elements (testcases with all their children, properties,
+//! suite-level output) byte for byte into an unnamed temporary file; once all totals are
+//! known, the root and suite tags are written and the spilled content copied behind them.
+//! Inputs are read in parallel, one per core. Memory holds the node ids and times of the
+//! testcases (for duplicates, never-run tests and durations), never a document tree and never
+//! the testcases' output.
 //!
 //! Totals are recomputed from the testcases, never taken from the inputs' attributes: `tests`
 //! counts `<testcase>` elements, and `failures`, `errors` and `skipped` count testcases having
@@ -13,17 +15,19 @@
 //! once as failure and once as error, as pytest and junitparser count it). `time` is the sum
 //! of the testcases' times (the inputs' suite times are wall-clock and cannot be added up).
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufWriter, Write};
-
-use quick_xml::events::Event;
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use super::error::ReportError;
 use super::failure_location::{locate, one_line_message};
 use super::junit_scan::{scan_junit, ScannedCase};
 use super::junit_types::{FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals};
 use super::node_id::NodeIdIndex;
-use super::xml_input::{escape_text, local_name, push_attr, XmlFile};
+use super::xml_input::{escape_text, push_attr};
 
 const OUTPUT: &str = "JUnit XML";
 
@@ -35,7 +39,8 @@ pub fn merge_junit(
     out: &mut dyn Write,
 ) -> Result<JunitTotals, ReportError> {
     let index = expected.map(NodeIdIndex::new).unwrap_or_default();
-    let (totals, heads) = compute_totals(groups, &index, expected)?;
+    let mut scans = scan_groups(groups, &index)?;
+    let totals = compute_totals(groups, &mut scans, expected);
 
     let mut out = BufWriter::with_capacity(1 << 16, out);
     let io = |source| ReportError::Output {
@@ -54,12 +59,101 @@ pub fn merge_junit(
     );
     head.push_str(">\n");
     out.write_all(head.as_bytes()).map_err(io)?;
-    for ((group, head), group_totals) in groups.iter().zip(&heads).zip(&totals.per_group) {
-        write_suite(&mut out, group, head, group_totals)?;
+    for ((group, scan), group_totals) in groups.iter().zip(&mut scans).zip(&totals.per_group) {
+        write_suite(&mut out, group, scan, group_totals)?;
     }
     out.write_all(b"</testsuites>\n").map_err(io)?;
     out.flush().map_err(io)?;
     Ok(totals)
+}
+
+/// One group's input after its single read.
+struct GroupScan {
+    /// What the suite tag copies from the input.
+    name: Option<String>,
+    timestamp: Option<String>,
+    hostname: Option<String>,
+    /// Counts, without the error testcase of a missing group.
+    counts: GroupTotals,
+    failed_tests: Vec<FailedTest>,
+    /// `(node id, seconds)` per testcase, in document order.
+    cases: Vec<(String, f64)>,
+    /// The suites' content, spilled to an unnamed temporary file (gone even if the process
+    /// dies) until the totals that head it are known.
+    spill: Option<File>,
+}
+
+/// Read every group's input once, on as many threads as there are cores: parsing is the
+/// whole cost of a merge and the inputs are independent.
+fn scan_groups(groups: &[GroupResult], index: &NodeIdIndex) -> Result<Vec<GroupScan>, ReportError> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, groups.len().max(1));
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<GroupScan, ReportError>>>> =
+        groups.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(group) = groups.get(i) else { break };
+                let result = scan_group(group, index);
+                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("every group is scanned before the scope ends")
+        })
+        .collect()
+}
+
+fn scan_group(group: &GroupResult, index: &NodeIdIndex) -> Result<GroupScan, ReportError> {
+    let spill_error = |source| ReportError::Output {
+        what: "JUnit XML (temporary spill file)",
+        source,
+    };
+    let mut scan = GroupScan {
+        name: None,
+        timestamp: None,
+        hostname: None,
+        counts: GroupTotals {
+            group: group.group,
+            missing_reason: missing_reason(group),
+            ..GroupTotals::default()
+        },
+        failed_tests: Vec::new(),
+        cases: Vec::new(),
+        spill: None,
+    };
+    let Some(path) = group.junit.as_deref() else {
+        return Ok(scan);
+    };
+    let mut spill = BufWriter::with_capacity(1 << 16, tempfile::tempfile().map_err(spill_error)?);
+    // Typical pytest testcases take 60 to 150 bytes.
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    scan.cases
+        .reserve(usize::try_from(bytes / 128).unwrap_or(0).min(1 << 22));
+    let (counts, failed, cases) = (&mut scan.counts, &mut scan.failed_tests, &mut scan.cases);
+    let head = scan_junit(path, Some(&mut spill), |case| {
+        let node_id = index.resolve(&case.classname, &case.name, case.file.as_deref());
+        count_case(counts, case);
+        record_failures(failed, group.group, case, &node_id);
+        cases.push((node_id, case.time));
+    })?;
+    let mut spill = spill
+        .into_inner()
+        .map_err(|e| spill_error(e.into_error()))?;
+    spill.seek(SeekFrom::Start(0)).map_err(spill_error)?;
+    scan.name = head.suite_name;
+    scan.timestamp = head.timestamp;
+    scan.hostname = head.hostname;
+    scan.spill = Some(spill);
+    Ok(scan)
 }
 
 fn push_counts(
@@ -90,43 +184,40 @@ fn group_label(group: &GroupResult) -> String {
     format!("group {}/{}", group.group, group.groups)
 }
 
-/// What the suite tag of a group copies from its input.
-#[derive(Default)]
-struct SuiteHead {
-    name: Option<String>,
-    timestamp: Option<String>,
-    hostname: Option<String>,
-}
-
-/// First pass over every group, one input at a time: only one input's testcase records are
-/// held at once, plus the set of node ids seen.
+/// Totals in group order: duplicates are node ids already seen in an earlier group, and
+/// durations are summed per node id within a group.
 fn compute_totals(
     groups: &[GroupResult],
-    index: &NodeIdIndex,
+    scans: &mut [GroupScan],
     expected: Option<&[String]>,
-) -> Result<(JunitTotals, Vec<SuiteHead>), ReportError> {
-    let mut heads = Vec::with_capacity(groups.len());
+) -> JunitTotals {
     let mut totals = JunitTotals::default();
-    let mut first_group: HashMap<String, usize> = HashMap::new();
+    // node id -> (last group it ran in, its slot in `times`). The id strings move into
+    // `totals.durations` at the end instead of being cloned per testcase.
+    let mut seen: HashMap<String, (usize, usize)> =
+        HashMap::with_capacity(scans.iter().map(|s| s.cases.len()).sum());
+    let mut times: Vec<(Option<String>, f64)> = Vec::with_capacity(seen.capacity());
     let mut duplicates: HashSet<String> = HashSet::new();
-    for group in groups {
-        let scan = group.junit.as_deref().map(scan_junit).transpose()?;
-        let mut g = GroupTotals {
-            group: group.group,
-            missing_reason: missing_reason(group),
-            ..GroupTotals::default()
-        };
-        for case in scan.iter().flat_map(|s| &s.cases) {
-            let node_id = index.resolve(&case.classname, &case.name, case.file.as_deref());
-            count_case(&mut g, case);
-            record_failures(&mut totals.failed_tests, group.group, case, &node_id);
-            match first_group.get(&node_id) {
-                Some(&other) if other != group.group => {
-                    duplicates.insert(node_id);
+    for (group, scan) in groups.iter().zip(scans.iter_mut()) {
+        let mut g = scan.counts.clone();
+        totals.failed_tests.append(&mut scan.failed_tests);
+        for (node_id, time) in std::mem::take(&mut scan.cases) {
+            match seen.entry(node_id) {
+                Entry::Occupied(mut entry) => {
+                    let (last_group, slot) = *entry.get();
+                    if last_group == group.group {
+                        times[slot].1 += time;
+                    } else {
+                        // The earlier group's slot keeps its own copy of the id.
+                        duplicates.insert(entry.key().clone());
+                        times[slot].0 = Some(entry.key().clone());
+                        times.push((None, time));
+                        *entry.get_mut() = (group.group, times.len() - 1);
+                    }
                 }
-                Some(_) => {}
-                None => {
-                    first_group.insert(node_id, group.group);
+                Entry::Vacant(entry) => {
+                    times.push((None, time));
+                    entry.insert((group.group, times.len() - 1));
                 }
             }
         }
@@ -149,22 +240,24 @@ fn compute_totals(
         totals.passed += g.passed;
         totals.time += g.time;
         totals.per_group.push(g);
-        heads.push(scan.map_or_else(SuiteHead::default, |s| SuiteHead {
-            name: s.suite_name,
-            timestamp: s.timestamp,
-            hostname: s.hostname,
-        }));
     }
     totals.duplicates = duplicates.into_iter().collect();
     totals.duplicates.sort();
     if let Some(expected) = expected {
         totals.never_run = expected
             .iter()
-            .filter(|id| !first_group.contains_key(*id))
+            .filter(|id| !seen.contains_key(*id))
             .cloned()
             .collect();
     }
-    Ok((totals, heads))
+    for (id, (_, slot)) in seen {
+        times[slot].0 = Some(id);
+    }
+    totals.durations = times
+        .into_iter()
+        .map(|(id, secs)| (id.expect("every slot is named by its node id"), secs))
+        .collect();
+    totals
 }
 
 fn count_case(g: &mut GroupTotals, case: &ScannedCase) {
@@ -203,7 +296,7 @@ fn record_failures(out: &mut Vec<FailedTest>, group: usize, case: &ScannedCase, 
 fn write_suite(
     out: &mut dyn Write,
     group: &GroupResult,
-    head: &SuiteHead,
+    head: &mut GroupScan,
     totals: &GroupTotals,
 ) -> Result<(), ReportError> {
     let io = |source| ReportError::Output {
@@ -237,8 +330,8 @@ fn write_suite(
     }
     tag.push('>');
     out.write_all(tag.as_bytes()).map_err(io)?;
-    if let Some(path) = group.junit.as_deref() {
-        copy_suite_children(&mut XmlFile::open(path)?, out)?;
+    if let Some(spill) = head.spill.as_mut() {
+        std::io::copy(spill, out).map_err(io)?;
     }
     if let Some(reason) = &totals.missing_reason {
         let mut case = String::from("\n<testcase");
@@ -258,65 +351,4 @@ fn write_suite(
         out.write_all(case.as_bytes()).map_err(io)?;
     }
     out.write_all(b"</testsuite>\n").map_err(io)
-}
-
-/// Copy everything inside the input's `<testsuite>` elements except the (possibly nested)
-/// suite tags themselves. The input was fully validated by the first pass.
-fn copy_suite_children(xml: &mut XmlFile, out: &mut dyn Write) -> Result<(), ReportError> {
-    let io = |source| ReportError::Output {
-        what: OUTPUT,
-        source,
-    };
-    let mut buf = Vec::new();
-    let mut open_suites = 0usize;
-    loop {
-        let event = xml.next(&mut buf)?;
-        let inside = open_suites > 0;
-        match event {
-            Event::Start(ref e) => {
-                let name = local_name(e);
-                if name == b"testsuite" || name == b"testsuites" {
-                    open_suites += usize::from(name == b"testsuite");
-                    continue;
-                }
-                if inside {
-                    write_parts(out, &[b"<", e, b">"]).map_err(io)?;
-                }
-            }
-            Event::Empty(ref e) => {
-                let name = local_name(e);
-                if inside && name != b"testsuite" && name != b"testsuites" {
-                    write_parts(out, &[b"<", e, b"/>"]).map_err(io)?;
-                }
-            }
-            Event::End(ref e) => {
-                let name = e.local_name().as_ref().to_vec();
-                if name == b"testsuite" {
-                    open_suites = open_suites.saturating_sub(1);
-                } else if name != b"testsuites" && inside {
-                    write_parts(out, &[b"</", e.name().as_ref(), b">"]).map_err(io)?;
-                }
-            }
-            Event::Text(ref t) if inside => out.write_all(t).map_err(io)?,
-            Event::CData(ref t) if inside => {
-                write_parts(out, &[b"<![CDATA[", t, b"]]>"]).map_err(io)?
-            }
-            Event::Comment(ref t) if inside => {
-                write_parts(out, &[b"<!--", t, b"-->"]).map_err(io)?
-            }
-            Event::GeneralRef(ref r) if inside => {
-                xml.resolve_ref(r)?;
-                write_parts(out, &[b"&", r, b";"]).map_err(io)?
-            }
-            Event::Eof => return Ok(()),
-            _ => {}
-        }
-    }
-}
-
-fn write_parts(out: &mut dyn Write, parts: &[&[u8]]) -> std::io::Result<()> {
-    for part in parts {
-        out.write_all(part)?;
-    }
-    Ok(())
 }

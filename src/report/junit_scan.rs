@@ -2,12 +2,13 @@
 //! to know before it writes anything (per-testcase outcome, time, failure location), so the
 //! second pass can stream the testcases through with totals already in the suite tags.
 
+use std::io::Write;
 use std::path::Path;
 
 use quick_xml::events::{BytesStart, Event};
 
 use super::error::ReportError;
-use super::xml_input::{local_name, XmlFile};
+use super::xml_input::{end_name, local_name, XmlFile};
 
 /// Only the end of a failure's text is kept: pytest puts the `path:line: Exception` line the
 /// location comes from last, and a test's output can be megabytes.
@@ -35,10 +36,9 @@ pub(crate) struct ScannedCase {
     pub skipped: bool,
 }
 
-/// Everything the first pass learned about one JUnit file.
+/// What the first pass keeps of one JUnit file besides the testcases it hands out.
 #[derive(Debug, Default)]
 pub(crate) struct JunitScan {
-    pub cases: Vec<ScannedCase>,
     /// `name` of the first `<testsuite>` (pytest writes `pytest`).
     pub suite_name: Option<String>,
     pub timestamp: Option<String>,
@@ -52,25 +52,44 @@ enum Collecting {
     Error,
 }
 
-/// Read and validate a whole JUnit file.
-pub(crate) fn scan_junit(path: &Path) -> Result<JunitScan, ReportError> {
+/// Read and validate a whole JUnit file, handing each testcase to `on_case` as soon as it
+/// ends. The same record is reused for every testcase, so scanning allocates next to nothing
+/// per testcase and holds no list of them. With `copy`, everything inside the file's
+/// `<testsuite>` elements (but not the suite tags) is copied there byte for byte, so a merge
+/// reads each input once.
+pub(crate) fn scan_junit(
+    path: &Path,
+    mut copy: Option<&mut dyn Write>,
+    mut on_case: impl FnMut(&ScannedCase),
+) -> Result<JunitScan, ReportError> {
     let mut xml = XmlFile::open(path)?;
+    let mut open_suites = 0usize;
     let mut buf = Vec::new();
     let mut scan = JunitScan::default();
     let mut depth = 0usize;
     let mut seen_root = false;
-    let mut case: Option<(ScannedCase, usize)> = None;
+    let mut record = ScannedCase::default();
+    // The depth of the open testcase's children, while one is open.
+    let mut case_depth: Option<usize> = None;
     let mut collecting = Collecting::Nothing;
     loop {
         let event = xml.next(&mut buf)?;
+        if let Some(out) = copy.as_deref_mut() {
+            copy_event(&event, &mut open_suites, out).map_err(|source| ReportError::Output {
+                what: "JUnit XML",
+                source,
+            })?;
+        }
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(event, Event::Empty(_));
-                xml.validate_attributes(e)?;
                 let name = local_name(e);
+                if name.as_slice() != b"testcase" {
+                    xml.validate_attributes(e)?;
+                }
                 if !seen_root {
                     seen_root = true;
-                    check_root(&xml, &name)?;
+                    check_root(&xml, name.as_slice())?;
                 }
                 match name.as_slice() {
                     b"testsuite" if scan.suite_name.is_none() => {
@@ -79,19 +98,20 @@ pub(crate) fn scan_junit(path: &Path) -> Result<JunitScan, ReportError> {
                         scan.hostname = xml.attr(e, "hostname")?;
                     }
                     b"testcase" => {
-                        if case.is_some() {
+                        if case_depth.is_some() {
                             return Err(xml.error_here("<testcase> inside a <testcase>".into()));
                         }
-                        let started = read_case(&xml, e)?;
+                        read_case(&xml, e, &mut record)?;
                         if empty {
-                            scan.cases.push(started);
+                            on_case(&record);
                         } else {
-                            case = Some((started, depth + 1));
+                            case_depth = Some(depth + 1);
                         }
                     }
                     kind @ (b"failure" | b"error" | b"skipped") => {
-                        if let Some((current, case_depth)) = case.as_mut() {
-                            if depth == *case_depth {
+                        if let Some(children) = case_depth {
+                            let current = &mut record;
+                            if depth == children {
                                 let problem = Problem {
                                     message: xml.attr(e, "message")?.unwrap_or_default(),
                                     tail: String::new(),
@@ -121,14 +141,12 @@ pub(crate) fn scan_junit(path: &Path) -> Result<JunitScan, ReportError> {
             }
             Event::End(ref e) => {
                 depth = depth.saturating_sub(1);
-                let name = e.local_name().as_ref().to_vec();
+                let name = end_name(e);
                 if matches!(name.as_slice(), b"failure" | b"error") {
                     collecting = Collecting::Nothing;
                 }
-                if name == b"testcase" {
-                    if let Some((finished, _)) = case.take() {
-                        scan.cases.push(finished);
-                    }
+                if name.as_slice() == b"testcase" && case_depth.take().is_some() {
+                    on_case(&record);
                 }
             }
             Event::Text(ref t) => {
@@ -136,15 +154,30 @@ pub(crate) fn scan_junit(path: &Path) -> Result<JunitScan, ReportError> {
                 if !seen_root && !text.trim().is_empty() {
                     return Err(xml.error_here("text before the root element".into()));
                 }
-                append_tail(&mut case, collecting, text);
+                append_tail(
+                    &mut record,
+                    case_depth.is_some() && collecting != Collecting::Nothing,
+                    collecting,
+                    text,
+                );
             }
             Event::CData(ref t) => {
                 let text = xml.utf8(t)?;
-                append_tail(&mut case, collecting, text);
+                append_tail(
+                    &mut record,
+                    case_depth.is_some() && collecting != Collecting::Nothing,
+                    collecting,
+                    text,
+                );
             }
             Event::GeneralRef(ref r) => {
                 let c = xml.resolve_ref(r)?;
-                append_tail(&mut case, collecting, c.encode_utf8(&mut [0; 4]));
+                append_tail(
+                    &mut record,
+                    case_depth.is_some() && collecting != Collecting::Nothing,
+                    collecting,
+                    c.encode_utf8(&mut [0; 4]),
+                );
             }
             Event::Comment(ref t) => {
                 xml.utf8(t)?;
@@ -168,6 +201,55 @@ pub(crate) fn scan_junit(path: &Path) -> Result<JunitScan, ReportError> {
     }
 }
 
+fn is_suite(name: &[u8]) -> bool {
+    name == b"testsuite" || name == b"testsuites"
+}
+
+/// Copy one event if it is inside a `<testsuite>` and not itself a suite tag (nested suites
+/// are flattened into the group's suite). Validation happens in the scan; a file that fails
+/// it fails the whole merge, so what was copied is thrown away.
+fn copy_event(
+    event: &Event<'_>,
+    open_suites: &mut usize,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let inside = *open_suites > 0;
+    match event {
+        Event::Start(e) => {
+            let name = local_name(e);
+            if is_suite(name.as_slice()) {
+                *open_suites += usize::from(name.as_slice() == b"testsuite");
+            } else if inside {
+                write_parts(out, &[b"<", e, b">"])?;
+            }
+        }
+        Event::Empty(e) if inside && !is_suite(local_name(e).as_slice()) => {
+            write_parts(out, &[b"<", e, b"/>"])?;
+        }
+        Event::End(e) => {
+            let name = end_name(e);
+            if name.as_slice() == b"testsuite" {
+                *open_suites = open_suites.saturating_sub(1);
+            } else if inside && !is_suite(name.as_slice()) {
+                write_parts(out, &[b"</", e.name().as_ref(), b">"])?;
+            }
+        }
+        Event::Text(t) if inside => out.write_all(t)?,
+        Event::CData(t) if inside => write_parts(out, &[b"<![CDATA[", t, b"]]>"])?,
+        Event::Comment(t) if inside => write_parts(out, &[b"<!--", t, b"-->"])?,
+        Event::GeneralRef(r) if inside => write_parts(out, &[b"&", r, b";"])?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn write_parts(out: &mut dyn Write, parts: &[&[u8]]) -> std::io::Result<()> {
+    for part in parts {
+        out.write_all(part)?;
+    }
+    Ok(())
+}
+
 fn check_root(xml: &XmlFile, name: &[u8]) -> Result<(), ReportError> {
     if name == b"testsuites" || name == b"testsuite" {
         return Ok(());
@@ -178,42 +260,47 @@ fn check_root(xml: &XmlFile, name: &[u8]) -> Result<(), ReportError> {
     })
 }
 
-fn read_case(xml: &XmlFile, e: &BytesStart<'_>) -> Result<ScannedCase, ReportError> {
-    let time = match xml.attr(e, "time")? {
-        Some(t) if !t.trim().is_empty() => {
-            let secs: f64 = xml.number("testcase", "time", &t)?;
-            if secs.is_finite() && secs >= 0.0 {
-                secs
-            } else {
-                return Err(xml.error_here(format!(
-                    "<testcase> time={t:?} is not a non-negative number of seconds"
-                )));
+/// Fill `case` from a testcase's attributes, reusing its buffers.
+fn read_case(xml: &XmlFile, e: &BytesStart<'_>, case: &mut ScannedCase) -> Result<(), ReportError> {
+    case.classname.clear();
+    case.name.clear();
+    case.file = None;
+    case.line = None;
+    case.time = 0.0;
+    case.failure = None;
+    case.error = None;
+    case.skipped = false;
+    xml.for_each_attr(e, |key, value| {
+        match key {
+            "classname" => case.classname.push_str(&value),
+            "name" => case.name.push_str(&value),
+            "file" => case.file = Some(value.into_owned()),
+            "line" if !value.trim().is_empty() => {
+                case.line = Some(xml.number("testcase", "line", &value)?)
             }
+            "time" if !value.trim().is_empty() => {
+                let secs: f64 = xml.number("testcase", "time", &value)?;
+                if !(secs.is_finite() && secs >= 0.0) {
+                    return Err(xml.error_here(format!(
+                        "<testcase> time={value:?} is not a non-negative number of seconds"
+                    )));
+                }
+                case.time = secs;
+            }
+            _ => {}
         }
-        _ => 0.0,
-    };
-    let line = match xml.attr(e, "line")? {
-        Some(l) if !l.trim().is_empty() => Some(xml.number("testcase", "line", &l)?),
-        _ => None,
-    };
-    Ok(ScannedCase {
-        classname: xml.attr(e, "classname")?.unwrap_or_default(),
-        name: xml.attr(e, "name")?.unwrap_or_default(),
-        file: xml.attr(e, "file")?,
-        line,
-        time,
-        ..ScannedCase::default()
+        Ok(())
     })
 }
 
-fn append_tail(case: &mut Option<(ScannedCase, usize)>, collecting: Collecting, text: &str) {
-    let Some((current, _)) = case.as_mut() else {
+fn append_tail(case: &mut ScannedCase, active: bool, collecting: Collecting, text: &str) {
+    if !active {
         return;
-    };
+    }
     let problem = match collecting {
         Collecting::Nothing => return,
-        Collecting::Failure => current.failure.as_mut(),
-        Collecting::Error => current.error.as_mut(),
+        Collecting::Failure => case.failure.as_mut(),
+        Collecting::Error => case.error.as_mut(),
     };
     if let Some(problem) = problem {
         problem.tail.push_str(text);

@@ -89,6 +89,10 @@ pub struct JunitTotals {
     pub never_run: Vec<String>,
     /// Every failed or errored testcase, group by group.
     pub failed_tests: Vec<FailedTest>,
+    /// Measured `(node id, seconds)`, group by group: setup + call + teardown, summed per node
+    /// id within a group (what pytest-split stores; see [`crate::report::junit_durations`]).
+    /// The synthetic testcases of missing groups are not included.
+    pub durations: Vec<(String, f64)>,
 }
 
 impl JunitTotals {

@@ -49,10 +49,13 @@ impl NodeIdIndex {
 
     /// The node id of a testcase: exact when it was collected, reconstructed otherwise.
     pub fn resolve(&self, classname: &str, name: &str, file: Option<&str>) -> String {
-        self.by_mangled
-            .get(&(classname.to_string(), name.to_string()))
-            .cloned()
-            .unwrap_or_else(|| reconstruct(classname, name, file))
+        if !self.by_mangled.is_empty() {
+            let key = (classname.to_string(), name.to_string());
+            if let Some(id) = self.by_mangled.get(&key) {
+                return id.clone();
+            }
+        }
+        reconstruct(classname, name, file)
     }
 }
 
@@ -72,14 +75,28 @@ pub fn reconstruct(classname: &str, name: &str, file: Option<&str>) -> String {
         }
         return format!("{file}::{name}");
     }
-    let segments: Vec<&str> = classname.split('.').collect();
-    let first_class = segments
-        .iter()
-        .rposition(|s| !s.starts_with(|c: char| c.is_ascii_uppercase()))
-        .map_or(0, |i| i + 1);
-    let (module, classes) = segments.split_at(first_class.max(1));
-    let mut id = format!("{}.py", module.join("/"));
-    for class in classes {
+    // Classes are the trailing segments that start with an upper-case letter; at least the
+    // first segment is module path. Byte-wise: `.` and ASCII letters never occur inside a
+    // multi-byte UTF-8 sequence.
+    let bytes = classname.as_bytes();
+    let mut module_end = bytes.len();
+    while let Some(dot) = bytes[..module_end].iter().rposition(|&b| b == b'.') {
+        if bytes.get(dot + 1).is_some_and(u8::is_ascii_uppercase) {
+            module_end = dot;
+        } else {
+            break;
+        }
+    }
+    let (module, classes) = classname.split_at(module_end);
+    let mut id = String::with_capacity(classname.len() + name.len() + 8);
+    for (i, part) in module.split('.').enumerate() {
+        if i > 0 {
+            id.push('/');
+        }
+        id.push_str(part);
+    }
+    id.push_str(".py");
+    for class in classes.split('.').filter(|c| !c.is_empty()) {
         id.push_str("::");
         id.push_str(class);
     }

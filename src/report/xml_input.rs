@@ -7,12 +7,12 @@
 //! entities or a character reference is an error; bytes that are not UTF-8 are an error; nesting
 //! depth costs nothing because nothing recurses.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use quick_xml::events::attributes::Attribute;
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::{BytesEnd, BytesRef, BytesStart, Event};
 use quick_xml::Reader;
 
 use super::error::ReportError;
@@ -118,54 +118,67 @@ impl XmlFile {
         }
     }
 
+    /// Visit every attribute of a start tag in document order, validated (UTF-8, only the
+    /// predefined entities) and unescaped; values without references are not copied.
+    pub(crate) fn for_each_attr(
+        &self,
+        start: &BytesStart<'_>,
+        mut visit: impl FnMut(&str, Cow<'_, str>) -> Result<(), ReportError>,
+    ) -> Result<(), ReportError> {
+        self.utf8(start.name().0)?;
+        // A repeated attribute is not worth a quadratic check on every element: the first
+        // occurrence wins wherever one is looked up.
+        for attr in start.attributes().with_checks(false) {
+            let attr = attr.map_err(|e| self.error_here(format!("malformed attribute: {e}")))?;
+            let key = self.utf8(attr.key.0)?;
+            let raw = self.utf8(&attr.value)?;
+            let value = if raw.as_bytes().contains(&b'&') {
+                let unescaped = quick_xml::escape::unescape(raw).map_err(|e| {
+                    self.error_here(format!(
+                        "attribute {key}: {e} (entities other than the predefined five are never expanded)"
+                    ))
+                })?;
+                Cow::Owned(unescaped.into_owned())
+            } else {
+                Cow::Borrowed(raw)
+            };
+            visit(key, value)?;
+        }
+        Ok(())
+    }
+
     /// Every attribute of a start tag, decoded and unescaped, in document order.
     pub(crate) fn attributes(
         &self,
         start: &BytesStart<'_>,
     ) -> Result<Vec<(String, String)>, ReportError> {
         let mut out = Vec::new();
-        for attr in start.attributes() {
-            let attr = attr.map_err(|e| self.error_here(format!("malformed attribute: {e}")))?;
-            out.push(self.attribute(&attr)?);
-        }
+        self.for_each_attr(start, |k, v| {
+            out.push((k.to_string(), v.into_owned()));
+            Ok(())
+        })?;
         Ok(out)
     }
 
-    fn attribute(&self, attr: &Attribute<'_>) -> Result<(String, String), ReportError> {
-        let key = self.utf8(attr.key.0)?.to_string();
-        let raw = self.utf8(&attr.value)?;
-        let value = quick_xml::escape::unescape(raw).map_err(|e| {
-            self.error_here(format!(
-                "attribute {key}: {e} (entities other than the predefined five are never expanded)"
-            ))
-        })?;
-        Ok((key, value.into_owned()))
-    }
-
-    /// The value of one attribute, if present.
+    /// The value of one attribute, if present (all attributes are validated).
     pub(crate) fn attr(
         &self,
         start: &BytesStart<'_>,
         name: &str,
     ) -> Result<Option<String>, ReportError> {
-        for attr in start.attributes() {
-            let attr = attr.map_err(|e| self.error_here(format!("malformed attribute: {e}")))?;
-            if attr.key.0 == name.as_bytes() {
-                let (_, value) = self.attribute(&attr)?;
-                return Ok(Some(value));
+        let mut found = None;
+        self.for_each_attr(start, |k, v| {
+            if k == name && found.is_none() {
+                found = Some(v.into_owned());
             }
-        }
-        Ok(None)
+            Ok(())
+        })?;
+        Ok(found)
     }
 
     /// Validate every attribute of an element that is copied through verbatim.
     pub(crate) fn validate_attributes(&self, start: &BytesStart<'_>) -> Result<(), ReportError> {
-        self.utf8(start.name().0)?;
-        for attr in start.attributes() {
-            let attr = attr.map_err(|e| self.error_here(format!("malformed attribute: {e}")))?;
-            self.attribute(&attr)?;
-        }
-        Ok(())
+        self.for_each_attr(start, |_, _| Ok(()))
     }
 
     /// Parse a numeric attribute, naming it in the error.
@@ -183,9 +196,44 @@ impl XmlFile {
     }
 }
 
-/// Name of an element as text (lossy: names are only compared, never copied from here).
-pub(crate) fn local_name(start: &BytesStart<'_>) -> Vec<u8> {
-    start.local_name().as_ref().to_vec()
+/// An element's local name, copied onto the stack so it outlives the event without an
+/// allocation per element. Names longer than the buffer compare unequal to every name this
+/// module looks for (all are short), which is all they are used for.
+#[derive(Clone, Copy)]
+pub(crate) struct TagName {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl TagName {
+    fn new(name: &[u8]) -> Self {
+        let mut bytes = [0u8; 16];
+        if name.len() > bytes.len() {
+            // Longer than any name of interest: keep a prefix that cannot match (len 0 is
+            // reserved for this and no element has an empty name).
+            return TagName { bytes, len: 0 };
+        }
+        bytes[..name.len()].copy_from_slice(name);
+        TagName {
+            bytes,
+            len: name.len(),
+        }
+    }
+
+    /// The name's bytes (empty for names too long to be of interest).
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The local name of a start or empty tag.
+pub(crate) fn local_name(start: &BytesStart<'_>) -> TagName {
+    TagName::new(start.local_name().as_ref())
+}
+
+/// The local name of an end tag.
+pub(crate) fn end_name(end: &BytesEnd<'_>) -> TagName {
+    TagName::new(end.local_name().as_ref())
 }
 
 /// 1-based line of a byte offset, found by re-reading the file: errors are rare, so the
