@@ -16,8 +16,9 @@ use crate::errors::{Error, ExitCode};
 use crate::plan::{self, Durations, Plan};
 use crate::pyproject::Settings;
 use crate::report::{
-    github_step_summary, merge_coverage, merge_junit, render_timeline_html, write_atomically,
-    GroupResult, GroupSummary, Phase as ReportPhase, ResultsLayout,
+    github_annotations, github_log_group, github_step_summary, render_slowest,
+    write_merged_results, GroupResult, GroupSummary, MergedResults, Phase as ReportPhase,
+    ResultsLayout,
 };
 use crate::run::{
     self, exit_code, find_leftovers, render_summary, run_with_signals, stamp_labels, Assignment,
@@ -130,10 +131,10 @@ fn read_durations(
     Ok(durations)
 }
 
-/// `--store-durations FILE`: update the file from the groups' JUnit. Entries of tests that no
-/// longer exist are dropped only when this run collected the whole suite.
-fn store_durations(path: &Path, spec: &RunSpec, outcome: &RunOutcome) -> Result<(), Error> {
-    use crate::report::node_id::NodeIdIndex;
+/// `--store-durations FILE`: update the file from the merged JUnit's per-test durations.
+/// Entries of tests that no longer exist are dropped only when this run collected the whole
+/// suite.
+fn store_durations(path: &Path, outcome: &RunOutcome, merged: &MergedResults) -> Result<(), Error> {
     let mut durations = match std::fs::read_to_string(path) {
         Ok(text) => Durations::parse(&text).map_err(|source| {
             Error::Plan(plan::PlanError::Durations {
@@ -144,19 +145,11 @@ fn store_durations(path: &Path, spec: &RunSpec, outcome: &RunOutcome) -> Result<
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Durations::default(),
         Err(e) => return Err(io_error("read", path)(e)),
     };
-    let known: Vec<String> = outcome.assignment.values().flatten().cloned().collect();
-    let index = NodeIdIndex::new(&known);
-    for g in &outcome.groups {
-        let junit = spec.out_dir.join(format!("g{}/junit.xml", g.group));
-        if junit.exists() {
-            let measured = crate::report::junit_durations_with(&junit, &index)?;
-            durations.update(measured, None);
-        }
-    }
-    if let Some(collected) = &outcome.collected {
-        let still: std::collections::HashSet<String> = collected.iter().cloned().collect();
-        durations.update(std::iter::empty(), Some(&still));
-    }
+    let still: Option<std::collections::HashSet<String>> = outcome
+        .collected
+        .as_ref()
+        .map(|c| c.iter().cloned().collect());
+    durations.update(merged.junit.durations.iter().cloned(), still.as_ref());
     std::fs::write(path, durations.to_json()).map_err(io_error("write", path))
 }
 
@@ -380,13 +373,16 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
             return Err(RunError::Interrupted.into());
         }
     };
-    write_reports(spec, &outcome);
-    if let Some(path) = &cfg.store_durations {
-        if let Err(e) = store_durations(path, spec, &outcome) {
-            eprintln!(
-                "warning: --store-durations: {}",
-                crate::errors::render_chain(&e)
-            );
+    let merged = write_reports(spec, &outcome);
+    if let Some(merged) = &merged {
+        github_output(spec, &outcome, merged);
+        if let Some(path) = &cfg.store_durations {
+            if let Err(e) = store_durations(path, &outcome, merged) {
+                eprintln!(
+                    "warning: --store-durations: {}",
+                    crate::errors::render_chain(&e)
+                );
+            }
         }
     }
     print!(
@@ -398,6 +394,9 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
             &spec.command,
         )
     );
+    if let Some(merged) = &merged {
+        print!("{}", render_slowest(&merged.junit.durations, 10));
+    }
     Ok(exit_code(&outcome))
 }
 
@@ -445,16 +444,12 @@ fn group_summaries(outcome: &RunOutcome) -> Vec<GroupSummary> {
         .collect()
 }
 
-/// Write the reports into `<out>` (layout in docs/reports.md): merged `junit.xml` (a group
-/// without results becomes an error testcase, so CI dashboards show it), merged
-/// `coverage.xml`, `g<k>/missing.txt` for such groups, `timeline.html`, and the GitHub step
-/// summary when `$GITHUB_STEP_SUMMARY` is set. Problems are warnings: the per-group files
-/// stay in `<out>/g<k>/` whatever happens.
-fn write_reports(spec: &RunSpec, outcome: &RunOutcome) {
+/// Write the reports into `<out>` (layout in docs/reports.md) with the report module's one
+/// call: merged `junit.xml` (a group without results becomes an error testcase, so CI
+/// dashboards show it), merged `coverage.xml`, `timeline.html`; plus `g<k>/missing.txt` for
+/// such groups. A failure is a warning: the per-group files stay in `<out>/g<k>/` anyway.
+fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<MergedResults> {
     let layout = ResultsLayout::new(&spec.out_dir);
-    let warn = |what: &str, e: &dyn std::error::Error| {
-        eprintln!("warning: {what}: {}", crate::errors::render_chain(e));
-    };
     let groups = spec
         .projects
         .first()
@@ -480,8 +475,9 @@ fn write_reports(spec: &RunSpec, outcome: &RunOutcome) {
         })
         .collect();
     if results.is_empty() {
-        return;
+        return None;
     }
+    // The tests planned for the groups run here: with --only, the others are not expected.
     let expected: Vec<String> = outcome
         .groups
         .iter()
@@ -493,42 +489,57 @@ fn write_reports(spec: &RunSpec, outcome: &RunOutcome) {
                 .unwrap_or_default()
         })
         .collect();
-    let mut totals = None;
-    let merged = write_atomically(&layout.merged_junit(), |w| {
-        totals = Some(merge_junit(
-            &results,
-            (!expected.is_empty()).then_some(&expected[..]),
-            w,
-        )?);
-        Ok(())
-    });
-    if let Err(e) = merged {
-        warn(
-            &format!("merging JUnit into {}", layout.merged_junit().display()),
-            &e,
-        );
-    }
-    let coverage: Vec<PathBuf> = results.iter().filter_map(|r| r.coverage.clone()).collect();
-    if !coverage.is_empty() {
-        let path = layout.merged_coverage();
-        if let Err(e) = write_atomically(&path, |w| merge_coverage(&coverage, w).map(|_| ())) {
-            warn(&format!("merging coverage into {}", path.display()), &e);
+    let summaries = group_summaries(outcome);
+    match write_merged_results(
+        &layout,
+        &results,
+        (!expected.is_empty()).then_some(&expected[..]),
+        &summaries,
+        "compose-shard run",
+    ) {
+        Ok(merged) => Some(merged),
+        Err(e) => {
+            eprintln!(
+                "warning: merging results into {}: {}",
+                layout.root.display(),
+                crate::errors::render_chain(&e)
+            );
+            None
         }
     }
-    let summaries = group_summaries(outcome);
-    let timeline = render_timeline_html(&summaries, "compose-shard run");
-    if let Err(e) = std::fs::write(layout.timeline(), timeline) {
-        warn(&format!("writing {}", layout.timeline().display()), &e);
+}
+
+/// Under GitHub Actions: annotations for failures, each failed group's log folded, and the
+/// step summary.
+fn github_output(spec: &RunSpec, outcome: &RunOutcome, merged: &MergedResults) {
+    if std::env::var_os("GITHUB_ACTIONS").is_none() {
+        return;
     }
-    if let (Some(path), Some(totals)) = (std::env::var_os("GITHUB_STEP_SUMMARY"), &totals) {
-        let markdown = github_step_summary(&summaries, totals, None);
+    for line in github_annotations(&merged.junit, 50) {
+        println!("{line}");
+    }
+    let layout = ResultsLayout::new(&spec.out_dir);
+    for g in outcome
+        .groups
+        .iter()
+        .filter(|g| g.status != run::GroupStatus::Passed)
+    {
+        if let Ok(log) = std::fs::read_to_string(layout.output_log(g.group)) {
+            print!(
+                "{}",
+                github_log_group(&format!("group {} output", g.group), &log)
+            );
+        }
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        let markdown = github_step_summary(&group_summaries(outcome), &merged.junit, None);
         let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .and_then(|mut f| std::io::Write::write_all(&mut f, markdown.as_bytes()));
         if let Err(e) = appended {
-            warn("writing the GitHub step summary", &e);
+            eprintln!("warning: writing the GitHub step summary: {e}");
         }
     }
 }
