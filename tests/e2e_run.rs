@@ -271,3 +271,58 @@ fn only_runs_exactly_the_selected_group_and_a_saved_plan_reruns_the_same_tests()
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn an_unreachable_daemon_exits_3_and_says_how_to_fix_it() {
+    let stack = stack_copy("pytest-redis");
+    let output = wait_limited(
+        binary()
+            .current_dir(stack.path())
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["run", "--progress", "plain"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(60),
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains("cannot connect to the Docker daemon at unix:///nonexistent/docker.sock"),
+        "{all}"
+    );
+    assert!(all.contains("DOCKER_HOST"), "{all}");
+}
+
+#[test]
+fn a_missing_image_exits_3_naming_the_image_and_creates_nothing() {
+    require_docker_and_images();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  tests:\n    image: compose-shard-fixtures/python:3.11\n    depends_on: [db]\n  db:\n    image: compose-shard-test/never-built:1\n",
+    )
+    .unwrap();
+    let output = run_to_end(dir.path(), &["--service", "tests"]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{all}");
+    assert!(all.contains("compose-shard-test/never-built:1"), "{all}");
+    assert!(all.contains("is not available"), "{all}");
+    assert_eq!(
+        leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn an_only_group_beyond_the_group_count_is_a_usage_error() {
+    let stack = stack_copy("pytest-redis");
+    let output = run_to_end(stack.path(), &["--groups", "4", "--only", "5"]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("--only names group 5, but there are only 4 groups"),
+        "{all}"
+    );
+}
