@@ -326,3 +326,75 @@ fn an_only_group_beyond_the_group_count_is_a_usage_error() {
         "{all}"
     );
 }
+
+#[test]
+fn a_test_container_that_dies_fails_its_group_with_the_cause_and_the_others_finish() {
+    require_docker_and_images();
+    let stack = stack_copy("pytest-redis");
+    std::fs::write(
+        stack.path().join("tests/test_zz_slow.py"),
+        "import time\n\ndef test_takes_long():\n    time.sleep(60)\n",
+    )
+    .unwrap();
+    let out = stack.path().join("results");
+    let child = spawn_run(
+        stack.path(),
+        &["--groups", "2", "--out", out.to_str().unwrap()],
+    );
+    // The slow test lands in one group; wait until both test, then kill the one that has it.
+    wait_for_file(&out.join("g1/output.log"), Duration::from_secs(300));
+    wait_for_file(&out.join("g2/output.log"), Duration::from_secs(60));
+    let plan = planned(&out.join("plan.json"));
+    let slow = *plan
+        .iter()
+        .find(|(_, tests)| tests.iter().any(|t| t.contains("test_takes_long")))
+        .unwrap()
+        .0;
+    std::thread::sleep(Duration::from_secs(2));
+    let names = std::process::Command::new("docker")
+        .args(["ps", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label=dev.compose-shard.group={slow}"))
+        .args(["--filter", "label=com.docker.compose.service=tests"])
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&names.stdout).into_owned();
+    let ours = names
+        .lines()
+        .find(|n| {
+            n.starts_with(&format!(
+                "{}-",
+                stack
+                    .path()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_lowercase()
+            ))
+        })
+        .unwrap_or_else(|| panic!("no test container of group {slow} in {names}"))
+        .to_string();
+    assert!(std::process::Command::new("docker")
+        .args(["kill", &ours])
+        .status()
+        .unwrap()
+        .success());
+    let output = wait_limited(child, Duration::from_secs(300));
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains(&format!("g{slow}: environment error")),
+        "{all}"
+    );
+    assert!(all.contains("exited with code 137"), "{all}");
+    let other = 3 - slow;
+    assert!(all.contains(&format!("[g{other}] passed")), "{all}");
+    let merged = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        merged.contains("<error") && merged.contains("exited with code 137"),
+        "{merged}"
+    );
+    assert_eq!(
+        leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
+        Vec::<String>::new()
+    );
+}

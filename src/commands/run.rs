@@ -394,7 +394,7 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
             &spec.command,
         )
     );
-    if let Some(merged) = &merged {
+    if let Some(merged) = merged.as_ref().filter(|m| !m.junit.durations.is_empty()) {
         print!("{}", render_slowest(&merged.junit.durations, 10));
     }
     Ok(exit_code(&outcome))

@@ -192,10 +192,24 @@ async fn classify_exit<B: Backend>(
         Some(0) | Some(5) if counts.failed + counts.errors == 0 => GroupStatus::Passed,
         Some(0..=5) => GroupStatus::Failed,
         other => {
-            let state = match backend.status(container).await {
-                Ok(s) => s.describe(),
-                Err(e) => crate::errors::render_chain(&e),
-            };
+            // A killed container can still read as running for a moment after its exec
+            // stream ended; wait briefly so the cause (exit code, OOM) is the real one.
+            let mut state = String::new();
+            for _ in 0..10 {
+                match backend.status(container).await {
+                    Ok(s) => {
+                        state = s.describe();
+                        if !s.running {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        state = crate::errors::render_chain(&e);
+                        break;
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
             GroupStatus::EnvironmentError(format!(
                 "the test process ended abnormally (exit code {}); test container: {state}",
                 other.map_or("unknown".into(), |c| c.to_string())

@@ -147,10 +147,12 @@ pub fn render_summary(
                 .join(", ")
         );
     }
+    // Without a plan (images or collection failed) there is nothing to reproduce from.
+    let plan_exists = outcome.fatal.is_none();
     for g in outcome
         .groups
         .iter()
-        .filter(|g| g.status != GroupStatus::Passed)
+        .filter(|g| plan_exists && g.status != GroupStatus::Passed)
     {
         let _ = writeln!(
             out,
