@@ -373,11 +373,11 @@ fn a_test_container_that_dies_fails_its_group_with_the_cause_and_the_others_fini
         })
         .unwrap_or_else(|| panic!("no test container of group {slow} in {names}"))
         .to_string();
-    assert!(std::process::Command::new("docker")
+    let killed = std::process::Command::new("docker")
         .args(["kill", &ours])
-        .status()
-        .unwrap()
-        .success());
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "docker kill {ours} failed");
     let output = wait_limited(child, Duration::from_secs(300));
     let all = text(&output);
     assert_eq!(output.status.code(), Some(3), "{all}");

@@ -3,13 +3,16 @@
 //! consume.
 
 mod backend;
+mod collection;
 mod display;
 mod error;
 mod event;
 mod group;
+mod images;
 mod leftovers;
 mod orchestrator;
 mod pytest_command;
+mod resource_labels;
 mod signals;
 mod spec;
 mod startup;
@@ -25,8 +28,9 @@ pub use display::{Display, DisplayMode};
 pub use error::RunError;
 pub use event::{Event, EventSink, GroupReport, GroupStatus, Phase, TestCounts, TestOutcome};
 pub use leftovers::{find_leftovers, process_alive};
-pub use orchestrator::{group_label, run, run_label, stamp_labels, RunOutcome};
+pub use orchestrator::{run, RunOutcome};
 pub use pytest_command::{parse_collection, PLUGIN_SOURCE};
+pub use resource_labels::{group_label, run_label, stamp_labels};
 pub use signals::{run_interruptible, run_with_signals, Interrupted};
 pub use spec::{Assignment, Planner, RunSpec, TestSource};
 pub use startup::{declared_tcp_ports, start_order, EnvironmentFailure};

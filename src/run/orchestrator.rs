@@ -6,22 +6,22 @@
 //! task means cancelling the run (Ctrl-C) is just dropping one future, after which cleanup by
 //! label removes whatever had been created, including half-created resources.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::backend::Backend;
+use super::collection::{coordinate, PlanState, ReadyEnv};
 use super::error::RunError;
 use super::event::{Event, EventSink, GroupReport, GroupStatus, Phase, TestCounts};
 use super::group::run_tests;
-use super::pytest_command::{collect_invocation, parse_collection};
+use super::images::prepare_images;
+use super::resource_labels::{describe, group_label, run_label};
 use super::spec::{Assignment, RunSpec, TestSource};
 use super::startup::{start_environment, EnvironmentFailure, Timing};
 use crate::compose::{Project, Service};
-use crate::engine::{ContainerOverrides, ExecRequest, ManagedResource};
-use crate::labels;
+use crate::engine::ContainerOverrides;
 
 /// Sleep used as the test container's entrypoint: pytest runs through exec instead, so the
 /// container must stay up without doing anything. A plain number works with coreutils and
@@ -39,59 +39,10 @@ pub struct RunOutcome {
     pub assignment: Assignment,
     /// Images, collection or planning failed: no tests could run.
     pub fatal: Option<RunError>,
-    /// Planned tests of the groups run here that did not run, and tests that ran twice.
+    /// Planned tests of the groups run here that did not run.
     pub missing: Vec<String>,
     /// Tests that ran more than once.
     pub duplicated: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-enum PlanState {
-    Pending,
-    Ready(Arc<Assignment>),
-    Failed(String),
-}
-
-/// A ready test container, offered for collection.
-struct ReadyEnv {
-    container: String,
-    python_path: Option<String>,
-    working_dir: Option<String>,
-    user: Option<String>,
-}
-
-/// Make sure every resource carries our labels (whatever isolation did) plus our pid, which
-/// tells a later run whether a leftover's creator is still alive.
-pub fn stamp_labels(project: &mut Project, run_id: &str, group: usize) {
-    let name = project.name.clone();
-    let stamp_all = |labels: &mut indexmap::IndexMap<String, String>| {
-        labels.insert(labels::MANAGED.into(), "true".into());
-        labels.insert(labels::RUN.into(), run_id.into());
-        labels.insert(labels::GROUP.into(), group.to_string());
-        labels.insert(labels::PID.into(), std::process::id().to_string());
-        labels.insert(labels::COMPOSE_PROJECT.into(), name.clone());
-    };
-    for s in project.services.values_mut() {
-        stamp_all(&mut s.labels);
-        s.labels
-            .insert(labels::COMPOSE_SERVICE.into(), s.name.clone());
-    }
-    for n in project.networks.values_mut().filter(|n| !n.external) {
-        stamp_all(&mut n.labels);
-    }
-    for v in project.volumes.values_mut().filter(|v| !v.external) {
-        stamp_all(&mut v.labels);
-    }
-}
-
-/// The label selecting one group's resources.
-pub fn group_label(project: &Project) -> String {
-    format!("{}={}", labels::COMPOSE_PROJECT, project.name)
-}
-
-/// The label selecting all of a run's resources.
-pub fn run_label(run_id: &str) -> String {
-    format!("{}={}", labels::RUN, run_id)
 }
 
 fn group_of(project: &Project, index: usize) -> usize {
@@ -100,54 +51,6 @@ fn group_of(project: &Project, index: usize) -> usize {
         .as_ref()
         .map(|i| i.group)
         .unwrap_or(index + 1)
-}
-
-/// Build or find every image once, for all groups. Returns service -> image to use.
-async fn prepare_images<B: Backend>(
-    backend: &B,
-    project: &Project,
-    spec: &RunSpec,
-    events: &EventSink,
-) -> Result<HashMap<String, String>, String> {
-    let mut images = HashMap::new();
-    for service in project.services.values() {
-        let mut on_line =
-            |line: &str| events.emit(Event::Info(format!("{}: {line}", service.name)));
-        if service.build.is_some() && !spec.no_build {
-            events.emit(Event::Info(format!(
-                "building image for service {}",
-                service.name
-            )));
-            let (tag, source) = backend
-                .build_image(service, &mut on_line)
-                .await
-                .map_err(|e| crate::errors::render_chain(&e))?;
-            events.emit(Event::Info(format!(
-                "service {}: image {tag} ({source:?})",
-                service.name
-            )));
-            images.insert(service.name.clone(), tag);
-        } else if let Some(image) = &service.image {
-            let allow_pull = service.pull_policy.as_deref() != Some("never")
-                && !(service.build.is_some() && spec.no_build);
-            backend
-                .ensure_image(image, allow_pull, &mut on_line)
-                .await
-                .map_err(|e| {
-                    format!(
-                        "service {}: {}",
-                        service.name,
-                        crate::errors::render_chain(&e)
-                    )
-                })?;
-        } else {
-            return Err(format!(
-                "service {} has neither image nor build (or --no-build was given)",
-                service.name
-            ));
-        }
-    }
-    Ok(images)
 }
 
 /// Run everything. Never returns early with resources left behind (except with `--keep`).
@@ -240,13 +143,6 @@ fn check_exactly_once(outcome: &mut RunOutcome) {
     outcome.duplicated = duplicated;
 }
 
-pub(crate) fn describe(resources: &[ManagedResource]) -> Vec<String> {
-    resources
-        .iter()
-        .map(|r| format!("{} {}", r.kind, r.name))
-        .collect()
-}
-
 fn failed_report(group: usize, reason: &str) -> GroupReport {
     GroupReport {
         group,
@@ -259,74 +155,6 @@ fn failed_report(group: usize, reason: &str) -> GroupReport {
         pytest_exit: None,
         ran: Vec::new(),
         files: Vec::new(),
-    }
-}
-
-/// Wait for the first ready environment, collect there, plan, and publish the assignment.
-async fn coordinate<B: Backend>(
-    backend: &B,
-    spec: &RunSpec,
-    source: TestSource,
-    mut ready: mpsc::UnboundedReceiver<ReadyEnv>,
-    plan_tx: watch::Sender<PlanState>,
-    events: &EventSink,
-) -> (Option<Vec<String>>, Assignment, Option<RunError>) {
-    let planner = match source {
-        TestSource::Fixed(assignment) => {
-            let _ = plan_tx.send(PlanState::Ready(Arc::new(assignment.clone())));
-            return (None, assignment, None);
-        }
-        TestSource::Collect(planner) => planner,
-    };
-    let Some(env) = ready.recv().await else {
-        let reason = "no environment became ready, so the tests could not be collected".to_string();
-        let _ = plan_tx.send(PlanState::Failed(reason));
-        return (None, BTreeMap::new(), None);
-    };
-    events.emit(Event::Info("collecting tests".into()));
-    let invocation = collect_invocation(&spec.command, env.python_path.as_deref());
-    let request = ExecRequest {
-        cmd: invocation.argv.clone(),
-        env: spec.env.iter().cloned().chain(invocation.env).collect(),
-        working_dir: env.working_dir.clone(),
-        user: env.user.clone(),
-    };
-    let mut output = Vec::new();
-    let result = backend
-        .exec(&env.container, &request, &mut |chunk| {
-            output.extend_from_slice(chunk)
-        })
-        .await;
-    let text = String::from_utf8_lossy(&output).into_owned();
-    let fail = |reason: String| {
-        let _ = plan_tx.send(PlanState::Failed(reason.clone()));
-        (None, BTreeMap::new(), Some(RunError::Collection(reason)))
-    };
-    match result {
-        Ok(o) if matches!(o.exit_code, Some(0) | Some(5)) => {}
-        Ok(o) => {
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return fail(format!(
-                "collecting tests with `{}` failed (exit code {}):\n{}",
-                invocation.argv.join(" "),
-                o.exit_code.map_or("unknown".into(), |c| c.to_string()),
-                tail.join("\n")
-            ));
-        }
-        Err(e) => return fail(crate::errors::render_chain(&e)),
-    }
-    let collected = parse_collection(&text);
-    events.emit(Event::Info(format!("collected {} tests", collected.len())));
-    match planner(collected.clone()) {
-        Ok(assignment) => {
-            let _ = plan_tx.send(PlanState::Ready(Arc::new(assignment.clone())));
-            (Some(collected), assignment, None)
-        }
-        Err(e) => {
-            let (_, a, f) = fail(e);
-            (Some(collected), a, f)
-        }
     }
 }
 

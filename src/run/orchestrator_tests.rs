@@ -8,7 +8,8 @@ use indexmap::IndexMap;
 
 use super::event::{EventSink, GroupStatus};
 use super::fake_backend::{Behaviour, FakeBackend};
-use super::orchestrator::{run, stamp_labels, RunOutcome};
+use super::orchestrator::{run, RunOutcome};
+use super::resource_labels::stamp_labels;
 use super::signals::run_interruptible;
 use super::spec::{Assignment, RunSpec, TestSource};
 use super::summary::exit_code;

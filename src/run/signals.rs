@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::backend::Backend;
 use super::event::{Event, EventSink};
-use super::orchestrator::{describe, run_label};
+use super::resource_labels::{describe, run_label};
 
 /// The run was interrupted; what cleanup removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
