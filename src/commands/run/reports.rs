@@ -1,0 +1,183 @@
+//! The end of a run: merged results through the report module, `missing.txt` for groups
+//! without results, GitHub Actions output, and `--store-durations`.
+
+use std::path::{Path, PathBuf};
+
+use super::io_error;
+use crate::errors::Error;
+use crate::plan::{self, Durations};
+use crate::report::{
+    github_annotations, github_log_group, github_step_summary, write_merged_results, GroupResult,
+    GroupSummary, MergedResults, Phase as ReportPhase, ResultsLayout,
+};
+use crate::run::{self, RunOutcome, RunSpec};
+
+/// Why a group has no usable results, if it has none.
+fn missing_reason(status: &run::GroupStatus) -> Option<String> {
+    match status {
+        run::GroupStatus::EnvironmentError(reason) => Some(reason.clone()),
+        run::GroupStatus::TimedOut(limit) => Some(format!("timed out after {}s", limit.as_secs())),
+        _ => None,
+    }
+}
+
+/// The report module's plain per-group data, with phases on the run's time axis.
+fn group_summaries(outcome: &RunOutcome) -> Vec<GroupSummary> {
+    outcome
+        .groups
+        .iter()
+        .map(|g| {
+            let setup_end = g.start_offset_seconds + g.setup_seconds;
+            let tests_end = setup_end + g.test_seconds;
+            let phase = |name: &str, start: f64, end: f64| ReportPhase {
+                name: name.into(),
+                start,
+                end,
+            };
+            GroupSummary {
+                group: g.group,
+                tests: g.counts.done,
+                passed: g.counts.passed,
+                failed: g.counts.failed,
+                skipped: g.counts.skipped,
+                errors: g.counts.errors,
+                status: match missing_reason(&g.status) {
+                    Some(reason) => format!("crashed: {reason}"),
+                    None if g.status == run::GroupStatus::Failed => "failed".into(),
+                    None => "ok".into(),
+                },
+                phases: vec![
+                    phase("environment", g.start_offset_seconds, setup_end),
+                    phase("tests", setup_end, tests_end),
+                    phase("teardown", tests_end, tests_end + g.teardown_seconds),
+                ],
+            }
+        })
+        .collect()
+}
+
+/// Write the reports into `<out>` (layout in docs/reports.md) with the report module's one
+/// call: merged `junit.xml` (a group without results becomes an error testcase, so CI
+/// dashboards show it), merged `coverage.xml`, `timeline.html`; plus `g<k>/missing.txt` for
+/// such groups. A failure is a warning: the per-group files stay in `<out>/g<k>/` anyway.
+pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<MergedResults> {
+    let layout = ResultsLayout::new(&spec.out_dir);
+    let groups = spec
+        .projects
+        .first()
+        .and_then(|p| p.isolation.as_ref())
+        .map_or(1, |i| i.groups);
+    let results: Vec<GroupResult> = outcome
+        .groups
+        .iter()
+        .map(|g| {
+            let existing = |p: PathBuf| Some(p).filter(|p| p.exists());
+            let reason = missing_reason(&g.status);
+            if let Some(reason) = &reason {
+                let _ = std::fs::create_dir_all(layout.group_dir(g.group));
+                let _ = std::fs::write(layout.missing(g.group), format!("{reason}\n"));
+            }
+            GroupResult {
+                group: g.group,
+                groups,
+                junit: existing(layout.junit(g.group)),
+                coverage: existing(layout.coverage(g.group)),
+                missing_reason: reason,
+            }
+        })
+        .collect();
+    if results.is_empty() {
+        return None;
+    }
+    // The tests planned for the groups run here: with --only, the others are not expected.
+    let expected: Vec<String> = outcome
+        .groups
+        .iter()
+        .flat_map(|g| {
+            outcome
+                .assignment
+                .get(&g.group)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let summaries = group_summaries(outcome);
+    match write_merged_results(
+        &layout,
+        &results,
+        (!expected.is_empty()).then_some(&expected[..]),
+        &summaries,
+        "compose-shard run",
+    ) {
+        Ok(merged) => Some(merged),
+        Err(e) => {
+            eprintln!(
+                "warning: merging results into {}: {}",
+                layout.root.display(),
+                crate::errors::render_chain(&e)
+            );
+            None
+        }
+    }
+}
+
+/// Under GitHub Actions: annotations for failures, each failed group's log folded, and the
+/// step summary.
+pub(super) fn github_output(spec: &RunSpec, outcome: &RunOutcome, merged: &MergedResults) {
+    if std::env::var_os("GITHUB_ACTIONS").is_none() {
+        return;
+    }
+    for line in github_annotations(&merged.junit, 50) {
+        println!("{line}");
+    }
+    let layout = ResultsLayout::new(&spec.out_dir);
+    for g in outcome
+        .groups
+        .iter()
+        .filter(|g| g.status != run::GroupStatus::Passed)
+    {
+        if let Ok(log) = std::fs::read_to_string(layout.output_log(g.group)) {
+            print!(
+                "{}",
+                github_log_group(&format!("group {} output", g.group), &log)
+            );
+        }
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        let markdown = github_step_summary(&group_summaries(outcome), &merged.junit, None);
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, markdown.as_bytes()));
+        if let Err(e) = appended {
+            eprintln!("warning: writing the GitHub step summary: {e}");
+        }
+    }
+}
+
+/// `--store-durations FILE`: update the file from the merged JUnit's per-test durations.
+/// Entries of tests that no longer exist are dropped only when this run collected the whole
+/// suite.
+pub(super) fn store_durations(
+    path: &Path,
+    outcome: &RunOutcome,
+    merged: &MergedResults,
+) -> Result<(), Error> {
+    let mut durations = match std::fs::read_to_string(path) {
+        Ok(text) => Durations::parse(&text).map_err(|source| {
+            Error::Plan(plan::PlanError::Durations {
+                file: path.display().to_string(),
+                source,
+            })
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Durations::default(),
+        Err(e) => return Err(io_error("read", path)(e)),
+    };
+    let still: Option<std::collections::HashSet<String>> = outcome
+        .collected
+        .as_ref()
+        .map(|c| c.iter().cloned().collect());
+    durations.update(merged.junit.durations.iter().cloned(), still.as_ref());
+    std::fs::write(path, durations.to_json()).map_err(io_error("write", path))
+}
