@@ -121,8 +121,8 @@ pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<Merg
     }
 }
 
-/// Under GitHub Actions: annotations for failures, each failed group's log folded, and the
-/// step summary.
+/// Under GitHub Actions: annotations for failures, each group's log folded, and the step
+/// summary.
 pub(super) fn github_output(spec: &RunSpec, outcome: &RunOutcome, merged: &MergedResults) {
     if std::env::var_os("GITHUB_ACTIONS").is_none() {
         return;
@@ -131,11 +131,7 @@ pub(super) fn github_output(spec: &RunSpec, outcome: &RunOutcome, merged: &Merge
         println!("{line}");
     }
     let layout = ResultsLayout::new(&spec.out_dir);
-    for g in outcome
-        .groups
-        .iter()
-        .filter(|g| g.status != run::GroupStatus::Passed)
-    {
+    for g in &outcome.groups {
         if let Ok(log) = std::fs::read_to_string(layout.output_log(g.group)) {
             print!(
                 "{}",
