@@ -125,7 +125,7 @@ def approach_seq(suite, n, i):
     t0 = time.time()
     rc, out, rss, cpu = timed(["docker-compose", "-p", project, "run", "--rm", "-T", "-e", "PYTHONPATH=/code",
                                "app", "pytest", "-p", "bench_timing", "-p", "no:cacheprovider",
-                               f"--junitxml=/code/{res}/junit.xml", f"--cov={suite.package}",
+                               f"--junitxml=/code/{res}/junit.xml", "--cov",
                                f"--cov-report=xml:/code/{res}/coverage.xml"], suite.dir, suite.env)
     run(["docker-compose", "-p", project, "down", "-v"], suite.dir, suite.env, check=False)
     wall = time.time() - t0
@@ -147,7 +147,7 @@ def approach_handrolled(suite, n, i):
                          "app", "pytest", "-p", "bench_timing", "-p", "no:cacheprovider",
                          "--splits", str(n), "--group", str(k + 1), "--durations-path",
                          f"/code/{suite.durations_name}",
-                         f"--junitxml=/code/{res}/junit-{k + 1}.xml", f"--cov={suite.package}",
+                         f"--junitxml=/code/{res}/junit-{k + 1}.xml", "--cov",
                          "--cov-report="], suite.dir, suite.env)
 
     threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
@@ -200,7 +200,7 @@ def approach_cs(suite, n, i, durations):
     rc, out, rss, cpu = timed([suite.compose_shard, "run", "--groups", str(n), "--project-directory", suite.dir,
                                "--out", out_dir, "--progress", "plain", "--durations", dur,
                                "-e", "PYTHONPATH=/code", "--", "pytest", "-p", "bench_timing",
-                               f"--cov={suite.package}"], suite.dir, suite.env)
+                               "--cov"], suite.dir, suite.env)
     wall = time.time() - t0
     logs = ""
     for k in range(1, n + 1):

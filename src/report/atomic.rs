@@ -37,6 +37,7 @@ impl StagedFile {
         let temp = tempfile::Builder::new()
             .prefix(".compose-shard-")
             .suffix(".tmp")
+            .permissions(output_permissions(path))
             .tempfile_in(dir)
             .map_err(|e| io_error(path, "create a temporary file beside", e))?;
         Ok(StagedFile {
@@ -62,6 +63,17 @@ impl StagedFile {
         temp.persist(&path)
             .map_err(|e| io_error(&path, "replace", e.error))?;
         Ok(())
+    }
+}
+
+/// The mode a new output gets: the replaced file's, else what any new file gets (0644 under
+/// the usual umask). Temporary files default to 0600, which would make merged reports
+/// unreadable to a CI step running as another user.
+fn output_permissions(path: &Path) -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(meta) => meta.permissions(),
+        Err(_) => std::fs::Permissions::from_mode(0o644),
     }
 }
 
@@ -106,5 +118,22 @@ mod tests {
         .unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn new_outputs_are_readable_by_others_and_replaced_ones_keep_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.xml");
+        write_atomically(&fresh, |_| Ok(())).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o044, 0o044, "new output mode {mode:o} is not world-readable");
+
+        let kept = dir.path().join("kept.xml");
+        std::fs::write(&kept, "old").unwrap();
+        std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomically(&kept, |_| Ok(())).unwrap();
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
     }
 }
