@@ -127,7 +127,11 @@ mod tests {
         let fresh = dir.path().join("fresh.xml");
         write_atomically(&fresh, |_| Ok(())).unwrap();
         let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode & 0o044, 0o044, "new output mode {mode:o} is not world-readable");
+        assert_eq!(
+            mode & 0o044,
+            0o044,
+            "new output mode {mode:o} is not world-readable"
+        );
 
         let kept = dir.path().join("kept.xml");
         std::fs::write(&kept, "old").unwrap();

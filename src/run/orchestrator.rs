@@ -150,6 +150,7 @@ fn failed_report(group: usize, reason: &str) -> GroupReport {
         counts: TestCounts::default(),
         start_offset_seconds: 0.0,
         setup_seconds: 0.0,
+        create_seconds: 0.0,
         test_seconds: 0.0,
         teardown_seconds: 0.0,
         pytest_exit: None,
@@ -207,6 +208,9 @@ async fn run_group<B: Backend>(
     .await;
     let result: Result<(), String> = async {
         let env = env.map_err(|f: EnvironmentFailure| f.to_string())?;
+        if let Some(all_started) = env.all_started {
+            report.create_seconds = all_started.duration_since(started).as_secs_f64();
+        }
         let container = env
             .containers
             .get(&spec.test_service)

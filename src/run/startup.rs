@@ -75,6 +75,8 @@ pub struct Timing {
 pub struct StartedEnvironment {
     /// Containers by service, in start order.
     pub containers: IndexMap<String, String>,
+    /// When every container had been started and the readiness wait began.
+    pub all_started: Option<Instant>,
 }
 
 /// Services in an order where every dependency comes first (file order otherwise).
@@ -373,6 +375,7 @@ pub async fn start_environment<B: Backend>(
         env.containers.insert(name.clone(), container);
     }
 
+    env.all_started = Some(Instant::now());
     events.emit(Event::Phase {
         group,
         phase: Phase::WaitingFor(order.clone()),

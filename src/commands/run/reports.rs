@@ -28,6 +28,12 @@ fn group_summaries(outcome: &RunOutcome) -> Vec<GroupSummary> {
         .iter()
         .map(|g| {
             let setup_end = g.start_offset_seconds + g.setup_seconds;
+            // A group whose environment failed has no readiness phase to show.
+            let created_end = if g.create_seconds > 0.0 {
+                g.start_offset_seconds + g.create_seconds
+            } else {
+                setup_end
+            };
             let tests_end = setup_end + g.test_seconds;
             let phase = |name: &str, start: f64, end: f64| ReportPhase {
                 name: name.into(),
@@ -47,7 +53,8 @@ fn group_summaries(outcome: &RunOutcome) -> Vec<GroupSummary> {
                     None => "ok".into(),
                 },
                 phases: vec![
-                    phase("environment", g.start_offset_seconds, setup_end),
+                    phase("environment", g.start_offset_seconds, created_end),
+                    phase("readiness", created_end, setup_end),
                     phase("tests", setup_end, tests_end),
                     phase("teardown", tests_end, tests_end + g.teardown_seconds),
                 ],
