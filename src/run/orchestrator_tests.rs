@@ -462,3 +462,28 @@ async fn keep_leaves_the_environments_and_says_how_to_enter_them() {
         "{notice}"
     );
 }
+
+#[tokio::test]
+async fn a_second_interrupt_is_acknowledged_and_cleanup_still_completes() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend.tests_hang = true;
+    let spec = spec(&[1, 2], 2, out.path());
+    let (events, mut rx) = EventSink::channel();
+    let result = run_interruptible(
+        &backend,
+        RUN,
+        run(&backend, &spec, round_robin(2), &events),
+        tokio::time::sleep(Duration::from_millis(200)),
+        tokio::time::sleep(Duration::from_millis(10)),
+        &events,
+    )
+    .await;
+    assert!(result.is_err());
+    assert_eq!(backend.remaining(), Vec::<String>::new());
+    let mut forced = false;
+    while let Ok(e) = rx.try_recv() {
+        forced |= e == super::event::Event::Interrupted { forced: true };
+    }
+    assert!(forced, "the second interrupt was not acknowledged");
+}
