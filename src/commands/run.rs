@@ -263,22 +263,33 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         None => {
             let durations = read_durations(cfg, &settings, &project.project_dir)?;
             let split_by = cfg.split_by;
-            let listed = match &cfg.tests_file {
-                Some(path) => Some(plan::parse_test_list(
-                    &std::fs::read_to_string(path).map_err(io_error("read", path))?,
-                )),
-                None => None,
-            };
-            let plan_path = plan_file.clone();
-            let planner = move |collected: Vec<String>| -> Result<Assignment, String> {
-                let tests = listed.unwrap_or(collected);
-                let plan =
-                    plan::split(&tests, &durations, groups, split_by).map_err(|e| e.to_string())?;
-                std::fs::write(&plan_path, plan.to_json())
-                    .map_err(|e| format!("failed to write {}: {e}", plan_path.display()))?;
-                Ok(assignment_of(&plan))
-            };
-            TestSource::Collect(Box::new(planner))
+            match &cfg.tests_file {
+                // A given list needs no collection: plan right away.
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(io_error("read", path))?;
+                    let tests = plan::parse_collect_output(&text).map_err(|source| {
+                        Error::Plan(plan::PlanError::TestList {
+                            file: path.display().to_string(),
+                            source,
+                        })
+                    })?;
+                    let plan = plan::split(&tests, &durations, groups, split_by)?;
+                    std::fs::write(&plan_file, plan.to_json())
+                        .map_err(io_error("write", &plan_file))?;
+                    TestSource::Fixed(assignment_of(&plan))
+                }
+                None => {
+                    let plan_path = plan_file.clone();
+                    let planner = move |collected: Vec<String>| -> Result<Assignment, String> {
+                        let plan = plan::split(&collected, &durations, groups, split_by)
+                            .map_err(|e| e.to_string())?;
+                        std::fs::write(&plan_path, plan.to_json())
+                            .map_err(|e| format!("failed to write {}: {e}", plan_path.display()))?;
+                        Ok(assignment_of(&plan))
+                    };
+                    TestSource::Collect(Box::new(planner))
+                }
+            }
         }
     };
 

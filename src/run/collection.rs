@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use super::backend::Backend;
 use super::error::RunError;
 use super::event::{Event, EventSink};
-use super::pytest_command::{collect_invocation, parse_collection};
+use super::pytest_command::collect_invocation;
 use super::spec::{Assignment, RunSpec, TestSource};
 use crate::engine::ExecRequest;
 
@@ -91,7 +91,17 @@ pub(crate) async fn coordinate<B: Backend>(
         }
         Err(e) => return fail(crate::errors::render_chain(&e)),
     }
-    let collected = parse_collection(&text);
+    // The plan module's parser rejects output that would silently lose tests (collection
+    // errors, the non-`-q` tree form).
+    let collected = match crate::plan::parse_collect_output(&text) {
+        Ok(ids) => ids,
+        Err(problem) => {
+            return fail(format!(
+                "the output of `{}` cannot be used as the test list: {problem}",
+                invocation.argv.join(" ")
+            ))
+        }
+    };
     events.emit(Event::Info(format!("collected {} tests", collected.len())));
     match planner(collected.clone()) {
         Ok(assignment) => {
