@@ -351,8 +351,12 @@ fn a_test_container_that_dies_fails_its_group_with_the_cause_and_the_others_fini
         .unwrap()
         .0;
     std::thread::sleep(Duration::from_secs(2));
+    // This run's containers are the ones bind-mounting this stack copy.
     let names = std::process::Command::new("docker")
-        .args(["ps", "--format", "{{.Names}}", "--filter"])
+        .args(["ps", "--format", "{{.Names}}"])
+        .arg("--filter")
+        .arg(format!("volume={}", stack.path().display()))
+        .arg("--filter")
         .arg(format!("label=dev.compose-shard.group={slow}"))
         .args(["--filter", "label=com.docker.compose.service=tests"])
         .output()
@@ -360,18 +364,13 @@ fn a_test_container_that_dies_fails_its_group_with_the_cause_and_the_others_fini
     let names = String::from_utf8_lossy(&names.stdout).into_owned();
     let ours = names
         .lines()
-        .find(|n| {
-            n.starts_with(&format!(
-                "{}-",
-                stack
-                    .path()
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .to_lowercase()
-            ))
+        .next()
+        .unwrap_or_else(|| {
+            panic!(
+                "no test container of group {slow} for {}",
+                stack.path().display()
+            )
         })
-        .unwrap_or_else(|| panic!("no test container of group {slow} in {names}"))
         .to_string();
     let killed = std::process::Command::new("docker")
         .args(["kill", &ours])

@@ -67,6 +67,14 @@ pub fn stack_copy(template: &str) -> tempfile::TempDir {
         .tempdir()
         .unwrap();
     copy_dir(&src, dir.path());
+    // A fixed project name gives built images a fixed repository (`cs-e2e-<stack>-tests`), so
+    // copies with the same content reuse one tag instead of leaving one per temp folder.
+    // Runs still never collide: every engine-side name also carries the run id.
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("COMPOSE_PROJECT_NAME=cs-e2e-{template}\n"),
+    )
+    .unwrap();
     dir
 }
 
