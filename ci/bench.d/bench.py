@@ -89,12 +89,31 @@ class Suite:
         self.name, self.dir, self.env, self.package, self.collected = name, workdir, env, package, collected
 
 
+def adapt_compose_file(path):
+    """Make the example's compose file usable by every approach alike.
+
+    - Its fixed host ports (`5432:5432`, `8000:8000`, for local development) make N
+      concurrent docker-compose projects collide; users of the hand-rolled approach keep a
+      CI variant without them, so the benchmark drops them for everyone (compose-shard
+      drops them by itself anyway).
+    - PYTHONPATH=/code makes the timing plugin (`-p bench_timing`) importable everywhere.
+    """
+    text = open(path).read()
+    text = re.sub(r"\n    ports:\n(      - .*\n)+", "\n", text)
+    text = text.replace("      DJANGO_SETTINGS_MODULE:", "      PYTHONPATH: /code\n      DJANGO_SETTINGS_MODULE:", 1)
+    if "ports:" in text or "PYTHONPATH" not in text:
+        raise RuntimeError(f"could not adapt {path}: the example's compose file changed shape")
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def prepare_suite(name, workroot, env, generate):
     workdir = os.path.join(workroot, name)
     if os.path.exists(workdir):
         shutil.rmtree(workdir)
     shutil.copytree(TEMPLATE, workdir, ignore=shutil.ignore_patterns(".bench", "__pycache__", ".pytest_cache"))
     shutil.copy(os.path.join(HERE, "bench_timing.py"), workdir)
+    adapt_compose_file(os.path.join(workdir, "docker-compose.yml"))
     if generate:
         run([sys.executable, os.path.join(HERE, "gen_suite.py"), workdir, str(generate)], workdir, env)
     os.makedirs(os.path.join(workdir, ".bench"), exist_ok=True)
@@ -123,7 +142,7 @@ def approach_seq(suite, n, i):
     project = f"csb-seq-{uuid.uuid4().hex[:6]}"
     res = f".bench/seq-{i}"
     t0 = time.time()
-    rc, out, rss, cpu = timed(["docker-compose", "-p", project, "run", "--rm", "-T", "-e", "PYTHONPATH=/code",
+    rc, out, rss, cpu = timed(["docker-compose", "-p", project, "run", "--rm", "-T", 
                                "app", "pytest", "-p", "bench_timing", "-p", "no:cacheprovider",
                                f"--junitxml=/code/{res}/junit.xml", "--cov",
                                f"--cov-report=xml:/code/{res}/coverage.xml"], suite.dir, suite.env)
@@ -143,7 +162,7 @@ def approach_handrolled(suite, n, i):
 
     def one(k):
         outs[k] = timed(["docker-compose", "-p", projects[k], "run", "--rm", "-T",
-                         "-e", "PYTHONPATH=/code", "-e", f"COVERAGE_FILE=/code/{res}/.coverage.{k + 1}",
+                         "-e", f"COVERAGE_FILE=/code/{res}/.coverage.{k + 1}",
                          "app", "pytest", "-p", "bench_timing", "-p", "no:cacheprovider",
                          "--splits", str(n), "--group", str(k + 1), "--durations-path",
                          f"/code/{suite.durations_name}",
@@ -183,7 +202,7 @@ def approach_xdist(suite, n, i):
     project = f"csb-xd-{uuid.uuid4().hex[:6]}"
     res = f".bench/xd-{i}"
     t0 = time.time()
-    rc, out, rss, cpu = timed(["docker-compose", "-p", project, "run", "--rm", "-T", "-e", "PYTHONPATH=/code",
+    rc, out, rss, cpu = timed(["docker-compose", "-p", project, "run", "--rm", "-T", 
                                "app", "pytest", "-n", str(n), "-p", "bench_timing", "-p", "no:cacheprovider",
                                f"--junitxml=/code/{res}/junit.xml"], suite.dir, suite.env)
     run(["docker-compose", "-p", project, "down", "-v"], suite.dir, suite.env, check=False)
@@ -199,7 +218,7 @@ def approach_cs(suite, n, i, durations):
     t0 = time.time()
     rc, out, rss, cpu = timed([suite.compose_shard, "run", "--groups", str(n), "--project-directory", suite.dir,
                                "--out", out_dir, "--progress", "plain", "--durations", dur,
-                               "-e", "PYTHONPATH=/code", "--", "pytest", "-p", "bench_timing",
+                               "--", "pytest", "-p", "bench_timing",
                                "--cov"], suite.dir, suite.env)
     wall = time.time() - t0
     logs = ""
