@@ -103,9 +103,25 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> 
     Ok(())
 }
 
-/// Pack `build.context` for the engine.
-pub fn pack(build: &Build) -> Result<BuildContext, EngineError> {
+/// `excluded` folders that lie inside `root`, relative to it (`/`-separated).
+fn excluded_inside(root: &Path, excluded: &[PathBuf]) -> Vec<String> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let root = canonical(root);
+    excluded
+        .iter()
+        .filter_map(|e| {
+            let rel = canonical(e).strip_prefix(&root).ok()?.to_path_buf();
+            let text = rel.to_string_lossy().replace('\\', "/");
+            (!text.is_empty()).then_some(text)
+        })
+        .collect()
+}
+
+/// Pack `build.context` for the engine, leaving out `excluded` folders (the run's own result
+/// folder: it changes on every run and would otherwise change the hash, forcing a rebuild).
+pub fn pack(build: &Build, excluded: &[PathBuf]) -> Result<BuildContext, EngineError> {
     let root = &build.context;
+    let excluded = excluded_inside(root, excluded);
     let io = |action: &str, path: &Path| {
         let action = action.to_string();
         let path = path.to_path_buf();
@@ -129,7 +145,10 @@ pub fn pack(build: &Build) -> Result<BuildContext, EngineError> {
         let text = rel.to_string_lossy().replace('\\', "/");
         // The Dockerfile and .dockerignore always go in: the engine needs them.
         let essential = text == dockerfile || text == ".dockerignore";
-        if !essential && ignore.is_ignored(&text) {
+        let in_excluded = excluded
+            .iter()
+            .any(|e| text == *e || text.starts_with(&format!("{e}/")));
+        if in_excluded || (!essential && ignore.is_ignored(&text)) {
             continue;
         }
         let full = root.join(&rel);
@@ -202,22 +221,36 @@ mod tests {
             context: dir.path().to_path_buf(),
             ..Default::default()
         };
-        let first = pack(&build).unwrap();
-        assert_eq!(pack(&build).unwrap().hash, first.hash, "deterministic");
+        let first = pack(&build, &[]).unwrap();
+        assert_eq!(pack(&build, &[]).unwrap().hash, first.hash, "deterministic");
 
         std::fs::write(dir.path().join("debug.log"), "noise").unwrap();
-        assert_eq!(pack(&build).unwrap().hash, first.hash, "ignored file");
+        assert_eq!(pack(&build, &[]).unwrap().hash, first.hash, "ignored file");
 
         std::fs::write(dir.path().join("app.py"), "print(2)\n").unwrap();
-        let changed = pack(&build).unwrap();
+        let changed = pack(&build, &[]).unwrap();
         assert_ne!(changed.hash, first.hash, "content");
 
         let mut with_arg = build.clone();
         with_arg.args.insert("A".into(), Some("1".into()));
-        assert_ne!(pack(&with_arg).unwrap().hash, changed.hash, "args");
+        assert_ne!(pack(&with_arg, &[]).unwrap().hash, changed.hash, "args");
         let mut with_target = build.clone();
         with_target.target = Some("test".into());
-        assert_ne!(pack(&with_target).unwrap().hash, changed.hash, "target");
+        assert_ne!(
+            pack(&with_target, &[]).unwrap().hash,
+            changed.hash,
+            "target"
+        );
+
+        std::fs::create_dir(dir.path().join("results")).unwrap();
+        std::fs::write(dir.path().join("results/junit.xml"), "<testsuites/>").unwrap();
+        let excluded = [dir.path().join("results")];
+        assert_eq!(
+            pack(&build, &excluded).unwrap().hash,
+            changed.hash,
+            "the run's result folder is not part of the context"
+        );
+        std::fs::remove_dir_all(dir.path().join("results")).unwrap();
 
         let names: Vec<String> = tar::Archive::new(&changed.archive[..])
             .entries()

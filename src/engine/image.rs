@@ -76,10 +76,12 @@ impl DockerEngine {
     }
 
     /// Build a `build:` service's image once, tagged `<repository>:cs-<hash>`; reuse it when a
-    /// build of identical content exists. Build output lines go to `on_line`. Returns the tag.
+    /// build of identical content exists. `excluded` folders are left out of the context.
+    /// Build output lines go to `on_line`. Returns the tag.
     pub async fn build_service_image(
         &self,
         service: &Service,
+        excluded: &[std::path::PathBuf],
         on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(String, ImageSource), EngineError> {
         let build = service.build.as_ref().ok_or_else(|| EngineError::Build {
@@ -91,7 +93,7 @@ impl DockerEngine {
             .image
             .clone()
             .unwrap_or_else(|| format!("compose-shard-build-{}", service.name));
-        let context = pack(build)?;
+        let context = pack(build, excluded)?;
         let tag = format!("{}:cs-{}", repository(&base), &context.hash[..16]);
         if self.image_exists(&tag).await? {
             return Ok((tag, ImageSource::Cached));

@@ -18,10 +18,12 @@ use crate::engine::{
 /// nothing is ever moved across threads.
 #[allow(async_fn_in_trait)]
 pub trait Backend {
-    /// Build a `build:` service's image (or reuse the cached build); returns the tag to use.
+    /// Build a `build:` service's image (or reuse the cached build), leaving `excluded`
+    /// folders out of its context; returns the tag to use.
     async fn build_image(
         &self,
         service: &Service,
+        excluded: &[PathBuf],
         on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(String, ImageSource), EngineError>;
     /// Make a non-build image available (local, else pulled if allowed).
@@ -81,9 +83,10 @@ impl Backend for DockerEngine {
     async fn build_image(
         &self,
         service: &Service,
+        excluded: &[PathBuf],
         on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(String, ImageSource), EngineError> {
-        self.build_service_image(service, on_line).await
+        self.build_service_image(service, excluded, on_line).await
     }
 
     async fn ensure_image(

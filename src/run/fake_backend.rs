@@ -108,6 +108,7 @@ impl super::backend::Backend for FakeBackend {
     async fn build_image(
         &self,
         service: &Service,
+        _excluded: &[PathBuf],
         on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(String, ImageSource), EngineError> {
         self.record(format!("build {}", service.name));

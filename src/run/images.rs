@@ -25,7 +25,7 @@ pub(crate) async fn prepare_images<B: Backend>(
                 service.name
             )));
             let (tag, source) = backend
-                .build_image(service, &mut on_line)
+                .build_image(service, std::slice::from_ref(&spec.out_dir), &mut on_line)
                 .await
                 .map_err(|e| crate::errors::render_chain(&e))?;
             events.emit(Event::Info(format!(
