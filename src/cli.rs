@@ -75,9 +75,10 @@ struct SplitArgs {
     /// Read durations from JUnit XML files of earlier runs (repeatable).
     #[arg(long = "durations-from-junit", value_name = "FILE", num_args = 1..)]
     durations_from_junit: Vec<PathBuf>,
-    /// What must stay together in one group: single tests, pytest classes, or whole modules.
-    #[arg(long = "split-by", value_enum, default_value_t = SplitByArg::Class)]
-    split_by: SplitByArg,
+    /// What must stay together in one group: single tests, pytest classes, or whole modules
+    /// [default: class, or `split-by` in `[tool.compose-shard]`].
+    #[arg(long = "split-by", value_enum)]
+    split_by: Option<SplitByArg>,
 }
 
 #[derive(Debug, Args)]
@@ -339,7 +340,7 @@ impl RunArgs {
             tests_file: self.tests,
             durations: self.split.durations,
             durations_from_junit: self.split.durations_from_junit,
-            split_by: self.split.split_by.into(),
+            split_by: self.split.split_by.map(Into::into),
             out_dir: self.out,
             timeout,
             ready_timeout,
@@ -370,7 +371,7 @@ impl PlanArgs {
             tests_file: self.tests,
             durations: self.split.durations,
             durations_from_junit: self.split.durations_from_junit,
-            split_by: self.split.split_by.into(),
+            split_by: self.split.split_by.map(Into::into),
             format: match self.format {
                 PlanFormatArg::Text => PlanFormat::Text,
                 PlanFormatArg::Json => PlanFormat::Json,

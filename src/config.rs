@@ -137,8 +137,8 @@ pub struct RunConfig {
     pub durations: Option<PathBuf>,
     /// `--durations-from-junit`.
     pub durations_from_junit: Vec<PathBuf>,
-    /// `--split-by`.
-    pub split_by: SplitBy,
+    /// `--split-by` (None: `split-by` from pyproject.toml, else class).
+    pub split_by: Option<SplitBy>,
     /// `--out`.
     pub out_dir: PathBuf,
     /// `--timeout` per group.
@@ -176,8 +176,8 @@ pub struct PlanConfig {
     pub durations: Option<PathBuf>,
     /// `--durations-from-junit`.
     pub durations_from_junit: Vec<PathBuf>,
-    /// `--split-by`.
-    pub split_by: SplitBy,
+    /// `--split-by` (None: `split-by` from pyproject.toml, else class).
+    pub split_by: Option<SplitBy>,
     /// `--format`.
     pub format: PlanFormat,
     /// The collection command after `--` (empty: `pytest`).

@@ -243,9 +243,37 @@ fn tree_output_is_refused_with_the_file_and_line() {
 }
 
 #[test]
-fn without_tests_file_the_user_is_told_to_pass_one() {
+fn without_tests_file_collection_needs_a_compose_project() {
+    // Without --tests, plan collects inside Docker, so it first loads the compose project;
+    // an empty folder has none, which is a usage error naming what to pass.
     let project = Project::new();
     let out = project.plan(&["--groups", "2"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--tests"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no compose file found"), "{err}");
+    assert!(err.contains("-f FILE"), "{err}");
+}
+
+#[test]
+fn durations_from_junit_balance_the_plan_and_split_by_comes_from_pyproject() {
+    // JUnit of an earlier run says the class is slow; pyproject asks to split by test, so
+    // its two slow tests may land in different groups.
+    let project = Project::new();
+    project.write(
+        "old-junit.xml",
+        r#"<testsuites><testsuite name="pytest" tests="2">
+<testcase classname="tests.test_shapes.TestGroup" name="test_one" file="tests/test_shapes.py" time="30.0"/>
+<testcase classname="tests.test_shapes.TestGroup" name="test_two[1]" file="tests/test_shapes.py" time="30.0"/>
+</testsuite></testsuites>"#,
+    );
+    project.write("pyproject.toml", "[tool.compose-shard]\nsplit-by = \"test\"\n");
+    let plan = project.plan_json(&["--groups", "2", "--durations-from-junit", "old-junit.xml"]);
+    let slow_groups: Vec<usize> = plan
+        .groups
+        .iter()
+        .filter(|g| g.tests.iter().any(|t| t.contains("::TestGroup::test_")))
+        .map(|g| g.group)
+        .collect();
+    assert_eq!(slow_groups, vec![1, 2], "the two 30 s tests share a group");
+    assert_eq!(plan.estimate.recorded_tests, 2, "the JUnit timings were used");
 }

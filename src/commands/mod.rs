@@ -2,6 +2,7 @@
 
 mod clean;
 mod config;
+mod durations;
 mod merge;
 mod plan;
 mod run;

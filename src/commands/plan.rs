@@ -1,34 +1,64 @@
-//! `compose-shard plan`: read the test list and durations, split, print the plan.
+//! `compose-shard plan`: get the test list, read durations, split, print the plan.
 //!
-//! The durations file is `--durations FILE` when given (it must exist), else `durations` from
-//! `[tool.compose-shard]` in ./pyproject.toml, else `./.test_durations`; a missing default
-//! file only means every test is estimated.
+//! The test list is `--tests FILE`, or else collected once inside Docker: one isolated copy
+//! of the compose project is started (exactly as `run` starts a group), the test command runs
+//! with `--collect-only -q` in the test service, and everything is removed again. Durations
+//! follow the same rules as `run` (see `commands::durations`).
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
 
-use crate::config::{PlanConfig, PlanFormat};
+use super::durations::{load_durations, split_by};
+use crate::compose::{self, Isolation, Project};
+use crate::config::{PlanConfig, PlanFormat, ProgressMode};
+use crate::engine::DockerEngine;
 use crate::errors::{Error, ExitCode};
-use crate::plan::{self, Durations, PlanError};
+use crate::plan::{self, PlanError};
 use crate::pyproject::Settings;
+use crate::run::{
+    self, run_with_signals, stamp_labels, Assignment, Display, DisplayMode, EventSink, GroupStatus,
+    RunError, RunSpec, TestSource,
+};
 
-/// The durations file pytest-split writes by default.
-const DEFAULT_DURATIONS: &str = ".test_durations";
+/// How long services may take to become ready when pyproject.toml does not say.
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Execute `compose-shard plan`.
 pub fn execute(cfg: PlanConfig) -> Result<ExitCode, Error> {
-    if !cfg.durations_from_junit.is_empty() {
-        return Err(Error::Usage(
-            "--durations-from-junit is not supported by `plan` in this version; convert the JUnit files with `compose-shard merge --store-durations FILE` and pass --durations FILE".into(),
-        ));
-    }
-    let Some(tests_file) = &cfg.tests_file else {
-        return Err(Error::Usage(
-            "collecting the tests in Docker is not available in `plan` yet; run `pytest --collect-only -q > tests.txt` and pass --tests tests.txt".into(),
-        ));
+    let cwd = std::env::current_dir().map_err(|source| Error::Io {
+        action: "read",
+        path: ".".into(),
+        source,
+    })?;
+    let (tests, settings, project_dir) = match &cfg.tests_file {
+        Some(tests_file) => {
+            let settings = load_settings(&cwd)?;
+            (read_tests(tests_file)?, settings, cwd.clone())
+        }
+        None => {
+            let env: HashMap<String, String> = std::env::vars().collect();
+            let loaded = compose::load(&cfg.compose, &env, &cwd)?;
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            let settings = load_settings(&loaded.project.project_dir)?;
+            let tests = collect_in_docker(&cfg, &loaded.project, &settings)?;
+            (tests, settings, loaded.project.project_dir)
+        }
     };
-    let tests = read_tests(tests_file)?;
-    let durations = load_durations(cfg.durations.as_deref(), Path::new("."))?;
-    let plan = plan::split(&tests, &durations, cfg.groups, cfg.split_by)?;
+    let durations = load_durations(
+        cfg.durations.as_deref(),
+        &settings,
+        &project_dir,
+        &cfg.durations_from_junit,
+    )?;
+    let plan = plan::split(
+        &tests,
+        &durations,
+        cfg.groups,
+        split_by(cfg.split_by, &settings),
+    )?;
     let output = match cfg.format {
         PlanFormat::Text => plan::render_text(&plan),
         PlanFormat::Json => plan.to_json(),
@@ -38,8 +68,16 @@ pub fn execute(cfg: PlanConfig) -> Result<ExitCode, Error> {
     Ok(ExitCode::Success)
 }
 
+fn load_settings(dir: &Path) -> Result<Settings, Error> {
+    Settings::load(dir).map_err(|e| Error::Usage(e.to_string()))
+}
+
 fn read_tests(path: &Path) -> Result<Vec<String>, Error> {
-    let text = read(path)?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
     plan::parse_collect_output(&text).map_err(|source| {
         Error::Plan(PlanError::TestList {
             file: path.display().to_string(),
@@ -48,42 +86,104 @@ fn read_tests(path: &Path) -> Result<Vec<String>, Error> {
     })
 }
 
-/// Load the durations named on the command line, or the project's default file if present.
-fn load_durations(explicit: Option<&Path>, project_dir: &Path) -> Result<Durations, Error> {
-    let path = match explicit {
-        Some(path) if !path.exists() => {
-            return Err(Error::Usage(format!(
-                "--durations {}: no such file; record one with `pytest --store-durations` (pytest-split) or `compose-shard run --store-durations FILE`, or leave out --durations to estimate every test",
-                path.display()
-            )))
-        }
-        Some(path) => path.to_path_buf(),
-        None => {
-            let settings = Settings::load(project_dir).map_err(|e| Error::Usage(e.to_string()))?;
-            let path: PathBuf = project_dir.join(
-                settings
-                    .durations
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DURATIONS)),
-            );
-            if !path.exists() {
-                return Ok(Durations::default());
-            }
-            path
-        }
-    };
-    let text = read(&path)?;
-    Durations::parse(&text).map_err(|source| {
-        Error::Plan(PlanError::Durations {
-            file: path.display().to_string(),
-            source,
-        })
-    })
-}
-
-fn read(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.to_path_buf(),
+/// Start one isolated environment, collect there, remove it. Progress goes to stderr, so
+/// stdout stays the plan alone (`--format json` can be piped).
+fn collect_in_docker(
+    cfg: &PlanConfig,
+    project: &Project,
+    settings: &Settings,
+) -> Result<Vec<String>, Error> {
+    let test_service =
+        compose::select_test_service(project, cfg.service.as_deref(), settings.service.as_deref())?;
+    let run_id = super::run::run_id();
+    let mut isolated = compose::isolate(
+        project,
+        &Isolation {
+            run_id: run_id.clone(),
+            group: 1,
+            groups: 1,
+            publish_ports: false,
+            test_service: Some(test_service.clone()),
+        },
+    )?;
+    stamp_labels(&mut isolated, &run_id, 1);
+    let scratch = tempfile::tempdir().map_err(|source| Error::Io {
+        action: "create a temporary directory in",
+        path: std::env::temp_dir(),
         source,
+    })?;
+    let ready_timeout = match &settings.ready_timeout {
+        Some(text) => crate::duration::parse_duration(text)
+            .map_err(|e| Error::Usage(format!("[tool.compose-shard] ready-timeout: {e}")))?,
+        None => DEFAULT_READY_TIMEOUT,
+    };
+    let command = if cfg.command.is_empty() {
+        settings
+            .command
+            .clone()
+            .unwrap_or_else(|| vec!["pytest".into()])
+    } else {
+        cfg.command.clone()
+    };
+    let spec = RunSpec {
+        run_id,
+        projects: vec![isolated],
+        test_service,
+        command,
+        env: settings
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ready_timeout,
+        timeout: None,
+        out_dir: scratch.path().to_path_buf(),
+        keep: false,
+        no_build: false,
+        poll: Duration::from_millis(500),
+        collect_only: true,
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
+        action: "start the async runtime for",
+        path: "compose-shard plan".into(),
+        source,
+    })?;
+    runtime.block_on(async {
+        let engine = DockerEngine::connect().await?;
+        let (events, receiver) = EventSink::channel();
+        let display =
+            tokio::spawn(Display::new(DisplayMode::resolve(ProgressMode::Auto)).consume(receiver));
+        // The plan is made from the collection afterwards; the orchestrator only needs to
+        // know there is nothing to run.
+        let planner = Box::new(|_: Vec<String>| Ok(Assignment::new()));
+        events.emit(run::Event::Info(format!(
+            "run {}: collecting the tests in one environment",
+            spec.run_id
+        )));
+        let result = run_with_signals(
+            &engine,
+            &spec.run_id,
+            run::run(&engine, &spec, TestSource::Collect(planner), &events),
+            &events,
+        )
+        .await;
+        drop(events);
+        let _ = display.await;
+        let outcome = result.map_err(|_| Error::from(RunError::Interrupted))?;
+        if let Some(fatal) = outcome.fatal {
+            return Err(fatal.into());
+        }
+        if let Some(tests) = outcome.collected {
+            return Ok(tests);
+        }
+        let reason = outcome
+            .groups
+            .iter()
+            .find_map(|g| match &g.status {
+                GroupStatus::EnvironmentError(reason) => Some(reason.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "the environment ended before the tests were collected".into());
+        Err(RunError::Environment(reason).into())
     })
 }

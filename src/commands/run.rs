@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::durations::{load_durations, split_by};
 use crate::compose::{self, Isolation, Project};
 use crate::config::{GroupsSetting, RunConfig};
 use crate::engine::DockerEngine;
 use crate::errors::{Error, ExitCode};
-use crate::plan::{self, Durations, Plan};
+use crate::plan::{self, Plan};
 use crate::pyproject::Settings;
 use crate::report::render_slowest;
 use crate::run::{
@@ -72,7 +73,8 @@ pub fn auto_groups() -> usize {
     cpus.min(mem_groups).max(1)
 }
 
-fn run_id() -> String {
+/// A short id, unique per run: part of every engine-side name and label.
+pub(super) fn run_id() -> String {
     use sha2::{Digest, Sha256};
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -95,40 +97,6 @@ fn group_count(cfg: &RunConfig, settings: &Settings, plan: Option<&Plan>) -> Res
         GroupsSetting::Count(n) => n,
         GroupsSetting::Auto => auto_groups(),
     })
-}
-
-fn read_durations(
-    cfg: &RunConfig,
-    settings: &Settings,
-    project_dir: &Path,
-) -> Result<Durations, Error> {
-    let explicit = cfg.durations.clone().or_else(|| settings.durations.clone());
-    let path = explicit
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(".test_durations"));
-    let path = if path.is_absolute() {
-        path
-    } else {
-        project_dir.join(path)
-    };
-    let mut durations = match std::fs::read_to_string(&path) {
-        Ok(text) => Durations::parse(&text).map_err(|source| {
-            Error::Plan(plan::PlanError::Durations {
-                file: path.display().to_string(),
-                source,
-            })
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
-            Durations::default()
-        }
-        Err(e) => return Err(io_error("read", &path)(e)),
-    };
-    // Timings from earlier runs' JUnit files win over the durations file: they are newer.
-    for junit in &cfg.durations_from_junit {
-        let measured = crate::report::junit_durations(junit)?;
-        durations.update(measured, None);
-    }
-    Ok(durations)
 }
 
 fn assignment_of(plan: &Plan) -> Assignment {
@@ -261,8 +229,13 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             TestSource::Fixed(assignment_of(&plan))
         }
         None => {
-            let durations = read_durations(cfg, &settings, &project.project_dir)?;
-            let split_by = cfg.split_by;
+            let durations = load_durations(
+                cfg.durations.as_deref(),
+                &settings,
+                &project.project_dir,
+                &cfg.durations_from_junit,
+            )?;
+            let split_by = split_by(cfg.split_by, &settings);
             match &cfg.tests_file {
                 // A given list needs no collection: plan right away.
                 Some(path) => {
@@ -307,6 +280,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             keep: cfg.keep,
             no_build: cfg.no_build,
             poll: Duration::from_millis(500),
+            collect_only: false,
         },
         source,
         plan_file,

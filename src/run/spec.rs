@@ -45,4 +45,7 @@ pub struct RunSpec {
     pub no_build: bool,
     /// Readiness poll interval.
     pub poll: Duration,
+    /// Only start the environments and collect (what `compose-shard plan` needs): once the
+    /// plan is known, groups tear down without running tests.
+    pub collect_only: bool,
 }
