@@ -266,7 +266,10 @@ fn durations_from_junit_balance_the_plan_and_split_by_comes_from_pyproject() {
 <testcase classname="tests.test_shapes.TestGroup" name="test_two[1]" file="tests/test_shapes.py" time="30.0"/>
 </testsuite></testsuites>"#,
     );
-    project.write("pyproject.toml", "[tool.compose-shard]\nsplit-by = \"test\"\n");
+    project.write(
+        "pyproject.toml",
+        "[tool.compose-shard]\nsplit-by = \"test\"\n",
+    );
     let plan = project.plan_json(&["--groups", "2", "--durations-from-junit", "old-junit.xml"]);
     let slow_groups: Vec<usize> = plan
         .groups
@@ -275,5 +278,8 @@ fn durations_from_junit_balance_the_plan_and_split_by_comes_from_pyproject() {
         .map(|g| g.group)
         .collect();
     assert_eq!(slow_groups, vec![1, 2], "the two 30 s tests share a group");
-    assert_eq!(plan.estimate.recorded_tests, 2, "the JUnit timings were used");
+    assert_eq!(
+        plan.estimate.recorded_tests, 2,
+        "the JUnit timings were used"
+    );
 }

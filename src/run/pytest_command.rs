@@ -46,11 +46,7 @@ pub fn collect_invocation(
     command: &[String],
     service_python_path: Option<&str>,
 ) -> PytestInvocation {
-    let mut argv: Vec<String> = command
-        .iter()
-        .filter(|a| !a.starts_with("--cov"))
-        .cloned()
-        .collect();
+    let mut argv = without_coverage_options(command);
     argv.extend(
         ["--collect-only", "-q", "-p", "no:cacheprovider"]
             .iter()
@@ -63,6 +59,37 @@ pub fn collect_invocation(
             ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
         ],
     }
+}
+
+/// pytest-cov's options that take a value, which may also come as the next argument.
+const COVERAGE_OPTIONS_WITH_VALUE: [&str; 5] = [
+    "--cov",
+    "--cov-report",
+    "--cov-config",
+    "--cov-fail-under",
+    "--cov-context",
+];
+
+/// The command without pytest-cov's options and their values. `--cov app` must lose `app`
+/// too, or collection would treat it as a path to collect from (argparse gives `--cov` the
+/// next argument when it does not start with `-`).
+fn without_coverage_options(command: &[String]) -> Vec<String> {
+    let mut kept = Vec::with_capacity(command.len());
+    let mut args = command.iter().peekable();
+    while let Some(arg) = args.next() {
+        if !arg.starts_with("--cov") && arg != "--no-cov" && arg != "--no-cov-on-fail" {
+            kept.push(arg.clone());
+            continue;
+        }
+        if COVERAGE_OPTIONS_WITH_VALUE.contains(&arg.as_str()) {
+            if let Some(next) = args.peek() {
+                if !next.starts_with('-') {
+                    args.next();
+                }
+            }
+        }
+    }
+    kept
 }
 
 /// The group's test command: the user's command plus the plugin, a per-group JUnit path,
@@ -164,6 +191,29 @@ mod tests {
         )));
         let plain = group_invocation(&s(&["pytest"]), None, &[]);
         assert!(!plain.argv.iter().any(|a| a.contains("cov")));
+    }
+
+    #[test]
+    fn collection_drops_coverage_option_values_given_as_separate_arguments() {
+        let inv = collect_invocation(
+            &s(&[
+                "pytest",
+                "--cov",
+                "app",
+                "--cov-report",
+                "term",
+                "--cov",
+                "-m",
+                "not slow",
+                "--no-cov-on-fail",
+                "tests/unit",
+            ]),
+            None,
+        );
+        assert_eq!(
+            inv.argv[..5],
+            s(&["pytest", "-m", "not slow", "tests/unit", "--collect-only"])[..]
+        );
     }
 
     #[test]
