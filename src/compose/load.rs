@@ -85,6 +85,20 @@ pub fn load(
         .iter()
         .map(|f| read_source(f))
         .collect::<Result<Vec<_>, _>>()?;
+    let (profiles, name) = profiles_and_name(opts, setting);
+    let lookup = |k: &str| env.get(k).cloned().or_else(|| dotenv.get(k).cloned());
+    let mut loaded = load_sources(&sources, &project_dir, name.as_deref(), &profiles, &lookup)?;
+    warnings.append(&mut loaded.warnings);
+    loaded.warnings = warnings;
+    Ok(loaded)
+}
+
+/// `--profile` plus `COMPOSE_PROFILES`, and `-p` else `COMPOSE_PROJECT_NAME`, with `setting`
+/// looking a variable up where Compose does (the environment, then `.env`).
+fn profiles_and_name(
+    opts: &ComposeOptions,
+    setting: impl Fn(&str) -> Option<String>,
+) -> (Vec<String>, Option<String>) {
     let mut profiles = opts.profiles.clone();
     if let Some(p) = setting("COMPOSE_PROFILES") {
         profiles.extend(
@@ -97,11 +111,7 @@ pub fn load(
         .project_name
         .clone()
         .or_else(|| setting("COMPOSE_PROJECT_NAME"));
-    let lookup = |k: &str| env.get(k).cloned().or_else(|| dotenv.get(k).cloned());
-    let mut loaded = load_sources(&sources, &project_dir, name.as_deref(), &profiles, &lookup)?;
-    warnings.append(&mut loaded.warnings);
-    loaded.warnings = warnings;
-    Ok(loaded)
+    (profiles, name)
 }
 
 /// Load in-memory compose texts (`(file name, text)`, merged in order) as if they were files
@@ -119,18 +129,7 @@ pub fn load_from_str(
             text: text.to_string(),
         })
         .collect();
-    let mut profiles = opts.profiles.clone();
-    if let Some(p) = env.get("COMPOSE_PROFILES") {
-        profiles.extend(
-            p.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty()),
-        );
-    }
-    let name = opts
-        .project_name
-        .clone()
-        .or_else(|| env.get("COMPOSE_PROJECT_NAME").cloned());
+    let (profiles, name) = profiles_and_name(opts, |k| env.get(k).cloned());
     let lookup = |k: &str| env.get(k).cloned();
     load_sources(&sources, project_dir, name.as_deref(), &profiles, &lookup)
 }
