@@ -91,7 +91,8 @@ struct RunArgs {
     /// else the one service with `build:` that nothing depends on).
     #[arg(short = 's', long, value_name = "SERVICE")]
     service: Option<String>,
-    /// Number of groups, or `auto` (from CPU count and memory).
+    /// Number of groups, or `auto` (from CPU count and memory) [default: `groups` in
+    /// `[tool.compose-shard]`, else 1].
     #[arg(short = 'g', long, value_name = "N|auto")]
     groups: Option<String>,
     /// Run only these groups of the plan, e.g. `2` or `1,3-4` (for a CI matrix of runners).

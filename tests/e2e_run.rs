@@ -56,10 +56,52 @@ fn django_stack_in_four_groups_runs_every_collected_test_exactly_once() {
         );
     }
     assert!(all.contains("result: passed"), "{all}");
+    // The merged files CI dashboards read: every collected test once, the isolation-sensitive
+    // ones (which fail on shared services) among them and passing.
+    let merged = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert_eq!(merged.matches("<testcase ").count(), collected.len());
+    assert!(merged.contains("test_dbsize_counts_only_our_products"));
+    assert!(!merged.contains("<failure") && !merged.contains("<error"));
+    let coverage = std::fs::read_to_string(out.join("coverage.xml")).unwrap();
+    assert!(
+        coverage.contains("<source>/code/catalog</source>")
+            && coverage.contains("filename=\"cache.py\"")
+    );
     assert_eq!(
         leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
         Vec::<String>::new()
     );
+}
+
+#[test]
+fn two_runs_at_once_on_one_engine_do_not_collide() {
+    require_docker_and_images();
+    let stack = stack_copy("pytest-redis");
+    let outs = [stack.path().join("a"), stack.path().join("b")];
+    let children: Vec<_> = outs
+        .iter()
+        .map(|out| {
+            spawn_run(
+                stack.path(),
+                &["--groups", "2", "--out", out.to_str().unwrap()],
+            )
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| wait_limited(c, Duration::from_secs(600)))
+        .collect();
+    let mut ids = Vec::new();
+    for output in &outputs {
+        assert_eq!(output.status.code(), Some(0), "{}", text(output));
+        ids.push(run_id_of(&String::from_utf8_lossy(&output.stderr)));
+    }
+    assert_ne!(ids[0], ids[1]);
+    for (out, id) in outs.iter().zip(&ids) {
+        let ran: usize = ran_per_group(out).values().map(Vec::len).sum();
+        assert_eq!(ran, 35, "run {id} ran every test once");
+        assert_eq!(leftovers(id), Vec::<String>::new());
+    }
 }
 
 #[test]
