@@ -40,6 +40,10 @@ enum CliCommand {
     /// Merge JUnit and coverage XML from several groups or runners into one of each.
     Merge(MergeArgs),
     /// Remove containers, networks and volumes left behind by earlier runs.
+    ///
+    /// Without `--run` or `--all`, removes what runs whose process is gone left behind (a run
+    /// killed with `kill -9`, a crashed machine); resources of runs still in progress are
+    /// kept. Resources are found by compose-shard's labels, never by name.
     Clean(CleanArgs),
     /// Print the resolved compose project, or one group's isolated copy of it.
     Config(ConfigArgs),
