@@ -114,6 +114,11 @@ def prepare_suite(name, workroot, env, generate):
     shutil.copytree(TEMPLATE, workdir, ignore=shutil.ignore_patterns(".bench", "__pycache__", ".pytest_cache"))
     shutil.copy(os.path.join(HERE, "bench_timing.py"), workdir)
     adapt_compose_file(os.path.join(workdir, "docker-compose.yml"))
+    # Every approach writes its results under .bench/; like any project's result folders it
+    # stays out of the build context, so compose-shard's content-addressed image is reused
+    # across runs (docker-compose reuses its image regardless).
+    with open(os.path.join(workdir, ".dockerignore"), "a") as f:
+        f.write("\n.bench\n.test_durations\n")
     if generate:
         run([sys.executable, os.path.join(HERE, "gen_suite.py"), workdir, str(generate)], workdir, env)
     os.makedirs(os.path.join(workdir, ".bench"), exist_ok=True)
