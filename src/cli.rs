@@ -215,6 +215,10 @@ struct ConfigArgs {
     /// The test service (affects which service the isolated project marks as the test service).
     #[arg(short = 's', long, value_name = "SERVICE")]
     service: Option<String>,
+    /// With `--group`: also start this service and what it depends on (repeatable; replaces
+    /// `with-services` of [tool.compose-shard]).
+    #[arg(long = "with-service", value_name = "NAME")]
+    with_services: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -298,6 +302,7 @@ impl ComposeArgs {
             profiles: self.profiles,
             project_directory: self.project_directory,
             env_file: self.env_file,
+            enable_services: Vec::new(),
         }
     }
 }
@@ -411,6 +416,7 @@ impl ConfigArgs {
             run_id: self.run_id,
             publish_ports: self.publish_ports,
             service: self.service,
+            with_services: self.with_services,
         })
     }
 }

@@ -34,6 +34,10 @@ pub struct ComposeOptions {
     pub project_directory: Option<PathBuf>,
     /// `--env-file` (default `.env` in the project directory).
     pub env_file: Option<PathBuf>,
+    /// Services the command names (the test service, `--with-service`): a service among
+    /// them whose profiles are all inactive gets its profiles enabled, as
+    /// `docker compose run SERVICE` does.
+    pub enable_services: Vec<String>,
 }
 
 /// `--split-by`: the unit that must not be divided between groups.
@@ -243,6 +247,8 @@ pub struct ConfigCommand {
     pub publish_ports: bool,
     /// `--service`.
     pub service: Option<String>,
+    /// `--with-service` (empty: `with-services` from pyproject.toml).
+    pub with_services: Vec<String>,
 }
 
 #[cfg(test)]

@@ -36,7 +36,6 @@ const UNSUPPORTED: &[&str] = &[
     "deploy",
     "develop",
     "logging",
-    "volumes_from",
     "dns",
     "dns_search",
     "dns_opt",
@@ -99,6 +98,7 @@ pub(crate) fn service(
     };
     let mut env_files: Vec<(PathBuf, bool)> = Vec::new();
     let mut environment: Vec<(String, Option<String>)> = Vec::new();
+    let mut volumes_from: Vec<String> = Vec::new();
     for (k, v) in def {
         let Some(key) = k.as_str() else {
             return err("?", "expected string keys");
@@ -177,6 +177,12 @@ pub(crate) fn service(
                     .map(|(k, v)| (k, v.unwrap_or_default()))
                     .collect()
             }
+            "volumes_from" => {
+                volumes_from = string_list(key, v)?;
+                ctx.warnings.push(format!(
+                    "service {name:?}: `volumes_from` is not supported by compose-shard and is ignored (its services are still started first)"
+                ));
+            }
             // Restart policies matter for long-running deployments, not for one test run.
             "restart" | "extends" | "container_number" => {}
             other if UNSUPPORTED.contains(&other) => ctx.warnings.push(format!(
@@ -191,7 +197,7 @@ pub(crate) fn service(
     if svc.build.is_some() && svc.image.is_none() {
         svc.image = Some(format!("{}-{}", ctx.project_name, name));
     }
-    add_implicit_dependencies(&mut svc);
+    add_implicit_dependencies(&mut svc, &volumes_from);
     Ok(svc)
 }
 
@@ -412,14 +418,20 @@ fn ulimits(v: &Value) -> Result<IndexMap<String, (i64, i64)>, FieldError> {
     Ok(out)
 }
 
-/// `links` and `network_mode: service:x` also order startup (Compose treats them as
-/// dependencies that must be started).
-fn add_implicit_dependencies(svc: &mut Service) {
+/// `links`, `volumes_from: [service[:ro]]` and `network_mode: service:x` also order startup
+/// (Compose turns them into required `service_started` dependencies).
+fn add_implicit_dependencies(svc: &mut Service, volumes_from: &[String]) {
     let mut implicit: Vec<String> = svc
         .links
         .iter()
         .map(|l| l.split(':').next().unwrap_or(l).to_string())
         .collect();
+    implicit.extend(
+        volumes_from
+            .iter()
+            .filter(|v| !v.starts_with("container:"))
+            .map(|v| v.split(':').next().unwrap_or(v).to_string()),
+    );
     if let Some(target) = svc
         .network_mode
         .as_deref()

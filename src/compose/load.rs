@@ -87,7 +87,13 @@ pub fn load(
         .collect::<Result<Vec<_>, _>>()?;
     let (profiles, name) = profiles_and_name(opts, setting);
     let lookup = |k: &str| env.get(k).cloned().or_else(|| dotenv.get(k).cloned());
-    let mut loaded = load_sources(&sources, &project_dir, name.as_deref(), &profiles, &lookup)?;
+    let mut loaded = load_sources(
+        &sources,
+        &project_dir,
+        name.as_deref(),
+        (&profiles, &opts.enable_services),
+        &lookup,
+    )?;
     warnings.append(&mut loaded.warnings);
     loaded.warnings = warnings;
     Ok(loaded)
@@ -131,15 +137,22 @@ pub fn load_from_str(
         .collect();
     let (profiles, name) = profiles_and_name(opts, |k| env.get(k).cloned());
     let lookup = |k: &str| env.get(k).cloned();
-    load_sources(&sources, project_dir, name.as_deref(), &profiles, &lookup)
+    load_sources(
+        &sources,
+        project_dir,
+        name.as_deref(),
+        (&profiles, &opts.enable_services),
+        &lookup,
+    )
 }
 
-/// The pipeline on already-read sources.
+/// The pipeline on already-read sources. `(profiles, enable)`: the active profiles, and the
+/// services whose profiles are enabled because they were named (see `profiles.rs`).
 fn load_sources(
     sources: &[SourceFile],
     project_dir: &Path,
     name: Option<&str>,
-    profiles: &[String],
+    (profiles, enable): (&[String], &[String]),
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ComposeError> {
     let mut warnings = Vec::new();
@@ -221,7 +234,7 @@ fn load_sources(
         })?;
         services.insert(svc_name, svc);
     }
-    apply_profiles(&mut services, profiles);
+    apply_profiles(&mut services, profiles, enable);
     let mut networks = IndexMap::new();
     if let Some(Value::Mapping(m)) = merged.get("networks") {
         for (k, v) in m {

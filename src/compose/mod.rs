@@ -31,4 +31,4 @@ pub use isolate::{isolate, Isolation};
 pub use load::{load, load_from_str, Loaded};
 pub use model::*;
 pub use names::normalize_project_name;
-pub use select::select_test_service;
+pub use select::{restrict, run_closure, select_test_service};
