@@ -146,16 +146,16 @@ pub(crate) fn plan_container(
         if !exposed.contains(&key) {
             exposed.push(key.clone());
         }
-        if let Some(published) = &p.published {
-            port_bindings
-                .entry(key)
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: p.host_ip.clone(),
-                    host_port: Some(published.clone()),
-                });
-        }
+        // A port without a host port is published on an ephemeral host port, as in
+        // Compose (`ports: ["8000"]`); isolation leaves only such ports (`--publish-ports`).
+        port_bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: Some(p.published.clone().unwrap_or_default()),
+            });
     }
 
     let network_keys: Vec<String> = if service.networks.is_empty() {
@@ -371,7 +371,16 @@ mod tests {
             ])
         );
         let host = body.host_config.unwrap();
-        assert_eq!(host.port_bindings, None, "no published ports, no bindings");
+        let bindings = host.port_bindings.clone().expect("ports are bound");
+        assert_eq!(
+            bindings["8000/tcp"],
+            Some(vec![PortBinding {
+                host_ip: None,
+                host_port: Some(String::new())
+            }]),
+            "a port without a host port is published on an ephemeral host port"
+        );
+        assert_eq!(bindings.len(), 1, "exposed-only ports are not published");
         let mounts = host.mounts.unwrap();
         assert_eq!(mounts[0].source.as_deref(), Some("p-g1_data"));
         assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
