@@ -144,6 +144,37 @@ fn load_staged(staged: &Staged, profiles: &[&str]) -> Project {
     loaded.project
 }
 
+/// Companion files that depend on services only their main file defines: Docker Compose v2
+/// refuses each alone (`service "test" depends on undefined service "redis"`), and so do
+/// we; `layered_corpus_files_agree_with_docker_compose_v1` loads them on top of their main
+/// file.
+const REFUSED_ALONE: &[(&str, &str)] = &[
+    (
+        "mozilla__kitsune__docker__docker-compose.ci.yml",
+        "service \"test\" depends on undefined service",
+    ),
+    (
+        "taigaio__taiga-docker__docker-compose-inits.yml",
+        "service \"taiga-manage\" depends on undefined service \"taiga-db\"",
+    ),
+];
+
+/// Whether `name` is refused alone; if so, check that loading it fails for that reason.
+fn refused_alone(name: &str, staged: &Staged) -> bool {
+    let Some((_, reason)) = REFUSED_ALONE.iter().find(|(f, _)| *f == name) else {
+        return false;
+    };
+    let opts = ComposeOptions {
+        files: staged.files.clone(),
+        ..ComposeOptions::default()
+    };
+    let err = load(&opts, &minimal_env(staged.dir.path()), staged.dir.path())
+        .err()
+        .unwrap_or_else(|| panic!("{name}: loaded alone, but Compose v2 refuses it"));
+    assert!(err.to_string().contains(reason), "{name}: {err}");
+    true
+}
+
 #[test]
 fn every_corpus_file_loads_and_isolates_into_disjoint_groups() {
     for corpus_file in corpus_files() {
@@ -153,6 +184,9 @@ fn every_corpus_file_loads_and_isolates_into_disjoint_groups() {
             .to_string_lossy()
             .into_owned();
         let staged = stage(&[(&corpus_file, "docker-compose.yml")]);
+        if refused_alone(&name, &staged) {
+            continue;
+        }
         let project = load_staged(&staged, &[]);
         assert!(!project.services.is_empty(), "{name}: no services");
         let mut containers = HashSet::new();
@@ -439,6 +473,9 @@ fn each_corpus_file_agrees_with_docker_compose_v1() {
             .to_string_lossy()
             .into_owned();
         let staged = stage(&[(&corpus_file, "docker-compose.yml")]);
+        if refused_alone(&name, &staged) {
+            continue;
+        }
         compared += compare_with_v1(&name, &staged);
     }
     eprintln!("{compared} services agree with docker-compose config");
