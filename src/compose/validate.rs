@@ -18,11 +18,18 @@ pub(crate) fn validate(
     locate: &dyn Fn(&[&str], String) -> ComposeError,
 ) -> Result<(), ComposeError> {
     for svc in project.services.values() {
-        if svc.image.is_none() && svc.build.is_none() {
+        // An empty `image:` (typically `${IMAGE}` with IMAGE unset) counts as none, as in
+        // Compose.
+        if svc.image.as_deref().map_or(true, str::is_empty) && svc.build.is_none() {
+            let hint = if svc.image.is_some() {
+                " (its `image:` is empty: is the variable it names unset?)"
+            } else {
+                ""
+            };
             return Err(locate(
                 &["services", &svc.name],
                 format!(
-                    "service {:?} has neither an image nor a build context specified: add `image:` or `build:`",
+                    "service {:?} has neither an image nor a build context specified{hint}: add `image:` or `build:`",
                     svc.name
                 ),
             ));
