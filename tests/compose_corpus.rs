@@ -18,8 +18,9 @@ use compose_shard::config::ComposeOptions;
 use corpus_support::{corpus_dir, corpus_files, stage, Staged};
 use serde_yaml::{Mapping, Value};
 
-fn minimal_env(home: &Path) -> HashMap<String, String> {
-    HashMap::from([("HOME".to_string(), home.display().to_string())])
+fn minimal_env(staged: &Staged) -> HashMap<String, String> {
+    let home = ("HOME".to_string(), staged.dir.path().display().to_string());
+    staged.env.iter().cloned().chain([home]).collect()
 }
 
 fn load_staged(staged: &Staged, profiles: &[&str]) -> Project {
@@ -28,7 +29,7 @@ fn load_staged(staged: &Staged, profiles: &[&str]) -> Project {
         profiles: profiles.iter().map(|p| p.to_string()).collect(),
         ..ComposeOptions::default()
     };
-    let loaded = load(&opts, &minimal_env(staged.dir.path()), staged.dir.path())
+    let loaded = load(&opts, &minimal_env(staged), staged.dir.path())
         .unwrap_or_else(|e| panic!("{}: {e}", staged.files[0].display()));
     // Every key real projects use is either understood or knowingly unsupported.
     for w in &loaded.warnings {
@@ -65,7 +66,7 @@ fn refused_alone(name: &str, staged: &Staged) -> bool {
         files: staged.files.clone(),
         ..ComposeOptions::default()
     };
-    let err = load(&opts, &minimal_env(staged.dir.path()), staged.dir.path())
+    let err = load(&opts, &minimal_env(staged), staged.dir.path())
         .err()
         .unwrap_or_else(|| panic!("{name}: loaded alone, but Compose v2 refuses it"));
     assert!(err.to_string().contains(reason), "{name}: {err}");
@@ -284,7 +285,8 @@ fn compare_with_v1(name: &str, staged: &Staged) -> usize {
     command
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("HOME", staged.dir.path());
+        .env("HOME", staged.dir.path())
+        .envs(staged.env.iter().map(|(k, v)| (k, v)));
     for (i, (file, raw)) in staged.files.iter().zip(&staged.raws).enumerate() {
         // Written as JSON (which is YAML) so that strings like "yes" stay strings for v1's
         // YAML 1.1 parser.

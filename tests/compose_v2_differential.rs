@@ -262,16 +262,6 @@ fn compare_config(
     Ok(theirs.len())
 }
 
-/// Variables a corpus file needs before Compose v2 loads it (given to both tools).
-const CORPUS_ENV: &[(&str, &[(&str, &str)])] = &[(
-    // `image: "$SNUBA_IMAGE"`: empty, Compose refuses the services.
-    "getsentry__snuba__docker-compose.gcb.yml",
-    &[
-        ("SNUBA_IMAGE", "getsentry/snuba:ci"),
-        ("SNUBA_SETTINGS", "test"),
-    ],
-)];
-
 /// Corpus files Compose v2 refuses on their own, with the reason it gives.
 const V2_REFUSES: &[(&str, &str)] = &[
     (
@@ -297,11 +287,12 @@ fn corpus_files_agree_with_compose_v2() {
             .into_owned();
         let staged = corpus_support::stage(&[(&corpus_file, "docker-compose.yml")]);
         let dir = staged.files[0].parent().unwrap();
-        let env = CORPUS_ENV
+        let env: Vec<(&str, &str)> = staged
+            .env
             .iter()
-            .find(|(f, _)| *f == name)
-            .map_or(&[][..], |(_, e)| *e);
-        match compare_config(&name, dir, &["docker-compose.yml"], env) {
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        match compare_config(&name, dir, &["docker-compose.yml"], &env) {
             Ok(n) => compared += n,
             Err(reason) => {
                 let expected = V2_REFUSES.iter().find(|(f, _)| *f == name);

@@ -9,6 +9,16 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
+/// Variables a corpus file needs before Compose v2 loads it.
+pub const CORPUS_ENV: &[(&str, &[(&str, &str)])] = &[(
+    // `image: "$SNUBA_IMAGE"`: empty, Compose v2 refuses the services.
+    "getsentry__snuba__docker-compose.gcb.yml",
+    &[
+        ("SNUBA_IMAGE", "getsentry/snuba:ci"),
+        ("SNUBA_SETTINGS", "test"),
+    ],
+)];
+
 pub fn corpus_dir() -> PathBuf {
     let shared = std::env::var_os("COMPOSE_SHARD_SHARED")
         .map(PathBuf::from)
@@ -39,6 +49,9 @@ pub fn corpus_files() -> Vec<PathBuf> {
 
 /// A temporary project directory holding copies of corpus files and stand-ins.
 pub struct Staged {
+    /// Variables the staged files need before Docker Compose v2 loads them ([`CORPUS_ENV`]);
+    /// every tool under test gets them.
+    pub env: Vec<(String, String)>,
     pub dir: tempfile::TempDir,
     /// The copies, in merge order (the first one's directory is the project directory).
     pub files: Vec<PathBuf>,
@@ -67,7 +80,15 @@ pub fn stage(files: &[(&Path, &str)]) -> Staged {
         copies.push(file);
         raws.push(raw);
     }
+    let env = files
+        .iter()
+        .filter_map(|(f, _)| f.file_name().and_then(|n| n.to_str()))
+        .filter_map(|n| CORPUS_ENV.iter().find(|(f, _)| *f == n))
+        .flat_map(|(_, vars)| vars.iter())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Staged {
+        env,
         dir,
         files: copies,
         raws,
