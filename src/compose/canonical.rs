@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 use serde_yaml::{Mapping, Value};
 
 use super::environment::{env_file_list, resolve_environment};
+use super::files::{service_entries, Kind};
 use super::model::*;
 use super::ports::{parse_expose, parse_port};
 use super::values::{
@@ -29,6 +30,10 @@ pub(crate) struct Context<'a> {
     pub lookup: &'a dyn Fn(&str) -> Option<String>,
     /// Warnings collected for the user.
     pub warnings: &'a mut Vec<String>,
+    /// Top-level `secrets:` definitions by name.
+    pub secrets: &'a IndexMap<String, ServiceFile>,
+    /// Top-level `configs:` definitions by name.
+    pub configs: &'a IndexMap<String, ServiceFile>,
 }
 
 /// Keys that are valid Compose but not acted on: each use is reported.
@@ -41,8 +46,6 @@ const UNSUPPORTED: &[&str] = &[
     "dns_opt",
     "devices",
     "security_opt",
-    "secrets",
-    "configs",
     "external_links",
     "ipc",
     "pid",
@@ -177,6 +180,8 @@ pub(crate) fn service(
                     .map(|(k, v)| (k, v.unwrap_or_default()))
                     .collect()
             }
+            "secrets" => svc.secrets = service_entries(Kind::Secret, name, v, ctx.secrets)?,
+            "configs" => svc.configs = service_entries(Kind::Config, name, v, ctx.configs)?,
             "volumes_from" => {
                 volumes_from = string_list(key, v)?;
                 ctx.warnings.push(format!(

@@ -190,8 +190,15 @@ pub(crate) fn merge_top(base: &mut Mapping, over: &Mapping) {
         match (name, base.get_mut(key), value) {
             ("services", Some(Value::Mapping(old)), Value::Mapping(new)) => {
                 for (svc, def) in new {
-                    match (old.get_mut(svc), def) {
-                        (Some(Value::Mapping(o)), Value::Mapping(n)) => merge_service(o, n),
+                    match (tag_of(def).as_deref(), old.get_mut(svc), def) {
+                        // `web: !reset` removes the service; `!override` replaces it.
+                        (Some("reset"), _, _) => {
+                            old.remove(svc);
+                        }
+                        (Some("override"), _, _) => {
+                            old.insert(svc.clone(), untag_ref(def).clone());
+                        }
+                        (_, Some(Value::Mapping(o)), Value::Mapping(n)) => merge_service(o, n),
                         _ => {
                             old.insert(svc.clone(), def.clone());
                         }

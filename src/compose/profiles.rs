@@ -13,11 +13,12 @@ use super::model::Service;
 /// Keep services whose profiles are all inactive out of the project (`*` enables all).
 /// `enable` names services (the test service, `--with-service`) whose profiles are added
 /// to the active ones; names that are not services are left for the caller to report.
+/// Returns the services left out with their profiles, for messages.
 pub(crate) fn apply_profiles(
     services: &mut IndexMap<String, Service>,
     profiles: &[String],
     enable: &[String],
-) {
+) -> IndexMap<String, Vec<String>> {
     let mut active: HashSet<&str> = profiles.iter().map(String::as_str).collect();
     let all = active.contains("*");
     let is_enabled = |s: &Service, active: &HashSet<&str>| {
@@ -36,9 +37,11 @@ pub(crate) fn apply_profiles(
         .filter(|s| !is_enabled(s, &active))
         .map(|s| s.name.clone())
         .collect();
-    for name in &disabled {
-        services.shift_remove(name);
-    }
+    disabled
+        .iter()
+        .filter_map(|name| services.shift_remove(name))
+        .map(|s| (s.name, s.profiles))
+        .collect()
 }
 
 #[cfg(test)]
