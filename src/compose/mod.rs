@@ -25,6 +25,7 @@ mod source;
 mod toplevel;
 mod values;
 mod volumes;
+mod yaml_scan;
 
 pub use error::ComposeError;
 pub use isolate::{isolate, Isolation};
