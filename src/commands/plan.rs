@@ -71,17 +71,31 @@ fn load_settings(dir: &Path) -> Result<Settings, Error> {
 }
 
 fn read_tests(path: &Path) -> Result<Vec<String>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
         action: "read",
         path: path.to_path_buf(),
         source,
     })?;
-    plan::parse_collect_output(&text).map_err(|source| {
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::Usage(format!(
+            "test list {}: byte {} is not UTF-8 text; pass the output of `pytest --collect-only -q` (node ids one per line)",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    let tests = plan::parse_collect_output(&text).map_err(|source| {
         Error::Plan(PlanError::TestList {
             file: path.display().to_string(),
             source,
         })
-    })
+    })?;
+    if tests.is_empty() {
+        return Err(Error::Usage(format!(
+            "test list {} holds no pytest node ids (lines like `tests/test_x.py::test_a`); pass the output of `pytest --collect-only -q`",
+            path.display()
+        )));
+    }
+    Ok(tests)
 }
 
 /// Start one isolated environment, collect there, remove it. Progress goes to stderr, so

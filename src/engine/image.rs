@@ -145,7 +145,11 @@ impl DockerEngine {
             .t(&tag)
             .dockerfile(build.dockerfile.as_deref().unwrap_or("Dockerfile"))
             .buildargs(&args)
-            .rm(true);
+            // `rm` removes the steps' containers after a successful build; `forcerm` also
+            // after a failed one, whose step container would otherwise stay behind without
+            // any compose-shard label, out of `clean`'s reach.
+            .rm(true)
+            .forcerm(true);
         if let Some(target) = &build.target {
             options = options.target(target);
         }

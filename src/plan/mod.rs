@@ -22,7 +22,7 @@ pub use id_match::{match_ids, IdMatch};
 pub use model::{GroupPlan, Plan, PLAN_VERSION};
 pub use node_id::{class_of, module_of, unit_of};
 pub use render::{render_github_matrix, render_text};
-pub use split::{split, to_micros};
+pub use split::{split, to_micros, MAX_GROUPS};
 pub use timings::{RunTimings, TIMINGS_FILE};
 
 /// Errors from planning.
@@ -31,6 +31,9 @@ pub enum PlanError {
     /// No groups requested.
     #[error("--groups must be 1 or more")]
     NoGroups,
+    /// More groups requested than [`MAX_GROUPS`].
+    #[error("--groups {0} is more than {max}, the most compose-shard plans; each group is a full copy of the compose project (or a CI runner), so use fewer groups", max = split::MAX_GROUPS)]
+    TooManyGroups(usize),
     /// A durations file is not in pytest-split's format.
     #[error(
         "durations file {file}: {source}; fix it or delete it (it is rebuilt by --store-durations)"
