@@ -189,3 +189,80 @@ services:
     }
     assert_eq!(leftovers(&run_id), Vec::<String>::new());
 }
+
+/// `secrets:` and `configs:` reach the test container where Compose mounts them: a file
+/// secret at `/run/secrets/<name>` (read-only), an `environment:` secret, and a config with
+/// `content:` at its `target`.
+#[test]
+fn secrets_and_configs_are_where_compose_puts_them() {
+    require_docker_and_images();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api_token.txt"), "s3cr3t-file\n").unwrap();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        r#"
+services:
+  tests:
+    image: compose-shard-fixtures/python:3.11
+    working_dir: /code
+    volumes: [".:/code"]
+    secrets:
+      - api_token
+      - source: db_password
+        target: db.pass
+    configs:
+      - source: app_settings
+        target: /etc/app/settings.ini
+secrets:
+  api_token:
+    file: ./api_token.txt
+  db_password:
+    environment: CS_TEST_DB_PASSWORD
+configs:
+  app_settings:
+    content: |
+      [app]
+      mode = testing
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("tests")).unwrap();
+    std::fs::write(
+        dir.path().join("tests/test_files.py"),
+        r#"import os
+
+
+def test_file_secret():
+    assert open("/run/secrets/api_token").read() == "s3cr3t-file\n"
+
+
+def test_environment_secret_with_relative_target():
+    assert open("/run/secrets/db.pass").read() == "from-the-environment"
+
+
+def test_config_content_at_its_target():
+    assert "mode = testing" in open("/etc/app/settings.ini").read()
+
+
+def test_file_secret_is_read_only():
+    try:
+        open("/run/secrets/api_token", "w")
+    except OSError:
+        return
+    raise AssertionError("a secret must not be writable")
+"#,
+    )
+    .unwrap();
+    let child = binary()
+        .current_dir(dir.path())
+        .env("CS_TEST_DB_PASSWORD", "from-the-environment")
+        .args(["run", "--progress", "plain", "-s", "tests", "--groups", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_limited(child, std::time::Duration::from_secs(600));
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("4 passed"), "{all}");
+}

@@ -154,6 +154,7 @@ fn collect_in_docker(
         no_build: false,
         poll: Duration::from_millis(500),
         collect_only: true,
+        files: super::run::file_mounts(project)?,
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
         action: "start the async runtime for",

@@ -74,6 +74,18 @@ pub fn auto_groups() -> usize {
     mem_groups.max(1)
 }
 
+/// Every service's `secrets:` and `configs:` files, checked before any container exists
+/// (a missing file or unset variable is a configuration error).
+pub(super) fn file_mounts(
+    project: &Project,
+) -> Result<HashMap<String, Vec<compose::FileMount>>, Error> {
+    project
+        .services
+        .values()
+        .map(|s| Ok((s.name.clone(), compose::file_mounts(project, s)?)))
+        .collect()
+}
+
 /// A short id, unique per run: part of every engine-side name and label.
 pub(super) fn run_id() -> String {
     use sha2::{Digest, Sha256};
@@ -321,6 +333,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             no_build: cfg.no_build,
             poll: Duration::from_millis(500),
             collect_only: false,
+            files: file_mounts(&project)?,
         },
         source,
         plan_file,

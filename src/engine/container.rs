@@ -17,7 +17,7 @@ use super::container_spec::{plan_container, ContainerOverrides};
 use super::error::EngineError;
 use super::extract::extract_tar;
 use super::types::{ContainerStatus, ExecOutcome, Health};
-use crate::compose::{Project, Service};
+use crate::compose::{FileMount, FileMountSource, Project, Service};
 
 /// A command to run in a running container.
 #[derive(Debug, Clone, Default)]
@@ -65,7 +65,58 @@ impl DockerEngine {
                     "connect container {name} to network {network}"
                 )))?;
         }
+        for file in &overrides.files {
+            if let FileMountSource::Content(bytes) = &file.source {
+                self.upload_file(&name, file, bytes).await?;
+            }
+        }
         Ok(name)
+    }
+
+    /// Copy one `secrets:`/`configs:` content into a created container, with its mode and
+    /// numeric owner.
+    async fn upload_file(
+        &self,
+        container: &str,
+        file: &FileMount,
+        content: &[u8],
+    ) -> Result<(), EngineError> {
+        let io_err = |source| EngineError::Io {
+            action: format!("build a tar archive of {} for", file.name),
+            path: file.target.clone().into(),
+            source,
+        };
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(file.mode);
+        header.set_size(content.len() as u64);
+        header.set_uid(
+            file.uid
+                .as_deref()
+                .and_then(|u| u.parse().ok())
+                .unwrap_or(0),
+        );
+        header.set_gid(
+            file.gid
+                .as_deref()
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(0),
+        );
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_data(&mut header, file.target.trim_start_matches('/'), content)
+            .map_err(io_err)?;
+        let archive = builder.into_inner().map_err(io_err)?;
+        self.docker
+            .upload_to_container(
+                container,
+                Some(UploadToContainerOptionsBuilder::new().path("/").build()),
+                bollard::body_full(archive.into()),
+            )
+            .await
+            .map_err(EngineError::api(format!(
+                "copy {} to {} in container {container}",
+                file.name, file.target
+            )))
     }
 
     /// Start a created container.

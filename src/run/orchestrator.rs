@@ -182,6 +182,7 @@ struct GroupContext<'a, B: Backend> {
 fn container_overrides(spec: &RunSpec, images: &Images, service: &Service) -> ContainerOverrides {
     let mut o = ContainerOverrides {
         image: images.tags.get(&service.name).cloned(),
+        files: spec.files.get(&service.name).cloned().unwrap_or_default(),
         ..Default::default()
     };
     if service.name != spec.test_service {

@@ -116,6 +116,7 @@ fn project(group: usize, groups: usize, redis_required: bool) -> Project {
 fn spec(groups: &[usize], total: usize, out: &std::path::Path) -> RunSpec {
     RunSpec {
         collect_only: false,
+        files: Default::default(),
         run_id: RUN.into(),
         projects: groups.iter().map(|g| project(*g, total, true)).collect(),
         test_service: "app".into(),
