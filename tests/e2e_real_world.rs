@@ -31,6 +31,51 @@ fn testcases(junit: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Docker Compose v2's binary (installed by `ci/compose-v2`; fails, never skips, without it).
+fn compose_v2() -> String {
+    if let Ok(path) = std::env::var("COMPOSE_V2") {
+        return path;
+    }
+    let out = Command::new(crate_root().join("ci/compose-v2"))
+        .output()
+        .expect("run ci/compose-v2");
+    assert!(out.status.success(), "ci/compose-v2 failed: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The services `docker compose run --rm SERVICE` starts, from Compose v2's dry run: the
+/// dependencies it creates, plus the service itself.
+fn compose_v2_run_services(dir: &Path, service: &str) -> BTreeSet<String> {
+    let project = "csdiff";
+    let out = Command::new(compose_v2())
+        .current_dir(dir)
+        .envs(FIXTURE_ENV)
+        .args(["-p", project, "--dry-run", "run", "--rm", "-T", service, "true"])
+        .output()
+        .unwrap();
+    let all = text(&out);
+    let mut services: BTreeSet<String> = all
+        .lines()
+        .filter_map(|l| l.split_once(&format!("Container {project}-"))?.1.split_once("-1 "))
+        .map(|(svc, _)| svc.to_string())
+        .collect();
+    assert!(!services.is_empty() || all.contains("Creating"), "{all}");
+    services.insert(service.to_string());
+    services
+}
+
+/// The services a run started, from the containers it removed (`<project>-<svc>-1`).
+fn started_services(output: &str, run_id: &str) -> BTreeSet<String> {
+    output
+        .split(", ")
+        .flat_map(|part| part.split_whitespace())
+        .filter_map(|word| {
+            let rest = word.split_once(&format!("-{run_id}-g1-"))?.1;
+            rest.strip_suffix("-1").map(str::to_string)
+        })
+        .collect()
+}
+
 #[test]
 fn real_world_stack_passes_unchanged_in_three_groups() {
     require_docker_and_images();
@@ -39,6 +84,8 @@ fn real_world_stack_passes_unchanged_in_three_groups() {
     let output = run_to_end(
         stack.path(),
         &[
+            "-s",
+            "app",
             "--groups",
             "3",
             "--out",
@@ -76,6 +123,13 @@ fn real_world_stack_passes_unchanged_in_three_groups() {
     );
     let run_id = run_id_of(&String::from_utf8_lossy(&output.stderr));
     assert_eq!(leftovers(&run_id), Vec::<String>::new());
+
+    // What a group started is what `docker compose run --rm app` starts (Compose v2).
+    assert_eq!(
+        started_services(&all, &run_id),
+        compose_v2_run_services(stack.path(), "app"),
+        "{all}"
+    );
 }
 
 /// The broker's probe fails and its interval is 30 s, but nothing declared
@@ -89,7 +143,7 @@ fn a_failing_healthcheck_nobody_waits_for_does_not_fail_the_run() {
     let child = binary()
         .current_dir(stack.path())
         .env("BROKER_PROBE", "false")
-        .args(["run", "--progress", "plain", "--groups", "1"])
+        .args(["run", "--progress", "plain", "-s", "app", "--groups", "1"])
         .args(["--ready-timeout", "20s", "--out", out.to_str().unwrap()])
         .args(["--", "pytest", "-k", "not unstable"])
         .stdout(std::process::Stdio::piped())
