@@ -184,8 +184,9 @@ impl DockerEngine {
         Ok(code)
     }
 
-    /// One file of a container (running or stopped), or `None` if it does not exist.
-    pub async fn read_file(
+    /// The tar archive of `path` in a container (running or stopped), `None` if the path
+    /// does not exist.
+    async fn download_archive(
         &self,
         container: &str,
         path: &str,
@@ -212,6 +213,18 @@ impl DockerEngine {
                 }
             }
         }
+        Ok(Some(archive))
+    }
+
+    /// One file of a container (running or stopped), or `None` if it does not exist.
+    pub async fn read_file(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let Some(archive) = self.download_archive(container, path).await? else {
+            return Ok(None);
+        };
         let io_err = |source| EngineError::Io {
             action: format!("read the archive of {path} from container {container}:"),
             path: path.into(),
@@ -390,21 +403,17 @@ impl DockerEngine {
         path: &str,
         target: &Path,
     ) -> Result<Vec<std::path::PathBuf>, EngineError> {
-        let mut stream = self.docker.download_from_container(
-            container,
-            Some(
-                DownloadFromContainerOptionsBuilder::new()
-                    .path(path)
-                    .build(),
-            ),
-        );
-        let mut archive = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(EngineError::api(format!(
-                "copy {path} out of container {container}"
-            )))?;
-            archive.extend_from_slice(&chunk);
-        }
+        let archive = self
+            .download_archive(container, path)
+            .await?
+            .ok_or_else(|| {
+                EngineError::api(format!("copy {path} out of container {container}"))(
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        message: format!("{path} does not exist in the container"),
+                    },
+                )
+            })?;
         extract_tar(&archive[..], target, 1).map_err(|e| e.into_engine_error(container))
     }
 }

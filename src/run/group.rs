@@ -168,45 +168,28 @@ async fn start_test_container<B: Backend>(backend: &B, container: &str) -> Resul
         .map_err(|e| crate::errors::render_chain(&e))
 }
 
-/// Run the group's tests in its created (not yet started) test container.
-pub async fn run_tests<B: Backend>(
+/// How the test container's run ended, as [`watch`] saw it.
+struct Watched<'a> {
+    followed: Result<(), crate::engine::EngineError>,
+    tracker: OutputTracker<'a>,
+    handed: Result<Option<(GroupTests, Instant)>, String>,
+    exit: Result<Option<i64>, crate::engine::EngineError>,
+    timed_out: bool,
+}
+
+/// Follow the started test container until it stops: its output through `tracker`, its
+/// collection handed over as it arrives, `--timeout` enforced by killing it.
+async fn watch<'a, B: Backend>(
     backend: &B,
     spec: &RunSpec,
     group: usize,
     container: &str,
     coordinator: &Coordinator,
-    events: &EventSink,
-) -> TestPhaseOutcome {
-    let group_dir = spec.out_dir.join(format!("g{group}"));
-    let mut outcome = TestPhaseOutcome::default();
-    if let Err(e) = std::fs::create_dir_all(&group_dir) {
-        outcome.status =
-            GroupStatus::EnvironmentError(format!("failed to create {}: {e}", group_dir.display()));
-        return outcome;
-    }
-    if let Err(reason) = start_test_container(backend, container).await {
-        outcome.status = GroupStatus::EnvironmentError(reason);
-        return outcome;
-    }
-    outcome.started = Some(Instant::now());
-    events.emit(Event::Phase {
-        group,
-        phase: Phase::Collecting,
-    });
-
+    mut tracker: OutputTracker<'a>,
+) -> Watched<'a> {
+    let events = tracker.events;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut tracker = OutputTracker {
-        group,
-        log: std::fs::File::create(group_dir.join("output.log")).ok(),
-        partial: Vec::new(),
-        counts: TestCounts::default(),
-        ran: Vec::new(),
-        missing: Vec::new(),
-        collection_errors: None,
-        collected: Some(tx),
-        tail: Default::default(),
-        events,
-    };
+    tracker.collected = Some(tx);
     let follow = async move {
         let result = backend
             .follow_logs(container, &mut |chunk| tracker.feed(chunk))
@@ -263,6 +246,60 @@ pub async fn run_tests<B: Backend>(
             work.await
         }
     };
+    Watched {
+        followed,
+        tracker,
+        handed,
+        exit,
+        timed_out,
+    }
+}
+
+/// Run the group's tests in its created (not yet started) test container.
+pub async fn run_tests<B: Backend>(
+    backend: &B,
+    spec: &RunSpec,
+    group: usize,
+    container: &str,
+    coordinator: &Coordinator,
+    events: &EventSink,
+) -> TestPhaseOutcome {
+    let group_dir = spec.out_dir.join(format!("g{group}"));
+    let mut outcome = TestPhaseOutcome::default();
+    if let Err(e) = std::fs::create_dir_all(&group_dir) {
+        outcome.status =
+            GroupStatus::EnvironmentError(format!("failed to create {}: {e}", group_dir.display()));
+        return outcome;
+    }
+    if let Err(reason) = start_test_container(backend, container).await {
+        outcome.status = GroupStatus::EnvironmentError(reason);
+        return outcome;
+    }
+    outcome.started = Some(Instant::now());
+    events.emit(Event::Phase {
+        group,
+        phase: Phase::Collecting,
+    });
+
+    let tracker = OutputTracker {
+        group,
+        log: std::fs::File::create(group_dir.join("output.log")).ok(),
+        partial: Vec::new(),
+        counts: TestCounts::default(),
+        ran: Vec::new(),
+        missing: Vec::new(),
+        collection_errors: None,
+        collected: None,
+        tail: Default::default(),
+        events,
+    };
+    let Watched {
+        followed,
+        tracker,
+        handed,
+        exit,
+        timed_out,
+    } = watch(backend, spec, group, container, coordinator, tracker).await;
     outcome.exited = Some(Instant::now());
     outcome.counts = tracker.counts.clone();
     outcome.ran = tracker.ran.clone();
@@ -290,7 +327,7 @@ pub async fn run_tests<B: Backend>(
         backend,
         container,
         &tracker,
-        timed_out.then_some(limit).flatten(),
+        timed_out.then_some(spec.timeout).flatten(),
         followed.map_err(|e| crate::errors::render_chain(&e)),
         handed,
         exit.map_err(|e| crate::errors::render_chain(&e)),

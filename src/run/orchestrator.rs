@@ -222,6 +222,15 @@ fn offset(run_started: Instant, at: Instant) -> f64 {
     at.saturating_duration_since(run_started).as_secs_f64()
 }
 
+/// A phase from `start` to `end`, on the run's time axis.
+fn span(run_started: Instant, name: &'static str, start: Instant, end: Instant) -> PhaseSpan {
+    PhaseSpan {
+        name,
+        start: offset(run_started, start),
+        end: offset(run_started, end),
+    }
+}
+
 /// One group: start its environment, run the tests, tear down. Never fails: what went
 /// wrong is in the report.
 async fn run_group<B: Backend>(
@@ -249,11 +258,9 @@ async fn run_group<B: Backend>(
     let teardown = Instant::now();
     tear_down(cx, project, group).await;
     report.teardown_seconds = teardown.elapsed().as_secs_f64();
-    report.phases.push(PhaseSpan {
-        name: "teardown",
-        start: offset(cx.run_started, teardown),
-        end: offset(cx.run_started, Instant::now()),
-    });
+    report
+        .phases
+        .push(span(cx.run_started, "teardown", teardown, Instant::now()));
     cx.events.emit(Event::Phase {
         group,
         phase: Phase::Done,
@@ -290,16 +297,12 @@ async fn start_and_test<B: Backend>(
     let ready = Instant::now();
     let all_started = env.all_started.unwrap_or(ready);
     report.create_seconds = all_started.duration_since(started).as_secs_f64();
-    report.phases.push(PhaseSpan {
-        name: "environment",
-        start: offset(cx.run_started, started),
-        end: offset(cx.run_started, all_started),
-    });
-    report.phases.push(PhaseSpan {
-        name: "readiness",
-        start: offset(cx.run_started, all_started),
-        end: offset(cx.run_started, ready),
-    });
+    report
+        .phases
+        .push(span(cx.run_started, "environment", started, all_started));
+    report
+        .phases
+        .push(span(cx.run_started, "readiness", all_started, ready));
     let service = &project.services[&spec.test_service];
     let container = cx
         .backend
@@ -319,23 +322,20 @@ async fn start_and_test<B: Backend>(
     let exited = outcome.exited.unwrap_or_else(Instant::now);
     report.setup_seconds = test_start.duration_since(started).as_secs_f64();
     report.test_seconds = exited.saturating_duration_since(test_start).as_secs_f64();
-    report.phases.push(PhaseSpan {
-        name: "collection",
-        start: offset(cx.run_started, outcome.started.unwrap_or(ready)),
-        end: offset(cx.run_started, test_start),
-    });
+    report.phases.push(span(
+        cx.run_started,
+        "collection",
+        outcome.started.unwrap_or(ready),
+        test_start,
+    ));
     if outcome.tests_delivered.is_some() {
-        report.phases.push(PhaseSpan {
-            name: "tests",
-            start: offset(cx.run_started, test_start),
-            end: offset(cx.run_started, exited),
-        });
+        report
+            .phases
+            .push(span(cx.run_started, "tests", test_start, exited));
     }
-    report.phases.push(PhaseSpan {
-        name: "results",
-        start: offset(cx.run_started, exited),
-        end: offset(cx.run_started, Instant::now()),
-    });
+    report
+        .phases
+        .push(span(cx.run_started, "results", exited, Instant::now()));
     report.status = outcome.status;
     report.counts = outcome.counts;
     report.pytest_exit = outcome.pytest_exit;
