@@ -138,6 +138,15 @@ fn real_world_stack_passes_unchanged_in_three_groups() {
     let run_id = run_id_of(&String::from_utf8_lossy(&output.stderr));
     assert_eq!(leftovers(&run_id), Vec::<String>::new());
 
+    // The timeline shows every phase, image preparation and collection included.
+    let timeline = std::fs::read_to_string(out.join("timeline.html")).unwrap();
+    for phase in ["images", "environment", "collection", "tests", "teardown"] {
+        assert!(
+            timeline.contains(&format!("group 1: {phase} ")),
+            "no {phase} phase in the timeline"
+        );
+    }
+
     // What a group started is what `docker compose run --rm app` starts (Compose v2).
     assert_eq!(
         started_services(&all, &run_id),
@@ -157,7 +166,7 @@ fn a_failing_healthcheck_nobody_waits_for_does_not_fail_the_run() {
     let child = binary()
         .current_dir(stack.path())
         .env("BROKER_PROBE", "false")
-        .args(["run", "--progress", "plain", "-s", "app", "--groups", "1"])
+        .args(["run", "--progress", "plain", "-s", "app"])
         .args(["--ready-timeout", "20s", "--out", out.to_str().unwrap()])
         .args(["--", "pytest", "-k", "not unstable"])
         .stdout(std::process::Stdio::piped())
@@ -165,7 +174,13 @@ fn a_failing_healthcheck_nobody_waits_for_does_not_fail_the_run() {
         .spawn()
         .unwrap();
     let output = wait_limited(child, std::time::Duration::from_secs(600));
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    // No --groups and no recorded durations: auto runs one group and says why.
+    assert!(
+        all.contains("auto chose 1 group: no recorded durations"),
+        "{all}"
+    );
 }
 
 fn write_stack(dir: &Path, compose: &str) {
