@@ -129,6 +129,8 @@ pub struct RunConfig {
     pub compose: ComposeOptions,
     /// `--service`.
     pub service: Option<String>,
+    /// `--with-service` (repeatable).
+    pub with_services: Vec<String>,
     /// `--groups` (None: from pyproject.toml or 1... decided by the command).
     pub groups: Option<GroupsSetting>,
     /// `--only`.

@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::selection::{load, select};
 use crate::compose::{self, Isolation, Project};
-use crate::config::{ComposeOptions, ConfigCommand, OutputFormat};
+use crate::config::{ConfigCommand, OutputFormat};
 use crate::errors::{Error, ExitCode};
-use crate::pyproject::Settings;
 
 /// Execute `compose-shard config`.
 pub fn execute(cfg: ConfigCommand) -> Result<ExitCode, Error> {
@@ -29,19 +29,6 @@ pub fn execute(cfg: ConfigCommand) -> Result<ExitCode, Error> {
     Ok(ExitCode::Success)
 }
 
-/// Load the project and print the loader's warnings.
-fn load(
-    opts: &ComposeOptions,
-    env: &HashMap<String, String>,
-    cwd: &Path,
-) -> Result<Project, Error> {
-    let loaded = compose::load(opts, env, cwd)?;
-    for w in &loaded.warnings {
-        eprintln!("warning: {w}");
-    }
-    Ok(loaded.project)
-}
-
 /// What group `group` of `groups` starts: the test service's `depends_on` closure plus the
 /// `--with-service`s (else `with-services` of pyproject.toml), restricted and isolated.
 /// Naming a service whose profiles are inactive enables them, as `docker compose run` does.
@@ -51,54 +38,22 @@ fn group_project(
     env: &HashMap<String, String>,
     cwd: &Path,
 ) -> Result<Project, Error> {
-    let mut opts = cfg.compose.clone();
-    opts.enable_services.extend(cfg.service.iter().cloned());
-    opts.enable_services
-        .extend(cfg.with_services.iter().cloned());
-    let mut project = load(&opts, env, cwd)?;
-    let settings = Settings::load(&project.project_dir).map_err(|e| Error::Usage(e.to_string()))?;
-    let with_services = if cfg.with_services.is_empty() {
-        settings.with_services.clone()
-    } else {
-        cfg.with_services.clone()
-    };
-    let named: Vec<String> = settings
-        .service
-        .iter()
-        .chain(&with_services)
-        .cloned()
-        .collect();
-    if named.iter().any(|n| !opts.enable_services.contains(n)) {
-        // pyproject.toml is found through the loaded project: load again so that the
-        // services it names get their profiles enabled too.
-        opts.enable_services.extend(named);
-        project = compose::load(&opts, env, cwd)?.project;
-    }
-    let test_service = match compose::select_test_service(
-        &project,
+    let selection = select(
+        &cfg.compose,
         cfg.service.as_deref(),
-        settings.service.as_deref(),
-    ) {
-        Ok(s) => Some(s),
-        // Printing a group's project is still useful without a test service.
-        Err(e) if cfg.service.is_none() && settings.service.is_none() => {
-            eprintln!("warning: {e}; printing every service of the project");
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(test) = &test_service {
-        let keep = compose::run_closure(&project, test, &with_services)?;
-        project = compose::restrict(&project, &keep);
-    }
+        &cfg.with_services,
+        false,
+        env,
+        cwd,
+    )?;
     let iso = Isolation {
         run_id: cfg.run_id.clone(),
         group,
         groups,
         publish_ports: cfg.publish_ports,
-        test_service,
+        test_service: selection.test_service,
     };
-    Ok(compose::isolate(&project, &iso)?)
+    Ok(compose::isolate(&selection.project, &iso)?)
 }
 
 /// The project as printed by `config`.
