@@ -571,3 +571,38 @@ fn a_group_starts_what_compose_run_starts() {
     assert_eq!(refused, 1);
     assert!(compared >= 20, "only {compared} compared");
 }
+
+/// The companion files v2 refuses alone, loaded on top of their main file (`-f a -f b`).
+#[test]
+fn layered_corpus_files_agree_with_compose_v2() {
+    let corpus = corpus_support::corpus_dir();
+    let sets: [[(&str, &str); 2]; 2] = [
+        [
+            ("mozilla__kitsune__docker-compose.yml", "docker-compose.yml"),
+            (
+                "mozilla__kitsune__docker__docker-compose.ci.yml",
+                "docker/docker-compose.ci.yml",
+            ),
+        ],
+        [
+            (
+                "taigaio__taiga-docker__docker-compose.yml",
+                "docker-compose.yml",
+            ),
+            (
+                "taigaio__taiga-docker__docker-compose-inits.yml",
+                "docker-compose-inits.yml",
+            ),
+        ],
+    ];
+    for set in sets {
+        let files: Vec<(PathBuf, &str)> = set.iter().map(|(c, d)| (corpus.join(c), *d)).collect();
+        let refs: Vec<(&Path, &str)> = files.iter().map(|(p, d)| (p.as_path(), *d)).collect();
+        let staged = corpus_support::stage(&refs);
+        let dir = staged.files[0].parent().unwrap();
+        let names: Vec<&str> = set.iter().map(|(_, d)| *d).collect();
+        let n = compare_config(set[1].0, dir, &names, &[])
+            .unwrap_or_else(|reason| panic!("{}: Compose v2 refuses it: {reason}", set[1].0));
+        assert!(n >= 3, "{}: only {n} services", set[1].0);
+    }
+}
