@@ -50,26 +50,13 @@ fn compose_v2_run_services(dir: &Path, service: &str) -> BTreeSet<String> {
     let out = Command::new(compose_v2())
         .current_dir(dir)
         .envs(FIXTURE_ENV)
-        .args([
-            "-p",
-            project,
-            "--dry-run",
-            "run",
-            "--rm",
-            "-T",
-            service,
-            "true",
-        ])
+        .args(["-p", project, "--dry-run", "run", "--rm", "-T", service, "true"])
         .output()
         .unwrap();
     let all = text(&out);
     let mut services: BTreeSet<String> = all
         .lines()
-        .filter_map(|l| {
-            l.split_once(&format!("Container {project}-"))?
-                .1
-                .split_once("-1 ")
-        })
+        .filter_map(|l| l.split_once(&format!("Container {project}-"))?.1.split_once("-1 "))
         .map(|(svc, _)| svc.to_string())
         .collect();
     assert!(!services.is_empty() || all.contains("Creating"), "{all}");
