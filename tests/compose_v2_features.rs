@@ -339,3 +339,21 @@ fn services_compose_would_refuse() {
         .unwrap();
     assert!(!l.project.services["a"].depends_on["db"].required);
 }
+
+#[test]
+fn errors_in_an_included_file_point_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "compose.yaml",
+        "include: [sub/c.yaml]\nservices:\n  web: {image: w}\n",
+    );
+    write(
+        d,
+        "sub/c.yaml",
+        "services:\n  db:\n    image: x\n    ports:\n      - nonsense\n",
+    );
+    let err = load_dir(d, &[]).unwrap_err().to_string();
+    assert!(err.contains("sub/c.yaml:4:5: services.db.ports"), "{err}");
+}

@@ -118,46 +118,20 @@ pub(crate) fn service(
             "hostname" => svc.hostname = Some(string(key, v)?),
             "depends_on" => svc.depends_on = depends_on(v)?,
             "healthcheck" => svc.healthcheck = Some(healthcheck(name, v, ctx.warnings)?),
-            "expose" => {
-                for item in v
-                    .as_sequence()
-                    .map_or_else(|| err(key, "expected a list"), Ok)?
-                {
-                    svc.expose
-                        .extend(parse_expose(item).or_else(|e| err(key, e))?);
-                }
-            }
-            "ports" => {
-                for item in v
-                    .as_sequence()
-                    .map_or_else(|| err(key, "expected a list"), Ok)?
-                {
-                    svc.ports.extend(parse_port(item).or_else(|e| err(key, e))?);
-                }
-            }
+            "expose" => svc.expose = list_items(key, v, parse_expose)?,
+            "ports" => svc.ports = list_items(key, v, parse_port)?,
             "volumes" => {
                 let home = (ctx.lookup)("HOME");
-                for item in v
-                    .as_sequence()
-                    .map_or_else(|| err(key, "expected a list"), Ok)?
-                {
-                    svc.volumes.push(
-                        parse_mount(item, ctx.project_dir, home.as_deref())
-                            .or_else(|e| err(key, e))?,
-                    );
-                }
+                svc.volumes = list_items(key, v, |item| {
+                    parse_mount(item, ctx.project_dir, home.as_deref()).map(Some)
+                })?
             }
             "tmpfs" => svc.tmpfs = string_list(key, v)?,
             "networks" => svc.networks = service_networks(v)?,
             "network_mode" => svc.network_mode = Some(string(key, v)?),
             "links" => svc.links = string_list(key, v)?,
             "container_name" => svc.container_name = Some(string(key, v)?),
-            "labels" => {
-                svc.labels = key_values(key, v)?
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or_default()))
-                    .collect()
-            }
+            "labels" => svc.labels = string_map(key, v)?,
             "extra_hosts" => svc.extra_hosts = extra_hosts(v)?,
             "shm_size" => svc.shm_size = Some(bytes(key, v)?),
             "mem_limit" => svc.mem_limit = Some(bytes(key, v)?),
@@ -174,12 +148,7 @@ pub(crate) fn service(
             "ulimits" => svc.ulimits = ulimits(v)?,
             "profiles" => svc.profiles = string_list(key, v)?,
             "pull_policy" => svc.pull_policy = Some(string(key, v)?),
-            "sysctls" => {
-                svc.sysctls = key_values(key, v)?
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or_default()))
-                    .collect()
-            }
+            "sysctls" => svc.sysctls = string_map(key, v)?,
             "secrets" => svc.secrets = service_entries(Kind::Secret, name, v, ctx.secrets)?,
             "configs" => svc.configs = service_entries(Kind::Config, name, v, ctx.configs)?,
             "volumes_from" => {
@@ -204,6 +173,30 @@ pub(crate) fn service(
     }
     add_implicit_dependencies(&mut svc, &volumes_from);
     Ok(svc)
+}
+
+/// Every item of a list field parsed by `parse`, the results flattened in order.
+fn list_items<T, I: IntoIterator<Item = T>>(
+    key: &str,
+    v: &Value,
+    mut parse: impl FnMut(&Value) -> Result<I, String>,
+) -> Result<Vec<T>, FieldError> {
+    let items = v
+        .as_sequence()
+        .map_or_else(|| err(key, "expected a list"), Ok)?;
+    let mut out = Vec::new();
+    for item in items {
+        out.extend(parse(item).or_else(|e| err(key, e))?);
+    }
+    Ok(out)
+}
+
+/// A map or `KEY=VAL` list of strings (a bare `KEY` is an empty value).
+fn string_map(key: &str, v: &Value) -> Result<IndexMap<String, String>, FieldError> {
+    Ok(key_values(key, v)?
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect())
 }
 
 fn build(v: &Value, ctx: &mut Context<'_>) -> Result<Build, FieldError> {

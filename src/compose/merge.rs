@@ -5,7 +5,8 @@
 //! turned into mappings); `command`, `entrypoint` and `healthcheck.test` are replaced; `volumes`
 //! merge by container path; other lists (`ports`, `expose`, `env_file`, `links`...) append
 //! without duplicates; scalars are replaced. A value tagged `!reset` removes the key, one
-//! tagged `!override` replaces it without merging.
+//! tagged `!override` replaces it without merging; on a whole service (`nginx: !reset`,
+//! `web: !override {...}`) the same holds for the service.
 
 use serde_yaml::{Mapping, Value};
 
