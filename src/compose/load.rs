@@ -25,6 +25,7 @@ use super::references::check_references;
 use super::source::{read_source, SourceFile};
 use super::toplevel;
 use super::volumes::clean_path;
+use super::warnings::aggregate_warnings;
 use crate::config::ComposeOptions;
 
 /// A loaded project and the warnings met on the way (unset variables, ignored keys...).
@@ -146,7 +147,11 @@ fn load_sources(
     let mut merged = Mapping::new();
     for source in sources {
         let doc = prepare_file(source, lookup, &mut warnings, &mut Vec::new())?;
-        merge_top(&mut merged, &doc);
+        if merged.is_empty() {
+            merged = doc; // the first file: a move, not a copy
+        } else {
+            merge_top(&mut merged, &doc);
+        }
     }
     let mut merged_value = Value::Mapping(merged);
     strip_tags(&mut merged_value);
@@ -250,5 +255,6 @@ fn load_sources(
         isolation: None,
     };
     check_references(&mut project, &mut warnings);
+    let warnings = aggregate_warnings(warnings);
     Ok(Loaded { project, warnings })
 }

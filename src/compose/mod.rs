@@ -25,6 +25,7 @@ mod source;
 mod toplevel;
 mod values;
 mod volumes;
+mod warnings;
 mod yaml_scan;
 
 pub use error::ComposeError;

@@ -45,13 +45,19 @@ pub(crate) fn prepare_file(
             }
         }
     }
+    // Only services with `extends` change; the copy of the document they resolve against is
+    // made only when there is one (a copy per file doubled the memory of large projects).
     let names: Vec<String> = match doc.get("services") {
         Some(Value::Mapping(s)) => s
-            .keys()
-            .filter_map(|k| k.as_str().map(str::to_string))
+            .iter()
+            .filter(|(_, def)| def.get("extends").is_some())
+            .filter_map(|(k, _)| k.as_str().map(str::to_string))
             .collect(),
         _ => Vec::new(),
     };
+    if names.is_empty() {
+        return Ok(doc);
+    }
     let original = doc.clone();
     for name in names {
         let resolved = resolve_extends(source, &original, &name, lookup, warnings, stack)?;

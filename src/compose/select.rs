@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use super::error::ComposeError;
 use super::model::Project;
+use super::warnings::name_list;
 
 /// `--service` flag, else `[tool.compose-shard] service` (passed in as `configured`), else the
 /// one `build:` service nothing depends on, else an error listing the candidates.
@@ -23,7 +24,7 @@ pub fn select_test_service(
             Err(ComposeError::TestService(format!(
                 "{origin} names {name:?}, which is not a service of project {:?} (services: {})",
                 project.name,
-                all.join(", ")
+                name_list(&all)
             )))
         };
     }
@@ -42,11 +43,11 @@ pub fn select_test_service(
         [one] => Ok(one.to_string()),
         [] => Err(ComposeError::TestService(format!(
             "cannot tell which service runs the tests: no service has `build:` without other services depending on it; pass --service NAME or set `service` in [tool.compose-shard] of pyproject.toml (services: {})",
-            all.join(", ")
+            name_list(&all)
         ))),
         many => Err(ComposeError::TestService(format!(
             "cannot tell which service runs the tests: candidates are {}; pass --service NAME or set `service` in [tool.compose-shard] of pyproject.toml",
-            many.join(", ")
+            name_list(many)
         ))),
     }
 }
