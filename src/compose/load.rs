@@ -27,6 +27,7 @@ use super::source::{read_source, SourceFile};
 use super::toplevel;
 use super::validate::validate;
 use super::volumes::clean_path;
+use super::warnings::aggregate_warnings;
 use crate::config::ComposeOptions;
 
 /// A loaded project and the warnings met on the way (unset variables, ignored keys...).
@@ -163,7 +164,11 @@ fn load_sources(
     let mut walk = Walk::default();
     for source in sources {
         let doc = prepare_file(source, lookup, &mut warnings, &mut walk)?;
-        merge_top(&mut merged, &doc);
+        if merged.is_empty() {
+            merged = doc; // the first file: a move, not a copy
+        } else {
+            merge_top(&mut merged, &doc);
+        }
     }
     // Errors found later point into whichever file, included ones too, sets the key.
     let sources: Vec<SourceFile> = walk
@@ -226,6 +231,7 @@ fn load_sources(
     top_level_sections(&mut project, &merged, &mut warnings, &locate)?;
     validate(&project, &disabled, &locate)?;
     check_references(&mut project, &mut warnings);
+    let warnings = aggregate_warnings(warnings);
     Ok(Loaded { project, warnings })
 }
 

@@ -28,6 +28,7 @@ mod toplevel;
 mod validate;
 mod values;
 mod volumes;
+mod warnings;
 mod yaml_scan;
 
 pub use error::ComposeError;

@@ -62,19 +62,23 @@ pub(crate) fn prepare_file(
             }
         }
     }
+    // Only services with `extends` change; the copy of the document they resolve against is
+    // made only when there is one (a copy per file doubled the memory of large projects).
     let names: Vec<String> = match doc.get("services") {
         Some(Value::Mapping(s)) => s
             .iter()
-            .filter(|(_, def)| def.is_mapping())
+            .filter(|(_, def)| def.get("extends").is_some())
             .filter_map(|(k, _)| k.as_str().map(str::to_string))
             .collect(),
         _ => Vec::new(),
     };
-    let original = doc.clone();
-    for name in names {
-        let resolved = resolve_extends(source, &original, &name, lookup, warnings, walk)?;
-        if let Some(Value::Mapping(services)) = doc.get_mut("services") {
-            services.insert(name.as_str().into(), Value::Mapping(resolved));
+    if !names.is_empty() {
+        let original = doc.clone();
+        for name in names {
+            let resolved = resolve_extends(source, &original, &name, lookup, warnings, walk)?;
+            if let Some(Value::Mapping(services)) = doc.get_mut("services") {
+                services.insert(name.as_str().into(), Value::Mapping(resolved));
+            }
         }
     }
     retag_services(&mut doc, tagged);

@@ -8,6 +8,7 @@ use indexmap::IndexSet;
 
 use super::error::ComposeError;
 use super::model::{MountKind, Project};
+use super::warnings::name_list;
 
 /// `--service` flag, else `[tool.compose-shard] service` (passed in as `configured`), else the
 /// one `build:` service nothing depends on, else an error listing the candidates.
@@ -27,7 +28,7 @@ pub fn select_test_service(
             Err(ComposeError::TestService(format!(
                 "{origin} names {name:?}, which is not a service of project {:?} (services: {})",
                 project.name,
-                all.join(", ")
+                name_list(&all)
             )))
         };
     }
@@ -46,11 +47,11 @@ pub fn select_test_service(
         [one] => Ok(one.to_string()),
         [] => Err(ComposeError::TestService(format!(
             "cannot tell which service runs the tests: no service has `build:` without other services depending on it; pass --service NAME or set `service` in [tool.compose-shard] of pyproject.toml (services: {})",
-            all.join(", ")
+            name_list(&all)
         ))),
         many => Err(ComposeError::TestService(format!(
             "cannot tell which service runs the tests: candidates are {}; pass --service NAME or set `service` in [tool.compose-shard] of pyproject.toml",
-            many.join(", ")
+            name_list(many)
         ))),
     }
 }

@@ -112,17 +112,7 @@ fn list(md: &mut String, title: &str, ids: &[String]) {
 /// Text safe inside a Markdown table cell or list item (no HTML, no column breaks).
 fn cell(text: &str) -> String {
     let one_line = text.lines().next().unwrap_or("");
-    let mut out = String::new();
-    for c in one_line.chars() {
-        match c {
-            '|' => out.push_str("\\|"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            c => out.push(c),
-        }
-    }
-    out
+    quick_xml::escape::partial_escape(one_line).replace('|', "\\|")
 }
 
 /// A node id as inline code; `<code>` when it holds a backtick.

@@ -296,27 +296,22 @@ pub(crate) fn line_at(path: &Path, offset: u64) -> usize {
     line
 }
 
-/// Escape text content.
+/// Escape text content (`<`, `>`, `&`), with quick-xml's escaping.
 pub(crate) fn escape_text(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
+    out.push_str(&quick_xml::escape::partial_escape(text));
 }
 
-/// Escape an attribute value (whitespace other than space as character references so it
-/// survives attribute-value normalization on the way back in).
+/// Escape an attribute value: quick-xml's escaping of `<>&'"`, then whitespace other than
+/// space as character references so it survives attribute-value normalization on the way
+/// back in (quick-xml has no public function for that set).
 pub(crate) fn escape_attr(text: &str, out: &mut String) {
-    for c in text.chars() {
+    let escaped = quick_xml::escape::escape(text);
+    if !escaped.contains(['\n', '\r', '\t']) {
+        out.push_str(&escaped);
+        return;
+    }
+    for c in escaped.chars() {
         match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
             '\n' => out.push_str("&#10;"),
             '\r' => out.push_str("&#13;"),
             '\t' => out.push_str("&#9;"),
