@@ -80,9 +80,17 @@ pub fn select(
     if let Some(test) = &test_service {
         let keep = compose::run_closure(&project, test, &with_services)?;
         project = compose::restrict(&project, &keep);
-        // Services added by name start before the tests like plain dependencies.
+        // Services added by name start before the tests like plain dependencies, unless
+        // they depend on the test service themselves (that would be a cycle).
+        let before_tests: Vec<&String> = with_services
+            .iter()
+            .filter(|extra| {
+                compose::run_closure(&project, extra, &[])
+                    .map_or(true, |closure| !closure.contains(test))
+            })
+            .collect();
         if let Some(svc) = project.services.get_mut(test) {
-            for extra in &with_services {
+            for extra in before_tests {
                 svc.depends_on
                     .entry(extra.clone())
                     .or_insert(compose::Dependency {
