@@ -22,7 +22,7 @@ pub(crate) const OVERRIDE_FILES: &[&str] = &[
     "docker-compose.override.yml",
 ];
 
-/// Read `explicit` (an error if missing) or `<dir>/.env` (nothing if missing).
+/// Read `explicit` (an error if missing) or `<dir>/.env` (nothing if missing or a folder).
 pub(crate) fn read_dotenv(
     explicit: Option<PathBuf>,
     dir: &Path,
@@ -30,6 +30,11 @@ pub(crate) fn read_dotenv(
     warnings: &mut Vec<String>,
 ) -> Result<HashMap<String, String>, ComposeError> {
     let path = explicit.clone().unwrap_or_else(|| dir.join(".env"));
+    // Compose reads the default `.env` only when it is a file: projects keep a `.env/`
+    // folder of per-environment files (`.env/.dev`), which is not an error.
+    if explicit.is_none() && path.is_dir() {
+        return Ok(HashMap::new());
+    }
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
@@ -98,4 +103,27 @@ pub(crate) fn find_files(
         }
     }
     Err(ComposeError::NoFile { dir: start })
+}
+
+#[cfg(test)]
+mod dotenv_tests {
+    use super::*;
+
+    /// A project keeping per-environment files in a `.env/` folder (testdrivenio's
+    /// django-celery-project does): Compose ignores the folder, so must we.
+    #[test]
+    fn a_dotenv_folder_is_ignored_like_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".env")).unwrap();
+        std::fs::write(dir.path().join(".env/.dev-sample"), "A=1\n").unwrap();
+        let read = read_dotenv(None, dir.path(), &HashMap::new(), &mut Vec::new()).unwrap();
+        assert!(read.is_empty());
+        let explicit = read_dotenv(
+            Some(dir.path().join(".env")),
+            dir.path(),
+            &HashMap::new(),
+            &mut Vec::new(),
+        );
+        assert!(explicit.is_err(), "--env-file naming a folder is an error");
+    }
 }

@@ -174,6 +174,9 @@ fn read_env_files(
 ) -> Result<HashMap<String, String>, ComposeError> {
     let mut env = HashMap::new();
     for (path, required) in files {
+        if !required && path.is_dir() {
+            continue; // a `.env/` folder, as Compose skips it
+        }
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => continue,
