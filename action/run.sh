@@ -118,7 +118,7 @@ main() {
   local code=0
   compose-shard "${argv[@]}" || code=$?
   output exit-code "$code"
-  echo "compose-shard exited with $code; results in $PWD/$results"
+  echo "compose-shard exited with $code; results in $results (in $PWD)"
   return "$code"
 }
 
