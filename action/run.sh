@@ -5,8 +5,9 @@
 #
 #   INPUT_GROUPS=4 INPUT_COMMAND='pytest --cov' INPUT_WORKING_DIRECTORY=app action/run.sh
 #
-# 1. installs compose-shard (INPUT_WHEEL; else the one on PATH; else INPUT_VERSION from the
-#    package index) into a virtual environment under $RUNNER_TEMP (or $TMPDIR);
+# 1. installs compose-shard (INPUT_WHEEL; else reuses the one on PATH, if it is INPUT_VERSION
+#    when that is set; else INPUT_VERSION, by default the version of this checkout's
+#    Cargo.toml, from the package index) into a virtual environment under $RUNNER_TEMP;
 # 2. runs `compose-shard run` (or `merge`) in INPUT_WORKING_DIRECTORY, results in INPUT_RESULTS;
 # 3. exits with compose-shard's exit code, also written as the `exit-code` output.
 set -euo pipefail
@@ -50,7 +51,8 @@ install_compose_shard() {
     spec="$INPUT_WHEEL"
     # A relative wheel path is relative to where the step started, not to working-directory.
     if [[ "$spec" != *://* && "$spec" != /* ]]; then spec="$PWD/$spec"; fi
-  elif command -v compose-shard >/dev/null; then
+  elif command -v compose-shard >/dev/null &&
+    [[ -z "${INPUT_VERSION:-}" || "$(compose-shard --version)" == "compose-shard $INPUT_VERSION "* ]]; then
     echo "using $(command -v compose-shard): $(compose-shard --version)"
     return
   else
