@@ -43,7 +43,7 @@ enum CliCommand {
     /// Everything after `--` is the test command (default: `pytest`). Exit codes: 0 all tests
     /// passed, 1 some tests failed, 2 usage or configuration error, 3 environment error
     /// (daemon, image, service never ready, test container crashed), 130 interrupted.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Collect the tests and show how they would be split into groups.
     Plan(PlanArgs),
     /// Merge JUnit and coverage XML from several groups or runners into one of each.
@@ -129,8 +129,14 @@ struct RunArgs {
     /// else the one service with `build:` that nothing depends on).
     #[arg(short = 's', long, value_name = "SERVICE")]
     service: Option<String>,
-    /// Number of groups, or `auto` (from CPU count and memory) [default: `groups` in
-    /// `[tool.compose-shard]`, else 1].
+    /// Also start this service (and what it depends on) in every group, for tests that
+    /// reach a service the test service does not depend on (repeatable; replaces
+    /// `with-services` of [tool.compose-shard]).
+    #[arg(long = "with-service", value_name = "NAME")]
+    with_services: Vec<String>,
+    /// Number of groups, or `auto`: the count that minimises the predicted wall time, from
+    /// the recorded durations, earlier runs' start-up times and the CPUs [default: `groups`
+    /// in `[tool.compose-shard]`, else auto].
     #[arg(short = 'g', long, value_name = "N|auto")]
     groups: Option<String>,
     /// Run only these groups of the plan, e.g. `2` or `1,3-4` (for a CI matrix of runners).
@@ -249,6 +255,10 @@ struct ConfigArgs {
     /// The test service (affects which service the isolated project marks as the test service).
     #[arg(short = 's', long, value_name = "SERVICE")]
     service: Option<String>,
+    /// With `--group`: also start this service and what it depends on (repeatable; replaces
+    /// `with-services` of [tool.compose-shard]).
+    #[arg(long = "with-service", value_name = "NAME")]
+    with_services: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -341,6 +351,7 @@ impl ComposeArgs {
             profiles: self.profiles,
             project_directory: self.project_directory,
             env_file: self.env_file,
+            enable_services: Vec::new(),
         }
     }
 }
@@ -382,6 +393,7 @@ impl RunArgs {
         Ok(RunConfig {
             compose: self.compose.into_options(),
             service: self.service,
+            with_services: self.with_services,
             groups,
             only,
             plan_file: self.plan,
@@ -454,6 +466,7 @@ impl ConfigArgs {
             run_id: self.run_id,
             publish_ports: self.publish_ports,
             service: self.service,
+            with_services: self.with_services,
         })
     }
 }

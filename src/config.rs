@@ -34,6 +34,10 @@ pub struct ComposeOptions {
     pub project_directory: Option<PathBuf>,
     /// `--env-file` (default `.env` in the project directory).
     pub env_file: Option<PathBuf>,
+    /// Services the command names (the test service, `--with-service`): a service among
+    /// them whose profiles are all inactive gets its profiles enabled, as
+    /// `docker compose run SERVICE` does.
+    pub enable_services: Vec<String>,
 }
 
 /// `--split-by`: the unit that must not be divided between groups.
@@ -125,6 +129,8 @@ pub struct RunConfig {
     pub compose: ComposeOptions,
     /// `--service`.
     pub service: Option<String>,
+    /// `--with-service` (repeatable).
+    pub with_services: Vec<String>,
     /// `--groups` (None: from pyproject.toml or 1... decided by the command).
     pub groups: Option<GroupsSetting>,
     /// `--only`.
@@ -243,6 +249,8 @@ pub struct ConfigCommand {
     pub publish_ports: bool,
     /// `--service`.
     pub service: Option<String>,
+    /// `--with-service` (empty: `with-services` from pyproject.toml).
+    pub with_services: Vec<String>,
 }
 
 #[cfg(test)]

@@ -5,6 +5,17 @@
 
 use std::time::Duration;
 
+/// The longest duration a single test is believed to have: 1,000,000 s (11.6 days). Larger
+/// values (`1e308` from a corrupted file) are not measurements, and accepting them would
+/// saturate every total and estimate built on them.
+pub const MAX_TEST_SECONDS: f64 = 1e6;
+
+/// Whether `seconds` is a plausible measured duration: finite, non-negative, at most
+/// [`MAX_TEST_SECONDS`].
+pub fn is_plausible_seconds(seconds: f64) -> bool {
+    seconds.is_finite() && (0.0..=MAX_TEST_SECONDS).contains(&seconds)
+}
+
 /// Parse a Go-style duration. Units: `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`; several may follow
 /// each other (`1h2m3s`). A bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -14,6 +14,7 @@
 //! out = "compose-shard-results"
 //! env = { DJANGO_SETTINGS_MODULE = "app.settings.test" }
 //! command = ["pytest", "-p", "no:cacheprovider"]
+//! with-services = ["mailhog"]    # also start these (and their dependencies)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,10 @@ pub struct Settings {
     pub env: IndexMap<String, String>,
     /// Default test command.
     pub command: Option<Vec<String>>,
+    /// Services to start besides the test service's `depends_on` closure (each with its own
+    /// dependencies), for suites that reach a service nothing depends on.
+    #[serde(default)]
+    pub with_services: Vec<String>,
 }
 
 /// `pyproject.toml` could not be read or has an invalid `[tool.compose-shard]` table.
@@ -118,6 +123,10 @@ mod tests {
         assert_eq!(s.groups, Some(toml::Value::Integer(4)));
         assert_eq!(s.split_by, Some(crate::config::SplitBy::Module));
         assert_eq!(s.env.get("A").map(String::as_str), Some("1"));
+        assert!(s.with_services.is_empty());
+        let s = Settings::parse("[tool.compose-shard]\nwith-services=['mail', 's3']\n").unwrap();
+        assert_eq!(s.with_services, ["mail", "s3"]);
+        assert!(Settings::parse("[tool.compose-shard]\nwith-services='mail'\n").is_err());
     }
 
     #[test]

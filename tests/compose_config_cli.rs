@@ -105,3 +105,83 @@ fn invalid_file_exits_2_with_location() {
     );
     assert!(stderr.contains("expected true or false"), "{stderr}");
 }
+
+/// The seed article's shape (issue 10): a CI-only service the test service does not depend
+/// on, a tool in an inactive profile, and a service added by name.
+fn selection_dir(pyproject: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        r#"
+services:
+  app: {build: ., depends_on: [db], networks: [front]}
+  db: {image: "postgres:15", volumes: [pgdata:/var/lib/postgresql/data]}
+  ci_app: {image: clearly_undefined_image, depends_on: [db]}
+  mail: {image: mailhog, profiles: [mail], depends_on: [relay]}
+  relay: {image: relay, profiles: [mail]}
+  cache: {image: "redis:7", networks: [back], volumes: [cachedata:/data]}
+networks: {front: {}, back: {}}
+volumes: {pgdata: {}, cachedata: {}}
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("pyproject.toml"), pyproject).unwrap();
+    dir
+}
+
+fn group_services(dir: &Path, extra: &[&str]) -> (Vec<String>, serde_json::Value) {
+    let mut args = vec![
+        "-p", "sel", "--groups", "2", "--group", "1", "--format", "json",
+    ];
+    args.extend(extra);
+    let out = run(dir, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names = json["services"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    (names, json)
+}
+
+#[test]
+fn group_starts_only_the_test_services_dependency_closure() {
+    let dir = selection_dir("[tool.compose-shard]\nservice = 'app'\n");
+    let (names, json) = group_services(dir.path(), &[]);
+    assert_eq!(names, ["app", "db"]);
+    let nets: Vec<&String> = json["networks"].as_object().unwrap().keys().collect();
+    assert_eq!(nets, ["front", "default"]);
+    let vols: Vec<&String> = json["volumes"].as_object().unwrap().keys().collect();
+    assert_eq!(vols, ["pgdata"]);
+}
+
+#[test]
+fn with_service_adds_services_and_enables_their_profiles() {
+    let dir = selection_dir("[tool.compose-shard]\nservice = 'app'\nwith-services = ['cache']\n");
+    let (names, _) = group_services(dir.path(), &[]);
+    assert_eq!(names, ["app", "db", "cache"]);
+    // The flag replaces the pyproject list; `mail`'s profile comes on with it.
+    let (names, _) = group_services(dir.path(), &["--with-service", "mail"]);
+    assert_eq!(names, ["app", "db", "mail", "relay"]);
+    let out = run(
+        dir.path(),
+        &["--groups", "2", "--group", "1", "--with-service", "nope"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"nope\" was named"), "{stderr}");
+}
+
+#[test]
+fn a_test_service_in_an_inactive_profile_is_enabled_as_compose_run_does() {
+    let dir = selection_dir("[tool.compose-shard]\nservice = 'mail'\n");
+    let (names, json) = group_services(dir.path(), &[]);
+    assert_eq!(names, ["mail", "relay"]);
+    assert_eq!(json["isolation"]["test_service"], "mail");
+}

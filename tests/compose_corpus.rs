@@ -11,118 +11,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod corpus_support;
+
 use compose_shard::compose::{isolate, load, Isolation, Project};
 use compose_shard::config::ComposeOptions;
+use corpus_support::{corpus_dir, corpus_files, stage, Staged};
 use serde_yaml::{Mapping, Value};
 
-fn corpus_dir() -> PathBuf {
-    let shared = std::env::var_os("COMPOSE_SHARD_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    let dir = shared.join("corpus/compose");
-    assert!(
-        dir.is_dir(),
-        "the compose corpus is missing at {} (set COMPOSE_SHARD_SHARED to the shared folder)",
-        dir.display()
-    );
-    dir
-}
-
-fn corpus_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 15,
-        "expected at least 15 corpus files, found {}",
-        files.len()
-    );
-    files
-}
-
-/// A temporary project directory holding copies of corpus files and stand-ins.
-struct Staged {
-    dir: tempfile::TempDir,
-    /// The copies, in merge order (the first one's directory is the project directory).
-    files: Vec<PathBuf>,
-    /// Each copy parsed (merge keys applied), for the stand-ins and the v1-compatible copy.
-    raws: Vec<Mapping>,
-}
-
-/// Copy `(corpus file, path in the project)` pairs and create empty stand-ins for the env
-/// files and build contexts they reference (relative to the project directory, as Compose
-/// resolves them for every file).
-fn stage(files: &[(&Path, &str)]) -> Staged {
-    let dir = tempfile::tempdir().unwrap();
-    // A subdirectory, so that `context: ..` stays inside the temporary directory.
-    let project = dir.path().join("project");
-    let mut copies = Vec::new();
-    let mut raws = Vec::new();
-    for (corpus_file, dest) in files {
-        let file = project.join(dest);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::copy(corpus_file, &file).unwrap();
-        let text = std::fs::read_to_string(&file).unwrap();
-        let mut raw: Value = serde_yaml::from_str(&text).unwrap();
-        raw.apply_merge().unwrap();
-        let raw = raw.as_mapping().cloned().unwrap();
-        create_stand_ins(&raw, &project);
-        copies.push(file);
-        raws.push(raw);
-    }
-    Staged {
-        dir,
-        files: copies,
-        raws,
-    }
-}
-
-fn create_stand_ins(raw: &Mapping, project: &Path) {
-    let Some(Value::Mapping(services)) = raw.get("services") else {
-        return;
-    };
-    for def in services.values() {
-        for env_file in env_files(def) {
-            let path = project.join(env_file);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .unwrap();
-        }
-        let context = match def.get("build") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Mapping(b)) => b.get("context").and_then(Value::as_str).map(str::to_string),
-            _ => None,
-        };
-        if let Some(c) = context.filter(|c| !c.contains('$')) {
-            std::fs::create_dir_all(project.join(c)).unwrap();
-        }
-    }
-}
-
-fn env_files(def: &Value) -> Vec<String> {
-    let items = match def.get("env_file") {
-        Some(Value::Sequence(s)) => s.clone(),
-        Some(other) => vec![other.clone()],
-        None => vec![],
-    };
-    items
-        .iter()
-        .filter_map(|i| match i {
-            Value::String(s) => Some(s.clone()),
-            Value::Mapping(m) => m.get("path").and_then(Value::as_str).map(str::to_string),
-            _ => None,
-        })
-        .collect()
-}
-
-fn minimal_env(home: &Path) -> HashMap<String, String> {
-    HashMap::from([("HOME".to_string(), home.display().to_string())])
+fn minimal_env(staged: &Staged) -> HashMap<String, String> {
+    let home = ("HOME".to_string(), staged.dir.path().display().to_string());
+    staged.env.iter().cloned().chain([home]).collect()
 }
 
 fn load_staged(staged: &Staged, profiles: &[&str]) -> Project {
@@ -131,7 +29,7 @@ fn load_staged(staged: &Staged, profiles: &[&str]) -> Project {
         profiles: profiles.iter().map(|p| p.to_string()).collect(),
         ..ComposeOptions::default()
     };
-    let loaded = load(&opts, &minimal_env(staged.dir.path()), staged.dir.path())
+    let loaded = load(&opts, &minimal_env(staged), staged.dir.path())
         .unwrap_or_else(|e| panic!("{}: {e}", staged.files[0].display()));
     // Every key real projects use is either understood or knowingly unsupported.
     for w in &loaded.warnings {
@@ -144,6 +42,37 @@ fn load_staged(staged: &Staged, profiles: &[&str]) -> Project {
     loaded.project
 }
 
+/// Companion files that depend on services only their main file defines: Docker Compose v2
+/// refuses each alone (`service "test" depends on undefined service "redis"`), and so do
+/// we; `layered_corpus_files_agree_with_docker_compose_v1` loads them on top of their main
+/// file.
+const REFUSED_ALONE: &[(&str, &str)] = &[
+    (
+        "mozilla__kitsune__docker__docker-compose.ci.yml",
+        "service \"test\" depends on undefined service",
+    ),
+    (
+        "taigaio__taiga-docker__docker-compose-inits.yml",
+        "service \"taiga-manage\" depends on undefined service \"taiga-db\"",
+    ),
+];
+
+/// Whether `name` is refused alone; if so, check that loading it fails for that reason.
+fn refused_alone(name: &str, staged: &Staged) -> bool {
+    let Some((_, reason)) = REFUSED_ALONE.iter().find(|(f, _)| *f == name) else {
+        return false;
+    };
+    let opts = ComposeOptions {
+        files: staged.files.clone(),
+        ..ComposeOptions::default()
+    };
+    let err = load(&opts, &minimal_env(staged), staged.dir.path())
+        .err()
+        .unwrap_or_else(|| panic!("{name}: loaded alone, but Compose v2 refuses it"));
+    assert!(err.to_string().contains(reason), "{name}: {err}");
+    true
+}
+
 #[test]
 fn every_corpus_file_loads_and_isolates_into_disjoint_groups() {
     for corpus_file in corpus_files() {
@@ -153,6 +82,9 @@ fn every_corpus_file_loads_and_isolates_into_disjoint_groups() {
             .to_string_lossy()
             .into_owned();
         let staged = stage(&[(&corpus_file, "docker-compose.yml")]);
+        if refused_alone(&name, &staged) {
+            continue;
+        }
         let project = load_staged(&staged, &[]);
         assert!(!project.services.is_empty(), "{name}: no services");
         let mut containers = HashSet::new();
@@ -353,7 +285,8 @@ fn compare_with_v1(name: &str, staged: &Staged) -> usize {
     command
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("HOME", staged.dir.path());
+        .env("HOME", staged.dir.path())
+        .envs(staged.env.iter().map(|(k, v)| (k, v)));
     for (i, (file, raw)) in staged.files.iter().zip(&staged.raws).enumerate() {
         // Written as JSON (which is YAML) so that strings like "yes" stay strings for v1's
         // YAML 1.1 parser.
@@ -439,6 +372,9 @@ fn each_corpus_file_agrees_with_docker_compose_v1() {
             .to_string_lossy()
             .into_owned();
         let staged = stage(&[(&corpus_file, "docker-compose.yml")]);
+        if refused_alone(&name, &staged) {
+            continue;
+        }
         compared += compare_with_v1(&name, &staged);
     }
     eprintln!("{compared} services agree with docker-compose config");

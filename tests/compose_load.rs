@@ -271,13 +271,13 @@ fn default_network_is_declared_when_used() {
 #[test]
 fn unknown_and_unsupported_keys_warn_naming_service_and_key() {
     let l = from_str(
-        "services:\n  web:\n    image: x\n    deploy: {replicas: 2}\n    colour: blue\n    healthcheck: {test: [CMD, x], frequency: 1s}\nnetworks:\n  n: {ipam: {config: [{subnet: 10.5.0.0/16}]}}\nsecrets: {}\n",
+        "services:\n  web:\n    image: x\n    deploy: {replicas: 2}\n    colour: blue\n    healthcheck: {test: [CMD, x], frequency: 1s}\nnetworks:\n  n: {ipam: {config: [{subnet: 10.5.0.0/16}]}}\nmodels: {}\n",
         &[],
     );
     let w = l.warnings.join("\n");
     assert!(w.contains("\"web\"") && w.contains("`deploy`"), "{w}");
     assert!(w.contains("`colour`"), "{w}");
-    assert!(w.contains("`secrets`"), "{w}");
+    assert!(w.contains("`models`"), "{w}");
     assert!(w.contains("`healthcheck.frequency`"), "{w}");
     assert!(w.contains("network \"n\": `ipam`"), "{w}");
 }
@@ -378,7 +378,7 @@ fn project_name_precedence() {
         "envname"
     );
     let mut o = opts();
-    o.project_name = Some("Flag.Name".into());
+    o.project_name = Some("flag-name".into());
     let l = load_from_str(
         &[("compose.yaml", yaml)],
         Path::new("/p"),
@@ -386,7 +386,23 @@ fn project_name_precedence() {
         &o,
     )
     .unwrap();
-    assert_eq!(l.project.name, "flagname");
+    assert_eq!(l.project.name, "flag-name");
+    // Like Compose v2, a name given with -p or COMPOSE_PROJECT_NAME is not normalised: an
+    // invalid one is refused (a `name:` or directory name is normalised).
+    o.project_name = Some("Flag.Name".into());
+    let err = load_from_str(&[("compose.yaml", yaml)], Path::new("/p"), &env(&[]), &o)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("invalid project name \"Flag.Name\""), "{err}");
+    let err = load_from_str(
+        &[("compose.yaml", yaml)],
+        Path::new("/p"),
+        &env(&[("COMPOSE_PROJECT_NAME", "My Proj")]),
+        &opts(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("COMPOSE_PROJECT_NAME"), "{err}");
     assert_eq!(
         from_str("services:\n  a: {image: x}\n", &[]).project.name,
         "app"

@@ -28,6 +28,8 @@ import uuid
 import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The Compose binary every baseline uses: Docker Compose v2 (`--compose`, from ci/compose-v2).
+COMPOSE = ["docker-compose"]
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TEMPLATE = os.path.join(ROOT, "compose-templates", "django-postgres-redis")
 START_RE = re.compile(r"BENCH_SESSION_START (\d+\.\d+)")
@@ -124,16 +126,16 @@ def prepare_suite(name, workroot, env, generate):
     os.makedirs(os.path.join(workdir, ".bench"), exist_ok=True)
     project = f"csb-prep-{uuid.uuid4().hex[:6]}"
     try:
-        run(["docker-compose", "-p", project, "build", "app"], workdir, env)
-        _, out = run(["docker-compose", "-p", project, "run", "--rm", "-T", "app",
+        run([COMPOSE[0], "-p", project, "build", "app"], workdir, env)
+        _, out = run([COMPOSE[0], "-p", project, "run", "--rm", "-T", "app",
                       "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"], workdir, env)
         collected = [l for l in out.splitlines() if "::" in l and not l.startswith(" ")]
         # pytest-split's durations, as a user's earlier run would have stored them
-        run(["docker-compose", "-p", project, "run", "--rm", "-T", "app", "pytest", "-q",
+        run([COMPOSE[0], "-p", project, "run", "--rm", "-T", "app", "pytest", "-q",
              "-p", "no:cacheprovider", "--store-durations", "--durations-path", "/code/.test_durations"],
             workdir, env, check=False)
     finally:
-        run(["docker-compose", "-p", project, "down", "-v", "--remove-orphans"], workdir, env, check=False)
+        run([COMPOSE[0], "-p", project, "down", "-v", "--remove-orphans"], workdir, env, check=False)
     package = env.get("BENCH_COV_PACKAGE", "shop")
     log(f"{name}: {len(collected)} tests collected")
     return Suite(name, workdir, env, package, collected)
@@ -147,11 +149,11 @@ def approach_seq(suite, n, i):
     project = f"csb-seq-{uuid.uuid4().hex[:6]}"
     res = f".bench/seq-{i}"
     t0 = time.time()
-    rc, out, rss, cpu = timed(["docker-compose", "-p", project, "run", "--rm", "-T", 
+    rc, out, rss, cpu = timed([COMPOSE[0], "-p", project, "run", "--rm", "-T", 
                                "app", "pytest", "-p", "bench_timing", "-p", "no:cacheprovider",
                                f"--junitxml=/code/{res}/junit.xml", "--cov",
                                f"--cov-report=xml:/code/{res}/coverage.xml"], suite.dir, suite.env)
-    run(["docker-compose", "-p", project, "down", "-v"], suite.dir, suite.env, check=False)
+    run([COMPOSE[0], "-p", project, "down", "-v"], suite.dir, suite.env, check=False)
     wall = time.time() - t0
     keys, bad, per = junit_cases([os.path.join(suite.dir, res, "junit.xml")])
     return dict(wall=wall, ready=max(starts(out), default=t0) - t0, balance=1.0, rss_mb=rss / 1024,
@@ -166,7 +168,7 @@ def approach_handrolled(suite, n, i):
     t0 = time.time()
 
     def one(k):
-        outs[k] = timed(["docker-compose", "-p", projects[k], "run", "--rm", "-T",
+        outs[k] = timed([COMPOSE[0], "-p", projects[k], "run", "--rm", "-T",
                          "-e", f"COVERAGE_FILE=/code/{res}/.coverage.{k + 1}",
                          "app", "pytest", "-p", "bench_timing", "-p", "no:cacheprovider",
                          "--splits", str(n), "--group", str(k + 1), "--durations-path",
@@ -179,7 +181,7 @@ def approach_handrolled(suite, n, i):
         t.start()
     for t in threads:
         t.join()
-    downs = [threading.Thread(target=run, args=(["docker-compose", "-p", p, "down", "-v"], suite.dir, suite.env, False))
+    downs = [threading.Thread(target=run, args=([COMPOSE[0], "-p", p, "down", "-v"], suite.dir, suite.env, False))
              for p in projects]
     for t in downs:
         t.start()
@@ -207,10 +209,10 @@ def approach_xdist(suite, n, i):
     project = f"csb-xd-{uuid.uuid4().hex[:6]}"
     res = f".bench/xd-{i}"
     t0 = time.time()
-    rc, out, rss, cpu = timed(["docker-compose", "-p", project, "run", "--rm", "-T", 
+    rc, out, rss, cpu = timed([COMPOSE[0], "-p", project, "run", "--rm", "-T", 
                                "app", "pytest", "-n", str(n), "-p", "bench_timing", "-p", "no:cacheprovider",
                                f"--junitxml=/code/{res}/junit.xml"], suite.dir, suite.env)
-    run(["docker-compose", "-p", project, "down", "-v"], suite.dir, suite.env, check=False)
+    run([COMPOSE[0], "-p", project, "down", "-v"], suite.dir, suite.env, check=False)
     wall = time.time() - t0
     keys, bad, _ = junit_cases([os.path.join(suite.dir, res, "junit.xml")])
     return dict(wall=wall, ready=max(starts(out), default=t0) - t0, balance=None, rss_mb=rss / 1024,
@@ -218,14 +220,19 @@ def approach_xdist(suite, n, i):
 
 
 def approach_cs(suite, n, i, durations):
+    """compose-shard with --groups n, or with the default --groups auto when n is None."""
     out_dir = os.path.join(suite.dir, f".bench/cs-{'d' if durations else 'n'}-{i}")
     dur = os.path.join(suite.dir, suite.durations_name if durations else ".bench/empty_durations")
+    groups = ["--groups", str(n)] if n else []
     t0 = time.time()
-    rc, out, rss, cpu = timed([suite.compose_shard, "run", "--groups", str(n), "--project-directory", suite.dir,
+    rc, out, rss, cpu = timed([suite.compose_shard, "run"] + groups + ["--project-directory", suite.dir,
                                "--out", out_dir, "--progress", "plain", "--durations", dur,
                                "--", "pytest", "-p", "bench_timing",
                                "--cov"], suite.dir, suite.env)
     wall = time.time() - t0
+    if not n:
+        chose = re.search(r"auto chose (\d+) group", out)
+        n = int(chose.group(1)) if chose else 1
     logs = ""
     for k in range(1, n + 1):
         p = os.path.join(out_dir, f"g{k}", "output.log")
@@ -237,9 +244,24 @@ def approach_cs(suite, n, i, durations):
         _, _, p = junit_cases([os.path.join(out_dir, f"g{k}", "junit.xml")])
         per += p
     test_start = max(starts(logs), default=t0)
-    return dict(wall=wall, ready=test_start - t0, balance=balance(per), rss_mb=rss / 1024,
+    return dict(groups=n, wall=wall, ready=test_start - t0, balance=balance(per), rss_mb=rss / 1024,
                 cpu=cpu, cpu_pct=100 * cpu / wall if wall else None, failed=bad, ran=len(keys),
                 unique=len(set(keys)), rc=rc, merged=os.path.exists(os.path.join(out_dir, "coverage.xml")))
+
+
+def approach_cs_auto(suite, i):
+    """The default `--groups auto`, after one run that recorded start-up timings beside the
+    durations file (what `--store-durations` does for a user), into a copy so the durations
+    every approach reads stay as they are."""
+    if not getattr(suite, "timings_recorded", False):
+        copy = os.path.join(suite.dir, ".test_durations.warmup")
+        shutil.copy(os.path.join(suite.dir, suite.durations_name), copy)
+        run([suite.compose_shard, "run", "--groups", "2", "--project-directory", suite.dir,
+             "--out", os.path.join(suite.dir, ".bench/cs-warmup"), "--progress", "plain",
+             "--durations", os.path.join(suite.dir, suite.durations_name), "--store-durations", copy,
+             "--", "pytest", "--cov"], suite.dir, suite.env, check=False)
+        suite.timings_recorded = True
+    return approach_cs(suite, None, i, True)
 
 
 def median_of(results):
@@ -268,8 +290,10 @@ def main():
     ap.add_argument("--venv-python", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--json", default="bench-results.json")
-    ap.add_argument("--only", default="seq,handrolled,xdist,cs,cs-durations")
+    ap.add_argument("--only", default="seq,handrolled,xdist,cs,cs-durations,cs-auto")
+    ap.add_argument("--compose", default="docker-compose", help="Docker Compose v2 binary")
     args = ap.parse_args()
+    COMPOSE[0] = args.compose
     env = dict(os.environ)
     groups = [int(g) for g in args.groups.split(",")]
     approaches = args.only.split(",")
@@ -291,6 +315,10 @@ def main():
                 plan.append(("cs", n, lambda s, n, i: approach_cs(s, n, i, False)))
             if "cs-durations" in approaches:
                 plan.append(("cs+durations", n, lambda s, n, i: approach_cs(s, n, i, True)))
+        if "cs-auto" in approaches:
+            # The default: no --groups, the recorded durations (and start-up timings kept
+            # beside them by the runs above) decide.
+            plan.append(("cs-auto", 0, lambda s, n, i: approach_cs_auto(s, i)))
         for label, n, fn in plan:
             results = []
             for i in range(args.repeat):
@@ -318,6 +346,11 @@ def main():
         h4, c4 = get("handrolled", 4), get("cs+durations", 4) or get("cs", 4)
         if h4 and c4:
             ratios.append(f"- {name}: end to end, compose-shard N=4 / hand-rolled N=4 = {c4 / h4:.2f} (target <= 0.6)")
+        auto = get("cs-auto", 0)
+        fixed = [get("cs+durations", n) for n in groups if get("cs+durations", n)]
+        if auto and fixed:
+            ratios.append(f"- {name}: --groups auto (chose {get('cs-auto', 0, 'groups')}) / best fixed group count = "
+                          f"{auto / min(fixed):.2f} (target <= 1.10)")
         rss = get("cs", 4, "rss_mb")
         cpu = get("cs", 4, "cpu_pct")
         if rss is not None:

@@ -1,15 +1,17 @@
-//! `compose-shard config`: print the resolved project, or one group's isolated project.
+//! `compose-shard config`: print the resolved project, or exactly what one group starts:
+//! the test service's `depends_on` closure (plus `--with-service`s), isolated.
 //!
 //! Warnings go to stderr, the project to stdout: YAML (the serde form of
 //! [`crate::compose::Project`], laid out like `docker compose config`) or JSON (the same
 //! structure; the documented, stable format scripts read).
 
 use std::collections::HashMap;
+use std::path::Path;
 
+use super::selection::{load, select};
 use crate::compose::{self, Isolation, Project};
 use crate::config::{ConfigCommand, OutputFormat};
 use crate::errors::{Error, ExitCode};
-use crate::pyproject::Settings;
 
 /// Execute `compose-shard config`.
 pub fn execute(cfg: ConfigCommand) -> Result<ExitCode, Error> {
@@ -19,40 +21,39 @@ pub fn execute(cfg: ConfigCommand) -> Result<ExitCode, Error> {
         path: ".".into(),
         source,
     })?;
-    let loaded = compose::load(&cfg.compose, &env, &cwd)?;
-    for w in &loaded.warnings {
-        eprintln!("warning: {w}");
-    }
     let project = match cfg.group {
-        None => loaded.project,
-        Some((group, groups)) => {
-            let settings = Settings::load(&loaded.project.project_dir)
-                .map_err(|e| Error::Usage(e.to_string()))?;
-            let test_service = match compose::select_test_service(
-                &loaded.project,
-                cfg.service.as_deref(),
-                settings.service.as_deref(),
-            ) {
-                Ok(s) => Some(s),
-                // Printing a group's project is still useful without a test service.
-                Err(e) if cfg.service.is_none() && settings.service.is_none() => {
-                    eprintln!("warning: {e}");
-                    None
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let iso = Isolation {
-                run_id: cfg.run_id.clone(),
-                group,
-                groups,
-                publish_ports: cfg.publish_ports,
-                test_service,
-            };
-            compose::isolate(&loaded.project, &iso)?
-        }
+        None => load(&cfg.compose, &env, &cwd)?,
+        Some(group) => group_project(&cfg, group, &env, &cwd)?,
     };
     print!("{}", render(&project, cfg.format)?);
     Ok(ExitCode::Success)
+}
+
+/// What group `group` of `groups` starts: the test service's `depends_on` closure plus the
+/// `--with-service`s (else `with-services` of pyproject.toml), restricted and isolated.
+/// Naming a service whose profiles are inactive enables them, as `docker compose run` does.
+fn group_project(
+    cfg: &ConfigCommand,
+    (group, groups): (usize, usize),
+    env: &HashMap<String, String>,
+    cwd: &Path,
+) -> Result<Project, Error> {
+    let selection = select(
+        &cfg.compose,
+        cfg.service.as_deref(),
+        &cfg.with_services,
+        false,
+        env,
+        cwd,
+    )?;
+    let iso = Isolation {
+        run_id: cfg.run_id.clone(),
+        group,
+        groups,
+        publish_ports: cfg.publish_ports,
+        test_service: selection.test_service,
+    };
+    Ok(compose::isolate(&selection.project, &iso)?)
 }
 
 /// The project as printed by `config`.

@@ -18,6 +18,19 @@ use crate::pyproject::Settings;
 /// pytest-split's default durations file name.
 pub const DEFAULT_DURATIONS: &str = ".test_durations";
 
+/// The durations file `run` and `plan` read (which may not exist).
+pub fn durations_path(explicit: Option<&Path>, settings: &Settings, project_dir: &Path) -> PathBuf {
+    match explicit {
+        Some(path) => path.to_path_buf(),
+        None => project_dir.join(
+            settings
+                .durations
+                .as_deref()
+                .unwrap_or(Path::new(DEFAULT_DURATIONS)),
+        ),
+    }
+}
+
 /// Load the durations `run` and `plan` balance by.
 pub fn load_durations(
     explicit: Option<&Path>,
@@ -25,18 +38,8 @@ pub fn load_durations(
     project_dir: &Path,
     from_junit: &[PathBuf],
 ) -> Result<Durations, Error> {
-    let (path, required) = match explicit {
-        Some(path) => (path.to_path_buf(), true),
-        None => (
-            project_dir.join(
-                settings
-                    .durations
-                    .as_deref()
-                    .unwrap_or(Path::new(DEFAULT_DURATIONS)),
-            ),
-            false,
-        ),
-    };
+    let path = durations_path(explicit, settings, project_dir);
+    let required = explicit.is_some();
     let mut durations = match std::fs::read_to_string(&path) {
         Ok(text) => Durations::parse(&text).map_err(|source| {
             Error::Plan(PlanError::Durations {

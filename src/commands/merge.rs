@@ -46,6 +46,12 @@ pub fn execute(cfg: MergeConfig) -> Result<ExitCode, Error> {
         .as_ref()
         .map(|(_, groups)| groups.iter().flat_map(|(_, t)| t.iter().cloned()).collect());
     let groups = group_results(&inputs);
+    if let (Some(path), true) = (&cfg.junit_xml, groups.is_empty()) {
+        return Err(Error::Usage(format!(
+            "--junit-xml {}: none of the inputs is a JUnit report (pass JUnit files or result folders with g<k>/junit.xml, or drop --junit-xml)",
+            path.display()
+        )));
+    }
 
     let mut staged = Vec::new();
     let totals = if groups.is_empty() {

@@ -6,6 +6,7 @@ mod durations;
 mod merge;
 mod plan;
 mod run;
+mod selection;
 
 use crate::config::Command;
 use crate::errors::{Error, ExitCode};

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::durations::{load_durations, split_by};
-use crate::compose::{self, Isolation, Project};
+use super::selection::{select, Selection};
+use crate::compose::{self, Isolation};
 use crate::config::{PlanConfig, PlanFormat, ProgressMode};
 use crate::engine::DockerEngine;
 use crate::errors::{Error, ExitCode};
@@ -38,13 +39,10 @@ pub fn execute(cfg: PlanConfig) -> Result<ExitCode, Error> {
         }
         None => {
             let env: HashMap<String, String> = std::env::vars().collect();
-            let loaded = compose::load(&cfg.compose, &env, &cwd)?;
-            for warning in &loaded.warnings {
-                eprintln!("warning: {warning}");
-            }
-            let settings = load_settings(&loaded.project.project_dir)?;
-            let tests = collect_in_docker(&cfg, &loaded.project, &settings)?;
-            (tests, settings, loaded.project.project_dir)
+            let selection = select(&cfg.compose, cfg.service.as_deref(), &[], true, &env, &cwd)?;
+            let test_service = selection.test_service.clone().expect("required");
+            let tests = collect_in_docker(&cfg, &selection, &test_service)?;
+            (tests, selection.settings, selection.project.project_dir)
         }
     };
     let durations = load_durations(
@@ -73,28 +71,42 @@ fn load_settings(dir: &Path) -> Result<Settings, Error> {
 }
 
 fn read_tests(path: &Path) -> Result<Vec<String>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
         action: "read",
         path: path.to_path_buf(),
         source,
     })?;
-    plan::parse_collect_output(&text).map_err(|source| {
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::Usage(format!(
+            "test list {}: byte {} is not UTF-8 text; pass the output of `pytest --collect-only -q` (node ids one per line)",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    let tests = plan::parse_collect_output(&text).map_err(|source| {
         Error::Plan(PlanError::TestList {
             file: path.display().to_string(),
             source,
         })
-    })
+    })?;
+    if tests.is_empty() {
+        return Err(Error::Usage(format!(
+            "test list {} holds no pytest node ids (lines like `tests/test_x.py::test_a`); pass the output of `pytest --collect-only -q`",
+            path.display()
+        )));
+    }
+    Ok(tests)
 }
 
 /// Start one isolated environment, collect there, remove it. Progress goes to stderr, so
 /// stdout stays the plan alone (`--format json` can be piped).
 fn collect_in_docker(
     cfg: &PlanConfig,
-    project: &Project,
-    settings: &Settings,
+    selection: &Selection,
+    test_service: &str,
 ) -> Result<Vec<String>, Error> {
-    let test_service =
-        compose::select_test_service(project, cfg.service.as_deref(), settings.service.as_deref())?;
+    let (project, settings) = (&selection.project, &selection.settings);
+    let test_service = test_service.to_string();
     let run_id = super::run::run_id();
     let mut isolated = compose::isolate(
         project,
@@ -142,6 +154,7 @@ fn collect_in_docker(
         no_build: false,
         poll: Duration::from_millis(500),
         collect_only: true,
+        files: super::run::file_mounts(project)?,
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
         action: "start the async runtime for",
@@ -176,14 +189,20 @@ fn collect_in_docker(
         if let Some(tests) = outcome.collected {
             return Ok(tests);
         }
-        let reason = outcome
-            .groups
-            .iter()
-            .find_map(|g| match &g.status {
-                GroupStatus::EnvironmentError(reason) => Some(reason.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| "the environment ended before the tests were collected".into());
-        Err(RunError::Environment(reason).into())
+        for g in &outcome.groups {
+            match &g.status {
+                GroupStatus::EnvironmentError(reason) => {
+                    return Err(RunError::Environment(reason.clone()).into())
+                }
+                GroupStatus::CollectionFailed(reason) => {
+                    return Err(RunError::Collection(reason.clone()).into())
+                }
+                _ => {}
+            }
+        }
+        Err(
+            RunError::Environment("the environment ended before the tests were collected".into())
+                .into(),
+        )
     })
 }

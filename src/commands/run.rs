@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::durations::{load_durations, split_by};
+use super::durations::{durations_path, load_durations, split_by};
+use super::selection::{select, Selection};
 use crate::compose::{self, Isolation, Project};
 use crate::config::{GroupsSetting, RunConfig};
 use crate::engine::DockerEngine;
@@ -45,6 +46,8 @@ struct Prepared {
     source: TestSource,
     plan_file: PathBuf,
     reproduce_flags: Vec<String>,
+    /// What `--groups auto` chose and why.
+    auto_reason: Option<String>,
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -56,11 +59,9 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) ->
     }
 }
 
-/// `--groups auto`: one group per two CPUs' worth of work is too few for I/O-bound suites and
-/// one per CPU can exhaust memory with databases, so: CPUs, capped by 1.5 GiB of memory per
-/// group, at least 1.
+/// The most groups this machine's memory carries (1.5 GiB each), at least 1: the cap of
+/// `--groups auto`.
 pub fn auto_groups() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mem_groups = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|t| {
@@ -70,7 +71,19 @@ pub fn auto_groups() -> usize {
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(usize::MAX, |kb| (kb / (1536 * 1024)) as usize);
-    cpus.min(mem_groups).max(1)
+    mem_groups.max(1)
+}
+
+/// Every service's `secrets:` and `configs:` files, checked before any container exists
+/// (a missing file or unset variable is a configuration error).
+pub(super) fn file_mounts(
+    project: &Project,
+) -> Result<HashMap<String, Vec<compose::FileMount>>, Error> {
+    project
+        .services
+        .values()
+        .map(|s| Ok((s.name.clone(), compose::file_mounts(project, s)?)))
+        .collect()
 }
 
 /// A short id, unique per run: part of every engine-side name and label.
@@ -83,20 +96,39 @@ pub(super) fn run_id() -> String {
     hex::encode(&digest[..3])
 }
 
-fn group_count(cfg: &RunConfig, settings: &Settings, plan: Option<&Plan>) -> Result<usize, Error> {
-    if let Some(plan) = plan {
-        return Ok(plan.groups.len());
-    }
-    let setting = match (&cfg.groups, &settings.groups) {
+/// `--groups N|auto`, else `groups` from pyproject.toml, else `auto`.
+fn groups_setting(cfg: &RunConfig, settings: &Settings) -> GroupsSetting {
+    match (&cfg.groups, &settings.groups) {
         (Some(g), _) => *g,
-        (None, Some(toml::Value::Integer(n))) => GroupsSetting::Count(*n as usize),
-        (None, Some(_)) => GroupsSetting::Auto,
-        (None, None) => GroupsSetting::Count(1),
-    };
-    Ok(match setting {
-        GroupsSetting::Count(n) => n,
-        GroupsSetting::Auto => auto_groups(),
-    })
+        (None, Some(toml::Value::Integer(n))) => GroupsSetting::Count((*n).max(0) as usize),
+        (None, _) => GroupsSetting::Auto,
+    }
+}
+
+/// The inputs of `--groups auto`: the recorded test time and its longest unit, start-up
+/// figures measured by earlier runs (or conservative defaults), this machine's CPUs.
+fn auto_inputs(
+    durations: &plan::Durations,
+    split_by: crate::config::SplitBy,
+    timings: Option<plan::RunTimings>,
+) -> plan::AutoInputs {
+    let mut units: HashMap<&str, f64> = HashMap::new();
+    for (id, seconds) in &durations.0 {
+        *units.entry(plan::unit_of(id, split_by)).or_default() += seconds;
+    }
+    let total: f64 = units.values().sum();
+    plan::AutoInputs {
+        test_seconds: (!durations.is_empty()).then_some(total),
+        longest_unit: units.values().copied().fold(0.0, f64::max),
+        environment_seconds: timings.map_or(plan::auto_groups::DEFAULT_ENVIRONMENT_SECONDS, |t| {
+            t.environment_seconds
+        }),
+        collection_seconds: timings.map_or(plan::auto_groups::DEFAULT_COLLECTION_SECONDS, |t| {
+            t.collection_seconds
+        }),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        max_groups: auto_groups(),
+    }
 }
 
 fn assignment_of(plan: &Plan) -> Assignment {
@@ -121,6 +153,9 @@ fn reproduce_flags(cfg: &RunConfig, test_service: &str) -> Vec<String> {
         flags.extend(["--project-directory".to_string(), d.display().to_string()]);
     }
     flags.extend(["--service".to_string(), test_service.to_string()]);
+    for s in &cfg.with_services {
+        flags.extend(["--with-service".to_string(), s.clone()]);
+    }
     for (k, v) in &cfg.env {
         flags.extend(["-e".to_string(), format!("{k}={v}")]);
     }
@@ -130,19 +165,19 @@ fn reproduce_flags(cfg: &RunConfig, test_service: &str) -> Vec<String> {
 fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
     let cwd = std::env::current_dir().map_err(io_error("read", Path::new(".")))?;
     let env: HashMap<String, String> = std::env::vars().collect();
-    let loaded = compose::load(&cfg.compose, &env, &cwd)?;
-    for warning in &loaded.warnings {
-        eprintln!("warning: {warning}");
-    }
-    let project = loaded.project;
-    let settings = Settings::load(&project.project_dir)
-        .or_else(|_| Settings::load(&cwd))
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    let test_service = compose::select_test_service(
-        &project,
+    let Selection {
+        project,
+        test_service,
+        settings,
+    } = select(
+        &cfg.compose,
         cfg.service.as_deref(),
-        settings.service.as_deref(),
+        &cfg.with_services,
+        true,
+        &env,
+        &cwd,
     )?;
+    let test_service = test_service.expect("a test service is required");
 
     let fixed_plan = match &cfg.plan_file {
         Some(path) => {
@@ -156,7 +191,31 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         }
         None => None,
     };
-    let groups = group_count(cfg, &settings, fixed_plan.as_ref())?;
+    // Durations steer both the plan and `--groups auto`; a given plan needs neither.
+    let durations = match fixed_plan {
+        Some(_) => plan::Durations::default(),
+        None => load_durations(
+            cfg.durations.as_deref(),
+            &settings,
+            &project.project_dir,
+            &cfg.durations_from_junit,
+        )?,
+    };
+    let split_by = split_by(cfg.split_by, &settings);
+    let mut auto_reason = None;
+    let groups = match (&fixed_plan, groups_setting(cfg, &settings)) {
+        (Some(plan), _) => plan.groups.len(),
+        (None, GroupsSetting::Count(n)) => n,
+        (None, GroupsSetting::Auto) => {
+            let timings = durations_path(cfg.durations.as_deref(), &settings, &project.project_dir)
+                .parent()
+                .and_then(|dir| std::fs::read_to_string(dir.join(plan::TIMINGS_FILE)).ok())
+                .and_then(|text| plan::RunTimings::parse(&text));
+            let choice = plan::choose_groups(&auto_inputs(&durations, split_by, timings));
+            auto_reason = Some(choice.reason);
+            choice.groups
+        }
+    };
     if groups == 0 {
         return Err(Error::Plan(plan::PlanError::NoGroups));
     }
@@ -229,13 +288,6 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             TestSource::Fixed(assignment_of(&plan))
         }
         None => {
-            let durations = load_durations(
-                cfg.durations.as_deref(),
-                &settings,
-                &project.project_dir,
-                &cfg.durations_from_junit,
-            )?;
-            let split_by = split_by(cfg.split_by, &settings);
             match &cfg.tests_file {
                 // A given list needs no collection: plan right away.
                 Some(path) => {
@@ -281,10 +333,12 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             no_build: cfg.no_build,
             poll: Duration::from_millis(500),
             collect_only: false,
+            files: file_mounts(&project)?,
         },
         source,
         plan_file,
         reproduce_flags,
+        auto_reason,
     })
 }
 
@@ -303,6 +357,9 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
                 runs.join(", ")
             )));
         }
+    }
+    if let Some(reason) = &prepared.auto_reason {
+        events.emit(run::Event::Info(reason.clone()));
     }
     events.emit(run::Event::Info(format!(
         "run {}: {} group(s), results in {}",
@@ -359,6 +416,9 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
     );
     if let Some(merged) = merged.as_ref().filter(|m| !m.junit.durations.is_empty()) {
         print!("{}", render_slowest(&merged.junit.durations, 10));
+    }
+    if let Some(reason) = &prepared.auto_reason {
+        println!("{reason}");
     }
     Ok(exit_code(&outcome))
 }

@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 use serde_yaml::{Mapping, Value};
 
 use super::environment::{env_file_list, resolve_environment};
+use super::files::{service_entries, Kind};
 use super::model::*;
 use super::ports::{parse_expose, parse_port};
 use super::values::{
@@ -29,6 +30,10 @@ pub(crate) struct Context<'a> {
     pub lookup: &'a dyn Fn(&str) -> Option<String>,
     /// Warnings collected for the user.
     pub warnings: &'a mut Vec<String>,
+    /// Top-level `secrets:` definitions by name.
+    pub secrets: &'a IndexMap<String, ServiceFile>,
+    /// Top-level `configs:` definitions by name.
+    pub configs: &'a IndexMap<String, ServiceFile>,
 }
 
 /// Keys that are valid Compose but not acted on: each use is reported.
@@ -36,14 +41,11 @@ const UNSUPPORTED: &[&str] = &[
     "deploy",
     "develop",
     "logging",
-    "volumes_from",
     "dns",
     "dns_search",
     "dns_opt",
     "devices",
     "security_opt",
-    "secrets",
-    "configs",
     "external_links",
     "ipc",
     "pid",
@@ -99,6 +101,7 @@ pub(crate) fn service(
     };
     let mut env_files: Vec<(PathBuf, bool)> = Vec::new();
     let mut environment: Vec<(String, Option<String>)> = Vec::new();
+    let mut volumes_from: Vec<String> = Vec::new();
     for (k, v) in def {
         let Some(key) = k.as_str() else {
             return err("?", "expected string keys");
@@ -115,46 +118,20 @@ pub(crate) fn service(
             "hostname" => svc.hostname = Some(string(key, v)?),
             "depends_on" => svc.depends_on = depends_on(v)?,
             "healthcheck" => svc.healthcheck = Some(healthcheck(name, v, ctx.warnings)?),
-            "expose" => {
-                for item in v
-                    .as_sequence()
-                    .map_or_else(|| err(key, "expected a list"), Ok)?
-                {
-                    svc.expose
-                        .extend(parse_expose(item).or_else(|e| err(key, e))?);
-                }
-            }
-            "ports" => {
-                for item in v
-                    .as_sequence()
-                    .map_or_else(|| err(key, "expected a list"), Ok)?
-                {
-                    svc.ports.extend(parse_port(item).or_else(|e| err(key, e))?);
-                }
-            }
+            "expose" => svc.expose = list_items(key, v, parse_expose)?,
+            "ports" => svc.ports = list_items(key, v, parse_port)?,
             "volumes" => {
                 let home = (ctx.lookup)("HOME");
-                for item in v
-                    .as_sequence()
-                    .map_or_else(|| err(key, "expected a list"), Ok)?
-                {
-                    svc.volumes.push(
-                        parse_mount(item, ctx.project_dir, home.as_deref())
-                            .or_else(|e| err(key, e))?,
-                    );
-                }
+                svc.volumes = list_items(key, v, |item| {
+                    parse_mount(item, ctx.project_dir, home.as_deref()).map(Some)
+                })?
             }
             "tmpfs" => svc.tmpfs = string_list(key, v)?,
             "networks" => svc.networks = service_networks(v)?,
             "network_mode" => svc.network_mode = Some(string(key, v)?),
             "links" => svc.links = string_list(key, v)?,
             "container_name" => svc.container_name = Some(string(key, v)?),
-            "labels" => {
-                svc.labels = key_values(key, v)?
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or_default()))
-                    .collect()
-            }
+            "labels" => svc.labels = string_map(key, v)?,
             "extra_hosts" => svc.extra_hosts = extra_hosts(v)?,
             "shm_size" => svc.shm_size = Some(bytes(key, v)?),
             "mem_limit" => svc.mem_limit = Some(bytes(key, v)?),
@@ -171,11 +148,14 @@ pub(crate) fn service(
             "ulimits" => svc.ulimits = ulimits(v)?,
             "profiles" => svc.profiles = string_list(key, v)?,
             "pull_policy" => svc.pull_policy = Some(string(key, v)?),
-            "sysctls" => {
-                svc.sysctls = key_values(key, v)?
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or_default()))
-                    .collect()
+            "sysctls" => svc.sysctls = string_map(key, v)?,
+            "secrets" => svc.secrets = service_entries(Kind::Secret, name, v, ctx.secrets)?,
+            "configs" => svc.configs = service_entries(Kind::Config, name, v, ctx.configs)?,
+            "volumes_from" => {
+                volumes_from = string_list(key, v)?;
+                ctx.warnings.push(format!(
+                    "service {name:?}: `volumes_from` is not supported by compose-shard and is ignored (its services are still started first)"
+                ));
             }
             // Restart policies matter for long-running deployments, not for one test run.
             "restart" | "extends" | "container_number" => {}
@@ -191,8 +171,32 @@ pub(crate) fn service(
     if svc.build.is_some() && svc.image.is_none() {
         svc.image = Some(format!("{}-{}", ctx.project_name, name));
     }
-    add_implicit_dependencies(&mut svc);
+    add_implicit_dependencies(&mut svc, &volumes_from);
     Ok(svc)
+}
+
+/// Every item of a list field parsed by `parse`, the results flattened in order.
+fn list_items<T, I: IntoIterator<Item = T>>(
+    key: &str,
+    v: &Value,
+    mut parse: impl FnMut(&Value) -> Result<I, String>,
+) -> Result<Vec<T>, FieldError> {
+    let items = v
+        .as_sequence()
+        .map_or_else(|| err(key, "expected a list"), Ok)?;
+    let mut out = Vec::new();
+    for item in items {
+        out.extend(parse(item).or_else(|e| err(key, e))?);
+    }
+    Ok(out)
+}
+
+/// A map or `KEY=VAL` list of strings (a bare `KEY` is an empty value).
+fn string_map(key: &str, v: &Value) -> Result<IndexMap<String, String>, FieldError> {
+    Ok(key_values(key, v)?
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect())
 }
 
 fn build(v: &Value, ctx: &mut Context<'_>) -> Result<Build, FieldError> {
@@ -412,14 +416,20 @@ fn ulimits(v: &Value) -> Result<IndexMap<String, (i64, i64)>, FieldError> {
     Ok(out)
 }
 
-/// `links` and `network_mode: service:x` also order startup (Compose treats them as
-/// dependencies that must be started).
-fn add_implicit_dependencies(svc: &mut Service) {
+/// `links`, `volumes_from: [service[:ro]]` and `network_mode: service:x` also order startup
+/// (Compose turns them into required `service_started` dependencies).
+fn add_implicit_dependencies(svc: &mut Service, volumes_from: &[String]) {
     let mut implicit: Vec<String> = svc
         .links
         .iter()
         .map(|l| l.split(':').next().unwrap_or(l).to_string())
         .collect();
+    implicit.extend(
+        volumes_from
+            .iter()
+            .filter(|v| !v.starts_with("container:"))
+            .map(|v| v.split(':').next().unwrap_or(v).to_string()),
+    );
     if let Some(target) = svc
         .network_mode
         .as_deref()

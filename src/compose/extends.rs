@@ -1,13 +1,13 @@
 //! `extends`: a service starts from another service of the same file or of another file,
 //! then its own keys merge on top (same rules as override files). Loops are errors.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_yaml::{Mapping, Value};
 
 use super::error::ComposeError;
 use super::merge::merge_service;
-use super::prepare::prepare_file;
+use super::prepare::{prepare_file, Walk};
 use super::source::{read_source, SourceFile};
 use super::volumes::clean_path;
 
@@ -18,7 +18,7 @@ pub(crate) fn resolve_extends(
     name: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     warnings: &mut Vec<String>,
-    stack: &mut Vec<(PathBuf, String)>,
+    walk: &mut Walk,
 ) -> Result<Mapping, ComposeError> {
     let def = match doc.get("services").and_then(|s| s.get(name)) {
         Some(Value::Mapping(m)) => m.clone(),
@@ -52,27 +52,26 @@ pub(crate) fn resolve_extends(
         }
     };
     let key = (source.path.clone(), name.to_string());
-    if stack.contains(&key) {
+    if walk.stack.contains(&key) {
         return Err(ComposeError::Reference(format!(
             "{}: `extends` loop through service {name:?}",
             source.path.display()
         )));
     }
-    stack.push(key);
+    walk.stack.push(key);
     let mut base = match file {
-        None => resolve_extends(source, doc, &base_name, lookup, warnings, stack)?,
+        None => resolve_extends(source, doc, &base_name, lookup, warnings, walk)?,
         Some(f) => {
             let dir = source.path.parent().unwrap_or(Path::new("."));
             let other = read_source(&clean_path(&dir.join(f)))?;
-            let other_doc = prepare_file(&other, lookup, warnings, stack)?;
-            let mut base =
-                resolve_extends(&other, &other_doc, &base_name, lookup, warnings, stack)?;
+            let other_doc = prepare_file(&other, lookup, warnings, walk)?;
+            let mut base = resolve_extends(&other, &other_doc, &base_name, lookup, warnings, walk)?;
             let other_dir = other.path.parent().unwrap_or(Path::new(".")).to_path_buf();
             absolutize_paths(&mut base, &other_dir);
             base
         }
     };
-    stack.pop();
+    walk.stack.pop();
     base.remove("extends");
     let mut own = def;
     own.remove("extends");
@@ -82,7 +81,7 @@ pub(crate) fn resolve_extends(
 
 /// Paths in a service taken from another file are relative to that file's directory: make
 /// them absolute before they join this file's service.
-fn absolutize_paths(def: &mut Mapping, dir: &Path) {
+pub(crate) fn absolutize_paths(def: &mut Mapping, dir: &Path) {
     let fix = |s: &str| -> String {
         if s.starts_with('.') || (!s.starts_with('/') && !s.starts_with('~') && !s.contains("://"))
         {

@@ -23,8 +23,52 @@ pub(crate) enum InterpolationError {
 /// Where variables come from: the shell environment first, then the project's `.env`.
 pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// The deepest nesting of `${...}` accepted. Expansion recurses once per level, so without a
+/// limit checked beforehand `${A:-${A:-...` 20,000 deep overflows the stack; real files nest
+/// two or three levels.
+pub(crate) const MAX_INTERPOLATION_DEPTH: usize = 64;
+
 /// Interpolate one string.
 pub(crate) fn interpolate_str(
+    text: &str,
+    lookup: Lookup<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<String, InterpolationError> {
+    if let Some(offset) = too_deep_at(text) {
+        return Err(InterpolationError::Syntax(format!(
+            "`${{...}}` nested more than {MAX_INTERPOLATION_DEPTH} deep (at character {} of the value); simplify the expression",
+            text[..offset].chars().count() + 1
+        )));
+    }
+    expand_str(text, lookup, warnings)
+}
+
+/// Byte offset of the `${` that nests deeper than [`MAX_INTERPOLATION_DEPTH`], if any: one
+/// pass with a counter, no recursion.
+fn too_deep_at(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 1,
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                if depth > MAX_INTERPOLATION_DEPTH {
+                    return Some(i);
+                }
+                i += 1;
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Interpolate a string whose nesting depth was checked.
+fn expand_str(
     text: &str,
     lookup: Lookup<'_>,
     warnings: &mut Vec<String>,
@@ -148,7 +192,7 @@ fn expand_braced(
             if present {
                 Ok(value.unwrap_or_default())
             } else {
-                interpolate_str(arg, lookup, warnings)
+                expand_str(arg, lookup, warnings)
             }
         }
         Some('?') => {
@@ -157,13 +201,13 @@ fn expand_braced(
             } else {
                 Err(InterpolationError::Required {
                     name: name.to_string(),
-                    message: interpolate_str(arg, lookup, warnings)?,
+                    message: expand_str(arg, lookup, warnings)?,
                 })
             }
         }
         Some('+') => {
             if present {
-                interpolate_str(arg, lookup, warnings)
+                expand_str(arg, lookup, warnings)
             } else {
                 Ok(String::new())
             }
@@ -225,6 +269,18 @@ mod tests {
 
     fn ok(text: &str, vars: &[(&str, &str)]) -> String {
         run(text, vars).0.unwrap()
+    }
+
+    #[test]
+    fn nesting_20000_deep_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}x{}", "${A:-".repeat(20_000), "}".repeat(20_000));
+        let Err(InterpolationError::Syntax(message)) = run(&deep, &[]).0 else {
+            panic!("expected a syntax error");
+        };
+        assert!(message.contains("nested more than 64 deep"), "{message}");
+        assert!(message.contains("character 321 "), "{message}");
+        let ok_depth = format!("{}x{}", "${A:-".repeat(64), "}".repeat(64));
+        assert_eq!(ok(&ok_depth, &[]), "x");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! the files they name).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use serde_yaml::{Mapping, Value};
@@ -16,14 +16,16 @@ use serde_yaml::{Mapping, Value};
 use super::canonical::{self, Context};
 use super::discover::{find_files, read_dotenv};
 use super::error::ComposeError;
+use super::files::{self, Kind};
 use super::merge::{merge_top, strip_tags};
-use super::model::Project;
-use super::names::normalize_project_name;
-use super::prepare::prepare_file;
+use super::model::{Project, Service};
+use super::names::{check_project_name, check_service_name, normalize_project_name};
+use super::prepare::{prepare_file, Walk};
 use super::profiles::apply_profiles;
 use super::references::check_references;
 use super::source::{read_source, SourceFile};
 use super::toplevel;
+use super::validate::validate;
 use super::volumes::clean_path;
 use crate::config::ComposeOptions;
 
@@ -87,7 +89,13 @@ pub fn load(
         .collect::<Result<Vec<_>, _>>()?;
     let (profiles, name) = profiles_and_name(opts, setting);
     let lookup = |k: &str| env.get(k).cloned().or_else(|| dotenv.get(k).cloned());
-    let mut loaded = load_sources(&sources, &project_dir, name.as_deref(), &profiles, &lookup)?;
+    let mut loaded = load_sources(
+        &sources,
+        &project_dir,
+        name.as_deref(),
+        (&profiles, &opts.enable_services),
+        &lookup,
+    )?;
     warnings.append(&mut loaded.warnings);
     loaded.warnings = warnings;
     Ok(loaded)
@@ -131,50 +139,48 @@ pub fn load_from_str(
         .collect();
     let (profiles, name) = profiles_and_name(opts, |k| env.get(k).cloned());
     let lookup = |k: &str| env.get(k).cloned();
-    load_sources(&sources, project_dir, name.as_deref(), &profiles, &lookup)
+    load_sources(
+        &sources,
+        project_dir,
+        name.as_deref(),
+        (&profiles, &opts.enable_services),
+        &lookup,
+    )
 }
 
-/// The pipeline on already-read sources.
+/// The pipeline on already-read sources. `(profiles, enable)`: the active profiles, and the
+/// services whose profiles are enabled because they were named (see `profiles.rs`).
 fn load_sources(
     sources: &[SourceFile],
     project_dir: &Path,
     name: Option<&str>,
-    profiles: &[String],
+    (profiles, enable): (&[String], &[String]),
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ComposeError> {
     let mut warnings = Vec::new();
+    let files: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
     let mut merged = Mapping::new();
+    let mut walk = Walk::default();
     for source in sources {
-        let doc = prepare_file(source, lookup, &mut warnings, &mut Vec::new())?;
+        let doc = prepare_file(source, lookup, &mut warnings, &mut walk)?;
         merge_top(&mut merged, &doc);
     }
+    // Errors found later point into whichever file, included ones too, sets the key.
+    let sources: Vec<SourceFile> = walk
+        .included
+        .into_iter()
+        .chain(sources.iter().cloned())
+        .collect();
+    let sources = sources.as_slice();
     let mut merged_value = Value::Mapping(merged);
     strip_tags(&mut merged_value);
     let Value::Mapping(merged) = merged_value else {
         unreachable!("a mapping stays a mapping")
     };
-    let raw_name = name
-        .map(str::to_string)
-        .or_else(|| {
-            merged
-                .get("name")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .or_else(|| {
-            project_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .unwrap_or_default();
-    let project_name = normalize_project_name(&raw_name).ok_or_else(|| {
-        ComposeError::Reference(format!(
-            "invalid project name {raw_name:?}: it must contain a lowercase letter or digit (set one with -p NAME or `name:`)"
-        ))
-    })?;
+    let project_name = project_name(name, &merged, project_dir)?;
     for (k, _) in &merged {
         match k.as_str().unwrap_or_default() {
-            "services" | "networks" | "volumes" | "name" | "version" => {}
+            "services" | "networks" | "volumes" | "secrets" | "configs" | "name" | "version" => {}
             other => warnings.push(format!(
                 "top-level key `{other}` is not supported by compose-shard and is ignored"
             )),
@@ -188,11 +194,85 @@ fn load_sources(
             .unwrap_or(&sources[0]);
         source.invalid(path, &message)
     };
+    let section = |key: &str| merged.get(key).unwrap_or(&Value::Null);
+    let file_section = |kind: Kind, key: &str| {
+        files::definitions(kind, section(key), project_dir, lookup).map_err(|(path, message)| {
+            let mut full = vec![key];
+            full.extend(path.iter().map(String::as_str));
+            locate(&full, message)
+        })
+    };
+    let secrets = file_section(Kind::Secret, "secrets")?;
+    let configs = file_section(Kind::Config, "configs")?;
+    let mut ctx = Context {
+        project_dir,
+        project_name: &project_name,
+        lookup,
+        warnings: &mut warnings,
+        secrets: &secrets,
+        configs: &configs,
+    };
+    let mut services = canonical_services(section("services"), &mut ctx, &locate)?;
+    let disabled = apply_profiles(&mut services, profiles, enable);
+    let mut project = Project {
+        name: project_name,
+        project_dir: project_dir.to_path_buf(),
+        files: files.to_vec(),
+        services,
+        networks: IndexMap::new(),
+        volumes: IndexMap::new(),
+        isolation: None,
+    };
+    top_level_sections(&mut project, &merged, &mut warnings, &locate)?;
+    validate(&project, &disabled, &locate)?;
+    check_references(&mut project, &mut warnings);
+    Ok(Loaded { project, warnings })
+}
+
+/// `-p` or `COMPOSE_PROJECT_NAME` must already be a valid name (Compose refuses others);
+/// `name:` and the directory name are normalised as Compose does.
+fn project_name(
+    explicit: Option<&str>,
+    merged: &Mapping,
+    project_dir: &Path,
+) -> Result<String, ComposeError> {
+    if let Some(name) = explicit {
+        return check_project_name(name)
+            .map(str::to_string)
+            .map_err(|message| {
+                ComposeError::Reference(format!(
+                "{message} (it comes from -p or COMPOSE_PROJECT_NAME; choose a valid name there)"
+            ))
+            });
+    }
+    let raw_name = merged
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            project_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    normalize_project_name(&raw_name).ok_or_else(|| {
+        ComposeError::Reference(format!(
+            "invalid project name {raw_name:?}: it must contain a lowercase letter or digit (set one with -p NAME or `name:`)"
+        ))
+    })
+}
+
+/// Every service, canonicalised, in file order.
+fn canonical_services(
+    defs: &Value,
+    ctx: &mut Context<'_>,
+    locate: &dyn Fn(&[&str], String) -> ComposeError,
+) -> Result<IndexMap<String, Service>, ComposeError> {
     let empty = Mapping::new();
-    let service_defs = match merged.get("services") {
-        Some(Value::Mapping(m)) => m,
-        None | Some(Value::Null) => &empty,
-        Some(_) => {
+    let defs = match defs {
+        Value::Mapping(m) => m,
+        Value::Null => &empty,
+        _ => {
             return Err(locate(
                 &["services"],
                 "expected a mapping of service names to definitions".into(),
@@ -200,55 +280,47 @@ fn load_sources(
         }
     };
     let mut services = IndexMap::new();
-    for (k, def) in service_defs {
+    for (k, def) in defs {
         let svc_name = k.as_str().unwrap_or_default().to_string();
+        check_service_name(&svc_name).map_err(|m| locate(&["services", &svc_name], m))?;
         let Value::Mapping(def) = def else {
             return Err(locate(
                 &["services", &svc_name],
                 "expected a mapping (image:, build:...)".into(),
             ));
         };
-        let mut ctx = Context {
-            project_dir,
-            project_name: &project_name,
-            lookup,
-            warnings: &mut warnings,
-        };
-        let svc = canonical::service(&svc_name, def, &mut ctx).map_err(|(path, message)| {
+        let svc = canonical::service(&svc_name, def, ctx).map_err(|(path, message)| {
             let mut full: Vec<&str> = vec!["services", &svc_name];
             full.extend(path.iter().map(String::as_str));
             locate(&full, message)
         })?;
         services.insert(svc_name, svc);
     }
-    apply_profiles(&mut services, profiles);
-    let mut networks = IndexMap::new();
+    Ok(services)
+}
+
+/// Top-level `networks:` and `volumes:`.
+fn top_level_sections(
+    project: &mut Project,
+    merged: &Mapping,
+    warnings: &mut Vec<String>,
+    locate: &dyn Fn(&[&str], String) -> ComposeError,
+) -> Result<(), ComposeError> {
     if let Some(Value::Mapping(m)) = merged.get("networks") {
         for (k, v) in m {
             let key = k.as_str().unwrap_or_default().to_string();
-            let n = toplevel::network(&key, v, &mut warnings)
+            let n = toplevel::network(&key, v, warnings)
                 .map_err(|(_, message)| locate(&["networks", &key], message))?;
-            networks.insert(key, n);
+            project.networks.insert(key, n);
         }
     }
-    let mut volumes = IndexMap::new();
     if let Some(Value::Mapping(m)) = merged.get("volumes") {
         for (k, v) in m {
             let key = k.as_str().unwrap_or_default().to_string();
-            let vol = toplevel::volume(&key, v, &mut warnings)
+            let vol = toplevel::volume(&key, v, warnings)
                 .map_err(|(_, message)| locate(&["volumes", &key], message))?;
-            volumes.insert(key, vol);
+            project.volumes.insert(key, vol);
         }
     }
-    let mut project = Project {
-        name: project_name,
-        project_dir: project_dir.to_path_buf(),
-        files: sources.iter().map(|s| s.path.clone()).collect(),
-        services,
-        networks,
-        volumes,
-        isolation: None,
-    };
-    check_references(&mut project, &mut warnings);
-    Ok(Loaded { project, warnings })
+    Ok(())
 }

@@ -5,7 +5,8 @@
 //! turned into mappings); `command`, `entrypoint` and `healthcheck.test` are replaced; `volumes`
 //! merge by container path; other lists (`ports`, `expose`, `env_file`, `links`...) append
 //! without duplicates; scalars are replaced. A value tagged `!reset` removes the key, one
-//! tagged `!override` replaces it without merging.
+//! tagged `!override` replaces it without merging; on a whole service (`nginx: !reset`,
+//! `web: !override {...}`) the same holds for the service.
 
 use serde_yaml::{Mapping, Value};
 
@@ -190,8 +191,15 @@ pub(crate) fn merge_top(base: &mut Mapping, over: &Mapping) {
         match (name, base.get_mut(key), value) {
             ("services", Some(Value::Mapping(old)), Value::Mapping(new)) => {
                 for (svc, def) in new {
-                    match (old.get_mut(svc), def) {
-                        (Some(Value::Mapping(o)), Value::Mapping(n)) => merge_service(o, n),
+                    match (tag_of(def).as_deref(), old.get_mut(svc), def) {
+                        // `web: !reset` removes the service; `!override` replaces it.
+                        (Some("reset"), _, _) => {
+                            old.remove(svc);
+                        }
+                        (Some("override"), _, _) => {
+                            old.insert(svc.clone(), untag_ref(def).clone());
+                        }
+                        (_, Some(Value::Mapping(o)), Value::Mapping(n)) => merge_service(o, n),
                         _ => {
                             old.insert(svc.clone(), def.clone());
                         }

@@ -164,6 +164,79 @@ pub struct Service {
     /// `sysctls`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub sysctls: IndexMap<String, String>,
+    /// `secrets`, each joined with the top-level definition it names (see [`ServiceFile`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<ServiceFile>,
+    /// `configs`, each joined with the top-level definition it names (see [`ServiceFile`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<ServiceFile>,
+}
+
+/// One entry of a service's `secrets:` or `configs:` (short syntax `- name` or long syntax
+/// `{source, target, uid, gid, mode}`), together with the source the top-level definition
+/// `secrets.<source>` / `configs.<source>` gives it: exactly one of `file`, `environment`,
+/// `content` (configs only) or `external`.
+///
+/// Compose prints the definitions in top-level sections; here each service entry carries its
+/// own, so that what a container needs is in one place (Compose's `config` output also
+/// leaves unused definitions out). [`crate::compose::file_mounts`] turns entries into what
+/// the engine mounts.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ServiceFile {
+    /// The name of the top-level definition.
+    pub source: String,
+    /// `target` as written; for secrets without one, `/run/secrets/<source>` (as Compose's
+    /// `config` prints it). A relative secret target lands under `/run/secrets/`, a relative
+    /// config target under `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `uid` of the file in the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// `gid` of the file in the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    /// Permission bits, printed in octal (`"0440"`) as Compose prints them. In the file, a
+    /// string is read as octal and a number as decimal (`mode: 0440` is octal 440, like
+    /// Compose; `mode: 440` is decimal 440 = `"0670"`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "octal_mode")]
+    pub mode: Option<u32>,
+    /// Source: an absolute host file (`file:` of the definition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// Source: the variable named by `environment:` of the definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Source: inline `content:` (configs), already interpolated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// `external: true`: managed outside the project (Compose refuses these outside Swarm).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub external: bool,
+    /// The value of `environment` when the project was loaded (from the same environment as
+    /// interpolation); never printed.
+    #[serde(skip)]
+    pub environment_value: Option<String>,
+}
+
+/// `mode` as an octal string (`"0440"`), the way Compose prints it.
+mod octal_mode {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        match mode {
+            Some(m) => s.serialize_str(&format!("{m:#o}").replace("0o", "0")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| {
+            u32::from_str_radix(t.trim_start_matches("0o"), 8).map_err(serde::de::Error::custom)
+        })
+        .transpose()
+    }
 }
 
 fn is_false(b: &bool) -> bool {

@@ -1,29 +1,13 @@
 //! Checking what services refer to: other services, networks and volumes.
 
-use std::collections::HashSet;
-
 use super::model::{MountKind, Network, Project, Volume};
 
-/// Dangling references (a `depends_on` service that is not in the project, a network or
-/// volume used but not declared) are reported; Compose would refuse such a file, but files
-/// meant to be layered on others use them, so we keep going.
+/// A network or volume used but not declared is reported and created as a project one
+/// (Compose would refuse the file, but files meant to be layered on others use them, so we
+/// keep going). Dependencies are checked by `validate.rs`.
 pub(crate) fn check_references(project: &mut Project, warnings: &mut Vec<String>) {
-    let names: HashSet<String> = project.services.keys().cloned().collect();
     let mut needs_default = false;
     for svc in project.services.values_mut() {
-        let missing: Vec<String> = svc
-            .depends_on
-            .keys()
-            .filter(|d| !names.contains(*d))
-            .cloned()
-            .collect();
-        for d in missing {
-            svc.depends_on.shift_remove(&d);
-            warnings.push(format!(
-                "service {:?} depends on {d:?}, which is not defined (or its profile is not active); the dependency is dropped",
-                svc.name
-            ));
-        }
         if svc.networks.is_empty() && svc.network_mode.is_none() {
             needs_default = true;
         }

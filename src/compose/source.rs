@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml::Value;
 
 use super::error::ComposeError;
+use super::yaml_scan::{scan_yaml, MAX_NESTING};
 
 /// A compose file's path and text.
 #[derive(Debug, Clone)]
@@ -34,40 +35,77 @@ const DATA_MAPS: &[&str] = &[
 impl SourceFile {
     /// Parse into a YAML value with `<<` merge keys applied and `x-*` fields removed.
     pub fn parse(&self) -> Result<Value, ComposeError> {
-        let mut value: Value = match serde_yaml::from_str(&self.text) {
-            Ok(v) => v,
-            Err(e) => {
-                let (line, column) = e
-                    .location()
-                    .map(|l| (l.line(), l.column()))
-                    .unwrap_or((0, 0));
-                return Err(ComposeError::Invalid {
-                    file: self.path.clone(),
-                    line,
-                    column,
-                    message: format!("invalid YAML: {e}"),
-                });
-            }
-        };
-        value.apply_merge().map_err(|e| ComposeError::Invalid {
-            file: self.path.clone(),
-            line: 0,
-            column: 0,
-            message: format!(
+        let scan = scan_yaml(&self.text);
+        if let Some((line, column)) = scan.too_deep {
+            return Err(self.at(line, column, format!(
+                "nesting deeper than {MAX_NESTING} levels; a compose file needs a handful, so this file is probably generated wrong"
+            )));
+        }
+        let mut value: Value = serde_yaml::from_str(&self.text).map_err(|e| {
+            // The parser gives no position (or the document's start) for an alias bomb.
+            let bomb = e.to_string().contains("repetition limit");
+            let (line, column) = match (e.location(), scan.first_alias) {
+                (_, Some(alias)) if bomb => alias,
+                (Some(l), _) => (l.line(), l.column()),
+                (None, alias) => alias.unwrap_or_else(|| self.first_content()),
+            };
+            let hint = if bomb {
+                " (aliases expand to too much data, as in a \"billion laughs\" file; the first alias is here)"
+            } else {
+                ""
+            };
+            self.at(line, column, format!("invalid YAML: {e}{hint}"))
+        })?;
+        value.apply_merge().map_err(|e| {
+            let (line, column) = scan.first_alias.unwrap_or_else(|| self.first_content());
+            self.at(
+                line,
+                column,
+                format!(
                 "invalid `<<` merge key: {e} (expected an alias to a mapping or a list of them)"
             ),
+            )
         })?;
         if value.is_null() {
-            value = Value::Mapping(Default::default());
+            return Err(self.at(
+                1,
+                1,
+                "the file is empty; a compose file needs at least `services:` with one service"
+                    .into(),
+            ));
         }
         if !value.is_mapping() {
-            return Err(self.invalid(
-                &[],
-                "expected a mapping at the top level (services:, networks:, volumes:...)",
+            let (line, column) = self.first_content();
+            return Err(self.at(
+                line,
+                column,
+                "expected a mapping at the top level (services:, networks:, volumes:...)".into(),
             ));
         }
         strip_extensions(&mut value);
         Ok(value)
+    }
+
+    fn at(&self, line: usize, column: usize, message: String) -> ComposeError {
+        ComposeError::Invalid {
+            file: self.path.clone(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// 1-based (line, column) of the first character that is not blank, a comment or a
+    /// document marker; (1, 1) for a file without one.
+    fn first_content(&self) -> (usize, usize) {
+        for (i, line) in self.text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
+                continue;
+            }
+            return (i + 1, line.len() - trimmed.len() + 1);
+        }
+        (1, 1)
     }
 
     /// An error about the value at `path` (e.g. `["services", "web", "ports"]`).
@@ -128,11 +166,20 @@ impl SourceFile {
 }
 
 /// Read a file into a [`SourceFile`].
+/// A compose file named `-` (`-f -`) is standard input, as in Compose; the project directory
+/// is then the working directory, the parent of the `-` path the loader makes.
 pub(crate) fn read_source(path: &Path) -> Result<SourceFile, ComposeError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
+    let read_error = |source| ComposeError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let text = if path.file_name() == Some(std::ffi::OsStr::new("-")) {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(read_error)?;
+        text
+    } else {
+        std::fs::read_to_string(path).map_err(read_error)?
+    };
     Ok(SourceFile {
         path: path.to_path_buf(),
         text,

@@ -14,6 +14,28 @@ use super::error::EngineError;
 use super::types::{ManagedResource, ResourceKind};
 use crate::labels;
 
+/// The schemes `DOCKER_HOST` may use: those bollard connects with in this build (no `ssh` or
+/// `ssl` feature, so no `ssh://` or `https://`).
+pub const DOCKER_HOST_SCHEMES: &[&str] = &["unix", "tcp", "http"];
+
+/// Where the daemon is: `DOCKER_HOST` (an empty value counts as unset, as for the docker CLI)
+/// or the default socket; an error naming the scheme when this build cannot use it.
+pub fn docker_host(value: Option<String>) -> Result<String, EngineError> {
+    let endpoint = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+    let problem = match endpoint.split_once("://") {
+        None => "it has no scheme (`SCHEME://...`)".to_string(),
+        Some((scheme, _)) if DOCKER_HOST_SCHEMES.contains(&scheme) => return Ok(endpoint),
+        Some((scheme @ ("ssh" | "https" | "npipe"), _)) => {
+            format!("scheme `{scheme}` is not supported by this build")
+        }
+        Some((scheme, _)) => format!("unknown scheme `{scheme}`"),
+    };
+    Err(EngineError::UnsupportedHost { endpoint, problem })
+}
+
 /// A connection to the Docker engine. Cheap to clone (bollard shares one HTTP client).
 #[derive(Debug, Clone)]
 pub struct DockerEngine {
@@ -24,17 +46,13 @@ pub struct DockerEngine {
 impl DockerEngine {
     /// Connect from `DOCKER_HOST` or the default socket and check the daemon answers.
     pub async fn connect() -> Result<DockerEngine, EngineError> {
-        let endpoint = std::env::var("DOCKER_HOST")
-            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
-        let unreachable = |message: String| EngineError::Unreachable {
-            endpoint: endpoint.clone(),
-            message,
-        };
-        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
+        let endpoint = docker_host(std::env::var("DOCKER_HOST").ok())?;
+        let docker = Docker::connect_with_host(&endpoint)
+            .map_err(|e| EngineError::unreachable(&endpoint, &e))?;
         docker
             .ping()
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| EngineError::unreachable(&endpoint, &e))?;
         Ok(DockerEngine { docker, endpoint })
     }
 

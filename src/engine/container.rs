@@ -17,7 +17,7 @@ use super::container_spec::{plan_container, ContainerOverrides};
 use super::error::EngineError;
 use super::extract::extract_tar;
 use super::types::{ContainerStatus, ExecOutcome, Health};
-use crate::compose::{Project, Service};
+use crate::compose::{FileMount, FileMountSource, Project, Service};
 
 /// A command to run in a running container.
 #[derive(Debug, Clone, Default)]
@@ -33,9 +33,9 @@ pub struct ExecRequest {
 }
 
 impl DockerEngine {
-    /// Create a service's container (connected to all its networks) and start it. Returns the
-    /// container name.
-    pub async fn create_and_start(
+    /// Create a service's container, connected to all its networks, without starting it
+    /// (files can be uploaded into a created container). Returns the container name.
+    pub async fn create_service_container(
         &self,
         project: &Project,
         service: &Service,
@@ -65,14 +65,181 @@ impl DockerEngine {
                     "connect container {name} to network {network}"
                 )))?;
         }
+        for file in &overrides.files {
+            if let FileMountSource::Content(bytes) = &file.source {
+                self.upload_file(&name, file, bytes).await?;
+            }
+        }
+        Ok(name)
+    }
+
+    /// Copy one `secrets:`/`configs:` content into a created container, with its mode and
+    /// numeric owner.
+    async fn upload_file(
+        &self,
+        container: &str,
+        file: &FileMount,
+        content: &[u8],
+    ) -> Result<(), EngineError> {
+        let io_err = |source| EngineError::Io {
+            action: format!("build a tar archive of {} for", file.name),
+            path: file.target.clone().into(),
+            source,
+        };
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(file.mode);
+        header.set_size(content.len() as u64);
+        header.set_uid(
+            file.uid
+                .as_deref()
+                .and_then(|u| u.parse().ok())
+                .unwrap_or(0),
+        );
+        header.set_gid(
+            file.gid
+                .as_deref()
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(0),
+        );
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_data(&mut header, file.target.trim_start_matches('/'), content)
+            .map_err(io_err)?;
+        let archive = builder.into_inner().map_err(io_err)?;
         self.docker
-            .start_container(&name, None)
+            .upload_to_container(
+                container,
+                Some(UploadToContainerOptionsBuilder::new().path("/").build()),
+                bollard::body_full(archive.into()),
+            )
             .await
             .map_err(EngineError::api(format!(
-                "start container {name} for service {}",
-                service.name
+                "copy {} to {} in container {container}",
+                file.name, file.target
+            )))
+    }
+
+    /// Start a created container.
+    pub async fn start(&self, container: &str) -> Result<(), EngineError> {
+        self.docker
+            .start_container(container, None)
+            .await
+            .map_err(EngineError::api(format!("start container {container}")))
+    }
+
+    /// Kill a running container (a timed-out test process). A container that has already
+    /// stopped is not an error.
+    pub async fn kill(&self, container: &str) -> Result<(), EngineError> {
+        match self.docker.kill_container(container, None).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(EngineError::api(format!("kill container {container}"))(e)),
+        }
+    }
+
+    /// Follow a container's combined output from its start until it stops, handing every
+    /// chunk to `on_output`. Following the log (rather than attaching) loses nothing that was
+    /// printed before the call and ends when the container stops.
+    pub async fn follow_logs(
+        &self,
+        container: &str,
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<(), EngineError> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .build();
+        let mut stream = self.docker.logs(container, Some(options));
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(EngineError::api(format!(
+                "follow the output of container {container}"
             )))?;
-        Ok(name)
+            on_output(&chunk.into_bytes());
+        }
+        Ok(())
+    }
+
+    /// Wait until a container stops; returns its exit code.
+    pub async fn wait_exit(&self, container: &str) -> Result<Option<i64>, EngineError> {
+        let mut stream = self.docker.wait_container(container, None);
+        let mut code = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(response) => code = Some(response.status_code),
+                // bollard reports a non-zero exit as this error: it is an answer, not a
+                // failure to wait.
+                Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => {
+                    code = Some(c)
+                }
+                Err(e) => {
+                    return Err(EngineError::api(format!(
+                        "wait for container {container} to stop"
+                    ))(e))
+                }
+            }
+        }
+        Ok(code)
+    }
+
+    /// The tar archive of `path` in a container (running or stopped), `None` if the path
+    /// does not exist.
+    async fn download_archive(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let mut stream = self.docker.download_from_container(
+            container,
+            Some(
+                DownloadFromContainerOptionsBuilder::new()
+                    .path(path)
+                    .build(),
+            ),
+        );
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(chunk) => archive.extend_from_slice(&chunk),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Ok(None),
+                Err(e) => {
+                    return Err(EngineError::api(format!(
+                        "copy {path} out of container {container}"
+                    ))(e))
+                }
+            }
+        }
+        Ok(Some(archive))
+    }
+
+    /// One file of a container (running or stopped), or `None` if it does not exist.
+    pub async fn read_file(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let Some(archive) = self.download_archive(container, path).await? else {
+            return Ok(None);
+        };
+        let io_err = |source| EngineError::Io {
+            action: format!("read the archive of {path} from container {container}:"),
+            path: path.into(),
+            source,
+        };
+        let mut tar = tar::Archive::new(&archive[..]);
+        for entry in tar.entries().map_err(io_err)? {
+            let mut entry = entry.map_err(io_err)?;
+            if entry.header().entry_type().is_file() {
+                let mut content = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut content).map_err(io_err)?;
+                return Ok(Some(content));
+            }
+        }
+        Ok(None)
     }
 
     /// A container's state, health and addresses.
@@ -111,28 +278,6 @@ impl DockerEngine {
             health,
             ip_addresses,
         })
-    }
-
-    /// A container's configured environment (image `ENV` plus its own), as `(key, value)`.
-    pub async fn container_env(
-        &self,
-        container: &str,
-    ) -> Result<Vec<(String, String)>, EngineError> {
-        let info = self
-            .docker
-            .inspect_container(container, None)
-            .await
-            .map_err(EngineError::api(format!("inspect container {container}")))?;
-        Ok(info
-            .config
-            .and_then(|c| c.env)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                None => (kv, String::new()),
-            })
-            .collect())
     }
 
     /// The last `lines` lines of a container's stdout and stderr.
@@ -258,21 +403,17 @@ impl DockerEngine {
         path: &str,
         target: &Path,
     ) -> Result<Vec<std::path::PathBuf>, EngineError> {
-        let mut stream = self.docker.download_from_container(
-            container,
-            Some(
-                DownloadFromContainerOptionsBuilder::new()
-                    .path(path)
-                    .build(),
-            ),
-        );
-        let mut archive = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(EngineError::api(format!(
-                "copy {path} out of container {container}"
-            )))?;
-            archive.extend_from_slice(&chunk);
-        }
+        let archive = self
+            .download_archive(container, path)
+            .await?
+            .ok_or_else(|| {
+                EngineError::api(format!("copy {path} out of container {container}"))(
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        message: format!("{path} does not exist in the container"),
+                    },
+                )
+            })?;
         extract_tar(&archive[..], target, 1).map_err(|e| e.into_engine_error(container))
     }
 }

@@ -9,7 +9,7 @@ use bollard::models::{
 };
 
 use super::client::to_hash_map;
-use crate::compose::{Healthcheck, MountKind, Project, Service};
+use crate::compose::{FileMount, FileMountSource, Healthcheck, MountKind, Project, Service};
 
 /// Changes the orchestrator makes to a service before creating its container.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +22,9 @@ pub struct ContainerOverrides {
     pub env: Vec<(String, String)>,
     /// The image to use instead of the service's (a built image's content-hash tag).
     pub image: Option<String>,
+    /// `secrets:` and `configs:` files: host files are bind-mounted read-only, contents are
+    /// copied into the created container before it starts (as Compose does).
+    pub files: Vec<FileMount>,
 }
 
 /// A create request plus the networks to connect after creation: API 1.41 accepts only one
@@ -74,7 +77,17 @@ fn health_config(h: &Healthcheck) -> HealthConfig {
     }
 }
 
-fn mounts(project: &Project, service: &Service) -> Vec<Mount> {
+fn mounts(project: &Project, service: &Service, files: &[FileMount]) -> Vec<Mount> {
+    let host_files = files.iter().filter_map(|f| match &f.source {
+        FileMountSource::HostFile(path) => Some(Mount {
+            target: Some(f.target.clone()),
+            source: Some(path.display().to_string()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..Default::default()
+        }),
+        FileMountSource::Content(_) => None,
+    });
     service
         .volumes
         .iter()
@@ -95,6 +108,7 @@ fn mounts(project: &Project, service: &Service) -> Vec<Mount> {
                 ..Default::default()
             }
         })
+        .chain(host_files)
         .collect()
 }
 
@@ -146,16 +160,16 @@ pub(crate) fn plan_container(
         if !exposed.contains(&key) {
             exposed.push(key.clone());
         }
-        if let Some(published) = &p.published {
-            port_bindings
-                .entry(key)
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: p.host_ip.clone(),
-                    host_port: Some(published.clone()),
-                });
-        }
+        // A port without a host port is published on an ephemeral host port, as in
+        // Compose (`ports: ["8000"]`); isolation leaves only such ports (`--publish-ports`).
+        port_bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: Some(p.published.clone().unwrap_or_default()),
+            });
     }
 
     let network_keys: Vec<String> = if service.networks.is_empty() {
@@ -180,7 +194,7 @@ pub(crate) fn plan_container(
     };
 
     let host_config = HostConfig {
-        mounts: Some(mounts(project, service)),
+        mounts: Some(mounts(project, service, &overrides.files)),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         network_mode,
         extra_hosts: (!service.extra_hosts.is_empty()).then(|| service.extra_hosts.clone()),
@@ -349,6 +363,14 @@ mod tests {
             entrypoint: Some(vec!["sleep".into(), "9".into()]),
             command: Some(vec![]),
             image: Some("postgres:cs-1".into()),
+            files: vec![FileMount {
+                name: "token".into(),
+                target: "/run/secrets/token".into(),
+                source: FileMountSource::HostFile("/src/token.txt".into()),
+                uid: None,
+                gid: None,
+                mode: 0o444,
+            }],
         };
         let plan = plan_container(&project, &service, &overrides);
         let body = plan.body;
@@ -371,9 +393,21 @@ mod tests {
             ])
         );
         let host = body.host_config.unwrap();
-        assert_eq!(host.port_bindings, None, "no published ports, no bindings");
+        let bindings = host.port_bindings.clone().expect("ports are bound");
+        assert_eq!(
+            bindings["8000/tcp"],
+            Some(vec![PortBinding {
+                host_ip: None,
+                host_port: Some(String::new())
+            }]),
+            "a port without a host port is published on an ephemeral host port"
+        );
+        assert_eq!(bindings.len(), 1, "exposed-only ports are not published");
         let mounts = host.mounts.unwrap();
         assert_eq!(mounts[0].source.as_deref(), Some("p-g1_data"));
         assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+        assert_eq!(mounts[1].source.as_deref(), Some("/src/token.txt"));
+        assert_eq!(mounts[1].target.as_deref(), Some("/run/secrets/token"));
+        assert_eq!(mounts[1].read_only, Some(true), "secrets are read-only");
     }
 }

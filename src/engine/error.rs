@@ -7,12 +7,20 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The daemon could not be reached.
-    #[error("cannot connect to the Docker daemon at {endpoint}: {message}; is it running? Start it (e.g. `sudo systemctl start docker` or `dockerd &`) or set DOCKER_HOST")]
+    #[error("cannot connect to the Docker daemon at {endpoint}: {message}")]
     Unreachable {
         /// Where we tried.
         endpoint: String,
-        /// The underlying error.
+        /// What went wrong and what to do, by cause (see [`EngineError::unreachable`]).
         message: String,
+    },
+    /// `DOCKER_HOST` names a scheme this build cannot connect with.
+    #[error("DOCKER_HOST={endpoint:?}: {problem}; use unix:///path/to/docker.sock, tcp://HOST:PORT or http://HOST:PORT (for a daemon over SSH or TLS, forward its socket, e.g. `ssh -NL /tmp/docker.sock:/var/run/docker.sock HOST` and DOCKER_HOST=unix:///tmp/docker.sock)")]
+    UnsupportedHost {
+        /// The value of `DOCKER_HOST`.
+        endpoint: String,
+        /// What is wrong with it.
+        problem: String,
     },
     /// A Docker API call failed.
     #[error("failed to {action}: {source}")]
@@ -63,6 +71,17 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The daemon at `endpoint` did not answer: the advice depends on the cause, found in the
+    /// error's sources (a refused TCP connection needs a daemon listening on TCP, a missing
+    /// socket a started daemon, a denied one permissions), instead of bollard's bare
+    /// "Error in the hyper legacy client: client error (Connect)".
+    pub(crate) fn unreachable(endpoint: &str, err: &bollard::errors::Error) -> Self {
+        EngineError::Unreachable {
+            endpoint: endpoint.to_string(),
+            message: explain_unreachable(endpoint, err),
+        }
+    }
+
     /// Wrap a bollard error with what was being attempted.
     pub(crate) fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Self {
         let action = action.into();
@@ -81,5 +100,123 @@ impl EngineError {
                 ..
             }
         )
+    }
+}
+
+/// Why the daemon at `endpoint` did not answer, and what to do.
+fn explain_unreachable(endpoint: &str, err: &bollard::errors::Error) -> String {
+    use std::io::ErrorKind;
+    let socket = endpoint.strip_prefix("unix://");
+    if let bollard::errors::Error::SocketNotFoundError(path) = err {
+        return format!(
+            "no socket at {path}; start the daemon (`sudo systemctl start docker`, or `dockerd &`) or point DOCKER_HOST at the socket it listens on"
+        );
+    }
+    let io = match err {
+        bollard::errors::Error::IOError { err } => Some(err),
+        other => io_source(other),
+    };
+    let Some(io) = io else {
+        return match err {
+            bollard::errors::Error::RequestTimeoutError => {
+                "the daemon did not answer in time; check that it is not hung (`docker info`)".into()
+            }
+            other => format!(
+                "{}; something answered, but not as a Docker daemon does: check that DOCKER_HOST points at the daemon",
+                crate::errors::render_chain(other)
+            ),
+        };
+    };
+    match (socket, io.kind()) {
+        (Some(path), ErrorKind::PermissionDenied) => format!(
+            "permission denied on {path}; run as a user in the `docker` group (`sudo usermod -aG docker $USER`, then log in again) or as root"
+        ),
+        (Some(path), ErrorKind::ConnectionRefused) => format!(
+            "the socket {path} exists but nothing listens on it (the daemon stopped or crashed); restart it (`sudo systemctl restart docker`)"
+        ),
+        (Some(path), _) => format!("{path}: {io}; check that the daemon is running"),
+        (None, ErrorKind::ConnectionRefused) => format!(
+            "nothing listens at {endpoint} (connection refused); is the daemon started with `-H {endpoint}` and is the port right? A local daemon usually listens on unix:///var/run/docker.sock instead: unset DOCKER_HOST to use it"
+        ),
+        (None, ErrorKind::TimedOut) => format!(
+            "{endpoint} did not answer (timed out); check the host name, the port and that no firewall drops the connection"
+        ),
+        (None, _) => format!(
+            "{io}; check the host name and port in DOCKER_HOST and that the daemon listens there"
+        ),
+    }
+}
+
+/// The I/O error underneath a bollard error, if any (connection errors are wrapped by hyper).
+fn io_source<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        current = e.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::client::docker_host;
+
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    async fn connect_error(host: &str) -> String {
+        let err = match bollard::Docker::connect_with_host(host) {
+            Ok(docker) => docker.ping().await.unwrap_err(),
+            Err(err) => err,
+        };
+        super::EngineError::unreachable(host, &err).to_string()
+    }
+
+    #[tokio::test]
+    async fn refused_tcp_connection_says_nothing_listens_not_start_it() {
+        let host = format!("tcp://127.0.0.1:{}", closed_port());
+        let message = connect_error(&host).await;
+        assert!(
+            message.contains(&format!("nothing listens at {host}")),
+            "{message}"
+        );
+        assert!(message.contains(&format!("-H {host}")), "{message}");
+        assert!(!message.contains("hyper legacy client"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn missing_unix_socket_says_where_and_to_start_the_daemon() {
+        let message = connect_error("unix:///nonexistent/docker.sock").await;
+        assert!(
+            message.contains("no socket at /nonexistent/docker.sock"),
+            "{message}"
+        );
+        assert!(message.contains("start the daemon"), "{message}");
+    }
+
+    #[test]
+    fn garbage_docker_host_names_the_scheme_and_the_accepted_ones() {
+        let message = docker_host(Some("garbage://x".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("unknown scheme `garbage`"), "{message}");
+        assert!(message.contains("unix://") && message.contains("tcp://"));
+        let message = docker_host(Some("ssh://me@host".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("`ssh` is not supported"), "{message}");
+        assert!(docker_host(Some("localhost:2375".into())).is_err());
+        assert_eq!(
+            docker_host(Some(String::new())).unwrap(),
+            "unix:///var/run/docker.sock"
+        );
+        assert_eq!(
+            docker_host(Some("tcp://h:2375".into())).unwrap(),
+            "tcp://h:2375"
+        );
     }
 }

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use super::build_context::pack;
 use super::client::DockerEngine;
 use super::error::EngineError;
+use super::types::ImageConfig;
 use crate::compose::Service;
 
 /// What happened while making an image available.
@@ -43,6 +44,43 @@ impl DockerEngine {
             }) => Ok(false),
             Err(e) => Err(EngineError::api(format!("inspect image {image}"))(e)),
         }
+    }
+
+    /// The parts of an image's configuration the orchestrator needs (`EXPOSE`, `ENV`,
+    /// `HEALTHCHECK`).
+    pub async fn image_config(&self, image: &str) -> Result<ImageConfig, EngineError> {
+        let info = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(EngineError::api(format!("inspect image {image}")))?;
+        let config = info.config.unwrap_or_default();
+        let mut exposed_tcp_ports: Vec<u16> = config
+            .exposed_ports
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| match p.split_once('/') {
+                Some((port, "tcp")) => port.parse().ok(),
+                Some(_) => None,
+                None => p.parse().ok(),
+            })
+            .collect();
+        exposed_tcp_ports.sort_unstable();
+        exposed_tcp_ports.dedup();
+        let env = config
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (kv, String::new()),
+            })
+            .collect();
+        Ok(ImageConfig {
+            exposed_tcp_ports,
+            env,
+            healthcheck_test: config.healthcheck.and_then(|h| h.test),
+        })
     }
 
     /// Make `image` available: local if present, else pulled (progress lines to `on_line`).
@@ -107,7 +145,11 @@ impl DockerEngine {
             .t(&tag)
             .dockerfile(build.dockerfile.as_deref().unwrap_or("Dockerfile"))
             .buildargs(&args)
-            .rm(true);
+            // `rm` removes the steps' containers after a successful build; `forcerm` also
+            // after a failed one, whose step container would otherwise stay behind without
+            // any compose-shard label, out of `clean`'s reach.
+            .rm(true)
+            .forcerm(true);
         if let Some(target) = &build.target {
             options = options.target(target);
         }

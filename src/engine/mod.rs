@@ -18,4 +18,4 @@ pub use container_spec::{container_name, ContainerOverrides};
 pub use error::EngineError;
 pub use extract::{extract_tar, ExtractError};
 pub use image::ImageSource;
-pub use types::{ContainerStatus, ExecOutcome, Health, ManagedResource, ResourceKind};
+pub use types::{ContainerStatus, ExecOutcome, Health, ImageConfig, ManagedResource, ResourceKind};

@@ -96,3 +96,16 @@ pub struct ExecOutcome {
     /// The process exit code (`None` if the engine could not tell, e.g. the container died).
     pub exit_code: Option<i64>,
 }
+
+/// What an image's own configuration says that the orchestrator needs: its `EXPOSE`d TCP
+/// ports (readiness probes for services that declare none), its environment (to extend
+/// `PYTHONPATH` rather than replace it) and its `HEALTHCHECK` test.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// TCP ports from `EXPOSE`, sorted.
+    pub exposed_tcp_ports: Vec<u16>,
+    /// `ENV` as `(key, value)`.
+    pub env: Vec<(String, String)>,
+    /// The `HEALTHCHECK` test (`["CMD-SHELL", "..."]`, `["CMD", ...]`, `["NONE"]`), if any.
+    pub healthcheck_test: Option<Vec<String>>,
+}

@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::duration::{is_plausible_seconds, MAX_TEST_SECONDS};
+
 /// Recorded test durations in seconds, keyed by pytest node id (sorted, so output is stable).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Durations(pub BTreeMap<String, f64>);
@@ -21,7 +23,7 @@ pub struct DurationsFormatError {
 }
 
 impl Durations {
-    /// Parse pytest-split's JSON. Negative or non-finite values are rejected; an empty file is
+    /// Parse pytest-split's JSON. Negative, non-finite or implausibly large values are rejected; an empty file is
     /// an empty set of durations (what a fresh `touch .test_durations` gives).
     pub fn parse(text: &str) -> Result<Self, DurationsFormatError> {
         if text.trim().is_empty() {
@@ -40,7 +42,7 @@ impl Durations {
         })?;
         let mut map = BTreeMap::new();
         for (id, seconds) in object {
-            let secs = seconds.as_f64().filter(|s| s.is_finite() && *s >= 0.0);
+            let secs = seconds.as_f64().filter(|s| is_plausible_seconds(*s));
             match secs {
                 Some(s) => {
                     map.insert(id.clone(), s);
@@ -51,7 +53,7 @@ impl Durations {
                         line,
                         column: 1,
                         message: format!(
-                            "duration of {id:?} is {seconds}, expected a non-negative number of seconds"
+                            "duration of {id:?} is {seconds}, expected a number of seconds from 0 to {MAX_TEST_SECONDS}"
                         ),
                     });
                 }
@@ -84,7 +86,7 @@ impl Durations {
         I: IntoIterator<Item = (String, f64)>,
     {
         for (id, secs) in measured {
-            if secs.is_finite() && secs >= 0.0 {
+            if is_plausible_seconds(secs) {
                 self.0.insert(id, secs);
             }
         }

@@ -2,22 +2,28 @@
 //! Pure code, no I/O: callers read files and hand in strings. The algorithm, its guarantee,
 //! the estimate for unknown tests and the JSON schema are described in docs/planning.md.
 
+pub mod auto_groups;
 mod balance;
 pub mod collection;
 pub mod durations;
 pub mod estimate;
+pub mod id_match;
 pub mod model;
 pub mod node_id;
 pub mod render;
 pub mod split;
+pub mod timings;
 
+pub use auto_groups::{choose_groups, AutoChoice, AutoInputs};
 pub use collection::{parse_collect_output, parse_test_list, TestListError};
 pub use durations::Durations;
 pub use estimate::{Estimate, FallbackSource};
+pub use id_match::{match_ids, IdMatch};
 pub use model::{GroupPlan, Plan, PLAN_VERSION};
 pub use node_id::{class_of, module_of, unit_of};
 pub use render::{render_github_matrix, render_text};
-pub use split::{split, to_micros};
+pub use split::{split, to_micros, MAX_GROUPS};
+pub use timings::{RunTimings, TIMINGS_FILE};
 
 /// Errors from planning.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +31,9 @@ pub enum PlanError {
     /// No groups requested.
     #[error("--groups must be 1 or more")]
     NoGroups,
+    /// More groups requested than [`MAX_GROUPS`].
+    #[error("--groups {0} is more than {max}, the most compose-shard plans; each group is a full copy of the compose project (or a CI runner), so use fewer groups", max = split::MAX_GROUPS)]
+    TooManyGroups(usize),
     /// A durations file is not in pytest-split's format.
     #[error(
         "durations file {file}: {source}; fix it or delete it (it is rebuilt by --store-durations)"

@@ -26,7 +26,13 @@ fn to_seconds(micros: u64) -> f64 {
     micros as f64 / 1e6
 }
 
-/// Pure and deterministic. groups >= 1 (else PlanError::NoGroups). A test listed twice is
+/// The most groups a plan may have. A fixed limit rather than one tied to the number of tests,
+/// because groups without tests are allowed (a CI matrix keeps its width when tests are
+/// removed); it only stops a typo (`--groups 100000`) from printing megabytes of empty groups.
+/// It is four times the 256 jobs a GitHub Actions matrix can have.
+pub const MAX_GROUPS: usize = 1024;
+
+/// Pure and deterministic. 1 <= groups <= [`MAX_GROUPS`] (else PlanError::NoGroups). A test listed twice is
 /// planned once, at its first position.
 pub fn split(
     tests: &[String],
@@ -36,6 +42,9 @@ pub fn split(
 ) -> Result<Plan, PlanError> {
     if groups == 0 {
         return Err(PlanError::NoGroups);
+    }
+    if groups > MAX_GROUPS {
+        return Err(PlanError::TooManyGroups(groups));
     }
     let estimator = Estimator::new(durations);
     let units = Units::gather(tests, &estimator, split_by);

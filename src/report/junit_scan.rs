@@ -278,11 +278,12 @@ fn read_case(xml: &XmlFile, e: &BytesStart<'_>, case: &mut ScannedCase) -> Resul
             "line" if !value.trim().is_empty() => {
                 case.line = Some(xml.number("testcase", "line", &value)?)
             }
-            "time" if !value.trim().is_empty() => {
+            "time" => {
                 let secs: f64 = xml.number("testcase", "time", &value)?;
-                if !(secs.is_finite() && secs >= 0.0) {
+                if !crate::duration::is_plausible_seconds(secs) {
                     return Err(xml.error_here(format!(
-                        "<testcase> time={value:?} is not a non-negative number of seconds"
+                        "<testcase> time={value:?} is not a number of seconds from 0 to {}",
+                        crate::duration::MAX_TEST_SECONDS
                     )));
                 }
                 case.time = secs;

@@ -1,5 +1,5 @@
-//! `<out>/timeline.html`: one row per group, its phases (environment, readiness, tests,
-//! teardown) as bars on one shared time axis, so a reader sees whether groups were balanced
+//! `<out>/timeline.html`: one row per group, its phases (images, environment, readiness,
+//! collection, tests, results, teardown) as bars on one shared time axis, so a reader sees whether groups were balanced
 //! and where setup time went. Self-contained (inline SVG and CSS, no script, no network).
 
 use std::fmt::Write as _;
@@ -13,9 +13,12 @@ const AXIS: f64 = 30.0;
 
 fn colour(phase: &str) -> &'static str {
     match phase {
+        "images" => "#d9d9d9",
         "environment" => "#8da0cb",
         "readiness" => "#e5c494",
+        "collection" => "#a6d854",
         "tests" => "#66c2a5",
+        "results" => "#ffd92f",
         "teardown" => "#b3b3b3",
         _ => "#fc8d62",
     }
@@ -96,7 +99,15 @@ pub fn render_timeline_html(groups: &[GroupSummary], title: &str) -> String {
     svg.push_str("</svg>");
 
     let mut legend = String::new();
-    for name in ["environment", "readiness", "tests", "teardown"] {
+    for name in [
+        "images",
+        "environment",
+        "readiness",
+        "collection",
+        "tests",
+        "results",
+        "teardown",
+    ] {
         let _ = write!(
             legend,
             "<span><i style=\"background:{}\"></i>{name}</span>",

@@ -17,6 +17,33 @@ use quick_xml::Reader;
 
 use super::error::ReportError;
 
+/// Why a file's first bytes cannot be a UTF-8 XML report: UTF-16 or UTF-32 (with or without a
+/// byte order mark) or binary data (a NUL byte early on). Without this check such a file gets
+/// "root element is <\0?\0x\0m\0l\0>", raw NUL bytes and no hint.
+pub(crate) fn sniff_non_utf8(head: &[u8]) -> Option<String> {
+    let head = &head[..head.len().min(512)];
+    let utf16 = "the file is UTF-16 encoded; only UTF-8 reports are supported (convert it, e.g. `iconv -f UTF-16 -t UTF-8`)";
+    let utf32 = "the file is UTF-32 encoded; only UTF-8 reports are supported (convert it, e.g. `iconv -f UTF-32 -t UTF-8`)";
+    if head.starts_with(&[0, 0, 0xFE, 0xFF]) || head.starts_with(&[0xFF, 0xFE, 0, 0]) {
+        return Some(utf32.into());
+    }
+    if head.starts_with(&[0xFE, 0xFF]) || head.starts_with(&[0xFF, 0xFE]) {
+        return Some(utf16.into());
+    }
+    let nul = head.iter().position(|&b| b == 0)?;
+    // `<` or whitespace next to a NUL: UTF-16 without a byte order mark, either byte order.
+    let pairs = head.chunks_exact(2).take(8);
+    let ascii_16 = pairs.clone().count() > 0
+        && (pairs.clone().all(|p| p[1] == 0 && p[0] != 0)
+            || pairs.clone().all(|p| p[0] == 0 && p[1] != 0));
+    if ascii_16 {
+        return Some(utf16.into());
+    }
+    Some(format!(
+        "the file looks binary (a NUL byte at offset {nul}), not an XML report; pass the JUnit or Cobertura XML file"
+    ))
+}
+
 /// A streaming XML reader over one input file that reports errors with file and line.
 pub(crate) struct XmlFile {
     path: PathBuf,
@@ -31,7 +58,20 @@ impl XmlFile {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut reader = Reader::from_reader(BufReader::with_capacity(1 << 16, file));
+        let mut buffered = BufReader::with_capacity(1 << 16, file);
+        let head = buffered.fill_buf().map_err(|source| ReportError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if let Some(problem) = sniff_non_utf8(head) {
+            return Err(ReportError::Malformed {
+                file: path.display().to_string(),
+                line: 1,
+                message: problem,
+            });
+        }
+        let mut reader = Reader::from_reader(buffered);
         let config = reader.config_mut();
         config.check_end_names = true;
         config.check_comments = true;
@@ -292,4 +332,37 @@ pub(crate) fn push_attr(out: &mut String, name: &str, value: &str) {
     out.push_str("=\"");
     escape_attr(value, out);
     out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sniff_non_utf8;
+
+    fn utf16le(text: &str, bom: bool) -> Vec<u8> {
+        let mut out = if bom { vec![0xFF, 0xFE] } else { vec![] };
+        out.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        out
+    }
+
+    #[test]
+    fn utf16_report_with_or_without_bom_is_named_utf16() {
+        for bom in [true, false] {
+            let msg = sniff_non_utf8(&utf16le("<?xml version=\"1.0\"?><testsuites/>", bom));
+            assert!(msg.unwrap().contains("UTF-16"), "bom={bom}");
+        }
+        let be: Vec<u8> = "<testsuites/>"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert!(sniff_non_utf8(&be).unwrap().contains("UTF-16"));
+    }
+
+    #[test]
+    fn binary_report_is_named_binary_and_utf8_passes() {
+        let msg = sniff_non_utf8(b"\x7fELF\x02\x01\x01\x00\x00\x00\x00").unwrap();
+        assert!(msg.contains("binary") && msg.contains("offset 7"), "{msg}");
+        assert_eq!(sniff_non_utf8(b"\xEF\xBB\xBF<testsuites/>"), None);
+        assert_eq!(sniff_non_utf8(b"<testsuites/>"), None);
+        assert_eq!(sniff_non_utf8(b""), None);
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::compose::{Network, Project, Service, Volume};
 use crate::engine::{
     ContainerOverrides, ContainerStatus, DockerEngine, EngineError, ExecOutcome, ExecRequest,
-    ImageSource, ManagedResource,
+    ImageConfig, ImageSource, ManagedResource,
 };
 
 /// The operations the orchestrator performs on an engine.
@@ -37,19 +37,33 @@ pub trait Backend {
     async fn create_network(&self, name: &str, net: &Network) -> Result<(), EngineError>;
     /// Create a volume (labelled via `vol.labels`).
     async fn create_volume(&self, name: &str, vol: &Volume) -> Result<(), EngineError>;
-    /// Create and start a service's container; returns its name.
-    async fn start_service(
+    /// Create a service's container without starting it; returns its name.
+    async fn create_service(
         &self,
         project: &Project,
         service: &Service,
         overrides: &ContainerOverrides,
     ) -> Result<String, EngineError>;
+    /// Start a created container.
+    async fn start(&self, container: &str) -> Result<(), EngineError>;
+    /// Kill a running container (a stopped one is not an error).
+    async fn kill(&self, container: &str) -> Result<(), EngineError>;
+    /// An image's `EXPOSE`, `ENV` and `HEALTHCHECK`.
+    async fn image_config(&self, image: &str) -> Result<ImageConfig, EngineError>;
+    /// Follow a container's output until it stops.
+    async fn follow_logs(
+        &self,
+        container: &str,
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<(), EngineError>;
+    /// Wait until a container stops; its exit code.
+    async fn wait_exit(&self, container: &str) -> Result<Option<i64>, EngineError>;
+    /// One file of a container, `None` if absent.
+    async fn read_file(&self, container: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError>;
     /// Inspect a container.
     async fn status(&self, container: &str) -> Result<ContainerStatus, EngineError>;
     /// Whether a TCP port of the container accepts connections.
     async fn port_open(&self, status: &ContainerStatus, port: u16) -> bool;
-    /// A container's configured environment (image `ENV` and its own).
-    async fn container_env(&self, container: &str) -> Result<Vec<(String, String)>, EngineError>;
     /// The last lines of a container's log.
     async fn logs_tail(&self, container: &str, lines: usize) -> Result<String, EngineError>;
     /// Run a command in a container, streaming its output.
@@ -114,13 +128,42 @@ impl Backend for DockerEngine {
         .await
     }
 
-    async fn start_service(
+    async fn create_service(
         &self,
         project: &Project,
         service: &Service,
         overrides: &ContainerOverrides,
     ) -> Result<String, EngineError> {
-        self.create_and_start(project, service, overrides).await
+        self.create_service_container(project, service, overrides)
+            .await
+    }
+
+    async fn start(&self, container: &str) -> Result<(), EngineError> {
+        DockerEngine::start(self, container).await
+    }
+
+    async fn kill(&self, container: &str) -> Result<(), EngineError> {
+        DockerEngine::kill(self, container).await
+    }
+
+    async fn image_config(&self, image: &str) -> Result<ImageConfig, EngineError> {
+        DockerEngine::image_config(self, image).await
+    }
+
+    async fn follow_logs(
+        &self,
+        container: &str,
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<(), EngineError> {
+        DockerEngine::follow_logs(self, container, on_output).await
+    }
+
+    async fn wait_exit(&self, container: &str) -> Result<Option<i64>, EngineError> {
+        DockerEngine::wait_exit(self, container).await
+    }
+
+    async fn read_file(&self, container: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        DockerEngine::read_file(self, container, path).await
     }
 
     async fn status(&self, container: &str) -> Result<ContainerStatus, EngineError> {
@@ -138,10 +181,6 @@ impl Backend for DockerEngine {
             }
         }
         false
-    }
-
-    async fn container_env(&self, container: &str) -> Result<Vec<(String, String)>, EngineError> {
-        DockerEngine::container_env(self, container).await
     }
 
     async fn logs_tail(&self, container: &str, lines: usize) -> Result<String, EngineError> {

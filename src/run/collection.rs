@@ -1,116 +1,139 @@
-//! Collect once, plan, publish: the first group whose environment is ready offers its test
-//! container; the suite is collected there, the planner splits it, and every group waiting
-//! for its tests receives the assignment (or the reason there is none).
+//! From collections to each group's test list. Every group's pytest collects the suite itself
+//! (as the container's main process, in parallel with the other groups' start-up) and hands
+//! its collection here. The first collection to arrive is the reference the plan is made from
+//! (unless the plan was given); each group then gets its share of the plan translated into
+//! the ids it collected itself, which differ when a suite makes parametrized ids at
+//! collection time ([`crate::plan::match_ids`]).
+//!
+//! All groups run as futures on one task, so the shared state is a `RefCell` that is never
+//! borrowed across an `.await`.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
-
-use super::backend::Backend;
 use super::error::RunError;
-use super::event::{Event, EventSink};
-use super::pytest_command::collect_invocation;
-use super::spec::{Assignment, RunSpec, TestSource};
-use crate::engine::ExecRequest;
+use super::spec::{Assignment, Planner, TestSource};
+use crate::plan::match_ids;
 
-/// What groups waiting for their tests see.
-#[derive(Debug, Clone)]
-pub(crate) enum PlanState {
-    /// Collection or planning is under way.
-    Pending,
-    /// The assignment of tests to groups.
-    Ready(Arc<Assignment>),
-    /// Collection or planning failed, or no environment became ready.
+/// What the coordinator knows so far.
+enum State {
+    /// No collection yet: the plan is made from the first one.
+    Waiting(Option<Planner>),
+    /// The plan, and the collection it was made from.
+    Planned {
+        assignment: Assignment,
+        reference: Vec<String>,
+        collected_here: bool,
+    },
+    /// Planning failed: no group can run.
     Failed(String),
 }
 
-/// A ready test container, offered for collection.
-pub(crate) struct ReadyEnv {
-    /// The test container.
-    pub container: String,
-    /// PYTHONPATH to keep after the plugin folder.
-    pub python_path: Option<String>,
-    /// Working directory for the exec.
-    pub working_dir: Option<String>,
-    /// User for the exec.
-    pub user: Option<String>,
+/// Hands every group its test list.
+pub(crate) struct Coordinator {
+    state: RefCell<State>,
+    unstable: RefCell<Vec<(String, String)>>,
+    fatal: RefCell<Option<RunError>>,
 }
 
-/// Wait for the first ready environment, collect there, plan, and publish the assignment.
-pub(crate) async fn coordinate<B: Backend>(
-    backend: &B,
-    spec: &RunSpec,
-    source: TestSource,
-    mut ready: mpsc::UnboundedReceiver<ReadyEnv>,
-    plan_tx: watch::Sender<PlanState>,
-    events: &EventSink,
-) -> (Option<Vec<String>>, Assignment, Option<RunError>) {
-    let planner = match source {
-        TestSource::Fixed(assignment) => {
-            let _ = plan_tx.send(PlanState::Ready(Arc::new(assignment.clone())));
-            return (None, assignment, None);
+/// What the coordinator learnt over the run.
+pub(crate) struct Finished {
+    /// The reference collection (when collected in this run).
+    pub collected: Option<Vec<String>>,
+    /// The plan.
+    pub assignment: Assignment,
+    /// Planning's fatal error.
+    pub fatal: Option<RunError>,
+    /// Planned ids matched by position: (planned, collected).
+    pub unstable: Vec<(String, String)>,
+}
+
+/// A group's share of the plan, in its own ids.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GroupTests {
+    /// The ids to run.
+    pub ids: Vec<String>,
+    /// Planned tests this group did not collect.
+    pub missing: Vec<String>,
+}
+
+impl Coordinator {
+    pub(crate) fn new(source: TestSource) -> Self {
+        let state = match source {
+            // A given plan's ids, in plan order, stand in for the collection it was made
+            // from: positions among a function's parametrizations survive as long as they
+            // stay in one group (they do when splitting by class or module).
+            TestSource::Fixed(assignment) => State::Planned {
+                reference: assignment.values().flatten().cloned().collect(),
+                assignment,
+                collected_here: false,
+            },
+            TestSource::Collect(planner) => State::Waiting(Some(planner)),
+        };
+        Coordinator {
+            state: RefCell::new(state),
+            unstable: RefCell::new(Vec::new()),
+            fatal: RefCell::new(None),
         }
-        TestSource::Collect(planner) => planner,
-    };
-    let Some(env) = ready.recv().await else {
-        let reason = "no environment became ready, so the tests could not be collected".to_string();
-        let _ = plan_tx.send(PlanState::Failed(reason));
-        return (None, BTreeMap::new(), None);
-    };
-    events.emit(Event::Info("collecting tests".into()));
-    let invocation = collect_invocation(&spec.command, env.python_path.as_deref());
-    let request = ExecRequest {
-        cmd: invocation.argv.clone(),
-        env: spec.env.iter().cloned().chain(invocation.env).collect(),
-        working_dir: env.working_dir.clone(),
-        user: env.user.clone(),
-    };
-    let mut output = Vec::new();
-    let result = backend
-        .exec(&env.container, &request, &mut |chunk| {
-            output.extend_from_slice(chunk)
-        })
-        .await;
-    let text = String::from_utf8_lossy(&output).into_owned();
-    let fail = |reason: String| {
-        let _ = plan_tx.send(PlanState::Failed(reason.clone()));
-        (None, BTreeMap::new(), Some(RunError::Collection(reason)))
-    };
-    match result {
-        Ok(o) if matches!(o.exit_code, Some(0) | Some(5)) => {}
-        Ok(o) => {
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return fail(format!(
-                "collecting tests with `{}` failed (exit code {}):\n{}",
-                invocation.argv.join(" "),
-                o.exit_code.map_or("unknown".into(), |c| c.to_string()),
-                tail.join("\n")
-            ));
-        }
-        Err(e) => return fail(crate::errors::render_chain(&e)),
     }
-    // The plan module's parser rejects output that would silently lose tests (collection
-    // errors, the non-`-q` tree form).
-    let collected = match crate::plan::parse_collect_output(&text) {
-        Ok(ids) => ids,
-        Err(problem) => {
-            return fail(format!(
-                "the output of `{}` cannot be used as the test list: {problem}",
-                invocation.argv.join(" ")
-            ))
+
+    /// The tests `group` runs, given what it collected.
+    pub(crate) fn tests_for(
+        &self,
+        group: usize,
+        collected: &[String],
+    ) -> Result<GroupTests, String> {
+        let mut state = self.state.borrow_mut();
+        if let State::Waiting(planner) = &mut *state {
+            let planner = planner
+                .take()
+                .expect("a waiting coordinator has its planner");
+            *state = match planner(collected.to_vec()) {
+                Ok(assignment) => State::Planned {
+                    assignment,
+                    reference: collected.to_vec(),
+                    collected_here: true,
+                },
+                Err(reason) => {
+                    *self.fatal.borrow_mut() = Some(RunError::Collection(reason.clone()));
+                    State::Failed(reason)
+                }
+            };
         }
-    };
-    events.emit(Event::Info(format!("collected {} tests", collected.len())));
-    match planner(collected.clone()) {
-        Ok(assignment) => {
-            let _ = plan_tx.send(PlanState::Ready(Arc::new(assignment.clone())));
-            (Some(collected), assignment, None)
+        match &mut *state {
+            State::Waiting(_) => unreachable!("planned above"),
+            State::Failed(reason) => Err(format!("no plan: {reason}")),
+            State::Planned {
+                assignment,
+                reference,
+                ..
+            } => {
+                let planned = assignment.get(&group).map(Vec::as_slice).unwrap_or(&[]);
+                let matched = match_ids(planned, reference, collected);
+                self.unstable.borrow_mut().extend(matched.unstable);
+                Ok(GroupTests {
+                    ids: matched.ids,
+                    missing: matched.missing,
+                })
+            }
         }
-        Err(e) => {
-            let (_, a, f) = fail(e);
-            (Some(collected), a, f)
+    }
+
+    /// What the coordinator learnt, once every group is done.
+    pub(crate) fn finish(self) -> Finished {
+        let (collected, assignment) = match self.state.into_inner() {
+            State::Planned {
+                assignment,
+                reference,
+                collected_here,
+            } => (collected_here.then_some(reference), assignment),
+            State::Waiting(_) | State::Failed(_) => (None, BTreeMap::new()),
+        };
+        Finished {
+            collected,
+            assignment,
+            fatal: self.fatal.into_inner(),
+            unstable: self.unstable.into_inner(),
         }
     }
 }

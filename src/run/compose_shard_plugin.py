@@ -1,11 +1,24 @@
 """compose-shard's pytest plugin, uploaded into each group's test container.
 
-Runs exactly the node ids listed in the file named by $COMPOSE_SHARD_TESTS (one per line), in
-collection order, and reports every test phase on one machine-readable line, so the runner can
-count progress without parsing pytest's human output. Passing ids through a file avoids any
-argument-length limit and works with old pytest versions that have no @argsfile support.
+The test command runs as the container's main process, through the service's entrypoint, as
+`docker compose run SERVICE pytest` would run it. Each group's pytest collects the suite
+itself; this plugin then hands the collection to compose-shard and waits for the group's share:
+
+1. after collection it writes every node id to $COMPOSE_SHARD_DIR/collected.txt and prints
+   `##compose-shard## collected N` (or `collection-errors N` when collection failed, and then
+   lets pytest stop as it would);
+2. it waits for $COMPOSE_SHARD_DIR/tests.ready, which compose-shard uploads together with
+   tests.txt (one node id per line; they run in collection order; the archive writes tests.txt
+   first, so the list is complete once tests.ready exists);
+3. it runs exactly those tests and prints `##compose-shard## done OUTCOME NODEID` after each.
+
+Files rather than arguments avoid any argument-length limit; printing through the terminal
+reporter keeps the lines whole between pytest's own output.
 """
 import os
+import time
+
+import pytest
 
 _config = None
 
@@ -23,12 +36,44 @@ def _emit(text):
         print("##compose-shard## " + text, flush=True)
 
 
+def _write_collected(directory, items):
+    path = os.path.join(directory, "collected.txt")
+    partial = path + ".partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(item.nodeid + "\n")
+    os.replace(partial, path)
+
+
+def _wait_for_list(directory):
+    ready = os.path.join(directory, "tests.ready")
+    limit = float(os.environ.get("COMPOSE_SHARD_WAIT", "3600"))
+    deadline = time.monotonic() + limit
+    pause = 0.01
+    while not os.path.exists(ready):
+        if time.monotonic() > deadline:
+            raise pytest.UsageError(
+                "compose-shard: no test list arrived within %d s" % limit
+            )
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.1)
+    with open(os.path.join(directory, "tests.txt"), encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):
-    path = os.environ.get("COMPOSE_SHARD_TESTS")
-    if not path:
+    directory = os.environ.get("COMPOSE_SHARD_DIR")
+    if not directory:
         return
-    with open(path, encoding="utf-8") as handle:
-        wanted = [line.rstrip("\n") for line in handle if line.strip()]
+    if session.testsfailed and not config.getoption("continue_on_collection_errors", False):
+        _emit("collection-errors %d" % session.testsfailed)
+        return
+    _write_collected(directory, items)
+    _emit("collected %d" % len(items))
+    if config.option.collectonly:
+        return
+    wanted = _wait_for_list(directory)
     wanted_set = set(wanted)
     selected = [item for item in items if item.nodeid in wanted_set]
     deselected = [item for item in items if item.nodeid not in wanted_set]
@@ -41,8 +86,7 @@ def pytest_collection_modifyitems(session, config, items):
             _emit("missing " + node_id)
 
 
-# One line per test, at its teardown: every line costs a write through the engine's exec
-# stream, so per-phase lines would triple the overhead on large suites.
+# One line per test, at its teardown: per-phase lines would triple the output on large suites.
 _outcomes = {}
 
 

@@ -167,6 +167,7 @@ impl Display {
                 let status = match &report.status {
                     GroupStatus::EnvironmentError(reason) => format!("environment error: {reason}"),
                     GroupStatus::TimedOut(limit) => format!("timed out after {}s", limit.as_secs()),
+                    GroupStatus::CollectionFailed(reason) => format!("collection failed: {reason}"),
                     other => other.label().to_string(),
                 };
                 self.print(&format!(

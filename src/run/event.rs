@@ -12,10 +12,8 @@ pub enum Phase {
     Starting(String),
     /// Waiting for services to become ready.
     WaitingFor(Vec<String>),
-    /// Collecting the test suite (only in the first ready group).
+    /// The test container started: its entrypoint runs and pytest collects the suite.
     Collecting,
-    /// Waiting for the plan (another group is collecting).
-    WaitingForPlan,
     /// Running the tests.
     Testing,
     /// Copying result files out.
@@ -32,8 +30,7 @@ impl std::fmt::Display for Phase {
             Phase::Creating => f.write_str("creating networks and volumes"),
             Phase::Starting(s) => write!(f, "starting {s}"),
             Phase::WaitingFor(s) => write!(f, "waiting for {}", s.join(", ")),
-            Phase::Collecting => f.write_str("collecting tests"),
-            Phase::WaitingForPlan => f.write_str("waiting for the plan"),
+            Phase::Collecting => f.write_str("starting the test command (collecting)"),
             Phase::Testing => f.write_str("testing"),
             Phase::Copying => f.write_str("copying results"),
             Phase::TearingDown => f.write_str("tearing down"),
@@ -56,9 +53,10 @@ pub enum TestOutcome {
 }
 
 /// How a group ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum GroupStatus {
     /// pytest ran and every test passed (or the group was empty).
+    #[default]
     Passed,
     /// pytest ran and some tests failed.
     Failed,
@@ -66,6 +64,8 @@ pub enum GroupStatus {
     EnvironmentError(String),
     /// The group exceeded `--timeout`.
     TimedOut(Duration),
+    /// The test command did not collect the suite (collection errors, or it is not pytest).
+    CollectionFailed(String),
 }
 
 impl GroupStatus {
@@ -76,6 +76,7 @@ impl GroupStatus {
             GroupStatus::Failed => "failed",
             GroupStatus::EnvironmentError(_) => "env error",
             GroupStatus::TimedOut(_) => "timed out",
+            GroupStatus::CollectionFailed(_) => "collect error",
         }
     }
 }
@@ -123,6 +124,22 @@ pub struct GroupReport {
     pub ran: Vec<String>,
     /// Result files copied out, relative to the group's folder.
     pub files: Vec<std::path::PathBuf>,
+    /// The tests the group was given, in its own node ids.
+    pub assigned: Vec<String>,
+    /// What the group spent its time on, in order, on the run's time axis.
+    pub phases: Vec<PhaseSpan>,
+}
+
+/// One phase of a group's life: `images`, `environment`, `readiness`, `collection`, `tests`,
+/// `results`, `teardown`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseSpan {
+    /// The phase's name.
+    pub name: &'static str,
+    /// Seconds since the run started.
+    pub start: f64,
+    /// Seconds since the run started.
+    pub end: f64,
 }
 
 /// One thing that happened.

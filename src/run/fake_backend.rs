@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::compose::{Network, Project, Service, Volume};
 use crate::engine::{
     ContainerOverrides, ContainerStatus, EngineError, ExecOutcome, ExecRequest, Health,
-    ImageSource, ManagedResource, ResourceKind,
+    ImageConfig, ImageSource, ManagedResource, ResourceKind,
 };
 use crate::labels;
 
@@ -26,14 +26,23 @@ pub enum Behaviour {
     Unhealthy,
     /// Exits with this code right away.
     Exits(i64),
+    /// The engine still says "starting" (its first probe is one interval away), but the
+    /// healthcheck's own test passes when run through exec.
+    ProbePasses,
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct FakeContainer {
     service: String,
+    group: usize,
     behaviour: Behaviour,
     polls: usize,
     files: HashMap<String, String>,
+    /// The test container (created with the test command).
+    test: bool,
+    /// The test container's exit code once its command ended.
+    exit: Option<i64>,
+    killed: bool,
 }
 
 /// The fake engine.
@@ -46,16 +55,18 @@ pub struct FakeBackend {
     pub(super) containers: RefCell<HashMap<String, FakeContainer>>,
     /// Behaviours by service name (default Running); `service@group` overrides for one group.
     pub behaviours: HashMap<String, Behaviour>,
-    /// Node ids the collection prints.
+    /// Node ids every group's pytest collects.
     pub collected: Vec<String>,
-    /// Collection exit code.
-    pub collect_exit: i64,
+    /// Node ids one group collects instead (unstable parametrized ids).
+    pub collected_by_group: HashMap<usize, Vec<String>>,
+    /// Collection fails (pytest reports collection errors and exits 2).
+    pub collect_fails: bool,
     /// Make the image unavailable.
     pub missing_image: Option<String>,
     /// pytest never finishes (for interrupt and timeout tests).
     pub tests_hang: bool,
-    /// The last test exec's request.
-    pub last_test_exec: RefCell<Option<ExecRequest>>,
+    /// The overrides the last test container was created with.
+    pub last_test_overrides: RefCell<Option<ContainerOverrides>>,
 }
 
 impl FakeBackend {
@@ -66,6 +77,67 @@ impl FakeBackend {
             .keys()
             .map(|(k, n)| format!("{k} {n}"))
             .collect()
+    }
+
+    fn collection_of(&self, group: usize) -> Vec<String> {
+        self.collected_by_group
+            .get(&group)
+            .cloned()
+            .unwrap_or_else(|| self.collected.clone())
+    }
+
+    fn killed(&self, container: &str) -> bool {
+        self.containers.borrow()[container].killed
+    }
+
+    /// What the test container's pytest (with the plugin) prints; returns its exit code.
+    async fn play_pytest(
+        &self,
+        container: &str,
+        group: usize,
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> i64 {
+        on_output(b"entrypoint: waiting for db\n");
+        if self.collect_fails {
+            on_output(
+                b"ERROR tests/test_x.py - ImportError\n##compose-shard## collection-errors 1\n",
+            );
+            return 2;
+        }
+        let n = self.collection_of(group).len();
+        on_output(format!("##compose-shard## collected {n}\n").as_bytes());
+        loop {
+            if self.killed(container) {
+                return 137;
+            }
+            let ready = self.containers.borrow()[container]
+                .files
+                .contains_key("tests.ready");
+            if ready && !self.tests_hang {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let list = self.containers.borrow()[container].files["tests.txt"].clone();
+        let mut failed = false;
+        for id in list.lines().filter(|l| !l.is_empty()) {
+            let outcome = if id.contains("fail") {
+                "failed"
+            } else {
+                "passed"
+            };
+            failed |= outcome == "failed";
+            let text = format!("{id} \n.##compose-shard## done {outcome} {id}\n");
+            // Split mid-line to exercise line reassembly.
+            let (a, b) = text.split_at(text.len() / 2);
+            on_output(a.as_bytes());
+            on_output(b.as_bytes());
+        }
+        if failed {
+            1
+        } else {
+            0
+        }
     }
 
     fn record(&self, call: String) {
@@ -80,10 +152,25 @@ impl FakeBackend {
     }
 
     fn status_of(c: &FakeContainer) -> ContainerStatus {
+        if c.test {
+            return ContainerStatus {
+                state: if c.exit.is_some() {
+                    "exited"
+                } else {
+                    "running"
+                }
+                .into(),
+                running: c.exit.is_none(),
+                exit_code: c.exit,
+                oom_killed: false,
+                health: Health::None,
+                ip_addresses: vec!["10.0.0.9".into()],
+            };
+        }
         let (state, running, exit_code, health) = match c.behaviour {
             Behaviour::Running => ("running", true, None, Health::None),
             Behaviour::HealthyAfter(n) if c.polls > n => ("running", true, None, Health::Healthy),
-            Behaviour::HealthyAfter(_) | Behaviour::NeverHealthy => {
+            Behaviour::HealthyAfter(_) | Behaviour::NeverHealthy | Behaviour::ProbePasses => {
                 ("running", true, None, Health::Starting)
             }
             Behaviour::Unhealthy => ("running", true, None, Health::Unhealthy),
@@ -148,7 +235,7 @@ impl super::backend::Backend for FakeBackend {
         Ok(())
     }
 
-    async fn start_service(
+    async fn create_service(
         &self,
         project: &Project,
         service: &Service,
@@ -156,15 +243,11 @@ impl super::backend::Backend for FakeBackend {
     ) -> Result<String, EngineError> {
         let name = crate::engine::container_name(project, service);
         let group = project.isolation.as_ref().map_or(1, |i| i.group);
-        self.record(format!(
-            "start {}@g{group}{}",
-            service.name,
-            if overrides.entrypoint.is_some() {
-                " (sleeping)"
-            } else {
-                ""
-            }
-        ));
+        let test = overrides.command.is_some();
+        self.record(format!("create {}@g{group}", service.name));
+        if test {
+            *self.last_test_overrides.borrow_mut() = Some(overrides.clone());
+        }
         let behaviour = self
             .behaviours
             .get(&format!("{}@{group}", service.name))
@@ -179,13 +262,75 @@ impl super::backend::Backend for FakeBackend {
             name.clone(),
             FakeContainer {
                 service: service.name.clone(),
+                group,
                 behaviour,
                 polls: 0,
                 files: HashMap::new(),
+                test,
+                exit: None,
+                killed: false,
             },
         );
         tokio::task::yield_now().await;
         Ok(name)
+    }
+
+    async fn start(&self, container: &str) -> Result<(), EngineError> {
+        let (service, group) = {
+            let containers = self.containers.borrow();
+            let c = &containers[container];
+            (c.service.clone(), c.group)
+        };
+        self.record(format!("start {service}@g{group}"));
+        Ok(())
+    }
+
+    async fn kill(&self, container: &str) -> Result<(), EngineError> {
+        self.record(format!("kill {container}"));
+        if let Some(c) = self.containers.borrow_mut().get_mut(container) {
+            c.killed = true;
+        }
+        Ok(())
+    }
+
+    async fn image_config(&self, image: &str) -> Result<ImageConfig, EngineError> {
+        self.record(format!("inspect image {image}"));
+        Ok(ImageConfig {
+            env: vec![("PYTHONPATH".into(), "/opt/lib".into())],
+            ..Default::default()
+        })
+    }
+
+    async fn follow_logs(
+        &self,
+        container: &str,
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<(), EngineError> {
+        let (test, group) = {
+            let containers = self.containers.borrow();
+            (containers[container].test, containers[container].group)
+        };
+        if !test {
+            return Ok(());
+        }
+        let exit = self.play_pytest(container, group, on_output).await;
+        if let Some(c) = self.containers.borrow_mut().get_mut(container) {
+            c.exit = Some(exit);
+        }
+        Ok(())
+    }
+
+    async fn wait_exit(&self, container: &str) -> Result<Option<i64>, EngineError> {
+        Ok(self.containers.borrow()[container].exit)
+    }
+
+    async fn read_file(&self, container: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        self.record(format!("read {path}"));
+        let group = self.containers.borrow()[container].group;
+        if path != super::pytest_command::COLLECTED_FILE {
+            return Ok(None);
+        }
+        Ok(Some(self.collection_of(group).join("\n").into_bytes()))
     }
 
     async fn status(&self, container: &str) -> Result<ContainerStatus, EngineError> {
@@ -200,51 +345,27 @@ impl super::backend::Backend for FakeBackend {
         true
     }
 
-    async fn container_env(&self, _container: &str) -> Result<Vec<(String, String)>, EngineError> {
-        Ok(vec![("PYTHONPATH".into(), "/opt/lib".into())])
-    }
-
     async fn logs_tail(&self, container: &str, _lines: usize) -> Result<String, EngineError> {
         Ok(format!("log of {container}: FATAL something broke\n"))
     }
 
+    /// Only healthchecks run through exec now.
     async fn exec(
         &self,
         container: &str,
-        request: &ExecRequest,
-        on_output: &mut (dyn FnMut(&[u8]) + Send),
+        _request: &ExecRequest,
+        _on_output: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<ExecOutcome, EngineError> {
-        if request.cmd.iter().any(|a| a == "--collect-only") {
-            self.record("exec collect".into());
-            let mut out = self.collected.join("\n");
-            out.push_str("\n\n3 tests collected\n");
-            on_output(out.as_bytes());
-            return Ok(ExecOutcome {
-                exit_code: Some(self.collect_exit),
-            });
-        }
-        self.record(format!("exec pytest in {container}"));
-        *self.last_test_exec.borrow_mut() = Some(request.clone());
-        if self.tests_hang {
-            std::future::pending::<()>().await;
-        }
-        let list = self.containers.borrow()[container].files["tests.txt"].clone();
-        let mut failed = false;
-        for id in list.lines().filter(|l| !l.is_empty()) {
-            let outcome = if id.contains("fail") {
-                "failed"
-            } else {
-                "passed"
-            };
-            failed |= outcome == "failed";
-            let text = format!("{id} \n.##compose-shard## done {outcome} {id}\n");
-            // Split mid-line to exercise line reassembly.
-            let (a, b) = text.split_at(text.len() / 2);
-            on_output(a.as_bytes());
-            on_output(b.as_bytes());
-        }
+        let mut containers = self.containers.borrow_mut();
+        let c = containers.get_mut(container).expect("known container");
+        self.record(format!("healthcheck {}", c.service));
+        let passes = match c.behaviour {
+            Behaviour::Running | Behaviour::ProbePasses => true,
+            Behaviour::HealthyAfter(n) => c.polls > n,
+            _ => false,
+        };
         Ok(ExecOutcome {
-            exit_code: Some(if failed { 1 } else { 0 }),
+            exit_code: Some(if passes { 0 } else { 1 }),
         })
     }
 
@@ -255,6 +376,7 @@ impl super::backend::Backend for FakeBackend {
         files: &[(&str, &[u8])],
     ) -> Result<(), EngineError> {
         self.record(format!("upload {dir}"));
+        tokio::task::yield_now().await;
         let mut containers = self.containers.borrow_mut();
         let c = containers.get_mut(container).expect("known container");
         for (name, content) in files {

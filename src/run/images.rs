@@ -1,57 +1,119 @@
-//! Images for every group, prepared once before any group starts: `build:` services are built
-//! (or their cached build reused), other images are used locally or pulled if missing.
+//! Images for every group, prepared once before any group starts, for the services a group
+//! starts and no others: `build:` services are built (or their cached build reused), once per
+//! distinct build definition (a worker and the app often share one), other images are used
+//! locally or pulled if missing. Each image's configuration (`EXPOSE`, `ENV`, `HEALTHCHECK`)
+//! is read once for readiness probes and the test container's environment.
 
 use std::collections::HashMap;
 
 use super::backend::Backend;
 use super::event::{Event, EventSink};
 use super::spec::RunSpec;
-use crate::compose::Project;
+use super::startup::ImageConfigs;
+use crate::compose::{Build, Project, Service};
 
-/// Build or find every image once, for all groups. Returns service -> image to use.
+/// The images a run uses.
+#[derive(Debug, Default)]
+pub(crate) struct Images {
+    /// Service -> the built image's tag (only `build:` services).
+    pub tags: HashMap<String, String>,
+    /// Service -> its image's configuration.
+    pub configs: ImageConfigs,
+}
+
+/// A build definition's identity: services with equal keys share one build.
+fn build_key(build: &Build) -> String {
+    serde_json::to_string(build).unwrap_or_else(|_| format!("{build:?}"))
+}
+
+async fn build<B: Backend>(
+    backend: &B,
+    service: &Service,
+    spec: &RunSpec,
+    events: &EventSink,
+) -> Result<String, String> {
+    let mut on_line = |line: &str| events.emit(Event::Info(format!("{}: {line}", service.name)));
+    events.emit(Event::Info(format!(
+        "building image for service {}",
+        service.name
+    )));
+    let (tag, source) = backend
+        .build_image(service, std::slice::from_ref(&spec.out_dir), &mut on_line)
+        .await
+        .map_err(|e| crate::errors::render_chain(&e))?;
+    events.emit(Event::Info(format!(
+        "service {}: image {tag} ({source:?})",
+        service.name
+    )));
+    Ok(tag)
+}
+
+async fn ensure<B: Backend>(
+    backend: &B,
+    service: &Service,
+    image: &str,
+    spec: &RunSpec,
+    events: &EventSink,
+) -> Result<(), String> {
+    let mut on_line = |line: &str| events.emit(Event::Info(format!("{}: {line}", service.name)));
+    let allow_pull = service.pull_policy.as_deref() != Some("never")
+        && !(service.build.is_some() && spec.no_build);
+    backend
+        .ensure_image(image, allow_pull, &mut on_line)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "service {}: {}",
+                service.name,
+                crate::errors::render_chain(&e)
+            )
+        })
+}
+
+/// Build or find every image the project's services need, once for all groups.
 pub(crate) async fn prepare_images<B: Backend>(
     backend: &B,
     project: &Project,
     spec: &RunSpec,
     events: &EventSink,
-) -> Result<HashMap<String, String>, String> {
-    let mut images = HashMap::new();
+) -> Result<Images, String> {
+    let mut images = Images::default();
+    let mut built: HashMap<String, String> = HashMap::new();
     for service in project.services.values() {
-        let mut on_line =
-            |line: &str| events.emit(Event::Info(format!("{}: {line}", service.name)));
-        if service.build.is_some() && !spec.no_build {
-            events.emit(Event::Info(format!(
-                "building image for service {}",
-                service.name
-            )));
-            let (tag, source) = backend
-                .build_image(service, std::slice::from_ref(&spec.out_dir), &mut on_line)
-                .await
-                .map_err(|e| crate::errors::render_chain(&e))?;
-            events.emit(Event::Info(format!(
-                "service {}: image {tag} ({source:?})",
-                service.name
-            )));
-            images.insert(service.name.clone(), tag);
-        } else if let Some(image) = &service.image {
-            let allow_pull = service.pull_policy.as_deref() != Some("never")
-                && !(service.build.is_some() && spec.no_build);
-            backend
-                .ensure_image(image, allow_pull, &mut on_line)
-                .await
-                .map_err(|e| {
-                    format!(
-                        "service {}: {}",
-                        service.name,
-                        crate::errors::render_chain(&e)
-                    )
-                })?;
-        } else {
-            return Err(format!(
-                "service {} has neither image nor build (or --no-build was given)",
-                service.name
-            ));
-        }
+        let image = match (&service.build, &service.image) {
+            (Some(b), _) if !spec.no_build => {
+                let key = build_key(b);
+                let tag = match built.get(&key) {
+                    Some(tag) => tag.clone(),
+                    None => {
+                        let tag = build(backend, service, spec, events).await?;
+                        built.insert(key, tag.clone());
+                        tag
+                    }
+                };
+                images.tags.insert(service.name.clone(), tag.clone());
+                tag
+            }
+            (_, Some(image)) => {
+                ensure(backend, service, image, spec, events).await?;
+                image.clone()
+            }
+            (_, None) => {
+                return Err(format!(
+                    "service {} has neither image nor build (or --no-build was given)",
+                    service.name
+                ))
+            }
+        };
+        let config = backend.image_config(&image).await.map_err(|e| {
+            format!(
+                "service {}: {}",
+                service.name,
+                crate::errors::render_chain(&e)
+            )
+        })?;
+        images.configs.insert(service.name.clone(), config);
     }
     Ok(images)
 }

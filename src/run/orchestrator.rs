@@ -1,32 +1,32 @@
-//! The orchestrator: images once, then every group concurrently (start, wait, test, copy
-//! results out, tear down), with collection in the first ready environment and planning in
-//! between. Emits [`Event`]s; returns a [`RunOutcome`].
+//! The orchestrator: images once, then every group concurrently (start the test service's
+//! dependencies, run the test command as the test container's main process, copy results
+//! out, tear down); every group collects the suite itself and the [`Coordinator`] hands each
+//! its share of the plan. Emits [`Event`]s; returns a [`RunOutcome`].
 //!
 //! All groups are futures joined on one task: the work is waiting on the engine, and a single
 //! task means cancelling the run (Ctrl-C) is just dropping one future, after which cleanup by
 //! label removes whatever had been created, including half-created resources.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::backend::Backend;
-use super::collection::{coordinate, PlanState, ReadyEnv};
+use super::collection::Coordinator;
 use super::error::RunError;
-use super::event::{Event, EventSink, GroupReport, GroupStatus, Phase, TestCounts};
+use super::event::{Event, EventSink, GroupReport, GroupStatus, Phase, PhaseSpan, TestCounts};
 use super::group::run_tests;
-use super::images::prepare_images;
+use super::images::{prepare_images, Images};
+use super::pytest_command::test_invocation;
 use super::resource_labels::{describe, group_label, run_label};
 use super::spec::{Assignment, RunSpec, TestSource};
-use super::startup::{start_environment, EnvironmentFailure, Timing};
+use super::startup::{start_environment, EnvironmentFailure, StartRequest, Timing};
 use crate::compose::{Project, Service};
 use crate::engine::ContainerOverrides;
 
-/// Sleep used as the test container's entrypoint: pytest runs through exec instead, so the
-/// container must stay up without doing anything. A plain number works with coreutils and
-/// busybox alike (`infinity` does not everywhere).
-pub const TEST_CONTAINER_SLEEP: [&str; 2] = ["sleep", "2147483647"];
+/// How long a started dependency's ports are probed before its dependents start anyway.
+const PROBE_GRACE: Duration = Duration::from_secs(60);
 
 /// How a run ended.
 #[derive(Debug, Default)]
@@ -43,6 +43,11 @@ pub struct RunOutcome {
     pub missing: Vec<String>,
     /// Tests that ran more than once.
     pub duplicated: Vec<String>,
+    /// Planned ids a group collected under another id (parametrized ids made at collection
+    /// time), matched by position: (planned, collected).
+    pub unstable_ids: Vec<(String, String)>,
+    /// Seconds spent on images before any group started.
+    pub images_seconds: f64,
 }
 
 fn group_of(project: &Project, index: usize) -> usize {
@@ -79,29 +84,28 @@ pub async fn run<B: Backend>(
             return outcome;
         }
     };
+    outcome.images_seconds = run_started.elapsed().as_secs_f64();
 
-    let (plan_tx, plan_rx) = watch::channel(PlanState::Pending);
-    let (ready_tx, ready_rx) = mpsc::unbounded_channel::<ReadyEnv>();
-    let coordinator = coordinate(backend, spec, source, ready_rx, plan_tx, events);
-    let groups = futures::future::join_all(spec.projects.iter().enumerate().map(|(i, project)| {
-        run_group(
-            backend,
-            spec,
-            project,
-            group_of(project, i),
-            run_started,
-            &images,
-            ready_tx.clone(),
-            plan_rx.clone(),
-            events,
-        )
-    }));
-    drop(ready_tx);
-    let ((collected, assignment, fatal), reports) = futures::join!(coordinator, groups);
-    outcome.collected = collected;
-    outcome.assignment = assignment;
-    outcome.fatal = fatal;
-    outcome.groups = reports;
+    let coordinator = Coordinator::new(source);
+    let context = GroupContext {
+        backend,
+        spec,
+        images: &images,
+        coordinator: &coordinator,
+        run_started,
+        events,
+    };
+    let groups = spec
+        .projects
+        .iter()
+        .enumerate()
+        .map(|(i, project)| run_group(&context, project, group_of(project, i)));
+    outcome.groups = futures::future::join_all(groups).await;
+    let finished = coordinator.finish();
+    outcome.collected = finished.collected;
+    outcome.assignment = finished.assignment;
+    outcome.fatal = finished.fatal;
+    outcome.unstable_ids = finished.unstable;
     check_exactly_once(&mut outcome);
 
     if !spec.keep {
@@ -128,7 +132,7 @@ fn check_exactly_once(outcome: &mut RunOutcome) {
         if !matches!(report.status, GroupStatus::Passed | GroupStatus::Failed) {
             continue; // a failed environment is reported as such, not test by test
         }
-        for id in outcome.assignment.get(&report.group).into_iter().flatten() {
+        for id in &report.assigned {
             if !seen.contains_key(id.as_str()) {
                 missing.push(id.clone());
             }
@@ -156,154 +160,211 @@ fn failed_report(group: usize, reason: &str) -> GroupReport {
         pytest_exit: None,
         ran: Vec::new(),
         files: Vec::new(),
+        assigned: Vec::new(),
+        phases: Vec::new(),
     }
 }
 
-fn test_overrides(
-    spec: &RunSpec,
-    images: &HashMap<String, String>,
-    service: &Service,
-) -> ContainerOverrides {
+/// What every group of a run shares.
+struct GroupContext<'a, B: Backend> {
+    backend: &'a B,
+    spec: &'a RunSpec,
+    images: &'a Images,
+    coordinator: &'a Coordinator,
+    run_started: Instant,
+    events: &'a EventSink,
+}
+
+/// A service's container changes: the built image's tag; for the test service, the test
+/// command as its command (its entrypoint stays, as with `docker compose run SERVICE CMD`)
+/// and the environment the plugin needs, keeping the service's or image's `PYTHONPATH` and
+/// `PYTEST_ADDOPTS`.
+fn container_overrides(spec: &RunSpec, images: &Images, service: &Service) -> ContainerOverrides {
     let mut o = ContainerOverrides {
-        image: images.get(&service.name).cloned(),
+        image: images.tags.get(&service.name).cloned(),
+        files: spec.files.get(&service.name).cloned().unwrap_or_default(),
         ..Default::default()
     };
-    if service.name == spec.test_service {
-        o.entrypoint = Some(TEST_CONTAINER_SLEEP.iter().map(|s| s.to_string()).collect());
-        o.command = Some(Vec::new());
-        o.env = spec.env.clone();
+    if service.name != spec.test_service {
+        return o;
     }
+    let existing = |key: &str| -> Option<String> {
+        spec.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .or_else(|| service.environment.get(key).cloned().flatten())
+            .or_else(|| {
+                let config = images.configs.get(&service.name)?;
+                config
+                    .env
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            })
+    };
+    let invocation = test_invocation(
+        &spec.command,
+        existing("PYTHONPATH").as_deref(),
+        existing("PYTEST_ADDOPTS").as_deref(),
+        spec.collect_only,
+    );
+    o.command = Some(invocation.argv);
+    o.env = spec.env.clone();
+    o.env
+        .retain(|(k, _)| !invocation.env.iter().any(|(i, _)| i == k));
+    o.env.extend(invocation.env);
     o
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Seconds since the run started.
+fn offset(run_started: Instant, at: Instant) -> f64 {
+    at.saturating_duration_since(run_started).as_secs_f64()
+}
+
+/// A phase from `start` to `end`, on the run's time axis.
+fn span(run_started: Instant, name: &'static str, start: Instant, end: Instant) -> PhaseSpan {
+    PhaseSpan {
+        name,
+        start: offset(run_started, start),
+        end: offset(run_started, end),
+    }
+}
+
+/// One group: start its environment, run the tests, tear down. Never fails: what went
+/// wrong is in the report.
 async fn run_group<B: Backend>(
-    backend: &B,
-    spec: &RunSpec,
+    cx: &GroupContext<'_, B>,
     project: &Project,
     group: usize,
-    run_started: Instant,
-    images: &HashMap<String, String>,
-    ready_tx: mpsc::UnboundedSender<ReadyEnv>,
-    mut plan_rx: watch::Receiver<PlanState>,
-    events: &EventSink,
 ) -> GroupReport {
     let started = Instant::now();
-    let timing = Timing {
-        poll: spec.poll,
-        deadline: started + spec.ready_timeout,
-    };
-    let overrides = |s: &Service| test_overrides(spec, images, s);
     let mut report = failed_report(group, "");
-    report.start_offset_seconds = started.duration_since(run_started).as_secs_f64();
-    let env = start_environment(
-        backend,
-        project,
-        &spec.test_service,
-        &overrides,
-        timing,
-        group,
-        events,
-    )
-    .await;
-    let result: Result<(), String> = async {
-        let env = env.map_err(|f: EnvironmentFailure| f.to_string())?;
-        if let Some(all_started) = env.all_started {
-            report.create_seconds = all_started.duration_since(started).as_secs_f64();
-        }
-        let container = env
-            .containers
-            .get(&spec.test_service)
-            .cloned()
-            .ok_or_else(|| format!("test service {} was not started", spec.test_service))?;
-        let service = &project.services[&spec.test_service];
-        // The exec's PYTHONPATH replaces the container's, so keep whatever the image or
-        // the service configured after the plugin folder.
-        let python_path = backend
-            .container_env(&container)
-            .await
-            .ok()
-            .and_then(|env| env.into_iter().find(|(k, _)| k == "PYTHONPATH"))
-            .map(|(_, v)| v)
-            .or_else(|| service.environment.get("PYTHONPATH").cloned().flatten());
-        let _ = ready_tx.send(ReadyEnv {
-            container: container.clone(),
-            python_path: python_path.clone(),
-            working_dir: service.working_dir.clone(),
-            user: service.user.clone(),
+    report.start_offset_seconds = offset(cx.run_started, started);
+    if report.start_offset_seconds > 0.0 {
+        report.phases.push(PhaseSpan {
+            name: "images",
+            start: 0.0,
+            end: report.start_offset_seconds,
         });
-        drop(ready_tx);
-        events.emit(Event::Phase {
-            group,
-            phase: Phase::WaitingForPlan,
-        });
-        let assignment = loop {
-            match &*plan_rx.borrow_and_update() {
-                PlanState::Ready(a) => break a.clone(),
-                PlanState::Failed(reason) => return Err(reason.clone()),
-                PlanState::Pending => {}
-            }
-            if plan_rx.changed().await.is_err() {
-                return Err("planning ended without a plan".into());
-            }
-        };
-        let tests = assignment.get(&group).cloned().unwrap_or_default();
-        report.setup_seconds = started.elapsed().as_secs_f64();
-        if spec.collect_only {
-            report.status = GroupStatus::Passed;
-            return Ok(());
+    }
+    match start_and_test(cx, project, group, started, &mut report).await {
+        Ok(()) => {}
+        Err(reason) => {
+            report.status = GroupStatus::EnvironmentError(reason);
+            report.setup_seconds = started.elapsed().as_secs_f64();
         }
-        let test_start = Instant::now();
-        let outcome = run_tests(
-            backend,
-            spec,
-            group,
-            &container,
-            python_path.as_deref(),
-            service,
-            &tests,
-            events,
-        )
-        .await;
-        report.test_seconds = test_start.elapsed().as_secs_f64();
-        report.status = outcome.status;
-        report.counts = outcome.counts;
-        report.pytest_exit = outcome.pytest_exit;
-        report.ran = outcome.ran;
-        report.files = outcome.files;
-        Ok(())
     }
-    .await;
-    if let Err(reason) = result {
-        report.status = GroupStatus::EnvironmentError(reason);
-        report.setup_seconds = started.elapsed().as_secs_f64();
-    }
-
     let teardown = Instant::now();
-    if spec.keep {
-        events.emit(Event::Notice(format!(
-            "[g{group}] kept: enter it with `docker exec -it {} sh`; remove it with `compose-shard clean --run {}`",
-            crate::engine::container_name(project, &project.services[&spec.test_service]),
-            spec.run_id
-        )));
-    } else {
-        events.emit(Event::Phase {
-            group,
-            phase: Phase::TearingDown,
-        });
-        match backend.remove_labelled(&group_label(project)).await {
-            Ok(removed) => events.emit(Event::Removed(describe(&removed))),
-            Err(e) => events.emit(Event::Warning(format!(
-                "[g{group}] teardown: {}",
-                crate::errors::render_chain(&e)
-            ))),
-        }
-    }
+    tear_down(cx, project, group).await;
     report.teardown_seconds = teardown.elapsed().as_secs_f64();
-    events.emit(Event::Phase {
+    report
+        .phases
+        .push(span(cx.run_started, "teardown", teardown, Instant::now()));
+    cx.events.emit(Event::Phase {
         group,
         phase: Phase::Done,
     });
-    events.emit(Event::GroupDone(Box::new(report.clone())));
+    cx.events.emit(Event::GroupDone(Box::new(report.clone())));
     report
+}
+
+async fn start_and_test<B: Backend>(
+    cx: &GroupContext<'_, B>,
+    project: &Project,
+    group: usize,
+    started: Instant,
+    report: &mut GroupReport,
+) -> Result<(), String> {
+    let spec = cx.spec;
+    let timing = Timing {
+        poll: spec.poll,
+        deadline: started + spec.ready_timeout,
+        probe_grace: PROBE_GRACE.min(spec.ready_timeout),
+    };
+    let overrides = |s: &Service| container_overrides(spec, cx.images, s);
+    let request = StartRequest {
+        project,
+        test_service: &spec.test_service,
+        overrides: &overrides,
+        images: &cx.images.configs,
+        timing,
+        group,
+    };
+    let env = start_environment(cx.backend, &request, cx.events)
+        .await
+        .map_err(|f: EnvironmentFailure| f.to_string())?;
+    let ready = Instant::now();
+    let all_started = env.all_started.unwrap_or(ready);
+    report.create_seconds = all_started.duration_since(started).as_secs_f64();
+    report
+        .phases
+        .push(span(cx.run_started, "environment", started, all_started));
+    report
+        .phases
+        .push(span(cx.run_started, "readiness", all_started, ready));
+    let service = &project.services[&spec.test_service];
+    let container = cx
+        .backend
+        .create_service(project, service, &overrides(service))
+        .await
+        .map_err(|e| crate::errors::render_chain(&e))?;
+    let outcome = run_tests(
+        cx.backend,
+        spec,
+        group,
+        &container,
+        cx.coordinator,
+        cx.events,
+    )
+    .await;
+    let test_start = outcome.tests_delivered.or(outcome.exited).unwrap_or(ready);
+    let exited = outcome.exited.unwrap_or_else(Instant::now);
+    report.setup_seconds = test_start.duration_since(started).as_secs_f64();
+    report.test_seconds = exited.saturating_duration_since(test_start).as_secs_f64();
+    report.phases.push(span(
+        cx.run_started,
+        "collection",
+        outcome.started.unwrap_or(ready),
+        test_start,
+    ));
+    if outcome.tests_delivered.is_some() {
+        report
+            .phases
+            .push(span(cx.run_started, "tests", test_start, exited));
+    }
+    report
+        .phases
+        .push(span(cx.run_started, "results", exited, Instant::now()));
+    report.status = outcome.status;
+    report.counts = outcome.counts;
+    report.pytest_exit = outcome.pytest_exit;
+    report.ran = outcome.ran;
+    report.assigned = outcome.assigned;
+    report.files = outcome.files;
+    Ok(())
+}
+
+/// Remove the group's resources, or with `--keep` say how to enter them.
+async fn tear_down<B: Backend>(cx: &GroupContext<'_, B>, project: &Project, group: usize) {
+    let spec = cx.spec;
+    if spec.keep {
+        cx.events.emit(Event::Notice(format!(
+            "[g{group}] kept: enter it with `docker exec -it {} sh` (the test container has stopped: `docker start` it first); remove it with `compose-shard clean --run {}`",
+            crate::engine::container_name(project, &project.services[&spec.test_service]),
+            spec.run_id
+        )));
+        return;
+    }
+    cx.events.emit(Event::Phase {
+        group,
+        phase: Phase::TearingDown,
+    });
+    match cx.backend.remove_labelled(&group_label(project)).await {
+        Ok(removed) => cx.events.emit(Event::Removed(describe(&removed))),
+        Err(e) => cx.events.emit(Event::Warning(format!(
+            "[g{group}] teardown: {}",
+            crate::errors::render_chain(&e)
+        ))),
+    }
 }

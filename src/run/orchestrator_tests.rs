@@ -1,5 +1,7 @@
 //! Orchestration tests against the scripted fake engine: startup order and dependency
-//! conditions, failure propagation, exactly-once test assignment, and cleanup on every path.
+//! conditions, the test command as the test container's main process, every group
+//! collecting for itself, failure propagation, exactly-once test assignment, and cleanup on
+//! every path.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -114,6 +116,7 @@ fn project(group: usize, groups: usize, redis_required: bool) -> Project {
 fn spec(groups: &[usize], total: usize, out: &std::path::Path) -> RunSpec {
     RunSpec {
         collect_only: false,
+        files: Default::default(),
         run_id: RUN.into(),
         projects: groups.iter().map(|g| project(*g, total, true)).collect(),
         test_service: "app".into(),
@@ -181,7 +184,7 @@ async fn starts_services_after_their_dependencies_and_runs_every_test_once() {
     let calls = backend.calls.borrow().clone();
     let start_db = position(&calls, "start db@g1");
     let start_migrate = position(&calls, "start migrate@g1");
-    let start_app = position(&calls, "start app@g1 (sleeping)");
+    let start_app = position(&calls, "start app@g1");
     assert!(
         start_db < start_migrate && start_migrate < start_app,
         "{calls:#?}"
@@ -195,8 +198,22 @@ async fn starts_services_after_their_dependencies_and_runs_every_test_once() {
         "app started before db was healthy: {calls:#?}"
     );
     assert!(position(&calls, "poll migrate") < start_app);
-    assert_eq!(calls.iter().filter(|c| *c == "exec collect").count(), 1);
-
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| *c == "read /tmp/compose-shard-plugin/collected.txt")
+            .count(),
+        2,
+        "every group collects for itself"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| *c == "build app" || *c == "image fixture/app")
+            .count(),
+        1,
+        "the test service's image is prepared once for all groups"
+    );
     let mut ran: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
     ran.sort();
     let mut expected: Vec<String> = IDS.iter().map(|s| s.to_string()).collect();
@@ -207,15 +224,20 @@ async fn starts_services_after_their_dependencies_and_runs_every_test_once() {
     assert_eq!(outcome.groups[1].counts.passed, 2);
     assert_eq!(exit_code(&outcome), ExitCode::Success);
     assert!(out.path().join("g1/output.log").exists());
-    let exec = backend.last_test_exec.borrow().clone().unwrap();
+    let test = backend.last_test_overrides.borrow().clone().unwrap();
     assert!(
-        exec.env.contains(&(
+        test.env.contains(&(
             "PYTHONPATH".into(),
             "/tmp/compose-shard-plugin:/opt/lib".into()
         )),
         "the image's PYTHONPATH is kept after the plugin folder: {:?}",
-        exec.env
+        test.env
     );
+    assert_eq!(
+        test.entrypoint, None,
+        "the service's entrypoint runs the test command, as with `docker compose run`"
+    );
+    assert_eq!(test.command.unwrap()[0], "pytest");
     assert!(out.path().join("g2/junit.xml").exists());
     assert_eq!(backend.remaining(), Vec::<String>::new());
 }
@@ -253,10 +275,7 @@ async fn a_never_healthy_service_fails_only_its_group_with_name_state_and_log() 
     assert!(reason.contains("FATAL something broke"), "{reason}");
     assert_eq!(outcome.groups[0].status, GroupStatus::Passed);
     assert!(
-        !backend
-            .calls
-            .borrow()
-            .contains(&"start app@g2 (sleeping)".to_string()),
+        !backend.calls.borrow().contains(&"start app@g2".to_string()),
         "a dependent of a failed service must not start"
     );
     assert_eq!(exit_code(&outcome), ExitCode::Environment);
@@ -316,14 +335,16 @@ async fn a_failing_optional_dependency_is_only_a_warning() {
 async fn a_collection_error_is_a_usage_error_and_cleans_up() {
     let out = tempfile::tempdir().unwrap();
     let mut backend = fake(&IDS);
-    backend.collect_exit = 2;
+    backend.collect_fails = true;
     let outcome = go(&backend, &spec(&[1, 2], 2, out.path()), round_robin(2)).await;
     assert_eq!(exit_code(&outcome), ExitCode::Usage);
-    assert!(outcome
-        .fatal
-        .unwrap()
-        .to_string()
-        .contains("collecting tests"));
+    let GroupStatus::CollectionFailed(reason) = &outcome.groups[0].status else {
+        panic!("{:?}", outcome.groups[0].status);
+    };
+    assert!(
+        reason.contains("error(s) during collection") && reason.contains("ImportError"),
+        "{reason}"
+    );
     assert_eq!(backend.remaining(), Vec::<String>::new());
 }
 
@@ -359,7 +380,7 @@ async fn only_the_selected_group_runs_exactly_its_planned_tests() {
     .await;
     assert_eq!(outcome.groups.len(), 1);
     assert_eq!(outcome.groups[0].ran, assignment[&2]);
-    assert!(!backend.calls.borrow().contains(&"exec collect".to_string()));
+    assert_eq!(outcome.collected, None, "a given plan is not re-planned");
     assert_eq!(exit_code(&outcome), ExitCode::Success);
 }
 
@@ -422,7 +443,7 @@ async fn an_interrupt_during_tests_removes_everything() {
         .calls
         .borrow()
         .iter()
-        .any(|c| c.starts_with("exec pytest")));
+        .any(|c| c.starts_with("start app")));
 }
 
 #[test]
@@ -487,4 +508,104 @@ async fn a_second_interrupt_is_acknowledged_and_cleanup_still_completes() {
         forced |= e == super::event::Event::Interrupted { forced: true };
     }
     assert!(forced, "the second interrupt was not acknowledged");
+}
+
+/// app depends on a broker whose healthcheck never passes and on a migration job that exits
+/// 0, both with plain `depends_on`: Compose treats both as started, so must we.
+#[tokio::test]
+async fn plain_dependencies_are_started_not_healthy_and_may_exit() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .behaviours
+        .insert("redis".into(), Behaviour::NeverHealthy);
+    let mut spec = spec(&[1], 1, out.path());
+    for dep in spec.projects[0].services["app"].depends_on.values_mut() {
+        dep.condition = DependencyCondition::ServiceStarted;
+    }
+    spec.ready_timeout = Duration::from_secs(30);
+    let started = std::time::Instant::now();
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(
+        outcome.groups[0].status,
+        GroupStatus::Passed,
+        "{:?}",
+        outcome.groups[0]
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let calls = backend.calls.borrow();
+    assert!(
+        !calls.iter().any(|c| c == "healthcheck redis"),
+        "nobody asked for redis to be healthy: {calls:#?}"
+    );
+}
+
+/// The engine (API 1.41) runs the first healthcheck one interval after start; running the
+/// healthcheck's own test through exec finds the service healthy without sitting it out.
+#[tokio::test]
+async fn a_waited_for_healthcheck_passes_through_its_own_test_before_the_engine_says_so() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .behaviours
+        .insert("db".into(), Behaviour::ProbePasses);
+    let mut spec = spec(&[1], 1, out.path());
+    spec.ready_timeout = Duration::from_secs(30);
+    let started = std::time::Instant::now();
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(outcome.groups[0].status, GroupStatus::Passed);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(backend
+        .calls
+        .borrow()
+        .contains(&"healthcheck db".to_string()));
+}
+
+/// Parametrized ids made at collection time differ between groups: tests are matched by
+/// position, each runs exactly once, and the outcome names them.
+#[tokio::test]
+async fn unstable_parametrized_ids_run_exactly_once_and_are_reported() {
+    let out = tempfile::tempdir().unwrap();
+    let reference = [
+        "t.py::test_u[aa]",
+        "t.py::test_u[bb]",
+        "t.py::test_u[cc]",
+        "t.py::test_v",
+    ];
+    let mut backend = fake(&reference);
+    let mut spec = spec(&[1, 2], 2, out.path());
+    spec.ready_timeout = Duration::from_secs(30);
+    // Group 2 starts later, so group 1's collection is the plan's reference.
+    backend
+        .behaviours
+        .insert("db@2".into(), Behaviour::HealthyAfter(20));
+    backend.collected_by_group.insert(
+        2,
+        [
+            "t.py::test_u[xx]",
+            "t.py::test_u[yy]",
+            "t.py::test_u[zz]",
+            "t.py::test_v",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    );
+    let outcome = go(&backend, &spec, round_robin(2)).await;
+    assert!(outcome.missing.is_empty(), "{:?}", outcome.missing);
+    assert!(outcome.duplicated.is_empty());
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    let ran: usize = outcome.groups.iter().map(|g| g.ran.len()).sum();
+    assert_eq!(ran, 4);
+    assert_eq!(
+        outcome.groups[1].ran,
+        vec!["t.py::test_u[yy]".to_string(), "t.py::test_v".to_string()]
+    );
+    assert_eq!(
+        outcome.unstable_ids,
+        vec![(
+            "t.py::test_u[bb]".to_string(),
+            "t.py::test_u[yy]".to_string()
+        )]
+    );
 }

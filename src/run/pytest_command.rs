@@ -10,20 +10,25 @@ use super::event::TestOutcome;
 pub const PLUGIN_SOURCE: &str = include_str!("compose_shard_plugin.py");
 /// The plugin's module name (`-p compose_shard_plugin`).
 pub const PLUGIN_MODULE: &str = "compose_shard_plugin";
-/// Folder in the container holding the plugin (on PYTHONPATH).
+/// Folder in the container holding the plugin (on PYTHONPATH) and the files it exchanges
+/// with compose-shard (`collected.txt`, `tests.txt`, `tests.ready`).
 pub const PLUGIN_DIR: &str = "/tmp/compose-shard-plugin";
 /// Folder in the container where a group writes its results (copied out afterwards).
 pub const RESULTS_DIR: &str = "/tmp/compose-shard";
-/// The node-id list inside the container.
-pub const TESTS_FILE: &str = "/tmp/compose-shard-plugin/tests.txt";
+/// The collection the plugin writes.
+pub const COLLECTED_FILE: &str = "/tmp/compose-shard-plugin/collected.txt";
+/// The test list compose-shard uploads, and the file whose presence says it is complete.
+pub const TESTS_FILE_NAME: &str = "tests.txt";
+/// See [`TESTS_FILE_NAME`].
+pub const TESTS_READY_NAME: &str = "tests.ready";
 const LINE_PREFIX: &str = "##compose-shard## ";
 
-/// What to exec in the test container.
+/// How the test container runs the test command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PytestInvocation {
-    /// argv.
+    /// The command (the container's `cmd`; the service's entrypoint stays).
     pub argv: Vec<String>,
-    /// Environment.
+    /// Environment for the container, on top of the service's.
     pub env: Vec<(String, String)>,
 }
 
@@ -31,33 +36,25 @@ fn uses_coverage(args: &[String]) -> bool {
     args.iter().any(|a| a == "--cov" || a.starts_with("--cov="))
 }
 
-/// `PYTHONPATH` with the plugin folder first, keeping the service's own value.
-fn python_path(service_python_path: Option<&str>) -> String {
-    match service_python_path {
+/// `PYTHONPATH` with the plugin folder first, keeping the service's or image's own value.
+fn python_path(existing: Option<&str>) -> String {
+    match existing {
         Some(p) if !p.is_empty() => format!("{PLUGIN_DIR}:{p}"),
         _ => PLUGIN_DIR.to_string(),
     }
 }
 
-/// The collection command: the user's command without coverage options (coverage during
-/// collection would write reports into the shared working directory), plus
-/// `--collect-only -q`.
-pub fn collect_invocation(
-    command: &[String],
-    service_python_path: Option<&str>,
-) -> PytestInvocation {
-    let mut argv = without_coverage_options(command);
-    argv.extend(
-        ["--collect-only", "-q", "-p", "no:cacheprovider"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    PytestInvocation {
-        argv,
-        env: vec![
-            ("PYTHONPATH".into(), python_path(service_python_path)),
-            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
-        ],
+/// Whether the command is pytest itself (`pytest`, `py.test`, a path to either, or
+/// `python -m pytest`), so options can be appended and win over the user's own; any other
+/// command (a wrapper script, `make test`) gets them through `PYTEST_ADDOPTS`.
+fn is_pytest(command: &[String]) -> bool {
+    let name = |a: &String| a.rsplit('/').next().unwrap_or(a).to_string();
+    match command.first().map(name).as_deref() {
+        Some("pytest" | "py.test") => true,
+        Some(p) if p.starts_with("python") => command
+            .windows(2)
+            .any(|w| w[0] == "-m" && (w[1] == "pytest" || w[1] == "py.test")),
+        _ => false,
     }
 }
 
@@ -92,29 +89,52 @@ fn without_coverage_options(command: &[String]) -> Vec<String> {
     kept
 }
 
-/// The group's test command: the user's command plus the plugin, a per-group JUnit path,
-/// no cache provider, and for `--cov` users a per-group coverage XML and data file.
-pub fn group_invocation(
+/// What the test container of a group runs: the user's command with the plugin, a per-group
+/// JUnit path, no cache provider, and for `--cov` users a per-group coverage XML and data
+/// file (groups often share a bind-mounted tree, so nothing is written into it). With
+/// `collect_only` (what `compose-shard plan` needs) it only collects.
+///
+/// `existing_python_path` and `existing_addopts` are the container's values before ours
+/// (the service's, else the image's), which are kept.
+pub fn test_invocation(
     command: &[String],
-    service_python_path: Option<&str>,
-    extra_env: &[(String, String)],
+    existing_python_path: Option<&str>,
+    existing_addopts: Option<&str>,
+    collect_only: bool,
 ) -> PytestInvocation {
-    let mut argv = command.to_vec();
-    argv.extend([
+    let mut ours = vec![
         "-p".to_string(),
         PLUGIN_MODULE.to_string(),
         "-p".to_string(),
         "no:cacheprovider".to_string(),
-        format!("--junitxml={RESULTS_DIR}/junit.xml"),
-    ]);
-    let mut env = extra_env.to_vec();
-    env.push(("PYTHONPATH".into(), python_path(service_python_path)));
-    env.push(("COMPOSE_SHARD_TESTS".into(), TESTS_FILE.into()));
-    // Bytecode caches in a shared tree are written concurrently by every group.
-    env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
-    if uses_coverage(command) {
-        argv.push(format!("--cov-report=xml:{RESULTS_DIR}/coverage.xml"));
-        env.push(("COVERAGE_FILE".into(), format!("{RESULTS_DIR}/.coverage")));
+    ];
+    let mut env = vec![
+        ("PYTHONPATH".to_string(), python_path(existing_python_path)),
+        ("COMPOSE_SHARD_DIR".to_string(), PLUGIN_DIR.to_string()),
+        // Bytecode caches in a shared tree are written concurrently by every group.
+        ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
+    ];
+    let command = if collect_only {
+        ours.extend(["--collect-only".to_string(), "-q".to_string()]);
+        without_coverage_options(command)
+    } else {
+        ours.push(format!("--junitxml={RESULTS_DIR}/junit.xml"));
+        if uses_coverage(command) {
+            ours.push(format!("--cov-report=xml:{RESULTS_DIR}/coverage.xml"));
+            env.push(("COVERAGE_FILE".into(), format!("{RESULTS_DIR}/.coverage")));
+        }
+        command.to_vec()
+    };
+    let mut argv = command.clone();
+    if is_pytest(&command) {
+        argv.extend(ours);
+    } else {
+        let mut addopts: Vec<String> = existing_addopts
+            .filter(|a| !a.trim().is_empty())
+            .map(|a| vec![a.to_string()])
+            .unwrap_or_default();
+        addopts.extend(ours);
+        env.push(("PYTEST_ADDOPTS".into(), addopts.join(" ")));
     }
     PytestInvocation { argv, env }
 }
@@ -131,6 +151,10 @@ pub enum PluginLine {
     },
     /// A planned node id was not collected in this group.
     Missing(String),
+    /// The group's pytest collected this many tests (the list is in [`COLLECTED_FILE`]).
+    Collected(usize),
+    /// Collection failed with this many errors; pytest stops.
+    CollectionErrors(usize),
 }
 
 /// Parse one output line; `None` for ordinary pytest output.
@@ -140,6 +164,12 @@ pub fn parse_plugin_line(line: &str) -> Option<PluginLine> {
     let rest = &line[line.find(LINE_PREFIX)? + LINE_PREFIX.len()..];
     if let Some(id) = rest.strip_prefix("missing ") {
         return Some(PluginLine::Missing(id.to_string()));
+    }
+    if let Some(n) = rest.strip_prefix("collected ") {
+        return n.trim().parse().ok().map(PluginLine::Collected);
+    }
+    if let Some(n) = rest.strip_prefix("collection-errors ") {
+        return n.trim().parse().ok().map(PluginLine::CollectionErrors);
     }
     let rest = rest.strip_prefix("done ")?;
     let (result, node_id) = rest.split_once(' ')?;
@@ -165,8 +195,13 @@ mod tests {
     }
 
     #[test]
-    fn group_command_isolates_everything_written_per_group() {
-        let inv = group_invocation(&s(&["pytest", "--cov=app", "-x"]), Some("/code"), &[]);
+    fn pytest_gets_the_plugin_and_per_group_outputs_appended() {
+        let inv = test_invocation(
+            &s(&["pytest", "--cov=app", "-x"]),
+            Some("/code"),
+            None,
+            false,
+        );
         assert_eq!(
             inv.argv,
             s(&[
@@ -189,13 +224,31 @@ mod tests {
             "PYTHONPATH".into(),
             "/tmp/compose-shard-plugin:/code".into()
         )));
-        let plain = group_invocation(&s(&["pytest"]), None, &[]);
+        assert!(!inv.env.iter().any(|(k, _)| k == "PYTEST_ADDOPTS"));
+        let plain = test_invocation(&s(&["python3", "-m", "pytest"]), None, None, false);
         assert!(!plain.argv.iter().any(|a| a.contains("cov")));
+        assert!(plain.argv.contains(&"compose_shard_plugin".to_string()));
+    }
+
+    #[test]
+    fn other_commands_get_the_plugin_through_pytest_addopts_keeping_the_users() {
+        let inv = test_invocation(&s(&["./run-tests.sh", "-v"]), None, Some("-ra"), false);
+        assert_eq!(inv.argv, s(&["./run-tests.sh", "-v"]));
+        let addopts = &inv
+            .env
+            .iter()
+            .find(|(k, _)| k == "PYTEST_ADDOPTS")
+            .unwrap()
+            .1;
+        assert!(
+            addopts.starts_with("-ra -p compose_shard_plugin"),
+            "{addopts}"
+        );
     }
 
     #[test]
     fn collection_drops_coverage_option_values_given_as_separate_arguments() {
-        let inv = collect_invocation(
+        let inv = test_invocation(
             &s(&[
                 "pytest",
                 "--cov",
@@ -209,27 +262,25 @@ mod tests {
                 "tests/unit",
             ]),
             None,
+            None,
+            true,
         );
-        assert_eq!(
-            inv.argv[..5],
-            s(&["pytest", "-m", "not slow", "tests/unit", "--collect-only"])[..]
-        );
-    }
-
-    #[test]
-    fn collection_drops_coverage_options() {
-        let inv = collect_invocation(&s(&["pytest", "--cov=app", "--cov-branch", "tests"]), None);
         assert_eq!(
             inv.argv,
             s(&[
                 "pytest",
-                "tests",
-                "--collect-only",
-                "-q",
+                "-m",
+                "not slow",
+                "tests/unit",
                 "-p",
-                "no:cacheprovider"
+                "compose_shard_plugin",
+                "-p",
+                "no:cacheprovider",
+                "--collect-only",
+                "-q"
             ])
         );
+        assert!(!inv.env.iter().any(|(k, _)| k == "COVERAGE_FILE"));
     }
 
     #[test]
@@ -254,6 +305,14 @@ mod tests {
         assert_eq!(
             p("##compose-shard## missing t.py::gone"),
             PluginLine::Missing("t.py::gone".into())
+        );
+        assert_eq!(
+            p("##compose-shard## collected 168"),
+            PluginLine::Collected(168)
+        );
+        assert_eq!(
+            p("##compose-shard## collection-errors 2"),
+            PluginLine::CollectionErrors(2)
         );
         assert_eq!(parse_plugin_line("t.py::x PASSED"), None);
         assert_eq!(

@@ -45,6 +45,8 @@ pub struct RunSpec {
     pub no_build: bool,
     /// Readiness poll interval.
     pub poll: Duration,
+    /// `secrets:`/`configs:` files by service (validated before any container exists).
+    pub files: std::collections::HashMap<String, Vec<crate::compose::FileMount>>,
     /// Only start the environments and collect (what `compose-shard plan` needs): once the
     /// plan is known, groups tear down without running tests.
     pub collect_only: bool,

@@ -1,10 +1,17 @@
-//! Starting one group's environment: networks, volumes, then service containers in
-//! `depends_on` order, honouring every condition, then waiting until every service is ready.
+//! Starting one group's environment as `docker compose run SERVICE` does: networks, volumes,
+//! then the test service's dependencies in `depends_on` order. A dependent waits only for what
+//! it declared (`service_started`, `service_healthy`, `service_completed_successfully`), never
+//! for a healthcheck nobody asked for, and a plain dependency that exits is fine. On top of
+//! that, probes that only help: a started dependency's TCP ports (from the compose file, else
+//! the image's `EXPOSE`) are given a bounded time to open, so a database without healthcheck
+//! does not race the first connection; healthchecks that are waited for run their own test
+//! through exec instead of sitting out the first `interval`.
 //!
 //! Services start one after another in dependency order, and a service only waits for its own
 //! dependencies' conditions, so independent services (a database and a cache) still start
 //! back to back and become ready in parallel.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -13,7 +20,9 @@ use tokio::time::Instant;
 use super::backend::Backend;
 use super::event::{Event, EventSink, Phase};
 use crate::compose::{DependencyCondition, Project, Service};
-use crate::engine::{ContainerOverrides, ContainerStatus, EngineError, Health};
+use crate::engine::{
+    ContainerOverrides, ContainerStatus, EngineError, ExecOutcome, ExecRequest, Health, ImageConfig,
+};
 
 /// Lines of a failed service's log shown to the user.
 pub const LOG_TAIL_LINES: usize = 30;
@@ -64,10 +73,12 @@ impl std::fmt::Display for EnvironmentFailure {
 /// How often readiness is polled and how long to wait in total.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
-    /// Poll interval (Compose polls about every 500 ms).
+    /// Longest pause between polls (Compose polls about every 500 ms).
     pub poll: Duration,
     /// When the group's environment must be ready.
     pub deadline: Instant,
+    /// How long a started dependency's ports are probed before its dependents start anyway.
+    pub probe_grace: Duration,
 }
 
 /// A started environment: service name -> container name.
@@ -148,175 +159,201 @@ async fn failure<B: Backend>(
     }
 }
 
-/// Whether some service waits for `name` to complete successfully (a one-shot job).
-fn is_one_shot(project: &Project, name: &str) -> bool {
-    project.services.values().any(|s| {
-        s.depends_on
-            .get(name)
-            .is_some_and(|d| d.condition == DependencyCondition::ServiceCompletedSuccessfully)
-    })
-}
+/// What the orchestrator knows about a service's image: its `EXPOSE`d ports and its
+/// `HEALTHCHECK`, used when the compose file declares neither.
+pub type ImageConfigs = HashMap<String, ImageConfig>;
 
-/// Whether a service is only an optional dependency: something depends on it and every
-/// dependent says `required: false`. Its failure is then a warning, as in Compose.
-fn is_optional_only(project: &Project, name: &str) -> bool {
-    let mut dependents = project
-        .services
-        .values()
-        .filter_map(|s| s.depends_on.get(name))
-        .peekable();
-    dependents.peek().is_some() && dependents.all(|d| !d.required)
-}
-
-/// Wait for a dependency's condition.
-async fn wait_condition<B: Backend>(
-    backend: &B,
-    service: &str,
-    container: &str,
-    condition: DependencyCondition,
-    timing: Timing,
-) -> Result<(), EnvironmentFailure> {
-    if condition == DependencyCondition::ServiceStarted {
-        return Ok(());
-    }
-    loop {
-        let status = backend
-            .status(container)
-            .await
-            .map_err(EnvironmentFailure::engine)?;
-        match condition {
-            DependencyCondition::ServiceHealthy => match status.health {
-                Health::Healthy => return Ok(()),
-                Health::None => {
-                    let reason =
-                        "a dependent waits for it to be healthy, but it has no healthcheck".into();
-                    return Err(failure(backend, service, container, reason, Some(&status)).await);
-                }
-                Health::Unhealthy => {
-                    let reason = "it became unhealthy".into();
-                    return Err(failure(backend, service, container, reason, Some(&status)).await);
-                }
-                Health::Starting if status.has_exited() => {
-                    let reason = "it exited before becoming healthy".into();
-                    return Err(failure(backend, service, container, reason, Some(&status)).await);
-                }
-                Health::Starting => {}
-            },
-            DependencyCondition::ServiceCompletedSuccessfully if status.has_exited() => {
-                if status.exit_code == Some(0) {
-                    return Ok(());
-                }
-                let reason =
-                    "a dependent waits for it to complete successfully, but it failed".into();
-                return Err(failure(backend, service, container, reason, Some(&status)).await);
-            }
-            _ => {}
+/// The healthcheck test that applies to a service: the compose one, else the image's.
+fn healthcheck_test(service: &Service, image: Option<&ImageConfig>) -> Option<Vec<String>> {
+    let compose = service.healthcheck.as_ref().map(|h| h.test.clone());
+    let test = match compose {
+        Some(test) if !test.is_empty() => test,
+        _ => image.and_then(|i| i.healthcheck_test.clone())?,
+    };
+    match test.first().map(String::as_str) {
+        Some("CMD-SHELL") if test.len() == 2 => {
+            Some(vec!["/bin/sh".into(), "-c".into(), test[1].clone()])
         }
-        if Instant::now() >= timing.deadline {
-            let reason = format!(
-                "not {} within the ready timeout",
-                match condition {
-                    DependencyCondition::ServiceHealthy => "healthy",
-                    _ => "completed",
-                }
-            );
-            return Err(failure(backend, service, container, reason, Some(&status)).await);
-        }
-        tokio::time::sleep(timing.poll).await;
+        Some("CMD") if test.len() > 1 => Some(test[1..].to_vec()),
+        _ => None, // NONE, or malformed: nothing to run
     }
 }
 
-/// Wait until a started service is ready: healthy if it has a healthcheck, else running and
-/// accepting TCP on its declared ports; one-shot jobs are ready once they exit with 0.
-async fn wait_ready<B: Backend>(
+/// Wait until a started dependency accepts connections, as far as that helps: ports the
+/// compose file declares must all open; of ports only the image `EXPOSE`s, one is enough
+/// (images expose optional ports, e.g. TLS, that may never open). A dependency that exits,
+/// or whose ports stay closed past the grace period, does not fail anything: Compose would
+/// not have waited at all.
+async fn probe_started<B: Backend>(
     backend: &B,
-    project: &Project,
     service: &Service,
     container: &str,
-    is_test_service: bool,
+    image: Option<&ImageConfig>,
     timing: Timing,
-) -> Result<(), EnvironmentFailure> {
-    let ports = if is_test_service {
-        Vec::new()
+) -> Result<Option<String>, EnvironmentFailure> {
+    let declared = declared_tcp_ports(service);
+    let (ports, need_all) = if declared.is_empty() {
+        (
+            image
+                .map(|i| i.exposed_tcp_ports.clone())
+                .unwrap_or_default(),
+            false,
+        )
     } else {
-        declared_tcp_ports(service)
+        (declared, true)
     };
+    if ports.is_empty() {
+        return Ok(None);
+    }
+    let until = (Instant::now() + timing.probe_grace).min(timing.deadline);
+    let mut pause = Duration::from_millis(50);
     loop {
         let status = backend
             .status(container)
             .await
             .map_err(EnvironmentFailure::engine)?;
         if status.has_exited() {
-            if status.exit_code == Some(0)
-                && !is_test_service
-                && is_one_shot(project, &service.name)
-            {
-                return Ok(());
+            return Ok(None);
+        }
+        let mut open = 0;
+        for port in &ports {
+            if backend.port_open(&status, *port).await {
+                open += 1;
+            } else if need_all {
+                break;
             }
-            let reason = "it exited".into();
+        }
+        if (need_all && open == ports.len()) || (!need_all && open > 0) {
+            return Ok(None);
+        }
+        if Instant::now() >= until {
+            return Ok(Some(format!(
+                "{} accepted no connection on port(s) {ports:?} within {}s; starting its dependents anyway, as Compose would",
+                service.name,
+                timing.probe_grace.as_secs()
+            )));
+        }
+        tokio::time::sleep(pause.min(timing.poll)).await;
+        pause *= 2;
+    }
+}
+
+/// Wait for a dependency to be healthy. The engine on API 1.41 runs the first probe only one
+/// `interval` after start, so the healthcheck's own test also runs here through exec, at a
+/// short bounded rate, and its first success counts as healthy.
+async fn wait_healthy<B: Backend>(
+    backend: &B,
+    service: &Service,
+    container: &str,
+    image: Option<&ImageConfig>,
+    timing: Timing,
+) -> Result<(), EnvironmentFailure> {
+    let test = healthcheck_test(service, image);
+    let mut pause = Duration::from_millis(100).min(timing.poll);
+    loop {
+        let status = backend
+            .status(container)
+            .await
+            .map_err(EnvironmentFailure::engine)?;
+        let fail = |reason: &str| reason.to_string();
+        let problem = match status.health {
+            Health::Healthy => return Ok(()),
+            Health::Unhealthy => Some(fail("it became unhealthy")),
+            _ if status.has_exited() => Some(fail("it exited before becoming healthy")),
+            Health::None if test.is_none() => Some(fail(
+                "a dependent waits for it to be healthy, but it has no healthcheck",
+            )),
+            _ => None,
+        };
+        if let Some(reason) = problem {
             return Err(failure(backend, &service.name, container, reason, Some(&status)).await);
         }
-        // The test container runs a sleep instead of its command, so its own healthcheck
-        // (often an HTTP probe of the app) would never pass: running is ready.
-        let health = if is_test_service {
-            Health::None
-        } else {
-            status.health
-        };
-        let ready = match health {
-            Health::Healthy => true,
-            Health::Unhealthy => {
-                let reason = "it became unhealthy".into();
-                return Err(
-                    failure(backend, &service.name, container, reason, Some(&status)).await,
-                );
+        if let Some(cmd) = &test {
+            if status.running && healthcheck_passes(backend, container, cmd).await {
+                return Ok(());
             }
-            Health::Starting => false,
-            Health::None => {
-                let mut all_open = status.running;
-                for port in &ports {
-                    if !all_open {
-                        break;
-                    }
-                    all_open = backend.port_open(&status, *port).await;
-                }
-                all_open
-            }
-        };
-        if ready {
-            return Ok(());
         }
         if Instant::now() >= timing.deadline {
-            let what = if status.health == Health::None && !ports.is_empty() {
-                format!("not accepting connections on port(s) {ports:?} within the ready timeout")
-            } else {
-                "not ready within the ready timeout".to_string()
-            };
-            return Err(failure(backend, &service.name, container, what, Some(&status)).await);
+            let reason = "not healthy within the ready timeout".to_string();
+            return Err(failure(backend, &service.name, container, reason, Some(&status)).await);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 3 / 2).min(timing.poll);
+    }
+}
+
+/// Run a healthcheck test in the container; passes on exit code 0 within 10 s.
+async fn healthcheck_passes<B: Backend>(backend: &B, container: &str, cmd: &[String]) -> bool {
+    let request = ExecRequest {
+        cmd: cmd.to_vec(),
+        ..Default::default()
+    };
+    let mut discard = |_: &[u8]| {};
+    let exec = backend.exec(container, &request, &mut discard);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), exec).await,
+        Ok(Ok(ExecOutcome { exit_code: Some(0) }))
+    )
+}
+
+/// Wait for a one-shot dependency to exit with 0.
+async fn wait_completed<B: Backend>(
+    backend: &B,
+    service: &str,
+    container: &str,
+    timing: Timing,
+) -> Result<(), EnvironmentFailure> {
+    loop {
+        let status = backend
+            .status(container)
+            .await
+            .map_err(EnvironmentFailure::engine)?;
+        if status.has_exited() {
+            if status.exit_code == Some(0) {
+                return Ok(());
+            }
+            let reason = "a dependent waits for it to complete successfully, but it failed".into();
+            return Err(failure(backend, service, container, reason, Some(&status)).await);
+        }
+        if Instant::now() >= timing.deadline {
+            let reason = "not completed within the ready timeout".into();
+            return Err(failure(backend, service, container, reason, Some(&status)).await);
         }
         tokio::time::sleep(timing.poll).await;
     }
 }
 
-/// Bring up one group's environment and wait until it is ready. On failure, whatever was
-/// created stays for the caller's label-based teardown.
-pub async fn start_environment<B: Backend>(
+/// Wait for what a dependent declared about `dep`: started (plus port probes that only
+/// help), healthy, or completed successfully. Returns a notice for the user, if any.
+async fn wait_dependency<B: Backend>(
+    backend: &B,
+    dep: &Service,
+    container: &str,
+    condition: DependencyCondition,
+    image: Option<&ImageConfig>,
+    timing: Timing,
+) -> Result<Option<String>, EnvironmentFailure> {
+    match condition {
+        DependencyCondition::ServiceStarted => {
+            probe_started(backend, dep, container, image, timing).await
+        }
+        DependencyCondition::ServiceHealthy => wait_healthy(backend, dep, container, image, timing)
+            .await
+            .map(|()| None),
+        DependencyCondition::ServiceCompletedSuccessfully => {
+            wait_completed(backend, &dep.name, container, timing)
+                .await
+                .map(|()| None)
+        }
+    }
+}
+
+/// Create the group's networks and volumes.
+async fn create_networks_and_volumes<B: Backend>(
     backend: &B,
     project: &Project,
-    test_service: &str,
-    overrides: &dyn Fn(&Service) -> ContainerOverrides,
-    timing: Timing,
-    group: usize,
-    events: &EventSink,
-) -> Result<StartedEnvironment, EnvironmentFailure> {
-    events.emit(Event::Phase {
-        group,
-        phase: Phase::Creating,
-    });
-    for (key, net) in &project.networks {
-        if net.external {
-            continue;
-        }
+) -> Result<(), EnvironmentFailure> {
+    for (key, net) in project.networks.iter().filter(|(_, n)| !n.external) {
         let name = net
             .name
             .clone()
@@ -326,10 +363,7 @@ pub async fn start_environment<B: Backend>(
             .await
             .map_err(EnvironmentFailure::engine)?;
     }
-    for (key, vol) in &project.volumes {
-        if vol.external {
-            continue;
-        }
+    for (key, vol) in project.volumes.iter().filter(|(_, v)| !v.external) {
         let name = vol
             .name
             .clone()
@@ -339,7 +373,39 @@ pub async fn start_environment<B: Backend>(
             .await
             .map_err(EnvironmentFailure::engine)?;
     }
+    Ok(())
+}
 
+/// Everything one group's start-up needs besides the engine.
+pub struct StartRequest<'a> {
+    /// The group's isolated project (already restricted to what the test service needs).
+    pub project: &'a Project,
+    /// The service the tests run in: its dependencies are started and waited for, it is not.
+    pub test_service: &'a str,
+    /// Per-service container changes (the built image's tag...).
+    pub overrides: &'a dyn Fn(&Service) -> ContainerOverrides,
+    /// Image configuration by service.
+    pub images: &'a ImageConfigs,
+    /// Poll rate and deadline.
+    pub timing: Timing,
+    /// The group number (for events).
+    pub group: usize,
+}
+
+/// Bring up the test service's dependencies in `depends_on` order, each dependent waiting
+/// only for what it declared, and finally wait for the test service's own conditions. On
+/// failure, whatever was created stays for the caller's label-based teardown.
+pub async fn start_environment<B: Backend>(
+    backend: &B,
+    request: &StartRequest<'_>,
+    events: &EventSink,
+) -> Result<StartedEnvironment, EnvironmentFailure> {
+    let StartRequest { project, group, .. } = *request;
+    events.emit(Event::Phase {
+        group,
+        phase: Phase::Creating,
+    });
+    create_networks_and_volumes(backend, project).await?;
     let order = start_order(project).map_err(|reason| EnvironmentFailure {
         service: None,
         reason,
@@ -347,64 +413,88 @@ pub async fn start_environment<B: Backend>(
         log_tail: None,
     })?;
     let mut env = StartedEnvironment::default();
-    for name in &order {
+    let mut satisfied: HashSet<(String, &'static str)> = HashSet::new();
+    for name in order.iter().filter(|n| *n != request.test_service) {
         let service = &project.services[name];
-        for (dep, dependency) in &service.depends_on {
-            let Some(container) = env.containers.get(dep) else {
-                continue; // an optional dependency that failed to start
-            };
-            if let Err(fail) =
-                wait_condition(backend, dep, container, dependency.condition, timing).await
-            {
-                if dependency.required {
-                    return Err(fail);
-                }
-                events.emit(Event::Warning(format!(
-                    "[g{group}] optional dependency of {name} failed: {fail}"
-                )));
-            }
-        }
+        wait_dependencies(backend, request, service, &env, &mut satisfied, events).await?;
         events.emit(Event::Phase {
             group,
             phase: Phase::Starting(name.clone()),
         });
         let container = backend
-            .start_service(project, service, &overrides(service))
+            .create_service(project, service, &(request.overrides)(service))
+            .await
+            .map_err(EnvironmentFailure::engine)?;
+        backend
+            .start(&container)
             .await
             .map_err(EnvironmentFailure::engine)?;
         env.containers.insert(name.clone(), container);
     }
-
     env.all_started = Some(Instant::now());
-    events.emit(Event::Phase {
-        group,
-        phase: Phase::WaitingFor(order.clone()),
-    });
-    let waits = env.containers.iter().map(|(name, container)| {
-        let service = &project.services[name];
-        wait_ready(
+    if let Some(test) = project.services.get(request.test_service) {
+        wait_dependencies(backend, request, test, &env, &mut satisfied, events).await?;
+    }
+    Ok(env)
+}
+
+fn condition_name(condition: DependencyCondition) -> &'static str {
+    match condition {
+        DependencyCondition::ServiceStarted => "started",
+        DependencyCondition::ServiceHealthy => "healthy",
+        DependencyCondition::ServiceCompletedSuccessfully => "completed",
+    }
+}
+
+/// Wait for every condition `service` declares on its dependencies.
+async fn wait_dependencies<B: Backend>(
+    backend: &B,
+    request: &StartRequest<'_>,
+    service: &Service,
+    env: &StartedEnvironment,
+    satisfied: &mut HashSet<(String, &'static str)>,
+    events: &EventSink,
+) -> Result<(), EnvironmentFailure> {
+    let group = request.group;
+    let waiting: Vec<String> = service
+        .depends_on
+        .keys()
+        .filter(|d| env.containers.contains_key(*d))
+        .cloned()
+        .collect();
+    if !waiting.is_empty() {
+        events.emit(Event::Phase {
+            group,
+            phase: Phase::WaitingFor(waiting),
+        });
+    }
+    for (dep, dependency) in &service.depends_on {
+        let Some(container) = env.containers.get(dep) else {
+            continue; // an optional dependency that failed to start
+        };
+        if !satisfied.insert((dep.clone(), condition_name(dependency.condition))) {
+            continue;
+        }
+        let dep_service = &request.project.services[dep];
+        let image = request.images.get(dep);
+        let waited = wait_dependency(
             backend,
-            project,
-            service,
+            dep_service,
             container,
-            name == test_service,
-            timing,
+            dependency.condition,
+            image,
+            request.timing,
         )
-    });
-    let names: Vec<&String> = env.containers.keys().collect();
-    for (name, result) in names
-        .into_iter()
-        .zip(futures::future::join_all(waits).await)
-    {
-        match result {
-            Ok(()) => {}
-            Err(fail) if name != test_service && is_optional_only(project, name) => {
-                events.emit(Event::Warning(format!(
-                    "[g{group}] optional service {name} is not ready: {fail}"
-                )));
-            }
+        .await;
+        match waited {
+            Ok(None) => {}
+            Ok(Some(notice)) => events.emit(Event::Info(format!("[g{group}] {notice}"))),
+            Err(fail) if !dependency.required => events.emit(Event::Warning(format!(
+                "[g{group}] optional dependency of {} failed: {fail}",
+                service.name
+            ))),
             Err(fail) => return Err(fail),
         }
     }
-    Ok(env)
+    Ok(())
 }

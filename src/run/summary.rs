@@ -7,8 +7,8 @@ use super::event::GroupStatus;
 use super::orchestrator::RunOutcome;
 use crate::errors::ExitCode;
 
-/// The exit code for a finished (not interrupted) run: 3 if any environment failed, 1 if any
-/// test failed, timed out or did not run, 0 otherwise.
+/// The exit code for a finished (not interrupted) run: 3 if any environment failed, 2 if the
+/// suite could not be collected, 1 if any test failed, timed out or did not run, 0 otherwise.
 pub fn exit_code(outcome: &RunOutcome) -> ExitCode {
     if let Some(fatal) = &outcome.fatal {
         return fatal.exit_code();
@@ -19,6 +19,13 @@ pub fn exit_code(outcome: &RunOutcome) -> ExitCode {
         .any(|g| matches!(g.status, GroupStatus::EnvironmentError(_)))
     {
         return ExitCode::Environment;
+    }
+    if outcome
+        .groups
+        .iter()
+        .any(|g| matches!(g.status, GroupStatus::CollectionFailed(_)))
+    {
+        return ExitCode::Usage;
     }
     let failed = outcome
         .groups
@@ -116,8 +123,25 @@ pub fn render_summary(
             GroupStatus::TimedOut(limit) => {
                 let _ = writeln!(out, "g{}: timed out after {}s", g.group, limit.as_secs());
             }
+            GroupStatus::CollectionFailed(reason) => {
+                let _ = writeln!(out, "g{}: collection failed: {reason}", g.group);
+            }
             _ => {}
         }
+    }
+    if !outcome.unstable_ids.is_empty() {
+        let _ = writeln!(
+            out,
+            "note: this suite's parametrized test ids change between collections; {} test(s) were matched by file, function and position, e.g. {}",
+            outcome.unstable_ids.len(),
+            outcome
+                .unstable_ids
+                .iter()
+                .take(5)
+                .map(|(a, b)| format!("{a} (as {b})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if !outcome.missing.is_empty() {
         let _ = writeln!(

@@ -234,3 +234,22 @@ pub fn signal(child: &Child, sig: &str) {
         .success();
     assert!(ok, "kill {sig} failed");
 }
+
+/// Wait until some group's output shows a finished test (its tests are under way).
+pub fn wait_for_testing(out: &Path, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let testing = (1..=8).any(|k| {
+            std::fs::read_to_string(out.join(format!("g{k}/output.log")))
+                .is_ok_and(|l| l.contains("##compose-shard## done"))
+        });
+        if testing {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no group started testing within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -17,6 +17,7 @@ fn missing_reason(status: &run::GroupStatus) -> Option<String> {
     match status {
         run::GroupStatus::EnvironmentError(reason) => Some(reason.clone()),
         run::GroupStatus::TimedOut(limit) => Some(format!("timed out after {}s", limit.as_secs())),
+        run::GroupStatus::CollectionFailed(reason) => Some(format!("collection failed: {reason}")),
         _ => None,
     }
 }
@@ -26,39 +27,27 @@ fn group_summaries(outcome: &RunOutcome) -> Vec<GroupSummary> {
     outcome
         .groups
         .iter()
-        .map(|g| {
-            let setup_end = g.start_offset_seconds + g.setup_seconds;
-            // A group whose environment failed has no readiness phase to show.
-            let created_end = if g.create_seconds > 0.0 {
-                g.start_offset_seconds + g.create_seconds
-            } else {
-                setup_end
-            };
-            let tests_end = setup_end + g.test_seconds;
-            let phase = |name: &str, start: f64, end: f64| ReportPhase {
-                name: name.into(),
-                start,
-                end,
-            };
-            GroupSummary {
-                group: g.group,
-                tests: g.counts.done,
-                passed: g.counts.passed,
-                failed: g.counts.failed,
-                skipped: g.counts.skipped,
-                errors: g.counts.errors,
-                status: match missing_reason(&g.status) {
-                    Some(reason) => format!("crashed: {reason}"),
-                    None if g.status == run::GroupStatus::Failed => "failed".into(),
-                    None => "ok".into(),
-                },
-                phases: vec![
-                    phase("environment", g.start_offset_seconds, created_end),
-                    phase("readiness", created_end, setup_end),
-                    phase("tests", setup_end, tests_end),
-                    phase("teardown", tests_end, tests_end + g.teardown_seconds),
-                ],
-            }
+        .map(|g| GroupSummary {
+            group: g.group,
+            tests: g.counts.done,
+            passed: g.counts.passed,
+            failed: g.counts.failed,
+            skipped: g.counts.skipped,
+            errors: g.counts.errors,
+            status: match missing_reason(&g.status) {
+                Some(reason) => format!("crashed: {reason}"),
+                None if g.status == run::GroupStatus::Failed => "failed".into(),
+                None => "ok".into(),
+            },
+            phases: g
+                .phases
+                .iter()
+                .map(|p| ReportPhase {
+                    name: p.name.into(),
+                    start: p.start,
+                    end: p.end,
+                })
+                .collect(),
         })
         .collect()
 }
@@ -182,5 +171,45 @@ pub(super) fn store_durations(
         .as_ref()
         .map(|c| c.iter().cloned().collect());
     durations.update(merged.junit.durations.iter().cloned(), still.as_ref());
-    std::fs::write(path, durations.to_json()).map_err(io_error("write", path))
+    std::fs::write(path, durations.to_json()).map_err(io_error("write", path))?;
+    store_timings(path, outcome)
+}
+
+/// Keep this run's start-up figures beside the durations file, for `--groups auto`.
+fn store_timings(durations_path: &Path, outcome: &RunOutcome) -> Result<(), Error> {
+    let span = |g: &run::GroupReport, name: &str| {
+        g.phases
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.end - p.start)
+    };
+    let healthy: Vec<&run::GroupReport> = outcome
+        .groups
+        .iter()
+        .filter(|g| {
+            matches!(
+                g.status,
+                run::GroupStatus::Passed | run::GroupStatus::Failed
+            )
+        })
+        .collect();
+    let environment: Vec<f64> = healthy
+        .iter()
+        .filter_map(|g| Some(span(g, "environment")? + span(g, "readiness")?))
+        .collect();
+    let collection: Vec<f64> = healthy
+        .iter()
+        .filter_map(|g| span(g, "collection"))
+        .collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Some(timings) =
+        plan::RunTimings::from_run(&environment, &collection, outcome.groups.len(), cpus)
+    else {
+        return Ok(());
+    };
+    let path = durations_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(plan::TIMINGS_FILE);
+    std::fs::write(&path, timings.to_json()).map_err(io_error("write", &path))
 }

@@ -1,0 +1,100 @@
+//! What a run starts, shared by `run`, `plan` and `config --group`: load the project with the
+//! profiles of the services named on the command line or in pyproject.toml enabled (as
+//! `docker compose run SERVICE` enables the target's), choose the test service, and cut the
+//! project down to the test service's `depends_on` closure plus `--with-service`s.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::compose::{self, Project};
+use crate::config::ComposeOptions;
+use crate::errors::Error;
+use crate::pyproject::Settings;
+
+/// The project a run starts, before isolation.
+pub struct Selection {
+    /// The project restricted to what the test service needs (every service when there is
+    /// no test service and none was required).
+    pub project: Project,
+    /// The test service.
+    pub test_service: Option<String>,
+    /// `[tool.compose-shard]` of the project.
+    pub settings: Settings,
+}
+
+/// Load the project, printing the loader's warnings.
+pub fn load(
+    opts: &ComposeOptions,
+    env: &HashMap<String, String>,
+    cwd: &Path,
+) -> Result<Project, Error> {
+    let loaded = compose::load(opts, env, cwd)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(loaded.project)
+}
+
+/// Select what a run starts. `service` and `with_services` are the flags (the latter replaces
+/// `with-services` of pyproject.toml when given). Without `require_test_service`, a project
+/// whose test service cannot be told is returned whole, with a warning.
+pub fn select(
+    compose_opts: &ComposeOptions,
+    service: Option<&str>,
+    with_services: &[String],
+    require_test_service: bool,
+    env: &HashMap<String, String>,
+    cwd: &Path,
+) -> Result<Selection, Error> {
+    let mut opts = compose_opts.clone();
+    opts.enable_services.extend(service.map(str::to_string));
+    opts.enable_services.extend(with_services.iter().cloned());
+    let mut project = load(&opts, env, cwd)?;
+    let settings = Settings::load(&project.project_dir).map_err(|e| Error::Usage(e.to_string()))?;
+    let with_services = if with_services.is_empty() {
+        settings.with_services.clone()
+    } else {
+        with_services.to_vec()
+    };
+    let named: Vec<String> = settings
+        .service
+        .iter()
+        .chain(&with_services)
+        .cloned()
+        .collect();
+    if named.iter().any(|n| !opts.enable_services.contains(n)) {
+        // pyproject.toml is found through the loaded project: load again so that the
+        // services it names get their profiles enabled too.
+        opts.enable_services.extend(named);
+        project = compose::load(&opts, env, cwd)?.project;
+    }
+    let test_service =
+        match compose::select_test_service(&project, service, settings.service.as_deref()) {
+            Ok(s) => Some(s),
+            Err(e) if !require_test_service && service.is_none() && settings.service.is_none() => {
+                eprintln!("warning: {e}; printing every service of the project");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+    if let Some(test) = &test_service {
+        let keep = compose::run_closure(&project, test, &with_services)?;
+        project = compose::restrict(&project, &keep);
+        // Services added by name start before the tests like plain dependencies.
+        if let Some(svc) = project.services.get_mut(test) {
+            for extra in &with_services {
+                svc.depends_on
+                    .entry(extra.clone())
+                    .or_insert(compose::Dependency {
+                        condition: compose::DependencyCondition::ServiceStarted,
+                        required: true,
+                    });
+            }
+        }
+    }
+    Ok(Selection {
+        project,
+        test_service,
+        settings,
+    })
+}

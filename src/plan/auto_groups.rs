@@ -1,0 +1,146 @@
+//! `--groups auto`: the number of isolated environments that pays off.
+//!
+//! Every extra environment costs start-up (containers, a database initialisation, the test
+//! container's own collection) and shares the engine's CPUs with the others; it pays back a
+//! share of the test time. The predicted wall time for `n` groups on `c` CPUs is
+//!
+//! ```text
+//! start(n)   = environment * (1 + (n - 1) / (3c))     measured: 4 environments on 2 cores
+//!                                                      are ready ~1.4-1.6x later than one
+//! collect(n) = collection * max(1, n / c)             every group collects, CPU-bound
+//! tests(n)   = max(total / parallel(n), longest unit)
+//! parallel(n)= min(n, c) + max(0, n - c) / 4          tests wait on the database too, so
+//!                                                      groups beyond the CPUs still help a bit
+//! ```
+//!
+//! and the choice is the smallest `n` whose prediction is within 5 % (and 1 s) of the best,
+//! so a suite of a few seconds gets one group. Without recorded durations nothing is known
+//! about the suite's size, and one group is chosen: never slower than running it alone.
+
+/// Conservative start-up of one environment when no earlier run measured it (seconds).
+pub const DEFAULT_ENVIRONMENT_SECONDS: f64 = 10.0;
+/// Conservative collection time of one group when no earlier run measured it (seconds).
+pub const DEFAULT_COLLECTION_SECONDS: f64 = 2.0;
+
+/// What the choice is made from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoInputs {
+    /// Recorded test time of the whole suite (seconds), if any durations are recorded.
+    pub test_seconds: Option<f64>,
+    /// The longest unit that cannot be split (seconds).
+    pub longest_unit: f64,
+    /// Seconds until one environment alone is ready (measured earlier, or the default).
+    pub environment_seconds: f64,
+    /// Seconds one group's pytest takes to collect (measured earlier, or the default).
+    pub collection_seconds: f64,
+    /// CPUs of the engine.
+    pub cpus: usize,
+    /// The most groups memory allows.
+    pub max_groups: usize,
+}
+
+/// The choice and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoChoice {
+    /// Number of groups.
+    pub groups: usize,
+    /// Predicted wall seconds for 1..=N groups (empty without durations).
+    pub predictions: Vec<(usize, f64)>,
+    /// One line for the summary.
+    pub reason: String,
+}
+
+/// Predicted wall seconds for `n` groups.
+pub fn predict(inputs: &AutoInputs, total: f64, n: usize) -> f64 {
+    let c = inputs.cpus.max(1) as f64;
+    let n_f = n as f64;
+    let start = inputs.environment_seconds * (1.0 + (n_f - 1.0) / (3.0 * c));
+    let collect = inputs.collection_seconds * (n_f / c).max(1.0);
+    let parallel = n_f.min(c) + (n_f - c).max(0.0) / 4.0;
+    start + collect + (total / parallel).max(inputs.longest_unit)
+}
+
+/// Choose the number of groups.
+pub fn choose_groups(inputs: &AutoInputs) -> AutoChoice {
+    let Some(total) = inputs.test_seconds.filter(|t| t.is_finite() && *t > 0.0) else {
+        return AutoChoice {
+            groups: 1,
+            predictions: Vec::new(),
+            reason: "auto chose 1 group: no recorded durations, so the suite's size is unknown (record them with --store-durations and auto will choose from them)".into(),
+        };
+    };
+    let limit = (inputs.cpus.max(1) * 2)
+        .min(inputs.max_groups.max(1))
+        .min(64);
+    let predictions: Vec<(usize, f64)> = (1..=limit)
+        .map(|n| (n, predict(inputs, total, n)))
+        .collect();
+    let best = predictions
+        .iter()
+        .map(|(_, t)| *t)
+        .fold(f64::INFINITY, f64::min);
+    let (groups, predicted) = predictions
+        .iter()
+        .copied()
+        .find(|(_, t)| *t <= best * 1.05 || *t <= best + 1.0)
+        .unwrap_or((1, best));
+    let alone = predictions[0].1;
+    AutoChoice {
+        groups,
+        reason: format!(
+            "auto chose {groups} group(s) on {} CPUs: {total:.1}s of recorded tests, {:.1}s to start an environment, predicted {predicted:.1}s (1 group: {alone:.1}s)",
+            inputs.cpus, inputs.environment_seconds
+        ),
+        predictions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(total: Option<f64>) -> AutoInputs {
+        AutoInputs {
+            test_seconds: total,
+            longest_unit: 0.5,
+            environment_seconds: 6.0,
+            collection_seconds: 1.0,
+            cpus: 2,
+            max_groups: 16,
+        }
+    }
+
+    #[test]
+    fn a_suite_of_a_few_seconds_gets_one_group() {
+        assert_eq!(choose_groups(&inputs(Some(2.0))).groups, 1);
+    }
+
+    #[test]
+    fn a_long_suite_uses_the_cpus_and_a_little_more() {
+        let choice = choose_groups(&inputs(Some(600.0)));
+        assert!(choice.groups >= 2 && choice.groups <= 4, "{choice:?}");
+        assert!(choice.reason.contains("600.0s"), "{}", choice.reason);
+    }
+
+    #[test]
+    fn no_durations_means_one_group_and_says_how_to_do_better() {
+        let choice = choose_groups(&inputs(None));
+        assert_eq!(choice.groups, 1);
+        assert!(choice.reason.contains("--store-durations"));
+    }
+
+    #[test]
+    fn memory_caps_the_choice() {
+        let mut i = inputs(Some(6000.0));
+        i.cpus = 16;
+        i.max_groups = 3;
+        assert_eq!(choose_groups(&i).groups, 3);
+    }
+
+    #[test]
+    fn a_long_unit_bounds_the_gain() {
+        let mut i = inputs(Some(100.0));
+        i.longest_unit = 95.0;
+        assert_eq!(choose_groups(&i).groups, 1);
+    }
+}

@@ -1,0 +1,84 @@
+//! What earlier runs measured about the environments, kept beside the durations file
+//! (`.compose-shard-timings.json`) so `--groups auto` can predict start-up: seconds until one
+//! environment alone is ready and seconds one group's pytest takes to collect, both
+//! normalised to one group on the engine's CPUs (see [`super::auto_groups`]).
+
+use serde::{Deserialize, Serialize};
+
+/// The file's name, in the durations file's folder.
+pub const TIMINGS_FILE: &str = ".compose-shard-timings.json";
+
+/// Measured start-up figures.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RunTimings {
+    /// Seconds until one environment alone is ready.
+    pub environment_seconds: f64,
+    /// Seconds one group's pytest takes to collect.
+    pub collection_seconds: f64,
+}
+
+impl RunTimings {
+    /// Parse the file; `None` for anything that is not a valid, finite, non-negative record
+    /// (the figures only steer a prediction: a bad file falls back to the defaults).
+    pub fn parse(text: &str) -> Option<RunTimings> {
+        let t: RunTimings = serde_json::from_str(text).ok()?;
+        let ok = |v: f64| v.is_finite() && (0.0..1e6).contains(&v);
+        (ok(t.environment_seconds) && ok(t.collection_seconds)).then_some(t)
+    }
+
+    /// The file's text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    /// From one run of `groups` groups on `cpus` CPUs: the median environment and collection
+    /// times of its groups, normalised to one group.
+    pub fn from_run(
+        environment: &[f64],
+        collection: &[f64],
+        groups: usize,
+        cpus: usize,
+    ) -> Option<Self> {
+        let c = cpus.max(1) as f64;
+        let n = groups.max(1) as f64;
+        Some(RunTimings {
+            environment_seconds: median(environment)? / (1.0 + (n - 1.0) / (3.0 * c)),
+            collection_seconds: median(collection)? / (n / c).max(1.0),
+        })
+    }
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_nonsense() {
+        let t = RunTimings {
+            environment_seconds: 4.5,
+            collection_seconds: 1.25,
+        };
+        assert_eq!(RunTimings::parse(&t.to_json()), Some(t));
+        assert_eq!(
+            RunTimings::parse("{\"environment_seconds\": -1, \"collection_seconds\": 1}"),
+            None
+        );
+        assert_eq!(RunTimings::parse("[]"), None);
+    }
+
+    #[test]
+    fn a_four_group_run_is_normalised_to_one_group() {
+        let t = RunTimings::from_run(&[7.0, 7.5, 8.0, 9.0], &[2.0, 2.0, 2.0, 2.0], 4, 2).unwrap();
+        assert!((t.environment_seconds - 8.0 / 1.5).abs() < 1e-9);
+        assert!((t.collection_seconds - 1.0).abs() < 1e-9);
+    }
+}
