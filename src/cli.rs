@@ -6,13 +6,22 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
     CleanConfig, Command, ComposeOptions, ConfigCommand, GroupSelection, GroupsSetting,
     MergeConfig, OutputFormat, PlanConfig, PlanFormat, ProgressMode, RunConfig, SplitBy,
 };
 use crate::duration::parse_duration;
+
+/// `--version`: the crate version and the git commit it was built from (build.rs), or
+/// "unknown commit" when built from a tarball or sdist.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("COMPOSE_SHARD_BUILD_COMMIT"),
+    ")"
+);
 
 /// Run a pytest suite in N isolated copies of its docker-compose project.
 ///
@@ -21,7 +30,7 @@ use crate::duration::parse_duration;
 /// namespaced copy of the services per group through the Docker Engine API, runs pytest in
 /// each, and merges the JUnit and coverage XML into one result.
 #[derive(Debug, Parser)]
-#[command(name = "compose-shard", version, propagate_version = true)]
+#[command(name = "compose-shard", version = VERSION, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: CliCommand,
@@ -47,6 +56,31 @@ enum CliCommand {
     Clean(CleanArgs),
     /// Print the resolved compose project, or one group's isolated copy of it.
     Config(ConfigArgs),
+    /// Print a shell completion script to standard output.
+    ///
+    /// bash: `compose-shard completions bash > ~/.local/share/bash-completion/completions/compose-shard`;
+    /// zsh: `compose-shard completions zsh > "${fpath[1]}/_compose-shard"`;
+    /// fish: `compose-shard completions fish > ~/.config/fish/completions/compose-shard.fish`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), generated from the same definitions as `--help`.
+    ///
+    /// Read it with `compose-shard man | man -l -`, or install it:
+    /// `compose-shard man > ~/.local/share/man/man1/compose-shard.1`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+struct ManArgs {
+    /// Print the page of this subcommand (`compose-shard-run(1)` ...) instead of the main page.
+    #[arg(value_name = "SUBCOMMAND")]
+    subcommand: Option<String>,
 }
 
 /// Flags that choose and load the compose project (the same as Docker Compose's).
@@ -254,8 +288,8 @@ enum FormatArg {
     Json,
 }
 
-/// Parse the process arguments. On `--help`, `--version` or a clap error, clap prints and the
-/// exit code to use is returned as `Err`.
+/// Parse the process arguments. On `--help`, `--version`, `completions`, `man` or a clap error,
+/// the text is printed here and the exit code to use is returned as `Err`.
 pub fn parse_args<I, T>(args: I) -> Result<Command, i32>
 where
     I: IntoIterator<Item = T>,
@@ -268,6 +302,12 @@ where
             let _ = err.print();
             return Err(code);
         }
+    };
+    // Like `--help`, these print what the clap definitions generate; nothing to validate.
+    let cli = match cli.command {
+        CliCommand::Completions(a) => return Err(print_generated(completions(a.shell))),
+        CliCommand::Man(a) => return Err(print_generated(man_page(a.subcommand.as_deref()))),
+        command => Cli { command },
     };
     match cli.into_command() {
         Ok(cmd) => Ok(cmd),
@@ -296,6 +336,9 @@ impl Cli {
                 dry_run: a.dry_run,
             }),
             CliCommand::Config(a) => Command::Config(a.into_config()?),
+            CliCommand::Completions(_) | CliCommand::Man(_) => {
+                return Err("`completions` and `man` only print; parse_args handles them".into())
+            }
         })
     }
 }
@@ -425,6 +468,56 @@ impl ConfigArgs {
             service: self.service,
             with_services: self.with_services,
         })
+    }
+}
+
+/// The completion script for `shell`.
+fn completions(shell: clap_complete::Shell) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "compose-shard", &mut out);
+    Ok(out)
+}
+
+/// The roff manual page of compose-shard, or of one of its subcommands.
+fn man_page(subcommand: Option<&str>) -> Result<Vec<u8>, String> {
+    let mut cmd = Cli::command();
+    // Building fills in the subcommands' display names (`compose-shard-run`), their page titles.
+    cmd.build();
+    let page = match subcommand {
+        None => cmd,
+        Some(name) => cmd.find_subcommand(name).cloned().ok_or_else(|| {
+            let names: Vec<_> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+            format!(
+                "man: no subcommand {name:?}; choose one of {}",
+                names.join(", ")
+            )
+        })?,
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut out)
+        .map_err(|e| format!("man: cannot render the page: {e}"))?;
+    Ok(out)
+}
+
+/// Write generated text to stdout; the exit code for [`parse_args`].
+fn print_generated(text: Result<Vec<u8>, String>) -> i32 {
+    use std::io::Write;
+    match text {
+        Ok(bytes) => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: cannot write to standard output: {e}");
+                    1
+                }
+            }
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            2
+        }
     }
 }
 
