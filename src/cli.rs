@@ -161,8 +161,13 @@ struct RunArgs {
     #[arg(long)]
     keep: bool,
     /// Do not build images; use the ones already present.
-    #[arg(long = "no-build")]
+    #[arg(long = "no-build", conflicts_with = "build")]
     no_build: bool,
+    /// Build `build:` services from the current sources (tagged by content) even when their
+    /// image already exists, e.g. from `docker compose build` (which `run` reuses, as
+    /// `docker compose run` does).
+    #[arg(long)]
+    build: bool,
     /// Publish the services' fixed host ports on ephemeral host ports instead of dropping them.
     #[arg(long = "publish-ports")]
     publish_ports: bool,
@@ -406,6 +411,7 @@ impl RunArgs {
             ready_timeout,
             keep: self.keep,
             no_build: self.no_build,
+            build: self.build,
             publish_ports: self.publish_ports,
             progress: match self.progress {
                 ProgressArg::Auto => ProgressMode::Auto,

@@ -155,6 +155,8 @@ pub struct RunConfig {
     pub keep: bool,
     /// `--no-build`.
     pub no_build: bool,
+    /// `--build`.
+    pub build: bool,
     /// `--publish-ports`.
     pub publish_ports: bool,
     /// `--progress`.

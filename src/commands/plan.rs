@@ -152,6 +152,7 @@ fn collect_in_docker(
         out_dir: scratch.path().to_path_buf(),
         keep: false,
         no_build: false,
+        build: false,
         poll: Duration::from_millis(500),
         collect_only: true,
         files: super::run::file_mounts(project)?,

@@ -331,6 +331,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             out_dir,
             keep: cfg.keep,
             no_build: cfg.no_build,
+            build: cfg.build,
             poll: Duration::from_millis(500),
             collect_only: false,
             files: file_mounts(&project)?,

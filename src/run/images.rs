@@ -48,6 +48,24 @@ async fn build<B: Backend>(
     Ok(tag)
 }
 
+/// The image a `build:` service already has (`image:`, or Compose's `<project>-<service>`),
+/// e.g. from `docker compose build`: `docker compose run` uses it without building, and so
+/// does a run without `--build`.
+async fn existing<B: Backend>(
+    backend: &B,
+    service: &Service,
+    spec: &RunSpec,
+    events: &EventSink,
+) -> Option<String> {
+    let image = service.image.as_ref().filter(|_| !spec.build)?;
+    backend.ensure_image(image, false, &mut |_| {}).await.ok()?;
+    events.emit(Event::Info(format!(
+        "service {}: using the existing image {image}, as `docker compose run` does (--build builds from the current sources)",
+        service.name
+    )));
+    Some(image.clone())
+}
+
 async fn ensure<B: Backend>(
     backend: &B,
     service: &Service,
@@ -87,7 +105,10 @@ pub(crate) async fn prepare_images<B: Backend>(
                 let tag = match built.get(&key) {
                     Some(tag) => tag.clone(),
                     None => {
-                        let tag = build(backend, service, spec, events).await?;
+                        let tag = match existing(backend, service, spec, events).await {
+                            Some(image) => image,
+                            None => build(backend, service, spec, events).await?,
+                        };
                         built.insert(key, tag.clone());
                         tag
                     }

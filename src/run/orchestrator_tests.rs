@@ -127,6 +127,7 @@ fn spec(groups: &[usize], total: usize, out: &std::path::Path) -> RunSpec {
         out_dir: out.to_path_buf(),
         keep: false,
         no_build: false,
+        build: false,
         poll: Duration::from_millis(1),
     }
 }
@@ -608,4 +609,28 @@ async fn unstable_parametrized_ids_run_exactly_once_and_are_reported() {
             "t.py::test_u[yy]".to_string()
         )]
     );
+}
+
+/// A `build:` service whose image already exists (from `docker compose build`) is used as
+/// `docker compose run` uses it; `--build` builds from the current sources instead.
+#[tokio::test]
+async fn an_existing_image_of_a_build_service_is_used_unless_build_is_asked_for() {
+    for build in [false, true] {
+        let out = tempfile::tempdir().unwrap();
+        let backend = fake(&IDS);
+        let mut spec = spec(&[1], 1, out.path());
+        spec.build = build;
+        spec.projects[0].services["app"].build = Some(crate::compose::Build {
+            context: "/src".into(),
+            ..Default::default()
+        });
+        let outcome = go(&backend, &spec, round_robin(1)).await;
+        assert_eq!(exit_code(&outcome), ExitCode::Success);
+        let calls = backend.calls.borrow();
+        assert_eq!(
+            calls.contains(&"build app".to_string()),
+            build,
+            "build={build}: {calls:#?}"
+        );
+    }
 }

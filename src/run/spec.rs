@@ -43,6 +43,8 @@ pub struct RunSpec {
     pub keep: bool,
     /// Do not build images.
     pub no_build: bool,
+    /// Build `build:` services by content even when their image exists.
+    pub build: bool,
     /// Readiness poll interval.
     pub poll: Duration,
     /// `secrets:`/`configs:` files by service (validated before any container exists).
