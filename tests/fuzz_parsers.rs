@@ -113,7 +113,7 @@ const YAML_TOKENS: &[&str] = &[
     "- ", "'", "\"",
 ];
 
-fn check_compose(input: &[u8]) {
+fn check_compose(input: &[u8]) -> bool {
     let text = String::from_utf8_lossy(input);
     let env: HashMap<String, String> = [("IMAGE", "img"), ("B", "b")]
         .iter()
@@ -126,17 +126,19 @@ fn check_compose(input: &[u8]) {
         &env,
         &ComposeOptions::default(),
     );
-    if let Ok(loaded) = loaded {
-        let test_service = loaded.project.services.keys().next().cloned();
-        let isolation = Isolation {
-            run_id: "fuzz".into(),
-            group: 2,
-            groups: 3,
-            publish_ports: true,
-            test_service,
-        };
-        let _ = compose::isolate(&loaded.project, &isolation);
-    }
+    let Ok(loaded) = loaded else {
+        return false;
+    };
+    let test_service = loaded.project.services.keys().next().cloned();
+    let isolation = Isolation {
+        run_id: "fuzz".into(),
+        group: 2,
+        groups: 3,
+        publish_ports: true,
+        test_service,
+    };
+    let _ = compose::isolate(&loaded.project, &isolation);
+    true
 }
 
 #[test]
@@ -178,15 +180,15 @@ const DOTENV: &[&str] = &[
     "K=${L:-${M:-${N}}}\n",
 ];
 
-fn check_dotenv(input: &[u8]) {
+fn check_dotenv(input: &[u8]) -> bool {
     let dir = scratch();
     std::fs::write(dir.join(".env"), input).unwrap();
     std::fs::write(
         dir.join("compose.yaml"),
-        "services:\n  web:\n    image: x${A}\n    environment: [B=${B}]\n",
+        "services:\n  web:\n    image: x${A}\n    environment:\n      - B=${B}\n",
     )
     .unwrap();
-    let _ = compose::load(&ComposeOptions::default(), &HashMap::new(), &dir);
+    compose::load(&ComposeOptions::default(), &HashMap::new(), &dir).is_ok()
 }
 
 #[test]
@@ -210,7 +212,7 @@ const JUNIT: &[&str] = &[
     "\"", "=", " ", "\n",
 ];
 
-fn check_junit(input: &[u8]) {
+fn check_junit(input: &[u8]) -> bool {
     let path = scratch().join("junit.xml");
     std::fs::write(&path, input).unwrap();
     let groups = vec![GroupResult {
@@ -219,13 +221,27 @@ fn check_junit(input: &[u8]) {
         junit: Some(path.clone()),
         ..Default::default()
     }];
-    let _ = merge_junit(&groups, None, &mut std::io::sink());
-    let _ = junit_durations(&path);
+    let merged = merge_junit(&groups, None, &mut std::io::sink()).is_ok();
+    let durations = junit_durations(&path).is_ok();
+    assert_eq!(
+        merged, durations,
+        "merge and durations accept the same files"
+    );
+    merged
 }
+
+/// Valid reports of the shapes pytest and coverage.py write, as seeds beside the samples of
+/// the report tests.
+const XML_SEEDS: &[&str] = &[
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?><testsuites name=\"pytest tests\"><testsuite name=\"pytest\" errors=\"0\" failures=\"0\" skipped=\"0\" tests=\"1\" time=\"0.1\" timestamp=\"2026-01-01T00:00:00\" hostname=\"h\"><testcase classname=\"tests.test_a\" name=\"test_x\" time=\"0.1\" /></testsuite></testsuites>",
+    "<testsuite name=\"pytest\" tests=\"2\"><properties><property name=\"k\" value=\"v\"/></properties><testcase classname=\"a.b.C\" name=\"t[1]\" file=\"a/b.py\" line=\"7\" time=\"2\"><failure message=\"m\">E assert 1\n\na/b.py:9: AssertionError</failure><system-out>o</system-out><system-err>e</system-err></testcase><testcase classname=\"a.b\" name=\"u\" time=\"0\"><skipped type=\"pytest.skip\" message=\"s\">a/b.py:3: s</skipped></testcase><testcase classname=\"a.b\" name=\"u\" time=\"0.5\"><error message=\"teardown\"/></testcase></testsuite>",
+    "<?xml version=\"1.0\" ?><coverage version=\"7.6\" timestamp=\"1\" lines-valid=\"3\" lines-covered=\"2\" line-rate=\"0.6667\" branches-valid=\"2\" branches-covered=\"1\" branch-rate=\"0.5\" complexity=\"0\"><sources><source>/app</source></sources><packages><package name=\"pkg\" line-rate=\"0.6667\" branch-rate=\"0.5\" complexity=\"0\"><classes><class name=\"m.py\" filename=\"pkg/m.py\" complexity=\"0\" line-rate=\"0.6667\" branch-rate=\"0.5\"><methods/><lines><line number=\"1\" hits=\"1\"/><line number=\"2\" hits=\"1\" branch=\"true\" condition-coverage=\"50% (1/2)\" missing-branches=\"3\"/><line number=\"3\" hits=\"0\"/></lines></class></classes></package></packages></coverage>",
+];
 
 fn xml_seeds() -> Vec<Vec<u8>> {
     let mut seeds = seeds(&fixtures(), &[".xml"]);
     seeds.extend(seeds_from_tests());
+    seeds.extend(XML_SEEDS.iter().map(|s| s.as_bytes().to_vec()));
     seeds
 }
 
@@ -262,13 +278,13 @@ const COBERTURA: &[&str] = &[
     "<line number=\"-1\" hits=\"99999999999999999999\"/>", "<!-- c -->", "&amp;", "<", "\"", " ",
 ];
 
-fn check_cobertura(input: &[u8]) {
+fn check_cobertura(input: &[u8]) -> bool {
     let dir = scratch();
     let first = dir.join("a.xml");
     let second = dir.join("b.xml");
     std::fs::write(&first, input).unwrap();
     std::fs::write(&second, input).unwrap();
-    let _ = merge_coverage(&[first, second], &mut std::io::sink());
+    merge_coverage(&[first, second], &mut std::io::sink()).is_ok()
 }
 
 #[test]
@@ -303,14 +319,16 @@ const DURATIONS: &[&str] = &[
     "123456789012345678901234567890",
 ];
 
-fn check_durations(input: &[u8]) {
+fn check_durations(input: &[u8]) -> bool {
     let text = String::from_utf8_lossy(input);
-    if let Ok(durations) = Durations::parse(&text) {
-        let back = Durations::parse(&durations.to_json()).expect("our own output parses");
-        assert_eq!(back, durations, "durations survive a round trip");
-        let tests: Vec<String> = durations.0.keys().take(200).cloned().collect();
-        let _ = plan::split(&tests, &durations, 3, SplitBy::Class);
-    }
+    let Ok(durations) = Durations::parse(&text) else {
+        return false;
+    };
+    let back = Durations::parse(&durations.to_json()).expect("our own output parses");
+    assert_eq!(back, durations, "durations survive a round trip");
+    let tests: Vec<String> = durations.0.keys().take(200).cloned().collect();
+    plan::split(&tests, &durations, 3, SplitBy::Class).expect("recorded durations plan");
+    true
 }
 
 #[test]
@@ -348,26 +366,24 @@ const TEST_LIST: &[&str] = &[
     "\n",
 ];
 
-fn check_test_list(input: &[u8]) {
+fn check_test_list(input: &[u8]) -> bool {
     let text = String::from_utf8_lossy(input);
     let lenient = plan::parse_test_list(&text);
-    if let Ok(ids) = plan::parse_collect_output(&text) {
-        assert_eq!(
-            ids, lenient,
-            "strict and lenient parses agree when strict accepts"
-        );
-        let planned = plan::split(&ids, &Durations::default(), 4, SplitBy::Class)
-            .expect("a valid list plans");
-        let count: usize = planned.groups.iter().map(|g| g.tests.len()).sum();
-        assert_eq!(count, ids.len(), "every test is planned exactly once");
-        let json = planned.to_json();
-        assert_eq!(
-            Plan::from_json(&json)
-                .expect("our own plan parses")
-                .to_json(),
-            json
-        );
-    }
+    let Ok(ids) = plan::parse_collect_output(&text) else {
+        return false;
+    };
+    assert_eq!(
+        ids, lenient,
+        "strict and lenient parses agree when strict accepts"
+    );
+    let planned =
+        plan::split(&ids, &Durations::default(), 4, SplitBy::Class).expect("a valid list plans");
+    let count: usize = planned.groups.iter().map(|g| g.tests.len()).sum();
+    assert_eq!(count, ids.len(), "every test is planned exactly once");
+    let json = planned.to_json();
+    let again = Plan::from_json(&json).expect("our own plan parses");
+    assert_eq!(again.to_json(), json);
+    true
 }
 
 #[test]
@@ -427,15 +443,17 @@ fn plan_seeds() -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn check_plan(input: &[u8]) {
+fn check_plan(input: &[u8]) -> bool {
     let text = String::from_utf8_lossy(input);
-    if let Ok(plan) = Plan::from_json(&text) {
-        let json = plan.to_json();
-        let again = Plan::from_json(&json).expect("our own plan parses");
-        assert_eq!(again.to_json(), json, "plans survive a round trip");
-        let _ = plan::render_text(&again);
-        let _ = plan::render_github_matrix(&again);
-    }
+    let Ok(plan) = Plan::from_json(&text) else {
+        return false;
+    };
+    let json = plan.to_json();
+    let again = Plan::from_json(&json).expect("our own plan parses");
+    assert_eq!(again.to_json(), json, "plans survive a round trip");
+    let _ = plan::render_text(&again);
+    let _ = plan::render_github_matrix(&again);
+    true
 }
 
 #[test]

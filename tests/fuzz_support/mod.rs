@@ -80,6 +80,9 @@ pub struct Report {
     pub slowest: Duration,
     /// The highest peak of live bytes above the baseline of any case.
     pub peak_bytes: usize,
+    /// Cases the parser accepted (the others were rejected with an error): how deep the
+    /// inputs reach.
+    pub accepted: u64,
 }
 
 /// Seconds per target from COMPOSE_SHARD_FUZZ_SECONDS (default 3).
@@ -199,7 +202,7 @@ pub fn fuzz<S>(
     seeds: &[Vec<u8>],
     tokens: &[&'static str],
     generate: S,
-    check: fn(&[u8]),
+    check: fn(&[u8]) -> bool,
 ) -> Report
 where
     S: Strategy<Value = Vec<u8>>,
@@ -213,7 +216,7 @@ where
     let mut rng = rng_for(seed);
     let mut runner = TestRunner::new_with_rng(Config::default(), rng_for(seed ^ 0x5eed));
     let (to_worker, inputs) = mpsc::channel::<Vec<u8>>();
-    let (to_harness, results) = mpsc::channel::<Result<(Duration, usize), String>>();
+    let (to_harness, results) = mpsc::channel::<Result<(Duration, usize, bool), String>>();
     std::thread::Builder::new()
         .name(format!("fuzz-{target}"))
         .stack_size(8 << 20)
@@ -225,10 +228,11 @@ where
         let input = next_input(&mut rng, &mut runner, seeds, tokens, &generate);
         to_worker.send(input.clone()).unwrap();
         let outcome = match results.recv_timeout(CASE_TIME_LIMIT) {
-            Ok(Ok((took, peak))) if peak > CASE_MEMORY_LIMIT => Err(format!(
+            Ok(Ok((took, peak, _))) if peak > CASE_MEMORY_LIMIT => Err(format!(
                 "allocated {peak} bytes at its peak (limit {CASE_MEMORY_LIMIT}); took {took:?}"
             )),
-            Ok(Ok((took, peak))) => {
+            Ok(Ok((took, peak, accepted))) => {
+                report.accepted += u64::from(accepted);
                 report.slowest = report.slowest.max(took);
                 report.peak_bytes = report.peak_bytes.max(peak);
                 Ok(())
@@ -247,8 +251,9 @@ where
         report.cases += 1;
     }
     eprintln!(
-        "fuzz {target}: {} cases in {:?}, slowest {:?}, peak {} KiB above baseline, no failure",
+        "fuzz {target}: {} cases ({} accepted) in {:?}, slowest {:?}, peak {} KiB above baseline, no failure",
         report.cases,
+        report.accepted,
         start.elapsed(),
         report.slowest,
         report.peak_bytes / 1024
@@ -273,8 +278,8 @@ fn next_input<S: Strategy<Value = Vec<u8>>>(
 
 fn worker(
     inputs: mpsc::Receiver<Vec<u8>>,
-    results: mpsc::Sender<Result<(Duration, usize), String>>,
-    check: fn(&[u8]),
+    results: mpsc::Sender<Result<(Duration, usize, bool), String>>,
+    check: fn(&[u8]) -> bool,
 ) {
     for input in inputs {
         let baseline = LIVE.load(Ordering::Relaxed);
@@ -283,7 +288,7 @@ fn worker(
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| check(&input)));
         let took = started.elapsed();
         let peak = PEAK.load(Ordering::Relaxed).saturating_sub(baseline);
-        let message = outcome.map(|()| (took, peak)).map_err(|e| {
+        let message = outcome.map(|accepted| (took, peak, accepted)).map_err(|e| {
             e.downcast_ref::<String>()
                 .cloned()
                 .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
@@ -304,10 +309,14 @@ fn persist(target: &str, seed: u64, case: u64, input: &[u8]) -> PathBuf {
 }
 
 /// Replay saved inputs: COMPOSE_SHARD_FUZZ_REPLAY=FILE runs `check` on that file only.
-pub fn replay(check: fn(&[u8])) -> bool {
+pub fn replay(check: fn(&[u8]) -> bool) -> bool {
     match std::env::var_os("COMPOSE_SHARD_FUZZ_REPLAY") {
         Some(path) => {
-            check(&std::fs::read(path).unwrap());
+            let accepted = check(&std::fs::read(path).unwrap());
+            eprintln!(
+                "replayed: the input was {}",
+                if accepted { "accepted" } else { "rejected" }
+            );
             true
         }
         None => false,
