@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::dockerignore::{IgnoreRules, ParentMatches};
 use super::error::EngineError;
 use crate::compose::Build;
 
@@ -19,86 +20,47 @@ pub struct BuildContext {
     pub hash: String,
 }
 
-/// `.dockerignore` rules: the last matching pattern decides, `!` re-includes.
-#[derive(Debug, Default)]
-pub struct IgnoreRules {
-    rules: Vec<(bool, Vec<String>)>,
-}
-
-impl IgnoreRules {
-    /// Parse the text of a `.dockerignore`.
-    pub fn parse(text: &str) -> IgnoreRules {
-        let rules = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|l| {
-                let (negated, pattern) = match l.strip_prefix('!') {
-                    Some(p) => (true, p.trim()),
-                    None => (false, l),
-                };
-                let segments = pattern
-                    .split('/')
-                    .filter(|s| !s.is_empty() && *s != ".")
-                    .map(str::to_string)
-                    .collect();
-                (negated, segments)
-            })
-            .collect();
-        IgnoreRules { rules }
-    }
-
-    /// Whether a context-relative path (`/`-separated) is excluded. A pattern that matches a
-    /// folder excludes everything below it, as Docker does.
-    pub fn is_ignored(&self, path: &str) -> bool {
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let mut ignored = false;
-        for (negated, pattern) in &self.rules {
-            let hit = (1..=segments.len()).any(|n| match_segments(pattern, &segments[..n]));
-            if hit {
-                ignored = !negated;
-            }
-        }
-        ignored
-    }
-}
-
-fn match_segments(pattern: &[String], path: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((first, rest)) if first == "**" => {
-            (0..=path.len()).any(|skip| match_segments(rest, &path[skip..]))
-        }
-        Some((first, rest)) => match path.split_first() {
-            Some((seg, path_rest)) => {
-                match_glob(first.as_bytes(), seg.as_bytes()) && match_segments(rest, path_rest)
-            }
-            None => false,
-        },
-    }
-}
-
-fn match_glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|i| match_glob(rest, &text[i..])),
-        Some((b'?', rest)) => !text.is_empty() && match_glob(rest, &text[1..]),
-        Some((b'\\', rest)) if !rest.is_empty() => {
-            text.first() == Some(&rest[0]) && match_glob(&rest[1..], &text[1..])
-        }
-        Some((c, rest)) => text.first() == Some(c) && match_glob(rest, &text[1..]),
-    }
-}
-
-fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// The context-relative paths (`/`-separated, sorted per folder) that `docker build` would
+/// send: `TarWithOptions`' walk. An excluded folder is left out with its contents unless an
+/// exception pattern starts with its path; then it is entered but not itself packed. The
+/// `skip` folders (the run's own results) are never entered.
+fn walk(
+    root: &Path,
+    rel: &str,
+    parent: Option<&ParentMatches>,
+    rules: &IgnoreRules,
+    skip: &[String],
+    out: &mut Vec<String>,
+) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
-        let rel_path = rel.join(entry.file_name());
-        out.push(rel_path.clone());
-        if entry.file_type()?.is_dir() {
-            walk(root, &rel_path, out)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        if skip
+            .iter()
+            .any(|e| path == *e || path.starts_with(&format!("{e}/")))
+        {
+            continue;
         }
+        let (ignored, matches) = rules.matches(&path, parent);
+        if !entry.file_type()?.is_dir() {
+            if !ignored {
+                out.push(path);
+            }
+            continue;
+        }
+        if ignored && rules.can_skip_dir(&path) {
+            continue;
+        }
+        if !ignored {
+            out.push(path.clone());
+        }
+        walk(root, &path, Some(&matches), rules, skip, out)?;
     }
     Ok(())
 }
@@ -132,25 +94,26 @@ pub fn pack(build: &Build, excluded: &[PathBuf]) -> Result<BuildContext, EngineE
         }
     };
     let dockerfile = build.dockerfile.as_deref().unwrap_or("Dockerfile");
-    let ignore = match std::fs::read_to_string(root.join(".dockerignore")) {
-        Ok(text) => IgnoreRules::parse(&text),
-        Err(_) => IgnoreRules::default(),
+    let ignore_file = root.join(".dockerignore");
+    let mut ignore = match std::fs::read_to_string(&ignore_file) {
+        Ok(text) => {
+            IgnoreRules::parse(&text).map_err(|message| EngineError::InvalidDockerignore {
+                path: ignore_file.clone(),
+                message,
+            })?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
+        Err(source) => return Err(io("read", &ignore_file)(source)),
     };
+    ignore.keep_build_files(dockerfile.trim_start_matches("./"));
     let mut paths = Vec::new();
-    walk(root, Path::new(""), &mut paths).map_err(io("read the build context", root))?;
+    walk(root, "", None, &ignore, &excluded, &mut paths)
+        .map_err(io("read the build context", root))?;
 
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
-    for rel in paths {
-        let text = rel.to_string_lossy().replace('\\', "/");
-        // The Dockerfile and .dockerignore always go in: the engine needs them.
-        let essential = text == dockerfile || text == ".dockerignore";
-        let in_excluded = excluded
-            .iter()
-            .any(|e| text == *e || text.starts_with(&format!("{e}/")));
-        if in_excluded || (!essential && ignore.is_ignored(&text)) {
-            continue;
-        }
+    for text in paths {
+        let rel = PathBuf::from(&text);
         let full = root.join(&rel);
         let meta = std::fs::symlink_metadata(&full).map_err(io("read", &full))?;
         let mut header = tar::Header::new_gnu();
@@ -192,24 +155,6 @@ pub fn pack(build: &Build, excluded: &[PathBuf]) -> Result<BuildContext, EngineE
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dockerignore_last_match_wins_and_folders_cover_their_contents() {
-        let rules = IgnoreRules::parse(
-            "# comment\n.git\n*.pyc\n**/__pycache__\nnode_modules/\ndocs/*.md\n!docs/README.md\n",
-        );
-        assert!(rules.is_ignored(".git/HEAD"));
-        assert!(rules.is_ignored("a.pyc"));
-        assert!(
-            !rules.is_ignored("pkg/a.pyc"),
-            "`*.pyc` is anchored at the root"
-        );
-        assert!(rules.is_ignored("pkg/sub/__pycache__/x.cpython-311.pyc"));
-        assert!(rules.is_ignored("node_modules/x/y.js"));
-        assert!(rules.is_ignored("docs/guide.md"));
-        assert!(!rules.is_ignored("docs/README.md"));
-        assert!(!rules.is_ignored("app/main.py"));
-    }
 
     #[test]
     fn hash_changes_with_content_args_and_target_but_not_ignored_files() {

@@ -58,6 +58,14 @@ pub enum EngineError {
         /// Why it was refused.
         reason: String,
     },
+    /// A `.dockerignore` has a pattern Docker refuses too.
+    #[error("{}: {message}; fix or remove that line (docker build refuses it too)", path.display())]
+    InvalidDockerignore {
+        /// The `.dockerignore` file.
+        path: PathBuf,
+        /// Which pattern and what is wrong with it.
+        message: String,
+    },
     /// A local file operation failed.
     #[error("failed to {action} {}: {source}", path.display())]
     Io {

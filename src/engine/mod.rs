@@ -6,15 +6,17 @@ mod build_context;
 mod client;
 mod container;
 mod container_spec;
+mod dockerignore;
 mod error;
 mod extract;
 mod image;
 mod types;
 
-pub use build_context::{pack as pack_build_context, BuildContext, IgnoreRules};
+pub use build_context::{pack as pack_build_context, BuildContext};
 pub use client::DockerEngine;
 pub use container::ExecRequest;
 pub use container_spec::{container_name, ContainerOverrides};
+pub use dockerignore::IgnoreRules;
 pub use error::EngineError;
 pub use extract::{extract_tar, ExtractError};
 pub use image::ImageSource;
