@@ -292,12 +292,15 @@ def main():
     ap.add_argument("--json", default="bench-results.json")
     ap.add_argument("--only", default="seq,handrolled,xdist,cs,cs-durations,cs-auto")
     ap.add_argument("--compose", default="docker-compose", help="Docker Compose v2 binary")
+    ap.add_argument("--suites", default="example,scaled", help="which suites to run")
     args = ap.parse_args()
     COMPOSE[0] = args.compose
     env = dict(os.environ)
     groups = [int(g) for g in args.groups.split(",")]
     approaches = args.only.split(",")
-    suites = [("example", 0)] + ([("scaled", args.scaled)] if args.scaled else [])
+    wanted = args.suites.split(",")
+    suites = ([("example", 0)] if "example" in wanted else []) + (
+        [("scaled", args.scaled)] if args.scaled and "scaled" in wanted else [])
     rows, raw = [], {}
     for name, gen in suites:
         suite = prepare_suite(name, args.workdir, env, gen)
