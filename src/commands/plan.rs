@@ -70,7 +70,8 @@ fn load_settings(dir: &Path) -> Result<Settings, Error> {
     Settings::load(dir).map_err(|e| Error::Usage(e.to_string()))
 }
 
-fn read_tests(path: &Path) -> Result<Vec<String>, Error> {
+/// A `--tests` list: UTF-8 node ids (or `pytest --collect-only -q` output), not empty.
+pub(super) fn read_tests(path: &Path) -> Result<Vec<String>, Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         action: "read",
         path: path.to_path_buf(),

@@ -86,6 +86,20 @@ pub(super) fn file_mounts(
         .collect()
 }
 
+/// Write a whole text file, replacing a regular file atomically (written through for a
+/// device, pipe or symlink), so a reader never sees half of it.
+pub(super) fn write_text(path: &Path, text: &str) -> Result<(), Error> {
+    crate::report::write_atomically(path, |w| {
+        w.write_all(text.as_bytes())
+            .map_err(|source| crate::report::ReportError::Io {
+                action: "write",
+                path: path.to_path_buf(),
+                source,
+            })
+    })
+    .map_err(Error::Report)
+}
+
 /// A short id, unique per run: part of every engine-side name and label.
 pub(super) fn run_id() -> String {
     use sha2::{Digest, Sha256};
@@ -282,8 +296,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
     let source = match fixed_plan {
         Some(plan) => {
             if cfg.plan_file.as_deref() != Some(plan_file.as_path()) {
-                std::fs::write(&plan_file, plan.to_json())
-                    .map_err(io_error("write", &plan_file))?;
+                write_text(&plan_file, &plan.to_json())?;
             }
             TestSource::Fixed(assignment_of(&plan))
         }
@@ -291,16 +304,9 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             match &cfg.tests_file {
                 // A given list needs no collection: plan right away.
                 Some(path) => {
-                    let text = std::fs::read_to_string(path).map_err(io_error("read", path))?;
-                    let tests = plan::parse_collect_output(&text).map_err(|source| {
-                        Error::Plan(plan::PlanError::TestList {
-                            file: path.display().to_string(),
-                            source,
-                        })
-                    })?;
+                    let tests = super::plan::read_tests(path)?;
                     let plan = plan::split(&tests, &durations, groups, split_by)?;
-                    std::fs::write(&plan_file, plan.to_json())
-                        .map_err(io_error("write", &plan_file))?;
+                    write_text(&plan_file, &plan.to_json())?;
                     TestSource::Fixed(assignment_of(&plan))
                 }
                 None => {
@@ -308,8 +314,8 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
                     let planner = move |collected: Vec<String>| -> Result<Assignment, String> {
                         let plan = plan::split(&collected, &durations, groups, split_by)
                             .map_err(|e| e.to_string())?;
-                        std::fs::write(&plan_path, plan.to_json())
-                            .map_err(|e| format!("failed to write {}: {e}", plan_path.display()))?;
+                        write_text(&plan_path, &plan.to_json())
+                            .map_err(|e| crate::errors::render_chain(&e))?;
                         Ok(assignment_of(&plan))
                     };
                     TestSource::Collect(Box::new(planner))

@@ -171,7 +171,7 @@ pub(super) fn store_durations(
         .as_ref()
         .map(|c| c.iter().cloned().collect());
     durations.update(merged.junit.durations.iter().cloned(), still.as_ref());
-    std::fs::write(path, durations.to_json()).map_err(io_error("write", path))?;
+    super::write_text(path, &durations.to_json())?;
     store_timings(path, outcome)
 }
 
@@ -211,5 +211,5 @@ fn store_timings(durations_path: &Path, outcome: &RunOutcome) -> Result<(), Erro
         .parent()
         .unwrap_or(Path::new("."))
         .join(plan::TIMINGS_FILE);
-    std::fs::write(&path, timings.to_json()).map_err(io_error("write", &path))
+    super::write_text(&path, &timings.to_json())
 }
