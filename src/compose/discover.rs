@@ -30,31 +30,47 @@ pub(crate) fn read_dotenv(
     warnings: &mut Vec<String>,
 ) -> Result<HashMap<String, String>, ComposeError> {
     let path = explicit.clone().unwrap_or_else(|| dir.join(".env"));
-    // Compose reads the default `.env` only when it is a file: projects keep a `.env/`
-    // folder of per-environment files (`.env/.dev`), which is not an error.
-    if explicit.is_none() && path.is_dir() {
-        return Ok(HashMap::new());
-    }
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
-            return Ok(HashMap::new())
-        }
-        Err(source) => return Err(ComposeError::Read { path, source }),
-    };
     let lookup = |k: &str| env.get(k).cloned();
-    let entries = parse_env_file(&text, &lookup, warnings).map_err(|(line, message)| {
+    read_env_file(&path, explicit.is_some(), &lookup, warnings).map(Option::unwrap_or_default)
+}
+
+/// The variables a `.env`-style file sets (`KEY` without a value is left out), or `None`
+/// when an optional file is missing. Compose reads an optional file only when it is a file:
+/// projects keep a `.env/` folder of per-environment files (`.env/.dev`), which is not an
+/// error.
+pub(crate) fn read_env_file(
+    path: &Path,
+    required: bool,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<HashMap<String, String>>, ComposeError> {
+    if !required && path.is_dir() {
+        return Ok(None);
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
+        Err(source) => {
+            return Err(ComposeError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let entries = parse_env_file(&text, lookup, warnings).map_err(|(line, message)| {
         ComposeError::Invalid {
-            file: path.clone(),
+            file: path.to_path_buf(),
             line,
             column: 0,
             message,
         }
     })?;
-    Ok(entries
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect())
+    Ok(Some(
+        entries
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect(),
+    ))
 }
 
 /// The compose files to merge, in order.

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
-use super::dotenv::parse_env_file;
+use super::discover::read_env_file;
 use super::error::ComposeError;
 use super::extends::absolutize_paths;
 use super::merge::{merge_top, strip_tags};
@@ -174,28 +174,9 @@ fn read_env_files(
 ) -> Result<HashMap<String, String>, ComposeError> {
     let mut env = HashMap::new();
     for (path, required) in files {
-        if !required && path.is_dir() {
-            continue; // a `.env/` folder, as Compose skips it
+        if let Some(read) = read_env_file(path, *required, lookup, warnings)? {
+            env.extend(read);
         }
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(ComposeError::Read {
-                    path: path.clone(),
-                    source,
-                })
-            }
-        };
-        let entries = parse_env_file(&text, lookup, warnings).map_err(|(line, message)| {
-            ComposeError::Invalid {
-                file: path.clone(),
-                line,
-                column: 0,
-                message,
-            }
-        })?;
-        env.extend(entries.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
     }
     Ok(env)
 }
