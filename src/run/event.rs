@@ -107,13 +107,8 @@ pub struct GroupReport {
     pub status: GroupStatus,
     /// Counters.
     pub counts: TestCounts,
-    /// Seconds from the start of the run (images included) until the group started.
-    pub start_offset_seconds: f64,
     /// Seconds from the group's start until its tests started.
     pub setup_seconds: f64,
-    /// Of `setup_seconds`, the part spent creating and starting containers (the rest is
-    /// readiness, collection and planning).
-    pub create_seconds: f64,
     /// Seconds the tests ran.
     pub test_seconds: f64,
     /// Seconds spent removing the group's resources.

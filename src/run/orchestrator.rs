@@ -152,9 +152,7 @@ fn failed_report(group: usize, reason: &str) -> GroupReport {
         group,
         status: GroupStatus::EnvironmentError(reason.to_string()),
         counts: TestCounts::default(),
-        start_offset_seconds: 0.0,
         setup_seconds: 0.0,
-        create_seconds: 0.0,
         test_seconds: 0.0,
         teardown_seconds: 0.0,
         pytest_exit: None,
@@ -240,13 +238,10 @@ async fn run_group<B: Backend>(
 ) -> GroupReport {
     let started = Instant::now();
     let mut report = failed_report(group, "");
-    report.start_offset_seconds = offset(cx.run_started, started);
-    if report.start_offset_seconds > 0.0 {
-        report.phases.push(PhaseSpan {
-            name: "images",
-            start: 0.0,
-            end: report.start_offset_seconds,
-        });
+    if started > cx.run_started {
+        report
+            .phases
+            .push(span(cx.run_started, "images", cx.run_started, started));
     }
     match start_and_test(cx, project, group, started, &mut report).await {
         Ok(()) => {}
@@ -296,7 +291,6 @@ async fn start_and_test<B: Backend>(
         .map_err(|f: EnvironmentFailure| f.to_string())?;
     let ready = Instant::now();
     let all_started = env.all_started.unwrap_or(ready);
-    report.create_seconds = all_started.duration_since(started).as_secs_f64();
     report
         .phases
         .push(span(cx.run_started, "environment", started, all_started));
