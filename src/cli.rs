@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
-    CleanConfig, Command, ComposeOptions, ConfigCommand, GroupSelection, GroupsSetting,
+    CleanConfig, Command, ComposeOptions, ConfigCommand, Dist, GroupSelection, GroupsSetting,
     MergeConfig, OutputFormat, PlanConfig, PlanFormat, ProgressMode, RunConfig, SplitBy,
 };
 use crate::duration::parse_duration;
@@ -148,6 +148,11 @@ struct RunArgs {
     /// Use this test list instead of collecting (node ids, or `pytest --collect-only -q` output).
     #[arg(long, value_name = "FILE")]
     tests: Option<PathBuf>,
+    /// How tests reach the groups: `dynamic`, a work queue each group pulls from when it is
+    /// free, or `static`, a split fixed before the tests start (the same on every runner of a
+    /// CI matrix) [default: static with --only, --plan or --tests, else dynamic].
+    #[arg(long, value_enum)]
+    dist: Option<DistArg>,
     /// Where results go: per-group folders, merged junit.xml and coverage.xml, plan.json.
     #[arg(long, value_name = "DIR", default_value = "compose-shard-results")]
     out: PathBuf,
@@ -264,6 +269,12 @@ struct ConfigArgs {
     /// `with-services` of [tool.compose-shard]).
     #[arg(long = "with-service", value_name = "NAME")]
     with_services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DistArg {
+    Dynamic,
+    Static,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -406,6 +417,10 @@ impl RunArgs {
             durations: self.split.durations,
             durations_from_junit: self.split.durations_from_junit,
             split_by: self.split.split_by.map(Into::into),
+            dist: self.dist.map(|d| match d {
+                DistArg::Dynamic => Dist::Dynamic,
+                DistArg::Static => Dist::Static,
+            }),
             out_dir: self.out,
             timeout,
             ready_timeout,

@@ -53,6 +53,17 @@ pub enum SplitBy {
     Module,
 }
 
+/// `--dist`: how tests reach the groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dist {
+    /// A work queue: each group pulls its next units when it is free (one runner's default).
+    Dynamic,
+    /// A fixed split made before the tests start, the same on every runner of a CI matrix
+    /// (implied by `--only`, `--plan` and `--tests`).
+    Static,
+}
+
 /// `--groups`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupsSetting {
@@ -145,6 +156,8 @@ pub struct RunConfig {
     pub durations_from_junit: Vec<PathBuf>,
     /// `--split-by` (None: `split-by` from pyproject.toml, else class).
     pub split_by: Option<SplitBy>,
+    /// `--dist` (None: static when `--only`, `--plan` or `--tests` is given, else dynamic).
+    pub dist: Option<Dist>,
     /// `--out`.
     pub out_dir: PathBuf,
     /// `--timeout` per group.

@@ -383,9 +383,18 @@ fn a_test_container_that_dies_fails_its_group_with_the_cause_and_the_others_fini
     )
     .unwrap();
     let out = stack.path().join("results");
+    // Static: the plan says which group has the slow test (tests/e2e_dynamic.rs kills a
+    // dynamic group).
     let child = spawn_run(
         stack.path(),
-        &["--groups", "2", "--out", out.to_str().unwrap()],
+        &[
+            "--groups",
+            "2",
+            "--dist",
+            "static",
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     // The slow test lands in one group; once that group has its tests, kill its container.
     wait_for_file(&out.join("plan.json"), Duration::from_secs(300));

@@ -7,7 +7,10 @@ suite (the Django example, and a scaled-up copy with a generated suite) and N in
   handrolled N concurrent `docker-compose -p <random> run` projects with pytest-split
              (--splits N --group k), then junitparser + `coverage combine` to merge
   xdist      pytest -n N in one environment (shared database and cache)
-  cs         compose-shard run --groups N, without and with a durations file
+  cs         compose-shard run --groups N with its default work queue (--dist dynamic) and
+             no durations file; cs+durations with the recorded durations; cs-wrong with
+             every recorded duration multiplied by a random factor in [0.1, 10] (seed 11);
+             cs-static: --dist static with the recorded durations (the fixed split)
 
 Each cell is the median of --repeat runs. "ready" is the time from start until pytest's
 session started in the last environment (a tiny plugin, ci/bench.d/bench_timing.py, prints
@@ -33,6 +36,7 @@ COMPOSE = ["docker-compose"]
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TEMPLATE = os.path.join(ROOT, "compose-templates", "django-postgres-redis")
 START_RE = re.compile(r"BENCH_SESSION_START (\d+\.\d+)")
+FIRST_RE = re.compile(r"BENCH_FIRST_TEST (\d+\.\d+)")
 RSS_RE = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
 USER_RE = re.compile(r"User time \(seconds\): ([\d.]+)")
 SYS_RE = re.compile(r"System time \(seconds\): ([\d.]+)")
@@ -145,6 +149,10 @@ def starts(text):
     return [float(x) for x in START_RE.findall(text)]
 
 
+def firsts(text):
+    return [float(x) for x in FIRST_RE.findall(text)]
+
+
 def approach_seq(suite, n, i):
     project = f"csb-seq-{uuid.uuid4().hex[:6]}"
     res = f".bench/seq-{i}"
@@ -156,7 +164,8 @@ def approach_seq(suite, n, i):
     run([COMPOSE[0], "-p", project, "down", "-v"], suite.dir, suite.env, check=False)
     wall = time.time() - t0
     keys, bad, per = junit_cases([os.path.join(suite.dir, res, "junit.xml")])
-    return dict(wall=wall, ready=max(starts(out), default=t0) - t0, balance=1.0, rss_mb=rss / 1024,
+    return dict(wall=wall, ready=max(starts(out), default=t0) - t0,
+                first_test=max(firsts(out), default=t0) - t0, balance=1.0, rss_mb=rss / 1024,
                 cpu=cpu, failed=bad, ran=len(keys), unique=len(set(keys)), rc=rc)
 
 
@@ -200,7 +209,8 @@ def approach_handrolled(suite, n, i):
     wall = time.time() - t0
     keys, bad, per = junit_cases(junits)
     ready = max((s for o in outs for s in starts(o[1])), default=t0) - t0
-    return dict(wall=wall, ready=ready, balance=balance(per), rss_mb=sum(o[2] for o in outs) / 1024,
+    first = max((max(firsts(o[1]), default=t0) for o in outs), default=t0) - t0
+    return dict(wall=wall, ready=ready, first_test=first, balance=balance(per), rss_mb=sum(o[2] for o in outs) / 1024,
                 cpu=sum(o[3] for o in outs), failed=bad, ran=len(keys), unique=len(set(keys)),
                 rc=max(o[0] for o in outs))
 
@@ -219,34 +229,52 @@ def approach_xdist(suite, n, i):
                 cpu=cpu, failed=bad, ran=len(keys), unique=len(set(keys)), rc=rc)
 
 
-def approach_cs(suite, n, i, durations):
-    """compose-shard with --groups n, or with the default --groups auto when n is None."""
-    out_dir = os.path.join(suite.dir, f".bench/cs-{'d' if durations else 'n'}-{i}")
-    dur = os.path.join(suite.dir, suite.durations_name if durations else ".bench/empty_durations")
+def approach_cs(suite, n, i, durations, dist="dynamic"):
+    """compose-shard with --groups n (or the default --groups auto when n is None);
+    `durations`: False (none), True (recorded), "wrong" (recorded times a random factor)."""
+    kind = {False: "n", True: "d", "wrong": "w"}[durations]
+    out_dir = os.path.join(suite.dir, f".bench/cs-{kind}-{dist}-{i}")
+    dur = os.path.join(suite.dir, {False: ".bench/empty_durations", True: suite.durations_name,
+                                   "wrong": ".bench/wrong_durations"}[durations])
     groups = ["--groups", str(n)] if n else []
     t0 = time.time()
     rc, out, rss, cpu = timed([suite.compose_shard, "run"] + groups + ["--project-directory", suite.dir,
                                "--out", out_dir, "--progress", "plain", "--durations", dur,
+                               "--dist", dist,
                                "--", "pytest", "-p", "bench_timing",
                                "--cov"], suite.dir, suite.env)
     wall = time.time() - t0
     if not n:
         chose = re.search(r"auto chose (\d+) group", out)
         n = int(chose.group(1)) if chose else 1
-    logs = ""
+    logs = []
     for k in range(1, n + 1):
         p = os.path.join(out_dir, f"g{k}", "output.log")
         if os.path.exists(p):
-            logs += open(p, errors="replace").read()
+            logs.append(open(p, errors="replace").read())
     keys, bad, _ = junit_cases([os.path.join(out_dir, "junit.xml")])
     per = []
     for k in range(1, n + 1):
         _, _, p = junit_cases([os.path.join(out_dir, f"g{k}", "junit.xml")])
         per += p
-    test_start = max(starts(logs), default=t0)
-    return dict(groups=n, wall=wall, ready=test_start - t0, balance=balance(per), rss_mb=rss / 1024,
+    test_start = max((s for log in logs for s in starts(log)), default=t0)
+    # A group without tests never starts one; the others' first tests count.
+    first = max((min(firsts(log)) for log in logs if firsts(log)), default=t0)
+    return dict(groups=n, wall=wall, ready=test_start - t0, first_test=first - t0,
+                balance=balance(per), rss_mb=rss / 1024,
                 cpu=cpu, cpu_pct=100 * cpu / wall if wall else None, failed=bad, ran=len(keys),
                 unique=len(set(keys)), rc=rc, merged=os.path.exists(os.path.join(out_dir, "coverage.xml")))
+
+
+def write_wrong_durations(suite):
+    """Every recorded duration times a factor drawn uniformly from [0.1, 10], fixed seed."""
+    import random
+    rng = random.Random(11)
+    with open(os.path.join(suite.dir, suite.durations_name)) as f:
+        recorded = json.load(f)
+    wrong = {k: v * rng.uniform(0.1, 10.0) for k, v in sorted(recorded.items())}
+    with open(os.path.join(suite.dir, ".bench", "wrong_durations"), "w") as f:
+        json.dump(wrong, f)
 
 
 def approach_cs_auto(suite, i):
@@ -290,7 +318,7 @@ def main():
     ap.add_argument("--venv-python", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--json", default="bench-results.json")
-    ap.add_argument("--only", default="seq,handrolled,xdist,cs,cs-durations,cs-auto")
+    ap.add_argument("--only", default="seq,handrolled,xdist,cs,cs-durations,cs-wrong,cs-static,cs-auto")
     ap.add_argument("--compose", default="docker-compose", help="Docker Compose v2 binary")
     ap.add_argument("--suites", default="example,scaled", help="which suites to run")
     args = ap.parse_args()
@@ -308,16 +336,22 @@ def main():
         suite.durations_name = ".test_durations"
         with open(os.path.join(suite.dir, ".bench", "empty_durations"), "w") as f:
             f.write("{}")
+        write_wrong_durations(suite)
         plan = [("seq", 1, approach_seq)] if "seq" in approaches else []
         for n in groups:
-            if "handrolled" in approaches:
+            # N=1 is the one-group reference of the start-up ratio; the comparisons are at N>1.
+            if "handrolled" in approaches and n > 1:
                 plan.append(("handrolled", n, approach_handrolled))
             if "xdist" in approaches and n > 1:
                 plan.append(("xdist", n, approach_xdist))
             if "cs" in approaches:
                 plan.append(("cs", n, lambda s, n, i: approach_cs(s, n, i, False)))
-            if "cs-durations" in approaches:
+            if "cs-durations" in approaches and n > 1:
                 plan.append(("cs+durations", n, lambda s, n, i: approach_cs(s, n, i, True)))
+            if "cs-wrong" in approaches and n > 1:
+                plan.append(("cs-wrong", n, lambda s, n, i: approach_cs(s, n, i, "wrong")))
+            if "cs-static" in approaches and n > 1:
+                plan.append(("cs-static", n, lambda s, n, i: approach_cs(s, n, i, True, "static")))
         if "cs-auto" in approaches:
             # The default: no --groups, the recorded durations (and start-up timings kept
             # beside them by the runs above) decide.
@@ -332,23 +366,37 @@ def main():
             once = m["ran"] == len(suite.collected) and m["unique"] == len(suite.collected)
             rows.append((name, label, n, m, once, len(suite.collected)))
             log(f"  wall {fmt(m['wall'])}s ready {fmt(m['ready'])}s failed {m['failed']} ran {m['ran']}")
-    lines = ["| suite | approach | N | wall s | ready s | slowest/ideal | peak RSS MB | failed | every test exactly once |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| suite | approach | N | wall s | ready s | first test s | slowest/mean | peak RSS MB | failed | every test exactly once |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, label, n, m, once, total in rows:
         lines.append(f"| {name} ({total} tests) | {label} | {n} | {fmt(m['wall'])} | {fmt(m['ready'])} | "
-                     f"{fmt(m['balance'])} | {fmt(m['rss_mb'])} | {m['failed']} | {'yes' if once else 'no'} |")
+                     f"{fmt(m.get('first_test'))} | {fmt(m['balance'])} | {fmt(m['rss_mb'])} | {m['failed']} | "
+                     f"{'yes' if once else 'no'} |")
     table = "\n".join(lines)
     ratios = []
     for name, _ in suites:
         def get(label, n, key="wall"):
             v = raw.get(f"{name}/{label}/{n}")
             return v["median"].get(key) if v else None
-        r1, r4 = get("cs", 1, "ready"), get("cs", 4, "ready")
-        if r1 and r4:
-            ratios.append(f"- {name}: start-up, 4 environments ready / 1 environment ready = {r4 / r1:.2f} (target <= 1.3)")
+        f1 = get("cs", 1, "first_test")
+        for n, target in ((2, 1.3), (4, 1.5)):
+            fn = get("cs", n, "first_test")
+            if f1 and fn:
+                ratios.append(f"- {name}: last group's first test N={n} / first test with one group = "
+                              f"{fn / f1:.2f} (target <= {target})")
+        for label in ("cs", "cs-wrong", "cs+durations", "cs-static"):
+            for n in groups:
+                b = get(label, n, "balance")
+                if b and n > 1:
+                    ratios.append(f"- {name}: {label} N={n} slowest group's test time / mean = {b:.3f}"
+                                  + (" (target <= 1.05)" if label in ("cs", "cs-wrong") else ""))
         h4, c4 = get("handrolled", 4), get("cs+durations", 4) or get("cs", 4)
         if h4 and c4:
             ratios.append(f"- {name}: end to end, compose-shard N=4 / hand-rolled N=4 = {c4 / h4:.2f} (target <= 0.6)")
+        for n in groups:
+            d, st = get("cs+durations", n), get("cs-static", n)
+            if d and st:
+                ratios.append(f"- {name}: end to end N={n}, dynamic / static = {d / st:.2f} (target < 1)")
         auto = get("cs-auto", 0)
         fixed = [get("cs+durations", n) for n in groups if get("cs+durations", n)]
         if auto and fixed:

@@ -2,11 +2,22 @@
 
 Loaded with `-p bench_timing` in every approach the benchmark compares, so "time until all
 environments were ready" is measured the same way for docker-compose, pytest-xdist and
-compose-shard: the moment pytest itself starts in the last environment.
+compose-shard: the moment pytest itself starts in the last environment; and "time until the
+last group started its first test": the moment each pytest starts its first test.
 """
 
 import time
 
+_first = []
+
 
 def pytest_sessionstart(session):
     print(f"\nBENCH_SESSION_START {time.time():.3f}", flush=True)
+
+
+def pytest_runtest_setup(item):
+    """The moment this pytest starts its first test (after collection and, for
+    compose-shard, after its group was handed its first tests)."""
+    if not _first:
+        _first.append(time.time())
+        print(f"\nBENCH_FIRST_TEST {_first[0]:.3f}", flush=True)

@@ -156,6 +156,7 @@ fn collect_in_docker(
         build: false,
         poll: Duration::from_millis(500),
         collect_only: true,
+        dist: crate::config::Dist::Static,
         files: super::run::file_mounts(project)?,
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {

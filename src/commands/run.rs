@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::durations::{durations_path, load_durations, split_by};
 use super::selection::{select, Selection};
 use crate::compose::{self, Isolation, Project};
-use crate::config::{GroupsSetting, RunConfig};
+use crate::config::{Dist, GroupsSetting, RunConfig};
 use crate::engine::DockerEngine;
 use crate::errors::{Error, ExitCode};
 use crate::plan::{self, Plan};
@@ -44,6 +44,8 @@ pub fn execute(cfg: RunConfig) -> Result<ExitCode, Error> {
 struct Prepared {
     spec: RunSpec,
     source: TestSource,
+    /// Durations and split for the plan of a dynamic run, written once it is known.
+    dynamic_plan: Option<(plan::Durations, crate::config::SplitBy, usize)>,
     plan_file: PathBuf,
     reproduce_flags: Vec<String>,
     /// What `--groups auto` chose and why.
@@ -176,6 +178,56 @@ fn reproduce_flags(cfg: &RunConfig, test_service: &str) -> Vec<String> {
     flags
 }
 
+/// `--dist`, else static when `--only`, `--plan` or `--tests` fixes the split, else dynamic.
+fn dist(cfg: &RunConfig) -> Result<Dist, Error> {
+    let fixed = [
+        (cfg.only.is_some(), "--only"),
+        (cfg.plan_file.is_some(), "--plan"),
+        (cfg.tests_file.is_some(), "--tests"),
+    ];
+    let fixing: Vec<&str> = fixed
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| *f)
+        .collect();
+    match cfg.dist {
+        Some(Dist::Dynamic) if !fixing.is_empty() => Err(Error::Usage(format!(
+            "--dist dynamic cannot be combined with {}: they fix each group's tests before the run; drop --dist dynamic (static is implied) or drop {}",
+            fixing.join(" and "),
+            fixing.join(" and ")
+        ))),
+        Some(dist) => Ok(dist),
+        None if fixing.is_empty() => Ok(Dist::Dynamic),
+        None => Ok(Dist::Static),
+    }
+}
+
+/// Write what each group of a dynamic run actually ran, in order (its finished tests, then
+/// the tests it lost in flight), as a plan `--plan FILE --only K` reruns.
+fn write_dynamic_plan(
+    path: &Path,
+    outcome: &run::RunOutcome,
+    (durations, split_by, groups): &(plan::Durations, crate::config::SplitBy, usize),
+) -> Result<(), Error> {
+    let ran: Vec<(usize, Vec<String>)> = outcome
+        .groups
+        .iter()
+        .map(|g| {
+            let mut tests = g.ran.clone();
+            tests.extend(
+                outcome
+                    .lost
+                    .iter()
+                    .filter(|l| l.group == g.group)
+                    .map(|l| l.node_id.clone()),
+            );
+            (g.group, tests)
+        })
+        .collect();
+    let plan = plan::plan_of_run(&ran, *groups, durations, *split_by);
+    write_text(path, &plan.to_json())
+}
+
 fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
     let cwd = std::env::current_dir().map_err(io_error("read", Path::new(".")))?;
     let env: HashMap<String, String> = std::env::vars().collect();
@@ -291,8 +343,10 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         projects.push(isolated);
     }
 
+    let dist = dist(cfg)?;
     std::fs::create_dir_all(&out_dir).map_err(io_error("create directory", &out_dir))?;
     let plan_file = out_dir.join("plan.json");
+    let mut dynamic_plan = None;
     let source = match fixed_plan {
         Some(plan) => {
             if cfg.plan_file.as_deref() != Some(plan_file.as_path()) {
@@ -308,6 +362,14 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
                     let plan = plan::split(&tests, &durations, groups, split_by)?;
                     write_text(&plan_file, &plan.to_json())?;
                     TestSource::Fixed(assignment_of(&plan))
+                }
+                None if dist == Dist::Dynamic => {
+                    dynamic_plan = Some((durations.clone(), split_by, groups));
+                    TestSource::Queue {
+                        durations,
+                        split_by,
+                        groups,
+                    }
                 }
                 None => {
                     let plan_path = plan_file.clone();
@@ -340,9 +402,11 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             build: cfg.build,
             poll: Duration::from_millis(500),
             collect_only: false,
+            dist,
             files: file_mounts(&project)?,
         },
         source,
+        dynamic_plan,
         plan_file,
         reproduce_flags,
         auto_reason,
@@ -400,6 +464,16 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
             return Err(RunError::Interrupted.into());
         }
     };
+    if let Some(dynamic) = &prepared.dynamic_plan {
+        if outcome.groups.iter().any(|g| g.counts.planned > 0) {
+            if let Err(e) = write_dynamic_plan(&prepared.plan_file, &outcome, dynamic) {
+                eprintln!(
+                    "warning: writing the plan of what ran: {}",
+                    crate::errors::render_chain(&e)
+                );
+            }
+        }
+    }
     let merged = write_reports(spec, &outcome);
     if let Some(merged) = &merged {
         github_output(spec, &outcome, merged);

@@ -81,17 +81,23 @@ pub fn split(
 }
 
 /// Units numbered in name order, with their weights.
-struct Units {
+pub(super) struct Units<'t> {
+    /// Unit names (test, class or module per `--split-by`), in name order.
+    pub names: Vec<&'t str>,
     /// Weight per unit, microseconds.
-    weights: Vec<u64>,
+    pub weights: Vec<u64>,
     /// Tests with an estimated duration, per unit.
-    estimated_tests: Vec<usize>,
+    pub estimated_tests: Vec<usize>,
     /// `(index into the collected tests, unit)` in collection order, duplicates removed.
-    tests: Vec<(usize, usize)>,
+    pub tests: Vec<(usize, usize)>,
 }
 
-impl Units {
-    fn gather(tests: &[String], estimator: &Estimator<'_>, split_by: SplitBy) -> Units {
+impl<'t> Units<'t> {
+    pub(super) fn gather(
+        tests: &'t [String],
+        estimator: &Estimator<'_>,
+        split_by: SplitBy,
+    ) -> Units<'t> {
         let mut index_of: HashMap<&str, usize> = HashMap::new();
         let mut names: Vec<&str> = Vec::new();
         let mut weights: Vec<u64> = Vec::new();
@@ -127,6 +133,7 @@ impl Units {
             rank[u] = r;
         }
         Units {
+            names: by_name.iter().map(|&u| names[u]).collect(),
             weights: by_name.iter().map(|&u| weights[u]).collect(),
             estimated_tests: by_name.iter().map(|&u| estimated[u]).collect(),
             tests: members.into_iter().map(|(i, u)| (i, rank[u])).collect(),

@@ -17,6 +17,7 @@ mod github;
 mod input_kind;
 mod junit_durations;
 mod junit_merge;
+mod junit_progress;
 mod junit_scan;
 mod junit_types;
 mod merged_results;
@@ -35,6 +36,7 @@ pub use github::{github_annotations, github_blob_base, github_log_group, github_
 pub use input_kind::{classify, ReportKind};
 pub use junit_durations::{junit_durations, junit_durations_with};
 pub use junit_merge::merge_junit;
+pub use junit_progress::{junit_from_progress, parse_progress, ProgressEntry};
 pub use junit_types::{FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals};
 pub use merged_results::{write_merged_results, MergedResults};
 pub use results_layout::{read_plan_groups, ResultsLayout};

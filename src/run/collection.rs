@@ -1,22 +1,29 @@
-//! From collections to each group's test list. Every group's pytest collects the suite itself
-//! (as the container's main process, in parallel with the other groups' start-up) and hands
-//! its collection here. The first collection to arrive is the reference the plan is made from
-//! (unless the plan was given); each group then gets its share of the plan translated into
-//! the ids it collected itself, which differ when a suite makes parametrized ids at
-//! collection time ([`crate::plan::match_ids`]).
+//! From collections to the tests each group runs. Every group's pytest collects the suite
+//! itself (as the container's main process, in parallel with the other groups' start-up) and
+//! hands its collection here; the first collection to arrive is the reference.
+//!
+//! - Static (`--dist static`, `--only`, `--plan`, `--tests`): a plan is made from the reference
+//!   (unless one was given) and each group gets its share, translated into the ids it
+//!   collected itself ([`crate::plan::match_ids`]: parametrized ids made at collection time
+//!   differ between groups).
+//! - Dynamic (the default): the reference's units go into a [`WorkQueue`]; every group must
+//!   have collected the same tests (up to those unstable ids) and then pulls chunk after chunk.
+//!
+//! Both modes count failures across the groups for pytest's `-x`/`--maxfail`.
 //!
 //! All groups run as futures on one task, so the shared state is a `RefCell` that is never
 //! borrowed across an `.await`.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::error::RunError;
 use super::spec::{Assignment, Planner, TestSource};
-use crate::plan::match_ids;
+use crate::config::SplitBy;
+use crate::plan::{match_ids, units_longest_first, Durations, WorkQueue};
 
-/// What the coordinator knows so far.
-enum State {
+/// What the static coordinator knows so far.
+enum Static {
     /// No collection yet: the plan is made from the first one.
     Waiting(Option<Planner>),
     /// The plan, and the collection it was made from.
@@ -29,81 +36,214 @@ enum State {
     Failed(String),
 }
 
-/// Hands every group its test list.
+/// A group's own ids for the reference's tests.
+struct OwnIds {
+    /// By reference index.
+    ids: Vec<String>,
+    /// Own id -> reference index.
+    index: HashMap<String, usize>,
+}
+
+/// The dynamic coordinator's state.
+struct Dynamic {
+    durations: Durations,
+    split_by: SplitBy,
+    groups: usize,
+    reference: Option<Vec<String>>,
+    queue: Option<WorkQueue>,
+    own: BTreeMap<usize, OwnIds>,
+    units_taken: BTreeMap<usize, usize>,
+}
+
+enum Mode {
+    Static(Static),
+    Dynamic(Box<Dynamic>),
+}
+
+/// Hands every group its tests.
 pub(crate) struct Coordinator {
-    state: RefCell<State>,
+    mode: RefCell<Mode>,
     unstable: RefCell<Vec<(String, String)>>,
     fatal: RefCell<Option<RunError>>,
+    fail_fast: RefCell<FailFast>,
+    /// Tests lost with a group that died: (own id, group, cause).
+    lost: RefCell<Vec<LostTest>>,
+    /// Tests handed to a group that did not run them (it stopped), or never handed out.
+    not_run: RefCell<Vec<String>>,
+    /// Running test containers by group, to tell them to stop.
+    containers: RefCell<BTreeMap<usize, String>>,
+}
+
+/// `-x`/`--maxfail` across the groups.
+#[derive(Default)]
+struct FailFast {
+    maxfail: Option<usize>,
+    failures: usize,
+    stopped: Option<String>,
+}
+
+/// A test that was running, or about to, in a group whose container died.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostTest {
+    /// The group's own node id.
+    pub node_id: String,
+    /// The group.
+    pub group: usize,
+    /// Why the group died.
+    pub cause: String,
 }
 
 /// What the coordinator learnt over the run.
 pub(crate) struct Finished {
     /// The reference collection (when collected in this run).
     pub collected: Option<Vec<String>>,
-    /// The plan.
+    /// The static plan (empty in dynamic mode: what ran is in the group reports).
     pub assignment: Assignment,
     /// Planning's fatal error.
     pub fatal: Option<RunError>,
     /// Planned ids matched by position: (planned, collected).
     pub unstable: Vec<(String, String)>,
+    /// Why the run stopped early (`--maxfail` reached), if it did.
+    pub stopped: Option<String>,
+    /// Tests lost with dead groups.
+    pub lost: Vec<LostTest>,
+    /// Tests that were not run because the run stopped early or no group was left.
+    pub not_run: Vec<String>,
 }
 
-/// A group's share of the plan, in its own ids.
+/// What a group is given once it has collected.
+#[derive(Debug, Clone)]
+pub(crate) enum Handover {
+    /// Static: its whole list, in its own ids, and planned tests it did not collect.
+    List {
+        /// The ids to run, in order.
+        ids: Vec<String>,
+        /// Planned tests this group did not collect.
+        missing: Vec<String>,
+    },
+    /// Dynamic: it pulls units from the queue.
+    Queue,
+}
+
+/// A dynamic group's next chunk, in its own ids.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct GroupTests {
-    /// The ids to run.
+pub(crate) struct NextChunk {
+    /// Own ids, in order; empty when there is no more work.
     pub ids: Vec<String>,
-    /// Planned tests this group did not collect.
-    pub missing: Vec<String>,
+    /// Units left in the queue, and their estimated seconds.
+    pub remaining_units: usize,
+    /// See `remaining_units`.
+    pub remaining_seconds: f64,
+}
+
+/// At most this many ids are named in an error about differing collections.
+const NAMED_IDS: usize = 10;
+
+fn name_some(ids: &[String]) -> String {
+    let mut text = ids
+        .iter()
+        .take(NAMED_IDS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > NAMED_IDS {
+        text.push_str(&format!(" and {} more", ids.len() - NAMED_IDS));
+    }
+    text
 }
 
 impl Coordinator {
     pub(crate) fn new(source: TestSource) -> Self {
-        let state = match source {
+        let mode = match source {
             // A given plan's ids, in plan order, stand in for the collection it was made
             // from: positions among a function's parametrizations survive as long as they
             // stay in one group (they do when splitting by class or module).
-            TestSource::Fixed(assignment) => State::Planned {
+            TestSource::Fixed(assignment) => Mode::Static(Static::Planned {
                 reference: assignment.values().flatten().cloned().collect(),
                 assignment,
                 collected_here: false,
-            },
-            TestSource::Collect(planner) => State::Waiting(Some(planner)),
+            }),
+            TestSource::Collect(planner) => Mode::Static(Static::Waiting(Some(planner))),
+            TestSource::Queue {
+                durations,
+                split_by,
+                groups,
+            } => Mode::Dynamic(Box::new(Dynamic {
+                durations,
+                split_by,
+                groups,
+                reference: None,
+                queue: None,
+                own: BTreeMap::new(),
+                units_taken: BTreeMap::new(),
+            })),
         };
         Coordinator {
-            state: RefCell::new(state),
+            mode: RefCell::new(mode),
             unstable: RefCell::new(Vec::new()),
             fatal: RefCell::new(None),
+            fail_fast: RefCell::new(FailFast::default()),
+            lost: RefCell::new(Vec::new()),
+            not_run: RefCell::new(Vec::new()),
+            containers: RefCell::new(BTreeMap::new()),
         }
     }
 
-    /// The tests `group` runs, given what it collected.
-    pub(crate) fn tests_for(
+    /// `group`'s test container is running.
+    pub(crate) fn register(&self, group: usize, container: &str) {
+        self.containers
+            .borrow_mut()
+            .insert(group, container.to_string());
+    }
+
+    /// `group`'s test container has stopped.
+    pub(crate) fn unregister(&self, group: usize) {
+        self.containers.borrow_mut().remove(&group);
+    }
+
+    /// The running test containers, by group.
+    pub(crate) fn containers(&self) -> Vec<(usize, String)> {
+        self.containers
+            .borrow()
+            .iter()
+            .map(|(g, c)| (*g, c.clone()))
+            .collect()
+    }
+
+    /// `group` collected `collected`: what it runs.
+    pub(crate) fn collected(&self, group: usize, collected: &[String]) -> Result<Handover, String> {
+        match &mut *self.mode.borrow_mut() {
+            Mode::Static(state) => self.static_share(state, group, collected),
+            Mode::Dynamic(state) => self.join_queue(state, group, collected),
+        }
+    }
+
+    fn static_share(
         &self,
+        state: &mut Static,
         group: usize,
         collected: &[String],
-    ) -> Result<GroupTests, String> {
-        let mut state = self.state.borrow_mut();
-        if let State::Waiting(planner) = &mut *state {
+    ) -> Result<Handover, String> {
+        if let Static::Waiting(planner) = state {
             let planner = planner
                 .take()
                 .expect("a waiting coordinator has its planner");
             *state = match planner(collected.to_vec()) {
-                Ok(assignment) => State::Planned {
+                Ok(assignment) => Static::Planned {
                     assignment,
                     reference: collected.to_vec(),
                     collected_here: true,
                 },
                 Err(reason) => {
                     *self.fatal.borrow_mut() = Some(RunError::Collection(reason.clone()));
-                    State::Failed(reason)
+                    Static::Failed(reason)
                 }
             };
         }
-        match &mut *state {
-            State::Waiting(_) => unreachable!("planned above"),
-            State::Failed(reason) => Err(format!("no plan: {reason}")),
-            State::Planned {
+        match state {
+            Static::Waiting(_) => unreachable!("planned above"),
+            Static::Failed(reason) => Err(format!("no plan: {reason}")),
+            Static::Planned {
                 assignment,
                 reference,
                 ..
@@ -111,7 +251,7 @@ impl Coordinator {
                 let planned = assignment.get(&group).map(Vec::as_slice).unwrap_or(&[]);
                 let matched = match_ids(planned, reference, collected);
                 self.unstable.borrow_mut().extend(matched.unstable);
-                Ok(GroupTests {
+                Ok(Handover::List {
                     ids: matched.ids,
                     missing: matched.missing,
                 })
@@ -119,21 +259,348 @@ impl Coordinator {
         }
     }
 
+    /// The first collection builds the queue; every later one must hold the same tests.
+    fn join_queue(
+        &self,
+        state: &mut Dynamic,
+        group: usize,
+        collected: &[String],
+    ) -> Result<Handover, String> {
+        let reference = state.reference.get_or_insert_with(|| {
+            let mut seen = HashSet::with_capacity(collected.len());
+            collected
+                .iter()
+                .filter(|id| seen.insert(id.as_str()))
+                .cloned()
+                .collect()
+        });
+        if state.queue.is_none() {
+            let (units, _) = units_longest_first(reference, &state.durations, state.split_by);
+            state.queue = Some(
+                WorkQueue::new(units, reference.len(), state.groups)
+                    .nothing_recorded(state.durations.is_empty()),
+            );
+        }
+        let matched = match_ids(reference, reference, collected);
+        let matched_set: HashSet<&str> = matched.ids.iter().map(String::as_str).collect();
+        let extra: Vec<String> = collected
+            .iter()
+            .filter(|id| !matched_set.contains(id.as_str()))
+            .cloned()
+            .collect();
+        if !matched.missing.is_empty() || !extra.is_empty() {
+            let mut problems = Vec::new();
+            if !matched.missing.is_empty() {
+                problems.push(format!(
+                    "{} test(s) collected by the first group are missing here: {}",
+                    matched.missing.len(),
+                    name_some(&matched.missing)
+                ));
+            }
+            if !extra.is_empty() {
+                problems.push(format!(
+                    "{} test(s) collected here are unknown to the first group: {}",
+                    extra.len(),
+                    name_some(&extra)
+                ));
+            }
+            return Err(format!(
+                "group {group} collected other tests than the first group: {}; every group must collect the same suite (a test list that depends on the environment, e.g. on a random seed or the host name, cannot be shared out; use --dist static with --tests FILE to fix the list)",
+                problems.join("; ")
+            ));
+        }
+        self.unstable.borrow_mut().extend(matched.unstable);
+        let index = matched
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i))
+            .collect();
+        state.own.insert(
+            group,
+            OwnIds {
+                ids: matched.ids,
+                index,
+            },
+        );
+        Ok(Handover::Queue)
+    }
+
+    /// `group`'s next chunk (dynamic mode; empty otherwise, or when stopped).
+    pub(crate) fn next(&self, group: usize) -> NextChunk {
+        let mut mode = self.mode.borrow_mut();
+        let Mode::Dynamic(state) = &mut *mode else {
+            return NextChunk::default();
+        };
+        let (Some(queue), Some(own)) = (state.queue.as_mut(), state.own.get(&group)) else {
+            return NextChunk::default();
+        };
+        if let Some(reason) = &self.fail_fast.borrow().stopped {
+            queue.stop(reason.clone());
+        }
+        let chunk = queue.take(group);
+        *state.units_taken.entry(group).or_default() += chunk.units;
+        let (remaining_units, remaining_micros) = queue.remaining();
+        NextChunk {
+            ids: chunk.tests.iter().map(|&t| own.ids[t].clone()).collect(),
+            remaining_units,
+            remaining_seconds: remaining_micros as f64 / 1e6,
+        }
+    }
+
+    /// pytest's `--maxfail` as a group reported it (the first report wins; 0 is none).
+    pub(crate) fn set_maxfail(&self, maxfail: usize) {
+        let mut ff = self.fail_fast.borrow_mut();
+        if ff.maxfail.is_none() {
+            ff.maxfail = Some(maxfail);
+        }
+    }
+
+    /// A test finished in `group`. Returns the reason to stop every group when this failure
+    /// reached `--maxfail` across the groups.
+    pub(crate) fn finished(
+        &self,
+        group: usize,
+        node_id: &str,
+        failed: bool,
+        seconds: Option<f64>,
+    ) -> Option<String> {
+        if let Mode::Dynamic(state) = &mut *self.mode.borrow_mut() {
+            let index = state
+                .own
+                .get(&group)
+                .and_then(|own| own.index.get(node_id).copied());
+            if let (Some(queue), Some(index)) = (state.queue.as_mut(), index) {
+                queue.finished(group, index, seconds);
+            }
+        }
+        if !failed {
+            return None;
+        }
+        let mut ff = self.fail_fast.borrow_mut();
+        ff.failures += 1;
+        match ff.maxfail {
+            Some(limit) if limit > 0 && ff.failures >= limit && ff.stopped.is_none() => {
+                let reason = format!(
+                    "{} failure(s) across the groups reached pytest's --maxfail={limit}{}",
+                    ff.failures,
+                    if limit == 1 { " (-x)" } else { "" }
+                );
+                ff.stopped = Some(reason.clone());
+                Some(reason)
+            }
+            _ => None,
+        }
+    }
+
+    /// Why the run stopped early, if it did.
+    pub(crate) fn stopped(&self) -> Option<String> {
+        self.fail_fast.borrow().stopped.clone()
+    }
+
+    /// Units `group` has taken so far.
+    pub(crate) fn units_taken(&self, group: usize) -> usize {
+        match &*self.mode.borrow() {
+            Mode::Dynamic(state) => state.units_taken.get(&group).copied().unwrap_or(0),
+            Mode::Static(_) => 0,
+        }
+    }
+
+    /// `group` ended; `died` is the cause when its container died (not when pytest ended).
+    /// Dynamic mode: its in-flight unit is lost, units it had not started go back to the
+    /// queue, and tests it was given but did not run because it stopped are recorded.
+    pub(crate) fn group_ended(&self, group: usize, died: Option<&str>) -> GroupEndNote {
+        let mut mode = self.mode.borrow_mut();
+        let Mode::Dynamic(state) = &mut *mode else {
+            return GroupEndNote::default();
+        };
+        let (Some(queue), Some(own)) = (state.queue.as_mut(), state.own.get(&group)) else {
+            return GroupEndNote::default();
+        };
+        let end = queue.group_ended(group, died.is_some());
+        let name = |t: &usize| own.ids[*t].clone();
+        if let Some(cause) = died {
+            self.lost
+                .borrow_mut()
+                .extend(end.lost.iter().map(|t| LostTest {
+                    node_id: name(t),
+                    group,
+                    cause: cause.to_string(),
+                }));
+        }
+        self.not_run
+            .borrow_mut()
+            .extend(end.not_run.iter().map(name));
+        GroupEndNote {
+            lost: end.lost.len(),
+            requeued: end.requeued,
+        }
+    }
+
     /// What the coordinator learnt, once every group is done.
     pub(crate) fn finish(self) -> Finished {
-        let (collected, assignment) = match self.state.into_inner() {
-            State::Planned {
+        let mut not_run = self.not_run.into_inner();
+        let (collected, assignment) = match self.mode.into_inner() {
+            Mode::Static(Static::Planned {
                 assignment,
                 reference,
                 collected_here,
-            } => (collected_here.then_some(reference), assignment),
-            State::Waiting(_) | State::Failed(_) => (None, BTreeMap::new()),
+            }) => (collected_here.then_some(reference), assignment),
+            Mode::Static(_) => (None, BTreeMap::new()),
+            Mode::Dynamic(state) => {
+                if let (Some(queue), Some(reference)) = (&state.queue, &state.reference) {
+                    not_run.extend(queue.leftover().iter().map(|&t| reference[t].clone()));
+                }
+                (state.reference, BTreeMap::new())
+            }
         };
         Finished {
             collected,
             assignment,
             fatal: self.fatal.into_inner(),
             unstable: self.unstable.into_inner(),
+            stopped: self.fail_fast.into_inner().stopped,
+            lost: self.lost.into_inner(),
+            not_run,
         }
+    }
+}
+
+/// What a dynamic group's end did to the queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct GroupEndNote {
+    /// Tests lost in flight.
+    pub lost: usize,
+    /// Units put back for the other groups.
+    pub requeued: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn dynamic(groups: usize) -> Coordinator {
+        Coordinator::new(TestSource::Queue {
+            durations: Durations::default(),
+            split_by: SplitBy::Test,
+            groups,
+        })
+    }
+
+    #[test]
+    fn dynamic_groups_pull_every_test_exactly_once_in_their_own_ids() {
+        let c = dynamic(2);
+        let suite = ids(&["t.py::a[x1]", "t.py::b", "t.py::c", "u.py::d"]);
+        assert!(matches!(c.collected(1, &suite), Ok(Handover::Queue)));
+        // Group 2 made another parameter id at collection time: matched by position.
+        let other = ids(&["t.py::a[x2]", "t.py::b", "t.py::c", "u.py::d"]);
+        assert!(matches!(c.collected(2, &other), Ok(Handover::Queue)));
+        let mut ran = Vec::new();
+        loop {
+            let mut progressed = false;
+            for g in [1, 2] {
+                let chunk = c.next(g);
+                for id in &chunk.ids {
+                    assert_eq!(c.finished(g, id, false, None), None);
+                    ran.push((g, id.clone()));
+                }
+                progressed |= !chunk.ids.is_empty();
+            }
+            if !progressed {
+                break;
+            }
+        }
+        assert_eq!(ran.len(), 4);
+        let own_a = ran
+            .iter()
+            .find(|(_, id)| id.starts_with("t.py::a"))
+            .unwrap();
+        assert_eq!(
+            own_a.1,
+            if own_a.0 == 1 {
+                "t.py::a[x1]"
+            } else {
+                "t.py::a[x2]"
+            }
+        );
+        let finished = c.finish();
+        assert!(finished.not_run.is_empty() && finished.lost.is_empty());
+        assert_eq!(finished.collected.unwrap(), suite);
+    }
+
+    #[test]
+    fn a_group_that_collected_other_tests_is_refused_naming_them() {
+        let c = dynamic(2);
+        c.collected(1, &ids(&["t.py::a", "t.py::b"])).unwrap();
+        let err = c.collected(2, &ids(&["t.py::a", "t.py::z"])).unwrap_err();
+        assert!(err.contains("missing here: t.py::b"), "{err}");
+        assert!(err.contains("unknown to the first group: t.py::z"), "{err}");
+    }
+
+    #[test]
+    fn maxfail_across_groups_stops_the_queue_and_reports_what_did_not_run() {
+        let c = dynamic(2);
+        let suite: Vec<String> = (0..20).map(|i| format!("t.py::t{i:02}")).collect();
+        c.collected(1, &suite).unwrap();
+        c.collected(2, &suite).unwrap();
+        c.set_maxfail(1);
+        let first = c.next(1);
+        let second = c.next(2);
+        let reason = c.finished(2, &second.ids[0], true, None).expect("-x stops");
+        assert!(reason.contains("--maxfail=1 (-x)"), "{reason}");
+        assert!(c.next(1).ids.is_empty());
+        c.finished(1, &first.ids[0], false, None);
+        c.group_ended(1, None);
+        c.group_ended(2, None);
+        let finished = c.finish();
+        assert_eq!(finished.stopped.as_deref(), Some(reason.as_str()));
+        // Everything but the two tests that ran is reported as not run.
+        assert_eq!(finished.not_run.len(), 18);
+    }
+
+    #[test]
+    fn a_dead_group_loses_only_its_in_flight_unit() {
+        let c = dynamic(1);
+        let suite: Vec<String> = (0..8).map(|i| format!("t.py::t{i}")).collect();
+        c.collected(1, &suite).unwrap();
+        c.collected(2, &suite).unwrap();
+        let first = c.next(1);
+        let second = c.next(1);
+        assert_eq!(first.ids.len(), 2, "8 s over 1 group * 4: 2 s chunks");
+        c.finished(1, &first.ids[0], false, None);
+        let note = c.group_ended(1, Some("container killed (exit 137)"));
+        assert_eq!(note.lost, 1);
+        assert_eq!(note.requeued, second.ids.len());
+        // Group 2 gets the requeued unit first, then the rest.
+        let mut rest = Vec::new();
+        loop {
+            let chunk = c.next(2);
+            if chunk.ids.is_empty() {
+                break;
+            }
+            rest.extend(chunk.ids);
+        }
+        assert_eq!(rest[..second.ids.len()], second.ids[..]);
+        assert_eq!(rest.len(), 6);
+        let finished = c.finish();
+        assert_eq!(finished.lost.len(), 1);
+        assert_eq!(finished.lost[0].node_id, first.ids[1]);
+        assert!(finished.lost[0].cause.contains("137"));
+    }
+
+    #[test]
+    fn static_mode_counts_failures_for_maxfail_too() {
+        let mut plan = Assignment::new();
+        plan.insert(1, ids(&["t.py::a"]));
+        plan.insert(2, ids(&["t.py::b"]));
+        let c = Coordinator::new(TestSource::Fixed(plan));
+        c.set_maxfail(2);
+        assert_eq!(c.finished(1, "t.py::a", true, None), None);
+        assert!(c.finished(2, "t.py::b", true, None).is_some());
+        assert!(c.stopped().is_some());
     }
 }

@@ -11,6 +11,14 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::event::{Event, GroupStatus, Phase, TestOutcome};
 use crate::config::ProgressMode;
 
+/// `queue: 12 units, ~34s left`.
+fn queue_left((units, seconds): (usize, f64)) -> String {
+    if units == 0 {
+        return "queue empty".into();
+    }
+    format!("queue: {units} units, ~{}s left", seconds.round() as u64)
+}
+
 /// Bars or plain lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisplayMode {
@@ -38,6 +46,8 @@ struct GroupLine {
     planned: usize,
     done: usize,
     failed: usize,
+    /// Units taken from the queue (dynamic mode).
+    units: Option<usize>,
     started: Instant,
 }
 
@@ -46,6 +56,8 @@ pub struct Display {
     mode: DisplayMode,
     multi: MultiProgress,
     groups: BTreeMap<usize, GroupLine>,
+    /// The queue's units and estimated seconds left (dynamic mode).
+    queue: Option<(usize, f64)>,
 }
 
 impl Display {
@@ -59,6 +71,7 @@ impl Display {
             mode,
             multi,
             groups: BTreeMap::new(),
+            queue: None,
         }
     }
 
@@ -104,18 +117,24 @@ impl Display {
                 planned: 0,
                 done: 0,
                 failed: 0,
+                units: None,
                 started: Instant::now(),
             }
         })
     }
 
     fn refresh(&mut self, group: usize) {
+        let queue = self.queue;
         let line = self.line(group);
         if let Some(bar) = &line.bar {
             bar.set_length(line.planned as u64);
             bar.set_position(line.done as u64);
+            let work = match (line.units, queue) {
+                (Some(units), Some(queue)) => format!("{units} units | {} | ", queue_left(queue)),
+                _ => String::new(),
+            };
             bar.set_message(format!(
-                "{} | {} failed | {}s",
+                "{} | {} failed | {work}{}s",
                 line.phase,
                 line.failed,
                 line.started.elapsed().as_secs()
@@ -145,6 +164,26 @@ impl Display {
                 self.line(group).planned = tests;
                 if self.mode == DisplayMode::Plain {
                     self.print(&format!("[g{group}] {tests} tests"));
+                }
+                self.refresh(group);
+            }
+            Event::Unit {
+                group,
+                units,
+                tests,
+                remaining_units,
+                remaining_seconds,
+            } => {
+                self.queue = Some((remaining_units, remaining_seconds));
+                let line = self.line(group);
+                line.units = Some(units);
+                line.planned += tests;
+                let (done, failed) = (line.done, line.failed);
+                if self.mode == DisplayMode::Plain && tests > 0 {
+                    self.print(&format!(
+                        "[g{group}] took {tests} test(s): {units} units, {done} tests done, {failed} failed so far | {}",
+                        queue_left((remaining_units, remaining_seconds))
+                    ));
                 }
                 self.refresh(group);
             }

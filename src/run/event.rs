@@ -160,6 +160,19 @@ pub enum Event {
         /// Number of tests.
         tests: usize,
     },
+    /// A dynamic group took its next chunk of units from the queue.
+    Unit {
+        /// Group.
+        group: usize,
+        /// Units the group has taken so far.
+        units: usize,
+        /// Tests in this chunk (0: the queue had nothing left for it).
+        tests: usize,
+        /// Units left in the queue.
+        remaining_units: usize,
+        /// Their estimated seconds.
+        remaining_seconds: f64,
+    },
     /// One test finished.
     Test {
         /// Group.

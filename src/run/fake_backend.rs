@@ -43,6 +43,8 @@ pub(super) struct FakeContainer {
     /// The test container's exit code once its command ended.
     exit: Option<i64>,
     killed: bool,
+    /// Created for a dynamic run (`COMPOSE_SHARD_DIST=dynamic`).
+    dynamic: bool,
 }
 
 /// The fake engine.
@@ -65,6 +67,10 @@ pub struct FakeBackend {
     pub missing_image: Option<String>,
     /// pytest never finishes (for interrupt and timeout tests).
     pub tests_hang: bool,
+    /// pytest's `--maxfail` as the plugin reports it (0: none).
+    pub maxfail: usize,
+    /// A group's test container dies (exit 137) after finishing this many tests.
+    pub dies_after: HashMap<usize, usize>,
     /// The overrides the last test container was created with.
     pub last_test_overrides: RefCell<Option<ContainerOverrides>>,
 }
@@ -105,33 +111,65 @@ impl FakeBackend {
             return 2;
         }
         let n = self.collection_of(group).len();
+        on_output(format!("##compose-shard## maxfail {}\n", self.maxfail).as_bytes());
         on_output(format!("##compose-shard## collected {n}\n").as_bytes());
+        let dynamic = self.containers.borrow()[container].dynamic;
+        let mut failed = false;
+        let mut finished = 0;
+        let mut k = 0;
         loop {
-            if self.killed(container) {
-                return 137;
+            let (list_name, ready_name) = if dynamic {
+                k += 1;
+                on_output(format!("##compose-shard## next {k}\n").as_bytes());
+                super::pytest_command::unit_file_names(k)
+            } else {
+                ("tests.txt".to_string(), "tests.ready".to_string())
+            };
+            loop {
+                if self.killed(container) {
+                    return 137;
+                }
+                let ready = self.containers.borrow()[container]
+                    .files
+                    .contains_key(&ready_name);
+                if ready && !self.tests_hang {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
-            let ready = self.containers.borrow()[container]
-                .files
-                .contains_key("tests.ready");
-            if ready && !self.tests_hang {
+            let list = self.containers.borrow()[container].files[&list_name].clone();
+            if list.is_empty() {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-        let list = self.containers.borrow()[container].files["tests.txt"].clone();
-        let mut failed = false;
-        for id in list.lines().filter(|l| !l.is_empty()) {
-            let outcome = if id.contains("fail") {
-                "failed"
-            } else {
-                "passed"
-            };
-            failed |= outcome == "failed";
-            let text = format!("{id} \n.##compose-shard## done {outcome} {id}\n");
-            // Split mid-line to exercise line reassembly.
-            let (a, b) = text.split_at(text.len() / 2);
-            on_output(a.as_bytes());
-            on_output(b.as_bytes());
+            for id in list.lines().filter(|l| !l.is_empty()) {
+                if self.containers.borrow()[container]
+                    .files
+                    .contains_key("stop")
+                {
+                    on_output(b"##compose-shard## stopped maxfail\n");
+                    return i64::from(failed);
+                }
+                if self.dies_after.get(&group) == Some(&finished) {
+                    return 137;
+                }
+                let outcome = if id.contains("fail") {
+                    "failed"
+                } else {
+                    "passed"
+                };
+                failed |= outcome == "failed";
+                let text = format!("{id} \n.##compose-shard## done {outcome} 0.010000 {id}\n");
+                // Split mid-line to exercise line reassembly.
+                let (a, b) = text.split_at(text.len() / 2);
+                on_output(a.as_bytes());
+                on_output(b.as_bytes());
+                finished += 1;
+                // Let the other groups' futures run between tests, as real pytest would.
+                tokio::task::yield_now().await;
+            }
+            if !dynamic {
+                break;
+            }
         }
         if failed {
             1
@@ -269,6 +307,10 @@ impl super::backend::Backend for FakeBackend {
                 test,
                 exit: None,
                 killed: false,
+                dynamic: overrides
+                    .env
+                    .iter()
+                    .any(|(k, v)| k == "COMPOSE_SHARD_DIST" && v == "dynamic"),
             },
         );
         tokio::task::yield_now().await;

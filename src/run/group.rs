@@ -17,11 +17,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::backend::Backend;
-use super::collection::{Coordinator, GroupTests};
+use super::collection::{Coordinator, Handover};
 use super::event::{Event, EventSink, GroupStatus, Phase, TestCounts, TestOutcome};
 use super::pytest_command::{
-    parse_plugin_line, PluginLine, COLLECTED_FILE, PLUGIN_DIR, PLUGIN_SOURCE, RESULTS_DIR,
-    TESTS_FILE_NAME, TESTS_READY_NAME,
+    parse_plugin_line, unit_file_names, PluginLine, COLLECTED_FILE, PLUGIN_DIR, PLUGIN_SOURCE,
+    RESULTS_DIR, STOP_FILE_NAME, TESTS_FILE_NAME, TESTS_READY_NAME,
 };
 use super::spec::RunSpec;
 
@@ -57,9 +57,28 @@ struct OutputTracker<'a> {
     ran: Vec<String>,
     missing: Vec<String>,
     collection_errors: Option<usize>,
-    collected: Option<mpsc::UnboundedSender<usize>>,
+    signals: Option<mpsc::UnboundedSender<Signal>>,
     tail: std::collections::VecDeque<String>,
     events: &'a EventSink,
+}
+
+/// What the output asks the group's handover task to do.
+enum Signal {
+    /// pytest collected: hand over the group's tests (or join the queue).
+    Collected,
+    /// A dynamic group asks for its Kth chunk.
+    Next(u64),
+    /// A test finished.
+    Done {
+        /// Its node id.
+        node_id: String,
+        /// Failed or errored.
+        failed: bool,
+        /// How long it took.
+        seconds: Option<f64>,
+    },
+    /// The group's pytest `--maxfail`.
+    Maxfail(usize),
 }
 
 /// Lines of output kept for the summary when a group fails before its tests.
@@ -83,12 +102,22 @@ impl OutputTracker<'_> {
             let rest = String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
             self.line(rest);
         }
-        self.collected = None;
+        self.signals = None;
+    }
+
+    fn signal(&self, signal: Signal) {
+        if let Some(tx) = &self.signals {
+            let _ = tx.send(signal);
+        }
     }
 
     fn line(&mut self, line: String) {
         match parse_plugin_line(&line) {
-            Some(PluginLine::Done { node_id, outcome }) => {
+            Some(PluginLine::Done {
+                node_id,
+                outcome,
+                seconds,
+            }) => {
                 match outcome {
                     TestOutcome::Passed => self.counts.passed += 1,
                     TestOutcome::Failed => self.counts.failed += 1,
@@ -96,6 +125,11 @@ impl OutputTracker<'_> {
                     TestOutcome::Error => self.counts.errors += 1,
                 }
                 self.counts.done += 1;
+                self.signal(Signal::Done {
+                    node_id: node_id.clone(),
+                    failed: matches!(outcome, TestOutcome::Failed | TestOutcome::Error),
+                    seconds,
+                });
                 self.events.emit(Event::Test {
                     group: self.group,
                     node_id: node_id.clone(),
@@ -104,11 +138,13 @@ impl OutputTracker<'_> {
                 self.ran.push(node_id);
             }
             Some(PluginLine::Missing(id)) => self.missing.push(id),
-            Some(PluginLine::Collected(n)) => {
-                if let Some(tx) = &self.collected {
-                    let _ = tx.send(n);
-                }
-            }
+            Some(PluginLine::Collected(_)) => self.signal(Signal::Collected),
+            Some(PluginLine::Next(k)) => self.signal(Signal::Next(k)),
+            Some(PluginLine::Maxfail(n)) => self.signal(Signal::Maxfail(n)),
+            Some(PluginLine::Stopped(reason)) => self.events.emit(Event::Info(format!(
+                "[g{}] stopped taking tests: {reason}",
+                self.group
+            ))),
             Some(PluginLine::CollectionErrors(n)) => self.collection_errors = Some(n),
             None => {
                 if self.tail.len() == TAIL_LINES {
@@ -120,35 +156,191 @@ impl OutputTracker<'_> {
     }
 }
 
-/// Read the group's collection, get its share of the plan and upload it.
-async fn deliver_tests<B: Backend>(
+/// Why the handover of a group's tests failed.
+enum HandoverError {
+    /// The group's collection cannot be used (it differs from the other groups').
+    Collection(String),
+    /// Reading or writing the container's files failed.
+    Engine(String),
+}
+
+fn engine_error(e: crate::engine::EngineError) -> HandoverError {
+    HandoverError::Engine(crate::errors::render_chain(&e))
+}
+
+/// What a group was given over its run.
+#[derive(Debug, Default)]
+struct Given {
+    /// When its first tests were handed over.
+    at: Option<Instant>,
+    /// Every id it was given, in order.
+    ids: Vec<String>,
+    /// Planned tests it did not collect (static mode).
+    missing: Vec<String>,
+}
+
+/// A list of node ids as a file: one per line.
+fn id_file(ids: &[String]) -> String {
+    let mut text = ids.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text
+}
+
+/// Read the group's collection and hand it to the coordinator; in static mode, upload the
+/// group's list (with the stop file first when the run has already stopped).
+async fn take_collection<B: Backend>(
     backend: &B,
     container: &str,
     group: usize,
     coordinator: &Coordinator,
-) -> Result<GroupTests, String> {
+    given: &mut Given,
+) -> Result<Option<usize>, HandoverError> {
     let text = backend
         .read_file(container, COLLECTED_FILE)
         .await
-        .map_err(|e| crate::errors::render_chain(&e))?
+        .map_err(engine_error)?
         .ok_or_else(|| {
-            format!("pytest reported its collection, but {COLLECTED_FILE} is missing")
+            HandoverError::Engine(format!(
+                "pytest reported its collection, but {COLLECTED_FILE} is missing"
+            ))
         })?;
     let collected: Vec<String> = String::from_utf8_lossy(&text)
         .lines()
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect();
-    let tests = coordinator.tests_for(group, &collected)?;
-    let mut list = tests.ids.join("\n");
-    list.push('\n');
-    // tests.txt comes first in the archive, so the list is complete once tests.ready exists.
-    let files: [(&str, &[u8]); 2] = [(TESTS_FILE_NAME, list.as_bytes()), (TESTS_READY_NAME, b"")];
+    match coordinator
+        .collected(group, &collected)
+        .map_err(HandoverError::Collection)?
+    {
+        Handover::Queue => Ok(None),
+        Handover::List { ids, missing } => {
+            let list = id_file(&ids);
+            let stop = coordinator.stopped().unwrap_or_default();
+            let mut files: Vec<(&str, &[u8])> = Vec::with_capacity(3);
+            if !stop.is_empty() {
+                files.push((STOP_FILE_NAME, stop.as_bytes()));
+            }
+            // tests.txt comes before tests.ready in the archive, so the list is complete
+            // once tests.ready exists.
+            files.extend([(TESTS_FILE_NAME, list.as_bytes()), (TESTS_READY_NAME, b"")]);
+            backend
+                .upload(container, PLUGIN_DIR, &files)
+                .await
+                .map_err(engine_error)?;
+            let count = ids.len();
+            given.ids = ids;
+            given.missing = missing;
+            Ok(Some(count))
+        }
+    }
+}
+
+/// Answer a dynamic group's `next K` with its next chunk (empty when the queue is done).
+async fn hand_chunk<B: Backend>(
+    backend: &B,
+    container: &str,
+    group: usize,
+    k: u64,
+    coordinator: &Coordinator,
+    events: &EventSink,
+) -> Result<Vec<String>, HandoverError> {
+    let chunk = coordinator.next(group);
+    let list = id_file(&chunk.ids);
+    let (list_name, ready_name) = unit_file_names(k);
+    let files: [(&str, &[u8]); 2] = [(&list_name, list.as_bytes()), (&ready_name, b"")];
     backend
         .upload(container, PLUGIN_DIR, &files)
         .await
-        .map_err(|e| crate::errors::render_chain(&e))?;
-    Ok(tests)
+        .map_err(engine_error)?;
+    events.emit(Event::Unit {
+        group,
+        units: coordinator.units_taken(group),
+        tests: chunk.ids.len(),
+        remaining_units: chunk.remaining_units,
+        remaining_seconds: chunk.remaining_seconds,
+    });
+    Ok(chunk.ids)
+}
+
+/// Tell every other running group to start no further test.
+async fn broadcast_stop<B: Backend>(
+    backend: &B,
+    coordinator: &Coordinator,
+    group: usize,
+    reason: &str,
+) {
+    for (other, container) in coordinator.containers() {
+        if other != group {
+            // A group that has already ended has nothing to stop.
+            let _ = backend
+                .upload(
+                    &container,
+                    PLUGIN_DIR,
+                    &[(STOP_FILE_NAME, reason.as_bytes())],
+                )
+                .await;
+        }
+    }
+}
+
+/// Serve the group's signals until its output ends: hand over its tests as it asks.
+async fn serve<B: Backend>(
+    backend: &B,
+    container: &str,
+    group: usize,
+    coordinator: &Coordinator,
+    events: &EventSink,
+    mut signals: mpsc::UnboundedReceiver<Signal>,
+) -> Result<Given, HandoverError> {
+    let mut given = Given::default();
+    let mut collected = false;
+    while let Some(signal) = signals.recv().await {
+        match signal {
+            Signal::Collected if !collected => {
+                collected = true;
+                if let Some(count) =
+                    take_collection(backend, container, group, coordinator, &mut given).await?
+                {
+                    events.emit(Event::Planned {
+                        group,
+                        tests: count,
+                    });
+                    given.at = Some(Instant::now());
+                    events.emit(Event::Phase {
+                        group,
+                        phase: Phase::Testing,
+                    });
+                }
+            }
+            Signal::Collected => {}
+            Signal::Next(k) => {
+                let ids = hand_chunk(backend, container, group, k, coordinator, events).await?;
+                if given.at.is_none() {
+                    given.at = Some(Instant::now());
+                    events.emit(Event::Phase {
+                        group,
+                        phase: Phase::Testing,
+                    });
+                }
+                given.ids.extend(ids);
+            }
+            Signal::Done {
+                node_id,
+                failed,
+                seconds,
+            } => {
+                if let Some(reason) = coordinator.finished(group, &node_id, failed, seconds) {
+                    events.emit(Event::Warning(format!("stopping every group: {reason}")));
+                    broadcast_stop(backend, coordinator, group, &reason).await;
+                }
+            }
+            Signal::Maxfail(n) => coordinator.set_maxfail(n),
+        }
+    }
+    Ok(given)
 }
 
 /// Upload the plugin into the created test container and start it.
@@ -172,13 +364,13 @@ async fn start_test_container<B: Backend>(backend: &B, container: &str) -> Resul
 struct Watched<'a> {
     followed: Result<(), crate::engine::EngineError>,
     tracker: OutputTracker<'a>,
-    handed: Result<Option<(GroupTests, Instant)>, String>,
+    given: Result<Given, HandoverError>,
     exit: Result<Option<i64>, crate::engine::EngineError>,
     timed_out: bool,
 }
 
 /// Follow the started test container until it stops: its output through `tracker`, its
-/// collection handed over as it arrives, `--timeout` enforced by killing it.
+/// tests handed over as it asks, `--timeout` enforced by killing it.
 async fn watch<'a, B: Backend>(
     backend: &B,
     spec: &RunSpec,
@@ -188,8 +380,8 @@ async fn watch<'a, B: Backend>(
     mut tracker: OutputTracker<'a>,
 ) -> Watched<'a> {
     let events = tracker.events;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tracker.collected = Some(tx);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tracker.signals = Some(tx);
     let follow = async move {
         let result = backend
             .follow_logs(container, &mut |chunk| tracker.feed(chunk))
@@ -198,36 +390,16 @@ async fn watch<'a, B: Backend>(
         (result, tracker)
     };
     let handover = async {
-        let mut given: Option<(GroupTests, Instant)> = None;
-        while rx.recv().await.is_some() {
-            if given.is_some() {
-                continue;
-            }
-            let tests = deliver_tests(backend, container, group, coordinator).await;
-            match tests {
-                Ok(tests) => {
-                    events.emit(Event::Planned {
-                        group,
-                        tests: tests.ids.len(),
-                    });
-                    events.emit(Event::Phase {
-                        group,
-                        phase: Phase::Testing,
-                    });
-                    given = Some((tests, Instant::now()));
-                }
-                Err(reason) => {
-                    let _ = backend.kill(container).await;
-                    return Err(reason);
-                }
-            }
+        let served = serve(backend, container, group, coordinator, events, rx).await;
+        if served.is_err() {
+            let _ = backend.kill(container).await;
         }
-        Ok(given)
+        served
     };
     let work = async {
-        let (followed, handed) = futures::join!(follow, handover);
+        let (followed, given) = futures::join!(follow, handover);
         let exit = backend.wait_exit(container).await;
-        (followed, handed, exit)
+        (followed, given, exit)
     };
     tokio::pin!(work);
     let limit = spec.timeout;
@@ -238,7 +410,7 @@ async fn watch<'a, B: Backend>(
         }
     };
     let mut timed_out = false;
-    let ((followed, tracker), handed, exit) = tokio::select! {
+    let ((followed, tracker), given, exit) = tokio::select! {
         done = &mut work => done,
         () = timer => {
             timed_out = true;
@@ -249,7 +421,7 @@ async fn watch<'a, B: Backend>(
     Watched {
         followed,
         tracker,
-        handed,
+        given,
         exit,
         timed_out,
     }
@@ -289,51 +461,60 @@ pub async fn run_tests<B: Backend>(
         ran: Vec::new(),
         missing: Vec::new(),
         collection_errors: None,
-        collected: None,
+        signals: None,
         tail: Default::default(),
         events,
     };
-    let Watched {
-        followed,
-        tracker,
-        handed,
-        exit,
-        timed_out,
-    } = watch(backend, spec, group, container, coordinator, tracker).await;
+    coordinator.register(group, container);
+    let watched = watch(backend, spec, group, container, coordinator, tracker).await;
+    coordinator.unregister(group);
     outcome.exited = Some(Instant::now());
-    outcome.counts = tracker.counts.clone();
-    outcome.ran = tracker.ran.clone();
-    for id in &tracker.missing {
+    outcome.counts = watched.tracker.counts.clone();
+    outcome.ran = watched.tracker.ran.clone();
+    for id in &watched.tracker.missing {
         events.emit(Event::Warning(format!(
             "[g{group}] planned test was not collected in this group: {id}"
         )));
     }
-    let handed = match handed {
-        Ok(Some((tests, at))) => {
-            for id in &tests.missing {
-                events.emit(Event::Warning(format!(
-                    "[g{group}] planned test was not collected in this group: {id}"
-                )));
-            }
-            outcome.counts.planned = tests.ids.len();
-            outcome.assigned = tests.ids;
-            outcome.tests_delivered = Some(at);
-            Ok(true)
+    let Watched {
+        followed,
+        tracker,
+        given,
+        exit,
+        timed_out,
+    } = watched;
+    let handed = given.map(|given| {
+        for id in &given.missing {
+            events.emit(Event::Warning(format!(
+                "[g{group}] planned test was not collected in this group: {id}"
+            )));
         }
-        Ok(None) => Ok(false),
-        Err(reason) => Err(reason),
-    };
-    outcome.status = classify(
-        backend,
-        container,
-        &tracker,
-        timed_out.then_some(spec.timeout).flatten(),
-        followed.map_err(|e| crate::errors::render_chain(&e)),
+        outcome.counts.planned = given.ids.len();
+        outcome.assigned = given.ids;
+        outcome.tests_delivered = given.at;
+        given.at.is_some()
+    });
+    let ending = Ending {
+        timed_out: timed_out.then_some(spec.timeout).flatten(),
+        followed: followed.map_err(|e| crate::errors::render_chain(&e)),
         handed,
-        exit.map_err(|e| crate::errors::render_chain(&e)),
-        &mut outcome.pytest_exit,
-    )
-    .await;
+        exit: exit.map_err(|e| crate::errors::render_chain(&e)),
+    };
+    let (status, pytest_exit) = classify(backend, container, &tracker, ending).await;
+    outcome.status = status;
+    outcome.pytest_exit = pytest_exit;
+    let died = match &outcome.status {
+        GroupStatus::EnvironmentError(reason) => Some(reason.clone()),
+        GroupStatus::TimedOut(limit) => Some(format!("timed out after {}s", limit.as_secs())),
+        _ => None,
+    };
+    let note = coordinator.group_ended(group, died.as_deref());
+    if note.lost > 0 || note.requeued > 0 {
+        events.emit(Event::Warning(format!(
+            "[g{group}] ended early: {} test(s) in flight lost, {} unit(s) returned to the queue for the other groups",
+            note.lost, note.requeued
+        )));
+    }
 
     events.emit(Event::Phase {
         group,
@@ -349,45 +530,54 @@ pub async fn run_tests<B: Backend>(
     outcome
 }
 
-/// The group's status from how its test container ended.
-#[allow(clippy::too_many_arguments)] // every argument is one fact about the ending
+/// How the test container's run ended, as facts for [`classify`].
+struct Ending {
+    timed_out: Option<std::time::Duration>,
+    followed: Result<(), String>,
+    /// Whether tests were handed over (pytest collected and asked).
+    handed: Result<bool, HandoverError>,
+    exit: Result<Option<i64>, String>,
+}
+
+/// The group's status from how its test container ended, and pytest's exit code.
 async fn classify<B: Backend>(
     backend: &B,
     container: &str,
     tracker: &OutputTracker<'_>,
-    timed_out: Option<std::time::Duration>,
-    followed: Result<(), String>,
-    handed: Result<bool, String>,
-    exit: Result<Option<i64>, String>,
-    pytest_exit: &mut Option<i64>,
-) -> GroupStatus {
-    if let Some(limit) = timed_out {
-        return GroupStatus::TimedOut(limit);
+    ending: Ending,
+) -> (GroupStatus, Option<i64>) {
+    if let Some(limit) = ending.timed_out {
+        return (GroupStatus::TimedOut(limit), None);
     }
-    let handed = match handed {
+    let handed = match ending.handed {
         Ok(handed) => handed,
-        Err(reason) => return GroupStatus::EnvironmentError(reason),
+        Err(HandoverError::Collection(reason)) => {
+            return (GroupStatus::CollectionFailed(reason), None)
+        }
+        Err(HandoverError::Engine(reason)) => return (GroupStatus::EnvironmentError(reason), None),
     };
-    let code = match (exit, followed) {
+    let code = match (ending.exit, ending.followed) {
         (Ok(code), _) => code,
-        (Err(e), _) => return GroupStatus::EnvironmentError(e),
+        (Err(e), _) => return (GroupStatus::EnvironmentError(e), None),
     };
-    *pytest_exit = code;
     let tail = || tracker.tail.iter().cloned().collect::<Vec<_>>().join("\n");
     if let Some(n) = tracker.collection_errors {
-        return GroupStatus::CollectionFailed(format!(
+        return (GroupStatus::CollectionFailed(format!(
             "pytest reported {n} error(s) during collection; fix them first (the output of the test command ends with):\n{}",
             tail()
-        ));
+        )), code);
     }
     if !handed {
-        return GroupStatus::CollectionFailed(format!(
+        return (GroupStatus::CollectionFailed(format!(
             "the test command exited (code {}) before pytest reported its collection: it must run pytest, and the service's entrypoint must run it (`exec \"$@\"`); its output ends with:\n{}",
             code.map_or("unknown".into(), |c| c.to_string()),
             tail()
-        ));
+        )), code);
     }
-    classify_exit(backend, container, code, &tracker.counts).await
+    (
+        classify_exit(backend, container, code, &tracker.counts).await,
+        code,
+    )
 }
 
 /// pytest's exit code -> group status. 0 passed, 1 tests failed, 5 nothing collected (an

@@ -24,12 +24,13 @@ mod fake_backend;
 mod orchestrator_tests;
 
 pub use backend::Backend;
+pub use collection::LostTest;
 pub use display::{Display, DisplayMode};
 pub use error::RunError;
 pub use event::{Event, EventSink, GroupReport, GroupStatus, Phase, TestCounts, TestOutcome};
 pub use leftovers::{find_leftovers, process_alive};
 pub use orchestrator::{run, RunOutcome};
-pub use pytest_command::PLUGIN_SOURCE;
+pub use pytest_command::{PLUGIN_SOURCE, PROGRESS_FILE_NAME};
 pub use resource_labels::{group_label, run_label, stamp_labels};
 pub use signals::{run_interruptible, run_with_signals, Interrupted};
 pub use spec::{Assignment, Planner, RunSpec, TestSource};

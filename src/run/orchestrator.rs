@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::backend::Backend;
-use super::collection::Coordinator;
+use super::collection::{Coordinator, LostTest};
 use super::error::RunError;
 use super::event::{Event, EventSink, GroupReport, GroupStatus, Phase, PhaseSpan, TestCounts};
 use super::group::run_tests;
@@ -48,6 +48,15 @@ pub struct RunOutcome {
     pub unstable_ids: Vec<(String, String)>,
     /// Seconds spent on images before any group started.
     pub images_seconds: f64,
+    /// Why the run stopped before every test ran (`--maxfail` across the groups).
+    pub stopped: Option<String>,
+    /// Tests lost in flight with a group whose container died (dynamic mode).
+    pub lost: Vec<LostTest>,
+    /// Tests that did not run because the run stopped early or no group was left to take
+    /// them (dynamic mode).
+    pub not_run: Vec<String>,
+    /// Whether groups pulled from a work queue.
+    pub dynamic: bool,
 }
 
 fn group_of(project: &Project, index: usize) -> usize {
@@ -86,6 +95,7 @@ pub async fn run<B: Backend>(
     };
     outcome.images_seconds = run_started.elapsed().as_secs_f64();
 
+    outcome.dynamic = matches!(source, TestSource::Queue { .. });
     let coordinator = Coordinator::new(source);
     let context = GroupContext {
         backend,
@@ -106,6 +116,9 @@ pub async fn run<B: Backend>(
     outcome.assignment = finished.assignment;
     outcome.fatal = finished.fatal;
     outcome.unstable_ids = finished.unstable;
+    outcome.stopped = finished.stopped;
+    outcome.lost = finished.lost;
+    outcome.not_run = finished.not_run;
     check_exactly_once(&mut outcome);
 
     if !spec.keep {
@@ -127,13 +140,16 @@ fn check_exactly_once(outcome: &mut RunOutcome) {
             *seen.entry(id).or_default() += 1;
         }
     }
+    // Tests a stopped run did not start are reported as such, not as missing.
+    let not_run: std::collections::HashSet<&str> =
+        outcome.not_run.iter().map(String::as_str).collect();
     let mut missing = Vec::new();
     for report in &outcome.groups {
         if !matches!(report.status, GroupStatus::Passed | GroupStatus::Failed) {
             continue; // a failed environment is reported as such, not test by test
         }
         for id in &report.assigned {
-            if !seen.contains_key(id.as_str()) {
+            if !seen.contains_key(id.as_str()) && !not_run.contains(id.as_str()) {
                 missing.push(id.clone());
             }
         }
@@ -206,6 +222,7 @@ fn container_overrides(spec: &RunSpec, images: &Images, service: &Service) -> Co
         existing("PYTHONPATH").as_deref(),
         existing("PYTEST_ADDOPTS").as_deref(),
         spec.collect_only,
+        spec.dist,
     );
     o.command = Some(invocation.argv);
     o.env = spec.env.clone();

@@ -116,6 +116,7 @@ fn project(group: usize, groups: usize, redis_required: bool) -> Project {
 fn spec(groups: &[usize], total: usize, out: &std::path::Path) -> RunSpec {
     RunSpec {
         collect_only: false,
+        dist: crate::config::Dist::Static,
         files: Default::default(),
         run_id: RUN.into(),
         projects: groups.iter().map(|g| project(*g, total, true)).collect(),
@@ -633,4 +634,135 @@ async fn an_existing_image_of_a_build_service_is_used_unless_build_is_asked_for(
             "build={build}: {calls:#?}"
         );
     }
+}
+
+fn queue(groups: usize) -> TestSource {
+    TestSource::Queue {
+        durations: crate::plan::Durations::default(),
+        split_by: crate::config::SplitBy::Test,
+        groups,
+    }
+}
+
+fn dynamic_spec(groups: &[usize], total: usize, out: &std::path::Path) -> RunSpec {
+    RunSpec {
+        dist: crate::config::Dist::Dynamic,
+        ..spec(groups, total, out)
+    }
+}
+
+fn many(n: usize, failing: &[usize]) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            if failing.contains(&i) {
+                format!("tests/test_m.py::test_{i:03}_fail")
+            } else {
+                format!("tests/test_m.py::test_{i:03}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn dynamic_groups_pull_from_one_queue_and_run_every_test_exactly_once() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(40, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let backend = fake(&refs);
+    let spec = dynamic_spec(&[1, 2, 3], 3, out.path());
+    let outcome = go(&backend, &spec, queue(3)).await;
+    assert!(outcome.dynamic);
+    let mut ran: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+    assert_eq!(ran.len(), 40, "{:?}", outcome.groups);
+    ran.sort();
+    assert_eq!(ran, ids);
+    assert!(
+        outcome.groups.iter().all(|g| !g.ran.is_empty()),
+        "every group took work"
+    );
+    for g in &outcome.groups {
+        assert_eq!(
+            g.assigned, g.ran,
+            "g{} ran what it was given, in order",
+            g.group
+        );
+    }
+    assert!(outcome.missing.is_empty() && outcome.duplicated.is_empty());
+    assert!(outcome.not_run.is_empty() && outcome.lost.is_empty());
+    assert_eq!(outcome.collected.as_deref(), Some(&ids[..]));
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    let test = backend.last_test_overrides.borrow().clone().unwrap();
+    assert!(test
+        .env
+        .contains(&("COMPOSE_SHARD_DIST".into(), "dynamic".into())));
+}
+
+#[tokio::test]
+async fn a_dead_dynamic_group_loses_only_its_in_flight_test_and_the_others_finish() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(30, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    backend.dies_after.insert(2, 3);
+    let spec = dynamic_spec(&[1, 2], 2, out.path());
+    let outcome = go(&backend, &spec, queue(2)).await;
+    let g2 = &outcome.groups[1];
+    assert!(
+        matches!(g2.status, GroupStatus::EnvironmentError(_)),
+        "{:?}",
+        g2.status
+    );
+    assert_eq!(g2.ran.len(), 3);
+    assert_eq!(outcome.lost.len(), 1, "{:?}", outcome.lost);
+    assert_eq!(outcome.lost[0].group, 2);
+    assert!(
+        outcome.lost[0].cause.contains("137"),
+        "{}",
+        outcome.lost[0].cause
+    );
+    let mut all: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+    all.push(outcome.lost[0].node_id.clone());
+    all.sort();
+    assert_eq!(all, ids, "everything else ran exactly once");
+    assert!(outcome.not_run.is_empty());
+    assert_eq!(exit_code(&outcome), ExitCode::Environment);
+}
+
+#[tokio::test]
+async fn maxfail_stops_every_dynamic_group_and_counts_what_did_not_run() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(60, &[2]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    backend.maxfail = 1;
+    let spec = dynamic_spec(&[1, 2], 2, out.path());
+    let outcome = go(&backend, &spec, queue(2)).await;
+    let reason = outcome.stopped.clone().expect("the run stopped");
+    assert!(reason.contains("--maxfail=1"), "{reason}");
+    let ran: usize = outcome.groups.iter().map(|g| g.ran.len()).sum();
+    assert!(ran < 60, "ran {ran}");
+    assert_eq!(ran + outcome.not_run.len(), 60);
+    assert!(outcome.missing.is_empty(), "{:?}", outcome.missing);
+    assert_eq!(exit_code(&outcome), ExitCode::TestsFailed);
+}
+
+#[tokio::test]
+async fn a_group_that_collects_other_tests_fails_with_a_collection_error_naming_them() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .collected_by_group
+        .insert(2, vec!["tests/test_other.py::test_z".into()]);
+    let spec = dynamic_spec(&[1, 2], 2, out.path());
+    let outcome = go(&backend, &spec, queue(2)).await;
+    let statuses: Vec<&GroupStatus> = outcome.groups.iter().map(|g| &g.status).collect();
+    let refused = statuses
+        .iter()
+        .find_map(|s| match s {
+            GroupStatus::CollectionFailed(reason) => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{statuses:?}"));
+    assert!(refused.contains("tests/test_other.py::test_z"), "{refused}");
+    assert_eq!(exit_code(&outcome), ExitCode::Usage);
 }

@@ -5,6 +5,7 @@
 //! write into the working directory is redirected into the container's own `/tmp`.
 
 use super::event::TestOutcome;
+use crate::config::Dist;
 
 /// The plugin's source, uploaded into each test container.
 pub const PLUGIN_SOURCE: &str = include_str!("compose_shard_plugin.py");
@@ -21,6 +22,19 @@ pub const COLLECTED_FILE: &str = "/tmp/compose-shard-plugin/collected.txt";
 pub const TESTS_FILE_NAME: &str = "tests.txt";
 /// See [`TESTS_FILE_NAME`].
 pub const TESTS_READY_NAME: &str = "tests.ready";
+/// The file whose presence tells a group's plugin to start no further test (`--maxfail`
+/// reached across the groups); it holds the reason.
+pub const STOP_FILE_NAME: &str = "stop";
+/// The plugin's record of every finished test, one JSON object per line (node id, outcome,
+/// seconds, failure text), in the results folder: what is left when pytest dies before it
+/// writes its JUnit XML.
+pub const PROGRESS_FILE_NAME: &str = "progress.jsonl";
+
+/// The names of the files answering a dynamic group's `next K`: the unit's node ids, then the
+/// file whose presence says they are complete.
+pub fn unit_file_names(k: u64) -> (String, String) {
+    (format!("unit-{k}.txt"), format!("unit-{k}.ready"))
+}
 const LINE_PREFIX: &str = "##compose-shard## ";
 
 /// How the test container runs the test command.
@@ -101,6 +115,7 @@ pub fn test_invocation(
     existing_python_path: Option<&str>,
     existing_addopts: Option<&str>,
     collect_only: bool,
+    dist: Dist,
 ) -> PytestInvocation {
     let mut ours = vec![
         "-p".to_string(),
@@ -113,6 +128,15 @@ pub fn test_invocation(
         ("COMPOSE_SHARD_DIR".to_string(), PLUGIN_DIR.to_string()),
         // Bytecode caches in a shared tree are written concurrently by every group.
         ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
+        (
+            "COMPOSE_SHARD_DIST".to_string(),
+            match dist {
+                Dist::Dynamic => "dynamic",
+                Dist::Static => "static",
+            }
+            .to_string(),
+        ),
+        ("COMPOSE_SHARD_RESULTS".to_string(), RESULTS_DIR.to_string()),
     ];
     let command = if collect_only {
         ours.extend(["--collect-only".to_string(), "-q".to_string()]);
@@ -140,7 +164,7 @@ pub fn test_invocation(
 }
 
 /// One parsed plugin line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PluginLine {
     /// A test finished (its teardown ran) with this outcome.
     Done {
@@ -148,6 +172,8 @@ pub enum PluginLine {
         node_id: String,
         /// Outcome: a failed call is `Failed`, a failed setup or teardown `Error`.
         outcome: TestOutcome,
+        /// Setup, call and teardown together, when the plugin measured them.
+        seconds: Option<f64>,
     },
     /// A planned node id was not collected in this group.
     Missing(String),
@@ -155,6 +181,12 @@ pub enum PluginLine {
     Collected(usize),
     /// Collection failed with this many errors; pytest stops.
     CollectionErrors(usize),
+    /// pytest's `--maxfail` in this group (0: none; `-x` is 1).
+    Maxfail(usize),
+    /// A dynamic group asks for its Kth unit.
+    Next(u64),
+    /// The group saw the stop file and starts no further test.
+    Stopped(String),
 }
 
 /// Parse one output line; `None` for ordinary pytest output.
@@ -171,8 +203,25 @@ pub fn parse_plugin_line(line: &str) -> Option<PluginLine> {
     if let Some(n) = rest.strip_prefix("collection-errors ") {
         return n.trim().parse().ok().map(PluginLine::CollectionErrors);
     }
+    if let Some(n) = rest.strip_prefix("maxfail ") {
+        return n.trim().parse().ok().map(PluginLine::Maxfail);
+    }
+    if let Some(k) = rest.strip_prefix("next ") {
+        return k.trim().parse().ok().map(PluginLine::Next);
+    }
+    if let Some(reason) = rest.strip_prefix("stopped ") {
+        return Some(PluginLine::Stopped(reason.to_string()));
+    }
     let rest = rest.strip_prefix("done ")?;
-    let (result, node_id) = rest.split_once(' ')?;
+    let (result, rest) = rest.split_once(' ')?;
+    // `done OUTCOME SECONDS NODEID`; a node id never starts with a number and a space.
+    let (seconds, node_id) = match rest.split_once(' ') {
+        Some((number, id)) => match number.parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => (Some(s), id),
+            _ => (None, rest),
+        },
+        None => (None, rest),
+    };
     let outcome = match result {
         "passed" => TestOutcome::Passed,
         "failed" => TestOutcome::Failed,
@@ -183,6 +232,7 @@ pub fn parse_plugin_line(line: &str) -> Option<PluginLine> {
     Some(PluginLine::Done {
         node_id: node_id.to_string(),
         outcome,
+        seconds,
     })
 }
 
@@ -201,6 +251,7 @@ mod tests {
             Some("/code"),
             None,
             false,
+            Dist::Static,
         );
         assert_eq!(
             inv.argv,
@@ -225,14 +276,29 @@ mod tests {
             "/tmp/compose-shard-plugin:/code".into()
         )));
         assert!(!inv.env.iter().any(|(k, _)| k == "PYTEST_ADDOPTS"));
-        let plain = test_invocation(&s(&["python3", "-m", "pytest"]), None, None, false);
+        let plain = test_invocation(
+            &s(&["python3", "-m", "pytest"]),
+            None,
+            None,
+            false,
+            Dist::Dynamic,
+        );
+        assert!(plain
+            .env
+            .contains(&("COMPOSE_SHARD_DIST".into(), "dynamic".into())));
         assert!(!plain.argv.iter().any(|a| a.contains("cov")));
         assert!(plain.argv.contains(&"compose_shard_plugin".to_string()));
     }
 
     #[test]
     fn other_commands_get_the_plugin_through_pytest_addopts_keeping_the_users() {
-        let inv = test_invocation(&s(&["./run-tests.sh", "-v"]), None, Some("-ra"), false);
+        let inv = test_invocation(
+            &s(&["./run-tests.sh", "-v"]),
+            None,
+            Some("-ra"),
+            false,
+            Dist::Static,
+        );
         assert_eq!(inv.argv, s(&["./run-tests.sh", "-v"]));
         let addopts = &inv
             .env
@@ -264,6 +330,7 @@ mod tests {
             None,
             None,
             true,
+            Dist::Static,
         );
         assert_eq!(
             inv.argv,
@@ -289,7 +356,16 @@ mod tests {
         let done = |id: &str, outcome| PluginLine::Done {
             node_id: id.into(),
             outcome,
+            seconds: None,
         };
+        assert_eq!(
+            p("##compose-shard## done passed 0.25 t.py::x y[a b]"),
+            PluginLine::Done {
+                node_id: "t.py::x y[a b]".into(),
+                outcome: TestOutcome::Passed,
+                seconds: Some(0.25),
+            }
+        );
         assert_eq!(
             p("##compose-shard## done failed t.py::x"),
             done("t.py::x", TestOutcome::Failed)
@@ -314,6 +390,13 @@ mod tests {
             p("##compose-shard## collection-errors 2"),
             PluginLine::CollectionErrors(2)
         );
+        assert_eq!(p("##compose-shard## maxfail 1"), PluginLine::Maxfail(1));
+        assert_eq!(p("##compose-shard## next 12"), PluginLine::Next(12));
+        assert_eq!(
+            p("##compose-shard## stopped 2 failures"),
+            PluginLine::Stopped("2 failures".into())
+        );
+        assert_eq!(parse_plugin_line("##compose-shard## next x"), None);
         assert_eq!(parse_plugin_line("t.py::x PASSED"), None);
         assert_eq!(
             parse_plugin_line("##compose-shard## done weird t.py::x"),

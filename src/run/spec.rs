@@ -16,8 +16,17 @@ pub type Planner = Box<dyn FnOnce(Vec<String>) -> Result<Assignment, String>>;
 pub enum TestSource {
     /// A fixed assignment (`--plan FILE`): no collection.
     Fixed(Assignment),
-    /// Collect once in the first ready environment, then plan.
+    /// Plan from the first collection that arrives (static split).
     Collect(Planner),
+    /// A work queue made from the first collection: groups pull units as they go.
+    Queue {
+        /// Recorded durations (unknown tests get the planner's estimate).
+        durations: crate::plan::Durations,
+        /// What a unit is.
+        split_by: crate::config::SplitBy,
+        /// How many groups pull from the queue.
+        groups: usize,
+    },
 }
 
 /// One run of N isolated environments.
@@ -49,6 +58,8 @@ pub struct RunSpec {
     pub poll: Duration,
     /// `secrets:`/`configs:` files by service (validated before any container exists).
     pub files: std::collections::HashMap<String, Vec<crate::compose::FileMount>>,
+    /// How tests reach the groups (the plugin's mode).
+    pub dist: crate::config::Dist,
     /// Only start the environments and collect (what `compose-shard plan` needs): once the
     /// plan is known, groups tear down without running tests.
     pub collect_only: bool,

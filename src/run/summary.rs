@@ -31,7 +31,8 @@ pub fn exit_code(outcome: &RunOutcome) -> ExitCode {
         .groups
         .iter()
         .any(|g| matches!(g.status, GroupStatus::Failed | GroupStatus::TimedOut(_)));
-    if failed || !outcome.missing.is_empty() || !outcome.duplicated.is_empty() {
+    let unfinished = !outcome.not_run.is_empty() || !outcome.lost.is_empty();
+    if failed || unfinished || !outcome.missing.is_empty() || !outcome.duplicated.is_empty() {
         return ExitCode::TestsFailed;
     }
     ExitCode::Success
@@ -156,6 +157,36 @@ pub fn render_summary(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+    if let Some(reason) = &outcome.stopped {
+        let _ = writeln!(
+            out,
+            "stopped early: {reason}; {} test(s) did not run",
+            outcome.not_run.len()
+        );
+    } else if !outcome.not_run.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} test(s) did not run: no group was left to take them, e.g. {}",
+            outcome.not_run.len(),
+            outcome
+                .not_run
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !outcome.lost.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} test(s) lost in flight with a group whose test container died (error testcases in junit.xml):",
+            outcome.lost.len()
+        );
+        for l in outcome.lost.iter().take(10) {
+            let _ = writeln!(out, "  g{}: {} ({})", l.group, l.node_id, l.cause);
+        }
     }
     if !outcome.duplicated.is_empty() {
         let _ = writeln!(

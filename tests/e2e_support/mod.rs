@@ -180,7 +180,12 @@ pub fn ran_per_group(out: &Path) -> BTreeMap<usize, Vec<String>> {
                 l.split_once("##compose-shard## done ")
                     .map(|(_, rest)| rest)
             })
-            .filter_map(|l| l.split_once(' ').map(|(_, id)| id.to_string()))
+            .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest))
+            // `done OUTCOME SECONDS NODEID`
+            .map(|rest| match rest.split_once(' ') {
+                Some((seconds, id)) if seconds.parse::<f64>().is_ok() => id.to_string(),
+                _ => rest.to_string(),
+            })
             .collect();
         ran.insert(k, ids);
     }

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use super::io_error;
 use crate::errors::Error;
 use crate::plan::{self, Durations};
+use crate::report;
 use crate::report::{
     github_annotations, github_log_group, github_step_summary, write_merged_results, GroupResult,
     GroupSummary, MergedResults, Phase as ReportPhase, ResultsLayout,
 };
-use crate::run::{self, RunOutcome, RunSpec};
+use crate::run::{self, RunOutcome, RunSpec, PROGRESS_FILE_NAME};
 
 /// Why a group has no usable results, if it has none.
 fn missing_reason(status: &run::GroupStatus) -> Option<String> {
@@ -68,7 +69,11 @@ pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<Merg
         .iter()
         .map(|g| {
             let existing = |p: PathBuf| Some(p).filter(|p| p.exists());
-            let reason = missing_reason(&g.status);
+            let mut reason = missing_reason(&g.status);
+            if reason.is_some() && rebuild_junit(&layout, outcome, g.group) && outcome.dynamic {
+                // The lost tests carry the cause; the rest of the group's results are there.
+                reason = None;
+            }
             if let Some(reason) = &reason {
                 let _ = std::fs::create_dir_all(layout.group_dir(g.group));
                 let _ = std::fs::write(layout.missing(g.group), format!("{reason}\n"));
@@ -85,18 +90,29 @@ pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<Merg
     if results.is_empty() {
         return None;
     }
-    // The tests planned for the groups run here: with --only, the others are not expected.
-    let expected: Vec<String> = outcome
-        .groups
-        .iter()
-        .flat_map(|g| {
-            outcome
-                .assignment
-                .get(&g.group)
-                .cloned()
-                .unwrap_or_default()
-        })
-        .collect();
+    // The tests expected of the groups run here: with --only, the others are not expected;
+    // in dynamic mode, what the groups were given and what nobody took.
+    let expected: Vec<String> = if outcome.dynamic {
+        let mut expected: Vec<String> = outcome
+            .groups
+            .iter()
+            .flat_map(|g| g.assigned.iter().cloned())
+            .collect();
+        expected.extend(outcome.not_run.iter().cloned());
+        expected
+    } else {
+        outcome
+            .groups
+            .iter()
+            .flat_map(|g| {
+                outcome
+                    .assignment
+                    .get(&g.group)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
     let summaries = group_summaries(outcome);
     match write_merged_results(
         &layout,
@@ -115,6 +131,39 @@ pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<Merg
             None
         }
     }
+}
+
+/// A group whose pytest died before writing its JUnit XML: rebuild it from the plugin's
+/// `progress.jsonl` (the tests it finished) plus one error testcase per test it lost in
+/// flight, naming the group and the cause. Returns whether it did.
+fn rebuild_junit(layout: &ResultsLayout, outcome: &RunOutcome, group: usize) -> bool {
+    let junit = layout.junit(group);
+    if junit.exists() {
+        return false;
+    }
+    let progress = layout.group_dir(group).join(PROGRESS_FILE_NAME);
+    let entries = std::fs::read_to_string(&progress)
+        .map(|text| report::parse_progress(&text))
+        .unwrap_or_default();
+    let lost: Vec<(String, String)> = outcome
+        .lost
+        .iter()
+        .filter(|l| l.group == group)
+        .map(|l| {
+            (
+                l.node_id.clone(),
+                format!(
+                    "lost in flight: group {group}'s test container ended while this test was running or about to run: {}",
+                    l.cause
+                ),
+            )
+        })
+        .collect();
+    if entries.is_empty() && lost.is_empty() {
+        return false;
+    }
+    let xml = report::junit_from_progress(&entries, &lost);
+    super::write_text(&junit, &xml).is_ok()
 }
 
 /// Under GitHub Actions: annotations for failures, each group's log folded, and the step

@@ -1,0 +1,608 @@
+//! The work queue of a dynamic run (`--dist dynamic`): every group pulls its next chunk of
+//! units when it is free, until the queue is empty. Pure state, no I/O; the run module feeds
+//! it what the groups report and carries its answers into the containers.
+//!
+//! - Units follow `--split-by` (a test, a class, a module), weighed by recorded durations or
+//!   the planner's estimate ([`super::estimate`]), and are handed out longest first.
+//! - A request gets one unit or several: guided self-scheduling, a chunk weighs about
+//!   `remaining / (CHUNK_FACTOR * groups)` and at least one unit, so early requests are few
+//!   and large and the end of the run is fine-grained, which bounds the imbalance by the last
+//!   small chunk rather than by a whole group's share. The tests of a chunk run in collection
+//!   order, so tests that share a module's fixtures stay next to each other.
+//! - Exactly once: tests are known by their index in the reference collection; every handed
+//!   chunk is remembered per group. When a group ends, the first unit it had not finished is
+//!   its in-flight unit: lost if the group died, with the cause; the units after it had not
+//!   started (a group asks for its next chunk before it starts its current chunk's last test)
+//!   and go back to the front of the queue for the others.
+//! - Fail fast: once stopped (the run module counts failures for `-x`/`--maxfail=N` across the
+//!   groups), every later request gets nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use super::durations::Durations;
+use super::estimate::{Estimate, Estimator};
+use super::model::{GroupPlan, Plan, PLAN_VERSION};
+use super::node_id::{module_of, unit_of};
+use super::split::to_micros;
+use super::split::Units;
+use crate::config::SplitBy;
+
+/// A chunk weighs about `remaining / (CHUNK_FACTOR * groups)`.
+pub const CHUNK_FACTOR: u64 = 4;
+
+/// One unit of work: tests that always run together in one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueUnit {
+    /// The test, class or module name.
+    pub name: String,
+    /// Indices into the reference collection, in collection order.
+    pub tests: Vec<usize>,
+    /// Recorded or estimated duration, microseconds.
+    pub micros: u64,
+    /// The module (file) of its tests, whose measured durations refine the estimate.
+    pub module: String,
+    /// The part of `micros` that was recorded.
+    pub recorded_micros: u64,
+    /// Tests whose duration was estimated.
+    pub estimated_tests: usize,
+}
+
+/// The units of `tests` (the reference collection), longest first (ties by name), and the
+/// estimate used for tests without a recorded duration.
+pub fn units_longest_first(
+    tests: &[String],
+    durations: &Durations,
+    split_by: SplitBy,
+) -> (Vec<QueueUnit>, Estimate) {
+    let estimator = Estimator::new(durations);
+    let units = Units::gather(tests, &estimator, split_by);
+    let mut out: Vec<QueueUnit> = units
+        .names
+        .iter()
+        .zip(&units.weights)
+        .map(|(name, &micros)| QueueUnit {
+            name: name.to_string(),
+            tests: Vec::new(),
+            micros,
+            module: module_of(name).to_string(),
+            recorded_micros: 0,
+            estimated_tests: 0,
+        })
+        .collect();
+    for &(test, unit) in &units.tests {
+        let u = &mut out[unit];
+        u.tests.push(test);
+        match estimator.recorded(&tests[test]) {
+            Some(seconds) => {
+                u.recorded_micros = u.recorded_micros.saturating_add(to_micros(seconds))
+            }
+            None => u.estimated_tests += 1,
+        }
+    }
+    // Units are in name order; a stable sort keeps that order among equal weights.
+    out.sort_by_key(|u| std::cmp::Reverse(u.micros));
+    let estimated: usize = units.estimated_tests.iter().sum();
+    let estimate = estimator.summary(units.tests.len() - estimated, estimated);
+    (out, estimate)
+}
+
+/// The plan of a dynamic run as it happened: what each of `groups` groups ran, in order
+/// (`ran`: group number and node ids), with the same estimates a static plan shows, so that
+/// `run --plan FILE --only K` reruns exactly what group K ran.
+pub fn plan_of_run(
+    ran: &[(usize, Vec<String>)],
+    groups: usize,
+    durations: &Durations,
+    split_by: SplitBy,
+) -> Plan {
+    let estimator = Estimator::new(durations);
+    let mut plans: Vec<GroupPlan> = (1..=groups)
+        .map(|group| GroupPlan {
+            group,
+            tests: Vec::new(),
+            estimated_seconds: 0.0,
+            units: 0,
+            estimated_tests: 0,
+        })
+        .collect();
+    let (mut recorded, mut estimated) = (0, 0);
+    for (group, tests) in ran {
+        let Some(plan) = plans.get_mut(group.wrapping_sub(1)) else {
+            continue;
+        };
+        let mut units = HashSet::new();
+        for id in tests {
+            let seconds = match estimator.recorded(id) {
+                Some(s) => {
+                    recorded += 1;
+                    s
+                }
+                None => {
+                    estimated += 1;
+                    plan.estimated_tests += 1;
+                    estimator.estimate(id)
+                }
+            };
+            plan.estimated_seconds += seconds;
+            units.insert(unit_of(id, split_by));
+        }
+        plan.units = units.len();
+        plan.tests = tests.clone();
+    }
+    let total = plans.iter().map(|p| p.estimated_seconds).sum();
+    Plan {
+        version: PLAN_VERSION,
+        split_by,
+        estimate: estimator.summary(recorded, estimated),
+        estimated_seconds: total,
+        longest_first_slowest_seconds: plans
+            .iter()
+            .map(|p| p.estimated_seconds)
+            .fold(0.0, f64::max),
+        groups: plans,
+    }
+}
+
+/// What a group was given in one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chunk {
+    /// Reference indices, in the order to run them.
+    pub tests: Vec<usize>,
+    /// How many units the chunk holds.
+    pub units: usize,
+    /// Their estimated duration, microseconds.
+    pub micros: u64,
+}
+
+/// A unit handed to a group, and how many of its tests finished.
+#[derive(Debug, Clone)]
+struct Handed {
+    unit: QueueUnit,
+    finished: usize,
+}
+
+/// What became of a group's handed work when it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupEnd {
+    /// Tests of the unit in flight when the group died (reference indices).
+    pub lost: Vec<usize>,
+    /// Units that had not started, put back at the front of the queue.
+    pub requeued: usize,
+    /// Tests handed to a group that ended normally but did not run them (it stopped for
+    /// `--maxfail` or was told to stop).
+    pub not_run: Vec<usize>,
+}
+
+/// The queue of one dynamic run.
+#[derive(Debug)]
+pub struct WorkQueue {
+    pending: VecDeque<QueueUnit>,
+    remaining_micros: u64,
+    total_micros: u64,
+    groups: usize,
+    handed: BTreeMap<usize, Vec<Handed>>,
+    finished: HashSet<usize>,
+    unit_of_test: Vec<usize>,
+    stop: Option<String>,
+    /// Measured microseconds and test count per module, from finished tests.
+    measured: HashMap<String, (u64, u64)>,
+    /// The same over every module.
+    measured_all: (u64, u64),
+    /// Whether the planner had no durations at all (its estimate is a flat default, so any
+    /// measurement is better for every module).
+    nothing_recorded: bool,
+    /// Measurements arrived since the pending units were last weighed.
+    reweigh: bool,
+}
+
+impl WorkQueue {
+    /// A queue over `units` (longest first) of a collection of `tests` tests, pulled by
+    /// `groups` groups.
+    pub fn new(units: Vec<QueueUnit>, tests: usize, groups: usize) -> WorkQueue {
+        let total: u64 = units.iter().map(|u| u.micros).fold(0, u64::saturating_add);
+        WorkQueue {
+            pending: units.into(),
+            remaining_micros: total,
+            total_micros: total,
+            groups: groups.max(1),
+            handed: BTreeMap::new(),
+            finished: HashSet::with_capacity(tests),
+            unit_of_test: Vec::new(),
+            stop: None,
+            measured: HashMap::new(),
+            measured_all: (0, 0),
+            nothing_recorded: false,
+            reweigh: false,
+        }
+    }
+
+    /// The estimates came from no recorded durations at all: measured durations of any
+    /// module then replace them.
+    pub fn nothing_recorded(mut self, yes: bool) -> WorkQueue {
+        self.nothing_recorded = yes;
+        self
+    }
+
+    /// Weigh the pending units again from the durations measured so far, and sort them
+    /// longest first again: a unit's estimated tests count the mean measured duration of
+    /// their module (else, with nothing recorded, of every module), so that a slow module
+    /// moves to the front as soon as one of its tests has run.
+    fn weigh_pending(&mut self) {
+        let mean = |(sum, count): (u64, u64)| (count > 0).then(|| sum / count);
+        let all = mean(self.measured_all).filter(|_| self.nothing_recorded);
+        for unit in self.pending.iter_mut().filter(|u| u.estimated_tests > 0) {
+            let per_test = self
+                .measured
+                .get(&unit.module)
+                .copied()
+                .and_then(mean)
+                .or(all);
+            if let Some(per_test) = per_test {
+                unit.micros = unit
+                    .recorded_micros
+                    .saturating_add(per_test.saturating_mul(unit.estimated_tests as u64));
+            }
+        }
+        self.pending
+            .make_contiguous()
+            .sort_by_key(|u| std::cmp::Reverse(u.micros));
+        self.remaining_micros = self
+            .pending
+            .iter()
+            .map(|u| u.micros)
+            .fold(0, u64::saturating_add);
+        self.reweigh = false;
+    }
+
+    /// Why the queue stopped handing out work, if it did.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stop.as_deref()
+    }
+
+    /// Stop handing out work (the run is ending).
+    pub fn stop(&mut self, reason: String) {
+        self.stop.get_or_insert(reason);
+    }
+
+    /// Units and estimated microseconds not yet handed out.
+    pub fn remaining(&self) -> (usize, u64) {
+        (self.pending.len(), self.remaining_micros)
+    }
+
+    /// The whole queue's estimate, microseconds.
+    pub fn total_micros(&self) -> u64 {
+        self.total_micros
+    }
+
+    /// The next chunk for `group`; empty when the queue is empty or stopped.
+    pub fn take(&mut self, group: usize) -> Chunk {
+        let mut chunk = Chunk::default();
+        if self.stop.is_some() {
+            return chunk;
+        }
+        if self.reweigh {
+            self.weigh_pending();
+        }
+        let target = self.remaining_micros / (CHUNK_FACTOR * self.groups as u64);
+        let mut units = Vec::new();
+        while let Some(next) = self.pending.front() {
+            if !units.is_empty() && chunk.micros.saturating_add(next.micros) > target {
+                break;
+            }
+            let unit = self.pending.pop_front().expect("front exists");
+            chunk.micros = chunk.micros.saturating_add(unit.micros);
+            units.push(unit);
+        }
+        self.remaining_micros = self.remaining_micros.saturating_sub(chunk.micros);
+        chunk.units = units.len();
+        // Collection order, unit by unit: the group runs its units in the order handed.
+        units.sort_by_key(|u| u.tests.first().copied());
+        chunk.tests = units.iter().flat_map(|u| u.tests.iter().copied()).collect();
+        let handed = self.handed.entry(group).or_default();
+        for unit in units {
+            for &t in &unit.tests {
+                if self.unit_of_test.len() <= t {
+                    self.unit_of_test.resize(t + 1, usize::MAX);
+                }
+                self.unit_of_test[t] = handed.len();
+            }
+            handed.push(Handed { unit, finished: 0 });
+        }
+        chunk
+    }
+
+    /// Test `test` (a reference index) finished in `group`, taking `seconds` if measured.
+    pub fn finished(&mut self, group: usize, test: usize, seconds: Option<f64>) {
+        if !self.finished.insert(test) {
+            return;
+        }
+        let unit = self.unit_of_test.get(test).copied().unwrap_or(usize::MAX);
+        let Some(h) = self
+            .handed
+            .get_mut(&group)
+            .and_then(|handed| handed.get_mut(unit))
+        else {
+            return;
+        };
+        h.finished += 1;
+        if let Some(seconds) = seconds.filter(|s| s.is_finite() && *s >= 0.0) {
+            let micros = to_micros(seconds);
+            let m = self.measured.entry(h.unit.module.clone()).or_default();
+            *m = (m.0.saturating_add(micros), m.1 + 1);
+            self.measured_all = (
+                self.measured_all.0.saturating_add(micros),
+                self.measured_all.1 + 1,
+            );
+            self.reweigh = true;
+        }
+    }
+
+    /// `group` ended: normally (`died` is `None`) or because its container died.
+    pub fn group_ended(&mut self, group: usize, died: bool) -> GroupEnd {
+        let handed = self.handed.remove(&group).unwrap_or_default();
+        let mut end = GroupEnd::default();
+        let mut in_flight_seen = false;
+        let mut requeue = Vec::new();
+        for h in handed {
+            if h.finished == h.unit.tests.len() {
+                continue;
+            }
+            let undone = h
+                .unit
+                .tests
+                .iter()
+                .copied()
+                .filter(|t| !self.finished.contains(t));
+            if !died {
+                end.not_run.extend(undone);
+            } else if !in_flight_seen || h.finished > 0 {
+                in_flight_seen = true;
+                end.lost.extend(undone);
+            } else {
+                requeue.push(h.unit);
+            }
+        }
+        end.requeued = requeue.len();
+        for unit in requeue.into_iter().rev() {
+            self.remaining_micros = self.remaining_micros.saturating_add(unit.micros);
+            self.pending.push_front(unit);
+        }
+        end
+    }
+
+    /// Units nobody took (every group ended first), as reference indices.
+    pub fn leftover(&self) -> Vec<usize> {
+        let mut tests: Vec<usize> = self
+            .pending
+            .iter()
+            .flat_map(|u| u.tests.iter().copied())
+            .collect();
+        tests.sort_unstable();
+        tests
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn unit(name: &str, tests: &[usize], seconds: u64) -> QueueUnit {
+        QueueUnit {
+            name: name.into(),
+            tests: tests.to_vec(),
+            micros: seconds * 1_000_000,
+            module: name.into(),
+            recorded_micros: seconds * 1_000_000,
+            estimated_tests: 0,
+        }
+    }
+
+    #[test]
+    fn units_follow_split_by_and_come_longest_first() {
+        let tests = ids(&[
+            "a.py::A::one",
+            "a.py::A::two",
+            "a.py::plain",
+            "b.py::B::one",
+            "c.py::quick",
+        ]);
+        let durations = Durations(
+            [
+                ("a.py::A::one", 1.0),
+                ("a.py::A::two", 1.0),
+                ("a.py::plain", 0.5),
+                ("b.py::B::one", 3.0),
+                ("c.py::quick", 0.1),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        );
+        let (units, estimate) = units_longest_first(&tests, &durations, SplitBy::Class);
+        let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["b.py::B", "a.py::A", "a.py::plain", "c.py::quick"]);
+        assert_eq!(units[1].tests, vec![0, 1]);
+        assert_eq!(units[1].micros, 2_000_000);
+        assert_eq!(estimate.recorded_tests, 5);
+        let (modules, _) = units_longest_first(&tests, &durations, SplitBy::Module);
+        assert_eq!(modules[0].name, "b.py");
+        assert_eq!(modules[0].micros, 3_000_000);
+        assert_eq!(modules[1].tests, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn chunks_start_large_and_shrink_and_each_test_is_handed_once() {
+        let units: Vec<QueueUnit> = (0..40)
+            .map(|i| unit(&format!("u{i:02}"), &[i], 1))
+            .collect();
+        let mut q = WorkQueue::new(units, 40, 2);
+        let first = q.take(1);
+        // 40 s remaining over 2 groups * 4: a 5 s chunk.
+        assert_eq!(first.units, 5);
+        let mut sizes = vec![first.units];
+        let mut seen: Vec<usize> = first.tests.clone();
+        loop {
+            let c = q.take(2);
+            if c.units == 0 {
+                break;
+            }
+            sizes.push(c.units);
+            seen.extend(&c.tests);
+        }
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+        assert_eq!(*sizes.last().unwrap(), 1);
+        seen.sort_unstable();
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
+        assert_eq!(q.remaining(), (0, 0));
+    }
+
+    #[test]
+    fn a_long_unit_goes_alone_and_chunk_tests_run_in_collection_order() {
+        let mut units = vec![
+            unit("slow", &[3], 60),
+            unit("m2", &[5, 6], 1),
+            unit("m1", &[1, 2], 1),
+        ];
+        units.extend((10..30).map(|t| unit(&format!("u{t}"), &[t], 1)));
+        let mut q = WorkQueue::new(units, 30, 1);
+        assert_eq!(q.take(1).tests, vec![3]);
+        // 22 s left for one group: a 5.5 s chunk, run in collection order.
+        let next = q.take(1);
+        assert_eq!(next.tests, vec![1, 2, 5, 6, 10, 11, 12]);
+        assert_eq!(next.units, 5);
+    }
+
+    #[test]
+    fn a_dead_group_loses_its_in_flight_unit_and_returns_the_unstarted_ones() {
+        let units = vec![
+            unit("a", &[0, 1], 10),
+            unit("b", &[2], 10),
+            unit("c", &[3], 10),
+            unit("d", &[4], 10),
+        ];
+        let mut q = WorkQueue::new(units, 5, 1);
+        // groups=1, factor 4: 40 s remaining -> 10 s chunks, one unit each.
+        assert_eq!(q.take(1).tests, vec![0, 1]);
+        assert_eq!(q.take(1).tests, vec![2]);
+        q.finished(1, 0, None);
+        let end = q.group_ended(1, true);
+        assert_eq!(end.lost, vec![1]);
+        assert_eq!(end.requeued, 1);
+        assert_eq!(q.remaining(), (3, 30_000_000));
+        // The requeued unit comes first for the next group.
+        assert_eq!(q.take(2).tests, vec![2]);
+    }
+
+    #[test]
+    fn a_group_that_died_between_units_loses_the_next_one_it_was_given() {
+        let mut q = WorkQueue::new(vec![unit("a", &[0], 10), unit("b", &[1], 10)], 2, 1);
+        q.take(1);
+        q.take(1);
+        q.finished(1, 0, None);
+        let end = q.group_ended(1, true);
+        assert_eq!(end.lost, vec![1]);
+        assert_eq!(end.requeued, 0);
+    }
+
+    #[test]
+    fn a_stopped_queue_hands_out_nothing_and_handed_tests_are_not_run() {
+        let units: Vec<QueueUnit> = (0..8).map(|i| unit(&format!("u{i}"), &[i], 1)).collect();
+        let mut q = WorkQueue::new(units, 8, 2);
+        let a = q.take(1);
+        q.finished(1, a.tests[0], None);
+        q.stop("maxfail".into());
+        assert!(q.take(1).tests.is_empty());
+        assert_eq!(q.stopped(), Some("maxfail"));
+        // A normal end with handed tests left: they did not run.
+        let end = q.group_ended(1, false);
+        assert_eq!(end.not_run, a.tests[1..].to_vec());
+        assert!(end.lost.is_empty());
+    }
+
+    #[test]
+    fn the_plan_of_a_run_lists_what_each_group_ran_in_order_and_reads_back() {
+        let ran = vec![
+            (1, ids(&["b.py::T::two", "a.py::one"])),
+            (2, ids(&["c.py::three"])),
+        ];
+        let durations = Durations([("a.py::one".to_string(), 2.0)].into_iter().collect());
+        let plan = plan_of_run(&ran, 3, &durations, SplitBy::Class);
+        let text = plan.to_json();
+        let back = Plan::from_json(&text).unwrap();
+        assert_eq!(back.groups.len(), 3);
+        assert_eq!(back.groups[0].tests, ids(&["b.py::T::two", "a.py::one"]));
+        assert_eq!(back.groups[0].units, 2);
+        assert_eq!(back.groups[0].estimated_tests, 1);
+        assert!(back.groups[2].tests.is_empty());
+        assert_eq!(back.estimate.recorded_tests, 1);
+    }
+
+    #[test]
+    fn with_nothing_recorded_a_slow_module_moves_to_the_front_once_one_of_its_tests_ran() {
+        let tests: Vec<String> = (0..6)
+            .map(|i| format!("a.py::t{i}"))
+            .chain((0..6).map(|i| format!("z.py::t{i}")))
+            .collect();
+        let (units, _) = units_longest_first(&tests, &Durations::default(), SplitBy::Test);
+        let mut q = WorkQueue::new(units, tests.len(), 4).nothing_recorded(true);
+        // Equal estimates: name order, so a.py first; z.py is the slow one.
+        let first = q.take(1);
+        assert_eq!(first.tests, vec![0]);
+        let second = q.take(2);
+        assert_eq!(second.tests, vec![1]);
+        let z = q.take(3);
+        assert_eq!(z.tests, vec![2]);
+        q.finished(1, 0, Some(0.1));
+        q.finished(2, 1, Some(0.1));
+        // Nothing of z.py measured yet: the a.py mean applies to every module.
+        assert_eq!(q.take(4).tests, vec![3]);
+        // Now take z.py's first test out of order to measure it: hand a chunk to group 1
+        // until one z.py test arrives.
+        let mut got = Vec::new();
+        while !got.iter().any(|&t| t >= 6) {
+            let c = q.take(1);
+            assert!(!c.tests.is_empty());
+            got.extend(c.tests);
+        }
+        let z_test = *got.iter().find(|&&t| t >= 6).unwrap();
+        q.finished(1, z_test, Some(5.0));
+        // Every remaining z.py test now weighs 5 s and comes before any a.py test.
+        let next = q.take(2);
+        assert!(next.tests.iter().all(|&t| t >= 6), "{next:?}");
+        assert!(q.remaining().1 >= 5_000_000);
+    }
+
+    #[test]
+    fn recorded_units_keep_their_weight_when_others_are_measured() {
+        let tests: Vec<String> = ["a.py::x", "a.py::x2", "b.py::y", "b.py::z"]
+            .map(String::from)
+            .to_vec();
+        let durations = Durations(
+            [("a.py::w".to_string(), 5.0), ("b.py::y".to_string(), 3.0)]
+                .into_iter()
+                .collect(),
+        );
+        let (units, _) = units_longest_first(&tests, &durations, SplitBy::Test);
+        let mut q = WorkQueue::new(units, 4, 1);
+        assert_eq!(q.take(1).tests, vec![0], "a.py's estimate (5 s) first");
+        q.finished(1, 0, Some(1.0));
+        // a.py measured 1 s: x2 drops behind the recorded 3 s of b.py::y and its 3 s peer.
+        assert_eq!(q.take(1).tests, vec![2]);
+        q.finished(1, 2, Some(9.0));
+        // The recorded test took 9 s: its module's unknown test now weighs 9 s.
+        let z = q.take(1);
+        assert_eq!((z.tests, z.micros), (vec![3], 9_000_000));
+        assert_eq!(q.remaining(), (1, 1_000_000));
+    }
+
+    #[test]
+    fn leftovers_are_what_nobody_took() {
+        let mut q = WorkQueue::new(vec![unit("a", &[0], 1), unit("b", &[1], 1)], 2, 4);
+        q.take(1);
+        assert_eq!(q.leftover(), vec![1]);
+    }
+}

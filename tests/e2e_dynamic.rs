@@ -1,0 +1,306 @@
+//! End-to-end: the work queue (`--dist dynamic`, the default for one runner) against the real
+//! Docker engine and the example stacks: every collected test exactly once with no, accurate
+//! and wrong durations; a replay of one group's tests from the written plan; a killed group
+//! losing only its in-flight unit; `-x` stopping the whole run.
+
+#[path = "e2e_support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// What each group's pytest collected (`##compose-shard## collected N`), by group.
+fn collected_counts(out: &Path) -> BTreeMap<usize, usize> {
+    let mut counts = BTreeMap::new();
+    for k in 1..=8 {
+        let Ok(log) = std::fs::read_to_string(out.join(format!("g{k}/output.log"))) else {
+            continue;
+        };
+        if let Some(n) = log
+            .lines()
+            .find_map(|l| l.split_once("##compose-shard## collected ").map(|(_, n)| n))
+        {
+            counts.insert(k, n.trim().parse().unwrap());
+        }
+    }
+    counts
+}
+
+/// Every group collected the same number of tests, and together they ran each exactly once;
+/// the merged JUnit holds each once, all passing. Returns the sorted ids that ran.
+fn assert_exactly_once_and_passing(out: &Path, groups: usize, all: &str) -> Vec<String> {
+    let counts = collected_counts(out);
+    assert_eq!(
+        counts.len(),
+        groups,
+        "every group collected: {counts:?}\n{all}"
+    );
+    let n = *counts.values().next().unwrap();
+    assert!(counts.values().all(|c| *c == n), "{counts:?}");
+    let ran = ran_per_group(out);
+    assert!(
+        ran.values().all(|ids| !ids.is_empty()),
+        "every group took work: {:?}",
+        ran.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
+    );
+    let mut every: Vec<String> = ran.values().flatten().cloned().collect();
+    every.sort();
+    let before = every.len();
+    every.dedup();
+    assert_eq!(before, every.len(), "a test ran twice");
+    assert_eq!(every.len(), n, "every collected test ran");
+    // What ran is what plan.json says each group ran, in order.
+    let plan = planned(&out.join("plan.json"));
+    for (k, ids) in &ran {
+        assert_eq!(
+            &plan[k], ids,
+            "plan.json lists g{k}'s tests in the order they ran"
+        );
+    }
+    let merged = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert_eq!(merged.matches("<testcase ").count(), n, "merged junit");
+    assert!(!merged.contains("<failure") && !merged.contains("<error"));
+    assert!(out.join("coverage.xml").exists());
+    assert!(all.contains("result: passed"), "{all}");
+    every
+}
+
+/// A durations file with every recorded duration multiplied by a factor between 0.1 and 10
+/// from a fixed-seed generator (so the test is reproducible).
+fn wrong_durations(accurate: &Path, wrong: &Path) {
+    let mut map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(accurate).unwrap()).unwrap();
+    let mut state: u64 = 0x5eed_2026_1127;
+    let mut changed = 0;
+    for value in map.values_mut() {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
+        let factor = 0.1 + unit * 9.9;
+        let seconds = value.as_f64().unwrap();
+        *value = serde_json::json!(seconds * factor);
+        changed += 1;
+    }
+    assert!(changed > 100, "the durations file has {changed} entries");
+    std::fs::write(wrong, serde_json::to_string(&map).unwrap()).unwrap();
+}
+
+#[test]
+fn the_queue_runs_every_test_once_with_no_accurate_or_wrong_durations_and_a_group_replays() {
+    require_docker_and_images();
+    let stack = stack_copy("django-postgres-redis");
+    let durations = stack.path().join("recorded.json");
+    let run = |name: &str, extra: &[&str]| {
+        let out = stack.path().join(name);
+        let mut args = vec!["--groups", "3", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend(["--", "pytest", "--cov=catalog"]);
+        let output = run_to_end(stack.path(), &args);
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{name}: {all}");
+        assert!(
+            !all.contains("--dist static"),
+            "dynamic is the default: {all}"
+        );
+        assert_eq!(
+            leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
+            Vec::<String>::new()
+        );
+        (out, all)
+    };
+
+    // No durations file (the stack has no .test_durations): every unit weighs the same
+    // until the queue measures them.
+    assert!(!stack.path().join(".test_durations").exists());
+    let (first, all) = run(
+        "no-durations",
+        &["--store-durations", durations.to_str().unwrap()],
+    );
+    assert!(all.contains("queue"), "the display shows the queue: {all}");
+    let ran = assert_exactly_once_and_passing(&first, 3, &all);
+
+    // Group 2 again, from the plan the dynamic run wrote: the same tests in the same order.
+    let replay = stack.path().join("replay");
+    let plan_file = first.join("plan.json");
+    let output = run_to_end(
+        stack.path(),
+        &[
+            "--plan",
+            plan_file.to_str().unwrap(),
+            "--only",
+            "2",
+            "--out",
+            replay.to_str().unwrap(),
+            "--",
+            "pytest",
+            "--cov=catalog",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let replayed = ran_per_group(&replay);
+    assert_eq!(replayed.keys().copied().collect::<Vec<_>>(), vec![2]);
+    assert_eq!(
+        replayed[&2],
+        planned(&plan_file)[&2],
+        "--plan --only 2 reruns exactly what group 2 ran, in order"
+    );
+
+    // Accurate durations (what the first run stored), then deliberately wrong ones.
+    let (accurate, all) = run("accurate", &["--durations", durations.to_str().unwrap()]);
+    assert_eq!(assert_exactly_once_and_passing(&accurate, 3, &all), ran);
+    let wrong = stack.path().join("wrong.json");
+    wrong_durations(&durations, &wrong);
+    let (skewed, all) = run("wrong", &["--durations", wrong.to_str().unwrap()]);
+    assert_eq!(assert_exactly_once_and_passing(&skewed, 3, &all), ran);
+}
+
+/// A module of slow tests, so groups are busy long enough to be killed or stopped mid-run.
+fn add_slow_tests(stack: &Path, count: usize, seconds: f64) {
+    let mut text = String::from("import time\n\n");
+    for i in 0..count {
+        text.push_str(&format!(
+            "def test_slow_{i:02}():\n    time.sleep({seconds})\n\n"
+        ));
+    }
+    std::fs::write(stack.join("tests/test_slow_queue.py"), text).unwrap();
+}
+
+/// The running test container of `group` for this stack copy.
+fn test_container(stack: &Path, group: usize) -> String {
+    let names = std::process::Command::new("docker")
+        .args(["ps", "--format", "{{.Names}}"])
+        .arg("--filter")
+        .arg(format!("volume={}", stack.display()))
+        .arg("--filter")
+        .arg(format!("label=dev.compose-shard.group={group}"))
+        .args(["--filter", "label=com.docker.compose.service=tests"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&names.stdout)
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no test container of group {group}"))
+        .to_string()
+}
+
+#[test]
+fn a_killed_dynamic_group_loses_only_its_in_flight_unit_and_the_others_finish_the_queue() {
+    require_docker_and_images();
+    let stack = stack_copy("pytest-redis");
+    add_slow_tests(stack.path(), 12, 2.0);
+    let out = stack.path().join("results");
+    let child = spawn_run(
+        stack.path(),
+        &[
+            "--groups",
+            "2",
+            "--split-by",
+            "test",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    // Once group 2 has finished a test, kill its container: it is in the middle of a unit.
+    let log = out.join("g2/output.log");
+    let started = Instant::now();
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("##compose-shard## done")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "g2 never started testing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let container = test_container(stack.path(), 2);
+    let killed = std::process::Command::new("docker")
+        .args(["kill", &container])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "docker kill {container} failed");
+    let output = wait_limited(child, Duration::from_secs(600));
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{all}");
+    assert!(all.contains("lost in flight"), "{all}");
+
+    let n = collected_counts(&out)[&1];
+    let merged = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    // Every collected test is in the merged JUnit exactly once: the finished ones with their
+    // results (also group 2's, rebuilt from its progress record), the lost one as an error
+    // naming the group and the cause.
+    assert_eq!(merged.matches("<testcase ").count(), n, "{merged}");
+    let lost = merged.matches("lost in flight").count();
+    assert!(
+        lost >= 2,
+        "one lost test (attribute and text), got {lost}: {merged}"
+    );
+    assert!(merged.contains("group 2"), "{merged}");
+    assert!(merged.contains("137"), "the cause: {merged}");
+    assert_eq!(
+        merged.matches("<error").count(),
+        1,
+        "only the in-flight test is lost (split by test): {merged}"
+    );
+    assert!(!merged.contains("<failure"));
+    let ran = ran_per_group(&out);
+    let g1 = ran[&1].len();
+    let g2 = ran[&2].len();
+    assert_eq!(g1 + g2 + 1, n, "g1 {g1} + g2 {g2} + 1 lost = {n}");
+    assert_eq!(
+        leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn x_stops_every_group_and_the_summary_counts_what_did_not_run() {
+    require_docker_and_images();
+    let stack = stack_copy("pytest-redis");
+    add_slow_tests(stack.path(), 12, 1.0);
+    // Sorts first, so the queue hands it out in the first chunk.
+    std::fs::write(
+        stack.path().join("tests/test_aa_fails.py"),
+        "def test_fails_first():\n    assert 1 + 1 == 3, 'deliberate failure'\n",
+    )
+    .unwrap();
+    let out = stack.path().join("results");
+    let output = run_to_end(
+        stack.path(),
+        &[
+            "--groups",
+            "2",
+            "--split-by",
+            "test",
+            "--out",
+            out.to_str().unwrap(),
+            "--",
+            "pytest",
+            "-x",
+        ],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains("stopped early"), "{all}");
+    assert!(all.contains("--maxfail=1 (-x)"), "{all}");
+    let n = collected_counts(&out)[&1];
+    let ran: usize = ran_per_group(&out).values().map(Vec::len).sum();
+    assert!(ran < n / 2, "ran {ran} of {n} after -x");
+    let not_run: usize = all
+        .lines()
+        .find_map(|l| {
+            l.split_once("; ")
+                .filter(|_| l.starts_with("stopped early"))
+                .and_then(|(_, rest)| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no count of tests that did not run: {all}"));
+    assert_eq!(ran + not_run, n, "ran {ran} + not run {not_run} = {n}");
+    let merged = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(merged.contains("deliberate failure"));
+    assert_eq!(
+        leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
+        Vec::<String>::new()
+    );
+}
