@@ -27,12 +27,15 @@ pub fn github_step_summary(
     let verdict = if totals.all_passed() {
         "all passed".to_string()
     } else {
-        format!("{} failed, {} errors", totals.failures, totals.errors)
+        format!(
+            "{} failed, {} errors",
+            totals.counts.failures, totals.counts.errors
+        )
     };
     let _ = writeln!(
         md,
         "## compose-shard: {} tests in {} groups: {verdict}\n",
-        totals.tests,
+        totals.counts.tests,
         groups.len()
     );
     md.push_str("| group | tests | passed | failed | errors | skipped | time | status |\n");
@@ -54,12 +57,12 @@ pub fn github_step_summary(
     let _ = writeln!(
         md,
         "| **total** | **{}** | **{}** | **{}** | **{}** | **{}** | {} | |",
-        totals.tests,
-        totals.passed,
-        totals.failures,
-        totals.errors,
-        totals.skipped,
-        format_seconds(totals.time)
+        totals.counts.tests,
+        totals.counts.passed,
+        totals.counts.failures,
+        totals.counts.errors,
+        totals.counts.skipped,
+        format_seconds(totals.counts.time)
     );
     list(&mut md, "Ran in more than one group", &totals.duplicates);
     list(&mut md, "Collected but never run", &totals.never_run);
@@ -193,7 +196,7 @@ fn escape_property(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::junit_types::FailedTest;
+    use crate::report::junit_types::{CaseCounts, FailedTest};
 
     fn failed(id: &str, file: Option<&str>, line: Option<u32>, message: &str) -> FailedTest {
         FailedTest {
@@ -234,8 +237,11 @@ mod tests {
     #[test]
     fn step_summary_links_failures() {
         let totals = JunitTotals {
-            tests: 1,
-            failures: 1,
+            counts: CaseCounts {
+                tests: 1,
+                failures: 1,
+                ..CaseCounts::default()
+            },
             failed_tests: vec![failed(
                 "tests/a b.py::t",
                 Some("tests/a b.py"),

@@ -35,7 +35,7 @@ pub use github::{github_annotations, github_blob_base, github_log_group, github_
 pub use input_kind::{classify, ReportKind};
 pub use junit_durations::{junit_durations, junit_durations_with};
 pub use junit_merge::merge_junit;
-pub use junit_types::{FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals};
+pub use junit_types::{CaseCounts, FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals};
 pub use merged_results::{write_merged_results, MergedResults};
 pub use results_layout::{read_plan_groups, ResultsLayout};
 pub use summary::{group_summaries, render_slowest, render_summary_table, GroupSummary, Phase};
