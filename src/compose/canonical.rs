@@ -16,7 +16,7 @@ use super::model::*;
 use super::ports::{parse_expose, parse_port};
 use super::values::{
     boolean, bytes, command, err, key_values, scalar_string, seconds, string, string_list,
-    FieldError,
+    string_map, FieldError,
 };
 use super::volumes::{parse_mount, resolve_host_path};
 
@@ -204,13 +204,6 @@ fn list_items<T, I: IntoIterator<Item = T>>(
 }
 
 /// A map or `KEY=VAL` list of strings (a bare `KEY` is an empty value).
-fn string_map(key: &str, v: &Value) -> Result<IndexMap<String, String>, FieldError> {
-    Ok(key_values(key, v)?
-        .into_iter()
-        .map(|(k, v)| (k, v.unwrap_or_default()))
-        .collect())
-}
-
 fn build(v: &Value, ctx: &mut Context<'_>) -> Result<Build, FieldError> {
     let home = (ctx.lookup)("HOME");
     let context_of = |raw: &str| -> PathBuf {
