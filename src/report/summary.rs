@@ -141,27 +141,20 @@ pub fn render_summary_table(groups: &[GroupSummary], totals: &JunitTotals) -> St
     out
 }
 
+/// `title (n):` and the first 20 node ids, when there are any.
+fn append_ids(out: &mut String, title: &str, ids: &[String]) {
+    if ids.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{title} ({}):", ids.len());
+    for id in ids.iter().take(20) {
+        let _ = writeln!(out, "  {id}");
+    }
+}
+
 fn append_problems(out: &mut String, totals: &JunitTotals) {
-    if !totals.duplicates.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nran in more than one group ({}):",
-            totals.duplicates.len()
-        );
-        for id in totals.duplicates.iter().take(20) {
-            let _ = writeln!(out, "  {id}");
-        }
-    }
-    if !totals.never_run.is_empty() {
-        let _ = writeln!(
-            out,
-            "\ncollected but never run ({}):",
-            totals.never_run.len()
-        );
-        for id in totals.never_run.iter().take(20) {
-            let _ = writeln!(out, "  {id}");
-        }
-    }
+    append_ids(out, "ran in more than one group", &totals.duplicates);
+    append_ids(out, "collected but never run", &totals.never_run);
     if !totals.failed_tests.is_empty() {
         let _ = writeln!(out, "\nfailed ({}):", totals.failed_tests.len());
         for f in totals.failed_tests.iter().take(50) {
