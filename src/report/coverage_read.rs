@@ -171,15 +171,7 @@ impl ReportReader {
 
     /// The end of the file: it must have had a root element, and closed it.
     fn end_of_file(self, xml: &XmlFile, merged: &mut MergedCoverage) -> Result<(), ReportError> {
-        if !self.seen_root {
-            return Err(xml.error_here("no root element (empty or truncated file)".into()));
-        }
-        if !self.stack.is_empty() {
-            return Err(xml.error_here(format!(
-                "file ends inside {} unclosed element(s) (truncated?)",
-                self.stack.len()
-            )));
-        }
+        xml.check_complete(self.seen_root, self.stack.len())?;
         add_sources(merged, self.sources, self.first);
         Ok(())
     }

@@ -235,15 +235,7 @@ impl ScanState {
 
     /// The end of the file: it must have had a root element, and closed it.
     fn finish(self, xml: &XmlFile) -> Result<JunitScan, ReportError> {
-        if !self.seen_root {
-            return Err(xml.error_here("no root element (empty or truncated file)".into()));
-        }
-        if self.depth != 0 {
-            return Err(xml.error_here(format!(
-                "file ends inside {} unclosed element(s) (truncated?)",
-                self.depth
-            )));
-        }
+        xml.check_complete(self.seen_root, self.depth)?;
         Ok(self.scan)
     }
 }
