@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::junit_types::{FailureKind, JunitTotals};
+use super::junit_types::{FailedTest, FailureKind, JunitTotals};
 use super::summary::{format_seconds, wall_time, GroupSummary};
 
 /// How many failures the step summary lists before saying how many more there are.
@@ -66,9 +66,15 @@ pub fn github_step_summary(
     );
     list(&mut md, "Ran in more than one group", &totals.duplicates);
     list(&mut md, "Collected but never run", &totals.never_run);
-    if !totals.failed_tests.is_empty() {
-        let _ = writeln!(md, "\n### Failures ({})\n", totals.failed_tests.len());
-        for f in totals.failed_tests.iter().take(SUMMARY_FAILURES) {
+    failures(&mut md, &totals.failed_tests, link_base);
+    md
+}
+
+/// The failures, each linked to `file#Lline` under `link_base` when given.
+fn failures(md: &mut String, failed_tests: &[FailedTest], link_base: Option<&str>) {
+    if !failed_tests.is_empty() {
+        let _ = writeln!(md, "\n### Failures ({})\n", failed_tests.len());
+        for f in failed_tests.iter().take(SUMMARY_FAILURES) {
             let kind = match f.kind {
                 FailureKind::Failure => "failed",
                 FailureKind::Error => "error",
@@ -88,15 +94,14 @@ pub fn github_step_summary(
                 cell(&f.message)
             );
         }
-        if totals.failed_tests.len() > SUMMARY_FAILURES {
+        if failed_tests.len() > SUMMARY_FAILURES {
             let _ = writeln!(
                 md,
                 "- ... and {} more",
-                totals.failed_tests.len() - SUMMARY_FAILURES
+                failed_tests.len() - SUMMARY_FAILURES
             );
         }
     }
-    md
 }
 
 fn list(md: &mut String, title: &str, ids: &[String]) {
