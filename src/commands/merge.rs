@@ -5,9 +5,10 @@
 //! folders written by `run` (see `report::ResultsLayout`). Folders contribute their `g<k>`
 //! groups under their own numbers; groups their `plan.json` lists that no input supplies are
 //! reported as missing; plain JUnit files become further groups in the order given. Every
-//! output is staged beside its target and only renamed into place once all merges succeeded,
-//! so a failed merge changes nothing. Exit code: 0 when every test passed, 1 when some failed,
-//! errored, ran twice, never ran or a group is missing, 2 for unusable input.
+//! output (the durations file through the durations store) is staged and only committed once
+//! all of them are ready (see `report::StagedFile`), so a failed merge changes nothing. Exit
+//! code: 0 when every test passed, 1 when some failed, errored, ran twice, never ran or a
+//! group is missing, 2 for unusable input.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;

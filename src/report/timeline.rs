@@ -1,6 +1,7 @@
 //! `<out>/timeline.html`: one row per group, its phases (images, environment, readiness,
-//! collection, tests, results, teardown) as bars on one shared time axis, so a reader sees whether groups were balanced
-//! and where setup time went. Self-contained (inline SVG and CSS, no script, no network).
+//! collection, tests, results, teardown) as bars on one shared time axis, so a reader sees
+//! whether groups were balanced and where setup time went. Self-contained (inline SVG and
+//! CSS, no script, no network).
 
 use std::fmt::Write as _;
 
