@@ -83,7 +83,7 @@ print(json.dumps(t, sort_keys=True))
 fn totals_json(t: &JunitTotals) -> String {
     format!(
         "{{\"errors\": {}, \"failures\": {}, \"skipped\": {}, \"tests\": {}}}",
-        t.errors, t.failures, t.skipped, t.tests
+        t.counts.errors, t.counts.failures, t.counts.skipped, t.counts.tests
     )
 }
 
@@ -126,22 +126,22 @@ fn check_family(family: &str) {
     let whole_totals = merge_junit(&[single], Some(&ids), &mut Vec::new()).unwrap();
     assert_eq!(
         (
-            totals.tests,
-            totals.failures,
-            totals.errors,
-            totals.skipped,
-            totals.passed
+            totals.counts.tests,
+            totals.counts.failures,
+            totals.counts.errors,
+            totals.counts.skipped,
+            totals.counts.passed
         ),
         (
-            whole_totals.tests,
-            whole_totals.failures,
-            whole_totals.errors,
-            whole_totals.skipped,
-            whole_totals.passed
+            whole_totals.counts.tests,
+            whole_totals.counts.failures,
+            whole_totals.counts.errors,
+            whole_totals.counts.skipped,
+            whole_totals.counts.passed
         )
     );
     assert!(
-        totals.failures >= 3 && totals.errors >= 3 && totals.skipped >= 2,
+        totals.counts.failures >= 3 && totals.counts.errors >= 3 && totals.counts.skipped >= 2,
         "{totals:?}"
     );
     assert!(
@@ -149,8 +149,12 @@ fn check_family(family: &str) {
         "{totals:?}"
     );
     assert_eq!(
-        totals.per_group.iter().map(|g| g.tests).sum::<usize>(),
-        totals.tests
+        totals
+            .per_group
+            .iter()
+            .map(|g| g.counts.tests)
+            .sum::<usize>(),
+        totals.counts.tests
     );
 
     let (whole_cases, whole_counts) = junitparser_view(&project, &whole);
@@ -251,7 +255,7 @@ fn missing_group_duplicates_and_never_run_are_reported() {
     assert!(text.contains("pytest (group 3/3)"));
     assert!(text.contains("exited with code 137"));
     let crashed = totals.per_group.last().unwrap();
-    assert_eq!((crashed.tests, crashed.errors), (1, 1));
+    assert_eq!((crashed.counts.tests, crashed.counts.errors), (1, 1));
     assert!(totals
         .failed_tests
         .iter()

@@ -54,11 +54,16 @@ fn bare_suite_nested_suites_and_lying_totals_are_recounted() {
     let mut out = Vec::new();
     let totals = merge_junit(&groups, None, &mut out).unwrap();
     assert_eq!(
-        (totals.tests, totals.errors, totals.skipped, totals.passed),
+        (
+            totals.counts.tests,
+            totals.counts.errors,
+            totals.counts.skipped,
+            totals.counts.passed,
+        ),
         (5, 1, 1, 3)
     );
-    assert_eq!(totals.per_group[0].tests, 3);
-    assert!((totals.time - 2.875).abs() < 1e-9);
+    assert_eq!(totals.per_group[0].counts.tests, 3);
+    assert!((totals.counts.time - 2.875).abs() < 1e-9);
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains(r#"<testsuite name="pytest (group 1/2)" tests="3" failures="0" errors="1" skipped="0" time="0.875">"#), "{text}");
     assert!(

@@ -1,5 +1,7 @@
-//! Where `run` and `plan` get recorded durations from, with the same rules for both.
+//! The durations store: where `run`, `plan` and `merge` read recorded durations from, and
+//! the one place durations files are read, updated and written.
 //!
+//! Where `run` and `plan` read them, with the same rules for both:
 //! - `--durations FILE` (relative to the current directory, like every path on the command
 //!   line) must exist;
 //! - else `durations` from `[tool.compose-shard]`, else `.test_durations`, both relative to
@@ -7,13 +9,21 @@
 //!   will record), and then every test is estimated;
 //! - `--durations-from-junit FILE...` is read on top: JUnit timings from earlier runs are
 //!   newer than the durations file, so they win for the tests they contain.
+//!
+//! `run --store-durations` and `merge --store-durations` update a file with [`write_update`]
+//! or [`stage_update`]: a regular file is replaced atomically, a device, pipe or symlink is
+//! written through (see `report::StagedFile`). Errors name the file. The format itself
+//! (pytest-split's JSON) is `plan::Durations`, which stays pure; this module does the I/O,
+//! for the commands only, so it lives beside them.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::config::SplitBy;
 use crate::errors::Error;
 use crate::plan::{Durations, PlanError};
 use crate::pyproject::Settings;
+use crate::report::StagedFile;
 
 /// pytest-split's default durations file name.
 pub const DEFAULT_DURATIONS: &str = ".test_durations";
@@ -31,6 +41,65 @@ pub fn durations_path(explicit: Option<&Path>, settings: &Settings, project_dir:
     }
 }
 
+/// The text of the durations file at `path`, `None` when there is none.
+fn read_text(path: &Path) -> Result<Option<String>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Parse the text of the durations file at `path`; the error names the file.
+fn parse(path: &Path, text: &str) -> Result<Durations, Error> {
+    Durations::parse(text).map_err(|source| {
+        Error::Plan(PlanError::Durations {
+            file: path.display().to_string(),
+            source,
+        })
+    })
+}
+
+/// The durations file at `path`; a missing file holds no durations (a first run).
+pub fn read_file(path: &Path) -> Result<Durations, Error> {
+    parse(path, &read_text(path)?.unwrap_or_default())
+}
+
+/// The durations file at `path` (missing: empty) updated with `measured` (see
+/// [`Durations::update`]), staged beside it: [`StagedFile::commit`] replaces the file, so a
+/// command can replace it together with its other outputs.
+pub fn stage_update(
+    path: &Path,
+    measured: impl IntoIterator<Item = (String, f64)>,
+    still_exists: Option<&HashSet<String>>,
+) -> Result<StagedFile, Error> {
+    let mut durations = read_file(path)?;
+    durations.update(measured, still_exists);
+    let mut file = StagedFile::create(path)?;
+    file.writer()
+        .write_all(durations.to_json().as_bytes())
+        .map_err(|source| Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(file)
+}
+
+/// Update the durations file at `path` with `measured` and replace it (see [`stage_update`]).
+pub fn write_update(
+    path: &Path,
+    measured: impl IntoIterator<Item = (String, f64)>,
+    still_exists: Option<&HashSet<String>>,
+) -> Result<(), Error> {
+    stage_update(path, measured, still_exists)?.commit()?;
+    Ok(())
+}
+
 /// Load the durations `run` and `plan` balance by.
 pub fn load_durations(
     explicit: Option<&Path>,
@@ -39,28 +108,15 @@ pub fn load_durations(
     from_junit: &[PathBuf],
 ) -> Result<Durations, Error> {
     let path = durations_path(explicit, settings, project_dir);
-    let required = explicit.is_some();
-    let mut durations = match std::fs::read_to_string(&path) {
-        Ok(text) => Durations::parse(&text).map_err(|source| {
-            Error::Plan(PlanError::Durations {
-                file: path.display().to_string(),
-                source,
-            })
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Durations::default(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let mut durations = match read_text(&path)? {
+        Some(text) => parse(&path, &text)?,
+        None if explicit.is_some() => {
             return Err(Error::Usage(format!(
                 "--durations {}: no such file; record one with `compose-shard run --store-durations FILE` (or pytest-split's `pytest --store-durations`), or leave out --durations to estimate every test",
                 path.display()
             )))
         }
-        Err(source) => {
-            return Err(Error::Io {
-                action: "read",
-                path,
-                source,
-            })
-        }
+        None => Durations::default(),
     };
     for junit in from_junit {
         durations.update(crate::report::junit_durations(junit)?, None);
@@ -109,6 +165,69 @@ mod tests {
         let d = load_durations(None, &settings, dir.path(), &[dir.path().join("j.xml")]).unwrap();
         assert_eq!(d.get("t.py::a"), Some(5.0));
         assert_eq!(d.get("t.py::b"), Some(2.0));
+    }
+
+    #[test]
+    fn a_missing_file_is_empty_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.json");
+        assert!(read_file(&path).unwrap().is_empty());
+        std::fs::write(&path, "{\"t.py::a\": \"slow\"}").unwrap();
+        let err = read_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("durations file {}: line 1", path.display())),
+            "{err}"
+        );
+        std::fs::create_dir(dir.path().join("folder")).unwrap();
+        let err = read_file(&dir.path().join("folder"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("failed to read "), "{err}");
+    }
+
+    #[test]
+    fn update_keeps_unmeasured_drops_removed_and_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".test_durations");
+        std::fs::write(
+            &path,
+            r#"{"t.py::a": 1.0, "t.py::b": 2.0, "t.py::gone": 3.0}"#,
+        )
+        .unwrap();
+        let still: HashSet<String> = ["t.py::a", "t.py::b", "t.py::c"].map(String::from).into();
+        write_update(
+            &path,
+            [("t.py::a".to_string(), 1.5), ("t.py::c".to_string(), 0.25)],
+            Some(&still),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\n    \"t.py::a\": 1.5,\n    \"t.py::b\": 2.0,\n    \"t.py::c\": 0.25\n}"
+        );
+        // Replaced by a rename: no temporary file is left beside it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_symlinked_file_is_written_through_and_a_staged_update_waits_for_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("shared.json");
+        std::fs::write(&real, r#"{"t.py::a": 1.0}"#).unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let staged = stage_update(&link, [("t.py::b".to_string(), 2.0)], None).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&real).unwrap(),
+            r#"{"t.py::a": 1.0}"#
+        );
+        staged.commit().unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(read_file(&real).unwrap().get("t.py::b"), Some(2.0));
+        assert_eq!(read_file(&real).unwrap().get("t.py::a"), Some(1.0));
     }
 
     #[test]

@@ -5,17 +5,18 @@
 //! folders written by `run` (see `report::ResultsLayout`). Folders contribute their `g<k>`
 //! groups under their own numbers; groups their `plan.json` lists that no input supplies are
 //! reported as missing; plain JUnit files become further groups in the order given. Every
-//! output is staged beside its target and only renamed into place once all merges succeeded,
-//! so a failed merge changes nothing. Exit code: 0 when every test passed, 1 when some failed,
-//! errored, ran twice, never ran or a group is missing, 2 for unusable input.
+//! output (the durations file through the durations store) is staged and only committed once
+//! all of them are ready (see `report::StagedFile`), so a failed merge changes nothing. Exit
+//! code: 0 when every test passed, 1 when some failed, errored, ran twice, never ran or a
+//! group is missing, 2 for unusable input.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::durations;
 use crate::config::MergeConfig;
 use crate::errors::{Error, ExitCode};
-use crate::plan::{Durations, PlanError};
 use crate::report::{
     classify, github_annotations, github_blob_base, github_log_group, github_step_summary,
     group_summaries, merge_coverage, merge_junit, read_plan_groups, render_slowest,
@@ -53,62 +54,30 @@ pub fn execute(cfg: MergeConfig) -> Result<ExitCode, Error> {
         )));
     }
 
+    // Every output is staged first and replaced only once all of them are ready.
     let mut staged = Vec::new();
     let totals = if groups.is_empty() {
         None
     } else {
-        let totals = match &cfg.junit_xml {
-            Some(path) => {
-                let mut file = StagedFile::create(path)?;
-                let totals = merge_junit(&groups, expected.as_deref(), file.writer())?;
-                staged.push(file);
-                totals
-            }
-            None => merge_junit(&groups, expected.as_deref(), &mut std::io::sink())?,
-        };
-        Some(totals)
+        Some(stage_junit(
+            &cfg,
+            &groups,
+            expected.as_deref(),
+            &mut staged,
+        )?)
     };
-
-    let mut coverage_inputs: Vec<PathBuf> =
-        groups.iter().filter_map(|g| g.coverage.clone()).collect();
-    coverage_inputs.extend(inputs.coverage_files.iter().cloned());
     if let Some(path) = &cfg.cov_xml {
-        if coverage_inputs.is_empty() {
-            return Err(Error::Usage(format!(
-                "--cov-xml {}: none of the inputs has coverage XML (pass Cobertura files or result folders with g<k>/coverage.xml)",
-                path.display()
-            )));
-        }
-        let mut file = StagedFile::create(path)?;
-        let totals = merge_coverage(&coverage_inputs, file.writer())?;
-        staged.push(file);
-        eprintln!(
-            "coverage: {} files, lines {}/{} ({}), branches {}/{}",
-            totals.files,
-            totals.lines_covered,
-            totals.lines_valid,
-            totals.line_rate,
-            totals.branches_covered,
-            totals.branches_valid
-        );
+        staged.push(stage_coverage(path, &groups, &inputs)?);
     }
-
-    let no_durations = Vec::new();
-    let measured = totals.as_ref().map_or(&no_durations, |t| &t.durations);
     if let Some(path) = &cfg.store_durations {
-        let mut durations = read_durations(path)?;
+        let measured = totals.as_ref().map_or(&[][..], |t| &t.durations[..]);
         let still_exists: Option<HashSet<String>> =
             expected.as_ref().map(|ids| ids.iter().cloned().collect());
-        durations.update(measured.iter().cloned(), still_exists.as_ref());
-        let mut file = StagedFile::create(path)?;
-        file.writer()
-            .write_all(durations.to_json().as_bytes())
-            .map_err(|source| Error::Io {
-                action: "write",
-                path: path.clone(),
-                source,
-            })?;
-        staged.push(file);
+        staged.push(durations::stage_update(
+            path,
+            measured.iter().cloned(),
+            still_exists.as_ref(),
+        )?);
     }
     for file in staged {
         file.commit()?;
@@ -123,6 +92,53 @@ pub fn execute(cfg: MergeConfig) -> Result<ExitCode, Error> {
     } else {
         ExitCode::TestsFailed
     })
+}
+
+/// Merge the groups' JUnit, staged for `--junit-xml` when given (else only counted).
+fn stage_junit(
+    cfg: &MergeConfig,
+    groups: &[GroupResult],
+    expected: Option<&[String]>,
+    staged: &mut Vec<StagedFile>,
+) -> Result<JunitTotals, Error> {
+    Ok(match &cfg.junit_xml {
+        Some(path) => {
+            let mut file = StagedFile::create(path)?;
+            let totals = merge_junit(groups, expected, file.writer())?;
+            staged.push(file);
+            totals
+        }
+        None => merge_junit(groups, expected, &mut std::io::sink())?,
+    })
+}
+
+/// Merge the groups' and the inputs' coverage, staged for `--cov-xml PATH`.
+fn stage_coverage(
+    path: &Path,
+    groups: &[GroupResult],
+    inputs: &Inputs,
+) -> Result<StagedFile, Error> {
+    let mut coverage_inputs: Vec<PathBuf> =
+        groups.iter().filter_map(|g| g.coverage.clone()).collect();
+    coverage_inputs.extend(inputs.coverage_files.iter().cloned());
+    if coverage_inputs.is_empty() {
+        return Err(Error::Usage(format!(
+            "--cov-xml {}: none of the inputs has coverage XML (pass Cobertura files or result folders with g<k>/coverage.xml)",
+            path.display()
+        )));
+    }
+    let mut file = StagedFile::create(path)?;
+    let totals = merge_coverage(&coverage_inputs, file.writer())?;
+    eprintln!(
+        "coverage: {} files, lines {}/{} ({}), branches {}/{}",
+        totals.files,
+        totals.lines_covered,
+        totals.lines_valid,
+        totals.line_rate,
+        totals.branches_covered,
+        totals.branches_valid
+    );
+    Ok(file)
 }
 
 /// `(title, output.log)` of every group that came from a result folder and left a log.
@@ -189,26 +205,6 @@ fn print_summaries(
         }
     }
     Ok(())
-}
-
-fn read_durations(path: &Path) -> Result<Durations, Error> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(Error::Io {
-                action: "read",
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
-    Durations::parse(&text).map_err(|source| {
-        Error::Plan(PlanError::Durations {
-            file: path.display().to_string(),
-            source,
-        })
-    })
 }
 
 /// Sort the inputs into result folders, JUnit files and Cobertura files.

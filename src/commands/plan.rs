@@ -19,7 +19,7 @@ use crate::plan::{self, PlanError};
 use crate::pyproject::Settings;
 use crate::run::{
     self, run_with_signals, stamp_labels, Assignment, Display, DisplayMode, EventSink, GroupStatus,
-    RunError, RunSpec, TestSource,
+    RunError, RunOutcome, RunSpec, TestSource,
 };
 
 /// How long services may take to become ready when pyproject.toml does not say.
@@ -106,6 +106,22 @@ fn collect_in_docker(
     selection: &Selection,
     test_service: &str,
 ) -> Result<Vec<String>, Error> {
+    // The scratch folder (the run's results folder, thrown away) lives as long as the run.
+    let (spec, _scratch) = collection_spec(cfg, selection, test_service)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
+        action: "start the async runtime for",
+        path: "compose-shard plan".into(),
+        source,
+    })?;
+    runtime.block_on(collect(&spec))
+}
+
+/// A run of one group that only collects, with its results in a temporary folder.
+fn collection_spec(
+    cfg: &PlanConfig,
+    selection: &Selection,
+    test_service: &str,
+) -> Result<(RunSpec, tempfile::TempDir), Error> {
     let (project, settings) = (&selection.project, &selection.settings);
     let test_service = test_service.to_string();
     let run_id = super::run::run_id();
@@ -159,53 +175,55 @@ fn collect_in_docker(
         dist: crate::config::Dist::Static,
         files: super::run::file_mounts(project)?,
     };
-    let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
-        action: "start the async runtime for",
-        path: "compose-shard plan".into(),
-        source,
-    })?;
-    runtime.block_on(async {
-        let engine = DockerEngine::connect().await?;
-        let (events, receiver) = EventSink::channel();
-        let display =
-            tokio::spawn(Display::new(DisplayMode::resolve(ProgressMode::Auto)).consume(receiver));
-        // The plan is made from the collection afterwards; the orchestrator only needs to
-        // know there is nothing to run.
-        let planner = Box::new(|_: Vec<String>| Ok(Assignment::new()));
-        events.emit(run::Event::Info(format!(
-            "run {}: collecting the tests in one environment",
-            spec.run_id
-        )));
-        let result = run_with_signals(
-            &engine,
-            &spec.run_id,
-            run::run(&engine, &spec, TestSource::Collect(planner), &events),
-            &events,
-        )
-        .await;
-        drop(events);
-        let _ = display.await;
-        let outcome = result.map_err(|_| Error::from(RunError::Interrupted))?;
-        if let Some(fatal) = outcome.fatal {
-            return Err(fatal.into());
-        }
-        if let Some(tests) = outcome.collected {
-            return Ok(tests);
-        }
-        for g in &outcome.groups {
-            match &g.status {
-                GroupStatus::EnvironmentError(reason) => {
-                    return Err(RunError::Environment(reason.clone()).into())
-                }
-                GroupStatus::CollectionFailed(reason) => {
-                    return Err(RunError::Collection(reason.clone()).into())
-                }
-                _ => {}
+    Ok((spec, scratch))
+}
+
+/// Run the collection, with progress on stderr and signals handled.
+async fn collect(spec: &RunSpec) -> Result<Vec<String>, Error> {
+    let engine = DockerEngine::connect().await?;
+    let (events, receiver) = EventSink::channel();
+    let display =
+        tokio::spawn(Display::new(DisplayMode::resolve(ProgressMode::Auto)).consume(receiver));
+    // The plan is made from the collection afterwards; the orchestrator only needs to
+    // know there is nothing to run.
+    let planner = Box::new(|_: Vec<String>| Ok(Assignment::new()));
+    events.emit(run::Event::Info(format!(
+        "run {}: collecting the tests in one environment",
+        spec.run_id
+    )));
+    let result = run_with_signals(
+        &engine,
+        &spec.run_id,
+        run::run(&engine, spec, TestSource::Collect(planner), &events),
+        &events,
+    )
+    .await;
+    drop(events);
+    let _ = display.await;
+    collected_tests(result.map_err(|_| Error::from(RunError::Interrupted))?)
+}
+
+/// The collected node ids, or why there are none.
+fn collected_tests(outcome: RunOutcome) -> Result<Vec<String>, Error> {
+    if let Some(fatal) = outcome.fatal {
+        return Err(fatal.into());
+    }
+    if let Some(tests) = outcome.collected {
+        return Ok(tests);
+    }
+    for g in &outcome.groups {
+        match &g.status {
+            GroupStatus::EnvironmentError(reason) => {
+                return Err(RunError::Environment(reason.clone()).into())
             }
+            GroupStatus::CollectionFailed(reason) => {
+                return Err(RunError::Collection(reason.clone()).into())
+            }
+            _ => {}
         }
-        Err(
-            RunError::Environment("the environment ended before the tests were collected".into())
-                .into(),
-        )
-    })
+    }
+    Err(
+        RunError::Environment("the environment ended before the tests were collected".into())
+            .into(),
+    )
 }

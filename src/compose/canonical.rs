@@ -16,7 +16,7 @@ use super::model::*;
 use super::ports::{parse_expose, parse_port};
 use super::values::{
     boolean, bytes, command, err, key_values, scalar_string, seconds, string, string_list,
-    FieldError,
+    string_map, FieldError,
 };
 use super::volumes::{parse_mount, resolve_host_path};
 
@@ -106,49 +106,20 @@ pub(crate) fn service(
         let Some(key) = k.as_str() else {
             return err("?", "expected string keys");
         };
+        if plain_field(&mut svc, key, v)? {
+            continue;
+        }
         match key {
-            "image" => svc.image = Some(string(key, v)?),
             "build" => svc.build = Some(build(v, ctx)?),
-            "command" => svc.command = command(key, v)?,
-            "entrypoint" => svc.entrypoint = command(key, v)?,
             "environment" => environment = key_values(key, v)?,
             "env_file" => env_files = env_file_list(v, ctx.project_dir)?,
-            "working_dir" => svc.working_dir = Some(string(key, v)?),
-            "user" => svc.user = Some(string(key, v)?),
-            "hostname" => svc.hostname = Some(string(key, v)?),
-            "depends_on" => svc.depends_on = depends_on(v)?,
             "healthcheck" => svc.healthcheck = Some(healthcheck(name, v, ctx.warnings)?),
-            "expose" => svc.expose = list_items(key, v, parse_expose)?,
-            "ports" => svc.ports = list_items(key, v, parse_port)?,
             "volumes" => {
                 let home = (ctx.lookup)("HOME");
                 svc.volumes = list_items(key, v, |item| {
                     parse_mount(item, ctx.project_dir, home.as_deref()).map(Some)
                 })?
             }
-            "tmpfs" => svc.tmpfs = string_list(key, v)?,
-            "networks" => svc.networks = service_networks(v)?,
-            "network_mode" => svc.network_mode = Some(string(key, v)?),
-            "links" => svc.links = string_list(key, v)?,
-            "container_name" => svc.container_name = Some(string(key, v)?),
-            "labels" => svc.labels = string_map(key, v)?,
-            "extra_hosts" => svc.extra_hosts = extra_hosts(v)?,
-            "shm_size" => svc.shm_size = Some(bytes(key, v)?),
-            "mem_limit" => svc.mem_limit = Some(bytes(key, v)?),
-            "init" => svc.init = Some(boolean(key, v)?),
-            "tty" => svc.tty = boolean(key, v)?,
-            "stdin_open" => svc.stdin_open = boolean(key, v)?,
-            "privileged" => svc.privileged = boolean(key, v)?,
-            "read_only" => svc.read_only = boolean(key, v)?,
-            "platform" => svc.platform = Some(string(key, v)?),
-            "stop_signal" => svc.stop_signal = Some(string(key, v)?),
-            "stop_grace_period" => svc.stop_grace_period = Some(seconds(key, v)?),
-            "cap_add" => svc.cap_add = string_list(key, v)?,
-            "cap_drop" => svc.cap_drop = string_list(key, v)?,
-            "ulimits" => svc.ulimits = ulimits(v)?,
-            "profiles" => svc.profiles = string_list(key, v)?,
-            "pull_policy" => svc.pull_policy = Some(string(key, v)?),
-            "sysctls" => svc.sysctls = string_map(key, v)?,
             "secrets" => svc.secrets = service_entries(Kind::Secret, name, v, ctx.secrets)?,
             "configs" => svc.configs = service_entries(Kind::Config, name, v, ctx.configs)?,
             "volumes_from" => {
@@ -175,6 +146,47 @@ pub(crate) fn service(
     Ok(svc)
 }
 
+/// Set `key` on `svc` if it is a field whose value converts on its own (without the
+/// project's directory, variables, secrets or warnings); `false` for any other key.
+fn plain_field(svc: &mut Service, key: &str, v: &Value) -> Result<bool, FieldError> {
+    match key {
+        "image" => svc.image = Some(string(key, v)?),
+        "command" => svc.command = command(key, v)?,
+        "entrypoint" => svc.entrypoint = command(key, v)?,
+        "working_dir" => svc.working_dir = Some(string(key, v)?),
+        "user" => svc.user = Some(string(key, v)?),
+        "hostname" => svc.hostname = Some(string(key, v)?),
+        "depends_on" => svc.depends_on = depends_on(v)?,
+        "expose" => svc.expose = list_items(key, v, parse_expose)?,
+        "ports" => svc.ports = list_items(key, v, parse_port)?,
+        "tmpfs" => svc.tmpfs = string_list(key, v)?,
+        "networks" => svc.networks = service_networks(v)?,
+        "network_mode" => svc.network_mode = Some(string(key, v)?),
+        "links" => svc.links = string_list(key, v)?,
+        "container_name" => svc.container_name = Some(string(key, v)?),
+        "labels" => svc.labels = string_map(key, v)?,
+        "extra_hosts" => svc.extra_hosts = extra_hosts(v)?,
+        "shm_size" => svc.shm_size = Some(bytes(key, v)?),
+        "mem_limit" => svc.mem_limit = Some(bytes(key, v)?),
+        "init" => svc.init = Some(boolean(key, v)?),
+        "tty" => svc.tty = boolean(key, v)?,
+        "stdin_open" => svc.stdin_open = boolean(key, v)?,
+        "privileged" => svc.privileged = boolean(key, v)?,
+        "read_only" => svc.read_only = boolean(key, v)?,
+        "platform" => svc.platform = Some(string(key, v)?),
+        "stop_signal" => svc.stop_signal = Some(string(key, v)?),
+        "stop_grace_period" => svc.stop_grace_period = Some(seconds(key, v)?),
+        "cap_add" => svc.cap_add = string_list(key, v)?,
+        "cap_drop" => svc.cap_drop = string_list(key, v)?,
+        "ulimits" => svc.ulimits = ulimits(v)?,
+        "profiles" => svc.profiles = string_list(key, v)?,
+        "pull_policy" => svc.pull_policy = Some(string(key, v)?),
+        "sysctls" => svc.sysctls = string_map(key, v)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Every item of a list field parsed by `parse`, the results flattened in order.
 fn list_items<T, I: IntoIterator<Item = T>>(
     key: &str,
@@ -192,13 +204,6 @@ fn list_items<T, I: IntoIterator<Item = T>>(
 }
 
 /// A map or `KEY=VAL` list of strings (a bare `KEY` is an empty value).
-fn string_map(key: &str, v: &Value) -> Result<IndexMap<String, String>, FieldError> {
-    Ok(key_values(key, v)?
-        .into_iter()
-        .map(|(k, v)| (k, v.unwrap_or_default()))
-        .collect())
-}
-
 fn build(v: &Value, ctx: &mut Context<'_>) -> Result<Build, FieldError> {
     let home = (ctx.lookup)("HOME");
     let context_of = |raw: &str| -> PathBuf {

@@ -46,25 +46,51 @@ pub(crate) fn interpolate_str(
 /// Byte offset of the `${` that nests deeper than [`MAX_INTERPOLATION_DEPTH`], if any: one
 /// pass with a counter, no recursion.
 fn too_deep_at(text: &str) -> Option<usize> {
-    let bytes = text.as_bytes();
     let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 1,
-            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+    for (i, brace) in braces(text) {
+        match brace {
+            Brace::Open => {
                 depth += 1;
                 if depth > MAX_INTERPOLATION_DEPTH {
                     return Some(i);
                 }
-                i += 1;
             }
-            b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+            Brace::Close => depth = depth.saturating_sub(1),
         }
-        i += 1;
     }
     None
+}
+
+/// An opening `${` or a closing `}`.
+#[derive(Clone, Copy)]
+enum Brace {
+    Open,
+    Close,
+}
+
+/// The `${` and `}` of `s` with their byte offsets, in order; `$$` (a literal `$`) is
+/// skipped, so `$${` opens nothing.
+fn braces(s: &str) -> impl Iterator<Item = (usize, Brace)> + '_ {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let at = i;
+            match bytes[i] {
+                b'$' if bytes.get(i + 1) == Some(&b'$') => i += 2,
+                b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                    i += 2;
+                    return Some((at, Brace::Open));
+                }
+                b'}' => {
+                    i += 1;
+                    return Some((at, Brace::Close));
+                }
+                _ => i += 1,
+            }
+        }
+        None
+    })
 }
 
 /// Interpolate a string whose nesting depth was checked.
@@ -126,20 +152,12 @@ fn name_length(s: &str) -> usize {
 /// Index of the `}` closing an expression whose `${` was just consumed, allowing nesting.
 fn matching_brace(s: &str) -> Option<usize> {
     let mut depth = 0usize;
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 1,
-            b'$' if bytes.get(i + 1) == Some(&b'{') => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' if depth == 0 => return Some(i),
-            b'}' => depth -= 1,
-            _ => {}
+    for (i, brace) in braces(s) {
+        match brace {
+            Brace::Open => depth += 1,
+            Brace::Close if depth == 0 => return Some(i),
+            Brace::Close => depth -= 1,
         }
-        i += 1;
     }
     None
 }

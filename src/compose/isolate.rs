@@ -89,73 +89,142 @@ fn holds_persistent_data(target: &str, image: Option<&str>) -> bool {
 
 /// Pure: the project that will actually be created for one group.
 pub fn isolate(project: &Project, iso: &Isolation) -> Result<Project, ComposeError> {
-    if iso.group == 0 || iso.group > iso.groups {
-        return Err(ComposeError::Reference(format!(
-            "group {} does not exist: groups are numbered 1 to {}",
-            iso.group, iso.groups
-        )));
-    }
-    let name = normalize_project_name(&format!("{}-{}-g{}", project.name, iso.run_id, iso.group))
-        .ok_or_else(|| {
-        ComposeError::Reference(format!(
-            "run id {:?} gives no valid project name",
-            iso.run_id
-        ))
-    })?;
-    if let Some(t) = &iso.test_service {
-        if !project.services.contains_key(t) {
-            return Err(ComposeError::TestService(format!(
-                "test service {t:?} is not a service of project {:?}",
-                project.name
-            )));
-        }
-    }
-    let ours = |extra: &[(&str, String)]| -> IndexMap<String, String> {
-        let mut l = IndexMap::new();
-        l.insert(labels::COMPOSE_PROJECT.to_string(), name.clone());
-        for (k, v) in extra {
-            l.insert(k.to_string(), v.clone());
-        }
-        l.insert(labels::MANAGED.to_string(), "true".to_string());
-        l.insert(labels::RUN.to_string(), iso.run_id.clone());
-        l.insert(labels::GROUP.to_string(), iso.group.to_string());
-        l.insert(labels::BASE_PROJECT.to_string(), project.name.clone());
-        l
-    };
-    let container = |svc: &str| format!("{name}-{svc}-1");
-    let mut notes = Vec::new();
+    let mut group = GroupIsolation::new(project, iso)?;
+    let link_aliases = link_aliases(project);
     let mut out = project.clone();
-    out.name = name.clone();
+    out.name = group.name.clone();
+    let mut data_volumes: IndexMap<String, Volume> = IndexMap::new();
+    for svc in out.services.values_mut() {
+        group.service(svc, &link_aliases, &mut data_volumes);
+    }
+    out.volumes.extend(data_volumes);
+    group.top_level("network", labels::COMPOSE_NETWORK, &mut out.networks);
+    group.top_level("volume", labels::COMPOSE_VOLUME, &mut out.volumes);
+    out.isolation = Some(IsolationInfo {
+        run_id: iso.run_id.clone(),
+        group: iso.group,
+        groups: iso.groups,
+        base_project: project.name.clone(),
+        test_service: iso.test_service.clone(),
+        notes: group.notes,
+    });
+    Ok(out)
+}
 
-    // Aliases `links` give a service, collected before services are rewritten.
-    let mut link_aliases: IndexMap<String, Vec<String>> = IndexMap::new();
+/// The aliases `links` give each service (`target -> [alias, ...]`), collected before
+/// services are rewritten.
+fn link_aliases(project: &Project) -> IndexMap<String, Vec<String>> {
+    let mut aliases: IndexMap<String, Vec<String>> = IndexMap::new();
     for svc in project.services.values() {
         for link in &svc.links {
             if let Some((target, alias)) = link.split_once(':') {
-                link_aliases
+                aliases
                     .entry(target.to_string())
                     .or_default()
                     .push(alias.to_string());
             }
         }
     }
+    aliases
+}
 
-    let mut extra_volumes: IndexMap<String, Volume> = IndexMap::new();
-    for svc in out.services.values_mut() {
-        let original_container = svc.container_name.replace(container(&svc.name));
-        for (k, v) in ours(&[
+/// One group's names and labels, and the notes on what could not be isolated as it was.
+struct GroupIsolation<'a> {
+    /// The isolated project name, `<base>-<run>-g<k>`.
+    name: String,
+    iso: &'a Isolation,
+    base_project: &'a str,
+    notes: Vec<String>,
+}
+
+impl<'a> GroupIsolation<'a> {
+    /// Checks the group number, the run id and the test service.
+    fn new(project: &'a Project, iso: &'a Isolation) -> Result<Self, ComposeError> {
+        if iso.group == 0 || iso.group > iso.groups {
+            return Err(ComposeError::Reference(format!(
+                "group {} does not exist: groups are numbered 1 to {}",
+                iso.group, iso.groups
+            )));
+        }
+        let name =
+            normalize_project_name(&format!("{}-{}-g{}", project.name, iso.run_id, iso.group))
+                .ok_or_else(|| {
+                    ComposeError::Reference(format!(
+                        "run id {:?} gives no valid project name",
+                        iso.run_id
+                    ))
+                })?;
+        if let Some(t) = &iso.test_service {
+            if !project.services.contains_key(t) {
+                return Err(ComposeError::TestService(format!(
+                    "test service {t:?} is not a service of project {:?}",
+                    project.name
+                )));
+            }
+        }
+        Ok(GroupIsolation {
+            name,
+            iso,
+            base_project: &project.name,
+            notes: Vec::new(),
+        })
+    }
+
+    /// Compose's project label, then `extra`, then ours.
+    fn labels(&self, extra: &[(&str, String)]) -> IndexMap<String, String> {
+        let mut l = IndexMap::new();
+        l.insert(labels::COMPOSE_PROJECT.to_string(), self.name.clone());
+        for (k, v) in extra {
+            l.insert(k.to_string(), v.clone());
+        }
+        l.insert(labels::MANAGED.to_string(), "true".to_string());
+        l.insert(labels::RUN.to_string(), self.iso.run_id.clone());
+        l.insert(labels::GROUP.to_string(), self.iso.group.to_string());
+        l.insert(
+            labels::BASE_PROJECT.to_string(),
+            self.base_project.to_string(),
+        );
+        l
+    }
+
+    /// The container name of `service` in this group.
+    fn container(&self, service: &str) -> String {
+        format!("{}-{service}-1", self.name)
+    }
+
+    /// Isolates one service: container name, labels, networks, ports, data mounts (whose
+    /// new volumes go to `data_volumes`).
+    fn service(
+        &mut self,
+        svc: &mut Service,
+        link_aliases: &IndexMap<String, Vec<String>>,
+        data_volumes: &mut IndexMap<String, Volume>,
+    ) {
+        let original_container = svc.container_name.replace(self.container(&svc.name));
+        for (k, v) in self.labels(&[
             (labels::COMPOSE_SERVICE, svc.name.clone()),
             (labels::COMPOSE_CONTAINER_NUMBER, "1".to_string()),
             (labels::COMPOSE_ONEOFF, "False".to_string()),
         ]) {
             svc.labels.insert(k, v);
         }
+        let mut aliases = vec![svc.name.clone()];
+        aliases.extend(original_container);
+        aliases.extend(link_aliases.get(&svc.name).cloned().unwrap_or_default());
+        self.service_networks(svc, &aliases);
+        self.service_ports(svc);
+        self.service_data_mounts(svc, data_volumes);
+    }
+
+    /// `network_mode: service:x` points at x's container in this group; otherwise every
+    /// network of the service carries `aliases` and loses its fixed address.
+    fn service_networks(&mut self, svc: &mut Service, aliases: &[String]) {
         match svc.network_mode.as_deref() {
             Some(mode) if mode.starts_with("service:") => {
                 let target = &mode["service:".len()..];
-                svc.network_mode = Some(format!("container:{}", container(target)));
+                svc.network_mode = Some(format!("container:{}", self.container(target)));
             }
-            Some("host") => notes.push(format!(
+            Some("host") => self.notes.push(format!(
                 "service {:?} uses `network_mode: host`: it shares the host's network with every group and cannot be isolated",
                 svc.name
             )),
@@ -164,17 +233,14 @@ pub fn isolate(project: &Project, iso: &Isolation) -> Result<Project, ComposeErr
                 if svc.networks.is_empty() {
                     svc.networks.insert("default".to_string(), ServiceNetwork::default());
                 }
-                let mut wanted = vec![svc.name.clone()];
-                wanted.extend(original_container.clone());
-                wanted.extend(link_aliases.get(&svc.name).cloned().unwrap_or_default());
                 for (key, net) in svc.networks.iter_mut() {
                     if let Some(ip) = net.ipv4_address.take() {
-                        notes.push(format!(
+                        self.notes.push(format!(
                             "service {:?}: fixed address {ip} on network {key:?} dropped (every group's network gets its own addresses)",
                             svc.name
                         ));
                     }
-                    for a in &wanted {
+                    for a in aliases {
                         if !net.aliases.contains(a) {
                             net.aliases.push(a.clone());
                         }
@@ -182,12 +248,17 @@ pub fn isolate(project: &Project, iso: &Isolation) -> Result<Project, ComposeErr
                 }
             }
         }
+    }
+
+    /// Fixed host ports are dropped, or published on ephemeral host ports.
+    fn service_ports(&mut self, svc: &mut Service) {
+        let publish = self.iso.publish_ports;
         let fixed: Vec<String> = svc
             .ports
             .iter()
             .filter_map(|p| p.published.as_ref().map(|h| format!("{h}:{}", p.target)))
             .collect();
-        if iso.publish_ports {
+        if publish {
             for p in &mut svc.ports {
                 p.published = None;
             }
@@ -195,29 +266,37 @@ pub fn isolate(project: &Project, iso: &Isolation) -> Result<Project, ComposeErr
             svc.ports.retain(|p| p.published.is_none());
         }
         if !fixed.is_empty() {
-            notes.push(format!(
+            self.notes.push(format!(
                 "service {:?}: fixed host ports {} {}",
                 svc.name,
                 fixed.join(", "),
-                if iso.publish_ports {
+                if publish {
                     "are published on ephemeral host ports"
                 } else {
                     "are not published"
                 }
             ));
         }
-        let is_test = iso.test_service.as_deref() == Some(svc.name.as_str());
-        let image = svc.image.clone();
+    }
+
+    /// Writable bind mounts onto a data directory (outside the test service) become
+    /// per-group volumes, added to `data_volumes`.
+    fn service_data_mounts(
+        &mut self,
+        svc: &mut Service,
+        data_volumes: &mut IndexMap<String, Volume>,
+    ) {
+        if self.iso.test_service.as_deref() == Some(svc.name.as_str()) {
+            return;
+        }
+        let image = svc.image.as_deref();
         for (i, m) in svc.volumes.iter_mut().enumerate() {
-            if is_test
-                || m.kind != MountKind::Bind
-                || m.read_only
-                || !holds_persistent_data(&m.target, image.as_deref())
+            if m.kind != MountKind::Bind || m.read_only || !holds_persistent_data(&m.target, image)
             {
                 continue;
             }
             let key = format!("compose-shard-{}-data-{}", svc.name, i + 1);
-            notes.push(format!(
+            self.notes.push(format!(
                 "service {:?}: bind mount {} -> {} holds persistent data and would be shared by all groups; replaced by the per-group volume {key:?}",
                 svc.name,
                 m.source.as_deref().unwrap_or("?"),
@@ -226,53 +305,55 @@ pub fn isolate(project: &Project, iso: &Isolation) -> Result<Project, ComposeErr
             m.kind = MountKind::Volume;
             m.source = Some(key.clone());
             m.options.retain(|o| o == "nocopy");
-            extra_volumes.insert(key, Volume::default());
+            data_volumes.insert(key, Volume::default());
         }
     }
-    out.volumes.extend(extra_volumes);
-    for (key, net) in out.networks.iter_mut() {
-        if net.external {
-            notes.push(format!(
-                "network {key:?} is external: all groups share it and it cannot be isolated"
-            ));
-            continue;
-        }
-        if let Some(n) = &net.name {
-            notes.push(format!(
-                "network {key:?}: its fixed name {n:?} is replaced by a per-group name"
-            ));
-        }
-        net.name = Some(format!("{name}_{key}"));
-        for (k, v) in ours(&[(labels::COMPOSE_NETWORK, key.clone())]) {
-            net.labels.insert(k, v);
-        }
-    }
-    for (key, vol) in out.volumes.iter_mut() {
-        if vol.external {
-            notes.push(format!(
-                "volume {key:?} is external: all groups share it and it cannot be isolated"
-            ));
-            continue;
-        }
-        if let Some(n) = &vol.name {
-            notes.push(format!(
-                "volume {key:?}: its fixed name {n:?} is replaced by a per-group name"
-            ));
-        }
-        vol.name = Some(format!("{name}_{key}"));
-        for (k, v) in ours(&[(labels::COMPOSE_VOLUME, key.clone())]) {
-            vol.labels.insert(k, v);
+
+    /// Top-level networks or volumes (`kind`) get per-group names and labels (with the
+    /// Compose label `compose_label`); external ones are kept and reported.
+    fn top_level<R: TopLevelResource>(
+        &mut self,
+        kind: &str,
+        compose_label: &str,
+        resources: &mut IndexMap<String, R>,
+    ) {
+        for (key, resource) in resources.iter_mut() {
+            let (external, name, labels) = resource.parts();
+            if external {
+                self.notes.push(format!(
+                    "{kind} {key:?} is external: all groups share it and it cannot be isolated"
+                ));
+                continue;
+            }
+            if let Some(n) = name.as_ref() {
+                self.notes.push(format!(
+                    "{kind} {key:?}: its fixed name {n:?} is replaced by a per-group name"
+                ));
+            }
+            *name = Some(format!("{}_{key}", self.name));
+            for (k, v) in self.labels(&[(compose_label, key.clone())]) {
+                labels.insert(k, v);
+            }
         }
     }
-    out.isolation = Some(IsolationInfo {
-        run_id: iso.run_id.clone(),
-        group: iso.group,
-        groups: iso.groups,
-        base_project: project.name.clone(),
-        test_service: iso.test_service.clone(),
-        notes,
-    });
-    Ok(out)
+}
+
+/// What isolation changes on a top-level network or volume.
+trait TopLevelResource {
+    /// `external`, `name` and `labels`.
+    fn parts(&mut self) -> (bool, &mut Option<String>, &mut IndexMap<String, String>);
+}
+
+impl TopLevelResource for Network {
+    fn parts(&mut self) -> (bool, &mut Option<String>, &mut IndexMap<String, String>) {
+        (self.external, &mut self.name, &mut self.labels)
+    }
+}
+
+impl TopLevelResource for Volume {
+    fn parts(&mut self) -> (bool, &mut Option<String>, &mut IndexMap<String, String>) {
+        (self.external, &mut self.name, &mut self.labels)
+    }
 }
 
 #[cfg(test)]

@@ -160,37 +160,10 @@ fn load_sources(
 ) -> Result<Loaded, ComposeError> {
     let mut warnings = Vec::new();
     let files: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
-    let mut merged = Mapping::new();
-    let mut walk = Walk::default();
-    for source in sources {
-        let doc = prepare_file(source, lookup, &mut warnings, &mut walk)?;
-        if merged.is_empty() {
-            merged = doc; // the first file: a move, not a copy
-        } else {
-            merge_top(&mut merged, &doc);
-        }
-    }
-    // Errors found later point into whichever file, included ones too, sets the key.
-    let sources: Vec<SourceFile> = walk
-        .included
-        .into_iter()
-        .chain(sources.iter().cloned())
-        .collect();
+    let (merged, sources) = merge_files(sources, lookup, &mut warnings)?;
     let sources = sources.as_slice();
-    let mut merged_value = Value::Mapping(merged);
-    strip_tags(&mut merged_value);
-    let Value::Mapping(merged) = merged_value else {
-        unreachable!("a mapping stays a mapping")
-    };
     let project_name = project_name(name, &merged, project_dir)?;
-    for (k, _) in &merged {
-        match k.as_str().unwrap_or_default() {
-            "services" | "networks" | "volumes" | "secrets" | "configs" | "name" | "version" => {}
-            other => warnings.push(format!(
-                "top-level key `{other}` is not supported by compose-shard and is ignored"
-            )),
-        }
-    }
+    warn_unsupported_top_level(&merged, &mut warnings);
     let locate = |path: &[&str], message: String| -> ComposeError {
         let source = sources
             .iter()
@@ -233,6 +206,49 @@ fn load_sources(
     check_references(&mut project, &mut warnings);
     let warnings = aggregate_warnings(warnings);
     Ok(Loaded { project, warnings })
+}
+
+/// Each file prepared (see `prepare.rs`) and merged over the ones before it, with the YAML
+/// tags left after merging removed; and every file that contributed, included ones first, so
+/// errors found later point into whichever file sets the key.
+fn merge_files(
+    sources: &[SourceFile],
+    lookup: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<(Mapping, Vec<SourceFile>), ComposeError> {
+    let mut merged = Mapping::new();
+    let mut walk = Walk::default();
+    for source in sources {
+        let doc = prepare_file(source, lookup, warnings, &mut walk)?;
+        if merged.is_empty() {
+            merged = doc; // the first file: a move, not a copy
+        } else {
+            merge_top(&mut merged, &doc);
+        }
+    }
+    let sources: Vec<SourceFile> = walk
+        .included
+        .into_iter()
+        .chain(sources.iter().cloned())
+        .collect();
+    let mut merged_value = Value::Mapping(merged);
+    strip_tags(&mut merged_value);
+    let Value::Mapping(merged) = merged_value else {
+        unreachable!("a mapping stays a mapping")
+    };
+    Ok((merged, sources))
+}
+
+/// A warning for each top-level key compose-shard ignores.
+fn warn_unsupported_top_level(merged: &Mapping, warnings: &mut Vec<String>) {
+    for (k, _) in merged {
+        match k.as_str().unwrap_or_default() {
+            "services" | "networks" | "volumes" | "secrets" | "configs" | "name" | "version" => {}
+            other => warnings.push(format!(
+                "top-level key `{other}` is not supported by compose-shard and is ignored"
+            )),
+        }
+    }
 }
 
 /// `-p` or `COMPOSE_PROJECT_NAME` must already be a valid name (Compose refuses others);

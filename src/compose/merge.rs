@@ -97,20 +97,28 @@ fn tag_of(value: &Value) -> Option<String> {
     }
 }
 
+/// `!reset` removes `key` from `target` and `!override` replaces it with the untagged value;
+/// `true` when `value` carried either tag (there is nothing left to merge).
+fn apply_tag(target: &mut Mapping, key: &Value, value: &Value) -> bool {
+    match tag_of(value).as_deref() {
+        Some("reset") => {
+            target.remove(key);
+            true
+        }
+        Some("override") => {
+            target.insert(key.clone(), untag_ref(value).clone());
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Merge `over` into `base` (both service mappings, already normalised).
 pub(crate) fn merge_service(base: &mut Mapping, over: &Mapping) {
     for (key, value) in over {
         let name = key.as_str().unwrap_or_default();
-        match tag_of(value).as_deref() {
-            Some("reset") => {
-                base.remove(key);
-                continue;
-            }
-            Some("override") => {
-                base.insert(key.clone(), untag_ref(value).clone());
-                continue;
-            }
-            _ => {}
+        if apply_tag(base, key, value) {
+            continue;
         }
         let merged = match (base.get(key), value) {
             (Some(old), new) => merge_field(name, old, new),
@@ -152,16 +160,8 @@ fn merge_field(name: &str, old: &Value, new: &Value) -> Value {
 fn merge_mapping(a: &Mapping, b: &Mapping) -> Mapping {
     let mut out = a.clone();
     for (k, v) in b {
-        match tag_of(v).as_deref() {
-            Some("reset") => {
-                out.remove(k);
-                continue;
-            }
-            Some("override") => {
-                out.insert(k.clone(), untag_ref(v).clone());
-                continue;
-            }
-            _ => {}
+        if apply_tag(&mut out, k, v) {
+            continue;
         }
         let merged = match (out.get(k), v) {
             (Some(Value::Mapping(x)), Value::Mapping(y)) => Value::Mapping(merge_mapping(x, y)),
@@ -191,15 +191,12 @@ pub(crate) fn merge_top(base: &mut Mapping, over: &Mapping) {
         match (name, base.get_mut(key), value) {
             ("services", Some(Value::Mapping(old)), Value::Mapping(new)) => {
                 for (svc, def) in new {
-                    match (tag_of(def).as_deref(), old.get_mut(svc), def) {
-                        // `web: !reset` removes the service; `!override` replaces it.
-                        (Some("reset"), _, _) => {
-                            old.remove(svc);
-                        }
-                        (Some("override"), _, _) => {
-                            old.insert(svc.clone(), untag_ref(def).clone());
-                        }
-                        (_, Some(Value::Mapping(o)), Value::Mapping(n)) => merge_service(o, n),
+                    // `web: !reset` removes the service; `!override` replaces it.
+                    if apply_tag(old, svc, def) {
+                        continue;
+                    }
+                    match (old.get_mut(svc), def) {
+                        (Some(Value::Mapping(o)), Value::Mapping(n)) => merge_service(o, n),
                         _ => {
                             old.insert(svc.clone(), def.clone());
                         }

@@ -3,7 +3,7 @@
 use serde_yaml::Value;
 
 use super::model::{Network, Volume};
-use super::values::{boolean, err, key_values, string, FieldError};
+use super::values::{boolean, err, string, string_map, FieldError};
 
 /// Canonicalise a top-level network definition.
 pub(crate) fn network(
@@ -25,12 +25,7 @@ pub(crate) fn network(
             "driver" => n.driver = Some(string("driver", val)?),
             "internal" => n.internal = boolean("internal", val)?,
             "external" => n.external = external(val, &mut n.name)?,
-            "labels" => {
-                n.labels = key_values("labels", val)?
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or_default()))
-                    .collect()
-            }
+            "labels" => n.labels = string_map("labels", val)?,
             // The engine picks addresses for each group's network; a fixed subnet would make
             // the groups' networks collide, so IP settings are not carried over.
             other => warnings.push(format!(
@@ -60,18 +55,8 @@ pub(crate) fn volume(
             "name" => vol.name = Some(string("name", val)?),
             "driver" => vol.driver = Some(string("driver", val)?),
             "external" => vol.external = external(val, &mut vol.name)?,
-            "driver_opts" => {
-                vol.driver_opts = key_values("driver_opts", val)?
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or_default()))
-                    .collect()
-            }
-            "labels" => {
-                vol.labels = key_values("labels", val)?
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or_default()))
-                    .collect()
-            }
+            "driver_opts" => vol.driver_opts = string_map("driver_opts", val)?,
+            "labels" => vol.labels = string_map("labels", val)?,
             other => warnings.push(format!(
                 "volume {key:?}: `{other}` is not supported by compose-shard and is ignored"
             )),

@@ -2,6 +2,7 @@
 //! and booleans where strings are expected, strings or lists, maps or `KEY=VAL` lists), each
 //! failure naming the key.
 
+use indexmap::IndexMap;
 use serde_yaml::Value;
 
 use super::names::parse_byte_size;
@@ -58,6 +59,15 @@ pub(crate) fn command(key: &str, v: &Value) -> Result<Option<Vec<String>>, Field
         Value::Sequence(_) => string_list(key, v).map(Some),
         _ => err(key, "expected a string or a list of strings"),
     }
+}
+
+/// A map or `KEY=VALUE` list of strings (labels, sysctls, driver options): a key without a
+/// value maps to the empty string.
+pub(crate) fn string_map(key: &str, v: &Value) -> Result<IndexMap<String, String>, FieldError> {
+    Ok(key_values(key, v)?
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect())
 }
 
 /// `{K: V}` or `[K=V, K]`; a null value means "from the environment".

@@ -1,5 +1,5 @@
 //! From collected tests and durations to a [`Plan`]: give every test a duration, gather tests
-//! into units per `--split-by`, balance the units (see [`super::balance`]), and list each
+//! into units per `--split-by`, balance the units (see `balance.rs`), and list each
 //! group's tests in collection order.
 //!
 //! Only the unit names and weights reach the balancer, with units numbered in name order, so

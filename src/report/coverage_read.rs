@@ -31,91 +31,32 @@ pub(crate) fn read_coverage(
 ) -> Result<(), ReportError> {
     let mut xml = XmlFile::open(path)?;
     let mut buf = Vec::new();
-    let mut stack: Vec<Tag> = Vec::new();
-    let mut seen_root = false;
-    let mut sources: Vec<String> = Vec::new();
-    let mut source_text = String::new();
-    let mut package = String::new();
-    let mut class: Option<(String, SourceFile)> = None;
+    let mut reader = ReportReader::new(first);
     loop {
         let event = xml.next(&mut buf)?;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty = matches!(event, Event::Empty(_));
-                let name = local_name(e);
-                let parent = stack.last().copied();
-                let tag = match (parent, name.as_slice()) {
-                    (None, b"coverage") => {
-                        seen_root = true;
-                        read_root(&xml, e, merged, first)?;
-                        Tag::Coverage
-                    }
-                    (None, other) => {
-                        return Err(ReportError::UnknownFormat {
-                            file: xml.path().display().to_string(),
-                            root: String::from_utf8_lossy(other).into_owned(),
-                        })
-                    }
-                    (Some(Tag::Coverage), b"sources") => Tag::Sources,
-                    (Some(Tag::Sources), b"source") => {
-                        source_text.clear();
-                        Tag::Source
-                    }
-                    (_, b"package") => {
-                        package = xml.attr(e, "name")?.unwrap_or_default();
-                        Tag::Package
-                    }
-                    (_, b"class") => {
-                        class = Some(read_class(&xml, e, &package)?);
-                        Tag::Class
-                    }
-                    (Some(Tag::Class), b"methods") => Tag::Methods,
-                    (Some(Tag::Class), b"lines") => Tag::ClassLines,
-                    (Some(Tag::ClassLines), b"line") => {
-                        let line = read_line(&xml, e)?;
-                        merged.has_branches |= line.branches.is_some();
-                        if let Some((_, file)) = class.as_mut() {
-                            file.lines.push(line);
-                        }
-                        Tag::Other
-                    }
-                    _ => {
-                        xml.validate_attributes(e)?;
-                        Tag::Other
-                    }
-                };
-                if empty {
-                    finish(tag, &mut class, merged, &mut sources, &source_text);
+                let tag = reader.start(&xml, e, merged)?;
+                if matches!(event, Event::Empty(_)) {
+                    reader.finish(tag, merged);
                 } else {
-                    stack.push(tag);
+                    reader.stack.push(tag);
                 }
             }
             Event::End(_) => {
-                if let Some(tag) = stack.pop() {
-                    finish(tag, &mut class, merged, &mut sources, &source_text);
+                if let Some(tag) = reader.stack.pop() {
+                    reader.finish(tag, merged);
                 }
             }
-            Event::Text(ref t) => {
-                let text = xml.utf8(t)?;
-                if stack.last() == Some(&Tag::Source) {
-                    source_text.push_str(text);
-                }
-            }
-            Event::CData(ref t) => {
-                let text = xml.utf8(t)?;
-                if stack.last() == Some(&Tag::Source) {
-                    source_text.push_str(text);
-                }
-            }
+            Event::Text(ref t) => reader.source_text(xml.utf8(t)?),
+            Event::CData(ref t) => reader.source_text(xml.utf8(t)?),
             Event::GeneralRef(ref r) => {
                 let c = xml.resolve_ref(r)?;
-                if stack.last() == Some(&Tag::Source) {
-                    source_text.push(c);
-                }
+                reader.source_text(c.encode_utf8(&mut [0; 4]));
             }
             Event::Comment(ref t) => {
                 let text = xml.utf8(t)?;
-                if first && stack.len() == 1 {
+                if first && reader.stack.len() == 1 {
                     merged.comments.push(text.to_string());
                 }
             }
@@ -123,40 +64,116 @@ pub(crate) fn read_coverage(
                 xml.utf8(p)?;
             }
             Event::Decl(_) | Event::DocType(_) => {}
-            Event::Eof => {
-                if !seen_root {
-                    return Err(xml.error_here("no root element (empty or truncated file)".into()));
-                }
-                if !stack.is_empty() {
-                    return Err(xml.error_here(format!(
-                        "file ends inside {} unclosed element(s) (truncated?)",
-                        stack.len()
-                    )));
-                }
-                add_sources(merged, sources, first);
-                return Ok(());
-            }
+            Event::Eof => return reader.end_of_file(&xml, merged),
         }
     }
 }
 
-fn finish(
-    tag: Tag,
-    class: &mut Option<(String, SourceFile)>,
-    merged: &mut MergedCoverage,
-    sources: &mut Vec<String>,
-    source_text: &str,
-) {
-    match tag {
-        Tag::Class => {
-            if let Some((filename, mut file)) = class.take() {
-                file.lines.sort_by_key(|l| l.number);
-                file.lines.dedup_by_key(|l| l.number);
-                merged.add_file(filename, file);
-            }
+/// Where the reader is in one report, and what it holds until the enclosing element ends.
+struct ReportReader {
+    first: bool,
+    /// The open elements.
+    stack: Vec<Tag>,
+    seen_root: bool,
+    sources: Vec<String>,
+    /// The text of the open `<source>`.
+    source_text: String,
+    /// The `name` of the open `<package>`.
+    package: String,
+    /// The open `<class>`: its file name and what was read of it.
+    class: Option<(String, SourceFile)>,
+}
+
+impl ReportReader {
+    fn new(first: bool) -> Self {
+        ReportReader {
+            first,
+            stack: Vec::new(),
+            seen_root: false,
+            sources: Vec::new(),
+            source_text: String::new(),
+            package: String::new(),
+            class: None,
         }
-        Tag::Source => sources.push(source_text.trim().to_string()),
-        _ => {}
+    }
+
+    /// A start tag or empty element: what it is, given its parent.
+    fn start(
+        &mut self,
+        xml: &XmlFile,
+        e: &BytesStart<'_>,
+        merged: &mut MergedCoverage,
+    ) -> Result<Tag, ReportError> {
+        let name = local_name(e);
+        Ok(match (self.stack.last().copied(), name.as_slice()) {
+            (None, b"coverage") => {
+                self.seen_root = true;
+                read_root(xml, e, merged, self.first)?;
+                Tag::Coverage
+            }
+            (None, other) => {
+                return Err(ReportError::UnknownFormat {
+                    file: xml.path().display().to_string(),
+                    root: String::from_utf8_lossy(other).into_owned(),
+                })
+            }
+            (Some(Tag::Coverage), b"sources") => Tag::Sources,
+            (Some(Tag::Sources), b"source") => {
+                self.source_text.clear();
+                Tag::Source
+            }
+            (_, b"package") => {
+                self.package = xml.attr(e, "name")?.unwrap_or_default();
+                Tag::Package
+            }
+            (_, b"class") => {
+                self.class = Some(read_class(xml, e, &self.package)?);
+                Tag::Class
+            }
+            (Some(Tag::Class), b"methods") => Tag::Methods,
+            (Some(Tag::Class), b"lines") => Tag::ClassLines,
+            (Some(Tag::ClassLines), b"line") => {
+                let line = read_line(xml, e)?;
+                merged.has_branches |= line.branches.is_some();
+                if let Some((_, file)) = self.class.as_mut() {
+                    file.lines.push(line);
+                }
+                Tag::Other
+            }
+            _ => {
+                xml.validate_attributes(e)?;
+                Tag::Other
+            }
+        })
+    }
+
+    /// Text, kept only inside a `<source>`.
+    fn source_text(&mut self, text: &str) {
+        if self.stack.last() == Some(&Tag::Source) {
+            self.source_text.push_str(text);
+        }
+    }
+
+    /// The end of an element: a class is folded into `merged`, a source kept.
+    fn finish(&mut self, tag: Tag, merged: &mut MergedCoverage) {
+        match tag {
+            Tag::Class => {
+                if let Some((filename, mut file)) = self.class.take() {
+                    file.lines.sort_by_key(|l| l.number);
+                    file.lines.dedup_by_key(|l| l.number);
+                    merged.add_file(filename, file);
+                }
+            }
+            Tag::Source => self.sources.push(self.source_text.trim().to_string()),
+            _ => {}
+        }
+    }
+
+    /// The end of the file: it must have had a root element, and closed it.
+    fn end_of_file(self, xml: &XmlFile, merged: &mut MergedCoverage) -> Result<(), ReportError> {
+        xml.check_complete(self.seen_root, self.stack.len())?;
+        add_sources(merged, self.sources, self.first);
+        Ok(())
     }
 }
 

@@ -69,20 +69,70 @@ pub(crate) fn write_coverage(
         source,
     };
     let arcs = merged.has_branches;
-    let branch_rate = |c: Counts| {
-        if arcs {
-            rate(c.branch_hits, c.branches)
-        } else {
-            "0".to_string()
-        }
+    let files = files_in_order(merged);
+    let (packages, total) = packages(&files);
+    let totals = CoverageTotals {
+        files: files.len(),
+        lines_valid: total.lines,
+        lines_covered: total.hits,
+        branches_valid: if arcs { total.branches } else { 0 },
+        branches_covered: if arcs { total.branch_hits } else { 0 },
+        line_rate: rate(total.hits, total.lines),
+        branch_rate: branch_rate(total, arcs),
     };
+    out.write_all(head(merged, timestamp_ms, &totals).as_bytes())
+        .map_err(io)?;
+    if packages.is_empty() {
+        out.write_all(b"\t<packages/>\n").map_err(io)?;
+    } else {
+        out.write_all(b"\t<packages>\n").map_err(io)?;
+    }
+    // One package at a time: the output document is never held whole in memory.
+    let mut chunk = String::new();
+    for package in &packages {
+        chunk.clear();
+        write_package(
+            &mut chunk,
+            &files[package.files.clone()],
+            package.counts,
+            arcs,
+        );
+        out.write_all(chunk.as_bytes()).map_err(io)?;
+    }
+    if !packages.is_empty() {
+        out.write_all(b"\t</packages>\n").map_err(io)?;
+    }
+    out.write_all(b"</coverage>\n").map_err(io)?;
+    out.flush().map_err(io)?;
+    Ok(totals)
+}
 
-    // Packages in human order, each with its files in human order.
+/// `branch-rate` as coverage.py writes it: `"0"` without branch coverage.
+fn branch_rate(c: Counts, arcs: bool) -> String {
+    if arcs {
+        rate(c.branch_hits, c.branches)
+    } else {
+        "0".to_string()
+    }
+}
+
+/// The files by package in human order, each package's files in human order.
+fn files_in_order(merged: &MergedCoverage) -> Vec<(&String, &SourceFile)> {
     let mut files: Vec<(&String, &SourceFile)> = merged.files.iter().collect();
     files.sort_by(|a, b| human_cmp(&a.1.package, &b.1.package).then_with(|| human_cmp(a.0, b.0)));
+    files
+}
 
-    // Packages as runs of consecutive files; totals first, since they head the document.
-    let mut packages: Vec<(usize, usize, Counts)> = Vec::new();
+/// One package: a run of consecutive files in [`files_in_order`].
+struct PackageRun {
+    files: std::ops::Range<usize>,
+    counts: Counts,
+}
+
+/// The packages of the ordered `files` and the whole report's counts; computed before
+/// anything is written, since the totals head the document.
+fn packages(files: &[(&String, &SourceFile)]) -> (Vec<PackageRun>, Counts) {
+    let mut packages = Vec::new();
     let mut total = Counts::default();
     let mut i = 0;
     while i < files.len() {
@@ -91,25 +141,23 @@ pub(crate) fn write_coverage(
             .iter()
             .position(|(_, f)| &f.package != package)
             .map_or(files.len(), |n| i + n);
-        let mut pkg = Counts::default();
+        let mut counts = Counts::default();
         for (_, file) in &files[i..end] {
-            pkg.add(Counts::of(&file.lines));
+            counts.add(Counts::of(&file.lines));
         }
-        total.add(pkg);
-        packages.push((i, end, pkg));
+        total.add(counts);
+        packages.push(PackageRun {
+            files: i..end,
+            counts,
+        });
         i = end;
     }
+    (packages, total)
+}
 
-    let totals = CoverageTotals {
-        files: files.len(),
-        lines_valid: total.lines,
-        lines_covered: total.hits,
-        branches_valid: if arcs { total.branches } else { 0 },
-        branches_covered: if arcs { total.branch_hits } else { 0 },
-        line_rate: rate(total.hits, total.lines),
-        branch_rate: branch_rate(total),
-    };
-
+/// The XML declaration, the `<coverage>` start tag with the totals, the comments and the
+/// `<sources>`.
+fn head(merged: &MergedCoverage, timestamp_ms: u128, totals: &CoverageTotals) -> String {
     let mut head = String::from("<?xml version=\"1.0\" ?>\n<coverage");
     if let Some(version) = &merged.version {
         push_attr(&mut head, "version", version);
@@ -122,7 +170,7 @@ pub(crate) fn write_coverage(
         &totals.lines_covered.to_string(),
     );
     push_attr(&mut head, "line-rate", &totals.line_rate);
-    if arcs {
+    if merged.has_branches {
         push_attr(
             &mut head,
             "branches-valid",
@@ -156,42 +204,29 @@ pub(crate) fn write_coverage(
         }
         head.push_str("\t</sources>\n");
     }
-    out.write_all(head.as_bytes()).map_err(io)?;
-    if packages.is_empty() {
-        out.write_all(b"\t<packages/>\n").map_err(io)?;
-    } else {
-        out.write_all(b"\t<packages>\n").map_err(io)?;
+    head
+}
+
+/// One `<package>` with its classes; `files` are the package's files.
+fn write_package(out: &mut String, files: &[(&String, &SourceFile)], counts: Counts, arcs: bool) {
+    out.push_str("\t\t<package");
+    push_attr(out, "name", &files[0].1.package);
+    push_attr(out, "line-rate", &rate(counts.hits, counts.lines));
+    push_attr(out, "branch-rate", &branch_rate(counts, arcs));
+    push_attr(out, "complexity", "0");
+    out.push_str(">\n\t\t\t<classes>\n");
+    for (filename, file) in files {
+        let counts = Counts::of(&file.lines);
+        write_class(
+            out,
+            filename,
+            file,
+            counts,
+            arcs,
+            &branch_rate(counts, arcs),
+        );
     }
-    // One package at a time: the output document is never held whole in memory.
-    let mut chunk = String::new();
-    for (start, end, pkg) in &packages {
-        chunk.clear();
-        chunk.push_str("\t\t<package");
-        push_attr(&mut chunk, "name", &files[*start].1.package);
-        push_attr(&mut chunk, "line-rate", &rate(pkg.hits, pkg.lines));
-        push_attr(&mut chunk, "branch-rate", &branch_rate(*pkg));
-        push_attr(&mut chunk, "complexity", "0");
-        chunk.push_str(">\n\t\t\t<classes>\n");
-        for (filename, file) in &files[*start..*end] {
-            let counts = Counts::of(&file.lines);
-            write_class(
-                &mut chunk,
-                filename,
-                file,
-                counts,
-                arcs,
-                &branch_rate(counts),
-            );
-        }
-        chunk.push_str("\t\t\t</classes>\n\t\t</package>\n");
-        out.write_all(chunk.as_bytes()).map_err(io)?;
-    }
-    if !packages.is_empty() {
-        out.write_all(b"\t</packages>\n").map_err(io)?;
-    }
-    out.write_all(b"</coverage>\n").map_err(io)?;
-    out.flush().map_err(io)?;
-    Ok(totals)
+    out.push_str("\t\t\t</classes>\n\t\t</package>\n");
 }
 
 fn write_class(

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::junit_types::{FailureKind, JunitTotals};
+use super::junit_types::{FailedTest, FailureKind, JunitTotals};
 use super::summary::{format_seconds, wall_time, GroupSummary};
 
 /// How many failures the step summary lists before saying how many more there are.
@@ -27,12 +27,15 @@ pub fn github_step_summary(
     let verdict = if totals.all_passed() {
         "all passed".to_string()
     } else {
-        format!("{} failed, {} errors", totals.failures, totals.errors)
+        format!(
+            "{} failed, {} errors",
+            totals.counts.failures, totals.counts.errors
+        )
     };
     let _ = writeln!(
         md,
         "## compose-shard: {} tests in {} groups: {verdict}\n",
-        totals.tests,
+        totals.counts.tests,
         groups.len()
     );
     md.push_str("| group | tests | passed | failed | errors | skipped | time | status |\n");
@@ -54,18 +57,24 @@ pub fn github_step_summary(
     let _ = writeln!(
         md,
         "| **total** | **{}** | **{}** | **{}** | **{}** | **{}** | {} | |",
-        totals.tests,
-        totals.passed,
-        totals.failures,
-        totals.errors,
-        totals.skipped,
-        format_seconds(totals.time)
+        totals.counts.tests,
+        totals.counts.passed,
+        totals.counts.failures,
+        totals.counts.errors,
+        totals.counts.skipped,
+        format_seconds(totals.counts.time)
     );
     list(&mut md, "Ran in more than one group", &totals.duplicates);
     list(&mut md, "Collected but never run", &totals.never_run);
-    if !totals.failed_tests.is_empty() {
-        let _ = writeln!(md, "\n### Failures ({})\n", totals.failed_tests.len());
-        for f in totals.failed_tests.iter().take(SUMMARY_FAILURES) {
+    failures(&mut md, &totals.failed_tests, link_base);
+    md
+}
+
+/// The failures, each linked to `file#Lline` under `link_base` when given.
+fn failures(md: &mut String, failed_tests: &[FailedTest], link_base: Option<&str>) {
+    if !failed_tests.is_empty() {
+        let _ = writeln!(md, "\n### Failures ({})\n", failed_tests.len());
+        for f in failed_tests.iter().take(SUMMARY_FAILURES) {
             let kind = match f.kind {
                 FailureKind::Failure => "failed",
                 FailureKind::Error => "error",
@@ -85,15 +94,14 @@ pub fn github_step_summary(
                 cell(&f.message)
             );
         }
-        if totals.failed_tests.len() > SUMMARY_FAILURES {
+        if failed_tests.len() > SUMMARY_FAILURES {
             let _ = writeln!(
                 md,
                 "- ... and {} more",
-                totals.failed_tests.len() - SUMMARY_FAILURES
+                failed_tests.len() - SUMMARY_FAILURES
             );
         }
     }
-    md
 }
 
 fn list(md: &mut String, title: &str, ids: &[String]) {
@@ -193,7 +201,7 @@ fn escape_property(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::junit_types::FailedTest;
+    use crate::report::junit_types::{CaseCounts, FailedTest};
 
     fn failed(id: &str, file: Option<&str>, line: Option<u32>, message: &str) -> FailedTest {
         FailedTest {
@@ -234,8 +242,11 @@ mod tests {
     #[test]
     fn step_summary_links_failures() {
         let totals = JunitTotals {
-            tests: 1,
-            failures: 1,
+            counts: CaseCounts {
+                tests: 1,
+                failures: 1,
+                ..CaseCounts::default()
+            },
             failed_tests: vec![failed(
                 "tests/a b.py::t",
                 Some("tests/a b.py"),

@@ -25,7 +25,9 @@ use std::sync::Mutex;
 use super::error::ReportError;
 use super::failure_location::{locate, one_line_message};
 use super::junit_scan::{scan_junit, ScannedCase};
-use super::junit_types::{FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals};
+use super::junit_types::{
+    CaseCounts, FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals,
+};
 use super::node_id::NodeIdIndex;
 use super::xml_input::{escape_text, push_attr};
 
@@ -49,14 +51,7 @@ pub fn merge_junit(
     };
     let mut head = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites");
     push_attr(&mut head, "name", "compose-shard");
-    push_counts(
-        &mut head,
-        totals.tests,
-        totals.failures,
-        totals.errors,
-        totals.skipped,
-        totals.time,
-    );
+    push_counts(&mut head, &totals.counts);
     head.push_str(">\n");
     out.write_all(head.as_bytes()).map_err(io)?;
     for ((group, scan), group_totals) in groups.iter().zip(&mut scans).zip(&totals.per_group) {
@@ -138,7 +133,11 @@ fn scan_group(group: &GroupResult, index: &NodeIdIndex) -> Result<GroupScan, Rep
     let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
     scan.cases
         .reserve(usize::try_from(bytes / 128).unwrap_or(0).min(1 << 22));
-    let (counts, failed, cases) = (&mut scan.counts, &mut scan.failed_tests, &mut scan.cases);
+    let (counts, failed, cases) = (
+        &mut scan.counts.counts,
+        &mut scan.failed_tests,
+        &mut scan.cases,
+    );
     let head = scan_junit(path, Some(&mut spill), |case| {
         let node_id = index.resolve(&case.classname, &case.name, case.file.as_deref());
         count_case(counts, case);
@@ -156,19 +155,12 @@ fn scan_group(group: &GroupResult, index: &NodeIdIndex) -> Result<GroupScan, Rep
     Ok(scan)
 }
 
-fn push_counts(
-    s: &mut String,
-    tests: usize,
-    failures: usize,
-    errors: usize,
-    skipped: usize,
-    time: f64,
-) {
-    push_attr(s, "tests", &tests.to_string());
-    push_attr(s, "failures", &failures.to_string());
-    push_attr(s, "errors", &errors.to_string());
-    push_attr(s, "skipped", &skipped.to_string());
-    push_attr(s, "time", &format!("{time:.3}"));
+fn push_counts(s: &mut String, counts: &CaseCounts) {
+    push_attr(s, "tests", &counts.tests.to_string());
+    push_attr(s, "failures", &counts.failures.to_string());
+    push_attr(s, "errors", &counts.errors.to_string());
+    push_attr(s, "skipped", &counts.skipped.to_string());
+    push_attr(s, "time", &format!("{:.3}", counts.time));
 }
 
 /// Why a group has no (complete) results, if it has none.
@@ -222,8 +214,8 @@ fn compute_totals(
             }
         }
         if let Some(reason) = &g.missing_reason {
-            g.tests += 1;
-            g.errors += 1;
+            g.counts.tests += 1;
+            g.counts.errors += 1;
             totals.failed_tests.push(FailedTest {
                 node_id: group_label(group),
                 group: group.group,
@@ -233,12 +225,7 @@ fn compute_totals(
                 message: format!("results of {} are missing: {reason}", group_label(group)),
             });
         }
-        totals.tests += g.tests;
-        totals.failures += g.failures;
-        totals.errors += g.errors;
-        totals.skipped += g.skipped;
-        totals.passed += g.passed;
-        totals.time += g.time;
+        totals.counts.add(&g.counts);
         totals.per_group.push(g);
     }
     totals.duplicates = duplicates.into_iter().collect();
@@ -260,7 +247,7 @@ fn compute_totals(
     totals
 }
 
-fn count_case(g: &mut GroupTotals, case: &ScannedCase) {
+fn count_case(g: &mut CaseCounts, case: &ScannedCase) {
     g.tests += 1;
     g.time += case.time;
     let failed = case.failure.is_some();
@@ -314,14 +301,7 @@ fn write_suite(
         "name",
         &format!("{producer} ({})", group_label(group)),
     );
-    push_counts(
-        &mut tag,
-        totals.tests,
-        totals.failures,
-        totals.errors,
-        totals.skipped,
-        totals.time,
-    );
+    push_counts(&mut tag, &totals.counts);
     if let Some(timestamp) = head.timestamp.as_deref() {
         push_attr(&mut tag, "timestamp", timestamp);
     }

@@ -154,6 +154,13 @@ mod tests {
         };
         let mut out = Vec::new();
         let totals = crate::report::merge_junit(&[group], None, &mut out).unwrap();
-        assert_eq!((totals.tests, totals.failures, totals.errors), (3, 1, 1));
+        assert_eq!(
+            (
+                totals.counts.tests,
+                totals.counts.failures,
+                totals.counts.errors
+            ),
+            (3, 1, 1)
+        );
     }
 }

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesEnd, BytesStart, Event};
 
 use super::error::ReportError;
 use super::xml_input::{end_name, local_name, XmlFile};
@@ -65,13 +65,7 @@ pub(crate) fn scan_junit(
     let mut xml = XmlFile::open(path)?;
     let mut open_suites = 0usize;
     let mut buf = Vec::new();
-    let mut scan = JunitScan::default();
-    let mut depth = 0usize;
-    let mut seen_root = false;
-    let mut record = ScannedCase::default();
-    // The depth of the open testcase's children, while one is open.
-    let mut case_depth: Option<usize> = None;
-    let mut collecting = Collecting::Nothing;
+    let mut state = ScanState::new();
     loop {
         let event = xml.next(&mut buf)?;
         if let Some(out) = copy.as_deref_mut() {
@@ -81,103 +75,20 @@ pub(crate) fn scan_junit(
             })?;
         }
         match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty = matches!(event, Event::Empty(_));
-                let name = local_name(e);
-                if name.as_slice() != b"testcase" {
-                    xml.validate_attributes(e)?;
-                }
-                if !seen_root {
-                    seen_root = true;
-                    check_root(&xml, name.as_slice())?;
-                }
-                match name.as_slice() {
-                    b"testsuite" if scan.suite_name.is_none() => {
-                        scan.suite_name = xml.attr(e, "name")?;
-                        scan.timestamp = xml.attr(e, "timestamp")?;
-                        scan.hostname = xml.attr(e, "hostname")?;
-                    }
-                    b"testcase" => {
-                        if case_depth.is_some() {
-                            return Err(xml.error_here("<testcase> inside a <testcase>".into()));
-                        }
-                        read_case(&xml, e, &mut record)?;
-                        if empty {
-                            on_case(&record);
-                        } else {
-                            case_depth = Some(depth + 1);
-                        }
-                    }
-                    kind @ (b"failure" | b"error" | b"skipped") => {
-                        if let Some(children) = case_depth {
-                            let current = &mut record;
-                            if depth == children {
-                                let problem = Problem {
-                                    message: xml.attr(e, "message")?.unwrap_or_default(),
-                                    tail: String::new(),
-                                };
-                                match kind {
-                                    b"failure" => {
-                                        current.failure.get_or_insert(problem);
-                                        collecting = Collecting::Failure;
-                                    }
-                                    b"error" => {
-                                        current.error.get_or_insert(problem);
-                                        collecting = Collecting::Error;
-                                    }
-                                    _ => current.skipped = true,
-                                }
-                                if empty {
-                                    collecting = Collecting::Nothing;
-                                }
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-                if !empty {
-                    depth += 1;
-                }
-            }
-            Event::End(ref e) => {
-                depth = depth.saturating_sub(1);
-                let name = end_name(e);
-                if matches!(name.as_slice(), b"failure" | b"error") {
-                    collecting = Collecting::Nothing;
-                }
-                if name.as_slice() == b"testcase" && case_depth.take().is_some() {
-                    on_case(&record);
-                }
-            }
+            Event::Start(ref e) => state.start(&xml, e, false, &mut on_case)?,
+            Event::Empty(ref e) => state.start(&xml, e, true, &mut on_case)?,
+            Event::End(ref e) => state.end(e, &mut on_case),
             Event::Text(ref t) => {
                 let text = xml.utf8(t)?;
-                if !seen_root && !text.trim().is_empty() {
+                if !state.seen_root && !text.trim().is_empty() {
                     return Err(xml.error_here("text before the root element".into()));
                 }
-                append_tail(
-                    &mut record,
-                    case_depth.is_some() && collecting != Collecting::Nothing,
-                    collecting,
-                    text,
-                );
+                state.append_tail(text);
             }
-            Event::CData(ref t) => {
-                let text = xml.utf8(t)?;
-                append_tail(
-                    &mut record,
-                    case_depth.is_some() && collecting != Collecting::Nothing,
-                    collecting,
-                    text,
-                );
-            }
+            Event::CData(ref t) => state.append_tail(xml.utf8(t)?),
             Event::GeneralRef(ref r) => {
                 let c = xml.resolve_ref(r)?;
-                append_tail(
-                    &mut record,
-                    case_depth.is_some() && collecting != Collecting::Nothing,
-                    collecting,
-                    c.encode_utf8(&mut [0; 4]),
-                );
+                state.append_tail(c.encode_utf8(&mut [0; 4]));
             }
             Event::Comment(ref t) => {
                 xml.utf8(t)?;
@@ -186,18 +97,146 @@ pub(crate) fn scan_junit(
                 xml.utf8(p)?;
             }
             Event::Decl(_) | Event::DocType(_) => {}
-            Event::Eof => {
-                if !seen_root {
-                    return Err(xml.error_here("no root element (empty or truncated file)".into()));
+            Event::Eof => return state.finish(&xml),
+        }
+    }
+}
+
+/// Where the first pass is in the file, and the testcase being read.
+struct ScanState {
+    scan: JunitScan,
+    /// How many elements are open.
+    depth: usize,
+    seen_root: bool,
+    record: ScannedCase,
+    /// The depth of the open testcase's children, while one is open.
+    case_depth: Option<usize>,
+    collecting: Collecting,
+}
+
+impl ScanState {
+    fn new() -> Self {
+        ScanState {
+            scan: JunitScan::default(),
+            depth: 0,
+            seen_root: false,
+            record: ScannedCase::default(),
+            case_depth: None,
+            collecting: Collecting::Nothing,
+        }
+    }
+
+    /// A start tag, or an empty element (`empty`).
+    fn start(
+        &mut self,
+        xml: &XmlFile,
+        e: &BytesStart<'_>,
+        empty: bool,
+        on_case: &mut impl FnMut(&ScannedCase),
+    ) -> Result<(), ReportError> {
+        let name = local_name(e);
+        if name.as_slice() != b"testcase" {
+            xml.validate_attributes(e)?;
+        }
+        if !self.seen_root {
+            self.seen_root = true;
+            check_root(xml, name.as_slice())?;
+        }
+        match name.as_slice() {
+            b"testsuite" if self.scan.suite_name.is_none() => {
+                self.scan.suite_name = xml.attr(e, "name")?;
+                self.scan.timestamp = xml.attr(e, "timestamp")?;
+                self.scan.hostname = xml.attr(e, "hostname")?;
+            }
+            b"testcase" => {
+                if self.case_depth.is_some() {
+                    return Err(xml.error_here("<testcase> inside a <testcase>".into()));
                 }
-                if depth != 0 {
-                    return Err(xml.error_here(format!(
-                        "file ends inside {depth} unclosed element(s) (truncated?)"
-                    )));
+                read_case(xml, e, &mut self.record)?;
+                if empty {
+                    on_case(&self.record);
+                } else {
+                    self.case_depth = Some(self.depth + 1);
                 }
-                return Ok(scan);
+            }
+            kind @ (b"failure" | b"error" | b"skipped") if self.case_depth == Some(self.depth) => {
+                self.outcome(xml, e, kind, empty)?;
+            }
+            _ => {}
+        }
+        if !empty {
+            self.depth += 1;
+        }
+        Ok(())
+    }
+
+    /// A `<failure>`, `<error>` or `<skipped>` child of the open testcase.
+    fn outcome(
+        &mut self,
+        xml: &XmlFile,
+        e: &BytesStart<'_>,
+        kind: &[u8],
+        empty: bool,
+    ) -> Result<(), ReportError> {
+        let problem = Problem {
+            message: xml.attr(e, "message")?.unwrap_or_default(),
+            tail: String::new(),
+        };
+        let current = &mut self.record;
+        match kind {
+            b"failure" => {
+                current.failure.get_or_insert(problem);
+                self.collecting = Collecting::Failure;
+            }
+            b"error" => {
+                current.error.get_or_insert(problem);
+                self.collecting = Collecting::Error;
+            }
+            _ => current.skipped = true,
+        }
+        if empty {
+            self.collecting = Collecting::Nothing;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, e: &BytesEnd<'_>, on_case: &mut impl FnMut(&ScannedCase)) {
+        self.depth = self.depth.saturating_sub(1);
+        let name = end_name(e);
+        if matches!(name.as_slice(), b"failure" | b"error") {
+            self.collecting = Collecting::Nothing;
+        }
+        if name.as_slice() == b"testcase" && self.case_depth.take().is_some() {
+            on_case(&self.record);
+        }
+    }
+
+    /// Text inside the open testcase's failure or error: keep its last [`TAIL_BYTES`].
+    fn append_tail(&mut self, text: &str) {
+        if self.case_depth.is_none() {
+            return;
+        }
+        let problem = match self.collecting {
+            Collecting::Nothing => return,
+            Collecting::Failure => self.record.failure.as_mut(),
+            Collecting::Error => self.record.error.as_mut(),
+        };
+        if let Some(problem) = problem {
+            problem.tail.push_str(text);
+            if problem.tail.len() > 2 * TAIL_BYTES {
+                let mut cut = problem.tail.len() - TAIL_BYTES;
+                while !problem.tail.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                problem.tail.drain(..cut);
             }
         }
+    }
+
+    /// The end of the file: it must have had a root element, and closed it.
+    fn finish(self, xml: &XmlFile) -> Result<JunitScan, ReportError> {
+        xml.check_complete(self.seen_root, self.depth)?;
+        Ok(self.scan)
     }
 }
 
@@ -292,25 +331,4 @@ fn read_case(xml: &XmlFile, e: &BytesStart<'_>, case: &mut ScannedCase) -> Resul
         }
         Ok(())
     })
-}
-
-fn append_tail(case: &mut ScannedCase, active: bool, collecting: Collecting, text: &str) {
-    if !active {
-        return;
-    }
-    let problem = match collecting {
-        Collecting::Nothing => return,
-        Collecting::Failure => case.failure.as_mut(),
-        Collecting::Error => case.error.as_mut(),
-    };
-    if let Some(problem) = problem {
-        problem.tail.push_str(text);
-        if problem.tail.len() > 2 * TAIL_BYTES {
-            let mut cut = problem.tail.len() - TAIL_BYTES;
-            while !problem.tail.is_char_boundary(cut) {
-                cut += 1;
-            }
-            problem.tail.drain(..cut);
-        }
-    }
 }

@@ -18,23 +18,43 @@ pub struct GroupResult {
     pub missing_reason: Option<String>,
 }
 
+/// Testcases counted by outcome, and their time: of one group's suite or of the whole merge.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseCounts {
+    /// Testcase elements.
+    pub tests: usize,
+    /// Testcases with a `<failure>`.
+    pub failures: usize,
+    /// Testcases with an `<error>` (including the one standing for a group's missing
+    /// results).
+    pub errors: usize,
+    /// Testcases with a `<skipped>`.
+    pub skipped: usize,
+    /// Testcases with no failure, error or skip.
+    pub passed: usize,
+    /// Sum of the testcases' times, in seconds.
+    pub time: f64,
+}
+
+impl CaseCounts {
+    /// Add `other`'s counts and time to these.
+    pub fn add(&mut self, other: &CaseCounts) {
+        self.tests += other.tests;
+        self.failures += other.failures;
+        self.errors += other.errors;
+        self.skipped += other.skipped;
+        self.passed += other.passed;
+        self.time += other.time;
+    }
+}
+
 /// Totals of one group's suite in the merged JUnit.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupTotals {
     /// 1-based group number.
     pub group: usize,
-    /// Testcase elements.
-    pub tests: usize,
-    /// Testcases with a `<failure>`.
-    pub failures: usize,
-    /// Testcases with an `<error>` (including the one standing for missing results).
-    pub errors: usize,
-    /// Testcases with a `<skipped>`.
-    pub skipped: usize,
-    /// Testcases with none of the above.
-    pub passed: usize,
-    /// Sum of the testcases' times, in seconds.
-    pub time: f64,
+    /// The suite's testcases.
+    pub counts: CaseCounts,
     /// Why the group's results are missing, if they are.
     pub missing_reason: Option<String>,
 }
@@ -68,18 +88,8 @@ pub struct FailedTest {
 /// Totals recomputed from the testcases of every group.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JunitTotals {
-    /// Testcase elements.
-    pub tests: usize,
-    /// Testcases with a `<failure>`.
-    pub failures: usize,
-    /// Testcases with an `<error>`.
-    pub errors: usize,
-    /// Testcases with a `<skipped>`.
-    pub skipped: usize,
-    /// Testcases with no failure, error or skip.
-    pub passed: usize,
-    /// Sum of all testcase times, in seconds.
-    pub time: f64,
+    /// Every group's testcases.
+    pub counts: CaseCounts,
     /// Per-group totals, in group order.
     pub per_group: Vec<GroupTotals>,
     /// Node ids that ran in more than one group (sorted).
@@ -98,8 +108,8 @@ pub struct JunitTotals {
 impl JunitTotals {
     /// Whether everything passed: no failure, no error, nothing missing or run twice.
     pub fn all_passed(&self) -> bool {
-        self.failures == 0
-            && self.errors == 0
+        self.counts.failures == 0
+            && self.counts.errors == 0
             && self.never_run.is_empty()
             && self.duplicates.is_empty()
     }

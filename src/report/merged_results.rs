@@ -91,7 +91,7 @@ mod tests {
         }];
         let merged = write_merged_results(&layout, &groups, None, &summaries, "run").unwrap();
         assert_eq!(
-            (merged.junit.tests, merged.junit.errors),
+            (merged.junit.counts.tests, merged.junit.counts.errors),
             (2, 1),
             "group 2 is missing"
         );

@@ -1,10 +1,11 @@
-//! Reports: merge JUnit and Cobertura XML, update durations, write summaries, CI annotations
-//! and the timeline. Pure code over files, `Read` and `Write`: it takes plain data
+//! Reports: merge JUnit and Cobertura XML, measure test durations from JUnit, write summaries,
+//! CI annotations and the timeline, and own the result folder's layout ([`ResultsLayout`]). Pure code over files, `Read` and `Write`: it takes plain data
 //! ([`GroupResult`], [`GroupSummary`]) and never imports the orchestrator's types, so the
 //! orchestrator can call it without a cycle.
 //!
 //! Everything that reads XML streams it with quick-xml and treats it as untrusted (see
-//! `xml_input`); every output file goes through [`write_atomically`].
+//! `xml_input`); every output file goes through [`StagedFile`] (or [`write_atomically`]):
+//! replaced atomically, or written through when it is a device, pipe or symlink.
 
 mod atomic;
 mod coverage_merge;
@@ -37,7 +38,7 @@ pub use input_kind::{classify, ReportKind};
 pub use junit_durations::{junit_durations, junit_durations_with};
 pub use junit_merge::merge_junit;
 pub use junit_progress::{junit_from_progress, parse_progress, ProgressEntry};
-pub use junit_types::{FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals};
+pub use junit_types::{CaseCounts, FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals};
 pub use merged_results::{write_merged_results, MergedResults};
 pub use results_layout::{read_plan_groups, ResultsLayout};
 pub use summary::{group_summaries, render_slowest, render_summary_table, GroupSummary, Phase};

@@ -15,62 +15,91 @@ use std::path::{Path, PathBuf};
 use super::error::ReportError;
 use super::junit_types::GroupResult;
 
-/// Paths inside one result folder.
+/// Paths inside one result folder: every path and file name of the layout above is defined
+/// here and nowhere else (the test container writes [`ResultsLayout::JUNIT`] and
+/// [`ResultsLayout::COVERAGE`] under these names, so they land in `g<k>/` as they are).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultsLayout {
-    /// The folder (`--out`, default `compose-shard-results`).
+    /// The folder (`--out`, default [`ResultsLayout::DEFAULT_ROOT`]).
     pub root: PathBuf,
 }
 
 impl ResultsLayout {
+    /// The folder `run` writes into when neither `--out` nor pyproject.toml names one.
+    pub const DEFAULT_ROOT: &'static str = "compose-shard-results";
+    /// The plan's file name, in the root.
+    pub const PLAN: &'static str = "plan.json";
+    /// The JUnit file's name: merged in the root, one group's in `g<k>/`.
+    pub const JUNIT: &'static str = "junit.xml";
+    /// The Cobertura file's name: merged in the root, one group's in `g<k>/`.
+    pub const COVERAGE: &'static str = "coverage.xml";
+    /// A group's combined stdout/stderr, in `g<k>/`.
+    pub const OUTPUT_LOG: &'static str = "output.log";
+    /// Why a group's results are missing, in `g<k>/`.
+    pub const MISSING: &'static str = "missing.txt";
+    /// The phase timeline, in the root.
+    pub const TIMELINE: &'static str = "timeline.html";
+
     /// The layout under `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         ResultsLayout { root: root.into() }
     }
 
+    /// The name of group `group`'s folder: `g<k>`.
+    pub fn group_dir_name(group: usize) -> String {
+        format!("g{group}")
+    }
+
+    /// The group whose folder is named `name` (`g<k>`, `k` >= 1 written without leading
+    /// zeros), if it is one.
+    pub fn group_of_dir_name(name: &str) -> Option<usize> {
+        let k: usize = name.strip_prefix('g')?.parse().ok()?;
+        (k >= 1 && name == Self::group_dir_name(k)).then_some(k)
+    }
+
     /// `<out>/plan.json`.
     pub fn plan(&self) -> PathBuf {
-        self.root.join("plan.json")
+        self.root.join(Self::PLAN)
     }
 
     /// `<out>/g<k>`.
     pub fn group_dir(&self, group: usize) -> PathBuf {
-        self.root.join(format!("g{group}"))
+        self.root.join(Self::group_dir_name(group))
     }
 
     /// `<out>/g<k>/junit.xml`.
     pub fn junit(&self, group: usize) -> PathBuf {
-        self.group_dir(group).join("junit.xml")
+        self.group_dir(group).join(Self::JUNIT)
     }
 
     /// `<out>/g<k>/coverage.xml`.
     pub fn coverage(&self, group: usize) -> PathBuf {
-        self.group_dir(group).join("coverage.xml")
+        self.group_dir(group).join(Self::COVERAGE)
     }
 
     /// `<out>/g<k>/output.log`.
     pub fn output_log(&self, group: usize) -> PathBuf {
-        self.group_dir(group).join("output.log")
+        self.group_dir(group).join(Self::OUTPUT_LOG)
     }
 
     /// `<out>/g<k>/missing.txt`.
     pub fn missing(&self, group: usize) -> PathBuf {
-        self.group_dir(group).join("missing.txt")
+        self.group_dir(group).join(Self::MISSING)
     }
 
     /// `<out>/junit.xml`.
     pub fn merged_junit(&self) -> PathBuf {
-        self.root.join("junit.xml")
+        self.root.join(Self::JUNIT)
     }
 
     /// `<out>/coverage.xml`.
     pub fn merged_coverage(&self) -> PathBuf {
-        self.root.join("coverage.xml")
+        self.root.join(Self::COVERAGE)
     }
 
     /// `<out>/timeline.html`.
     pub fn timeline(&self) -> PathBuf {
-        self.root.join("timeline.html")
+        self.root.join(Self::TIMELINE)
     }
 
     /// Group numbers that have a `g<k>` folder here, ascending.
@@ -83,11 +112,7 @@ impl ResultsLayout {
         let mut groups: Vec<usize> = entries
             .filter_map(Result::ok)
             .filter(|e| e.path().is_dir())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let k: usize = name.strip_prefix('g')?.parse().ok()?;
-                (k >= 1 && name == format!("g{k}")).then_some(k)
-            })
+            .filter_map(|e| Self::group_of_dir_name(e.file_name().to_str()?))
             .collect();
         groups.sort_unstable();
         Ok(groups)
@@ -187,6 +212,19 @@ mod tests {
         assert_eq!(g1.coverage, None);
         let g3 = layout.group_result(3, 10).unwrap();
         assert_eq!(g3.missing_reason.as_deref(), Some("timed out after 30m"));
+    }
+
+    #[test]
+    fn group_folder_names_round_trip_and_nothing_else_is_a_group() {
+        assert_eq!(ResultsLayout::group_dir_name(12), "g12");
+        assert_eq!(ResultsLayout::group_of_dir_name("g12"), Some(12));
+        for name in ["g0", "g01", "g", "g-1", "g1x", "x1", "G1"] {
+            assert_eq!(ResultsLayout::group_of_dir_name(name), None, "{name}");
+        }
+        let layout = ResultsLayout::new("out");
+        assert_eq!(layout.output_log(3), Path::new("out/g3/output.log"));
+        assert_eq!(layout.plan(), Path::new("out/plan.json"));
+        assert_eq!(layout.timeline(), Path::new("out/timeline.html"));
     }
 
     #[test]

@@ -45,20 +45,20 @@ pub fn group_summaries(totals: &JunitTotals) -> Vec<GroupSummary> {
         .iter()
         .map(|g| GroupSummary {
             group: g.group,
-            tests: g.tests,
-            passed: g.passed,
-            failed: g.failures,
-            skipped: g.skipped,
-            errors: g.errors,
+            tests: g.counts.tests,
+            passed: g.counts.passed,
+            failed: g.counts.failures,
+            skipped: g.counts.skipped,
+            errors: g.counts.errors,
             status: match &g.missing_reason {
                 Some(reason) => format!("crashed: {reason}"),
-                None if g.failures + g.errors > 0 => "failed".into(),
+                None if g.counts.failures + g.counts.errors > 0 => "failed".into(),
                 None => "ok".into(),
             },
             phases: vec![Phase {
                 name: "tests".into(),
                 start: 0.0,
-                end: g.time,
+                end: g.counts.time,
             }],
         })
         .collect()
@@ -100,12 +100,12 @@ pub fn render_summary_table(groups: &[GroupSummary], totals: &JunitTotals) -> St
         .collect();
     rows.push([
         "total".into(),
-        totals.tests.to_string(),
-        totals.passed.to_string(),
-        totals.failures.to_string(),
-        totals.errors.to_string(),
-        totals.skipped.to_string(),
-        format_seconds(totals.time),
+        totals.counts.tests.to_string(),
+        totals.counts.passed.to_string(),
+        totals.counts.failures.to_string(),
+        totals.counts.errors.to_string(),
+        totals.counts.skipped.to_string(),
+        format_seconds(totals.counts.time),
         if totals.all_passed() { "ok" } else { "failed" }.into(),
     ]);
     let mut widths = header.map(str::len);
@@ -141,27 +141,20 @@ pub fn render_summary_table(groups: &[GroupSummary], totals: &JunitTotals) -> St
     out
 }
 
+/// `title (n):` and the first 20 node ids, when there are any.
+fn append_ids(out: &mut String, title: &str, ids: &[String]) {
+    if ids.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{title} ({}):", ids.len());
+    for id in ids.iter().take(20) {
+        let _ = writeln!(out, "  {id}");
+    }
+}
+
 fn append_problems(out: &mut String, totals: &JunitTotals) {
-    if !totals.duplicates.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nran in more than one group ({}):",
-            totals.duplicates.len()
-        );
-        for id in totals.duplicates.iter().take(20) {
-            let _ = writeln!(out, "  {id}");
-        }
-    }
-    if !totals.never_run.is_empty() {
-        let _ = writeln!(
-            out,
-            "\ncollected but never run ({}):",
-            totals.never_run.len()
-        );
-        for id in totals.never_run.iter().take(20) {
-            let _ = writeln!(out, "  {id}");
-        }
-    }
+    append_ids(out, "ran in more than one group", &totals.duplicates);
+    append_ids(out, "collected but never run", &totals.never_run);
     if !totals.failed_tests.is_empty() {
         let _ = writeln!(out, "\nfailed ({}):", totals.failed_tests.len());
         for f in totals.failed_tests.iter().take(50) {
@@ -214,31 +207,38 @@ pub fn render_slowest(durations: &[(String, f64)], count: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::junit_types::{FailedTest, GroupTotals};
+    use crate::report::junit_types::{CaseCounts, FailedTest, GroupTotals};
 
     fn totals() -> JunitTotals {
         JunitTotals {
-            tests: 5,
-            failures: 1,
-            errors: 1,
-            skipped: 0,
-            passed: 3,
-            time: 75.0,
+            counts: CaseCounts {
+                tests: 5,
+                failures: 1,
+                errors: 1,
+                skipped: 0,
+                passed: 3,
+                time: 75.0,
+            },
             per_group: vec![
                 GroupTotals {
                     group: 1,
-                    tests: 4,
-                    failures: 1,
-                    passed: 3,
-                    time: 70.0,
+                    counts: CaseCounts {
+                        tests: 4,
+                        failures: 1,
+                        passed: 3,
+                        time: 70.0,
+                        ..Default::default()
+                    },
                     ..Default::default()
                 },
                 GroupTotals {
                     group: 2,
-                    tests: 1,
-                    errors: 1,
+                    counts: CaseCounts {
+                        tests: 1,
+                        errors: 1,
+                        ..Default::default()
+                    },
                     missing_reason: Some("timeout after 30m".into()),
-                    ..Default::default()
                 },
             ],
             duplicates: vec![],

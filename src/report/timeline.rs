@@ -1,6 +1,7 @@
 //! `<out>/timeline.html`: one row per group, its phases (images, environment, readiness,
-//! collection, tests, results, teardown) as bars on one shared time axis, so a reader sees whether groups were balanced
-//! and where setup time went. Self-contained (inline SVG and CSS, no script, no network).
+//! collection, tests, results, teardown) as bars on one shared time axis, so a reader sees
+//! whether groups were balanced and where setup time went. Self-contained (inline SVG and
+//! CSS, no script, no network).
 
 use std::fmt::Write as _;
 
@@ -39,26 +40,72 @@ fn tick_step(span: f64) -> f64 {
         .unwrap_or(10.0 * magnitude)
 }
 
+/// The phases in the order a group goes through them (the legend's order).
+const PHASES: [&str; 7] = [
+    "images",
+    "environment",
+    "readiness",
+    "collection",
+    "tests",
+    "results",
+    "teardown",
+];
+
 /// The self-contained HTML page.
 pub fn render_timeline_html(groups: &[GroupSummary], title: &str) -> String {
-    let end = groups
-        .iter()
-        .flat_map(|g| &g.phases)
-        .map(|p| p.end)
-        .filter(|e| e.is_finite())
-        .fold(0.0f64, f64::max)
-        .max(0.001);
-    let scale = |t: f64| LABEL + (t.clamp(0.0, end) / end) * (WIDTH - LABEL - 10.0);
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title><style>\
+body{{font-family:system-ui,sans-serif;margin:1.5em;color:#222}}\
+.grid{{stroke:#ddd;stroke-width:1}}.tick{{font-size:11px;text-anchor:middle;fill:#555}}\
+.label{{font-size:12px;fill:#222}}.legend span{{margin-right:1.2em;font-size:13px}}\
+.legend i{{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}}\
+table{{border-collapse:collapse;margin-top:1em;font-size:13px}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}\
+</style></head><body><h1>{title}</h1><p class=\"legend\">{legend}</p>{svg}\
+<table><tr><th>group</th><th>tests</th><th>passed</th><th>failed</th><th>skipped</th><th>phases</th><th>status</th></tr>{rows}</table>\
+</body></html>\n",
+        title = esc(title),
+        legend = legend(),
+        svg = chart(groups),
+        rows = table_rows(groups),
+    )
+}
+
+/// The shared time axis: seconds from the run's start to pixels.
+struct Axis {
+    /// The last phase's end (seconds), at least 1 ms.
+    end: f64,
+}
+
+impl Axis {
+    fn of(groups: &[GroupSummary]) -> Axis {
+        let end = groups
+            .iter()
+            .flat_map(|g| &g.phases)
+            .map(|p| p.end)
+            .filter(|e| e.is_finite())
+            .fold(0.0f64, f64::max)
+            .max(0.001);
+        Axis { end }
+    }
+
+    fn x(&self, t: f64) -> f64 {
+        LABEL + (t.clamp(0.0, self.end) / self.end) * (WIDTH - LABEL - 10.0)
+    }
+}
+
+/// The SVG: grid lines and ticks, then one row of phase bars per group.
+fn chart(groups: &[GroupSummary]) -> String {
+    let axis = Axis::of(groups);
     let height = AXIS + ROW * groups.len() as f64 + 10.0;
     let mut svg = String::new();
     let _ = write!(
         svg,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" role=\"img\">"
     );
-    let step = tick_step(end);
+    let step = tick_step(axis.end);
     let mut t = 0.0;
-    while t <= end + step * 1e-9 {
-        let x = scale(t);
+    while t <= axis.end + step * 1e-9 {
+        let x = axis.x(t);
         let _ = write!(
             svg,
             "<line x1=\"{x:.1}\" y1=\"{AXIS}\" x2=\"{x:.1}\" y2=\"{height}\" class=\"grid\"/><text x=\"{x:.1}\" y=\"{}\" class=\"tick\">{}</text>",
@@ -68,49 +115,54 @@ pub fn render_timeline_html(groups: &[GroupSummary], title: &str) -> String {
         t += step;
     }
     for (row, group) in groups.iter().enumerate() {
-        let y = AXIS + ROW * row as f64;
-        let _ = write!(
-            svg,
-            "<text x=\"4\" y=\"{:.1}\" class=\"label\">group {} ({})</text>",
-            y + ROW * 0.65,
-            group.group,
-            esc(group.status.split(':').next().unwrap_or(""))
-        );
-        for phase in &group.phases {
-            let (x0, x1) = (scale(phase.start), scale(phase.end));
-            let _ = write!(
-                svg,
-                "<rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>group {}: {} {} (from {} to {})</title></rect>",
-                y + 4.0,
-                (x1 - x0).max(1.0),
-                ROW - 8.0,
-                colour(&phase.name),
-                group.group,
-                esc(&phase.name),
-                esc(&format_seconds(phase.end - phase.start)),
-                esc(&format_seconds(phase.start)),
-                esc(&format_seconds(phase.end)),
-            );
-        }
+        group_row(&mut svg, &axis, AXIS + ROW * row as f64, group);
     }
     svg.push_str("</svg>");
+    svg
+}
 
+/// One group's label and phase bars, at height `y`.
+fn group_row(svg: &mut String, axis: &Axis, y: f64, group: &GroupSummary) {
+    let _ = write!(
+        svg,
+        "<text x=\"4\" y=\"{:.1}\" class=\"label\">group {} ({})</text>",
+        y + ROW * 0.65,
+        group.group,
+        esc(group.status.split(':').next().unwrap_or(""))
+    );
+    for phase in &group.phases {
+        let (x0, x1) = (axis.x(phase.start), axis.x(phase.end));
+        let _ = write!(
+            svg,
+            "<rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>group {}: {} {} (from {} to {})</title></rect>",
+            y + 4.0,
+            (x1 - x0).max(1.0),
+            ROW - 8.0,
+            colour(&phase.name),
+            group.group,
+            esc(&phase.name),
+            esc(&format_seconds(phase.end - phase.start)),
+            esc(&format_seconds(phase.start)),
+            esc(&format_seconds(phase.end)),
+        );
+    }
+}
+
+/// A colour swatch per phase.
+fn legend() -> String {
     let mut legend = String::new();
-    for name in [
-        "images",
-        "environment",
-        "readiness",
-        "collection",
-        "tests",
-        "results",
-        "teardown",
-    ] {
+    for name in PHASES {
         let _ = write!(
             legend,
             "<span><i style=\"background:{}\"></i>{name}</span>",
             colour(name)
         );
     }
+    legend
+}
+
+/// The table under the chart: one row per group.
+fn table_rows(groups: &[GroupSummary]) -> String {
     let mut rows = String::new();
     for g in groups {
         let per_phase: Vec<String> = g
@@ -130,18 +182,7 @@ pub fn render_timeline_html(groups: &[GroupSummary], title: &str) -> String {
             esc(&g.status)
         );
     }
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title><style>\
-body{{font-family:system-ui,sans-serif;margin:1.5em;color:#222}}\
-.grid{{stroke:#ddd;stroke-width:1}}.tick{{font-size:11px;text-anchor:middle;fill:#555}}\
-.label{{font-size:12px;fill:#222}}.legend span{{margin-right:1.2em;font-size:13px}}\
-.legend i{{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}}\
-table{{border-collapse:collapse;margin-top:1em;font-size:13px}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}\
-</style></head><body><h1>{title}</h1><p class=\"legend\">{legend}</p>{svg}\
-<table><tr><th>group</th><th>tests</th><th>passed</th><th>failed</th><th>skipped</th><th>phases</th><th>status</th></tr>{rows}</table>\
-</body></html>\n",
-        title = esc(title)
-    )
+    rows
 }
 
 #[cfg(test)]

@@ -116,6 +116,20 @@ impl XmlFile {
         self.error_at(self.reader.buffer_position(), message)
     }
 
+    /// At the end of the file: it must have had a root element (`seen_root`) and closed every
+    /// element (`open` is how many are still open).
+    pub(crate) fn check_complete(&self, seen_root: bool, open: usize) -> Result<(), ReportError> {
+        if !seen_root {
+            return Err(self.error_here("no root element (empty or truncated file)".into()));
+        }
+        if open != 0 {
+            return Err(self.error_here(format!(
+                "file ends inside {open} unclosed element(s) (truncated?)"
+            )));
+        }
+        Ok(())
+    }
+
     fn error_at(&self, offset: u64, message: String) -> ReportError {
         ReportError::Malformed {
             file: self.path.display().to_string(),

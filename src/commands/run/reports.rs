@@ -3,9 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::io_error;
 use crate::errors::Error;
-use crate::plan::{self, Durations};
+use crate::plan;
 use crate::report;
 use crate::report::{
     github_annotations, github_log_group, github_step_summary, write_merged_results, GroupResult,
@@ -205,22 +204,15 @@ pub(super) fn store_durations(
     outcome: &RunOutcome,
     merged: &MergedResults,
 ) -> Result<(), Error> {
-    let mut durations = match std::fs::read_to_string(path) {
-        Ok(text) => Durations::parse(&text).map_err(|source| {
-            Error::Plan(plan::PlanError::Durations {
-                file: path.display().to_string(),
-                source,
-            })
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Durations::default(),
-        Err(e) => return Err(io_error("read", path)(e)),
-    };
     let still: Option<std::collections::HashSet<String>> = outcome
         .collected
         .as_ref()
         .map(|c| c.iter().cloned().collect());
-    durations.update(merged.junit.durations.iter().cloned(), still.as_ref());
-    super::write_text(path, &durations.to_json())?;
+    crate::commands::durations::write_update(
+        path,
+        merged.junit.durations.iter().cloned(),
+        still.as_ref(),
+    )?;
     store_timings(path, outcome)
 }
 
