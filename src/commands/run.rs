@@ -345,7 +345,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
 
     let dist = dist(cfg)?;
     std::fs::create_dir_all(&out_dir).map_err(io_error("create directory", &out_dir))?;
-    let plan_file = out_dir.join("plan.json");
+    let plan_file = crate::report::ResultsLayout::new(&out_dir).plan();
     let mut dynamic_plan = None;
     let source = match fixed_plan {
         Some(plan) => {

@@ -436,7 +436,8 @@ pub async fn run_tests<B: Backend>(
     coordinator: &Coordinator,
     events: &EventSink,
 ) -> TestPhaseOutcome {
-    let group_dir = spec.out_dir.join(format!("g{group}"));
+    let layout = crate::report::ResultsLayout::new(&spec.out_dir);
+    let group_dir = layout.group_dir(group);
     let mut outcome = TestPhaseOutcome::default();
     if let Err(e) = std::fs::create_dir_all(&group_dir) {
         outcome.status =
@@ -455,7 +456,7 @@ pub async fn run_tests<B: Backend>(
 
     let tracker = OutputTracker {
         group,
-        log: std::fs::File::create(group_dir.join("output.log")).ok(),
+        log: std::fs::File::create(layout.output_log(group)).ok(),
         partial: Vec::new(),
         counts: TestCounts::default(),
         ran: Vec::new(),
@@ -468,14 +469,42 @@ pub async fn run_tests<B: Backend>(
     coordinator.register(group, container);
     let watched = watch(backend, spec, group, container, coordinator, tracker).await;
     coordinator.unregister(group);
-    outcome.exited = Some(Instant::now());
-    outcome.counts = watched.tracker.counts.clone();
-    outcome.ran = watched.tracker.ran.clone();
-    for id in &watched.tracker.missing {
-        events.emit(Event::Warning(format!(
-            "[g{group}] planned test was not collected in this group: {id}"
-        )));
+    conclude(
+        backend,
+        spec,
+        group,
+        container,
+        coordinator,
+        watched,
+        &mut outcome,
+    )
+    .await;
+
+    events.emit(Event::Phase {
+        group,
+        phase: Phase::Copying,
+    });
+    match backend.download(container, RESULTS_DIR, &group_dir).await {
+        Ok(files) => outcome.files = files,
+        Err(e) => events.emit(Event::Warning(format!(
+            "[g{group}] could not copy results out: {}",
+            crate::errors::render_chain(&e)
+        ))),
     }
+    outcome
+}
+
+/// What the watched run of the test container comes to: counters, what the group was given,
+/// its status, and (dynamic mode) what its end did to the queue.
+async fn conclude<B: Backend>(
+    backend: &B,
+    spec: &RunSpec,
+    group: usize,
+    container: &str,
+    coordinator: &Coordinator,
+    watched: Watched<'_>,
+    outcome: &mut TestPhaseOutcome,
+) {
     let Watched {
         followed,
         tracker,
@@ -483,8 +512,12 @@ pub async fn run_tests<B: Backend>(
         exit,
         timed_out,
     } = watched;
+    let events = tracker.events;
+    outcome.exited = Some(Instant::now());
+    outcome.counts = tracker.counts.clone();
+    outcome.ran = tracker.ran.clone();
     let handed = given.map(|given| {
-        for id in &given.missing {
+        for id in tracker.missing.iter().chain(&given.missing) {
             events.emit(Event::Warning(format!(
                 "[g{group}] planned test was not collected in this group: {id}"
             )));
@@ -501,13 +534,13 @@ pub async fn run_tests<B: Backend>(
         exit: exit.map_err(|e| crate::errors::render_chain(&e)),
     };
     let (status, pytest_exit) = classify(backend, container, &tracker, ending).await;
-    outcome.status = status;
-    outcome.pytest_exit = pytest_exit;
-    let died = match &outcome.status {
+    let died = match &status {
         GroupStatus::EnvironmentError(reason) => Some(reason.clone()),
         GroupStatus::TimedOut(limit) => Some(format!("timed out after {}s", limit.as_secs())),
         _ => None,
     };
+    outcome.status = status;
+    outcome.pytest_exit = pytest_exit;
     let note = coordinator.group_ended(group, died.as_deref());
     if note.lost > 0 || note.requeued > 0 {
         events.emit(Event::Warning(format!(
@@ -515,19 +548,6 @@ pub async fn run_tests<B: Backend>(
             note.lost, note.requeued
         )));
     }
-
-    events.emit(Event::Phase {
-        group,
-        phase: Phase::Copying,
-    });
-    match backend.download(container, RESULTS_DIR, &group_dir).await {
-        Ok(files) => outcome.files = files,
-        Err(e) => events.emit(Event::Warning(format!(
-            "[g{group}] could not copy results out: {}",
-            crate::errors::render_chain(&e)
-        ))),
-    }
-    outcome
 }
 
 /// How the test container's run ended, as facts for [`classify`].

@@ -62,14 +62,13 @@ pub fn reproduce_command(
     shell_words::join(words)
 }
 
-/// The summary table and the overall result, as text.
-pub fn render_summary(
-    outcome: &RunOutcome,
-    plan_file: &str,
-    flags: &[String],
-    command: &[String],
-) -> String {
-    let mut out = String::new();
+/// Up to five ids, comma-separated.
+fn first_five(ids: &[String]) -> String {
+    ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// The table of groups and the totals line.
+fn table(out: &mut String, outcome: &RunOutcome) {
     let _ = writeln!(
         out,
         "{:<6} {:<10} {:>6} {:>7} {:>7} {:>8} {:>7} {:>8} {:>8} {:>9}",
@@ -113,6 +112,10 @@ pub fn render_summary(
         total(|c| c.skipped),
         total(|c| c.errors)
     );
+}
+
+/// Why groups failed, and what did not run exactly once.
+fn problems(out: &mut String, outcome: &RunOutcome) {
     if let Some(fatal) = &outcome.fatal {
         let _ = writeln!(out, "error: {fatal}");
     }
@@ -149,13 +152,7 @@ pub fn render_summary(
             out,
             "{} planned tests did not run, e.g. {}",
             outcome.missing.len(),
-            outcome
-                .missing
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            first_five(&outcome.missing)
         );
     }
     if let Some(reason) = &outcome.stopped {
@@ -169,13 +166,7 @@ pub fn render_summary(
             out,
             "{} test(s) did not run: no group was left to take them, e.g. {}",
             outcome.not_run.len(),
-            outcome
-                .not_run
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            first_five(&outcome.not_run)
         );
     }
     if !outcome.lost.is_empty() {
@@ -193,15 +184,21 @@ pub fn render_summary(
             out,
             "{} tests ran more than once, e.g. {}",
             outcome.duplicated.len(),
-            outcome
-                .duplicated
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            first_five(&outcome.duplicated)
         );
     }
+}
+
+/// The summary table and the overall result, as text.
+pub fn render_summary(
+    outcome: &RunOutcome,
+    plan_file: &str,
+    flags: &[String],
+    command: &[String],
+) -> String {
+    let mut out = String::new();
+    table(&mut out, outcome);
+    problems(&mut out, outcome);
     // Without a plan (images or collection failed) there is nothing to reproduce from.
     let plan_exists = outcome.fatal.is_none();
     for g in outcome
