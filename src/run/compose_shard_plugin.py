@@ -14,8 +14,9 @@ Docker API) and lines on standard output that start with `##compose-shard## `:
    archive writes tests.txt first, so the list is complete once tests.ready exists);
    dynamic mode: it prints `next K` whenever it needs work and waits for unit-K.ready and
    unit-K.txt, the same way; an empty unit means the queue is empty. It asks for the next
-   unit before it starts its current unit's last test, so the answer travels while that test
-   runs, and the last test's teardown knows which test comes next (pytest tears down module
+   unit once half of the current one has started (at the latest before its last test), so
+   the answer travels while tests run, and the last test's teardown knows which test comes
+   next (pytest tears down module
    and class fixtures only when the next test no longer needs them);
 3. it prints `done OUTCOME SECONDS NODEID` after each test (compose-shard's queue learns from
    the durations), and before each test it checks for a
@@ -131,6 +132,7 @@ class _Units:
         self.asked = 0
         self.answered = 0
         self.exhausted = False
+        self.last_chunk = 1
 
     def ask(self):
         if not self.exhausted and self.asked == self.answered:
@@ -144,6 +146,7 @@ class _Units:
             ids = _wait_for(self.directory, "unit-%d" % self.answered)
             if not ids:
                 self.exhausted = True
+            self.last_chunk = max(1, len(ids))
             for node_id in ids:
                 item = self.by_id.get(node_id)
                 if item is None:
@@ -155,7 +158,9 @@ class _Units:
         self.refill()
         while self.pending:
             item = self.pending.popleft()
-            if len(self.pending) <= 1:
+            # Ask ahead once half the chunk has started (at the latest before its last test),
+            # so the answer travels while tests run, even when they take milliseconds.
+            if len(self.pending) <= max(1, self.last_chunk // 2):
                 self.ask()
             if not self.pending:
                 self.refill()

@@ -353,25 +353,19 @@ async fn create_networks_and_volumes<B: Backend>(
     backend: &B,
     project: &Project,
 ) -> Result<(), EnvironmentFailure> {
-    for (key, net) in project.networks.iter().filter(|(_, n)| !n.external) {
-        let name = net
-            .name
+    // Compose's name for a resource without `name:`: `<project>_<key>`.
+    let name = |key: &str, explicit: &Option<String>| {
+        explicit
             .clone()
-            .unwrap_or_else(|| format!("{}_{key}", project.name));
-        backend
-            .create_network(&name, net)
-            .await
-            .map_err(EnvironmentFailure::engine)?;
+            .unwrap_or_else(|| format!("{}_{key}", project.name))
+    };
+    for (key, net) in project.networks.iter().filter(|(_, n)| !n.external) {
+        let created = backend.create_network(&name(key, &net.name), net).await;
+        created.map_err(EnvironmentFailure::engine)?;
     }
     for (key, vol) in project.volumes.iter().filter(|(_, v)| !v.external) {
-        let name = vol
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{}_{key}", project.name));
-        backend
-            .create_volume(&name, vol)
-            .await
-            .map_err(EnvironmentFailure::engine)?;
+        let created = backend.create_volume(&name(key, &vol.name), vol).await;
+        created.map_err(EnvironmentFailure::engine)?;
     }
     Ok(())
 }
