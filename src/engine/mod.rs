@@ -2,6 +2,7 @@
 //! ([`ContainerStatus`], [`ManagedResource`], compose services), and every bollard error is
 //! wrapped with what was being attempted ([`EngineError`]).
 
+mod address;
 mod build_context;
 mod client;
 mod container;
@@ -12,6 +13,9 @@ mod extract;
 mod image;
 mod types;
 
+pub use address::{
+    AddressError, EngineAddress, EngineEnv, TlsFiles, Transport, ACCEPTED_FORMS, DEFAULT_SOCKET,
+};
 pub use build_context::{pack as pack_build_context, BuildContext};
 pub use client::DockerEngine;
 pub use container::ExecRequest;
@@ -20,4 +24,6 @@ pub use dockerignore::IgnoreRules;
 pub use error::EngineError;
 pub use extract::{extract_tar, ExtractError};
 pub use image::ImageSource;
-pub use types::{ContainerStatus, ExecOutcome, Health, ImageConfig, ManagedResource, ResourceKind};
+pub use types::{
+    ContainerStatus, EngineInfo, ExecOutcome, Health, ImageConfig, ManagedResource, ResourceKind,
+};

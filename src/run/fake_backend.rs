@@ -213,6 +213,7 @@ impl super::backend::Backend for FakeBackend {
         if self.missing_image.as_deref() == Some(image) {
             return Err(EngineError::ImageUnavailable {
                 image: image.into(),
+                engine: "fake".into(),
                 message: "pull failed: no registry".into(),
             });
         }
