@@ -12,6 +12,8 @@ mod error;
 mod extract;
 mod image;
 mod types;
+mod upload;
+mod visibility;
 
 pub use address::{
     AddressError, EngineAddress, EngineEnv, TlsFiles, Transport, ACCEPTED_FORMS, DEFAULT_SOCKET,
@@ -27,3 +29,4 @@ pub use image::ImageSource;
 pub use types::{
     ContainerStatus, EngineInfo, ExecOutcome, Health, ImageConfig, ManagedResource, ResourceKind,
 };
+pub use upload::{SourceUpload, UploadSummary};
