@@ -465,7 +465,7 @@ fn ssh_destination(rest: &str) -> Result<String, String> {
         return Err("an SSH address is [USER@]HOST[:PORT] with no path".into());
     }
     let host_port = match rest.rsplit_once('@') {
-        Some((user, _)) if user.is_empty() => return Err("the user before `@` is empty".into()),
+        Some(("", _)) => return Err("the user before `@` is empty".into()),
         Some((user, _)) if user.contains(':') => {
             return Err("a password in the URL is not supported; use ssh keys or an agent".into())
         }
