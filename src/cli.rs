@@ -247,7 +247,7 @@ struct CleanArgs {
 #[derive(Debug, Args)]
 struct EngineArgs {
     /// A Docker engine to use: unix:///path/to/docker.sock, tcp://HOST:PORT (TLS with
-    /// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH), https://HOST:PORT, ssh://[USER@]HOST[:PORT], or
+    /// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH), https://HOST:PORT, ssh://[USER@]HOST, or
     /// a Docker context name. Repeatable; replaces `docker-hosts` of [tool.compose-shard]
     /// [default: DOCKER_HOST, DOCKER_CONTEXT, the current context, /var/run/docker.sock].
     #[arg(long = "docker-host", value_name = "URL|CONTEXT")]

@@ -2,7 +2,8 @@
 //! independent dockerd on the same machine (`ci/second-engine start`, idempotent; `ci/test`
 //! starts it before the tests and stops it at the end).
 //!
-//! - `info()` of both engines;
+//! - `info()` of both engines, and the second reached over TLS (docker's `DOCKER_TLS_VERIFY`
+//!   conventions, and a Docker context), with wrong TLS set-ups refused naming the engine;
 //! - a tree with a `.dockerignore` uploaded into a created container on each engine, read
 //!   back from inside the started container (names, modes, links, content of a file bigger
 //!   than many stream chunks);
@@ -27,16 +28,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use compose_shard::engine::{DockerEngine, EngineAddress, EngineEnv, ExecRequest, SourceUpload};
+use compose_shard::engine::{
+    DockerEngine, EngineAddress, EngineEnv, ExecRequest, SourceUpload, Transport,
+};
 use support::*;
 
 const PYTHON_IMAGE: &str = "compose-shard-fixtures/python:3.11";
 const FIRST: &str = "unix:///var/run/docker.sock";
 
-/// The second engine's URL, started once per test process (a no-op when already running).
-fn second_engine() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
+/// The second engine: its socket, and its TLS endpoint with the client's certificates.
+struct SecondEngine {
+    socket: String,
+    tls_host: String,
+    cert_path: PathBuf,
+}
+
+/// The second engine, started once per test process (a no-op when already running).
+fn second() -> &'static SecondEngine {
+    static ENGINE: OnceLock<SecondEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
         require_docker_and_images();
         let script = crate_root().join("ci/second-engine");
         let out = Command::new(&script).arg("start").output().unwrap();
@@ -47,12 +57,24 @@ fn second_engine() -> &'static str {
             String::from_utf8_lossy(&out.stderr)
         );
         let env = Command::new(&script).arg("env").output().unwrap();
-        let text = String::from_utf8_lossy(&env.stdout);
-        text.trim()
-            .strip_prefix("export DOCKER_HOST2=")
-            .unwrap_or_else(|| panic!("unexpected `ci/second-engine env` output: {text}"))
-            .to_string()
+        let text = String::from_utf8_lossy(&env.stdout).into_owned();
+        let var = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .unwrap_or_else(|| panic!("no {name} in `ci/second-engine env`: {text}"))
+                .to_string()
+        };
+        SecondEngine {
+            socket: var("DOCKER_HOST2"),
+            tls_host: var("DOCKER_TLS_HOST2"),
+            cert_path: PathBuf::from(var("DOCKER_CERT_PATH2")),
+        }
     })
+}
+
+/// The second engine's socket URL.
+fn second_engine() -> &'static str {
+    &second().socket
 }
 
 fn address(url: &str) -> EngineAddress {
@@ -117,6 +139,90 @@ fn info_reports_cpus_and_memory_of_both_engines() {
             err.contains("unix:///nonexistent/compose-shard-engine.sock"),
             "the error names the engine: {err}"
         );
+    });
+}
+
+/// A folder with docker's client-side TLS file names, each a copy of `from/<source>`.
+fn cert_dir(from: &Path, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, source) in files {
+        std::fs::copy(from.join(source), dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn tls_by_docker_tls_verify_and_by_context_reaches_the_engine_and_a_wrong_setup_names_it() {
+    let engine = second();
+    let certs = &engine.cert_path;
+    let tls_env = |cert_path: &Path| EngineEnv {
+        tls_verify: true,
+        cert_path: cert_path.to_path_buf(),
+        ..EngineEnv::from_process()
+    };
+    runtime().block_on(async {
+        let address = EngineAddress::parse_url(&engine.tls_host, "DOCKER_HOST", &tls_env(certs))
+            .unwrap();
+        assert!(
+            matches!(address.transport(), Transport::Tls { files, .. } if files.client.is_some())
+        );
+        let connected = DockerEngine::connect_to(&address).await.unwrap();
+        assert!(connected.info().await.unwrap().cpus >= 1);
+
+        // A Docker context holding the same files, found by its name.
+        let config = tempfile::tempdir().unwrap();
+        let name = "cs-test-tls";
+        let hash = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(name.as_bytes()))
+        };
+        let meta = config.path().join("contexts/meta").join(&hash);
+        std::fs::create_dir_all(&meta).unwrap();
+        std::fs::write(
+            meta.join("meta.json"),
+            format!(
+                r#"{{"Name":"{name}","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{}","SkipTLSVerify":false}}}}}}"#,
+                engine.tls_host
+            ),
+        )
+        .unwrap();
+        let tls = config.path().join("contexts/tls").join(&hash).join("docker");
+        std::fs::create_dir_all(&tls).unwrap();
+        for f in ["ca.pem", "cert.pem", "key.pem"] {
+            std::fs::copy(certs.join(f), tls.join(f)).unwrap();
+        }
+        let by_context = EngineEnv {
+            config_dir: config.path().to_path_buf(),
+            ..EngineEnv::from_process()
+        };
+        let address = EngineAddress::resolve(name, "--docker-host", &by_context).unwrap();
+        let connected = DockerEngine::connect_to(&address).await.unwrap();
+        assert_eq!(connected.endpoint(), format!("{} (context {name})", engine.tls_host));
+        assert!(connected.info().await.unwrap().memory_bytes > 0);
+
+        // A CA that did not sign the engine's certificate: refused, naming the engine.
+        let wrong_ca = cert_dir(
+            certs,
+            &[("ca.pem", "cert.pem"), ("cert.pem", "cert.pem"), ("key.pem", "key.pem")],
+        );
+        let address =
+            EngineAddress::parse_url(&engine.tls_host, "x", &tls_env(wrong_ca.path())).unwrap();
+        let err = DockerEngine::connect_to(&address).await.unwrap_err().to_string();
+        assert!(err.contains(&engine.tls_host), "{err}");
+        assert!(err.contains("TLS handshake failed"), "{err}");
+
+        // No client certificate, which this engine requires: refused too.
+        let no_client = cert_dir(certs, &[("ca.pem", "ca.pem")]);
+        let address =
+            EngineAddress::parse_url(&engine.tls_host, "x", &tls_env(no_client.path())).unwrap();
+        let err = DockerEngine::connect_to(&address).await.unwrap_err().to_string();
+        assert!(err.contains(&engine.tls_host), "{err}");
+
+        // Plain HTTP to the TLS port does not pass for a Docker engine.
+        let plain = EngineAddress::parse_url(&engine.tls_host, "x", &EngineEnv::default()).unwrap();
+        let err = DockerEngine::connect_to(&plain).await.unwrap_err().to_string();
+        assert!(err.contains(&engine.tls_host), "{err}");
+        assert!(err.contains("speaks TLS; set DOCKER_TLS_VERIFY=1"), "{err}");
     });
 }
 

@@ -7,8 +7,10 @@
 //!   does), over TLS when `DOCKER_TLS_VERIFY` is set to a non-empty value, with `ca.pem`,
 //!   `cert.pem` and `key.pem` from `DOCKER_CERT_PATH` (default: the docker config folder,
 //!   `~/.docker`); `https://HOST[:PORT]` is always TLS;
-//! - `ssh://[USER@]HOST[:PORT]`: bollard runs `ssh HOST docker system dial-stdio`, as the
-//!   docker CLI does, so the remote host needs the docker CLI and the user access to its engine;
+//! - `ssh://[USER@]HOST`: bollard runs `ssh HOST docker system dial-stdio`, as the docker CLI
+//!   does, so the remote host needs the docker CLI and the user access to its engine. A port
+//!   in the URL is refused: bollard 0.21 passes `HOST:PORT` to ssh as a host name; a
+//!   `~/.ssh/config` alias with `Port` does the same job;
 //! - the name of a Docker context (`~/.docker/contexts/meta/<sha256 of name>/meta.json`:
 //!   `Endpoints.docker.Host`, with TLS material from
 //!   `~/.docker/contexts/tls/<sha256 of name>/docker/`). `default` is the default engine.
@@ -27,7 +29,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 /// The forms an engine address may take, for error messages.
-pub const ACCEPTED_FORMS: &str = "use unix:///path/to/docker.sock, tcp://HOST:PORT (TLS when DOCKER_TLS_VERIFY=1, certificates from DOCKER_CERT_PATH), https://HOST:PORT, ssh://[USER@]HOST[:PORT], or the name of a Docker context (`docker context ls`)";
+pub const ACCEPTED_FORMS: &str = "use unix:///path/to/docker.sock, tcp://HOST:PORT (TLS when DOCKER_TLS_VERIFY=1, certificates from DOCKER_CERT_PATH), https://HOST:PORT, ssh://[USER@]HOST (a port through ~/.ssh/config), or the name of a Docker context (`docker context ls`)";
 
 /// The socket the docker CLI uses when nothing else is configured.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -166,7 +168,7 @@ pub enum Transport {
     },
     /// The docker CLI on another host, through ssh.
     Ssh {
-        /// `[USER@]HOST[:PORT]`.
+        /// `[USER@]HOST`.
         destination: String,
     },
 }
@@ -458,11 +460,11 @@ fn tcp_authority(rest: &str) -> Result<String, String> {
     Ok(format!("{host}:{}", port.unwrap_or(DEFAULT_TCP_PORT)))
 }
 
-/// `[USER@]HOST[:PORT]` of an ssh URL, checked.
+/// `[USER@]HOST` of an ssh URL, checked.
 fn ssh_destination(rest: &str) -> Result<String, String> {
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains('/') || rest.contains('?') || rest.contains('#') {
-        return Err("an SSH address is [USER@]HOST[:PORT] with no path".into());
+        return Err("an SSH address is [USER@]HOST with no path".into());
     }
     let host_port = match rest.rsplit_once('@') {
         Some(("", _)) => return Err("the user before `@` is empty".into()),
@@ -472,7 +474,12 @@ fn ssh_destination(rest: &str) -> Result<String, String> {
         Some((_, host_port)) => host_port,
         None => rest,
     };
-    split_host_port(host_port)?;
+    if let (_, Some(port)) = split_host_port(host_port)? {
+        // bollard 0.21 hands `USER@HOST:PORT` to ssh as a host name, which ssh cannot resolve.
+        return Err(format!(
+            "bollard's SSH transport cannot pass a port (:{port}) to ssh; give the host an alias in ~/.ssh/config (`Host NAME`, `HostName ...`, `Port {port}`) and use ssh://[USER@]NAME"
+        ));
+    }
     Ok(rest.to_string())
 }
 
@@ -617,14 +624,14 @@ mod tests {
             "tcp://10.0.0.5:2375"
         );
         assert_eq!(parse("tcp://[::1]:2375").unwrap().url(), "tcp://[::1]:2375");
-        let s = parse("ssh://ci@build2:2222").unwrap();
+        let s = parse("ssh://ci@build2").unwrap();
         assert_eq!(
             s.transport(),
             &Transport::Ssh {
-                destination: "ci@build2:2222".into()
+                destination: "ci@build2".into()
             }
         );
-        assert_eq!(s.to_string(), "ssh://ci@build2:2222");
+        assert_eq!(s.to_string(), "ssh://ci@build2");
     }
 
     #[test]
@@ -640,6 +647,7 @@ mod tests {
             ("ssh://", "host name is empty"),
             ("ssh://@h", "user before `@` is empty"),
             ("ssh://me:secret@h", "password"),
+            ("ssh://ci@build2:2222", "~/.ssh/config"),
             ("npipe:////./pipe/docker_engine", "named pipes"),
             ("fd://", "systemd"),
             ("localhost:2375", "neither a URL"),

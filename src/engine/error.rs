@@ -169,6 +169,13 @@ fn explain_unreachable(endpoint: &str, err: &bollard::errors::Error) -> String {
             bollard::errors::Error::RequestTimeoutError => {
                 "the daemon did not answer in time; check that it is not hung (`docker info`)".into()
             }
+            bollard::errors::Error::DockerResponseServerError { message, .. }
+                if message.contains("HTTPS server") =>
+            {
+                format!(
+                    "the engine at {endpoint} speaks TLS; set DOCKER_TLS_VERIFY=1 with its ca.pem, cert.pem and key.pem in DOCKER_CERT_PATH (or use https://), or use a Docker context that holds them"
+                )
+            }
             other => format!(
                 "{}; something answered, but not as a Docker daemon does: check that DOCKER_HOST points at the daemon",
                 crate::errors::render_chain(other)
@@ -241,9 +248,9 @@ mod tests {
 
     #[tokio::test]
     async fn ssh_failure_says_what_compose_shard_runs_and_the_socket_alternative() {
-        // A port nothing listens on: ssh fails at once, whatever the host's ssh setup.
-        let host = format!("ssh://nobody@127.0.0.1:{}", closed_port());
-        let message = connect_error(&host).await;
+        // No sshd listens on this machine's loopback: ssh fails at once (BatchMode, no prompt).
+        let host = "ssh://nobody@127.0.0.1";
+        let message = connect_error(host).await;
         assert!(
             message.starts_with(&format!("cannot connect to the Docker daemon at {host}:")),
             "{message}"

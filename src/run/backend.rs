@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::compose::{Network, Project, Service, Volume};
 use crate::engine::{
-    ContainerOverrides, ContainerStatus, DockerEngine, EngineError, ExecOutcome, ExecRequest,
-    ImageConfig, ImageSource, ManagedResource, SourceUpload, UploadSummary,
+    ContainerOverrides, ContainerStatus, DockerEngine, EngineError, EngineInfo, ExecOutcome,
+    ExecRequest, ImageConfig, ImageSource, ManagedResource, SourceUpload, UploadSummary,
 };
 
 /// The operations the orchestrator performs on an engine.
@@ -101,6 +101,8 @@ pub trait Backend {
     /// Whether the engine sees `dir` of this machine at the same path (a bind mount of it
     /// would show these files), checked with a never-started container from `image`.
     async fn engine_sees_path(&self, image: &str, dir: &Path) -> Result<bool, EngineError>;
+    /// The engine's CPUs and memory (to place groups in proportion), name and version.
+    async fn engine_info(&self) -> Result<EngineInfo, EngineError>;
 }
 
 impl Backend for DockerEngine {
@@ -242,5 +244,9 @@ impl Backend for DockerEngine {
 
     async fn engine_sees_path(&self, image: &str, dir: &Path) -> Result<bool, EngineError> {
         DockerEngine::engine_sees_path(self, image, dir).await
+    }
+
+    async fn engine_info(&self) -> Result<EngineInfo, EngineError> {
+        self.info().await
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::compose::{Network, Project, Service, Volume};
 use crate::engine::{
-    ContainerOverrides, ContainerStatus, EngineError, ExecOutcome, ExecRequest, Health,
+    ContainerOverrides, ContainerStatus, EngineError, EngineInfo, ExecOutcome, ExecRequest, Health,
     ImageConfig, ImageSource, ManagedResource, ResourceKind, SourceUpload, UploadSummary,
 };
 use crate::labels;
@@ -72,6 +72,8 @@ pub struct FakeBackend {
     pub paths_hidden: bool,
     /// Trees uploaded: (container, source, target), in order.
     pub uploaded_trees: RefCell<Vec<(String, PathBuf, String)>>,
+    /// What `engine_info` answers (default: 2 CPUs, 4 GiB, address `fake`).
+    pub info: Option<EngineInfo>,
 }
 
 impl FakeBackend {
@@ -448,6 +450,17 @@ impl super::backend::Backend for FakeBackend {
     async fn engine_sees_path(&self, image: &str, dir: &Path) -> Result<bool, EngineError> {
         self.record(format!("probe {image} {}", dir.display()));
         Ok(!self.paths_hidden)
+    }
+
+    async fn engine_info(&self) -> Result<EngineInfo, EngineError> {
+        Ok(self.info.clone().unwrap_or_else(|| EngineInfo {
+            address: "fake".into(),
+            cpus: 2,
+            memory_bytes: 4 << 30,
+            name: "fake".into(),
+            server_version: "0.0".into(),
+            operating_system: "fake".into(),
+        }))
     }
 
     async fn remove_labelled(&self, label: &str) -> Result<Vec<ManagedResource>, EngineError> {
