@@ -290,6 +290,8 @@ async fn exec_output(engine: &DockerEngine, container: &str, cmd: &[&str]) -> St
     String::from_utf8(out).unwrap()
 }
 
+// Over 80 lines: one container per engine is created, filled from two bound folders and read
+// back; splitting it would start twice the containers for the same facts.
 #[test]
 fn an_uploaded_tree_honours_dockerignore_and_keeps_modes_and_links_on_both_engines() {
     let second = second_engine();

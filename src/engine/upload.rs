@@ -344,6 +344,8 @@ mod tests {
             .collect()
     }
 
+    // Over 80 lines: one fixture tree is packed as the project, a sub-folder, a single file
+    // and an outside path; the cases share it rather than building it four times.
     #[test]
     fn archive_honours_dockerignore_keeps_modes_and_links_and_skips_results() {
         let dir = tempfile::tempdir().unwrap();
