@@ -185,6 +185,8 @@ struct RunArgs {
     /// After the run, update this durations file from the merged JUnit (pytest-split format).
     #[arg(long = "store-durations", value_name = "FILE")]
     store_durations: Option<PathBuf>,
+    #[command(flatten)]
+    engines: EngineArgs,
     /// The test command (default: `pytest`); put it after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -209,6 +211,8 @@ struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormatArg::Text)]
     format: PlanFormatArg,
+    #[command(flatten)]
+    engines: EngineArgs,
     /// The test command used for collection (default: `pytest`); put it after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -241,6 +245,29 @@ struct CleanArgs {
     /// List what would be removed without removing it.
     #[arg(long = "dry-run")]
     dry_run: bool,
+    #[command(flatten)]
+    engines: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+struct EngineArgs {
+    /// A Docker engine to use: unix:///path/to/docker.sock, tcp://HOST:PORT (TLS with
+    /// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH), https://HOST:PORT, ssh://[USER@]HOST, or
+    /// a Docker context name. Repeatable; replaces `docker-hosts` of [tool.compose-shard]
+    /// [default: DOCKER_HOST, DOCKER_CONTEXT, the current context, /var/run/docker.sock].
+    #[arg(long = "docker-host", value_name = "URL|CONTEXT")]
+    docker_hosts: Vec<String>,
+}
+
+impl EngineArgs {
+    fn into_list(self) -> Result<Vec<String>, String> {
+        if let Some(empty) = self.docker_hosts.iter().find(|h| h.trim().is_empty()) {
+            return Err(format!(
+                "--docker-host takes an engine URL or a Docker context name (got {empty:?})"
+            ));
+        }
+        Ok(self.docker_hosts)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -350,6 +377,7 @@ impl Cli {
                 run_id: a.run,
                 all: a.all,
                 dry_run: a.dry_run,
+                docker_hosts: a.engines.into_list()?,
             }),
             CliCommand::Config(a) => Command::Config(a.into_config()?),
             CliCommand::Completions(_) | CliCommand::Man(_) => {
@@ -436,6 +464,7 @@ impl RunArgs {
             env,
             store_durations: self.store_durations,
             command: self.command,
+            docker_hosts: self.engines.into_list()?,
         })
     }
 }
@@ -459,6 +488,7 @@ impl PlanArgs {
                 PlanFormatArg::GithubMatrix => PlanFormat::GithubMatrix,
             },
             command: self.command,
+            docker_hosts: self.engines.into_list()?,
         })
     }
 }
@@ -604,6 +634,36 @@ mod tests {
     fn config_group_must_be_in_range() {
         let err = parse(&["compose-shard", "config", "--groups", "2", "--group", "3"]).unwrap_err();
         assert!(err.contains("between 1 and 2"), "{err}");
+    }
+
+    #[test]
+    fn docker_host_repeats_on_run_plan_and_clean() {
+        let Command::Run(cfg) = parse(&[
+            "compose-shard",
+            "run",
+            "--docker-host",
+            "unix:///a.sock",
+            "--docker-host",
+            "build2",
+        ])
+        .unwrap() else {
+            panic!("expected run");
+        };
+        assert_eq!(cfg.docker_hosts, ["unix:///a.sock", "build2"]);
+        let Command::Clean(cfg) =
+            parse(&["compose-shard", "clean", "--docker-host", "tcp://h:2375"]).unwrap()
+        else {
+            panic!("expected clean");
+        };
+        assert_eq!(cfg.docker_hosts, ["tcp://h:2375"]);
+        let Command::Plan(cfg) =
+            parse(&["compose-shard", "plan", "-g", "2", "--docker-host", "ctx"]).unwrap()
+        else {
+            panic!("expected plan");
+        };
+        assert_eq!(cfg.docker_hosts, ["ctx"]);
+        let err = parse(&["compose-shard", "clean", "--docker-host", " "]).unwrap_err();
+        assert!(err.contains("--docker-host takes"), "{err}");
     }
 
     #[test]

@@ -180,6 +180,9 @@ pub struct RunConfig {
     pub store_durations: Option<PathBuf>,
     /// The test command after `--` (empty: `pytest`).
     pub command: Vec<String>,
+    /// `--docker-host` (repeatable; URLs or Docker context names, not yet resolved: empty
+    /// means `docker-hosts` of pyproject.toml, else the default engine).
+    pub docker_hosts: Vec<String>,
 }
 
 /// `compose-shard plan`.
@@ -203,6 +206,8 @@ pub struct PlanConfig {
     pub format: PlanFormat,
     /// The collection command after `--` (empty: `pytest`).
     pub command: Vec<String>,
+    /// `--docker-host` (repeatable; the tests are collected on the first).
+    pub docker_hosts: Vec<String>,
 }
 
 /// `plan --format`.
@@ -238,6 +243,8 @@ pub struct CleanConfig {
     pub all: bool,
     /// `--dry-run`.
     pub dry_run: bool,
+    /// `--docker-host` (repeatable): clean every one of these engines.
+    pub docker_hosts: Vec<String>,
 }
 
 /// `config --format`.

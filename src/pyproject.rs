@@ -15,6 +15,7 @@
 //! env = { DJANGO_SETTINGS_MODULE = "app.settings.test" }
 //! command = ["pytest", "-p", "no:cacheprovider"]
 //! with-services = ["mailhog"]    # also start these (and their dependencies)
+//! docker-hosts = ["unix:///var/run/docker.sock", "tcp://build2:2376", "build3"]  # URLs or contexts
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,9 @@ pub struct Settings {
     /// dependencies), for suites that reach a service nothing depends on.
     #[serde(default)]
     pub with_services: Vec<String>,
+    /// Docker engines to use (URLs or Docker context names), when no `--docker-host` is given.
+    #[serde(default)]
+    pub docker_hosts: Vec<String>,
 }
 
 /// `pyproject.toml` could not be read or has an invalid `[tool.compose-shard]` table.
@@ -127,6 +131,12 @@ mod tests {
         let s = Settings::parse("[tool.compose-shard]\nwith-services=['mail', 's3']\n").unwrap();
         assert_eq!(s.with_services, ["mail", "s3"]);
         assert!(Settings::parse("[tool.compose-shard]\nwith-services='mail'\n").is_err());
+        let s = Settings::parse(
+            "[tool.compose-shard]\ndocker-hosts=['unix:///var/run/docker.sock', 'build2']\n",
+        )
+        .unwrap();
+        assert_eq!(s.docker_hosts, ["unix:///var/run/docker.sock", "build2"]);
+        assert!(Settings::parse("[tool.compose-shard]\ndocker-hosts='tcp://a:1'\n").is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod clean;
 mod config;
 mod durations;
+mod engines;
 mod merge;
 mod plan;
 mod run;

@@ -3,17 +3,19 @@
 //! The test list is `--tests FILE`, or else collected once inside Docker: one isolated copy
 //! of the compose project is started (exactly as `run` starts a group), the test command runs
 //! with `--collect-only -q` in the test service, and everything is removed again. Durations
-//! follow the same rules as `run` (see `commands::durations`).
+//! follow the same rules as `run` (see `commands::durations`). With several `--docker-host`s
+//! (or `docker-hosts`), the collection runs on the first.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use super::durations::{load_durations, split_by};
+use super::engines::engine_addresses;
 use super::selection::{select, Selection};
 use crate::compose::{self, Isolation};
 use crate::config::{PlanConfig, PlanFormat, ProgressMode};
-use crate::engine::DockerEngine;
+use crate::engine::{DockerEngine, EngineAddress, EngineEnv};
 use crate::errors::{Error, ExitCode};
 use crate::plan::{self, PlanError};
 use crate::pyproject::Settings;
@@ -108,12 +110,19 @@ fn collect_in_docker(
 ) -> Result<Vec<String>, Error> {
     // The scratch folder (the run's results folder, thrown away) lives as long as the run.
     let (spec, _scratch) = collection_spec(cfg, selection, test_service)?;
+    // Collection needs one engine: the first configured.
+    let address = engine_addresses(
+        &cfg.docker_hosts,
+        &selection.settings,
+        &EngineEnv::from_process(),
+    )?
+    .swap_remove(0);
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
         action: "start the async runtime for",
         path: "compose-shard plan".into(),
         source,
     })?;
-    runtime.block_on(collect(&spec))
+    runtime.block_on(collect(&spec, &address))
 }
 
 /// A run of one group that only collects, with its results in a temporary folder.
@@ -179,8 +188,8 @@ fn collection_spec(
 }
 
 /// Run the collection, with progress on stderr and signals handled.
-async fn collect(spec: &RunSpec) -> Result<Vec<String>, Error> {
-    let engine = DockerEngine::connect().await?;
+async fn collect(spec: &RunSpec, address: &EngineAddress) -> Result<Vec<String>, Error> {
+    let engine = DockerEngine::connect_to(address).await?;
     let (events, receiver) = EventSink::channel();
     let display =
         tokio::spawn(Display::new(DisplayMode::resolve(ProgressMode::Auto)).consume(receiver));

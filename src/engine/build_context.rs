@@ -23,8 +23,9 @@ pub struct BuildContext {
 /// The context-relative paths (`/`-separated, sorted per folder) that `docker build` would
 /// send: `TarWithOptions`' walk. An excluded folder is left out with its contents unless an
 /// exception pattern starts with its path; then it is entered but not itself packed. The
-/// `skip` folders (the run's own results) are never entered.
-fn walk(
+/// `skip` folders (the run's own results) are never entered. `rel` is where to start ("" for
+/// the whole context; the source upload, `upload.rs`, starts at a bound sub-folder).
+pub(super) fn walk(
     root: &Path,
     rel: &str,
     parent: Option<&ParentMatches>,
@@ -66,7 +67,7 @@ fn walk(
 }
 
 /// `excluded` folders that lie inside `root`, relative to it (`/`-separated).
-fn excluded_inside(root: &Path, excluded: &[PathBuf]) -> Vec<String> {
+pub(super) fn excluded_inside(root: &Path, excluded: &[PathBuf]) -> Vec<String> {
     let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let root = canonical(root);
     excluded
@@ -77,6 +78,23 @@ fn excluded_inside(root: &Path, excluded: &[PathBuf]) -> Vec<String> {
             (!text.is_empty()).then_some(text)
         })
         .collect()
+}
+
+/// The rules of `<root>/.dockerignore`; none when the file does not exist.
+pub(super) fn read_ignore_rules(root: &Path) -> Result<IgnoreRules, EngineError> {
+    let ignore_file = root.join(".dockerignore");
+    match std::fs::read_to_string(&ignore_file) {
+        Ok(text) => IgnoreRules::parse(&text).map_err(|message| EngineError::InvalidDockerignore {
+            path: ignore_file.clone(),
+            message,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(IgnoreRules::default()),
+        Err(source) => Err(EngineError::Io {
+            action: "read".into(),
+            path: ignore_file,
+            source,
+        }),
+    }
 }
 
 /// Pack `build.context` for the engine, leaving out `excluded` folders (the run's own result
@@ -94,17 +112,7 @@ pub fn pack(build: &Build, excluded: &[PathBuf]) -> Result<BuildContext, EngineE
         }
     };
     let dockerfile = build.dockerfile.as_deref().unwrap_or("Dockerfile");
-    let ignore_file = root.join(".dockerignore");
-    let mut ignore = match std::fs::read_to_string(&ignore_file) {
-        Ok(text) => {
-            IgnoreRules::parse(&text).map_err(|message| EngineError::InvalidDockerignore {
-                path: ignore_file.clone(),
-                message,
-            })?
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
-        Err(source) => return Err(io("read", &ignore_file)(source)),
-    };
+    let mut ignore = read_ignore_rules(root)?;
     ignore.keep_build_files(dockerfile.trim_start_matches("./"));
     let mut paths = Vec::new();
     walk(root, "", None, &ignore, &excluded, &mut paths)

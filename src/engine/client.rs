@@ -10,55 +10,89 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use indexmap::IndexMap;
 
+use super::address::{EngineAddress, EngineEnv, Transport};
 use super::error::EngineError;
-use super::types::{ManagedResource, ResourceKind};
+use super::types::{EngineInfo, ManagedResource, ResourceKind};
 use crate::labels;
 
-/// The schemes `DOCKER_HOST` may use: those bollard connects with in this build (no `ssh` or
-/// `ssl` feature, so no `ssh://` or `https://`).
-pub const DOCKER_HOST_SCHEMES: &[&str] = &["unix", "tcp", "http"];
+/// The read/write timeout bollard applies to each request, in seconds (its own default).
+const REQUEST_TIMEOUT_SECS: u64 = 120;
 
-/// Where the daemon is: `DOCKER_HOST` (an empty value counts as unset, as for the docker CLI)
-/// or the default socket; an error naming the scheme when this build cannot use it.
-pub fn docker_host(value: Option<String>) -> Result<String, EngineError> {
-    let endpoint = value
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
-    let problem = match endpoint.split_once("://") {
-        None => "it has no scheme (`SCHEME://...`)".to_string(),
-        Some((scheme, _)) if DOCKER_HOST_SCHEMES.contains(&scheme) => return Ok(endpoint),
-        Some((scheme @ ("ssh" | "https" | "npipe"), _)) => {
-            format!("scheme `{scheme}` is not supported by this build")
-        }
-        Some((scheme, _)) => format!("unknown scheme `{scheme}`"),
-    };
-    Err(EngineError::UnsupportedHost { endpoint, problem })
-}
-
-/// A connection to the Docker engine. Cheap to clone (bollard shares one HTTP client).
+/// A connection to one Docker engine. Cheap to clone (bollard shares one HTTP client).
 #[derive(Debug, Clone)]
 pub struct DockerEngine {
     pub(crate) docker: Docker,
-    endpoint: String,
+    address: EngineAddress,
+    /// `address` as text, for error messages.
+    label: String,
 }
 
 impl DockerEngine {
-    /// Connect from `DOCKER_HOST` or the default socket and check the daemon answers.
+    /// Connect to the default engine (`DOCKER_HOST`, `DOCKER_CONTEXT`, the docker config's
+    /// current context, else the default socket) and check it answers.
     pub async fn connect() -> Result<DockerEngine, EngineError> {
-        let endpoint = docker_host(std::env::var("DOCKER_HOST").ok())?;
-        let docker = Docker::connect_with_host(&endpoint)
-            .map_err(|e| EngineError::unreachable(&endpoint, &e))?;
+        let address = EngineAddress::default_engine(&EngineEnv::from_process())?;
+        DockerEngine::connect_to(&address).await
+    }
+
+    /// Connect to the engine at `address` and check it answers. Errors name the address and
+    /// say what to check for its kind of connection.
+    pub async fn connect_to(address: &EngineAddress) -> Result<DockerEngine, EngineError> {
+        let version = bollard::API_DEFAULT_VERSION;
+        let docker = match address.transport() {
+            Transport::Unix { .. } => {
+                Docker::connect_with_unix(address.url(), REQUEST_TIMEOUT_SECS, version)
+            }
+            Transport::Tcp { .. } => {
+                Docker::connect_with_http(address.url(), REQUEST_TIMEOUT_SECS, version)
+            }
+            Transport::Tls { authority, files } => {
+                // Without a client certificate bollard finds no file there and sends none.
+                let (cert, key) = files.client.clone().unwrap_or_else(|| {
+                    let none = files.ca.with_file_name(".compose-shard-no-client-cert");
+                    (none.clone(), none)
+                });
+                Docker::connect_with_ssl(
+                    &format!("https://{authority}"),
+                    &key,
+                    &cert,
+                    &files.ca,
+                    REQUEST_TIMEOUT_SECS,
+                    version,
+                )
+            }
+            Transport::Ssh { .. } => {
+                Docker::connect_with_ssh(address.url(), REQUEST_TIMEOUT_SECS, version, None)
+            }
+        }
+        .map_err(|e| EngineError::unreachable(address, &e))?;
         docker
             .ping()
             .await
-            .map_err(|e| EngineError::unreachable(&endpoint, &e))?;
-        Ok(DockerEngine { docker, endpoint })
+            .map_err(|e| EngineError::unreachable(address, &e))?;
+        Ok(DockerEngine {
+            docker,
+            label: address.to_string(),
+            address: address.clone(),
+        })
+    }
+
+    /// Where we are connected, as text (`tcp://build1:2376 (context build1)`).
+    pub fn endpoint(&self) -> &str {
+        &self.label
     }
 
     /// Where we are connected.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
+    pub fn address(&self) -> &EngineAddress {
+        &self.address
+    }
+
+    /// Wrap a bollard error with what was attempted on this engine.
+    pub(crate) fn api_error(
+        &self,
+        action: impl Into<String>,
+    ) -> impl FnOnce(bollard::errors::Error) -> EngineError {
+        EngineError::api(&self.label, action)
     }
 
     /// The daemon's version string (`20.10.24+dfsg1`).
@@ -67,8 +101,29 @@ impl DockerEngine {
             .docker
             .version()
             .await
-            .map_err(EngineError::api("read the Docker daemon version"))?;
+            .map_err(self.api_error("read the Docker daemon version"))?;
         Ok(v.version.unwrap_or_else(|| "unknown".into()))
+    }
+
+    /// What the engine says about itself: CPUs and memory (to place groups in proportion),
+    /// name and version.
+    pub async fn info(&self) -> Result<EngineInfo, EngineError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(self.api_error("read the engine's system information"))?;
+        Ok(EngineInfo {
+            address: self.label.clone(),
+            cpus: info.ncpu.and_then(|n| usize::try_from(n).ok()).unwrap_or(0),
+            memory_bytes: info
+                .mem_total
+                .and_then(|m| u64::try_from(m).ok())
+                .unwrap_or(0),
+            name: info.name.unwrap_or_default(),
+            server_version: info.server_version.unwrap_or_default(),
+            operating_system: info.operating_system.unwrap_or_default(),
+        })
     }
 
     /// Create a network unless one with that name exists already (a retry after a partial
@@ -93,7 +148,7 @@ impl DockerEngine {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
             }) => Ok(()),
-            Err(e) => Err(EngineError::api(format!("create network {name}"))(e)),
+            Err(e) => Err(self.api_error(format!("create network {name}"))(e)),
         }
     }
 
@@ -115,7 +170,7 @@ impl DockerEngine {
         self.docker
             .create_volume(request)
             .await
-            .map_err(EngineError::api(format!("create volume {name}")))?;
+            .map_err(self.api_error(format!("create volume {name}")))?;
         Ok(())
     }
 
@@ -132,9 +187,7 @@ impl DockerEngine {
                     .build(),
             ))
             .await
-            .map_err(EngineError::api(format!(
-                "list containers labelled {label}"
-            )))?;
+            .map_err(self.api_error(format!("list containers labelled {label}")))?;
         for c in containers {
             let name = c
                 .names
@@ -150,7 +203,7 @@ impl DockerEngine {
                 ListNetworksOptionsBuilder::new().filters(&filters).build(),
             ))
             .await
-            .map_err(EngineError::api(format!("list networks labelled {label}")))?;
+            .map_err(self.api_error(format!("list networks labelled {label}")))?;
         for n in networks {
             let name = n.name.unwrap_or_default();
             found.push(resource(ResourceKind::Network, name, n.labels.as_ref()));
@@ -161,7 +214,7 @@ impl DockerEngine {
                 ListVolumesOptionsBuilder::new().filters(&filters).build(),
             ))
             .await
-            .map_err(EngineError::api(format!("list volumes labelled {label}")))?;
+            .map_err(self.api_error(format!("list volumes labelled {label}")))?;
         for v in volumes.volumes.unwrap_or_default() {
             found.push(resource(ResourceKind::Volume, v.name, Some(&v.labels)));
         }
@@ -200,10 +253,9 @@ impl DockerEngine {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(()),
-            Err(e) => Err(EngineError::api(format!(
-                "remove {} {}",
-                res.kind, res.name
-            ))(e)),
+            Err(e) => Err(self.api_error(format!("remove {} {}", res.kind, res.name))(
+                e,
+            )),
         }
     }
 

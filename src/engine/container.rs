@@ -49,7 +49,7 @@ impl DockerEngine {
                 plan.body,
             )
             .await
-            .map_err(EngineError::api(format!(
+            .map_err(self.api_error(format!(
                 "create container {name} for service {}",
                 service.name
             )))?;
@@ -61,9 +61,9 @@ impl DockerEngine {
             self.docker
                 .connect_network(&network, request)
                 .await
-                .map_err(EngineError::api(format!(
-                    "connect container {name} to network {network}"
-                )))?;
+                .map_err(
+                    self.api_error(format!("connect container {name} to network {network}")),
+                )?;
         }
         for file in &overrides.files {
             if let FileMountSource::Content(bytes) = &file.source {
@@ -113,7 +113,7 @@ impl DockerEngine {
                 bollard::body_full(archive.into()),
             )
             .await
-            .map_err(EngineError::api(format!(
+            .map_err(self.api_error(format!(
                 "copy {} to {} in container {container}",
                 file.name, file.target
             )))
@@ -124,7 +124,7 @@ impl DockerEngine {
         self.docker
             .start_container(container, None)
             .await
-            .map_err(EngineError::api(format!("start container {container}")))
+            .map_err(self.api_error(format!("start container {container}")))
     }
 
     /// Kill a running container (a timed-out test process). A container that has already
@@ -135,7 +135,7 @@ impl DockerEngine {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
             }) => Ok(()),
-            Err(e) => Err(EngineError::api(format!("kill container {container}"))(e)),
+            Err(e) => Err(self.api_error(format!("kill container {container}"))(e)),
         }
     }
 
@@ -154,9 +154,8 @@ impl DockerEngine {
             .build();
         let mut stream = self.docker.logs(container, Some(options));
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(EngineError::api(format!(
-                "follow the output of container {container}"
-            )))?;
+            let chunk = chunk
+                .map_err(self.api_error(format!("follow the output of container {container}")))?;
             on_output(&chunk.into_bytes());
         }
         Ok(())
@@ -175,9 +174,10 @@ impl DockerEngine {
                     code = Some(c)
                 }
                 Err(e) => {
-                    return Err(EngineError::api(format!(
-                        "wait for container {container} to stop"
-                    ))(e))
+                    return Err(self
+                        .api_error(format!("wait for container {container} to stop"))(
+                        e
+                    ))
                 }
             }
         }
@@ -207,9 +207,10 @@ impl DockerEngine {
                     status_code: 404, ..
                 }) => return Ok(None),
                 Err(e) => {
-                    return Err(EngineError::api(format!(
-                        "copy {path} out of container {container}"
-                    ))(e))
+                    return Err(self
+                        .api_error(format!("copy {path} out of container {container}"))(
+                        e
+                    ))
                 }
             }
         }
@@ -248,7 +249,7 @@ impl DockerEngine {
             .docker
             .inspect_container(container, None)
             .await
-            .map_err(EngineError::api(format!("inspect container {container}")))?;
+            .map_err(self.api_error(format!("inspect container {container}")))?;
         let state = info.state.unwrap_or_default();
         let health = match state.health.and_then(|h| h.status) {
             Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
@@ -290,9 +291,8 @@ impl DockerEngine {
         let mut stream = self.docker.logs(container, Some(options));
         let mut out = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(EngineError::api(format!(
-                "read the logs of container {container}"
-            )))?;
+            let chunk =
+                chunk.map_err(self.api_error(format!("read the logs of container {container}")))?;
             out.extend_from_slice(&chunk.into_bytes());
         }
         Ok(String::from_utf8_lossy(&out).into_owned())
@@ -326,15 +326,15 @@ impl DockerEngine {
             .docker
             .create_exec(container, options)
             .await
-            .map_err(EngineError::api(what()))?;
+            .map_err(self.api_error(what()))?;
         let started = self
             .docker
             .start_exec(&created.id, None)
             .await
-            .map_err(EngineError::api(what()))?;
+            .map_err(self.api_error(what()))?;
         if let StartExecResults::Attached { mut output, .. } = started {
             while let Some(chunk) = output.next().await {
-                match chunk.map_err(EngineError::api(what()))? {
+                match chunk.map_err(self.api_error(what()))? {
                     LogOutput::StdOut { message }
                     | LogOutput::StdErr { message }
                     | LogOutput::Console { message } => on_output(&message),
@@ -346,7 +346,7 @@ impl DockerEngine {
             .docker
             .inspect_exec(&created.id)
             .await
-            .map_err(EngineError::api(what()))?;
+            .map_err(self.api_error(what()))?;
         Ok(ExecOutcome {
             exit_code: inspected.exit_code,
         })
@@ -390,9 +390,7 @@ impl DockerEngine {
                 bollard::body_full(archive.into()),
             )
             .await
-            .map_err(EngineError::api(format!(
-                "upload files into {dir} of container {container}"
-            )))
+            .map_err(self.api_error(format!("upload files into {dir} of container {container}")))
     }
 
     /// Copy `path` (a folder) out of a container into `target`, refusing entries that would
@@ -407,7 +405,7 @@ impl DockerEngine {
             .download_archive(container, path)
             .await?
             .ok_or_else(|| {
-                EngineError::api(format!("copy {path} out of container {container}"))(
+                self.api_error(format!("copy {path} out of container {container}"))(
                     bollard::errors::Error::DockerResponseServerError {
                         status_code: 404,
                         message: format!("{path} does not exist in the container"),

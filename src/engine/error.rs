@@ -14,35 +14,36 @@ pub enum EngineError {
         /// What went wrong and what to do, by cause (see [`EngineError::unreachable`]).
         message: String,
     },
-    /// `DOCKER_HOST` names a scheme this build cannot connect with.
-    #[error("DOCKER_HOST={endpoint:?}: {problem}; use unix:///path/to/docker.sock, tcp://HOST:PORT or http://HOST:PORT (for a daemon over SSH or TLS, forward its socket, e.g. `ssh -NL /tmp/docker.sock:/var/run/docker.sock HOST` and DOCKER_HOST=unix:///tmp/docker.sock)")]
-    UnsupportedHost {
-        /// The value of `DOCKER_HOST`.
-        endpoint: String,
-        /// What is wrong with it.
-        problem: String,
-    },
+    /// An engine address is not usable (bad URL, unknown context, missing TLS files).
+    #[error(transparent)]
+    Address(#[from] super::address::AddressError),
     /// A Docker API call failed.
-    #[error("failed to {action}: {source}")]
+    #[error("failed to {action} on engine {engine}: {source}")]
     Api {
         /// What was attempted, naming the resource ("create network proj-g2_default").
         action: String,
+        /// The engine's address.
+        engine: String,
         /// The bollard error.
         source: bollard::errors::Error,
     },
     /// An image is neither present locally nor pullable.
-    #[error("image {image} is not available: {message}; build or load it (e.g. `docker load`, `docker build -t {image} .`) or check the name")]
+    #[error("image {image} is not available on engine {engine}: {message}; build or load it there (e.g. `docker load`, `docker build -t {image} .`) or check the name")]
     ImageUnavailable {
         /// The image reference.
         image: String,
+        /// The engine's address.
+        engine: String,
         /// Why the pull failed.
         message: String,
     },
     /// `docker build` reported an error.
-    #[error("failed to build image {image} for service {service}: {message}")]
+    #[error("failed to build image {image} for service {service} on engine {engine}: {message}")]
     Build {
         /// The tag being built.
         image: String,
+        /// The engine's address.
+        engine: String,
         /// The service with the `build:` section.
         service: String,
         /// The builder's error message.
@@ -83,17 +84,37 @@ impl EngineError {
     /// error's sources (a refused TCP connection needs a daemon listening on TCP, a missing
     /// socket a started daemon, a denied one permissions), instead of bollard's bare
     /// "Error in the hyper legacy client: client error (Connect)".
-    pub(crate) fn unreachable(endpoint: &str, err: &bollard::errors::Error) -> Self {
+    pub(crate) fn unreachable(
+        address: &super::address::EngineAddress,
+        err: &bollard::errors::Error,
+    ) -> Self {
+        let message = match address.transport() {
+            super::address::Transport::Ssh { destination } => explain_ssh(destination, err),
+            super::address::Transport::Tls { files, .. } if is_tls_failure(err) => format!(
+                "the TLS handshake failed: {}; check that {} is the CA that signed the engine's certificate, that the certificate names the host you connect to, and that the engine accepts your client certificate",
+                crate::errors::render_chain(err),
+                files.ca.display()
+            ),
+            _ => explain_unreachable(address.url(), err),
+        };
         EngineError::Unreachable {
-            endpoint: endpoint.to_string(),
-            message: explain_unreachable(endpoint, err),
+            endpoint: address.to_string(),
+            message,
         }
     }
 
-    /// Wrap a bollard error with what was being attempted.
-    pub(crate) fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Self {
+    /// Wrap a bollard error with what was being attempted on which engine.
+    pub(crate) fn api(
+        engine: &str,
+        action: impl Into<String>,
+    ) -> impl FnOnce(bollard::errors::Error) -> Self {
         let action = action.into();
-        move |source| EngineError::Api { action, source }
+        let engine = engine.to_string();
+        move |source| EngineError::Api {
+            action,
+            engine,
+            source,
+        }
     }
 
     /// Whether this is the engine's "no such ..." answer (HTTP 404).
@@ -109,6 +130,25 @@ impl EngineError {
             }
         )
     }
+}
+
+/// Whether a connection error came from TLS (a certificate or handshake problem) rather than
+/// from the network: rustls' errors are wrapped in I/O errors of kind `InvalidData`.
+fn is_tls_failure(err: &bollard::errors::Error) -> bool {
+    let text = crate::errors::render_chain(err).to_lowercase();
+    io_source(err).is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+        || ["certificate", "handshake", "tls"]
+            .iter()
+            .any(|w| text.contains(w))
+}
+
+/// An SSH connection failed: bollard runs `ssh DEST docker system dial-stdio`, as the docker
+/// CLI does, so the usual causes are ssh itself (keys, host key) or no docker CLI there.
+fn explain_ssh(destination: &str, err: &bollard::errors::Error) -> String {
+    format!(
+        "{}; compose-shard reaches an engine over SSH as the docker CLI does (`ssh {destination} docker system dial-stdio`): check that `ssh {destination} docker version` works without a prompt (keys or an agent, known host key) and that the docker CLI is installed there, or forward the engine's socket (`ssh -NL /tmp/docker.sock:/var/run/docker.sock {destination}`) and use unix:///tmp/docker.sock",
+        crate::errors::render_chain(err)
+    )
 }
 
 /// Why the daemon at `endpoint` did not answer, and what to do.
@@ -128,6 +168,13 @@ fn explain_unreachable(endpoint: &str, err: &bollard::errors::Error) -> String {
         return match err {
             bollard::errors::Error::RequestTimeoutError => {
                 "the daemon did not answer in time; check that it is not hung (`docker info`)".into()
+            }
+            bollard::errors::Error::DockerResponseServerError { message, .. }
+                if message.contains("HTTPS server") =>
+            {
+                format!(
+                    "the engine at {endpoint} speaks TLS; set DOCKER_TLS_VERIFY=1 with its ca.pem, cert.pem and key.pem in DOCKER_CERT_PATH (or use https://), or use a Docker context that holds them"
+                )
             }
             other => format!(
                 "{}; something answered, but not as a Docker daemon does: check that DOCKER_HOST points at the daemon",
@@ -169,19 +216,22 @@ fn io_source<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::
 
 #[cfg(test)]
 mod tests {
-    use crate::engine::client::docker_host;
-
     fn closed_port() -> u16 {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     }
 
     async fn connect_error(host: &str) -> String {
-        let err = match bollard::Docker::connect_with_host(host) {
-            Ok(docker) => docker.ping().await.unwrap_err(),
-            Err(err) => err,
-        };
-        super::EngineError::unreachable(host, &err).to_string()
+        let address = crate::engine::EngineAddress::parse_url(
+            host,
+            "test",
+            &crate::engine::EngineEnv::default(),
+        )
+        .unwrap();
+        match crate::engine::DockerEngine::connect_to(&address).await {
+            Ok(_) => panic!("{host} answered"),
+            Err(err) => err.to_string(),
+        }
     }
 
     #[tokio::test]
@@ -197,6 +247,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn ssh_failure_says_what_compose_shard_runs_and_the_socket_alternative() {
+        // No sshd listens on this machine's loopback: ssh fails at once (BatchMode, no prompt).
+        let host = "ssh://nobody@127.0.0.1";
+        let message = connect_error(host).await;
+        assert!(
+            message.starts_with(&format!("cannot connect to the Docker daemon at {host}:")),
+            "{message}"
+        );
+        assert!(message.contains("docker system dial-stdio"), "{message}");
+        assert!(message.contains("ssh -NL"), "{message}");
+    }
+
+    #[tokio::test]
     async fn missing_unix_socket_says_where_and_to_start_the_daemon() {
         let message = connect_error("unix:///nonexistent/docker.sock").await;
         assert!(
@@ -204,27 +267,5 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("start the daemon"), "{message}");
-    }
-
-    #[test]
-    fn garbage_docker_host_names_the_scheme_and_the_accepted_ones() {
-        let message = docker_host(Some("garbage://x".into()))
-            .unwrap_err()
-            .to_string();
-        assert!(message.contains("unknown scheme `garbage`"), "{message}");
-        assert!(message.contains("unix://") && message.contains("tcp://"));
-        let message = docker_host(Some("ssh://me@host".into()))
-            .unwrap_err()
-            .to_string();
-        assert!(message.contains("`ssh` is not supported"), "{message}");
-        assert!(docker_host(Some("localhost:2375".into())).is_err());
-        assert_eq!(
-            docker_host(Some(String::new())).unwrap(),
-            "unix:///var/run/docker.sock"
-        );
-        assert_eq!(
-            docker_host(Some("tcp://h:2375".into())).unwrap(),
-            "tcp://h:2375"
-        );
     }
 }

@@ -42,7 +42,7 @@ impl DockerEngine {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(false),
-            Err(e) => Err(EngineError::api(format!("inspect image {image}"))(e)),
+            Err(e) => Err(self.api_error(format!("inspect image {image}"))(e)),
         }
     }
 
@@ -53,7 +53,7 @@ impl DockerEngine {
             .docker
             .inspect_image(image)
             .await
-            .map_err(EngineError::api(format!("inspect image {image}")))?;
+            .map_err(self.api_error(format!("inspect image {image}")))?;
         let config = info.config.unwrap_or_default();
         let mut exposed_tcp_ports: Vec<u16> = config
             .exposed_ports
@@ -96,6 +96,7 @@ impl DockerEngine {
         if !allow_pull {
             return Err(EngineError::ImageUnavailable {
                 image: image.to_string(),
+                engine: self.endpoint().to_string(),
                 message: "it is not present locally and pull_policy forbids pulling".into(),
             });
         }
@@ -104,6 +105,7 @@ impl DockerEngine {
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| EngineError::ImageUnavailable {
                 image: image.to_string(),
+                engine: self.endpoint().to_string(),
                 message: format!("pull failed: {e}"),
             })?;
             if let Some(status) = info.status {
@@ -124,6 +126,7 @@ impl DockerEngine {
     ) -> Result<(String, ImageSource), EngineError> {
         let build = service.build.as_ref().ok_or_else(|| EngineError::Build {
             image: service.image.clone().unwrap_or_default(),
+            engine: self.endpoint().to_string(),
             service: service.name.clone(),
             message: "the service has no build section".into(),
         })?;
@@ -155,6 +158,7 @@ impl DockerEngine {
         }
         let failed = |message: String| EngineError::Build {
             image: tag.clone(),
+            engine: self.endpoint().to_string(),
             service: service.name.clone(),
             message,
         };

@@ -2,6 +2,7 @@
 //! ([`ContainerStatus`], [`ManagedResource`], compose services), and every bollard error is
 //! wrapped with what was being attempted ([`EngineError`]).
 
+mod address;
 mod build_context;
 mod client;
 mod container;
@@ -11,7 +12,12 @@ mod error;
 mod extract;
 mod image;
 mod types;
+mod upload;
+mod visibility;
 
+pub use address::{
+    AddressError, EngineAddress, EngineEnv, TlsFiles, Transport, ACCEPTED_FORMS, DEFAULT_SOCKET,
+};
 pub use build_context::{pack as pack_build_context, BuildContext};
 pub use client::DockerEngine;
 pub use container::ExecRequest;
@@ -20,4 +26,7 @@ pub use dockerignore::IgnoreRules;
 pub use error::EngineError;
 pub use extract::{extract_tar, ExtractError};
 pub use image::ImageSource;
-pub use types::{ContainerStatus, ExecOutcome, Health, ImageConfig, ManagedResource, ResourceKind};
+pub use types::{
+    ContainerStatus, EngineInfo, ExecOutcome, Health, ImageConfig, ManagedResource, ResourceKind,
+};
+pub use upload::{SourceUpload, UploadSummary};

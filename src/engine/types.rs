@@ -109,3 +109,20 @@ pub struct ImageConfig {
     /// The `HEALTHCHECK` test (`["CMD-SHELL", "..."]`, `["CMD", ...]`, `["NONE"]`), if any.
     pub healthcheck_test: Option<Vec<String>>,
 }
+
+/// What an engine says about itself (`docker info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// The engine's address, as text.
+    pub address: String,
+    /// CPUs the engine can use (0 if it did not say).
+    pub cpus: usize,
+    /// Memory the engine can use, in bytes (0 if it did not say).
+    pub memory_bytes: u64,
+    /// The engine host's name.
+    pub name: String,
+    /// The daemon's version (`20.10.24+dfsg1`).
+    pub server_version: String,
+    /// The host's operating system (`Debian GNU/Linux 12 (bookworm)`).
+    pub operating_system: String,
+}

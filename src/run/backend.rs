@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::compose::{Network, Project, Service, Volume};
 use crate::engine::{
-    ContainerOverrides, ContainerStatus, DockerEngine, EngineError, ExecOutcome, ExecRequest,
-    ImageConfig, ImageSource, ManagedResource,
+    ContainerOverrides, ContainerStatus, DockerEngine, EngineError, EngineInfo, ExecOutcome,
+    ExecRequest, ImageConfig, ImageSource, ManagedResource, SourceUpload, UploadSummary,
 };
 
 /// The operations the orchestrator performs on an engine.
@@ -91,6 +91,18 @@ pub trait Backend {
     async fn list_labelled(&self, label: &str) -> Result<Vec<ManagedResource>, EngineError>;
     /// Remove everything carrying a label.
     async fn remove_labelled(&self, label: &str) -> Result<Vec<ManagedResource>, EngineError>;
+    /// Copy a folder (or file) of the project into a created container, honouring the
+    /// project's `.dockerignore` (`--copy-source`, instead of a project-tree bind mount).
+    async fn upload_tree(
+        &self,
+        container: &str,
+        upload: &SourceUpload<'_>,
+    ) -> Result<UploadSummary, EngineError>;
+    /// Whether the engine sees `dir` of this machine at the same path (a bind mount of it
+    /// would show these files), checked with a never-started container from `image`.
+    async fn engine_sees_path(&self, image: &str, dir: &Path) -> Result<bool, EngineError>;
+    /// The engine's CPUs and memory (to place groups in proportion), name and version.
+    async fn engine_info(&self) -> Result<EngineInfo, EngineError>;
 }
 
 impl Backend for DockerEngine {
@@ -220,5 +232,21 @@ impl Backend for DockerEngine {
 
     async fn remove_labelled(&self, label: &str) -> Result<Vec<ManagedResource>, EngineError> {
         DockerEngine::remove_labelled(self, label).await
+    }
+
+    async fn upload_tree(
+        &self,
+        container: &str,
+        upload: &SourceUpload<'_>,
+    ) -> Result<UploadSummary, EngineError> {
+        DockerEngine::upload_tree(self, container, upload).await
+    }
+
+    async fn engine_sees_path(&self, image: &str, dir: &Path) -> Result<bool, EngineError> {
+        DockerEngine::engine_sees_path(self, image, dir).await
+    }
+
+    async fn engine_info(&self) -> Result<EngineInfo, EngineError> {
+        self.info().await
     }
 }

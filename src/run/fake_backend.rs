@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::compose::{Network, Project, Service, Volume};
 use crate::engine::{
-    ContainerOverrides, ContainerStatus, EngineError, ExecOutcome, ExecRequest, Health,
-    ImageConfig, ImageSource, ManagedResource, ResourceKind,
+    ContainerOverrides, ContainerStatus, EngineError, EngineInfo, ExecOutcome, ExecRequest, Health,
+    ImageConfig, ImageSource, ManagedResource, ResourceKind, SourceUpload, UploadSummary,
 };
 use crate::labels;
 
@@ -73,6 +73,13 @@ pub struct FakeBackend {
     pub dies_after: HashMap<usize, usize>,
     /// The overrides the last test container was created with.
     pub last_test_overrides: RefCell<Option<ContainerOverrides>>,
+    /// The engine does not see this machine's folders (a runner in a container, a remote
+    /// engine): `engine_sees_path` answers false.
+    pub paths_hidden: bool,
+    /// Trees uploaded: (container, source, target), in order.
+    pub uploaded_trees: RefCell<Vec<(String, PathBuf, String)>>,
+    /// What `engine_info` answers (default: 2 CPUs, 4 GiB, address `fake`).
+    pub info: Option<EngineInfo>,
 }
 
 impl FakeBackend {
@@ -251,6 +258,7 @@ impl super::backend::Backend for FakeBackend {
         if self.missing_image.as_deref() == Some(image) {
             return Err(EngineError::ImageUnavailable {
                 image: image.into(),
+                engine: "fake".into(),
                 message: "pull failed: no registry".into(),
             });
         }
@@ -453,6 +461,48 @@ impl super::backend::Backend for FakeBackend {
                 pid: l.get(labels::PID).and_then(|p| p.parse().ok()),
             })
             .collect())
+    }
+
+    async fn upload_tree(
+        &self,
+        container: &str,
+        upload: &SourceUpload<'_>,
+    ) -> Result<UploadSummary, EngineError> {
+        self.record(format!("upload tree {}", upload.target));
+        if !self.containers.borrow().contains_key(container) {
+            return Err(EngineError::Io {
+                action: format!("copy into missing container {container}:"),
+                path: upload.source.to_path_buf(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        self.uploaded_trees.borrow_mut().push((
+            container.to_string(),
+            upload.source.to_path_buf(),
+            upload.target.to_string(),
+        ));
+        tokio::task::yield_now().await;
+        Ok(UploadSummary {
+            files: 1,
+            dirs: 1,
+            ..Default::default()
+        })
+    }
+
+    async fn engine_sees_path(&self, image: &str, dir: &Path) -> Result<bool, EngineError> {
+        self.record(format!("probe {image} {}", dir.display()));
+        Ok(!self.paths_hidden)
+    }
+
+    async fn engine_info(&self) -> Result<EngineInfo, EngineError> {
+        Ok(self.info.clone().unwrap_or_else(|| EngineInfo {
+            address: "fake".into(),
+            cpus: 2,
+            memory_bytes: 4 << 30,
+            name: "fake".into(),
+            server_version: "0.0".into(),
+            operating_system: "fake".into(),
+        }))
     }
 
     async fn remove_labelled(&self, label: &str) -> Result<Vec<ManagedResource>, EngineError> {

@@ -1,0 +1,157 @@
+//! Whether an engine sees a folder of this machine at the same path: the check behind the
+//! automatic `--copy-source`.
+//!
+//! A bind mount names a path on the *engine's* host. When compose-shard runs inside a
+//! container (a CI runner that uses the host's engine through its socket) or talks to another
+//! machine, the checkout's path does not exist there, or is another folder. Comparing paths
+//! cannot tell; asking the engine can: we write a marker file with a random name and content
+//! into the folder, create (never start) a throwaway container with the folder bind-mounted,
+//! and read the marker through the archive API, which mounts a created container's volumes.
+//! The engine sees the folder only if it returns our content. The container and the marker
+//! are removed afterwards, also on errors.
+//!
+//! The bind is a `Mounts` entry of type `bind`, not a `Binds` string: with `Binds` the engine
+//! creates a missing source folder on its host (an empty one, where the tests would then run);
+//! with `Mounts` it refuses ("bind source path does not exist"), which is the answer "not
+//! visible".
+
+use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
+
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+
+use super::client::DockerEngine;
+use super::error::EngineError;
+use crate::labels;
+
+/// Where the folder is mounted in the probe container.
+const PROBE_MOUNT: &str = "/compose-shard-probe";
+
+/// A random hex token (no `rand` dependency: the std hasher's per-process random keys mixed
+/// with the time and a counter).
+fn random_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!("{:016x}", hasher.finish())
+}
+
+/// Removes the marker file when dropped, whatever happened in between.
+struct Marker<'a>(&'a Path);
+
+impl Drop for Marker<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
+/// Whether an error from creating the probe container means "the source path does not exist
+/// on the engine's host".
+fn is_missing_bind_source(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError { status_code: 400, message }
+            if message.contains("bind source path does not exist")
+    )
+}
+
+impl DockerEngine {
+    /// Whether this engine sees `dir` (a folder of this machine) at the same path, checked
+    /// with a throwaway container created from `image` (any image present on the engine; the
+    /// container is never started). See the module docs.
+    pub async fn engine_sees_path(&self, image: &str, dir: &Path) -> Result<bool, EngineError> {
+        let token = random_token();
+        let marker_name = format!(".compose-shard-visible-{token}");
+        let marker_path = dir.join(&marker_name);
+        std::fs::write(&marker_path, token.as_bytes()).map_err(|source| EngineError::Io {
+            action: "write a marker file (to check whether the engine sees this folder) at".into(),
+            path: marker_path.clone(),
+            source,
+        })?;
+        let _marker = Marker(&marker_path);
+        let container = format!("compose-shard-probe-{token}");
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["true".into()]),
+            labels: Some(
+                [
+                    (labels::MANAGED.to_string(), "true".to_string()),
+                    (labels::PID.to_string(), std::process::id().to_string()),
+                ]
+                .into(),
+            ),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![Mount {
+                    target: Some(PROBE_MOUNT.into()),
+                    source: Some(dir.display().to_string()),
+                    typ: Some(MountType::BIND),
+                    read_only: Some(true),
+                    ..Default::default()
+                }]),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                Some(
+                    CreateContainerOptionsBuilder::new()
+                        .name(&container)
+                        .build(),
+                ),
+                body,
+            )
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e) if is_missing_bind_source(&e) => return Ok(false),
+            Err(e) => {
+                return Err(self.api_error(format!(
+                    "create container {container} from {image} to check whether the engine sees {}",
+                    dir.display()
+                ))(e))
+            }
+        }
+        let read = self
+            .read_file(&container, &format!("{PROBE_MOUNT}/{marker_name}"))
+            .await;
+        let removed = self
+            .docker
+            .remove_container(
+                &container,
+                Some(
+                    RemoveContainerOptionsBuilder::new()
+                        .force(true)
+                        .v(true)
+                        .build(),
+                ),
+            )
+            .await
+            .map_err(self.api_error(format!("remove container {container}")));
+        let seen = read?.is_some_and(|content| content == token.as_bytes());
+        removed?;
+        Ok(seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_differ() {
+        let a = super::random_token();
+        let b = super::random_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 16);
+    }
+}
