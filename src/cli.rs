@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
-    CleanConfig, Command, ComposeOptions, ConfigCommand, Dist, GroupSelection, GroupsSetting,
-    MergeConfig, OutputFormat, PlanConfig, PlanFormat, ProgressMode, RunConfig, SplitBy,
+    CleanConfig, Command, ComposeOptions, ConfigCommand, CopySource, Dist, GroupSelection,
+    GroupsSetting, MergeConfig, OutputFormat, PlanConfig, PlanFormat, ProgressMode, RunConfig,
+    SplitBy,
 };
 use crate::duration::parse_duration;
 
@@ -153,6 +154,18 @@ struct RunArgs {
     /// CI matrix) [default: static with --only, --plan or --tests, else dynamic].
     #[arg(long, value_enum)]
     dist: Option<DistArg>,
+    /// Upload the project files into the containers instead of bind-mounting the project
+    /// tree (`.:/code`): `always` (the bare flag), `never`, or `auto`, which copies for remote
+    /// engines and engines that cannot see this checkout (compose-shard in a container).
+    #[arg(
+        long = "copy-source",
+        value_enum,
+        num_args = 0..=1,
+        default_missing_value = "always",
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    copy_source: CopySourceArg,
     /// Where results go: per-group folders, merged junit.xml and coverage.xml, plan.json.
     #[arg(long, value_name = "DIR", default_value = "compose-shard-results")]
     out: PathBuf,
@@ -296,6 +309,13 @@ struct ConfigArgs {
     /// `with-services` of [tool.compose-shard]).
     #[arg(long = "with-service", value_name = "NAME")]
     with_services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CopySourceArg {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -445,6 +465,11 @@ impl RunArgs {
             durations: self.split.durations,
             durations_from_junit: self.split.durations_from_junit,
             split_by: self.split.split_by.map(Into::into),
+            copy_source: match self.copy_source {
+                CopySourceArg::Auto => CopySource::Auto,
+                CopySourceArg::Always => CopySource::Always,
+                CopySourceArg::Never => CopySource::Never,
+            },
             dist: self.dist.map(|d| match d {
                 DistArg::Dynamic => Dist::Dynamic,
                 DistArg::Static => Dist::Static,

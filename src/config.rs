@@ -64,6 +64,18 @@ pub enum Dist {
     Static,
 }
 
+/// `--copy-source`: the project files uploaded into the containers instead of bind-mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CopySource {
+    /// Copy for remote engines and for engines that cannot see the checkout (the default).
+    #[default]
+    Auto,
+    /// Always copy instead of bind-mounting the project tree (`--copy-source`).
+    Always,
+    /// Never copy: an engine that cannot see the checkout is an error that says so.
+    Never,
+}
+
 /// `--groups`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupsSetting {
@@ -158,6 +170,8 @@ pub struct RunConfig {
     pub split_by: Option<SplitBy>,
     /// `--dist` (None: static when `--only`, `--plan` or `--tests` is given, else dynamic).
     pub dist: Option<Dist>,
+    /// `--copy-source`.
+    pub copy_source: CopySource,
     /// `--out`.
     pub out_dir: PathBuf,
     /// `--timeout` per group.

@@ -182,6 +182,8 @@ fn collection_spec(
         poll: Duration::from_millis(500),
         collect_only: true,
         dist: crate::config::Dist::Static,
+        placement: Vec::new(),
+        copy_source: crate::config::CopySource::Auto,
         files: super::run::file_mounts(project)?,
     };
     Ok((spec, scratch))
@@ -201,7 +203,7 @@ async fn collect(spec: &RunSpec, address: &EngineAddress) -> Result<Vec<String>,
         spec.run_id
     )));
     let result = run_with_signals(
-        &engine,
+        &[&engine],
         &spec.run_id,
         run::run(&engine, spec, TestSource::Collect(planner), &events),
         &events,

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::durations::{durations_path, load_durations, split_by};
+use super::engines::engine_addresses;
 use super::selection::{select, Selection};
 use crate::compose::{self, Isolation, Project};
 use crate::config::{Dist, GroupsSetting, RunConfig};
-use crate::engine::DockerEngine;
+use crate::engine::{DockerEngine, EngineAddress, EngineEnv};
 use crate::errors::{Error, ExitCode};
 use crate::plan::{self, Plan};
 use crate::pyproject::Settings;
@@ -50,6 +51,8 @@ struct Prepared {
     reproduce_flags: Vec<String>,
     /// What `--groups auto` chose and why.
     auto_reason: Option<String>,
+    /// The engines to run on (`--docker-host`, `docker-hosts`, else the default engine).
+    engines: Vec<EngineAddress>,
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -403,8 +406,11 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             poll: Duration::from_millis(500),
             collect_only: false,
             dist,
+            placement: Vec::new(),
+            copy_source: cfg.copy_source,
             files: file_mounts(&project)?,
         },
+        engines: engine_addresses(&cfg.docker_hosts, &settings, &EngineEnv::from_process())?,
         source,
         dynamic_plan,
         plan_file,
@@ -413,13 +419,59 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
     })
 }
 
+/// Connect to every engine; one that does not answer is left out with a warning as long as
+/// another does (its groups go to the others). Returns the engines and their capacities.
+async fn connect_engines(
+    addresses: &[EngineAddress],
+) -> Result<(Vec<DockerEngine>, Vec<usize>), Error> {
+    let connected = futures::future::join_all(addresses.iter().map(DockerEngine::connect_to)).await;
+    let mut engines = Vec::new();
+    let mut errors = Vec::new();
+    for result in connected {
+        match result {
+            Ok(engine) => engines.push(engine),
+            Err(e) => errors.push(e),
+        }
+    }
+    if engines.is_empty() {
+        return Err(errors.remove(0).into());
+    }
+    for e in &errors {
+        eprintln!(
+            "warning: {}; its groups run on the other engines",
+            crate::errors::render_chain(e)
+        );
+    }
+    let mut capacities = Vec::new();
+    for engine in &engines {
+        let capacity = match run::Backend::engine_info(engine).await {
+            Ok(info) => plan::capacity(info.cpus, info.memory_bytes),
+            Err(_) => 1,
+        };
+        capacities.push(capacity);
+    }
+    Ok((engines, capacities))
+}
+
 async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
-    let prepared = prepare(&cfg)?;
-    let engine = DockerEngine::connect().await?;
+    let mut prepared = prepare(&cfg)?;
+    let (engines, capacities) = connect_engines(&prepared.engines).await?;
+    let engine = &engines[0];
+    if engines.len() > 1 {
+        prepared.spec.placement = plan::place_groups(prepared.spec.projects.len(), &capacities);
+    }
+    let slots: Vec<run::EngineSlot<'_, DockerEngine>> = engines
+        .iter()
+        .map(|e| run::EngineSlot {
+            backend: e,
+            label: e.endpoint().to_string(),
+            remote: e.address().is_remote(),
+        })
+        .collect();
     let (events, receiver) = EventSink::channel();
     let display = tokio::spawn(Display::new(DisplayMode::resolve(cfg.progress)).consume(receiver));
 
-    if let Ok(leftovers) = find_leftovers(&engine, false).await {
+    if let Ok(leftovers) = find_leftovers(engine, false).await {
         if !leftovers.is_empty() {
             let count: usize = leftovers.values().map(Vec::len).sum();
             let runs: Vec<&str> = leftovers.keys().map(String::as_str).collect();
@@ -440,10 +492,11 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
     )));
 
     let spec = &prepared.spec;
+    let backends: Vec<&DockerEngine> = engines.iter().collect();
     let result = run_with_signals(
-        &engine,
+        &backends,
         &spec.run_id,
-        run::run(&engine, spec, prepared.source, &events),
+        run::run_on(&slots, spec, prepared.source, &events),
         &events,
     )
     .await;

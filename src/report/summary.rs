@@ -25,6 +25,8 @@ pub struct GroupSummary {
     pub status: String,
     /// What the group spent its time on, in order.
     pub phases: Vec<Phase>,
+    /// The engine it ran on, when a run used several (empty otherwise).
+    pub engine: String,
 }
 
 /// One phase of a group's life on the run's time axis.
@@ -55,6 +57,7 @@ pub fn group_summaries(totals: &JunitTotals) -> Vec<GroupSummary> {
                 None if g.counts.failures + g.counts.errors > 0 => "failed".into(),
                 None => "ok".into(),
             },
+            engine: String::new(),
             phases: vec![Phase {
                 name: "tests".into(),
                 start: 0.0,

@@ -173,7 +173,11 @@ fn table_rows(groups: &[GroupSummary]) -> String {
         let _ = write!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            g.group,
+            if g.engine.is_empty() {
+                g.group.to_string()
+            } else {
+                format!("{} on {}", g.group, esc(&g.engine))
+            },
             g.tests,
             g.passed,
             g.failed + g.errors,

@@ -14,6 +14,9 @@ pub enum RunError {
     /// Images could not be built or found, or no environment could be started.
     #[error("{0}")]
     Environment(String),
+    /// The engine cannot see the checkout and `--copy-source never` forbids copying it.
+    #[error("{0}")]
+    SourceNotVisible(String),
 }
 
 impl RunError {
@@ -23,6 +26,7 @@ impl RunError {
             RunError::Interrupted => ExitCode::Interrupted,
             RunError::Collection(_) => ExitCode::Usage,
             RunError::Environment(_) => ExitCode::Environment,
+            RunError::SourceNotVisible(_) => ExitCode::Usage,
         }
     }
 }

@@ -123,6 +123,8 @@ pub struct GroupReport {
     pub assigned: Vec<String>,
     /// What the group spent its time on, in order, on the run's time axis.
     pub phases: Vec<PhaseSpan>,
+    /// The engine it ran on (its address), when the run used several.
+    pub engine: String,
 }
 
 /// One phase of a group's life: `images`, `environment`, `readiness`, `collection`, `tests`,

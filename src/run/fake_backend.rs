@@ -291,6 +291,13 @@ impl super::backend::Backend for FakeBackend {
         let group = project.isolation.as_ref().map_or(1, |i| i.group);
         let test = overrides.command.is_some();
         self.record(format!("create {}@g{group}", service.name));
+        for bind in service
+            .volumes
+            .iter()
+            .filter(|m| m.kind == crate::compose::MountKind::Bind)
+        {
+            self.record(format!("bind {}@g{group} {}", service.name, bind.target));
+        }
         if test {
             *self.last_test_overrides.borrow_mut() = Some(overrides.clone());
         }

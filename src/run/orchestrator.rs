@@ -20,6 +20,7 @@ use super::group::run_tests;
 use super::images::{prepare_images, Images};
 use super::pytest_command::test_invocation;
 use super::resource_labels::{describe, group_label, run_label};
+use super::source_copy::{must_copy, SourceCopy};
 use super::spec::{Assignment, RunSpec, TestSource};
 use super::startup::{start_environment, EnvironmentFailure, StartRequest, Timing};
 use crate::compose::{Project, Service};
@@ -67,49 +68,164 @@ fn group_of(project: &Project, index: usize) -> usize {
         .unwrap_or(index + 1)
 }
 
-/// Run everything. Never returns early with resources left behind (except with `--keep`).
+/// One engine a run may place groups on.
+pub struct EngineSlot<'a, B: Backend> {
+    /// The engine.
+    pub backend: &'a B,
+    /// How messages name it (its address).
+    pub label: String,
+    /// Reached over the network: it cannot see this machine's files.
+    pub remote: bool,
+}
+
+/// An engine ready for its groups: images there, and whether the project files are copied.
+struct Ready<'a, B: Backend> {
+    backend: &'a B,
+    label: String,
+    images: Images,
+    copy: Option<SourceCopy>,
+}
+
+/// Images on one engine, then whether its containers get the project files uploaded.
+async fn prepare_engine<'a, B: Backend>(
+    slot: &EngineSlot<'a, B>,
+    project: &Project,
+    spec: &RunSpec,
+    events: &EventSink,
+) -> Result<Ready<'a, B>, RunError> {
+    let images = prepare_images(slot.backend, project, spec, events)
+        .await
+        .map_err(RunError::Environment)?;
+    let out_dir = std::fs::canonicalize(&spec.out_dir).unwrap_or_else(|_| spec.out_dir.clone());
+    let copy = SourceCopy::of(project, vec![out_dir]);
+    let image = images
+        .tags
+        .get(&spec.test_service)
+        .cloned()
+        .or_else(|| project.services.get(&spec.test_service)?.image.clone())
+        .unwrap_or_default();
+    let (copying, notice) = must_copy(
+        slot.backend,
+        &slot.label,
+        slot.remote,
+        spec.copy_source,
+        &copy,
+        &image,
+    )
+    .await?;
+    if let Some(notice) = notice {
+        events.emit(Event::Notice(notice));
+    }
+    Ok(Ready {
+        backend: slot.backend,
+        label: slot.label.clone(),
+        images,
+        copy: copying.then_some(copy),
+    })
+}
+
+/// Run everything on one engine (see [`run_on`]).
 pub async fn run<B: Backend>(
     backend: &B,
     spec: &RunSpec,
     source: TestSource,
     events: &EventSink,
 ) -> RunOutcome {
+    let slot = EngineSlot {
+        backend,
+        label: "default".into(),
+        remote: false,
+    };
+    run_on(std::slice::from_ref(&slot), spec, source, events).await
+}
+
+/// Run everything, each group on the engine `spec.placement` gives it. Every engine with
+/// groups is prepared at once; an engine that fails to prepare loses only its groups (their
+/// queued work goes to the others). Never returns early with resources left behind (except
+/// with `--keep`).
+pub async fn run_on<B: Backend>(
+    engines: &[EngineSlot<'_, B>],
+    spec: &RunSpec,
+    source: TestSource,
+    events: &EventSink,
+) -> RunOutcome {
     let run_started = Instant::now();
     let mut outcome = RunOutcome::default();
-    let Some(first) = spec.projects.first() else {
+    if spec.projects.is_empty() || engines.is_empty() {
         outcome.fatal = Some(RunError::Environment("no groups selected".into()));
         return outcome;
+    }
+    let engine_of = |i: usize| {
+        spec.placement
+            .get(i)
+            .copied()
+            .unwrap_or(0)
+            .min(engines.len() - 1)
     };
-    let images = match prepare_images(backend, first, spec, events).await {
-        Ok(images) => images,
-        Err(e) => {
-            outcome.fatal = Some(RunError::Environment(e));
-            outcome.groups = spec
-                .projects
-                .iter()
-                .enumerate()
-                .map(|(i, p)| failed_report(group_of(p, i), "images unavailable"))
-                .collect();
-            return outcome;
-        }
-    };
+    let readies: Vec<Option<Result<Ready<'_, B>, RunError>>> =
+        futures::future::join_all(engines.iter().enumerate().map(|(e, slot)| {
+            let first = (0..spec.projects.len()).find(|i| engine_of(*i) == e);
+            async move {
+                let project = &spec.projects[first?];
+                Some(prepare_engine(slot, project, spec, events).await)
+            }
+        }))
+        .await;
     outcome.images_seconds = run_started.elapsed().as_secs_f64();
+    let failed_engines: Vec<&RunError> = readies
+        .iter()
+        .flatten()
+        .filter_map(|r| r.as_ref().err())
+        .collect();
+    if failed_engines.len() == readies.iter().flatten().count() {
+        let reason = failed_engines
+            .first()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        outcome.groups = (0..spec.projects.len())
+            .map(|i| failed_report(group_of(&spec.projects[i], i), "no engine could run it"))
+            .collect();
+        outcome.fatal = Some(match failed_engines.first() {
+            Some(RunError::SourceNotVisible(r)) => RunError::SourceNotVisible(r.clone()),
+            _ => RunError::Environment(reason),
+        });
+        return outcome;
+    }
 
     outcome.dynamic = matches!(source, TestSource::Queue { .. });
     let coordinator = Coordinator::new(source);
-    let context = GroupContext {
-        backend,
-        spec,
-        images: &images,
-        coordinator: &coordinator,
-        run_started,
-        events,
-    };
-    let groups = spec
-        .projects
-        .iter()
-        .enumerate()
-        .map(|(i, project)| run_group(&context, project, group_of(project, i)));
+    let groups = spec.projects.iter().enumerate().map(|(i, project)| {
+        let group = group_of(project, i);
+        let ready = readies[engine_of(i)]
+            .as_ref()
+            .expect("an engine with groups is prepared");
+        let coordinator = &coordinator;
+        async move {
+            match ready {
+                Ok(ready) => {
+                    let cx = GroupContext {
+                        backend: ready.backend,
+                        spec,
+                        images: &ready.images,
+                        copy: ready.copy.as_ref(),
+                        engine: &ready.label,
+                        multi_engine: engines.len() > 1,
+                        coordinator,
+                        run_started,
+                        events,
+                    };
+                    run_group(&cx, project, group).await
+                }
+                Err(e) => {
+                    let reason = format!("engine {}: {e}", engines[engine_of(i)].label);
+                    events.emit(Event::Warning(format!("[g{group}] {reason}")));
+                    let mut report = failed_report(group, &reason);
+                    report.engine = engines[engine_of(i)].label.clone();
+                    report
+                }
+            }
+        }
+    });
     outcome.groups = futures::future::join_all(groups).await;
     let finished = coordinator.finish();
     outcome.collected = finished.collected;
@@ -123,7 +239,13 @@ pub async fn run<B: Backend>(
 
     if !spec.keep {
         // Groups tear themselves down; this sweep catches anything a failed teardown left.
-        if let Ok(removed) = backend.remove_labelled(&run_label(&spec.run_id)).await {
+        let label = run_label(&spec.run_id);
+        let sweeps = engines.iter().map(|e| e.backend.remove_labelled(&label));
+        for removed in futures::future::join_all(sweeps)
+            .await
+            .into_iter()
+            .flatten()
+        {
             if !removed.is_empty() {
                 events.emit(Event::Removed(describe(&removed)));
             }
@@ -176,14 +298,19 @@ fn failed_report(group: usize, reason: &str) -> GroupReport {
         files: Vec::new(),
         assigned: Vec::new(),
         phases: Vec::new(),
+        engine: String::new(),
     }
 }
 
-/// What every group of a run shares.
+/// What a group runs with: its engine's backend, images and source copy, and what every
+/// group of the run shares.
 struct GroupContext<'a, B: Backend> {
     backend: &'a B,
     spec: &'a RunSpec,
     images: &'a Images,
+    copy: Option<&'a SourceCopy>,
+    engine: &'a str,
+    multi_engine: bool,
     coordinator: &'a Coordinator,
     run_started: Instant,
     events: &'a EventSink,
@@ -255,6 +382,11 @@ async fn run_group<B: Backend>(
 ) -> GroupReport {
     let started = Instant::now();
     let mut report = failed_report(group, "");
+    if cx.multi_engine {
+        report.engine = cx.engine.to_string();
+        cx.events
+            .emit(Event::Info(format!("[g{group}] on engine {}", cx.engine)));
+    }
     if started > cx.run_started {
         report
             .phases
@@ -294,8 +426,12 @@ async fn start_and_test<B: Backend>(
         deadline: started + spec.ready_timeout,
         probe_grace: PROBE_GRACE.min(spec.ready_timeout),
     };
+    // With --copy-source the project-tree binds are gone and the files are uploaded instead.
+    let stripped = cx.copy.map(|copy| copy.strip(project));
+    let project = stripped.as_ref().unwrap_or(project);
     let overrides = |s: &Service| container_overrides(spec, cx.images, s);
     let request = StartRequest {
+        copy: cx.copy,
         project,
         test_service: &spec.test_service,
         overrides: &overrides,
@@ -320,6 +456,9 @@ async fn start_and_test<B: Backend>(
         .create_service(project, service, &overrides(service))
         .await
         .map_err(|e| crate::errors::render_chain(&e))?;
+    if let Some(copy) = cx.copy {
+        copy.upload(cx.backend, &service.name, &container).await?;
+    }
     let outcome = run_tests(
         cx.backend,
         spec,

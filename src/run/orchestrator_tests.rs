@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 
 use super::event::{EventSink, GroupStatus};
 use super::fake_backend::{Behaviour, FakeBackend};
-use super::orchestrator::{run, RunOutcome};
+use super::orchestrator::{run, run_on, EngineSlot, RunOutcome};
 use super::resource_labels::stamp_labels;
 use super::signals::run_interruptible;
 use super::spec::{Assignment, RunSpec, TestSource};
@@ -117,6 +117,8 @@ fn spec(groups: &[usize], total: usize, out: &std::path::Path) -> RunSpec {
     RunSpec {
         collect_only: false,
         dist: crate::config::Dist::Static,
+        placement: Vec::new(),
+        copy_source: crate::config::CopySource::Auto,
         files: Default::default(),
         run_id: RUN.into(),
         projects: groups.iter().map(|g| project(*g, total, true)).collect(),
@@ -405,7 +407,7 @@ async fn a_group_over_its_timeout_is_reported_and_removed() {
 async fn interrupted_after(backend: &FakeBackend, spec: &RunSpec, delay: Duration) {
     let (events, _rx) = EventSink::channel();
     let result = run_interruptible(
-        backend,
+        &[backend],
         RUN,
         run(backend, spec, round_robin(2), &events),
         tokio::time::sleep(delay),
@@ -495,7 +497,7 @@ async fn a_second_interrupt_is_acknowledged_and_cleanup_still_completes() {
     let spec = spec(&[1, 2], 2, out.path());
     let (events, mut rx) = EventSink::channel();
     let result = run_interruptible(
-        &backend,
+        &[&backend],
         RUN,
         run(&backend, &spec, round_robin(2), &events),
         tokio::time::sleep(Duration::from_millis(200)),
@@ -765,4 +767,169 @@ async fn a_group_that_collects_other_tests_fails_with_a_collection_error_naming_
         .unwrap_or_else(|| panic!("{statuses:?}"));
     assert!(refused.contains("tests/test_other.py::test_z"), "{refused}");
     assert_eq!(exit_code(&outcome), ExitCode::Usage);
+}
+
+fn with_code_bind(mut spec: RunSpec) -> RunSpec {
+    for p in &mut spec.projects {
+        let app = p.services.get_mut("app").unwrap();
+        app.volumes.push(crate::compose::Mount {
+            kind: crate::compose::MountKind::Bind,
+            source: Some("/src".into()),
+            target: "/code".into(),
+            read_only: false,
+            options: vec![],
+        });
+    }
+    spec
+}
+
+#[tokio::test]
+async fn groups_on_two_engines_pull_from_one_queue_and_each_engine_is_swept() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(24, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let (a, b) = (fake(&refs), fake(&refs));
+    let mut spec = dynamic_spec(&[1, 2, 3], 3, out.path());
+    spec.placement = vec![0, 0, 1];
+    let slots = [
+        EngineSlot {
+            backend: &a,
+            label: "unix:///a.sock".into(),
+            remote: false,
+        },
+        EngineSlot {
+            backend: &b,
+            label: "tcp://b:2376".into(),
+            remote: false,
+        },
+    ];
+    let (events, _rx) = EventSink::channel();
+    let outcome = run_on(&slots, &spec, queue(3), &events).await;
+    let mut ran: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+    ran.sort();
+    assert_eq!(ran, ids, "every test exactly once across both engines");
+    assert_eq!(outcome.groups[2].engine, "tcp://b:2376");
+    assert_eq!(outcome.groups[0].engine, "unix:///a.sock");
+    assert!(b.calls.borrow().iter().any(|c| c == "create app@g3"));
+    assert!(!a.calls.borrow().iter().any(|c| c == "create app@g3"));
+    assert!(a.remaining().is_empty() && b.remaining().is_empty());
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+}
+
+#[tokio::test]
+async fn an_engine_that_fails_to_prepare_loses_only_its_groups_and_the_others_finish() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(12, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let a = fake(&refs);
+    let mut b = fake(&refs);
+    b.missing_image = Some("fixture/db".into());
+    let mut spec = dynamic_spec(&[1, 2], 2, out.path());
+    spec.placement = vec![0, 1];
+    let slots = [
+        EngineSlot {
+            backend: &a,
+            label: "a".into(),
+            remote: false,
+        },
+        EngineSlot {
+            backend: &b,
+            label: "b".into(),
+            remote: false,
+        },
+    ];
+    let (events, _rx) = EventSink::channel();
+    let outcome = run_on(&slots, &spec, queue(2), &events).await;
+    assert!(outcome.fatal.is_none(), "{:?}", outcome.fatal);
+    match &outcome.groups[1].status {
+        GroupStatus::EnvironmentError(reason) => {
+            assert!(reason.starts_with("engine b: "), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut ran = outcome.groups[0].ran.clone();
+    ran.sort();
+    assert_eq!(ran, ids, "group 1 ran the whole queue");
+    assert_eq!(exit_code(&outcome), ExitCode::Environment);
+}
+
+#[tokio::test]
+async fn an_engine_that_cannot_see_the_checkout_gets_the_files_uploaded_instead() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend.paths_hidden = true;
+    let spec = with_code_bind(spec(&[1], 1, out.path()));
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(
+        exit_code(&outcome),
+        ExitCode::Success,
+        "{:?}",
+        outcome.groups
+    );
+    let uploads = backend.uploaded_trees.borrow().clone();
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    assert_eq!(uploads[0].1, std::path::PathBuf::from("/src"));
+    assert_eq!(uploads[0].2, "/code");
+    // The bind itself is gone from the container that was created.
+    let calls = backend.calls.borrow().clone();
+    assert!(
+        !calls.iter().any(|c| c.starts_with("bind app")),
+        "{calls:#?}"
+    );
+    assert!(
+        position(&calls, "create app@g1") < position(&calls, "start app@g1"),
+        "{calls:#?}"
+    );
+}
+
+#[tokio::test]
+async fn copy_source_never_explains_an_engine_that_cannot_see_the_checkout() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend.paths_hidden = true;
+    let mut spec = with_code_bind(spec(&[1], 1, out.path()));
+    spec.copy_source = crate::config::CopySource::Never;
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    let fatal = outcome
+        .fatal
+        .as_ref()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(fatal.contains("cannot see /src"), "{fatal}");
+    assert!(fatal.contains("--copy-source"), "{fatal}");
+    assert_eq!(exit_code(&outcome), ExitCode::Usage);
+    assert!(backend.uploaded_trees.borrow().is_empty());
+    assert!(!backend
+        .calls
+        .borrow()
+        .iter()
+        .any(|c| c.starts_with("create app")));
+}
+
+#[tokio::test]
+async fn a_remote_engine_always_gets_the_files_and_a_visible_one_never_does() {
+    let out = tempfile::tempdir().unwrap();
+    let backend = fake(&IDS);
+    let spec = with_code_bind(spec(&[1], 1, out.path()));
+    let slots = [EngineSlot {
+        backend: &backend,
+        label: "ssh://build1".into(),
+        remote: true,
+    }];
+    let (events, _rx) = EventSink::channel();
+    run_on(&slots, &spec, round_robin(1), &events).await;
+    assert_eq!(backend.uploaded_trees.borrow().len(), 1);
+    assert!(!backend
+        .calls
+        .borrow()
+        .iter()
+        .any(|c| c.starts_with("bind app")));
+    let local = fake(&IDS);
+    go(&local, &spec, round_robin(1)).await;
+    assert!(local.uploaded_trees.borrow().is_empty());
+    assert!(local
+        .calls
+        .borrow()
+        .iter()
+        .any(|c| c == "bind app@g1 /code"));
 }

@@ -28,7 +28,7 @@ pub struct Interrupted {
 const SECOND_SWEEP_DELAY: Duration = Duration::from_millis(1500);
 
 /// Remove everything labelled with the run, twice.
-async fn sweep<B: Backend>(backend: &B, run_id: &str, delay: Duration) -> Interrupted {
+async fn sweep<B: Backend>(backends: &[&B], run_id: &str, delay: Duration) -> Interrupted {
     let mut done = Interrupted {
         removed: Vec::new(),
         errors: Vec::new(),
@@ -37,9 +37,13 @@ async fn sweep<B: Backend>(backend: &B, run_id: &str, delay: Duration) -> Interr
         if pass == 1 {
             tokio::time::sleep(delay).await;
         }
-        match backend.remove_labelled(&run_label(run_id)).await {
-            Ok(removed) => done.removed.extend(describe(&removed)),
-            Err(e) => done.errors.push(crate::errors::render_chain(&e)),
+        let label = run_label(run_id);
+        let sweeps = backends.iter().map(|b| b.remove_labelled(&label));
+        for swept in futures::future::join_all(sweeps).await {
+            match swept {
+                Ok(removed) => done.removed.extend(describe(&removed)),
+                Err(e) => done.errors.push(crate::errors::render_chain(&e)),
+            }
         }
     }
     done
@@ -48,13 +52,13 @@ async fn sweep<B: Backend>(backend: &B, run_id: &str, delay: Duration) -> Interr
 /// After an interrupt: remove everything the run created. `second` fires on a second
 /// interrupt, which is acknowledged while cleanup goes on.
 pub async fn clean_up_after_interrupt<B: Backend>(
-    backend: &B,
+    backends: &[&B],
     run_id: &str,
     second: impl Future<Output = ()>,
     events: &EventSink,
 ) -> Interrupted {
     events.emit(Event::Interrupted { forced: false });
-    let cleanup = sweep(backend, run_id, SECOND_SWEEP_DELAY);
+    let cleanup = sweep(backends, run_id, SECOND_SWEEP_DELAY);
     tokio::pin!(cleanup);
     let done = tokio::select! {
         done = &mut cleanup => done,
@@ -72,7 +76,7 @@ pub async fn clean_up_after_interrupt<B: Backend>(
 /// Run `work` until it finishes or `interrupt` fires; in the latter case drop `work` (nothing
 /// new starts) and remove everything the run created.
 pub async fn run_interruptible<B: Backend, T>(
-    backend: &B,
+    backends: &[&B],
     run_id: &str,
     work: impl Future<Output = T>,
     interrupt: impl Future<Output = ()>,
@@ -83,12 +87,12 @@ pub async fn run_interruptible<B: Backend, T>(
         out = work => return Ok(out),
         _ = interrupt => {}
     }
-    Err(clean_up_after_interrupt(backend, run_id, second, events).await)
+    Err(clean_up_after_interrupt(backends, run_id, second, events).await)
 }
 
 /// [`run_interruptible`] with SIGINT and SIGTERM as the interrupts.
 pub async fn run_with_signals<B: Backend, T>(
-    backend: &B,
+    backends: &[&B],
     run_id: &str,
     work: impl Future<Output = T>,
     events: &EventSink,
@@ -110,5 +114,5 @@ pub async fn run_with_signals<B: Backend, T>(
             _ = term.recv() => {}
         }
     };
-    Err(clean_up_after_interrupt(backend, run_id, second, events).await)
+    Err(clean_up_after_interrupt(backends, run_id, second, events).await)
 }

@@ -58,6 +58,11 @@ pub struct RunSpec {
     pub poll: Duration,
     /// `secrets:`/`configs:` files by service (validated before any container exists).
     pub files: std::collections::HashMap<String, Vec<crate::compose::FileMount>>,
+    /// The engine (index into the run's engines) each of `projects` runs on; missing
+    /// entries mean the first engine.
+    pub placement: Vec<usize>,
+    /// `--copy-source`.
+    pub copy_source: super::source_copy::CopySource,
     /// How tests reach the groups (the plugin's mode).
     pub dist: crate::config::Dist,
     /// Only start the environments and collect (what `compose-shard plan` needs): once the

@@ -384,6 +384,9 @@ pub struct StartRequest<'a> {
     pub timing: Timing,
     /// The group number (for events).
     pub group: usize,
+    /// Project files to upload into created containers instead of bind-mounting them
+    /// (`--copy-source`); `project` has those binds removed already.
+    pub copy: Option<&'a super::source_copy::SourceCopy>,
 }
 
 /// Bring up the test service's dependencies in `depends_on` order, each dependent waiting
@@ -419,6 +422,16 @@ pub async fn start_environment<B: Backend>(
             .create_service(project, service, &(request.overrides)(service))
             .await
             .map_err(EnvironmentFailure::engine)?;
+        if let Some(copy) = request.copy {
+            copy.upload(backend, &service.name, &container)
+                .await
+                .map_err(|reason| EnvironmentFailure {
+                    service: Some(service.name.clone()),
+                    reason,
+                    state: None,
+                    log_tail: None,
+                })?;
+        }
         backend
             .start(&container)
             .await

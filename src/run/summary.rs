@@ -100,6 +100,16 @@ fn table(out: &mut String, outcome: &RunOutcome) {
             g.teardown_seconds
         );
     }
+    let mut engines: Vec<(&str, Vec<String>)> = Vec::new();
+    for g in outcome.groups.iter().filter(|g| !g.engine.is_empty()) {
+        match engines.iter_mut().find(|(e, _)| *e == g.engine) {
+            Some((_, groups)) => groups.push(format!("g{}", g.group)),
+            None => engines.push((&g.engine, vec![format!("g{}", g.group)])),
+        }
+    }
+    for (engine, groups) in &engines {
+        let _ = writeln!(out, "engine {engine}: {}", groups.join(", "));
+    }
     let total = |f: fn(&super::event::TestCounts) -> usize| -> usize {
         outcome.groups.iter().map(|g| f(&g.counts)).sum()
     };

@@ -29,6 +29,7 @@ fn group_summaries(outcome: &RunOutcome) -> Vec<GroupSummary> {
         .iter()
         .map(|g| GroupSummary {
             group: g.group,
+            engine: g.engine.clone(),
             tests: g.counts.done,
             passed: g.counts.passed,
             failed: g.counts.failed,
