@@ -229,7 +229,7 @@ def approach_xdist(suite, n, i):
                 cpu=cpu, failed=bad, ran=len(keys), unique=len(set(keys)), rc=rc)
 
 
-def approach_cs(suite, n, i, durations, dist="dynamic"):
+def approach_cs(suite, n, i, durations, dist="dynamic", engines=None):
     """compose-shard with --groups n (or the default --groups auto when n is None);
     `durations`: False (none), True (recorded), "wrong" (recorded times a random factor)."""
     kind = {False: "n", True: "d", "wrong": "w"}[durations]
@@ -237,8 +237,9 @@ def approach_cs(suite, n, i, durations, dist="dynamic"):
     dur = os.path.join(suite.dir, {False: ".bench/empty_durations", True: suite.durations_name,
                                    "wrong": ".bench/wrong_durations"}[durations])
     groups = ["--groups", str(n)] if n else []
+    hosts = [arg for host in (engines or []) for arg in ("--docker-host", host)]
     t0 = time.time()
-    rc, out, rss, cpu = timed([suite.compose_shard, "run"] + groups + ["--project-directory", suite.dir,
+    rc, out, rss, cpu = timed([suite.compose_shard, "run"] + groups + hosts + ["--project-directory", suite.dir,
                                "--out", out_dir, "--progress", "plain", "--durations", dur,
                                "--dist", dist,
                                "--", "pytest", "-p", "bench_timing",
@@ -318,7 +319,7 @@ def main():
     ap.add_argument("--venv-python", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--json", default="bench-results.json")
-    ap.add_argument("--only", default="seq,handrolled,xdist,cs,cs-durations,cs-wrong,cs-static,cs-auto")
+    ap.add_argument("--only", default="seq,handrolled,xdist,cs,cs-durations,cs-wrong,cs-static,cs-2engines,cs-auto")
     ap.add_argument("--compose", default="docker-compose", help="Docker Compose v2 binary")
     ap.add_argument("--suites", default="example,scaled", help="which suites to run")
     args = ap.parse_args()
@@ -352,6 +353,13 @@ def main():
                 plan.append(("cs-wrong", n, lambda s, n, i: approach_cs(s, n, i, "wrong")))
             if "cs-static" in approaches and n > 1:
                 plan.append(("cs-static", n, lambda s, n, i: approach_cs(s, n, i, True, "static")))
+            second = os.environ.get("BENCH_SECOND_ENGINE")
+            if "cs-2engines" in approaches and n > 1 and second:
+                # The same total group count, half on each engine (both share this machine's
+                # cores, so the figure is the overhead of a second engine).
+                first = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+                plan.append(("cs-2engines", n, lambda s, n, i, a=first, b=second:
+                             approach_cs(s, n, i, True, "dynamic", [a, b])))
         if "cs-auto" in approaches:
             # The default: no --groups, the recorded durations (and start-up timings kept
             # beside them by the runs above) decide.
@@ -393,6 +401,10 @@ def main():
         h4, c4 = get("handrolled", 4), get("cs+durations", 4) or get("cs", 4)
         if h4 and c4:
             ratios.append(f"- {name}: end to end, compose-shard N=4 / hand-rolled N=4 = {c4 / h4:.2f} (target <= 0.6)")
+        for n in groups:
+            one, two = get("cs+durations", n), get("cs-2engines", n)
+            if one and two:
+                ratios.append(f"- {name}: end to end N={n}, two engines / one engine = {two / one:.2f} (target <= 1.15)")
         for n in groups:
             d, st = get("cs+durations", n), get("cs-static", n)
             if d and st:

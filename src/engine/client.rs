@@ -25,7 +25,30 @@ pub struct DockerEngine {
     address: EngineAddress,
     /// `address` as text, for error messages.
     label: String,
+    /// Output streams attached before a container started ([`DockerEngine::start_attached`]),
+    /// taken by [`DockerEngine::follow_logs`].
+    pub(crate) attached: AttachedStreams,
 }
+
+/// Output streams by container, shared by clones of one engine.
+#[derive(Clone, Default)]
+pub(crate) struct AttachedStreams(
+    pub(crate) std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, AttachedOutput>>>,
+);
+
+impl std::fmt::Debug for AttachedStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AttachedStreams")
+    }
+}
+
+/// A container's output stream, attached before it started.
+pub(crate) type AttachedOutput = std::pin::Pin<
+    Box<
+        dyn futures::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>>
+            + Send,
+    >,
+>;
 
 impl DockerEngine {
     /// Connect to the default engine (`DOCKER_HOST`, `DOCKER_CONTEXT`, the docker config's
@@ -74,6 +97,7 @@ impl DockerEngine {
             docker,
             label: address.to_string(),
             address: address.clone(),
+            attached: Default::default(),
         })
     }
 

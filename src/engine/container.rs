@@ -7,8 +7,8 @@ use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum, NetworkConnectRequest};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, LogsOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    AttachContainerOptions, CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    LogsOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures::StreamExt;
 
@@ -127,6 +127,37 @@ impl DockerEngine {
             .map_err(self.api_error(format!("start container {container}")))
     }
 
+    /// Attach to a created container's output, then start it: its output then reaches
+    /// [`DockerEngine::follow_logs`] straight from the container's streams, as `docker run`
+    /// shows it, instead of through the log file, whose followers see lines up to a few
+    /// hundred milliseconds late (the plugin's requests for work travel on those lines).
+    /// An engine that refuses the attach still runs the container; its output is then
+    /// followed through the log.
+    pub async fn start_attached(&self, container: &str) -> Result<(), EngineError> {
+        let options = AttachContainerOptions {
+            stream: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        if let Ok(attached) = self.docker.attach_container(container, Some(options)).await {
+            self.attached_streams()
+                .insert(container.to_string(), attached.output);
+        }
+        let started = self.start(container).await;
+        if started.is_err() {
+            self.attached_streams().remove(container);
+        }
+        started
+    }
+
+    fn attached_streams(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, super::client::AttachedOutput>>
+    {
+        self.attached.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Kill a running container (a timed-out test process). A container that has already
     /// stopped is not an error.
     pub async fn kill(&self, container: &str) -> Result<(), EngineError> {
@@ -147,6 +178,16 @@ impl DockerEngine {
         container: &str,
         on_output: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<(), EngineError> {
+        let attached = self.attached_streams().remove(container);
+        if let Some(mut stream) = attached {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(
+                    self.api_error(format!("follow the output of container {container}")),
+                )?;
+                on_output(&chunk.into_bytes());
+            }
+            return Ok(());
+        }
         let options = LogsOptionsBuilder::new()
             .stdout(true)
             .stderr(true)

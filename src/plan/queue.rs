@@ -79,11 +79,37 @@ pub fn units_longest_first(
             None => u.estimated_tests += 1,
         }
     }
-    // Units are in name order; a stable sort keeps that order among equal weights.
-    out.sort_by_key(|u| std::cmp::Reverse(u.micros));
+    order_for_queue(&mut out);
     let estimated: usize = units.estimated_tests.iter().sum();
     let estimate = estimator.summary(units.tests.len() - estimated, estimated);
     (out, estimate)
+}
+
+/// The queue's order: modules by their total weight, heaviest first (ties by name), and
+/// inside a module its units in collection order. Longest first at the module level
+/// balances as well as it does unit by unit (the tail of the queue is the lightest modules'
+/// small units), and keeps a module's tests next to each other in the chunks a group takes,
+/// so module- and class-scoped fixtures are set up once per chunk rather than once per test.
+fn order_for_queue(units: &mut [QueueUnit]) {
+    let mut totals: HashMap<&str, u64> = HashMap::new();
+    for u in units.iter() {
+        let t = totals.entry(u.module.as_str()).or_default();
+        *t = t.saturating_add(u.micros);
+    }
+    let key: Vec<(std::cmp::Reverse<u64>, String, usize)> = units
+        .iter()
+        .map(|u| {
+            (
+                std::cmp::Reverse(totals[u.module.as_str()]),
+                u.module.clone(),
+                u.tests.first().copied().unwrap_or(usize::MAX),
+            )
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_by(|&a, &b| key[a].cmp(&key[b]));
+    let sorted: Vec<QueueUnit> = order.iter().map(|&i| units[i].clone()).collect();
+    units.clone_from_slice(&sorted);
 }
 
 /// The plan of a dynamic run as it happened: what each of `groups` groups ran, in order
@@ -243,9 +269,7 @@ impl WorkQueue {
                     .saturating_add(per_test.saturating_mul(unit.estimated_tests as u64));
             }
         }
-        self.pending
-            .make_contiguous()
-            .sort_by_key(|u| std::cmp::Reverse(u.micros));
+        order_for_queue(self.pending.make_contiguous());
         self.remaining_micros = self
             .pending
             .iter()
@@ -558,21 +582,13 @@ mod tests {
         assert_eq!(z.tests, vec![2]);
         q.finished(1, 0, Some(0.1));
         q.finished(2, 1, Some(0.1));
-        // Nothing of z.py measured yet: the a.py mean applies to every module.
-        assert_eq!(q.take(4).tests, vec![3]);
-        // Now take z.py's first test out of order to measure it: hand a chunk to group 1
-        // until one z.py test arrives.
-        let mut got = Vec::new();
-        while !got.iter().any(|&t| t >= 6) {
-            let c = q.take(1);
-            assert!(!c.tests.is_empty());
-            got.extend(c.tests);
-        }
-        let z_test = *got.iter().find(|&&t| t >= 6).unwrap();
-        q.finished(1, z_test, Some(5.0));
+        // Nothing of z.py measured yet: the a.py mean applies to every module, and z.py's six
+        // tests now weigh more than a.py's last three.
+        assert_eq!(q.take(4).tests, vec![6]);
+        q.finished(4, 6, Some(5.0));
         // Every remaining z.py test now weighs 5 s and comes before any a.py test.
         let next = q.take(2);
-        assert!(next.tests.iter().all(|&t| t >= 6), "{next:?}");
+        assert!(next.tests.iter().all(|&t| t > 6), "{next:?}");
         assert!(q.remaining().1 >= 5_000_000);
     }
 
@@ -597,6 +613,32 @@ mod tests {
         let z = q.take(1);
         assert_eq!((z.tests, z.micros), (vec![3], 9_000_000));
         assert_eq!(q.remaining(), (1, 1_000_000));
+    }
+
+    #[test]
+    fn the_heaviest_module_comes_first_with_its_units_in_collection_order() {
+        let tests: Vec<String> = ["a.py::x", "a.py::y", "b.py::slow", "b.py::z", "c.py::w"]
+            .map(String::from)
+            .to_vec();
+        let durations = Durations(
+            [
+                ("a.py::x", 1.0),
+                ("a.py::y", 2.0),
+                ("b.py::slow", 0.5),
+                ("b.py::z", 3.0),
+                ("c.py::w", 2.5),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        );
+        let (units, _) = units_longest_first(&tests, &durations, SplitBy::Test);
+        let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
+        // b.py 3.5 s, a.py 3 s, c.py 2.5 s; inside a module, collection order.
+        assert_eq!(
+            names,
+            ["b.py::slow", "b.py::z", "a.py::x", "a.py::y", "c.py::w"]
+        );
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub trait Backend {
     ) -> Result<String, EngineError>;
     /// Start a created container.
     async fn start(&self, container: &str) -> Result<(), EngineError>;
+    /// Start a created container whose output [`Backend::follow_logs`] follows next: an
+    /// engine may attach to its output first, so nothing is read late.
+    async fn start_attached(&self, container: &str) -> Result<(), EngineError> {
+        self.start(container).await
+    }
     /// Kill a running container (a stopped one is not an error).
     async fn kill(&self, container: &str) -> Result<(), EngineError>;
     /// An image's `EXPOSE`, `ENV` and `HEALTHCHECK`.
@@ -152,6 +157,10 @@ impl Backend for DockerEngine {
 
     async fn start(&self, container: &str) -> Result<(), EngineError> {
         DockerEngine::start(self, container).await
+    }
+
+    async fn start_attached(&self, container: &str) -> Result<(), EngineError> {
+        DockerEngine::start_attached(self, container).await
     }
 
     async fn kill(&self, container: &str) -> Result<(), EngineError> {

@@ -52,6 +52,15 @@ pub enum TestOutcome {
     Error,
 }
 
+/// How one finished test ended, as the plugin's line said.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TestResult {
+    /// Outcome.
+    pub outcome: TestOutcome,
+    /// Setup, call and teardown together, if measured.
+    pub seconds: Option<f64>,
+}
+
 /// How a group ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum GroupStatus {
@@ -117,6 +126,9 @@ pub struct GroupReport {
     pub pytest_exit: Option<i64>,
     /// Node ids that ran (teardown reported), in order.
     pub ran: Vec<String>,
+    /// How each of `ran` ended, as the plugin reported it (what is left of a group whose
+    /// engine died with its result files).
+    pub results: Vec<TestResult>,
     /// Result files copied out, relative to the group's folder.
     pub files: Vec<std::path::PathBuf>,
     /// The tests the group was given, in its own node ids.

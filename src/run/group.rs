@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::backend::Backend;
 use super::collection::{Coordinator, Handover};
-use super::event::{Event, EventSink, GroupStatus, Phase, TestCounts, TestOutcome};
+use super::event::{Event, EventSink, GroupStatus, Phase, TestCounts, TestOutcome, TestResult};
 use super::pytest_command::{
     parse_plugin_line, unit_file_names, PluginLine, COLLECTED_FILE, PLUGIN_DIR, PLUGIN_SOURCE,
     RESULTS_DIR, STOP_FILE_NAME, TESTS_FILE_NAME, TESTS_READY_NAME,
@@ -36,6 +36,8 @@ pub struct TestPhaseOutcome {
     pub pytest_exit: Option<i64>,
     /// Node ids that finished.
     pub ran: Vec<String>,
+    /// How each of `ran` ended.
+    pub results: Vec<TestResult>,
     /// The tests the group was given (its own ids).
     pub assigned: Vec<String>,
     /// Files copied out.
@@ -55,6 +57,7 @@ struct OutputTracker<'a> {
     partial: Vec<u8>,
     counts: TestCounts,
     ran: Vec<String>,
+    results: Vec<TestResult>,
     missing: Vec<String>,
     collection_errors: Option<usize>,
     signals: Option<mpsc::UnboundedSender<Signal>>,
@@ -136,6 +139,7 @@ impl OutputTracker<'_> {
                     outcome,
                 });
                 self.ran.push(node_id);
+                self.results.push(TestResult { outcome, seconds });
             }
             Some(PluginLine::Missing(id)) => self.missing.push(id),
             Some(PluginLine::Collected(_)) => self.signal(Signal::Collected),
@@ -355,7 +359,7 @@ async fn start_test_container<B: Backend>(backend: &B, container: &str) -> Resul
         .await
         .map_err(|e| crate::errors::render_chain(&e))?;
     backend
-        .start(container)
+        .start_attached(container)
         .await
         .map_err(|e| crate::errors::render_chain(&e))
 }
@@ -460,6 +464,7 @@ pub async fn run_tests<B: Backend>(
         partial: Vec::new(),
         counts: TestCounts::default(),
         ran: Vec::new(),
+        results: Vec::new(),
         missing: Vec::new(),
         collection_errors: None,
         signals: None,
@@ -516,6 +521,7 @@ async fn conclude<B: Backend>(
     outcome.exited = Some(Instant::now());
     outcome.counts = tracker.counts.clone();
     outcome.ran = tracker.ran.clone();
+    outcome.results = tracker.results.clone();
     let handed = given.map(|given| {
         for id in tracker.missing.iter().chain(&given.missing) {
             events.emit(Event::Warning(format!(

@@ -28,7 +28,9 @@ pub use backend::Backend;
 pub use collection::LostTest;
 pub use display::{Display, DisplayMode};
 pub use error::RunError;
-pub use event::{Event, EventSink, GroupReport, GroupStatus, Phase, TestCounts, TestOutcome};
+pub use event::{
+    Event, EventSink, GroupReport, GroupStatus, Phase, TestCounts, TestOutcome, TestResult,
+};
 pub use leftovers::{find_leftovers, process_alive};
 pub use orchestrator::{run, run_on, EngineSlot, RunOutcome};
 pub use pytest_command::{PLUGIN_SOURCE, PROGRESS_FILE_NAME};

@@ -295,6 +295,7 @@ fn failed_report(group: usize, reason: &str) -> GroupReport {
         teardown_seconds: 0.0,
         pytest_exit: None,
         ran: Vec::new(),
+        results: Vec::new(),
         files: Vec::new(),
         assigned: Vec::new(),
         phases: Vec::new(),
@@ -490,6 +491,7 @@ async fn start_and_test<B: Backend>(
     report.counts = outcome.counts;
     report.pytest_exit = outcome.pytest_exit;
     report.ran = outcome.ran;
+    report.results = outcome.results;
     report.assigned = outcome.assigned;
     report.files = outcome.files;
     Ok(())

@@ -54,11 +54,12 @@ impl SourceCopy {
             .iter()
             .flat_map(|(service, binds)| {
                 binds.iter().map(move |b| {
-                    format!(
-                        "{service}: ./{}:{}",
-                        b.relative.display().to_string().trim_end_matches('/'),
-                        b.target
-                    )
+                    let relative = b.relative.display().to_string();
+                    let source = match relative.trim_end_matches('/') {
+                        "" => ".".to_string(),
+                        path => format!("./{path}"),
+                    };
+                    format!("{service}: {source}:{}", b.target)
                 })
             })
             .collect();

@@ -142,9 +142,17 @@ fn rebuild_junit(layout: &ResultsLayout, outcome: &RunOutcome, group: usize) -> 
         return false;
     }
     let progress = layout.group_dir(group).join(PROGRESS_FILE_NAME);
-    let entries = std::fs::read_to_string(&progress)
-        .map(|text| report::parse_progress(&text))
-        .unwrap_or_default();
+    let entries = match std::fs::read_to_string(&progress) {
+        Ok(text) => report::parse_progress(&text),
+        // The engine died with the container: what the plugin's lines said is all there is.
+        Err(_) => outcome
+            .groups
+            .iter()
+            .filter(|g| g.group == group)
+            .flat_map(|g| g.ran.iter().zip(&g.results))
+            .map(|(id, result)| from_plugin_line(id, result))
+            .collect(),
+    };
     let lost: Vec<(String, String)> = outcome
         .lost
         .iter()
@@ -164,6 +172,23 @@ fn rebuild_junit(layout: &ResultsLayout, outcome: &RunOutcome, group: usize) -> 
     }
     let xml = report::junit_from_progress(&entries, &lost);
     super::write_text(&junit, &xml).is_ok()
+}
+
+/// A finished test as the plugin's `done` line reported it.
+fn from_plugin_line(id: &str, result: &run::TestResult) -> report::ProgressEntry {
+    let outcome = match result.outcome {
+        run::TestOutcome::Passed => "passed",
+        run::TestOutcome::Failed => "failed",
+        run::TestOutcome::Skipped => "skipped",
+        run::TestOutcome::Error => "error",
+    };
+    report::ProgressEntry {
+        id: id.to_string(),
+        outcome: outcome.to_string(),
+        seconds: result.seconds.unwrap_or(0.0),
+        message: (outcome == "failed" || outcome == "error")
+            .then(|| format!("{outcome} (the failure's text was lost with the group's container)")),
+    }
 }
 
 /// Under GitHub Actions: annotations for failures, each group's log folded, and the step
