@@ -167,14 +167,16 @@ struct RunArgs {
     )]
     copy_source: CopySourceArg,
     /// Where results go: per-group folders, merged junit.xml and coverage.xml, plan.json.
-    #[arg(long, value_name = "DIR", default_value = "compose-shard-results")]
-    out: PathBuf,
+    /// [default: `out` in `[tool.compose-shard]`, else compose-shard-results]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// Per-group time limit for the test command (e.g. `30m`); the group is killed and reported.
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
     /// How long services may take to become ready (e.g. `2m`).
-    #[arg(long = "ready-timeout", value_name = "DURATION", default_value = "3m")]
-    ready_timeout: String,
+    /// [default: `ready-timeout` in `[tool.compose-shard]`, else 3m]
+    #[arg(long = "ready-timeout", value_name = "DURATION")]
+    ready_timeout: Option<String>,
     /// Keep the environments after the run and print how to enter them.
     #[arg(long)]
     keep: bool,
@@ -447,8 +449,11 @@ impl RunArgs {
             .as_deref()
             .map(|t| parse_duration(t).map_err(|e| format!("--timeout: {e}")))
             .transpose()?;
-        let ready_timeout =
-            parse_duration(&self.ready_timeout).map_err(|e| format!("--ready-timeout: {e}"))?;
+        let ready_timeout = self
+            .ready_timeout
+            .as_deref()
+            .map(|t| parse_duration(t).map_err(|e| format!("--ready-timeout: {e}")))
+            .transpose()?;
         let env = self
             .env
             .iter()

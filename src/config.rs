@@ -1,10 +1,12 @@
 //! Validated configuration: what each subcommand needs, in plain types.
 //!
-//! Built by [`crate::cli`] from the command line; settings from `[tool.compose-shard]` in
-//! pyproject.toml fill what the command line left open (see [`crate::commands`]).
+//! Built by [`crate::cli`] from the command line; [`resolve`] fills what the command line left
+//! open from `[tool.compose-shard]` in pyproject.toml, then from the defaults it defines.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub mod resolve;
 
 /// One subcommand with its validated settings.
 #[derive(Debug)]
@@ -172,12 +174,12 @@ pub struct RunConfig {
     pub dist: Option<Dist>,
     /// `--copy-source`.
     pub copy_source: CopySource,
-    /// `--out`.
-    pub out_dir: PathBuf,
+    /// `--out` (None: `out` from pyproject.toml, else the default).
+    pub out_dir: Option<PathBuf>,
     /// `--timeout` per group.
     pub timeout: Option<Duration>,
-    /// `--ready-timeout`.
-    pub ready_timeout: Duration,
+    /// `--ready-timeout` (None: `ready-timeout` from pyproject.toml, else the default).
+    pub ready_timeout: Option<Duration>,
     /// `--keep`.
     pub keep: bool,
     /// `--no-build`.

@@ -19,7 +19,6 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::config::SplitBy;
 use crate::errors::Error;
 use crate::plan::{Durations, PlanError};
 use crate::pyproject::Settings;
@@ -124,11 +123,6 @@ pub fn load_durations(
     Ok(durations)
 }
 
-/// `--split-by`, else `split-by` from pyproject.toml, else `class`.
-pub fn split_by(flag: Option<SplitBy>, settings: &Settings) -> SplitBy {
-    flag.or(settings.split_by).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,16 +222,5 @@ mod tests {
             .is_symlink());
         assert_eq!(read_file(&real).unwrap().get("t.py::b"), Some(2.0));
         assert_eq!(read_file(&real).unwrap().get("t.py::a"), Some(1.0));
-    }
-
-    #[test]
-    fn split_by_flag_beats_settings_beats_default() {
-        let settings = Settings {
-            split_by: Some(SplitBy::Module),
-            ..Settings::default()
-        };
-        assert_eq!(split_by(Some(SplitBy::Test), &settings), SplitBy::Test);
-        assert_eq!(split_by(None, &settings), SplitBy::Module);
-        assert_eq!(split_by(None, &Settings::default()), SplitBy::Class);
     }
 }

@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::durations::{load_durations, split_by};
+use super::durations::load_durations;
 use super::engines::engine_addresses;
 use super::selection::{select, Selection};
 use crate::compose::{self, Isolation};
-use crate::config::{PlanConfig, PlanFormat, ProgressMode};
+use crate::config::{resolve, PlanConfig, PlanFormat, ProgressMode};
 use crate::engine::{DockerEngine, EngineAddress, EngineEnv};
 use crate::errors::{Error, ExitCode};
 use crate::plan::{self, PlanError};
@@ -24,8 +24,6 @@ use crate::run::{
     RunError, RunOutcome, RunSpec, TestSource,
 };
 
-/// How long services may take to become ready when pyproject.toml does not say.
-const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Execute `compose-shard plan`.
 pub fn execute(cfg: PlanConfig) -> Result<ExitCode, Error> {
@@ -57,7 +55,7 @@ pub fn execute(cfg: PlanConfig) -> Result<ExitCode, Error> {
         &tests,
         &durations,
         cfg.groups,
-        split_by(cfg.split_by, &settings),
+        crate::config::resolve::split_by(cfg.split_by, &settings),
     )?;
     let output = match cfg.format {
         PlanFormat::Text => plan::render_text(&plan),
@@ -150,29 +148,14 @@ fn collection_spec(
         path: std::env::temp_dir(),
         source,
     })?;
-    let ready_timeout = match &settings.ready_timeout {
-        Some(text) => crate::duration::parse_duration(text)
-            .map_err(|e| Error::Usage(format!("[tool.compose-shard] ready-timeout: {e}")))?,
-        None => DEFAULT_READY_TIMEOUT,
-    };
-    let command = if cfg.command.is_empty() {
-        settings
-            .command
-            .clone()
-            .unwrap_or_else(|| vec!["pytest".into()])
-    } else {
-        cfg.command.clone()
-    };
+    let ready_timeout = resolve::ready_timeout(None, settings)?;
+    let command = resolve::command(&cfg.command, settings);
     let spec = RunSpec {
         run_id,
         projects: vec![isolated],
         test_service,
         command,
-        env: settings
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        env: resolve::env(&[], settings),
         ready_timeout,
         timeout: None,
         out_dir: scratch.path().to_path_buf(),

@@ -9,15 +9,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::durations::{durations_path, load_durations, split_by};
+use super::durations::{durations_path, load_durations};
 use super::engines::engine_addresses;
 use super::selection::{select, Selection};
 use crate::compose::{self, Isolation, Project};
-use crate::config::{Dist, GroupsSetting, RunConfig};
+use crate::config::{resolve, Dist, GroupsSetting, RunConfig};
 use crate::engine::{DockerEngine, EngineAddress, EngineEnv};
 use crate::errors::{Error, ExitCode};
 use crate::plan::{self, Plan};
-use crate::pyproject::Settings;
 use crate::report::render_slowest;
 use crate::run::{
     self, exit_code, find_leftovers, render_summary, run_with_signals, stamp_labels, Assignment,
@@ -27,9 +26,6 @@ use crate::run::{
 mod reports;
 
 use reports::{github_output, store_durations, write_reports};
-
-const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(180);
-const DEFAULT_OUT: &str = "compose-shard-results";
 
 /// Execute `compose-shard run`.
 pub fn execute(cfg: RunConfig) -> Result<ExitCode, Error> {
@@ -113,15 +109,6 @@ pub(super) fn run_id() -> String {
         .map_or(0, |d| d.as_nanos());
     let digest = Sha256::digest(format!("{nanos}-{}", std::process::id()).as_bytes());
     hex::encode(&digest[..3])
-}
-
-/// `--groups N|auto`, else `groups` from pyproject.toml, else `auto`.
-fn groups_setting(cfg: &RunConfig, settings: &Settings) -> GroupsSetting {
-    match (&cfg.groups, &settings.groups) {
-        (Some(g), _) => *g,
-        (None, Some(toml::Value::Integer(n))) => GroupsSetting::Count((*n).max(0) as usize),
-        (None, _) => GroupsSetting::Auto,
-    }
 }
 
 /// The inputs of `--groups auto`: the recorded test time and its longest unit, start-up
@@ -270,9 +257,9 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             &cfg.durations_from_junit,
         )?,
     };
-    let split_by = split_by(cfg.split_by, &settings);
+    let split_by = resolve::split_by(cfg.split_by, &settings);
     let mut auto_reason = None;
-    let groups = match (&fixed_plan, groups_setting(cfg, &settings)) {
+    let groups = match (&fixed_plan, resolve::groups(cfg.groups, &settings)) {
         (Some(plan), _) => plan.groups.len(),
         (None, GroupsSetting::Count(n)) => n,
         (None, GroupsSetting::Auto) => {
@@ -296,38 +283,11 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         None => (1..=groups).collect(),
     };
 
-    let out_dir = if cfg.out_dir == Path::new(DEFAULT_OUT) {
-        settings.out.clone().unwrap_or_else(|| cfg.out_dir.clone())
-    } else {
-        cfg.out_dir.clone()
-    };
-    let ready_timeout = match (&settings.ready_timeout, cfg.ready_timeout) {
-        (Some(text), DEFAULT_READY_TIMEOUT) => crate::duration::parse_duration(text)
-            .map_err(|e| Error::Usage(format!("[tool.compose-shard] ready-timeout: {e}")))?,
-        _ => cfg.ready_timeout,
-    };
-    let timeout = match (&settings.timeout, cfg.timeout) {
-        (Some(text), None) => Some(
-            crate::duration::parse_duration(text)
-                .map_err(|e| Error::Usage(format!("[tool.compose-shard] timeout: {e}")))?,
-        ),
-        (_, t) => t,
-    };
-    let command = if !cfg.command.is_empty() {
-        cfg.command.clone()
-    } else {
-        settings
-            .command
-            .clone()
-            .unwrap_or_else(|| vec!["pytest".to_string()])
-    };
-    let mut env_vars: Vec<(String, String)> = settings
-        .env
-        .iter()
-        .filter(|(k, _)| !cfg.env.iter().any(|(c, _)| c == *k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    env_vars.extend(cfg.env.iter().cloned());
+    let out_dir = resolve::out_dir(cfg.out_dir.as_ref(), &settings);
+    let ready_timeout = resolve::ready_timeout(cfg.ready_timeout, &settings)?;
+    let timeout = resolve::timeout(cfg.timeout, &settings)?;
+    let command = resolve::command(&cfg.command, &settings);
+    let env_vars = resolve::env(&cfg.env, &settings);
 
     let id = run_id();
     let mut projects: Vec<Project> = Vec::new();

@@ -1,0 +1,146 @@
+//! Every setting a command uses, resolved in one place (`config::resolve`): the flag when it was given, else the
+//! project's `[tool.compose-shard]` (pyproject.toml), else the default defined here once.
+//! Flags that have a default are `Option`s in [`crate::config`], so a flag typed with its
+//! default value (`--ready-timeout 3m`) still wins over pyproject.toml.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{GroupsSetting, SplitBy};
+use crate::errors::Error;
+use crate::pyproject::Settings;
+use crate::report::ResultsLayout;
+
+/// How long services may take to become ready, unless told otherwise.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// The results folder, unless told otherwise.
+pub const DEFAULT_OUT: &str = ResultsLayout::DEFAULT_ROOT;
+/// The test command, unless told otherwise.
+pub const DEFAULT_COMMAND: &str = "pytest";
+
+fn setting_duration(key: &str, text: &str) -> Result<Duration, Error> {
+    crate::duration::parse_duration(text)
+        .map_err(|e| Error::Usage(format!("[tool.compose-shard] {key}: {e}")))
+}
+
+/// `--out`, else `out`, else [`DEFAULT_OUT`].
+pub fn out_dir(flag: Option<&PathBuf>, settings: &Settings) -> PathBuf {
+    flag.cloned()
+        .or_else(|| settings.out.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT))
+}
+
+/// `--ready-timeout`, else `ready-timeout`, else [`DEFAULT_READY_TIMEOUT`].
+pub fn ready_timeout(flag: Option<Duration>, settings: &Settings) -> Result<Duration, Error> {
+    match (flag, &settings.ready_timeout) {
+        (Some(given), _) => Ok(given),
+        (None, Some(text)) => setting_duration("ready-timeout", text),
+        (None, None) => Ok(DEFAULT_READY_TIMEOUT),
+    }
+}
+
+/// `--timeout`, else `timeout`, else none.
+pub fn timeout(flag: Option<Duration>, settings: &Settings) -> Result<Option<Duration>, Error> {
+    match (flag, &settings.timeout) {
+        (Some(given), _) => Ok(Some(given)),
+        (None, Some(text)) => setting_duration("timeout", text).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The command after `--`, else `command`, else `pytest`.
+pub fn command(flag: &[String], settings: &Settings) -> Vec<String> {
+    if !flag.is_empty() {
+        return flag.to_vec();
+    }
+    settings
+        .command
+        .clone()
+        .unwrap_or_else(|| vec![DEFAULT_COMMAND.to_string()])
+}
+
+/// `env` of pyproject.toml, with `-e KEY=VAL` flags replacing the same keys.
+pub fn env(flags: &[(String, String)], settings: &Settings) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = settings
+        .env
+        .iter()
+        .filter(|(k, _)| !flags.iter().any(|(c, _)| c == *k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend(flags.iter().cloned());
+    env
+}
+
+/// `--split-by`, else `split-by`, else `class`.
+pub fn split_by(flag: Option<SplitBy>, settings: &Settings) -> SplitBy {
+    flag.or(settings.split_by).unwrap_or_default()
+}
+
+/// `--groups N|auto`, else `groups`, else `auto`.
+pub fn groups(flag: Option<GroupsSetting>, settings: &Settings) -> GroupsSetting {
+    match (flag, &settings.groups) {
+        (Some(g), _) => g,
+        (None, Some(toml::Value::Integer(n))) => GroupsSetting::Count((*n).max(0) as usize),
+        (None, _) => GroupsSetting::Auto,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings::parse(
+            "[tool.compose-shard]\nout = \"ci-results\"\nready-timeout = \"5m\"\ntimeout = \"30m\"\ncommand = [\"pytest\", \"-q\"]\nenv = { A = \"1\", B = \"2\" }\ngroups = 3\nsplit-by = \"module\"\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_flag_given_with_the_default_value_still_wins_over_pyproject() {
+        let s = settings();
+        assert_eq!(
+            out_dir(Some(&PathBuf::from(DEFAULT_OUT)), &s),
+            PathBuf::from(DEFAULT_OUT)
+        );
+        assert_eq!(
+            ready_timeout(Some(DEFAULT_READY_TIMEOUT), &s).unwrap(),
+            DEFAULT_READY_TIMEOUT
+        );
+        assert_eq!(command(&["pytest".into()], &s), ["pytest"]);
+    }
+
+    #[test]
+    fn pyproject_beats_the_defaults_and_flags_beat_pyproject() {
+        let s = settings();
+        assert_eq!(out_dir(None, &s), PathBuf::from("ci-results"));
+        assert_eq!(ready_timeout(None, &s).unwrap(), Duration::from_secs(300));
+        assert_eq!(timeout(None, &s).unwrap(), Some(Duration::from_secs(1800)));
+        assert_eq!(command(&[], &s), ["pytest", "-q"]);
+        assert_eq!(split_by(None, &s), SplitBy::Module);
+        assert_eq!(groups(None, &s), GroupsSetting::Count(3));
+        assert_eq!(groups(Some(GroupsSetting::Auto), &s), GroupsSetting::Auto);
+        let e = env(&[("B".into(), "flag".into())], &s);
+        assert!(e.contains(&("A".into(), "1".into())));
+        assert!(e.contains(&("B".into(), "flag".into())));
+        assert!(!e.contains(&("B".into(), "2".into())));
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_said() {
+        let s = Settings::default();
+        assert_eq!(out_dir(None, &s), PathBuf::from("compose-shard-results"));
+        assert_eq!(ready_timeout(None, &s).unwrap(), DEFAULT_READY_TIMEOUT);
+        assert_eq!(timeout(None, &s).unwrap(), None);
+        assert_eq!(command(&[], &s), ["pytest"]);
+        assert_eq!(split_by(None, &s), SplitBy::Class);
+        assert_eq!(groups(None, &s), GroupsSetting::Auto);
+    }
+
+    #[test]
+    fn a_bad_setting_names_its_key() {
+        let s = Settings::parse("[tool.compose-shard]\nready-timeout = \"soon\"\n").unwrap();
+        let err = ready_timeout(None, &s).unwrap_err().to_string();
+        assert!(err.contains("ready-timeout"), "{err}");
+    }
+}
