@@ -24,7 +24,6 @@ use crate::run::{
     RunError, RunOutcome, RunSpec, TestSource,
 };
 
-
 /// Execute `compose-shard plan`.
 pub fn execute(cfg: PlanConfig) -> Result<ExitCode, Error> {
     let cwd = std::env::current_dir().map_err(|source| Error::Io {
