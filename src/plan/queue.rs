@@ -3,17 +3,20 @@
 //! it what the groups report and carries its answers into the containers.
 //!
 //! - Units follow `--split-by` (a test, a class, a module), weighed by recorded durations or
-//!   the planner's estimate ([`super::estimate`]), and are handed out longest first.
+//!   the planner's estimate ([`super::estimate`]). The units too heavy to share a chunk go
+//!   first, longest first; the rest follow in collection order (see [`order_spread`]).
 //! - A request gets one unit or several: guided self-scheduling, a chunk weighs about
-//!   `remaining / (CHUNK_FACTOR * groups)` and at least one unit, so early requests are few
-//!   and large and the end of the run is fine-grained, which bounds the imbalance by the last
-//!   small chunk rather than by a whole group's share. The tests of a chunk run in collection
-//!   order, so tests that share a module's fixtures stay next to each other.
+//!   `remaining / (CHUNK_FACTOR * groups)` (at least a quarter second, and at least one
+//!   unit), so early requests are few and large and the end of the run is fine-grained,
+//!   which bounds the imbalance by the last small chunk rather than by a whole group's share.
+//! - The queue learns: each finished test's measured duration re-weighs the pending units of
+//!   its module that have no recorded duration (with nothing recorded at all, of every
+//!   module), and the pending units are put in queue order again.
 //! - Exactly once: tests are known by their index in the reference collection; every handed
 //!   chunk is remembered per group. When a group ends, the first unit it had not finished is
 //!   its in-flight unit: lost if the group died, with the cause; the units after it had not
-//!   started (a group asks for its next chunk before it starts its current chunk's last test)
-//!   and go back to the front of the queue for the others.
+//!   started (a group stays one chunk ahead, no more) and go back to the front of the queue
+//!   for the others.
 //! - Fail fast: once stopped (the run module counts failures for `-x`/`--maxfail=N` across the
 //!   groups), every later request gets nothing.
 
@@ -29,6 +32,9 @@ use crate::config::SplitBy;
 
 /// A chunk weighs about `remaining / (CHUNK_FACTOR * groups)`.
 pub const CHUNK_FACTOR: u64 = 4;
+/// ... and at least this much (microseconds): a request and its answer take a few tens of
+/// milliseconds, which a chunk of a few tiny tests would not cover.
+pub const MIN_CHUNK_MICROS: u64 = 250_000;
 
 /// One unit of work: tests that always run together in one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,9 +53,9 @@ pub struct QueueUnit {
     pub estimated_tests: usize,
 }
 
-/// The units of `tests` (the reference collection), longest first (ties by name), and the
-/// estimate used for tests without a recorded duration.
-pub fn units_longest_first(
+/// The units of `tests` (the reference collection) in collection order, and the estimate
+/// used for tests without a recorded duration. [`WorkQueue::new`] puts them in queue order.
+pub fn queue_units(
     tests: &[String],
     durations: &Durations,
     split_by: SplitBy,
@@ -79,37 +85,29 @@ pub fn units_longest_first(
             None => u.estimated_tests += 1,
         }
     }
-    order_for_queue(&mut out);
+    out.sort_by_key(|u| u.tests.first().copied());
     let estimated: usize = units.estimated_tests.iter().sum();
     let estimate = estimator.summary(units.tests.len() - estimated, estimated);
     (out, estimate)
 }
 
-/// The queue's order: modules by their total weight, heaviest first (ties by name), and
-/// inside a module its units in collection order. Longest first at the module level
-/// balances as well as it does unit by unit (the tail of the queue is the lightest modules'
-/// small units), and keeps a module's tests next to each other in the chunks a group takes,
-/// so module- and class-scoped fixtures are set up once per chunk rather than once per test.
-fn order_for_queue(units: &mut [QueueUnit]) {
-    let mut totals: HashMap<&str, u64> = HashMap::new();
-    for u in units.iter() {
-        let t = totals.entry(u.module.as_str()).or_default();
-        *t = t.saturating_add(u.micros);
-    }
-    let key: Vec<(std::cmp::Reverse<u64>, String, usize)> = units
-        .iter()
-        .map(|u| {
-            (
-                std::cmp::Reverse(totals[u.module.as_str()]),
-                u.module.clone(),
-                u.tests.first().copied().unwrap_or(usize::MAX),
-            )
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..units.len()).collect();
-    order.sort_by(|&a, &b| key[a].cmp(&key[b]));
-    let sorted: Vec<QueueUnit> = order.iter().map(|&i| units[i].clone()).collect();
-    units.clone_from_slice(&sorted);
+/// The queue's order: the units heavier than `big` (a chunk's target weight: they would go
+/// alone anyway) first, longest first, so none of them lands in the tail; the rest in
+/// collection order. Collection order keeps a module's tests together in the chunks a group
+/// takes (its fixtures are set up once per chunk) and mixes heavy and light modules over
+/// time, as the suite itself does: sorting every unit longest first starts the run with all
+/// groups on the heaviest modules at once, which on a machine with fewer cores than groups
+/// made those tests 2.5x slower (database-heavy tests contending for the same disk and
+/// cores) and the run slower than a static split.
+fn order_spread(units: &mut [QueueUnit], big: u64) {
+    units.sort_by_key(|u| {
+        let first = u.tests.first().copied().unwrap_or(usize::MAX);
+        if u.micros > big {
+            (0, std::cmp::Reverse(u.micros), first)
+        } else {
+            (1, std::cmp::Reverse(0), first)
+        }
+    });
 }
 
 /// The plan of a dynamic run as it happened: what each of `groups` groups ran, in order
@@ -226,6 +224,8 @@ impl WorkQueue {
     /// `groups` groups.
     pub fn new(units: Vec<QueueUnit>, tests: usize, groups: usize) -> WorkQueue {
         let total: u64 = units.iter().map(|u| u.micros).fold(0, u64::saturating_add);
+        let mut units = units;
+        order_spread(&mut units, total / (CHUNK_FACTOR * groups.max(1) as u64));
         WorkQueue {
             pending: units.into(),
             remaining_micros: total,
@@ -269,7 +269,15 @@ impl WorkQueue {
                     .saturating_add(per_test.saturating_mul(unit.estimated_tests as u64));
             }
         }
-        order_for_queue(self.pending.make_contiguous());
+        let remaining: u64 = self
+            .pending
+            .iter()
+            .map(|u| u.micros)
+            .fold(0, u64::saturating_add);
+        order_spread(
+            self.pending.make_contiguous(),
+            remaining / (CHUNK_FACTOR * self.groups as u64),
+        );
         self.remaining_micros = self
             .pending
             .iter()
@@ -307,7 +315,8 @@ impl WorkQueue {
         if self.reweigh {
             self.weigh_pending();
         }
-        let target = self.remaining_micros / (CHUNK_FACTOR * self.groups as u64);
+        let target =
+            (self.remaining_micros / (CHUNK_FACTOR * self.groups as u64)).max(MIN_CHUNK_MICROS);
         let mut units = Vec::new();
         while let Some(next) = self.pending.front() {
             if !units.is_empty() && chunk.micros.saturating_add(next.micros) > target {
@@ -426,7 +435,7 @@ mod tests {
     }
 
     #[test]
-    fn units_follow_split_by_and_come_longest_first() {
+    fn units_follow_split_by_in_collection_order() {
         let tests = ids(&[
             "a.py::A::one",
             "a.py::A::two",
@@ -446,16 +455,16 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         );
-        let (units, estimate) = units_longest_first(&tests, &durations, SplitBy::Class);
+        let (units, estimate) = queue_units(&tests, &durations, SplitBy::Class);
         let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
-        assert_eq!(names, ["b.py::B", "a.py::A", "a.py::plain", "c.py::quick"]);
-        assert_eq!(units[1].tests, vec![0, 1]);
-        assert_eq!(units[1].micros, 2_000_000);
+        assert_eq!(names, ["a.py::A", "a.py::plain", "b.py::B", "c.py::quick"]);
+        assert_eq!(units[0].tests, vec![0, 1]);
+        assert_eq!(units[0].micros, 2_000_000);
         assert_eq!(estimate.recorded_tests, 5);
-        let (modules, _) = units_longest_first(&tests, &durations, SplitBy::Module);
-        assert_eq!(modules[0].name, "b.py");
-        assert_eq!(modules[0].micros, 3_000_000);
-        assert_eq!(modules[1].tests, vec![0, 1, 2]);
+        let (modules, _) = queue_units(&tests, &durations, SplitBy::Module);
+        assert_eq!(modules[1].name, "b.py");
+        assert_eq!(modules[1].micros, 3_000_000);
+        assert_eq!(modules[0].tests, vec![0, 1, 2]);
     }
 
     #[test]
@@ -571,7 +580,7 @@ mod tests {
             .map(|i| format!("a.py::t{i}"))
             .chain((0..6).map(|i| format!("z.py::t{i}")))
             .collect();
-        let (units, _) = units_longest_first(&tests, &Durations::default(), SplitBy::Test);
+        let (units, _) = queue_units(&tests, &Durations::default(), SplitBy::Test);
         let mut q = WorkQueue::new(units, tests.len(), 4).nothing_recorded(true);
         // Equal estimates: name order, so a.py first; z.py is the slow one.
         let first = q.take(1);
@@ -580,15 +589,21 @@ mod tests {
         assert_eq!(second.tests, vec![1]);
         let z = q.take(3);
         assert_eq!(z.tests, vec![2]);
-        q.finished(1, 0, Some(0.1));
-        q.finished(2, 1, Some(0.1));
-        // Nothing of z.py measured yet: the a.py mean applies to every module, and z.py's six
-        // tests now weigh more than a.py's last three.
-        assert_eq!(q.take(4).tests, vec![6]);
-        q.finished(4, 6, Some(5.0));
-        // Every remaining z.py test now weighs 5 s and comes before any a.py test.
-        let next = q.take(2);
-        assert!(next.tests.iter().all(|&t| t > 6), "{next:?}");
+        q.finished(1, 0, Some(0.3));
+        q.finished(2, 1, Some(0.3));
+        // Nothing of z.py measured yet: the a.py mean applies to every module. Take until a
+        // z.py test is handed out, and measure it slow.
+        let mut got = Vec::new();
+        while !got.iter().any(|&t| t >= 6) {
+            let c = q.take(3);
+            assert!(!c.tests.is_empty());
+            got.extend(c.tests);
+        }
+        let z = *got.iter().find(|&&t| t >= 6).unwrap();
+        q.finished(3, z, Some(5.0));
+        // Every remaining z.py test now weighs 5 s and goes before any a.py test.
+        let next = q.take(4);
+        assert!(next.tests.iter().all(|&t| t > z), "{next:?}");
         assert!(q.remaining().1 >= 5_000_000);
     }
 
@@ -602,7 +617,7 @@ mod tests {
                 .into_iter()
                 .collect(),
         );
-        let (units, _) = units_longest_first(&tests, &durations, SplitBy::Test);
+        let (units, _) = queue_units(&tests, &durations, SplitBy::Test);
         let mut q = WorkQueue::new(units, 4, 1);
         assert_eq!(q.take(1).tests, vec![0], "a.py's estimate (5 s) first");
         q.finished(1, 0, Some(1.0));
@@ -616,7 +631,7 @@ mod tests {
     }
 
     #[test]
-    fn the_heaviest_module_comes_first_with_its_units_in_collection_order() {
+    fn units_too_heavy_for_a_chunk_go_first_and_the_rest_keep_collection_order() {
         let tests: Vec<String> = ["a.py::x", "a.py::y", "b.py::slow", "b.py::z", "c.py::w"]
             .map(String::from)
             .to_vec();
@@ -632,12 +647,13 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         );
-        let (units, _) = units_longest_first(&tests, &durations, SplitBy::Test);
-        let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
-        // b.py 3.5 s, a.py 3 s, c.py 2.5 s; inside a module, collection order.
+        let (units, _) = queue_units(&tests, &durations, SplitBy::Test);
+        let q = WorkQueue::new(units, tests.len(), 1);
+        let names: Vec<&str> = q.pending.iter().map(|u| u.name.as_str()).collect();
+        // 9 s for one group: chunks of 2.25 s; the two units above that go first.
         assert_eq!(
             names,
-            ["b.py::slow", "b.py::z", "a.py::x", "a.py::y", "c.py::w"]
+            ["b.py::z", "c.py::w", "a.py::x", "a.py::y", "b.py::slow"]
         );
     }
 

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::error::RunError;
 use super::spec::{Assignment, Planner, TestSource};
 use crate::config::SplitBy;
-use crate::plan::{match_ids, units_longest_first, Durations, WorkQueue};
+use crate::plan::{match_ids, queue_units, Durations, WorkQueue};
 
 /// What the static coordinator knows so far.
 enum Static {
@@ -275,7 +275,7 @@ impl Coordinator {
                 .collect()
         });
         if state.queue.is_none() {
-            let (units, _) = units_longest_first(reference, &state.durations, state.split_by);
+            let (units, _) = queue_units(reference, &state.durations, state.split_by);
             state.queue = Some(
                 WorkQueue::new(units, reference.len(), state.groups)
                     .nothing_recorded(state.durations.is_empty()),

@@ -13,10 +13,9 @@ Docker API) and lines on standard output that start with `##compose-shard## `:
    uploads together with tests.txt (one node id per line, in the order to run them; the
    archive writes tests.txt first, so the list is complete once tests.ready exists);
    dynamic mode: it prints `next K` whenever it needs work and waits for unit-K.ready and
-   unit-K.txt, the same way; an empty unit means the queue is empty. It asks for the next
-   unit once half of the current one has started (at the latest before its last test), so
-   the answer travels while tests run, and the last test's teardown knows which test comes
-   next (pytest tears down module
+   unit-K.txt, the same way; an empty unit means the queue is empty. It stays one unit
+   ahead: as soon as a unit arrives it asks for the next, so the answer travels while the
+   current one runs, and the last test's teardown knows which test comes next (pytest tears down module
    and class fixtures only when the next test no longer needs them);
 3. it prints `done OUTCOME SECONDS NODEID` after each test (compose-shard's queue learns from
    the durations), and before each test it checks for a
@@ -132,7 +131,6 @@ class _Units:
         self.asked = 0
         self.answered = 0
         self.exhausted = False
-        self.last_chunk = 1
 
     def ask(self):
         if not self.exhausted and self.asked == self.answered:
@@ -146,7 +144,6 @@ class _Units:
             ids = _wait_for(self.directory, "unit-%d" % self.answered)
             if not ids:
                 self.exhausted = True
-            self.last_chunk = max(1, len(ids))
             for node_id in ids:
                 item = self.by_id.get(node_id)
                 if item is None:
@@ -156,14 +153,13 @@ class _Units:
 
     def __iter__(self):
         self.refill()
+        # Always one chunk ahead: the answer travels while the current chunk runs.
+        self.ask()
         while self.pending:
             item = self.pending.popleft()
-            # Ask ahead once half the chunk has started (at the latest before its last test),
-            # so the answer travels while tests run, even when they take milliseconds.
-            if len(self.pending) <= max(1, self.last_chunk // 2):
-                self.ask()
             if not self.pending:
                 self.refill()
+                self.ask()
             yield item, (self.pending[0] if self.pending else None)
 
 
