@@ -40,7 +40,8 @@ pub fn execute(cfg: RunConfig) -> Result<ExitCode, Error> {
 /// Everything decided before any container exists.
 struct Prepared {
     spec: RunSpec,
-    source: TestSource,
+    /// Taken by the run.
+    source: Option<TestSource>,
     /// Durations and split for the plan of a dynamic run, written once it is known.
     dynamic_plan: Option<(plan::Durations, crate::config::SplitBy, usize)>,
     plan_file: PathBuf,
@@ -218,35 +219,146 @@ fn write_dynamic_plan(
     write_text(path, &plan.to_json())
 }
 
-fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
+/// `--plan FILE`, read and checked.
+fn read_fixed_plan(cfg: &RunConfig) -> Result<Option<Plan>, Error> {
+    let Some(path) = &cfg.plan_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(io_error("read", path))?;
+    Plan::from_json(&text).map(Some).map_err(|e| match e {
+        plan::PlanError::PlanFormat { .. } => {
+            Error::Usage(format!("--plan {}: {e}", path.display()))
+        }
+        other => Error::Plan(other),
+    })
+}
+
+/// The group count: the plan's, `--groups N`, or what `--groups auto` chose (and why).
+fn group_count(
+    cfg: &RunConfig,
+    settings: &crate::pyproject::Settings,
+    project: &Project,
+    fixed_plan: Option<&Plan>,
+    durations: &plan::Durations,
+    split_by: crate::config::SplitBy,
+) -> Result<(usize, Option<String>), Error> {
+    let (groups, reason) = match (fixed_plan, resolve::groups(cfg.groups, settings)) {
+        (Some(plan), _) => (plan.groups.len(), None),
+        (None, GroupsSetting::Count(n)) => (n, None),
+        (None, GroupsSetting::Auto) => {
+            let timings = durations_path(cfg.durations.as_deref(), settings, &project.project_dir)
+                .parent()
+                .and_then(|dir| std::fs::read_to_string(dir.join(plan::TIMINGS_FILE)).ok())
+                .and_then(|text| plan::RunTimings::parse(&text));
+            let choice = plan::choose_groups(&auto_inputs(durations, split_by, timings));
+            (choice.groups, Some(choice.reason))
+        }
+    };
+    if groups == 0 {
+        return Err(Error::Plan(plan::PlanError::NoGroups));
+    }
+    Ok((groups, reason))
+}
+
+/// The groups to run here: `--only`, else all.
+fn selected_groups(cfg: &RunConfig, groups: usize) -> Result<Vec<usize>, Error> {
+    match &cfg.only {
+        Some(sel) => {
+            sel.validate(groups).map_err(Error::Usage)?;
+            Ok(sel.0.clone())
+        }
+        None => Ok((1..=groups).collect()),
+    }
+}
+
+/// One isolated copy of the project per selected group.
+fn isolate_groups(
+    cfg: &RunConfig,
+    project: &Project,
+    test_service: &str,
+    id: &str,
+    selected: &[usize],
+    groups: usize,
+) -> Result<Vec<Project>, Error> {
+    selected
+        .iter()
+        .map(|group| {
+            let mut isolated = compose::isolate(
+                project,
+                &Isolation {
+                    run_id: id.to_string(),
+                    group: *group,
+                    groups,
+                    publish_ports: cfg.publish_ports,
+                    test_service: Some(test_service.to_string()),
+                },
+            )?;
+            stamp_labels(&mut isolated, id, *group);
+            Ok(isolated)
+        })
+        .collect()
+}
+
+/// Where the tests come from: a given plan, a given list planned right away, the work
+/// queue, or a static plan made from the first collection (saved to `plan_file`).
+fn test_source(
+    cfg: &RunConfig,
+    fixed_plan: Option<Plan>,
+    durations: plan::Durations,
+    (groups, split_by, dist): (usize, crate::config::SplitBy, Dist),
+    plan_file: &Path,
+) -> Result<TestSource, Error> {
+    if let Some(plan) = fixed_plan {
+        if cfg.plan_file.as_deref() != Some(plan_file) {
+            write_text(plan_file, &plan.to_json())?;
+        }
+        return Ok(TestSource::Fixed(assignment_of(&plan)));
+    }
+    if let Some(path) = &cfg.tests_file {
+        let tests = super::plan::read_tests(path)?;
+        let plan = plan::split(&tests, &durations, groups, split_by)?;
+        write_text(plan_file, &plan.to_json())?;
+        return Ok(TestSource::Fixed(assignment_of(&plan)));
+    }
+    if dist == Dist::Dynamic {
+        return Ok(TestSource::Queue {
+            durations,
+            split_by,
+            groups,
+        });
+    }
+    let plan_path = plan_file.to_path_buf();
+    let planner = move |collected: Vec<String>| -> Result<Assignment, String> {
+        let plan =
+            plan::split(&collected, &durations, groups, split_by).map_err(|e| e.to_string())?;
+        write_text(&plan_path, &plan.to_json()).map_err(|e| crate::errors::render_chain(&e))?;
+        Ok(assignment_of(&plan))
+    };
+    Ok(TestSource::Collect(Box::new(planner)))
+}
+
+/// The project as `docker compose run SERVICE` would start it, and its settings.
+fn select_for_run(cfg: &RunConfig) -> Result<Selection, Error> {
     let cwd = std::env::current_dir().map_err(io_error("read", Path::new(".")))?;
     let env: HashMap<String, String> = std::env::vars().collect();
-    let Selection {
-        project,
-        test_service,
-        settings,
-    } = select(
+    select(
         &cfg.compose,
         cfg.service.as_deref(),
         &cfg.with_services,
         true,
         &env,
         &cwd,
-    )?;
-    let test_service = test_service.expect("a test service is required");
+    )
+}
 
-    let fixed_plan = match &cfg.plan_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(io_error("read", path))?;
-            Some(Plan::from_json(&text).map_err(|e| match e {
-                plan::PlanError::PlanFormat { .. } => {
-                    Error::Usage(format!("--plan {}: {e}", path.display()))
-                }
-                other => Error::Plan(other),
-            })?)
-        }
-        None => None,
-    };
+fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
+    let Selection {
+        project,
+        test_service,
+        settings,
+    } = select_for_run(cfg)?;
+    let test_service = test_service.expect("a test service is required");
+    let fixed_plan = read_fixed_plan(cfg)?;
     // Durations steer both the plan and `--groups auto`; a given plan needs neither.
     let durations = match fixed_plan {
         Some(_) => plan::Durations::default(),
@@ -258,105 +370,40 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         )?,
     };
     let split_by = resolve::split_by(cfg.split_by, &settings);
-    let mut auto_reason = None;
-    let groups = match (&fixed_plan, resolve::groups(cfg.groups, &settings)) {
-        (Some(plan), _) => plan.groups.len(),
-        (None, GroupsSetting::Count(n)) => n,
-        (None, GroupsSetting::Auto) => {
-            let timings = durations_path(cfg.durations.as_deref(), &settings, &project.project_dir)
-                .parent()
-                .and_then(|dir| std::fs::read_to_string(dir.join(plan::TIMINGS_FILE)).ok())
-                .and_then(|text| plan::RunTimings::parse(&text));
-            let choice = plan::choose_groups(&auto_inputs(&durations, split_by, timings));
-            auto_reason = Some(choice.reason);
-            choice.groups
-        }
-    };
-    if groups == 0 {
-        return Err(Error::Plan(plan::PlanError::NoGroups));
-    }
-    let selected: Vec<usize> = match &cfg.only {
-        Some(sel) => {
-            sel.validate(groups).map_err(Error::Usage)?;
-            sel.0.clone()
-        }
-        None => (1..=groups).collect(),
-    };
-
+    let (groups, auto_reason) = group_count(
+        cfg,
+        &settings,
+        &project,
+        fixed_plan.as_ref(),
+        &durations,
+        split_by,
+    )?;
+    let selected = selected_groups(cfg, groups)?;
+    let id = run_id();
+    let projects = isolate_groups(cfg, &project, &test_service, &id, &selected, groups)?;
     let out_dir = resolve::out_dir(cfg.out_dir.as_ref(), &settings);
+    let dist = dist(cfg)?;
     let ready_timeout = resolve::ready_timeout(cfg.ready_timeout, &settings)?;
     let timeout = resolve::timeout(cfg.timeout, &settings)?;
-    let command = resolve::command(&cfg.command, &settings);
-    let env_vars = resolve::env(&cfg.env, &settings);
-
-    let id = run_id();
-    let mut projects: Vec<Project> = Vec::new();
-    for group in &selected {
-        let mut isolated = compose::isolate(
-            &project,
-            &Isolation {
-                run_id: id.clone(),
-                group: *group,
-                groups,
-                publish_ports: cfg.publish_ports,
-                test_service: Some(test_service.clone()),
-            },
-        )?;
-        stamp_labels(&mut isolated, &id, *group);
-        projects.push(isolated);
-    }
-
-    let dist = dist(cfg)?;
+    let engines = engine_addresses(&cfg.docker_hosts, &settings, &EngineEnv::from_process())?;
+    let files = file_mounts(&project)?;
     std::fs::create_dir_all(&out_dir).map_err(io_error("create directory", &out_dir))?;
     let plan_file = crate::report::ResultsLayout::new(&out_dir).plan();
-    let mut dynamic_plan = None;
-    let source = match fixed_plan {
-        Some(plan) => {
-            if cfg.plan_file.as_deref() != Some(plan_file.as_path()) {
-                write_text(&plan_file, &plan.to_json())?;
-            }
-            TestSource::Fixed(assignment_of(&plan))
-        }
-        None => {
-            match &cfg.tests_file {
-                // A given list needs no collection: plan right away.
-                Some(path) => {
-                    let tests = super::plan::read_tests(path)?;
-                    let plan = plan::split(&tests, &durations, groups, split_by)?;
-                    write_text(&plan_file, &plan.to_json())?;
-                    TestSource::Fixed(assignment_of(&plan))
-                }
-                None if dist == Dist::Dynamic => {
-                    dynamic_plan = Some((durations.clone(), split_by, groups));
-                    TestSource::Queue {
-                        durations,
-                        split_by,
-                        groups,
-                    }
-                }
-                None => {
-                    let plan_path = plan_file.clone();
-                    let planner = move |collected: Vec<String>| -> Result<Assignment, String> {
-                        let plan = plan::split(&collected, &durations, groups, split_by)
-                            .map_err(|e| e.to_string())?;
-                        write_text(&plan_path, &plan.to_json())
-                            .map_err(|e| crate::errors::render_chain(&e))?;
-                        Ok(assignment_of(&plan))
-                    };
-                    TestSource::Collect(Box::new(planner))
-                }
-            }
-        }
-    };
-
-    let reproduce_flags = reproduce_flags(cfg, &test_service);
+    let dynamic_plan = (fixed_plan.is_none() && cfg.tests_file.is_none() && dist == Dist::Dynamic)
+        .then(|| (durations.clone(), split_by, groups));
+    let source = test_source(
+        cfg,
+        fixed_plan,
+        durations,
+        (groups, split_by, dist),
+        &plan_file,
+    )?;
     Ok(Prepared {
         spec: RunSpec {
             run_id: id,
             projects,
-            test_service,
-            command,
-            env: env_vars,
+            command: resolve::command(&cfg.command, &settings),
+            env: resolve::env(&cfg.env, &settings),
             ready_timeout,
             timeout,
             out_dir,
@@ -368,13 +415,14 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             dist,
             placement: Vec::new(),
             copy_source: cfg.copy_source,
-            files: file_mounts(&project)?,
+            files,
+            test_service: test_service.clone(),
         },
-        engines: engine_addresses(&cfg.docker_hosts, &settings, &EngineEnv::from_process())?,
-        source,
+        engines,
+        source: Some(source),
         dynamic_plan,
         plan_file,
-        reproduce_flags,
+        reproduce_flags: reproduce_flags(cfg, &test_service),
         auto_reason,
     })
 }
@@ -413,6 +461,76 @@ async fn connect_engines(
     Ok((engines, capacities))
 }
 
+/// Warn about resources earlier, killed runs left on `engine`.
+async fn warn_about_leftovers(engine: &DockerEngine, events: &EventSink) {
+    let Ok(leftovers) = find_leftovers(engine, false).await else {
+        return;
+    };
+    if !leftovers.is_empty() {
+        let count: usize = leftovers.values().map(Vec::len).sum();
+        let runs: Vec<&str> = leftovers.keys().map(String::as_str).collect();
+        events.emit(run::Event::Warning(format!(
+            "{count} resources left by earlier runs that were killed (run ids: {}); remove them with `compose-shard clean`",
+            runs.join(", ")
+        )));
+    }
+}
+
+/// The engines as the orchestrator sees them.
+fn slots(engines: &[DockerEngine]) -> Vec<run::EngineSlot<'_, DockerEngine>> {
+    engines
+        .iter()
+        .map(|e| run::EngineSlot {
+            backend: e,
+            label: e.endpoint().to_string(),
+            remote: e.address().is_remote(),
+        })
+        .collect()
+}
+
+/// The end of a run: the plan of what ran, merged results, GitHub output, durations, the
+/// summary on stdout.
+fn finish(cfg: &RunConfig, prepared: &Prepared, outcome: &run::RunOutcome) {
+    let spec = &prepared.spec;
+    if let Some(dynamic) = &prepared.dynamic_plan {
+        if outcome.groups.iter().any(|g| g.counts.planned > 0) {
+            if let Err(e) = write_dynamic_plan(&prepared.plan_file, outcome, dynamic) {
+                eprintln!(
+                    "warning: writing the plan of what ran: {}",
+                    crate::errors::render_chain(&e)
+                );
+            }
+        }
+    }
+    let merged = write_reports(spec, outcome);
+    if let Some(merged) = &merged {
+        github_output(spec, outcome, merged);
+        if let Some(path) = &cfg.store_durations {
+            if let Err(e) = store_durations(path, outcome, merged) {
+                eprintln!(
+                    "warning: --store-durations: {}",
+                    crate::errors::render_chain(&e)
+                );
+            }
+        }
+    }
+    print!(
+        "{}",
+        render_summary(
+            outcome,
+            &prepared.plan_file.display().to_string(),
+            &prepared.reproduce_flags,
+            &spec.command,
+        )
+    );
+    if let Some(merged) = merged.as_ref().filter(|m| !m.junit.durations.is_empty()) {
+        print!("{}", render_slowest(&merged.junit.durations, 10));
+    }
+    if let Some(reason) = &prepared.auto_reason {
+        println!("{reason}");
+    }
+}
+
 async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
     let mut prepared = prepare(&cfg)?;
     let (engines, capacities) = connect_engines(&prepared.engines).await?;
@@ -420,27 +538,11 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
     if engines.len() > 1 {
         prepared.spec.placement = plan::place_groups(prepared.spec.projects.len(), &capacities);
     }
-    let slots: Vec<run::EngineSlot<'_, DockerEngine>> = engines
-        .iter()
-        .map(|e| run::EngineSlot {
-            backend: e,
-            label: e.endpoint().to_string(),
-            remote: e.address().is_remote(),
-        })
-        .collect();
+    let slots = slots(&engines);
     let (events, receiver) = EventSink::channel();
     let display = tokio::spawn(Display::new(DisplayMode::resolve(cfg.progress)).consume(receiver));
 
-    if let Ok(leftovers) = find_leftovers(engine, false).await {
-        if !leftovers.is_empty() {
-            let count: usize = leftovers.values().map(Vec::len).sum();
-            let runs: Vec<&str> = leftovers.keys().map(String::as_str).collect();
-            events.emit(run::Event::Warning(format!(
-                "{count} resources left by earlier runs that were killed (run ids: {}); remove them with `compose-shard clean`",
-                runs.join(", ")
-            )));
-        }
-    }
+    warn_about_leftovers(engine, &events).await;
     if let Some(reason) = &prepared.auto_reason {
         events.emit(run::Event::Info(reason.clone()));
     }
@@ -451,12 +553,16 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
         prepared.spec.out_dir.display()
     )));
 
+    let source = prepared
+        .source
+        .take()
+        .expect("a prepared run has its source");
     let spec = &prepared.spec;
     let backends: Vec<&DockerEngine> = engines.iter().collect();
     let result = run_with_signals(
         &backends,
         &spec.run_id,
-        run::run_on(&slots, spec, prepared.source, &events),
+        run::run_on(&slots, spec, source, &events),
         &events,
     )
     .await;
@@ -477,42 +583,6 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
             return Err(RunError::Interrupted.into());
         }
     };
-    if let Some(dynamic) = &prepared.dynamic_plan {
-        if outcome.groups.iter().any(|g| g.counts.planned > 0) {
-            if let Err(e) = write_dynamic_plan(&prepared.plan_file, &outcome, dynamic) {
-                eprintln!(
-                    "warning: writing the plan of what ran: {}",
-                    crate::errors::render_chain(&e)
-                );
-            }
-        }
-    }
-    let merged = write_reports(spec, &outcome);
-    if let Some(merged) = &merged {
-        github_output(spec, &outcome, merged);
-        if let Some(path) = &cfg.store_durations {
-            if let Err(e) = store_durations(path, &outcome, merged) {
-                eprintln!(
-                    "warning: --store-durations: {}",
-                    crate::errors::render_chain(&e)
-                );
-            }
-        }
-    }
-    print!(
-        "{}",
-        render_summary(
-            &outcome,
-            &prepared.plan_file.display().to_string(),
-            &prepared.reproduce_flags,
-            &spec.command,
-        )
-    );
-    if let Some(merged) = merged.as_ref().filter(|m| !m.junit.durations.is_empty()) {
-        print!("{}", render_slowest(&merged.junit.durations, 10));
-    }
-    if let Some(reason) = &prepared.auto_reason {
-        println!("{reason}");
-    }
+    finish(&cfg, &prepared, &outcome);
     Ok(exit_code(&outcome))
 }

@@ -299,6 +299,8 @@ fn utf8_width(first: u8) -> usize {
     }
 }
 
+// Long on purpose: it follows Docker's patternmatcher `compile` statement for statement, so
+// the two can be compared side by side.
 /// patternmatcher's `compile`, character for character.
 fn compile(pattern: &str) -> Result<Matcher, String> {
     #[derive(PartialEq)]

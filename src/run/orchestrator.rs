@@ -124,6 +124,31 @@ async fn prepare_engine<'a, B: Backend>(
     })
 }
 
+/// The engine (index into the run's `engines`) of `spec.projects[i]`.
+fn engine_of(spec: &RunSpec, engines: usize, i: usize) -> usize {
+    spec.placement
+        .get(i)
+        .copied()
+        .unwrap_or(0)
+        .min(engines.saturating_sub(1))
+}
+
+/// Every engine that has groups, prepared at once; `None` for engines without groups.
+async fn prepare_engines<'a, B: Backend>(
+    engines: &[EngineSlot<'a, B>],
+    spec: &RunSpec,
+    events: &EventSink,
+) -> Vec<Option<Result<Ready<'a, B>, RunError>>> {
+    futures::future::join_all(engines.iter().enumerate().map(|(e, slot)| {
+        let first = (0..spec.projects.len()).find(|i| engine_of(spec, engines.len(), *i) == e);
+        async move {
+            let project = &spec.projects[first?];
+            Some(prepare_engine(slot, project, spec, events).await)
+        }
+    }))
+    .await
+}
+
 /// Run everything on one engine (see [`run_on`]).
 pub async fn run<B: Backend>(
     backend: &B,
@@ -155,22 +180,8 @@ pub async fn run_on<B: Backend>(
         outcome.fatal = Some(RunError::Environment("no groups selected".into()));
         return outcome;
     }
-    let engine_of = |i: usize| {
-        spec.placement
-            .get(i)
-            .copied()
-            .unwrap_or(0)
-            .min(engines.len() - 1)
-    };
-    let readies: Vec<Option<Result<Ready<'_, B>, RunError>>> =
-        futures::future::join_all(engines.iter().enumerate().map(|(e, slot)| {
-            let first = (0..spec.projects.len()).find(|i| engine_of(*i) == e);
-            async move {
-                let project = &spec.projects[first?];
-                Some(prepare_engine(slot, project, spec, events).await)
-            }
-        }))
-        .await;
+    let engine_of = |i: usize| engine_of(spec, engines.len(), i);
+    let readies = prepare_engines(engines, spec, events).await;
     outcome.images_seconds = run_started.elapsed().as_secs_f64();
     let failed_engines: Vec<&RunError> = readies
         .iter()
@@ -194,37 +205,19 @@ pub async fn run_on<B: Backend>(
 
     outcome.dynamic = matches!(source, TestSource::Queue { .. });
     let coordinator = Coordinator::new(source);
+    let shared = Shared {
+        spec,
+        coordinator: &coordinator,
+        run_started,
+        events,
+        multi_engine: engines.len() > 1,
+    };
     let groups = spec.projects.iter().enumerate().map(|(i, project)| {
-        let group = group_of(project, i);
         let ready = readies[engine_of(i)]
             .as_ref()
             .expect("an engine with groups is prepared");
-        let coordinator = &coordinator;
-        async move {
-            match ready {
-                Ok(ready) => {
-                    let cx = GroupContext {
-                        backend: ready.backend,
-                        spec,
-                        images: &ready.images,
-                        copy: ready.copy.as_ref(),
-                        engine: &ready.label,
-                        multi_engine: engines.len() > 1,
-                        coordinator,
-                        run_started,
-                        events,
-                    };
-                    run_group(&cx, project, group).await
-                }
-                Err(e) => {
-                    let reason = format!("engine {}: {e}", engines[engine_of(i)].label);
-                    events.emit(Event::Warning(format!("[g{group}] {reason}")));
-                    let mut report = failed_report(group, &reason);
-                    report.engine = engines[engine_of(i)].label.clone();
-                    report
-                }
-            }
-        }
+        let label = &engines[engine_of(i)].label;
+        run_group_on(shared, ready, label, project, group_of(project, i))
     });
     outcome.groups = futures::future::join_all(groups).await;
     let finished = coordinator.finish();
@@ -252,6 +245,50 @@ pub async fn run_on<B: Backend>(
         }
     }
     outcome
+}
+
+/// What every group of a run shares.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    spec: &'a RunSpec,
+    coordinator: &'a Coordinator,
+    run_started: Instant,
+    events: &'a EventSink,
+    multi_engine: bool,
+}
+
+/// One group on its engine, or its report when the engine could not be prepared.
+async fn run_group_on<B: Backend>(
+    shared: Shared<'_>,
+    ready: &Result<Ready<'_, B>, RunError>,
+    label: &str,
+    project: &Project,
+    group: usize,
+) -> GroupReport {
+    let ready = match ready {
+        Ok(ready) => ready,
+        Err(e) => {
+            let reason = format!("engine {label}: {e}");
+            shared
+                .events
+                .emit(Event::Warning(format!("[g{group}] {reason}")));
+            let mut report = failed_report(group, &reason);
+            report.engine = label.to_string();
+            return report;
+        }
+    };
+    let cx = GroupContext {
+        backend: ready.backend,
+        spec: shared.spec,
+        images: &ready.images,
+        copy: ready.copy.as_ref(),
+        engine: &ready.label,
+        multi_engine: shared.multi_engine,
+        coordinator: shared.coordinator,
+        run_started: shared.run_started,
+        events: shared.events,
+    };
+    run_group(&cx, project, group).await
 }
 
 /// Compare what ran with what was planned for the groups run here.
@@ -414,6 +451,8 @@ async fn run_group<B: Backend>(
     report
 }
 
+// A little over 80 lines: the group's life in order (environment, test container, source
+// copy, tests, the phase spans of each step), which reads best in one place.
 async fn start_and_test<B: Backend>(
     cx: &GroupContext<'_, B>,
     project: &Project,
