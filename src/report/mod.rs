@@ -41,5 +41,8 @@ pub use junit_progress::{junit_from_progress, parse_progress, ProgressEntry};
 pub use junit_types::{CaseCounts, FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals};
 pub use merged_results::{write_merged_results, MergedResults};
 pub use results_layout::{read_plan_groups, ResultsLayout};
-pub use summary::{group_summaries, render_slowest, render_summary_table, GroupSummary, Phase};
+pub use summary::{
+    group_summaries, render_group_table, render_slowest, render_summary_table, GroupSummary, Phase,
+    TotalRow,
+};
 pub use timeline::render_timeline_html;

@@ -81,12 +81,72 @@ pub(crate) fn wall_time(group: &GroupSummary) -> Option<f64> {
     }
 }
 
-/// The table printed at the end of a run or merge.
+/// The totals row of a group table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TotalRow {
+    /// Tests.
+    pub tests: usize,
+    /// Passed.
+    pub passed: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Errors.
+    pub errors: usize,
+    /// Skipped.
+    pub skipped: usize,
+    /// Seconds of test time.
+    pub time: f64,
+    /// Everything passed.
+    pub ok: bool,
+}
+
+/// The table `merge` prints: the group table with the merged JUnit's totals, then what went
+/// wrong (duplicates, never-run tests, failures).
 pub fn render_summary_table(groups: &[GroupSummary], totals: &JunitTotals) -> String {
+    let total = TotalRow {
+        tests: totals.counts.tests,
+        passed: totals.counts.passed,
+        failed: totals.counts.failures,
+        errors: totals.counts.errors,
+        skipped: totals.counts.skipped,
+        time: totals.counts.time,
+        ok: totals.all_passed(),
+    };
+    let mut out = render_group_table(groups, &total);
+    append_problems(&mut out, totals);
+    out
+}
+
+/// Seconds a group spent getting ready: its environment, readiness and collection phases.
+fn setup_time(group: &GroupSummary) -> Option<f64> {
+    let setup: Vec<f64> = group
+        .phases
+        .iter()
+        .filter(|p| matches!(p.name.as_str(), "environment" | "readiness" | "collection"))
+        .map(|p| p.end - p.start)
+        .collect();
+    (!setup.is_empty()).then(|| setup.iter().sum())
+}
+
+/// A status cell: the first line, at most 40 characters (the reasons are printed in full
+/// elsewhere).
+fn short_status(status: &str) -> String {
+    let first = status.lines().next().unwrap_or_default();
+    if first.chars().count() <= 40 {
+        return first.to_string();
+    }
+    let mut cut: String = first.chars().take(39).collect();
+    cut.push('…');
+    cut
+}
+
+/// The one table of groups, for `run` and `merge` alike: tests, outcomes, setup and test
+/// time (from the phases; `-` when unknown) and status per group, then the totals row.
+pub fn render_group_table(groups: &[GroupSummary], total: &TotalRow) -> String {
     let header = [
-        "group", "tests", "passed", "failed", "errors", "skipped", "time", "status",
+        "group", "tests", "passed", "failed", "errors", "skipped", "setup", "time", "status",
     ];
-    let mut rows: Vec<[String; 8]> = groups
+    let mut rows: Vec<[String; 9]> = groups
         .iter()
         .map(|g| {
             [
@@ -96,20 +156,22 @@ pub fn render_summary_table(groups: &[GroupSummary], totals: &JunitTotals) -> St
                 g.failed.to_string(),
                 g.errors.to_string(),
                 g.skipped.to_string(),
+                setup_time(g).map_or("-".into(), format_seconds),
                 wall_time(g).map_or("-".into(), format_seconds),
-                g.status.clone(),
+                short_status(&g.status),
             ]
         })
         .collect();
     rows.push([
         "total".into(),
-        totals.counts.tests.to_string(),
-        totals.counts.passed.to_string(),
-        totals.counts.failures.to_string(),
-        totals.counts.errors.to_string(),
-        totals.counts.skipped.to_string(),
-        format_seconds(totals.counts.time),
-        if totals.all_passed() { "ok" } else { "failed" }.into(),
+        total.tests.to_string(),
+        total.passed.to_string(),
+        total.failed.to_string(),
+        total.errors.to_string(),
+        total.skipped.to_string(),
+        String::new(),
+        format_seconds(total.time),
+        if total.ok { "ok" } else { "failed" }.into(),
     ]);
     let mut widths = header.map(str::len);
     for row in &rows {
@@ -122,7 +184,7 @@ pub fn render_summary_table(groups: &[GroupSummary], totals: &JunitTotals) -> St
         let mut text = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
             // Numbers right-aligned, words left-aligned.
-            if (1..=6).contains(&i) {
+            if (1..=7).contains(&i) {
                 let _ = write!(text, "{cell:>w$}  ");
             } else {
                 let _ = write!(text, "{cell:<w$}  ");
@@ -140,7 +202,6 @@ pub fn render_summary_table(groups: &[GroupSummary], totals: &JunitTotals) -> St
         }
         line(&mut out, &row.each_ref().map(String::as_str));
     }
-    append_problems(&mut out, totals);
     out
 }
 
@@ -259,24 +320,56 @@ mod tests {
     }
 
     #[test]
+    fn a_run_table_shows_setup_from_the_phases_and_cuts_long_statuses() {
+        let phase = |name: &str, start: f64, end: f64| Phase {
+            name: name.into(),
+            start,
+            end,
+        };
+        let groups = vec![GroupSummary {
+            group: 1,
+            tests: 2,
+            passed: 2,
+            status: format!("crashed: {}\n--- last lines ---", "x".repeat(80)),
+            phases: vec![
+                phase("environment", 1.0, 4.0),
+                phase("readiness", 4.0, 5.0),
+                phase("collection", 5.0, 6.5),
+                phase("tests", 6.5, 16.5),
+            ],
+            ..GroupSummary::default()
+        }];
+        let table = render_group_table(&groups, &TotalRow::default());
+        let row = table.lines().nth(1).unwrap();
+        assert!(row.contains(" 5.50s  10.00s  crashed: xxx"), "{row}");
+        assert!(
+            row.ends_with('…') && !table.contains("last lines"),
+            "{table}"
+        );
+    }
+
+    #[test]
     fn table_has_groups_totals_and_problems() {
         let t = totals();
         let table = render_summary_table(&group_summaries(&t), &t);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0],
-            "group  tests  passed  failed  errors  skipped   time  status"
+            "group  tests  passed  failed  errors  skipped  setup   time  status"
         );
         assert_eq!(
             lines[1],
-            "1          4       3       1       0        0  1m10s  failed"
+            "1          4       3       1       0        0      -  1m10s  failed"
         );
         assert_eq!(
             lines[2],
-            "2          1       0       0       1        0  0.00s  crashed: timeout after 30m"
+            "2          1       0       0       1        0      -  0.00s  crashed: timeout after 30m"
         );
         assert!(
-            lines[4].starts_with("total      5       3       1       1        0  1m15s  failed")
+            lines[4]
+                .starts_with("total      5       3       1       1        0         1m15s  failed"),
+            "{}",
+            lines[4]
         );
         assert!(table.contains("collected but never run (1):\n  t.py::gone"));
         assert!(table.contains("FAILED [g1] t.py::test_a - assert 1 == 2"));

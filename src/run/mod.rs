@@ -39,4 +39,4 @@ pub use signals::{run_interruptible, run_with_signals, Interrupted};
 pub use source_copy::CopySource;
 pub use spec::{Assignment, Planner, RunSpec, TestSource};
 pub use startup::{declared_tcp_ports, start_order, EnvironmentFailure};
-pub use summary::{exit_code, render_summary, reproduce_command};
+pub use summary::{exit_code, group_summaries, missing_reason, render_summary, reproduce_command};

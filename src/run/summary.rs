@@ -67,39 +67,67 @@ fn first_five(ids: &[String]) -> String {
     ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
 }
 
-/// The table of groups and the totals line.
-fn table(out: &mut String, outcome: &RunOutcome) {
-    let _ = writeln!(
-        out,
-        "{:<6} {:<10} {:>6} {:>7} {:>7} {:>8} {:>7} {:>8} {:>8} {:>9}",
-        "group",
-        "status",
-        "tests",
-        "passed",
-        "failed",
-        "skipped",
-        "errors",
-        "setup s",
-        "tests s",
-        "teardown s"
-    );
-    for g in &outcome.groups {
-        let c = &g.counts;
-        let _ = writeln!(
-            out,
-            "{:<6} {:<10} {:>6} {:>7} {:>7} {:>8} {:>7} {:>8.1} {:>8.1} {:>9.1}",
-            format!("g{}", g.group),
-            g.status.label(),
-            c.planned,
-            c.passed,
-            c.failed,
-            c.skipped,
-            c.errors,
-            g.setup_seconds,
-            g.test_seconds,
-            g.teardown_seconds
-        );
+/// Why a group has no usable results, if it has none.
+pub fn missing_reason(status: &GroupStatus) -> Option<String> {
+    match status {
+        GroupStatus::EnvironmentError(reason) => Some(reason.clone()),
+        GroupStatus::TimedOut(limit) => Some(format!("timed out after {}s", limit.as_secs())),
+        GroupStatus::CollectionFailed(reason) => Some(format!("collection failed: {reason}")),
+        _ => None,
     }
+}
+
+/// The report module's plain per-group data, with phases on the run's time axis.
+pub fn group_summaries(outcome: &RunOutcome) -> Vec<crate::report::GroupSummary> {
+    outcome
+        .groups
+        .iter()
+        .map(|g| crate::report::GroupSummary {
+            group: g.group,
+            engine: g.engine.clone(),
+            tests: g.counts.done,
+            passed: g.counts.passed,
+            failed: g.counts.failed,
+            skipped: g.counts.skipped,
+            errors: g.counts.errors,
+            status: match missing_reason(&g.status) {
+                Some(reason) => format!("crashed: {reason}"),
+                None if g.status == GroupStatus::Failed => "failed".into(),
+                None => "ok".into(),
+            },
+            phases: g
+                .phases
+                .iter()
+                .map(|p| crate::report::Phase {
+                    name: p.name.into(),
+                    start: p.start,
+                    end: p.end,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The table of groups (the report module's, as `merge` prints it) and which engine ran
+/// which groups.
+fn table(out: &mut String, outcome: &RunOutcome) {
+    let groups = group_summaries(outcome);
+    let sum = |f: fn(&super::event::TestCounts) -> usize| -> usize {
+        outcome.groups.iter().map(|g| f(&g.counts)).sum()
+    };
+    let total = crate::report::TotalRow {
+        tests: sum(|c| c.done),
+        passed: sum(|c| c.passed),
+        failed: sum(|c| c.failed),
+        errors: sum(|c| c.errors),
+        skipped: sum(|c| c.skipped),
+        time: outcome.groups.iter().map(|g| g.test_seconds).sum(),
+        ok: outcome
+            .groups
+            .iter()
+            .all(|g| g.status == GroupStatus::Passed),
+    };
+    out.push_str(&crate::report::render_group_table(&groups, &total));
     let mut engines: Vec<(&str, Vec<String>)> = Vec::new();
     for g in outcome.groups.iter().filter(|g| !g.engine.is_empty()) {
         match engines.iter_mut().find(|(e, _)| *e == g.engine) {
@@ -110,18 +138,6 @@ fn table(out: &mut String, outcome: &RunOutcome) {
     for (engine, groups) in &engines {
         let _ = writeln!(out, "engine {engine}: {}", groups.join(", "));
     }
-    let total = |f: fn(&super::event::TestCounts) -> usize| -> usize {
-        outcome.groups.iter().map(|g| f(&g.counts)).sum()
-    };
-    let _ = writeln!(
-        out,
-        "total: {} tests, {} passed, {} failed, {} skipped, {} errors",
-        total(|c| c.planned),
-        total(|c| c.passed),
-        total(|c| c.failed),
-        total(|c| c.skipped),
-        total(|c| c.errors)
-    );
 }
 
 /// Why groups failed, and what did not run exactly once.

@@ -8,50 +8,9 @@ use crate::plan;
 use crate::report;
 use crate::report::{
     github_annotations, github_log_group, github_step_summary, write_merged_results, GroupResult,
-    GroupSummary, MergedResults, Phase as ReportPhase, ResultsLayout,
+    MergedResults, ResultsLayout,
 };
 use crate::run::{self, RunOutcome, RunSpec, PROGRESS_FILE_NAME};
-
-/// Why a group has no usable results, if it has none.
-fn missing_reason(status: &run::GroupStatus) -> Option<String> {
-    match status {
-        run::GroupStatus::EnvironmentError(reason) => Some(reason.clone()),
-        run::GroupStatus::TimedOut(limit) => Some(format!("timed out after {}s", limit.as_secs())),
-        run::GroupStatus::CollectionFailed(reason) => Some(format!("collection failed: {reason}")),
-        _ => None,
-    }
-}
-
-/// The report module's plain per-group data, with phases on the run's time axis.
-fn group_summaries(outcome: &RunOutcome) -> Vec<GroupSummary> {
-    outcome
-        .groups
-        .iter()
-        .map(|g| GroupSummary {
-            group: g.group,
-            engine: g.engine.clone(),
-            tests: g.counts.done,
-            passed: g.counts.passed,
-            failed: g.counts.failed,
-            skipped: g.counts.skipped,
-            errors: g.counts.errors,
-            status: match missing_reason(&g.status) {
-                Some(reason) => format!("crashed: {reason}"),
-                None if g.status == run::GroupStatus::Failed => "failed".into(),
-                None => "ok".into(),
-            },
-            phases: g
-                .phases
-                .iter()
-                .map(|p| ReportPhase {
-                    name: p.name.into(),
-                    start: p.start,
-                    end: p.end,
-                })
-                .collect(),
-        })
-        .collect()
-}
 
 /// Write the reports into `<out>` (layout in docs/reports.md) with the report module's one
 /// call: merged `junit.xml` (a group without results becomes an error testcase, so CI
@@ -69,7 +28,7 @@ pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<Merg
         .iter()
         .map(|g| {
             let existing = |p: PathBuf| Some(p).filter(|p| p.exists());
-            let mut reason = missing_reason(&g.status);
+            let mut reason = run::missing_reason(&g.status);
             if reason.is_some() && rebuild_junit(&layout, outcome, g.group) && outcome.dynamic {
                 // The lost tests carry the cause; the rest of the group's results are there.
                 reason = None;
@@ -113,7 +72,7 @@ pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<Merg
             })
             .collect()
     };
-    let summaries = group_summaries(outcome);
+    let summaries = run::group_summaries(outcome);
     match write_merged_results(
         &layout,
         &results,
@@ -210,7 +169,7 @@ pub(super) fn github_output(spec: &RunSpec, outcome: &RunOutcome, merged: &Merge
         }
     }
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        let markdown = github_step_summary(&group_summaries(outcome), &merged.junit, None);
+        let markdown = github_step_summary(&run::group_summaries(outcome), &merged.junit, None);
         let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
