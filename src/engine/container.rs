@@ -106,6 +106,20 @@ impl DockerEngine {
             .append_data(&mut header, file.target.trim_start_matches('/'), content)
             .map_err(io_err)?;
         let archive = builder.into_inner().map_err(io_err)?;
+        let what = format!(
+            "copy {} to {} in container {container}",
+            file.name, file.target
+        );
+        self.upload_archive(container, archive, what).await
+    }
+
+    /// Extract a tar archive (paths relative to `/`) into a container's filesystem.
+    async fn upload_archive(
+        &self,
+        container: &str,
+        archive: Vec<u8>,
+        what: String,
+    ) -> Result<(), EngineError> {
         self.docker
             .upload_to_container(
                 container,
@@ -113,10 +127,7 @@ impl DockerEngine {
                 bollard::body_full(archive.into()),
             )
             .await
-            .map_err(self.api_error(format!(
-                "copy {} to {} in container {container}",
-                file.name, file.target
-            )))
+            .map_err(self.api_error(what))
     }
 
     /// Start a created container.
@@ -424,14 +435,8 @@ impl DockerEngine {
                 .map_err(io_err)?;
         }
         let archive = builder.into_inner().map_err(io_err)?;
-        self.docker
-            .upload_to_container(
-                container,
-                Some(UploadToContainerOptionsBuilder::new().path("/").build()),
-                bollard::body_full(archive.into()),
-            )
-            .await
-            .map_err(self.api_error(format!("upload files into {dir} of container {container}")))
+        let what = format!("upload files into {dir} of container {container}");
+        self.upload_archive(container, archive, what).await
     }
 
     /// Copy `path` (a folder) out of a container into `target`, refusing entries that would
