@@ -102,15 +102,7 @@ pub(super) fn read_ignore_rules(root: &Path) -> Result<IgnoreRules, EngineError>
 pub fn pack(build: &Build, excluded: &[PathBuf]) -> Result<BuildContext, EngineError> {
     let root = &build.context;
     let excluded = excluded_inside(root, excluded);
-    let io = |action: &str, path: &Path| {
-        let action = action.to_string();
-        let path = path.to_path_buf();
-        move |source| EngineError::Io {
-            action,
-            path,
-            source,
-        }
-    };
+    let io = super::error::io_error;
     let dockerfile = build.dockerfile.as_deref().unwrap_or("Dockerfile");
     let mut ignore = read_ignore_rules(root)?;
     ignore.keep_build_files(dockerfile.trim_start_matches("./"));

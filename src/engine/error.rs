@@ -214,6 +214,20 @@ fn io_source<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::
     None
 }
 
+/// An [`EngineError::Io`] maker for `action` on `path` (`.map_err(io_error("read", path))`).
+pub(crate) fn io_error(
+    action: &str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> EngineError {
+    let action = action.to_string();
+    let path = path.to_path_buf();
+    move |source| EngineError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     fn closed_port() -> u16 {

@@ -163,15 +163,7 @@ fn write_archive<W: Write>(
     upload: &SourceUpload<'_>,
     out: W,
 ) -> Result<(UploadSummary, W), EngineError> {
-    let io = |action: &str, path: &Path| {
-        let action = action.to_string();
-        let path = path.to_path_buf();
-        move |source| EngineError::Io {
-            action,
-            path,
-            source,
-        }
-    };
+    let io = super::error::io_error;
     let source_rel =
         relative_source(upload.project_dir, upload.source).ok_or_else(|| EngineError::Io {
             action: format!(
