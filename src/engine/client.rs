@@ -245,23 +245,22 @@ impl DockerEngine {
         Ok(found)
     }
 
+    /// Remove a container, killing it if it runs, with its anonymous volumes.
+    pub(crate) async fn remove_container_forced(
+        &self,
+        name: &str,
+    ) -> Result<(), bollard::errors::Error> {
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        self.docker.remove_container(name, Some(options)).await
+    }
+
     /// Remove one resource; a resource that is already gone is not an error.
     pub async fn remove(&self, res: &ManagedResource) -> Result<(), EngineError> {
         let result = match res.kind {
-            ResourceKind::Container => {
-                // force: kill if running; v: drop its anonymous volumes with it.
-                self.docker
-                    .remove_container(
-                        &res.name,
-                        Some(
-                            RemoveContainerOptionsBuilder::new()
-                                .force(true)
-                                .v(true)
-                                .build(),
-                        ),
-                    )
-                    .await
-            }
+            ResourceKind::Container => self.remove_container_forced(&res.name).await,
             ResourceKind::Network => self.docker.remove_network(&res.name).await,
             ResourceKind::Volume => {
                 self.docker

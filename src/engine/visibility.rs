@@ -19,7 +19,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::CreateContainerOptionsBuilder;
 
 use super::client::DockerEngine;
 use super::error::EngineError;
@@ -127,16 +127,7 @@ impl DockerEngine {
             .read_file(&container, &format!("{PROBE_MOUNT}/{marker_name}"))
             .await;
         let removed = self
-            .docker
-            .remove_container(
-                &container,
-                Some(
-                    RemoveContainerOptionsBuilder::new()
-                        .force(true)
-                        .v(true)
-                        .build(),
-                ),
-            )
+            .remove_container_forced(&container)
             .await
             .map_err(self.api_error(format!("remove container {container}")));
         let seen = read?.is_some_and(|content| content == token.as_bytes());
