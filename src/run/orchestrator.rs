@@ -435,6 +435,12 @@ async fn run_group<B: Backend>(
         Err(reason) => {
             report.status = GroupStatus::EnvironmentError(reason);
             report.setup_seconds = started.elapsed().as_secs_f64();
+            // The environment never got ready: all its time was setup.
+            if !report.phases.iter().any(|p| p.name == "environment") {
+                report
+                    .phases
+                    .push(span(cx.run_started, "environment", started, Instant::now()));
+            }
         }
     }
     let teardown = Instant::now();
