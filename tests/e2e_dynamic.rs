@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -205,15 +205,7 @@ fn a_killed_dynamic_group_loses_only_its_in_flight_unit_and_the_others_finish_th
         ],
     );
     // Once group 2 has finished a test, kill its container: it is in the middle of a unit.
-    let log = out.join("g2/output.log");
-    let started = Instant::now();
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("##compose-shard## done")) {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "g2 never started testing"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_group_testing(&out, 2, Duration::from_secs(300));
     let container = test_container(stack.path(), 2);
     let killed = std::process::Command::new("docker")
         .args(["kill", &container])

@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -127,15 +127,7 @@ fn killing_the_second_engine_mid_run_loses_its_in_flight_work_and_the_first_fini
     let out = stack.path().join("results");
     let (first, second) = (first_host(), second_host());
     let child = spawn_run(stack.path(), &two_engine_args(&out, &first, &second));
-    let log = out.join("g2/output.log");
-    let started = Instant::now();
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("##compose-shard## done")) {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "g2 never started testing"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_group_testing(&out, 2, Duration::from_secs(300));
     let pid = std::fs::read_to_string(SECOND_PID).unwrap();
     let killed = Command::new("kill")
         .args(["-9", pid.trim()])

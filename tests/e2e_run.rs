@@ -4,7 +4,7 @@
 #[path = "e2e_support/mod.rs"]
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -416,15 +416,7 @@ fn a_test_container_that_dies_fails_its_group_with_the_cause_and_the_others_fini
         .find(|(_, tests)| tests.iter().any(|t| t.contains("test_takes_long")))
         .unwrap()
         .0;
-    let log = out.join(format!("g{slow}/output.log"));
-    let started = Instant::now();
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("##compose-shard## done")) {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "g{slow} never started testing"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_group_testing(&out, slow, Duration::from_secs(120));
     // This run's containers are the ones bind-mounting this stack copy.
     let names = std::process::Command::new("docker")
         .args(["ps", "--format", "{{.Names}}"])

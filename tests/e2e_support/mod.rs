@@ -258,3 +258,13 @@ pub fn wait_for_testing(out: &Path, limit: Duration) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Wait until group `group`'s output shows a finished test, or panic after `limit`.
+pub fn wait_for_group_testing(out: &Path, group: usize, limit: Duration) {
+    let log = out.join(format!("g{group}/output.log"));
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("##compose-shard## done")) {
+        assert!(start.elapsed() < limit, "g{group} never started testing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
