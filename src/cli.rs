@@ -127,7 +127,8 @@ struct RunArgs {
     #[command(flatten)]
     split: SplitArgs,
     /// The service tests run in (default: `service` in `[tool.compose-shard]` of pyproject.toml,
-    /// else the one service with `build:` that nothing depends on).
+    /// else the likeliest service with code: pytest configuration in its source folder, a
+    /// name or command meant for tests, nothing depending on it; the run says which and why).
     #[arg(short = 's', long, value_name = "SERVICE")]
     service: Option<String>,
     /// Also start this service (and what it depends on) in every group, for tests that
@@ -151,7 +152,7 @@ struct RunArgs {
     tests: Option<PathBuf>,
     /// How tests reach the groups: `dynamic`, a work queue each group pulls from when it is
     /// free, or `static`, a split fixed before the tests start (the same on every runner of a
-    /// CI matrix) [default: static with --only, --plan or --tests, else dynamic].
+    /// CI matrix) [default: static with --only, --plan or --tests or a single group, else dynamic].
     #[arg(long, value_enum)]
     dist: Option<DistArg>,
     /// Upload the project files into the containers instead of bind-mounting the project

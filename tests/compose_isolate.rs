@@ -224,24 +224,31 @@ fn bad_group_or_test_service_is_an_error() {
 #[test]
 fn test_service_selection_order() {
     let p = project();
-    assert_eq!(
-        select_test_service(&p, Some("web"), Some("tests")).unwrap(),
-        "web"
-    );
-    assert_eq!(
-        select_test_service(&p, None, Some("tests")).unwrap(),
-        "tests"
-    );
+    let name = |flag, configured| {
+        select_test_service(&p, flag, configured)
+            .map(|choice| choice.name)
+            .unwrap()
+    };
+    assert_eq!(name(Some("web"), Some("tests")), "web");
+    assert_eq!(name(None, Some("tests")), "tests");
     let err = select_test_service(&p, Some("nope"), None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("--service") && err.contains("tests"), "{err}");
-    // web and tests both build and nothing depends on them: ambiguous, candidates listed.
-    let err = select_test_service(&p, None, None).unwrap_err().to_string();
-    assert!(err.contains("web, tests"), "{err}");
-    let mut one = p.clone();
-    one.services.shift_remove("web");
-    assert_eq!(select_test_service(&one, None, None).unwrap(), "tests");
+    // web and tests both build and nothing depends on them; tests is named for tests.
+    let chosen = select_test_service(&p, None, None).unwrap();
+    assert_eq!(chosen.name, "tests");
+    assert!(chosen.reason.unwrap().contains("its name says tests"));
+    // Two services alike in every way: ambiguous, both listed.
+    let mut twins = p.clone();
+    let mut web2 = twins.services["web"].clone();
+    web2.name = "web2".into();
+    twins.services.shift_remove("tests");
+    twins.services.insert("web2".into(), web2);
+    let err = select_test_service(&twins, None, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("web, web2"), "{err}");
 }
 
 #[test]

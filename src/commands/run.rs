@@ -169,8 +169,9 @@ fn reproduce_flags(cfg: &RunConfig, test_service: &str) -> Vec<String> {
     flags
 }
 
-/// `--dist`, else static when `--only`, `--plan` or `--tests` fixes the split, else dynamic.
-fn dist(cfg: &RunConfig) -> Result<Dist, Error> {
+/// `--dist`, else static when `--only`, `--plan` or `--tests` fixes the split or a single
+/// group runs everything (a queue with one taker only adds round trips), else dynamic.
+fn dist(cfg: &RunConfig, groups: usize) -> Result<Dist, Error> {
     let fixed = [
         (cfg.only.is_some(), "--only"),
         (cfg.plan_file.is_some(), "--plan"),
@@ -188,7 +189,7 @@ fn dist(cfg: &RunConfig) -> Result<Dist, Error> {
             fixing.join(" and ")
         ))),
         Some(dist) => Ok(dist),
-        None if fixing.is_empty() => Ok(Dist::Dynamic),
+        None if fixing.is_empty() && groups > 1 => Ok(Dist::Dynamic),
         None => Ok(Dist::Static),
     }
 }
@@ -382,7 +383,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
     let id = run_id();
     let projects = isolate_groups(cfg, &project, &test_service, &id, &selected, groups)?;
     let out_dir = resolve::out_dir(cfg.out_dir.as_ref(), &settings);
-    let dist = dist(cfg)?;
+    let dist = dist(cfg, groups)?;
     let ready_timeout = resolve::ready_timeout(cfg.ready_timeout, &settings)?;
     let timeout = resolve::timeout(cfg.timeout, &settings)?;
     let engines = engine_addresses(&cfg.docker_hosts, &settings, &EngineEnv::from_process())?;

@@ -70,7 +70,15 @@ pub fn select(
     }
     let test_service =
         match compose::select_test_service(&project, service, settings.service.as_deref()) {
-            Ok(s) => Some(s),
+            Ok(choice) => {
+                if let Some(reason) = &choice.reason {
+                    eprintln!(
+                        "tests run in service {:?} ({reason}); --service NAME chooses another",
+                        choice.name
+                    );
+                }
+                Some(choice.name)
+            }
             Err(e) if !require_test_service && service.is_none() && settings.service.is_none() => {
                 eprintln!("warning: {e}; printing every service of the project");
                 None

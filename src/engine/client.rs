@@ -198,20 +198,40 @@ impl DockerEngine {
         Ok(())
     }
 
-    /// Every container, network and volume carrying `label` (`key` or `key=value`).
+    /// Every container, network and volume carrying `label` (`key` or `key=value`); the
+    /// three lists are asked for at once.
     pub async fn list_labelled(&self, label: &str) -> Result<Vec<ManagedResource>, EngineError> {
         let filters: HashMap<&str, Vec<&str>> = HashMap::from([("label", vec![label])]);
+        let containers = async {
+            self.docker
+                .list_containers(Some(
+                    ListContainersOptionsBuilder::new()
+                        .all(true)
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+                .map_err(self.api_error(format!("list containers labelled {label}")))
+        };
+        let networks = async {
+            self.docker
+                .list_networks(Some(
+                    ListNetworksOptionsBuilder::new().filters(&filters).build(),
+                ))
+                .await
+                .map_err(self.api_error(format!("list networks labelled {label}")))
+        };
+        let volumes = async {
+            self.docker
+                .list_volumes(Some(
+                    ListVolumesOptionsBuilder::new().filters(&filters).build(),
+                ))
+                .await
+                .map_err(self.api_error(format!("list volumes labelled {label}")))
+        };
+        let (containers, networks, volumes) =
+            futures::future::try_join3(containers, networks, volumes).await?;
         let mut found = Vec::new();
-        let containers = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::new()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(self.api_error(format!("list containers labelled {label}")))?;
         for c in containers {
             let name = c
                 .names
@@ -221,24 +241,10 @@ impl DockerEngine {
                 .unwrap_or_default();
             found.push(resource(ResourceKind::Container, name, c.labels.as_ref()));
         }
-        let networks = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .map_err(self.api_error(format!("list networks labelled {label}")))?;
         for n in networks {
             let name = n.name.unwrap_or_default();
             found.push(resource(ResourceKind::Network, name, n.labels.as_ref()));
         }
-        let volumes = self
-            .docker
-            .list_volumes(Some(
-                ListVolumesOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .map_err(self.api_error(format!("list volumes labelled {label}")))?;
         for v in volumes.volumes.unwrap_or_default() {
             found.push(resource(ResourceKind::Volume, v.name, Some(&v.labels)));
         }
@@ -283,19 +289,20 @@ impl DockerEngine {
     }
 
     /// Remove everything carrying `label`: containers first (they hold networks and volumes),
-    /// then networks, then volumes. Returns what was removed; keeps going after an error and
+    /// then networks and volumes. Returns what was removed; keeps going after an error and
     /// reports the first one, so one stuck resource does not leave all the others behind.
     pub async fn remove_labelled(&self, label: &str) -> Result<Vec<ManagedResource>, EngineError> {
         let mut found = self.list_labelled(label).await?;
         found.sort_by_key(|r| r.kind);
         let mut removed = Vec::new();
         let mut first_error = None;
-        for kind in [
-            ResourceKind::Container,
-            ResourceKind::Network,
-            ResourceKind::Volume,
-        ] {
-            let batch: Vec<_> = found.iter().filter(|r| r.kind == kind).collect();
+        // Containers first; networks and volumes do not hold each other and go together.
+        let batches: [&[ResourceKind]; 2] = [
+            &[ResourceKind::Container],
+            &[ResourceKind::Network, ResourceKind::Volume],
+        ];
+        for kinds in batches {
+            let batch: Vec<_> = found.iter().filter(|r| kinds.contains(&r.kind)).collect();
             let results = futures::future::join_all(batch.iter().map(|r| self.remove(r))).await;
             for (r, result) in batch.into_iter().zip(results) {
                 match result {

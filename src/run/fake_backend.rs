@@ -29,7 +29,12 @@ pub enum Behaviour {
     /// The engine still says "starting" (its first probe is one interval away), but the
     /// healthcheck's own test passes when run through exec.
     ProbePasses,
+    /// Running, no healthcheck; its ports accept connections only after this many polls.
+    PortOpensAfter(usize),
 }
+
+/// The address a fake container reports while its ports are still closed.
+const CLOSED_PORTS_ADDRESS: &str = "10.0.0.254";
 
 #[derive(Debug, Clone)]
 pub(super) struct FakeContainer {
@@ -213,7 +218,9 @@ impl FakeBackend {
             };
         }
         let (state, running, exit_code, health) = match c.behaviour {
-            Behaviour::Running => ("running", true, None, Health::None),
+            Behaviour::Running | Behaviour::PortOpensAfter(_) => {
+                ("running", true, None, Health::None)
+            }
             Behaviour::HealthyAfter(n) if c.polls > n => ("running", true, None, Health::Healthy),
             Behaviour::HealthyAfter(_) | Behaviour::NeverHealthy | Behaviour::ProbePasses => {
                 ("running", true, None, Health::Starting)
@@ -221,13 +228,17 @@ impl FakeBackend {
             Behaviour::Unhealthy => ("running", true, None, Health::Unhealthy),
             Behaviour::Exits(code) => ("exited", false, Some(code), Health::None),
         };
+        let address = match c.behaviour {
+            Behaviour::PortOpensAfter(n) if c.polls <= n => CLOSED_PORTS_ADDRESS,
+            _ => "10.0.0.2",
+        };
         ContainerStatus {
             state: state.into(),
             running,
             exit_code,
             oom_killed: false,
             health,
-            ip_addresses: vec!["10.0.0.2".into()],
+            ip_addresses: vec![address.into()],
         }
     }
 }
@@ -398,8 +409,11 @@ impl super::backend::Backend for FakeBackend {
         Ok(Self::status_of(c))
     }
 
-    async fn port_open(&self, _status: &ContainerStatus, _port: u16) -> bool {
-        true
+    async fn port_open(&self, status: &ContainerStatus, _port: u16) -> bool {
+        status
+            .ip_addresses
+            .iter()
+            .all(|a| a != CLOSED_PORTS_ADDRESS)
     }
 
     async fn logs_tail(&self, container: &str, _lines: usize) -> Result<String, EngineError> {
@@ -417,7 +431,7 @@ impl super::backend::Backend for FakeBackend {
         let c = containers.get_mut(container).expect("known container");
         self.record(format!("healthcheck {}", c.service));
         let passes = match c.behaviour {
-            Behaviour::Running | Behaviour::ProbePasses => true,
+            Behaviour::Running | Behaviour::ProbePasses | Behaviour::PortOpensAfter(_) => true,
             Behaviour::HealthyAfter(n) => c.polls > n,
             _ => false,
         };

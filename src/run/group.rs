@@ -298,10 +298,17 @@ async fn serve<B: Backend>(
     coordinator: &Coordinator,
     events: &EventSink,
     mut signals: mpsc::UnboundedReceiver<Signal>,
+    gate: FirstTestGate<'_>,
 ) -> Result<Given, HandoverError> {
     let mut given = Given::default();
     let mut collected = false;
+    let mut gate = Some(gate);
     while let Some(signal) = signals.recv().await {
+        if matches!(signal, Signal::Collected | Signal::Next(_)) {
+            if let Some(gate) = gate.take() {
+                gate.await.map_err(HandoverError::Engine)?;
+            }
+        }
         match signal {
             Signal::Collected if !collected => {
                 collected = true;
@@ -347,8 +354,11 @@ async fn serve<B: Backend>(
     Ok(given)
 }
 
-/// Upload the plugin into the created test container and start it.
-async fn start_test_container<B: Backend>(backend: &B, container: &str) -> Result<(), String> {
+/// Upload the plugin and the empty results folder into the created test container.
+pub async fn prepare_test_container<B: Backend>(
+    backend: &B,
+    container: &str,
+) -> Result<(), String> {
     let plugin: [(&str, &[u8]); 1] = [("compose_shard_plugin.py", PLUGIN_SOURCE.as_bytes())];
     backend
         .upload(container, PLUGIN_DIR, &plugin)
@@ -357,12 +367,11 @@ async fn start_test_container<B: Backend>(backend: &B, container: &str) -> Resul
     backend
         .upload(container, RESULTS_DIR, &[])
         .await
-        .map_err(|e| crate::errors::render_chain(&e))?;
-    backend
-        .start_attached(container)
-        .await
         .map_err(|e| crate::errors::render_chain(&e))
 }
+
+/// What must hold before a group's first test: the port probes of its plain dependencies.
+pub type FirstTestGate<'a> = futures::future::LocalBoxFuture<'a, Result<(), String>>;
 
 /// How the test container's run ended, as [`watch`] saw it.
 struct Watched<'a> {
@@ -382,6 +391,7 @@ async fn watch<'a, B: Backend>(
     container: &str,
     coordinator: &Coordinator,
     mut tracker: OutputTracker<'a>,
+    gate: FirstTestGate<'_>,
 ) -> Watched<'a> {
     let events = tracker.events;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -394,7 +404,7 @@ async fn watch<'a, B: Backend>(
         (result, tracker)
     };
     let handover = async {
-        let served = serve(backend, container, group, coordinator, events, rx).await;
+        let served = serve(backend, container, group, coordinator, events, rx, gate).await;
         if served.is_err() {
             let _ = backend.kill(container).await;
         }
@@ -431,7 +441,8 @@ async fn watch<'a, B: Backend>(
     }
 }
 
-/// Run the group's tests in its created (not yet started) test container.
+/// Run the group's tests in its created and prepared (not yet started) test container; its
+/// first test waits for `gate`.
 pub async fn run_tests<B: Backend>(
     backend: &B,
     spec: &RunSpec,
@@ -439,6 +450,7 @@ pub async fn run_tests<B: Backend>(
     container: &str,
     coordinator: &Coordinator,
     events: &EventSink,
+    gate: FirstTestGate<'_>,
 ) -> TestPhaseOutcome {
     let layout = crate::report::ResultsLayout::new(&spec.out_dir);
     let group_dir = layout.group_dir(group);
@@ -448,8 +460,8 @@ pub async fn run_tests<B: Backend>(
             GroupStatus::EnvironmentError(format!("failed to create {}: {e}", group_dir.display()));
         return outcome;
     }
-    if let Err(reason) = start_test_container(backend, container).await {
-        outcome.status = GroupStatus::EnvironmentError(reason);
+    if let Err(e) = backend.start_attached(container).await {
+        outcome.status = GroupStatus::EnvironmentError(crate::errors::render_chain(&e));
         return outcome;
     }
     outcome.started = Some(Instant::now());
@@ -472,7 +484,7 @@ pub async fn run_tests<B: Backend>(
         events,
     };
     coordinator.register(group, container);
-    let watched = watch(backend, spec, group, container, coordinator, tracker).await;
+    let watched = watch(backend, spec, group, container, coordinator, tracker, gate).await;
     coordinator.unregister(group);
     conclude(
         backend,

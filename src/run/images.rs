@@ -89,7 +89,9 @@ async fn ensure<B: Backend>(
         })
 }
 
-/// Build or find every image the project's services need, once for all groups.
+/// Build or find every image the project's services need, once for all groups. Builds run
+/// one after another (their output stays readable); finding the other images and reading
+/// every image's configuration then run concurrently.
 pub(crate) async fn prepare_images<B: Backend>(
     backend: &B,
     project: &Project,
@@ -98,8 +100,9 @@ pub(crate) async fn prepare_images<B: Backend>(
 ) -> Result<Images, String> {
     let mut images = Images::default();
     let mut built: HashMap<String, String> = HashMap::new();
+    let mut to_find: Vec<(&Service, String)> = Vec::new();
     for service in project.services.values() {
-        let image = match (&service.build, &service.image) {
+        match (&service.build, &service.image) {
             (Some(b), _) if !spec.no_build => {
                 let key = build_key(b);
                 let tag = match built.get(&key) {
@@ -113,28 +116,49 @@ pub(crate) async fn prepare_images<B: Backend>(
                         tag
                     }
                 };
-                images.tags.insert(service.name.clone(), tag.clone());
-                tag
+                images.tags.insert(service.name.clone(), tag);
             }
-            (_, Some(image)) => {
-                ensure(backend, service, image, spec, events).await?;
-                image.clone()
-            }
+            (_, Some(image)) => to_find.push((service, image.clone())),
             (_, None) => {
                 return Err(format!(
                     "service {} has neither image nor build (or --no-build was given)",
                     service.name
                 ))
             }
-        };
-        let config = backend.image_config(&image).await.map_err(|e| {
-            format!(
-                "service {}: {}",
-                service.name,
-                crate::errors::render_chain(&e)
-            )
-        })?;
-        images.configs.insert(service.name.clone(), config);
+        }
+    }
+    let found = futures::future::join_all(
+        to_find
+            .iter()
+            .map(|(service, image)| ensure(backend, service, image, spec, events)),
+    )
+    .await;
+    found.into_iter().collect::<Result<Vec<()>, String>>()?;
+    let image_of = |service: &Service| -> String {
+        images.tags.get(&service.name).cloned().unwrap_or_else(|| {
+            service
+                .image
+                .clone()
+                .expect("a service without build has an image")
+        })
+    };
+    let configs = futures::future::join_all(project.services.values().map(|service| {
+        let image = image_of(service);
+        async move {
+            let config = backend.image_config(&image).await.map_err(|e| {
+                format!(
+                    "service {}: {}",
+                    service.name,
+                    crate::errors::render_chain(&e)
+                )
+            })?;
+            Ok::<_, String>((service.name.clone(), config))
+        }
+    }))
+    .await;
+    for config in configs {
+        let (name, config) = config?;
+        images.configs.insert(name, config);
     }
     Ok(images)
 }

@@ -16,13 +16,16 @@ use super::backend::Backend;
 use super::collection::{Coordinator, LostTest};
 use super::error::RunError;
 use super::event::{Event, EventSink, GroupReport, GroupStatus, Phase, PhaseSpan, TestCounts};
+use super::group::prepare_test_container;
 use super::group::run_tests;
 use super::images::{prepare_images, Images};
 use super::pytest_command::test_invocation;
 use super::resource_labels::{describe, group_label, run_label};
 use super::source_copy::{must_copy, SourceCopy};
 use super::spec::{Assignment, RunSpec, TestSource};
-use super::startup::{start_environment, EnvironmentFailure, StartRequest, Timing};
+use super::startup::{
+    start_environment, wait_test_dependencies, EnvironmentFailure, StartRequest, Timing, Waits,
+};
 use crate::compose::{Project, Service};
 use crate::engine::ContainerOverrides;
 
@@ -457,8 +460,9 @@ async fn run_group<B: Backend>(
     report
 }
 
-// A little over 80 lines: the group's life in order (environment, test container, source
-// copy, tests, the phase spans of each step), which reads best in one place.
+// Over 80 lines: the group's life in order (environment, test container, source copy, the
+// waits overlapped with it, tests, the phase spans of each step), which reads best in one
+// place.
 async fn start_and_test<B: Backend>(
     cx: &GroupContext<'_, B>,
     project: &Project,
@@ -488,23 +492,40 @@ async fn start_and_test<B: Backend>(
     let env = start_environment(cx.backend, &request, cx.events)
         .await
         .map_err(|f: EnvironmentFailure| f.to_string())?;
-    let ready = Instant::now();
-    let all_started = env.all_started.unwrap_or(ready);
+    let all_started = env.all_started.unwrap_or_else(Instant::now);
     report
         .phases
         .push(span(cx.run_started, "environment", started, all_started));
+    // Compose creates the test container once the conditions it declares hold; creating it
+    // (and uploading into it) meanwhile changes nothing the tests see, and saves that time.
+    let service = &project.services[&spec.test_service];
+    let prepare = async {
+        let container = cx
+            .backend
+            .create_service(project, service, &overrides(service))
+            .await
+            .map_err(|e| crate::errors::render_chain(&e))?;
+        if let Some(copy) = cx.copy {
+            copy.upload(cx.backend, &service.name, &container).await?;
+        }
+        prepare_test_container(cx.backend, &container).await?;
+        Ok::<String, String>(container)
+    };
+    let declared = wait_test_dependencies(cx.backend, &request, &env, Waits::Declared, cx.events);
+    let (container, declared) = futures::join!(prepare, declared);
+    declared.map_err(|f| f.to_string())?;
+    let container = container?;
+    let ready = Instant::now();
     report
         .phases
         .push(span(cx.run_started, "readiness", all_started, ready));
-    let service = &project.services[&spec.test_service];
-    let container = cx
-        .backend
-        .create_service(project, service, &overrides(service))
-        .await
-        .map_err(|e| crate::errors::render_chain(&e))?;
-    if let Some(copy) = cx.copy {
-        copy.upload(cx.backend, &service.name, &container).await?;
-    }
+    // The port probes of plain dependencies only help: they run while the test container
+    // starts and collects, and hold back only its first test.
+    let probes = Box::pin(async {
+        wait_test_dependencies(cx.backend, &request, &env, Waits::Probes, cx.events)
+            .await
+            .map_err(|f| f.to_string())
+    });
     let outcome = run_tests(
         cx.backend,
         spec,
@@ -512,6 +533,7 @@ async fn start_and_test<B: Backend>(
         &container,
         cx.coordinator,
         cx.events,
+        probes,
     )
     .await;
     let test_start = outcome.tests_delivered.or(outcome.exited).unwrap_or(ready);

@@ -246,6 +246,71 @@ async fn starts_services_after_their_dependencies_and_runs_every_test_once() {
     assert_eq!(backend.remaining(), Vec::<String>::new());
 }
 
+fn last_position(calls: &[String], call: &str) -> usize {
+    calls
+        .iter()
+        .rposition(|c| c == call)
+        .unwrap_or_else(|| panic!("no call {call:?} in {calls:#?}"))
+}
+
+#[tokio::test]
+async fn independent_services_are_created_together_and_the_test_container_while_they_get_ready() {
+    let out = tempfile::tempdir().unwrap();
+    let backend = fake(&IDS);
+    go(&backend, &spec(&[1], 1, out.path()), round_robin(1)).await;
+    let calls = backend.calls.borrow().clone();
+    // db and redis depend on nothing: both are created before either is started.
+    let created = position(&calls, "create db@g1").max(position(&calls, "create redis@g1"));
+    let started = position(&calls, "start db@g1").min(position(&calls, "start redis@g1"));
+    assert!(created < started, "{calls:#?}");
+    // The test container is created (and the plugin uploaded) while db becomes healthy and
+    // migrate completes, and started only once both hold, as Compose starts it.
+    let create_app = position(&calls, "create app@g1");
+    let start_app = position(&calls, "start app@g1");
+    assert!(create_app < last_position(&calls, "poll db"), "{calls:#?}");
+    assert!(
+        create_app < last_position(&calls, "poll migrate"),
+        "{calls:#?}"
+    );
+    assert!(start_app > last_position(&calls, "poll db"), "{calls:#?}");
+    assert!(
+        start_app > last_position(&calls, "poll migrate"),
+        "{calls:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_plain_dependency_port_probe_holds_back_the_first_test_not_the_container() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .behaviours
+        .insert("redis".into(), Behaviour::PortOpensAfter(6));
+    let mut spec = spec(&[1], 1, out.path());
+    for project in &mut spec.projects {
+        let app = project.services.get_mut("app").unwrap();
+        app.depends_on.insert(
+            "redis".into(),
+            dep(DependencyCondition::ServiceStarted, true),
+        );
+    }
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(outcome.groups[0].counts.passed, IDS.len());
+    let calls = backend.calls.borrow().clone();
+    let last_redis_poll = last_position(&calls, "poll redis");
+    // Like `docker compose run`, the test container starts once redis has started; the
+    // probe of redis's port runs meanwhile and only the first test waits for it.
+    assert!(
+        position(&calls, "start app@g1") < last_redis_poll,
+        "{calls:#?}"
+    );
+    assert!(
+        position(&calls, "read /tmp/compose-shard-plugin/collected.txt") > last_redis_poll,
+        "tests were handed over before redis accepted connections: {calls:#?}"
+    );
+    assert_eq!(backend.remaining(), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn a_failing_test_gives_exit_code_1() {
     let out = tempfile::tempdir().unwrap();

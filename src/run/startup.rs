@@ -390,8 +390,10 @@ pub struct StartRequest<'a> {
 }
 
 /// Bring up the test service's dependencies in `depends_on` order, each dependent waiting
-/// only for what it declared, and finally wait for the test service's own conditions. On
-/// failure, whatever was created stays for the caller's label-based teardown.
+/// only for what it declared. Services whose dependencies are all up start together (a
+/// database and a cache are created and started concurrently). The test service's own
+/// conditions are not waited for here: see [`wait_test_dependencies`]. On failure, whatever
+/// was created stays for the caller's label-based teardown.
 pub async fn start_environment<B: Backend>(
     backend: &B,
     request: &StartRequest<'_>,
@@ -411,38 +413,126 @@ pub async fn start_environment<B: Backend>(
     })?;
     let mut env = StartedEnvironment::default();
     let mut satisfied: HashSet<(String, &'static str)> = HashSet::new();
-    for name in order.iter().filter(|n| *n != request.test_service) {
-        let service = &project.services[name];
-        wait_dependencies(backend, request, service, &env, &mut satisfied, events).await?;
-        events.emit(Event::Phase {
-            group,
-            phase: Phase::Starting(name.clone()),
+    for level in start_levels(project, &order, request.test_service) {
+        let starts = level.iter().map(|name| {
+            let env = &env;
+            let satisfied = &satisfied;
+            async move {
+                let service = &project.services[name];
+                let waits = Waits::All(satisfied);
+                wait_dependencies(backend, request, service, env, waits, events).await?;
+                start_service(backend, request, service, events).await
+            }
         });
-        let container = backend
-            .create_service(project, service, &(request.overrides)(service))
-            .await
-            .map_err(EnvironmentFailure::engine)?;
-        if let Some(copy) = request.copy {
-            copy.upload(backend, &service.name, &container)
-                .await
-                .map_err(|reason| EnvironmentFailure {
-                    service: Some(service.name.clone()),
-                    reason,
-                    state: None,
-                    log_tail: None,
-                })?;
+        let started = futures::future::join_all(starts).await;
+        for (name, container) in level.iter().zip(started) {
+            env.containers.insert(name.clone(), container?);
+            let service = &project.services[name];
+            satisfied.extend(
+                service
+                    .depends_on
+                    .iter()
+                    .map(|(dep, d)| (dep.clone(), condition_name(d.condition))),
+            );
         }
-        backend
-            .start(&container)
-            .await
-            .map_err(EnvironmentFailure::engine)?;
-        env.containers.insert(name.clone(), container);
     }
     env.all_started = Some(Instant::now());
-    if let Some(test) = project.services.get(request.test_service) {
-        wait_dependencies(backend, request, test, &env, &mut satisfied, events).await?;
-    }
     Ok(env)
+}
+
+/// The services to start before the tests, in waves: each wave's dependencies are all in
+/// earlier waves. Within a wave, the order of `order` (Compose's start order) is kept.
+fn start_levels(project: &Project, order: &[String], test_service: &str) -> Vec<Vec<String>> {
+    let mut level_of: HashMap<&str, usize> = HashMap::new();
+    let mut levels: Vec<Vec<String>> = Vec::new();
+    for name in order.iter().filter(|n| *n != test_service) {
+        let level = project.services[name]
+            .depends_on
+            .keys()
+            .filter_map(|d| level_of.get(d.as_str()))
+            .map(|l| l + 1)
+            .max()
+            .unwrap_or(0);
+        level_of.insert(name, level);
+        if levels.len() <= level {
+            levels.resize(level + 1, Vec::new());
+        }
+        levels[level].push(name.clone());
+    }
+    levels
+}
+
+/// Create one service's container (uploading `--copy-source` files) and start it.
+async fn start_service<B: Backend>(
+    backend: &B,
+    request: &StartRequest<'_>,
+    service: &Service,
+    events: &EventSink,
+) -> Result<String, EnvironmentFailure> {
+    events.emit(Event::Phase {
+        group: request.group,
+        phase: Phase::Starting(service.name.clone()),
+    });
+    let container = backend
+        .create_service(request.project, service, &(request.overrides)(service))
+        .await
+        .map_err(EnvironmentFailure::engine)?;
+    if let Some(copy) = request.copy {
+        copy.upload(backend, &service.name, &container)
+            .await
+            .map_err(|reason| EnvironmentFailure {
+                service: Some(service.name.clone()),
+                reason,
+                state: None,
+                log_tail: None,
+            })?;
+    }
+    backend
+        .start(&container)
+        .await
+        .map_err(EnvironmentFailure::engine)?;
+    Ok(container)
+}
+
+/// Wait for the test service's own conditions on its dependencies. `Waits::Declared` waits
+/// for what Compose waits for before it creates the test container (`service_healthy`,
+/// `service_completed_successfully`); `Waits::Probes` runs the port probes of its
+/// `service_started` dependencies, which only help, so the caller runs them while the test
+/// container starts and collects, and holds back only the first test.
+pub async fn wait_test_dependencies<B: Backend>(
+    backend: &B,
+    request: &StartRequest<'_>,
+    env: &StartedEnvironment,
+    waits: Waits<'_>,
+    events: &EventSink,
+) -> Result<(), EnvironmentFailure> {
+    match request.project.services.get(request.test_service) {
+        Some(test) => wait_dependencies(backend, request, test, env, waits, events).await,
+        None => Ok(()),
+    }
+}
+
+/// Which of a service's dependency conditions to wait for.
+#[derive(Clone, Copy)]
+pub enum Waits<'a> {
+    /// Every condition, except those already satisfied for an earlier dependent.
+    All(&'a HashSet<(String, &'static str)>),
+    /// `service_healthy` and `service_completed_successfully` only.
+    Declared,
+    /// The port probes of `service_started` dependencies only.
+    Probes,
+}
+
+impl Waits<'_> {
+    fn includes(self, dep: &str, condition: DependencyCondition) -> bool {
+        match self {
+            Waits::All(satisfied) => {
+                !satisfied.contains(&(dep.to_string(), condition_name(condition)))
+            }
+            Waits::Declared => condition != DependencyCondition::ServiceStarted,
+            Waits::Probes => condition == DependencyCondition::ServiceStarted,
+        }
+    }
 }
 
 fn condition_name(condition: DependencyCondition) -> &'static str {
@@ -453,35 +543,32 @@ fn condition_name(condition: DependencyCondition) -> &'static str {
     }
 }
 
-/// Wait for every condition `service` declares on its dependencies.
+/// Wait for the conditions `service` declares on its dependencies that `waits` includes.
 async fn wait_dependencies<B: Backend>(
     backend: &B,
     request: &StartRequest<'_>,
     service: &Service,
     env: &StartedEnvironment,
-    satisfied: &mut HashSet<(String, &'static str)>,
+    waits: Waits<'_>,
     events: &EventSink,
 ) -> Result<(), EnvironmentFailure> {
     let group = request.group;
-    let waiting: Vec<String> = service
+    let todo: Vec<(&String, &crate::compose::Dependency, &String)> = service
         .depends_on
-        .keys()
-        .filter(|d| env.containers.contains_key(*d))
-        .cloned()
+        .iter()
+        .filter(|(dep, d)| waits.includes(dep, d.condition))
+        .filter_map(|(dep, d)| env.containers.get(dep).map(|c| (dep, d, c)))
         .collect();
-    if !waiting.is_empty() {
+    if todo.is_empty() {
+        return Ok(());
+    }
+    if !matches!(waits, Waits::Probes) {
         events.emit(Event::Phase {
             group,
-            phase: Phase::WaitingFor(waiting),
+            phase: Phase::WaitingFor(todo.iter().map(|(dep, ..)| (*dep).clone()).collect()),
         });
     }
-    for (dep, dependency) in &service.depends_on {
-        let Some(container) = env.containers.get(dep) else {
-            continue; // an optional dependency that failed to start
-        };
-        if !satisfied.insert((dep.clone(), condition_name(dependency.condition))) {
-            continue;
-        }
+    for (dep, dependency, container) in todo {
         let dep_service = &request.project.services[dep];
         let image = request.images.get(dep);
         let waited = wait_dependency(
