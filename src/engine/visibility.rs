@@ -10,6 +10,12 @@
 //! The engine sees the folder only if it returns our content. The container and the marker
 //! are removed afterwards, also on errors.
 //!
+//! The probe is skipped when the engine is a `dockerd` on this machine's Unix socket running
+//! in this process's mount namespace (the socket's peer process, from `SO_PEERCRED`, and
+//! `/proc/PID/ns/mnt`): then every path here is the same path there. Any doubt (the peer is
+//! in another pid namespace, is not `dockerd` but a forwarder such as ssh or socat, or its
+//! namespace cannot be read without root) leaves the decision to the probe.
+//!
 //! The bind is a `Mounts` entry of type `bind`, not a `Binds` string: with `Binds` the engine
 //! creates a missing source folder on its host (an empty one, where the tests would then run);
 //! with `Mounts` it refuses ("bind source path does not exist"), which is the answer "not
@@ -64,11 +70,44 @@ fn is_missing_bind_source(err: &bollard::errors::Error) -> bool {
     )
 }
 
+/// Whether the process serving `socket` is a `dockerd` in this process's mount namespace.
+pub(crate) async fn dockerd_shares_our_mount_namespace(socket: &Path) -> bool {
+    let Ok(stream) = tokio::net::UnixStream::connect(socket).await else {
+        return false;
+    };
+    let Some(pid) = stream
+        .peer_cred()
+        .ok()
+        .and_then(|cred| cred.pid())
+        .filter(|pid| *pid > 0)
+    else {
+        return false;
+    };
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim_end() != "dockerd" {
+        return false;
+    }
+    match (
+        std::fs::read_link(format!("/proc/{pid}/ns/mnt")),
+        // The calling thread's own namespace (a thread may have unshared its mounts).
+        std::fs::read_link("/proc/thread-self/ns/mnt"),
+    ) {
+        (Ok(theirs), Ok(ours)) => theirs == ours,
+        _ => false,
+    }
+}
+
 impl DockerEngine {
-    /// Whether this engine sees `dir` (a folder of this machine) at the same path, checked
-    /// with a throwaway container created from `image` (any image present on the engine; the
-    /// container is never started). See the module docs.
+    /// Whether this engine sees `dir` (a folder of this machine) at the same path: a local
+    /// `dockerd` in our mount namespace does; otherwise a throwaway container created from
+    /// `image` (any image present on the engine; the container is never started) tells. See
+    /// the module docs.
     pub async fn engine_sees_path(&self, image: &str, dir: &Path) -> Result<bool, EngineError> {
+        if let super::address::Transport::Unix { socket } = self.address().transport() {
+            if dockerd_shares_our_mount_namespace(socket).await {
+                return Ok(true);
+            }
+        }
         let token = random_token();
         let marker_name = format!(".compose-shard-visible-{token}");
         let marker_path = dir.join(&marker_name);
@@ -138,6 +177,19 @@ impl DockerEngine {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn a_socket_served_by_anything_but_dockerd_leaves_the_answer_to_the_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("fake-docker.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let accept = tokio::spawn(async move { listener.accept().await.map(|_| ()) });
+        // The peer is this test process (in our namespace, but not dockerd): a forwarder
+        // such as ssh or socat looks the same, and its engine may be anywhere.
+        assert!(!super::dockerd_shares_our_mount_namespace(&socket).await);
+        accept.await.unwrap().unwrap();
+        assert!(!super::dockerd_shares_our_mount_namespace(&dir.path().join("none.sock")).await);
+    }
+
     #[test]
     fn tokens_differ() {
         let a = super::random_token();
