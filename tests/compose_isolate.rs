@@ -238,7 +238,10 @@ fn test_service_selection_order() {
     // web and tests both build and nothing depends on them; tests is named for tests.
     let chosen = select_test_service(&p, None, None).unwrap();
     assert_eq!(chosen.name, "tests");
-    assert!(chosen.reason.unwrap().contains("its name says tests"));
+    assert!(chosen
+        .reason
+        .unwrap()
+        .contains("its name or command says tests"));
     // Two services alike in every way: ambiguous, both listed.
     let mut twins = p.clone();
     let mut web2 = twins.services["web"].clone();

@@ -7,9 +7,12 @@
 //! does not race the first connection; healthchecks that are waited for run their own test
 //! through exec instead of sitting out the first `interval`.
 //!
-//! Services start one after another in dependency order, and a service only waits for its own
-//! dependencies' conditions, so independent services (a database and a cache) still start
-//! back to back and become ready in parallel.
+//! Services start in waves: those whose dependencies are all up are created and started
+//! together, each first waiting for its own dependencies' conditions, so independent services
+//! (a database and a cache) start at once and become ready in parallel. The test service's
+//! own conditions are waited for by the caller ([`wait_test_dependencies`]), which creates
+//! its container meanwhile and runs the port probes of its plain dependencies while it
+//! collects.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -228,7 +231,7 @@ async fn probe_started<B: Backend>(
         }
         if Instant::now() >= until {
             return Ok(Some(format!(
-                "{} accepted no connection on port(s) {ports:?} within {}s; starting its dependents anyway, as Compose would",
+                "{} accepted no connection on port(s) {ports:?} within {}s; its dependents go ahead anyway, as under Compose",
                 service.name,
                 timing.probe_grace.as_secs()
             )));
