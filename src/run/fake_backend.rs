@@ -50,6 +50,8 @@ pub(super) struct FakeContainer {
     killed: bool,
     /// Created for a dynamic run (`COMPOSE_SHARD_DIST=dynamic`).
     dynamic: bool,
+    /// Tests its pytest finished.
+    finished: usize,
 }
 
 /// The fake engine.
@@ -76,6 +78,10 @@ pub struct FakeBackend {
     pub maxfail: usize,
     /// A group's test container dies (exit 137) after finishing this many tests.
     pub dies_after: HashMap<usize, usize>,
+    /// A group's engine goes away once that group has finished this many tests: uploads
+    /// into its container fail, and its pytest, asking one chunk ahead as the real plugin
+    /// does, then waits for an answer that never comes (until it is killed).
+    pub engine_gone_after: HashMap<usize, usize>,
     /// The overrides the last test container was created with.
     pub last_test_overrides: RefCell<Option<ContainerOverrides>>,
     /// The engine does not see this machine's folders (a runner in a container, a remote
@@ -129,31 +135,33 @@ impl FakeBackend {
         let mut failed = false;
         let mut finished = 0;
         let mut k = 0;
+        let ask_ahead = self.engine_gone_after.contains_key(&group);
+        let mut asked = 0;
         loop {
             let (list_name, ready_name) = if dynamic {
                 k += 1;
-                on_output(format!("##compose-shard## next {k}\n").as_bytes());
+                if asked < k {
+                    on_output(format!("##compose-shard## next {k}\n").as_bytes());
+                    asked = k;
+                }
                 super::pytest_command::unit_file_names(k)
             } else {
                 ("tests.txt".to_string(), "tests.ready".to_string())
             };
-            loop {
-                if self.killed(container) {
-                    return 137;
-                }
-                let ready = self.containers.borrow()[container]
-                    .files
-                    .contains_key(&ready_name);
-                if ready && !self.tests_hang {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-            let list = self.containers.borrow()[container].files[&list_name].clone();
+            let Some(list) = self.wait_for_list(container, &list_name, &ready_name).await else {
+                return 137;
+            };
             if list.is_empty() {
                 break;
             }
-            for id in list.lines().filter(|l| !l.is_empty()) {
+            let ids: Vec<&str> = list.lines().filter(|l| !l.is_empty()).collect();
+            for (i, id) in ids.iter().copied().enumerate() {
+                if ask_ahead && dynamic && i + 1 == ids.len() {
+                    // The real plugin asks for its next chunk before its last test runs.
+                    on_output(format!("##compose-shard## next {}\n", k + 1).as_bytes());
+                    asked = k + 1;
+                    tokio::task::yield_now().await;
+                }
                 if self.containers.borrow()[container]
                     .files
                     .contains_key("stop")
@@ -164,17 +172,7 @@ impl FakeBackend {
                 if self.dies_after.get(&group) == Some(&finished) {
                     return 137;
                 }
-                let outcome = if id.contains("fail") {
-                    "failed"
-                } else {
-                    "passed"
-                };
-                failed |= outcome == "failed";
-                let text = format!("{id} \n.##compose-shard## done {outcome} 0.010000 {id}\n");
-                // Split mid-line to exercise line reassembly.
-                let (a, b) = text.split_at(text.len() / 2);
-                on_output(a.as_bytes());
-                on_output(b.as_bytes());
+                failed |= self.play_test(container, id, on_output);
                 finished += 1;
                 // Let the other groups' futures run between tests, as real pytest would.
                 tokio::task::yield_now().await;
@@ -187,6 +185,47 @@ impl FakeBackend {
             1
         } else {
             0
+        }
+    }
+
+    /// One test's output (split mid-line to exercise line reassembly); true if it failed.
+    fn play_test(
+        &self,
+        container: &str,
+        id: &str,
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> bool {
+        let failed = id.contains("fail");
+        let outcome = if failed { "failed" } else { "passed" };
+        let text = format!("{id} \n.##compose-shard## done {outcome} 0.010000 {id}\n");
+        let (a, b) = text.split_at(text.len() / 2);
+        on_output(a.as_bytes());
+        on_output(b.as_bytes());
+        if let Some(c) = self.containers.borrow_mut().get_mut(container) {
+            c.finished += 1;
+        }
+        failed
+    }
+
+    /// Wait, as the plugin does, for `ready_name`, then read `list_name`; `None` once the
+    /// container is killed.
+    async fn wait_for_list(
+        &self,
+        container: &str,
+        list_name: &str,
+        ready_name: &str,
+    ) -> Option<String> {
+        loop {
+            if self.killed(container) {
+                return None;
+            }
+            let ready = self.containers.borrow()[container]
+                .files
+                .contains_key(ready_name);
+            if ready && !self.tests_hang {
+                return Some(self.containers.borrow()[container].files[list_name].clone());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     }
 
@@ -333,6 +372,7 @@ impl super::backend::Backend for FakeBackend {
                 test,
                 exit: None,
                 killed: false,
+                finished: 0,
                 dynamic: overrides
                     .env
                     .iter()
@@ -450,6 +490,20 @@ impl super::backend::Backend for FakeBackend {
         tokio::task::yield_now().await;
         let mut containers = self.containers.borrow_mut();
         let c = containers.get_mut(container).expect("known container");
+        if self
+            .engine_gone_after
+            .get(&c.group)
+            .is_some_and(|n| c.finished >= *n)
+        {
+            return Err(EngineError::Io {
+                action: "upload files into".into(),
+                path: dir.into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "connection closed before message completed",
+                ),
+            });
+        }
         for (name, content) in files {
             c.files.insert(
                 name.to_string(),

@@ -290,7 +290,10 @@ async fn broadcast_stop<B: Backend>(
     }
 }
 
-/// Serve the group's signals until its output ends: hand over its tests as it asks.
+/// Serve the group's signals until its output ends: hand over its tests as it asks. When a
+/// handover fails (the engine went away), the container is killed and the signals still in
+/// flight are drained: a test the group finished before the failure counts as finished, not
+/// as lost.
 async fn serve<B: Backend>(
     backend: &B,
     container: &str,
@@ -300,43 +303,88 @@ async fn serve<B: Backend>(
     mut signals: mpsc::UnboundedReceiver<Signal>,
     gate: FirstTestGate<'_>,
 ) -> Result<Given, HandoverError> {
-    let mut given = Given::default();
-    let mut collected = false;
-    let mut gate = Some(gate);
+    let mut state = Serving {
+        given: Given::default(),
+        collected: false,
+        gate: Some(gate),
+    };
+    let mut failure = None;
     while let Some(signal) = signals.recv().await {
+        if failure.is_some() {
+            if let Signal::Done {
+                node_id,
+                failed,
+                seconds,
+            } = signal
+            {
+                coordinator.finished(group, &node_id, failed, seconds);
+            }
+            continue;
+        }
+        let cx = (backend, container, group, coordinator, events);
+        if let Err(e) = state.handle(cx, signal).await {
+            let _ = backend.kill(container).await;
+            failure = Some(e);
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(state.given),
+    }
+}
+
+/// What [`serve`] keeps between signals.
+struct Serving<'g> {
+    given: Given,
+    collected: bool,
+    gate: Option<FirstTestGate<'g>>,
+}
+
+impl Serving<'_> {
+    async fn handle<B: Backend>(
+        &mut self,
+        (backend, container, group, coordinator, events): (
+            &B,
+            &str,
+            usize,
+            &Coordinator,
+            &EventSink,
+        ),
+        signal: Signal,
+    ) -> Result<(), HandoverError> {
         if matches!(signal, Signal::Collected | Signal::Next(_)) {
-            if let Some(gate) = gate.take() {
+            if let Some(gate) = self.gate.take() {
                 gate.await.map_err(HandoverError::Engine)?;
             }
         }
+        let testing = |given: &mut Given| {
+            if given.at.is_none() {
+                given.at = Some(Instant::now());
+                events.emit(Event::Phase {
+                    group,
+                    phase: Phase::Testing,
+                });
+            }
+        };
         match signal {
-            Signal::Collected if !collected => {
-                collected = true;
+            Signal::Collected if !self.collected => {
+                self.collected = true;
+                let given = &mut self.given;
                 if let Some(count) =
-                    take_collection(backend, container, group, coordinator, &mut given).await?
+                    take_collection(backend, container, group, coordinator, given).await?
                 {
                     events.emit(Event::Planned {
                         group,
                         tests: count,
                     });
-                    given.at = Some(Instant::now());
-                    events.emit(Event::Phase {
-                        group,
-                        phase: Phase::Testing,
-                    });
+                    testing(given);
                 }
             }
             Signal::Collected => {}
             Signal::Next(k) => {
                 let ids = hand_chunk(backend, container, group, k, coordinator, events).await?;
-                if given.at.is_none() {
-                    given.at = Some(Instant::now());
-                    events.emit(Event::Phase {
-                        group,
-                        phase: Phase::Testing,
-                    });
-                }
-                given.ids.extend(ids);
+                testing(&mut self.given);
+                self.given.ids.extend(ids);
             }
             Signal::Done {
                 node_id,
@@ -350,8 +398,8 @@ async fn serve<B: Backend>(
             }
             Signal::Maxfail(n) => coordinator.set_maxfail(n),
         }
+        Ok(())
     }
-    Ok(given)
 }
 
 /// Upload the plugin and the empty results folder into the created test container.

@@ -797,6 +797,37 @@ async fn a_dead_dynamic_group_loses_only_its_in_flight_test_and_the_others_finis
 }
 
 #[tokio::test]
+async fn a_test_finished_just_before_the_engine_went_away_is_not_also_lost() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(40, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    // Group 2 asks for its next chunk before its last test runs (as the plugin does); the
+    // answer fails because the engine is gone, and the `done` of that last test arrives
+    // after the failed request.
+    backend.engine_gone_after.insert(2, 1);
+    let spec = dynamic_spec(&[1, 2], 2, out.path());
+    let outcome = go(&backend, &spec, queue(2)).await;
+    let g2 = &outcome.groups[1];
+    assert!(
+        matches!(g2.status, GroupStatus::EnvironmentError(_)),
+        "{:?}",
+        g2.status
+    );
+    let lost: Vec<&str> = outcome.lost.iter().map(|l| l.node_id.as_str()).collect();
+    for finished in &g2.ran {
+        assert!(
+            !lost.contains(&finished.as_str()),
+            "{finished} finished in group 2 and is also reported lost: {lost:?}"
+        );
+    }
+    let mut all: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+    all.extend(lost.iter().map(|s| s.to_string()));
+    all.sort();
+    assert_eq!(all, ids, "every test once: ran or lost, never both");
+}
+
+#[tokio::test]
 async fn maxfail_stops_every_dynamic_group_and_counts_what_did_not_run() {
     let out = tempfile::tempdir().unwrap();
     let ids = many(60, &[2]);
