@@ -81,8 +81,9 @@ fn two_engine_args<'a>(out: &'a Path, first: &'a str, second: &'a str) -> Vec<&'
 #[test]
 fn the_example_runs_across_two_engines_every_test_once_and_nothing_is_left_on_either() {
     require_docker_and_images();
-    require_second_engine();
+    // The lock first: the test that kills the second engine holds it until it has restarted it.
     let _turn = SECOND_ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    require_second_engine();
     let stack = stack_copy("pytest-redis");
     let out = stack.path().join("results");
     let (first, second) = (first_host(), second_host());
@@ -116,8 +117,8 @@ fn the_example_runs_across_two_engines_every_test_once_and_nothing_is_left_on_ei
 #[test]
 fn killing_the_second_engine_mid_run_loses_its_in_flight_work_and_the_first_finishes() {
     require_docker_and_images();
-    require_second_engine();
     let _turn = SECOND_ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    require_second_engine();
     let stack = stack_copy("pytest-redis");
     let mut slow = String::from("import time\n\n");
     for i in 0..12 {
