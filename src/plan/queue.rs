@@ -370,6 +370,22 @@ impl WorkQueue {
         }
     }
 
+    /// Whether `asking` should wait for an answer instead of being told the queue is done:
+    /// nothing is pending, but another group still holds a unit it has not started behind its
+    /// in-flight one, which goes back to the queue if that group dies.
+    pub fn others_may_return_work(&self, asking: usize) -> bool {
+        self.pending.is_empty()
+            && self.stop.is_none()
+            && self.handed.iter().any(|(group, handed)| {
+                *group != asking
+                    && handed
+                        .iter()
+                        .filter(|h| h.finished < h.unit.tests.len())
+                        .count()
+                        >= 2
+            })
+    }
+
     /// `group` ended: normally (`died` is `None`) or because its container died.
     pub fn group_ended(&mut self, group: usize, died: bool) -> GroupEnd {
         let handed = self.handed.remove(&group).unwrap_or_default();
@@ -528,6 +544,44 @@ mod tests {
         assert_eq!(q.remaining(), (3, 30_000_000));
         // The requeued unit comes first for the next group.
         assert_eq!(q.take(2).tests, vec![2]);
+    }
+
+    #[test]
+    fn a_free_group_waits_while_another_holds_unstarted_work_and_then_gets_it() {
+        let units = vec![
+            unit("a", &[0], 10),
+            unit("b", &[1], 10),
+            unit("c", &[2], 10),
+            unit("d", &[3], 10),
+        ];
+        // groups=1 sizing: one unit per chunk.
+        let mut q = WorkQueue::new(units, 4, 1);
+        assert_eq!(q.take(2).tests, vec![0]);
+        assert_eq!(q.take(2).tests, vec![1]); // asked ahead: b is not started yet
+        assert_eq!(q.take(1).tests, vec![2]);
+        assert_eq!(q.take(1).tests, vec![3]);
+        // Queue empty, but group 2 holds b behind its in-flight a: group 1 must not be told
+        // the queue is done.
+        assert!(q.others_may_return_work(1));
+        assert!(
+            q.others_may_return_work(2),
+            "group 1 holds d behind its in-flight c"
+        );
+        let end = q.group_ended(2, true);
+        assert_eq!(end.lost, vec![0]);
+        assert_eq!(end.requeued, 1);
+        assert!(!q.others_may_return_work(1));
+        assert_eq!(
+            q.take(1).tests,
+            vec![1],
+            "the requeued unit goes to the waiting group"
+        );
+        // Once a group's only unfinished unit is in flight, nothing can come back from it.
+        let mut q = WorkQueue::new(vec![unit("a", &[0], 10), unit("b", &[1], 10)], 2, 1);
+        q.take(2);
+        q.take(2);
+        q.finished(2, 0, None);
+        assert!(!q.others_may_return_work(1));
     }
 
     #[test]

@@ -326,6 +326,20 @@ impl Coordinator {
         Ok(Handover::Queue)
     }
 
+    /// Whether `group`'s request for work should wait: the queue is empty, but another
+    /// group holds unstarted units that come back if it dies (dynamic mode only).
+    pub(crate) fn must_wait(&self, group: usize) -> bool {
+        let mode = self.mode.borrow();
+        let Mode::Dynamic(state) = &*mode else {
+            return false;
+        };
+        self.fail_fast.borrow().stopped.is_none()
+            && state
+                .queue
+                .as_ref()
+                .is_some_and(|q| q.others_may_return_work(group))
+    }
+
     /// `group`'s next chunk (dynamic mode; empty otherwise, or when stopped).
     pub(crate) fn next(&self, group: usize) -> NextChunk {
         let mut mode = self.mode.borrow_mut();

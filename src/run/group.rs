@@ -309,7 +309,29 @@ async fn serve<B: Backend>(
         gate: Some(gate),
     };
     let mut failure = None;
-    while let Some(signal) = signals.recv().await {
+    // A request for work held back while another group may still return some.
+    let mut held: Option<u64> = None;
+    loop {
+        let signal = match held {
+            Some(k) => tokio::select! {
+                signal = signals.recv() => signal,
+                () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {
+                    if coordinator.must_wait(group) {
+                        continue;
+                    }
+                    held = None;
+                    Some(Signal::Next(k))
+                }
+            },
+            None => signals.recv().await,
+        };
+        let Some(signal) = signal else { break };
+        if let (Signal::Next(k), None) = (&signal, &failure) {
+            if coordinator.must_wait(group) {
+                held = Some(*k);
+                continue;
+            }
+        }
         if failure.is_some() {
             if let Signal::Done {
                 node_id,
