@@ -764,14 +764,17 @@ async fn dynamic_groups_pull_from_one_queue_and_run_every_test_exactly_once() {
         .contains(&("COMPOSE_SHARD_DIST".into(), "dynamic".into())));
 }
 
-#[tokio::test]
-async fn a_dead_dynamic_group_loses_only_its_in_flight_test_and_the_others_finish() {
+/// A dynamic run of `n` tests in 2 groups on a fake engine that `break_group_2` sets up to
+/// end group 2 badly; checks group 2 ended with an environment error.
+async fn group_2_ends_badly(
+    n: usize,
+    break_group_2: impl FnOnce(&mut FakeBackend),
+) -> (Vec<String>, RunOutcome) {
     let out = tempfile::tempdir().unwrap();
-    let ids = many(30, &[]);
+    let ids = many(n, &[]);
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let mut backend = fake(&refs);
-    // Early, while group 1 still has most of the queue ahead of it.
-    backend.dies_after.insert(2, 1);
+    break_group_2(&mut backend);
     let spec = dynamic_spec(&[1, 2], 2, out.path());
     let outcome = go(&backend, &spec, queue(2)).await;
     let g2 = &outcome.groups[1];
@@ -780,6 +783,25 @@ async fn a_dead_dynamic_group_loses_only_its_in_flight_test_and_the_others_finis
         "{:?}",
         g2.status
     );
+    (ids, outcome)
+}
+
+/// Every test that ran in some group or was lost in flight, sorted.
+fn ran_or_lost(outcome: &RunOutcome) -> Vec<String> {
+    let mut all: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+    all.extend(outcome.lost.iter().map(|l| l.node_id.clone()));
+    all.sort();
+    all
+}
+
+#[tokio::test]
+async fn a_dead_dynamic_group_loses_only_its_in_flight_test_and_the_others_finish() {
+    // Early, while group 1 still has most of the queue ahead of it.
+    let (ids, outcome) = group_2_ends_badly(30, |b| {
+        b.dies_after.insert(2, 1);
+    })
+    .await;
+    let g2 = &outcome.groups[1];
     assert_eq!(g2.ran.len(), 1);
     assert_eq!(outcome.lost.len(), 1, "{:?}", outcome.lost);
     assert_eq!(outcome.lost[0].group, 2);
@@ -788,32 +810,25 @@ async fn a_dead_dynamic_group_loses_only_its_in_flight_test_and_the_others_finis
         "{}",
         outcome.lost[0].cause
     );
-    let mut all: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
-    all.push(outcome.lost[0].node_id.clone());
-    all.sort();
-    assert_eq!(all, ids, "everything else ran exactly once");
+    assert_eq!(
+        ran_or_lost(&outcome),
+        ids,
+        "everything else ran exactly once"
+    );
     assert!(outcome.not_run.is_empty());
     assert_eq!(exit_code(&outcome), ExitCode::Environment);
 }
 
 #[tokio::test]
 async fn a_test_finished_just_before_the_engine_went_away_is_not_also_lost() {
-    let out = tempfile::tempdir().unwrap();
-    let ids = many(40, &[]);
-    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut backend = fake(&refs);
     // Group 2 asks for its next chunk before its last test runs (as the plugin does); the
     // answer fails because the engine is gone, and the `done` of that last test arrives
     // after the failed request.
-    backend.engine_gone_after.insert(2, 1);
-    let spec = dynamic_spec(&[1, 2], 2, out.path());
-    let outcome = go(&backend, &spec, queue(2)).await;
+    let (ids, outcome) = group_2_ends_badly(40, |b| {
+        b.engine_gone_after.insert(2, 1);
+    })
+    .await;
     let g2 = &outcome.groups[1];
-    assert!(
-        matches!(g2.status, GroupStatus::EnvironmentError(_)),
-        "{:?}",
-        g2.status
-    );
     let lost: Vec<&str> = outcome.lost.iter().map(|l| l.node_id.as_str()).collect();
     for finished in &g2.ran {
         assert!(
@@ -821,10 +836,11 @@ async fn a_test_finished_just_before_the_engine_went_away_is_not_also_lost() {
             "{finished} finished in group 2 and is also reported lost: {lost:?}"
         );
     }
-    let mut all: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
-    all.extend(lost.iter().map(|s| s.to_string()));
-    all.sort();
-    assert_eq!(all, ids, "every test once: ran or lost, never both");
+    assert_eq!(
+        ran_or_lost(&outcome),
+        ids,
+        "every test once: ran or lost, never both"
+    );
 }
 
 #[tokio::test]
