@@ -12,17 +12,14 @@ use std::time::Duration;
 
 use support::*;
 
-/// What each group's pytest collected (`##compose-shard## collected N`), by group.
+/// What each group's pytest collected (the plugin's `collected N`), by group.
 fn collected_counts(out: &Path) -> BTreeMap<usize, usize> {
     let mut counts = BTreeMap::new();
     for k in 1..=8 {
         let Ok(log) = std::fs::read_to_string(out.join(format!("g{k}/output.log"))) else {
             continue;
         };
-        if let Some(n) = log
-            .lines()
-            .find_map(|l| l.split_once("##compose-shard## collected ").map(|(_, n)| n))
-        {
+        if let Some(n) = log.lines().find_map(|l| plugin_args(l, "collected")) {
             counts.insert(k, n.trim().parse().unwrap());
         }
     }

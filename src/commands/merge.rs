@@ -19,8 +19,8 @@ use crate::config::MergeConfig;
 use crate::errors::{Error, ExitCode};
 use crate::report::{
     classify, github_annotations, github_blob_base, github_log_group, github_step_summary,
-    group_summaries, merge_coverage, merge_junit, read_plan_groups, render_slowest,
-    render_summary_table, GroupResult, JunitTotals, ReportKind, ResultsLayout, StagedFile,
+    merge_coverage, merge_junit, read_plan_groups, render_slowest, render_summary_table,
+    summaries_from_junit, GroupResult, JunitTotals, ReportKind, ResultsLayout, StagedFile,
 };
 
 /// Annotations beyond this many would drown the job page (GitHub shows 10 per step anyway).
@@ -161,7 +161,7 @@ fn print_summaries(
     measured: &[(String, f64)],
     logs: &[(String, PathBuf)],
 ) -> Result<(), Error> {
-    let summaries = group_summaries(totals);
+    let summaries = summaries_from_junit(totals);
     print!("{}", render_summary_table(&summaries, totals));
     if !measured.is_empty() {
         print!("\n{}", render_slowest(measured, 10));

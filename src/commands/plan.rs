@@ -157,6 +157,10 @@ fn collection_spec(
         env: resolve::env(&[], settings),
         ready_timeout,
         timeout: None,
+        test_timeout: None,
+        exit_grace: Duration::from_secs(30),
+        token: run::protocol::Token::generate(),
+        stall_warning: run::STALL_WARNING,
         out_dir: scratch.path().to_path_buf(),
         keep: false,
         no_build: false,
@@ -206,17 +210,20 @@ fn collected_tests(outcome: RunOutcome) -> Result<Vec<String>, Error> {
     }
     for g in &outcome.groups {
         match &g.status {
-            GroupStatus::EnvironmentError(reason) => {
-                return Err(RunError::Environment(reason.clone()).into())
+            GroupStatus::Environment(failure) => {
+                return Err(RunError::Environment(Box::new(failure.clone())).into())
             }
-            GroupStatus::CollectionFailed(reason) => {
-                return Err(RunError::Collection(reason.clone()).into())
+            GroupStatus::Collection(failure) => {
+                return Err(RunError::Collection(Box::new(failure.clone())).into())
             }
             _ => {}
         }
     }
     Err(
-        RunError::Environment("the environment ended before the tests were collected".into())
-            .into(),
+        RunError::Collection(Box::new(run::CollectionFailure::NotCollected {
+            exit_code: None,
+            tail: "(the environment ended before the tests were collected)".into(),
+        }))
+        .into(),
     )
 }

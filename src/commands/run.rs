@@ -329,10 +329,9 @@ fn test_source(
         });
     }
     let plan_path = plan_file.to_path_buf();
-    let planner = move |collected: Vec<String>| -> Result<Assignment, String> {
-        let plan =
-            plan::split(&collected, &durations, groups, split_by).map_err(|e| e.to_string())?;
-        write_text(&plan_path, &plan.to_json()).map_err(|e| crate::errors::render_chain(&e))?;
+    let planner = move |collected: Vec<String>| -> Result<Assignment, Error> {
+        let plan = plan::split(&collected, &durations, groups, split_by)?;
+        write_text(&plan_path, &plan.to_json())?;
         Ok(assignment_of(&plan))
     };
     Ok(TestSource::Collect(Box::new(planner)))
@@ -407,6 +406,10 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             env: resolve::env(&cfg.env, &settings),
             ready_timeout,
             timeout,
+            test_timeout: None,
+            exit_grace: Duration::from_secs(30),
+            token: run::protocol::Token::generate(),
+            stall_warning: run::STALL_WARNING,
             out_dir,
             keep: cfg.keep,
             no_build: cfg.no_build,

@@ -24,7 +24,7 @@ pub use id_match::{match_ids, IdMatch};
 pub use model::{GroupPlan, Plan, PLAN_VERSION};
 pub use node_id::{class_of, module_of, unit_of};
 pub use placement::{capacity, place_groups};
-pub use queue::{plan_of_run, queue_units, Chunk, GroupEnd, QueueUnit, WorkQueue};
+pub use queue::{plan_of_run, queue_units, Chunk, GroupEnd, QueueEnd, QueueUnit, WorkQueue};
 pub use render::{render_github_matrix, render_text};
 pub use split::{split, to_micros, MAX_GROUPS};
 pub use timings::{RunTimings, TIMINGS_FILE};

@@ -185,6 +185,19 @@ struct Handed {
     finished: usize,
 }
 
+/// How a group ended, for what becomes of the work it was handed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueEnd {
+    /// pytest ended by itself: handed tests it did not run were not run (it stopped).
+    Finished,
+    /// Its container died: the first unit it had not finished is lost (in flight), the
+    /// units after it go back to the front of the queue.
+    Died,
+    /// It was ended on purpose after a test timed out (that test finished, as an error):
+    /// every test it had not finished goes back to the front of the queue.
+    Abandoned,
+}
+
 /// What became of a group's handed work when it ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupEnd {
@@ -386,8 +399,8 @@ impl WorkQueue {
             })
     }
 
-    /// `group` ended: normally (`died` is `None`) or because its container died.
-    pub fn group_ended(&mut self, group: usize, died: bool) -> GroupEnd {
+    /// `group` ended as `how` says (see [`QueueEnd`]).
+    pub fn group_ended(&mut self, group: usize, how: QueueEnd) -> GroupEnd {
         let handed = self.handed.remove(&group).unwrap_or_default();
         let mut end = GroupEnd::default();
         let mut in_flight_seen = false;
@@ -396,19 +409,32 @@ impl WorkQueue {
             if h.finished == h.unit.tests.len() {
                 continue;
             }
-            let undone = h
+            let undone: Vec<usize> = h
                 .unit
                 .tests
                 .iter()
                 .copied()
-                .filter(|t| !self.finished.contains(t));
-            if !died {
-                end.not_run.extend(undone);
-            } else if !in_flight_seen || h.finished > 0 {
-                in_flight_seen = true;
-                end.lost.extend(undone);
-            } else {
-                requeue.push(h.unit);
+                .filter(|t| !self.finished.contains(t))
+                .collect();
+            match how {
+                QueueEnd::Finished => end.not_run.extend(undone),
+                QueueEnd::Died if !in_flight_seen || h.finished > 0 => {
+                    in_flight_seen = true;
+                    end.lost.extend(undone);
+                }
+                QueueEnd::Died => requeue.push(h.unit),
+                QueueEnd::Abandoned if undone.is_empty() => {}
+                QueueEnd::Abandoned => {
+                    // The tests it did not finish, still one unit (they share fixtures).
+                    let mut unit = h.unit;
+                    let share = undone.len() as u64;
+                    let all = unit.tests.len().max(1) as u64;
+                    unit.micros = unit.micros.saturating_mul(share) / all;
+                    unit.recorded_micros = unit.recorded_micros.saturating_mul(share) / all;
+                    unit.estimated_tests = unit.estimated_tests.min(undone.len());
+                    unit.tests = undone;
+                    requeue.push(unit);
+                }
             }
         }
         end.requeued = requeue.len();
@@ -538,7 +564,7 @@ mod tests {
         assert_eq!(q.take(1).tests, vec![0, 1]);
         assert_eq!(q.take(1).tests, vec![2]);
         q.finished(1, 0, None);
-        let end = q.group_ended(1, true);
+        let end = q.group_ended(1, QueueEnd::Died);
         assert_eq!(end.lost, vec![1]);
         assert_eq!(end.requeued, 1);
         assert_eq!(q.remaining(), (3, 30_000_000));
@@ -567,7 +593,7 @@ mod tests {
             q.others_may_return_work(2),
             "group 1 holds d behind its in-flight c"
         );
-        let end = q.group_ended(2, true);
+        let end = q.group_ended(2, QueueEnd::Died);
         assert_eq!(end.lost, vec![0]);
         assert_eq!(end.requeued, 1);
         assert!(!q.others_may_return_work(1));
@@ -590,7 +616,7 @@ mod tests {
         q.take(1);
         q.take(1);
         q.finished(1, 0, None);
-        let end = q.group_ended(1, true);
+        let end = q.group_ended(1, QueueEnd::Died);
         assert_eq!(end.lost, vec![1]);
         assert_eq!(end.requeued, 0);
     }
@@ -605,9 +631,29 @@ mod tests {
         assert!(q.take(1).tests.is_empty());
         assert_eq!(q.stopped(), Some("maxfail"));
         // A normal end with handed tests left: they did not run.
-        let end = q.group_ended(1, false);
+        let end = q.group_ended(1, QueueEnd::Finished);
         assert_eq!(end.not_run, a.tests[1..].to_vec());
         assert!(end.lost.is_empty());
+    }
+
+    #[test]
+    fn an_abandoned_group_gives_back_every_test_it_did_not_finish() {
+        // Two units of four tests each (a class), one unit per chunk.
+        let units = vec![unit("a", &[0, 1, 2, 3], 4), unit("b", &[4, 5, 6, 7], 4)];
+        let mut q = WorkQueue::new(units, 8, 1);
+        let first = q.take(1);
+        let second = q.take(1);
+        assert_eq!((first.tests.len(), second.tests.len()), (4, 4));
+        // Test 0 passed, test 1 timed out (finished as an error), then the group ended.
+        q.finished(1, 0, None);
+        q.finished(1, 1, None);
+        let end = q.group_ended(1, QueueEnd::Abandoned);
+        assert!(end.lost.is_empty() && end.not_run.is_empty());
+        assert_eq!(end.requeued, 2);
+        // The rest of the first unit comes back first, still together, then the second.
+        assert_eq!(q.take(2).tests, vec![2, 3]);
+        assert_eq!(q.take(2).tests, vec![4, 5, 6, 7]);
+        assert!(q.take(2).tests.is_empty());
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub fn github_step_summary(
         totals.counts.skipped,
         format_seconds(totals.counts.time)
     );
+    warnings(&mut md, groups);
     list(&mut md, "Ran in more than one group", &totals.duplicates);
     list(&mut md, "Collected but never run", &totals.never_run);
     failures(&mut md, &totals.failed_tests, link_base);
@@ -114,6 +115,24 @@ fn list(md: &mut String, title: &str, ids: &[String]) {
     }
     if ids.len() > SUMMARY_FAILURES {
         let _ = writeln!(md, "- ... and {} more", ids.len() - SUMMARY_FAILURES);
+    }
+}
+
+/// What groups want seen although it did not change their outcome, a line each.
+fn warnings(md: &mut String, groups: &[GroupSummary]) {
+    let lines: Vec<String> = groups
+        .iter()
+        .flat_map(|g| {
+            g.warnings
+                .iter()
+                .map(move |w| format!("- **group {}**: {}", g.group, cell(w)))
+        })
+        .collect();
+    if !lines.is_empty() {
+        let _ = writeln!(md, "\n### Warnings ({})\n", lines.len());
+        for line in lines {
+            let _ = writeln!(md, "{line}");
+        }
     }
 }
 

@@ -330,5 +330,11 @@ fn write_suite(
         case.push_str("</error></testcase>\n");
         out.write_all(case.as_bytes()).map_err(io)?;
     }
+    if let Some(text) = &group.system_err {
+        let mut element = String::from("<system-err>");
+        escape_text(text, &mut element);
+        element.push_str("</system-err>\n");
+        out.write_all(element.as_bytes()).map_err(io)?;
+    }
     out.write_all(b"</testsuite>\n").map_err(io)
 }

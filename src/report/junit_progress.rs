@@ -151,6 +151,7 @@ mod tests {
             junit: Some(path),
             coverage: None,
             missing_reason: None,
+            system_err: None,
         };
         let mut out = Vec::new();
         let totals = crate::report::merge_junit(&[group], None, &mut out).unwrap();

@@ -16,6 +16,9 @@ pub struct GroupResult {
     pub coverage: Option<PathBuf>,
     /// Why results are missing or incomplete (crash, timeout...); reported as an error testcase.
     pub missing_reason: Option<String>,
+    /// What compose-shard has to say about the group that is not a test's result (a test
+    /// process that outlived pytest): the group's suite gets it as its `<system-err>`.
+    pub system_err: Option<String>,
 }
 
 /// Testcases counted by outcome, and their time: of one group's suite or of the whole merge.

@@ -59,7 +59,7 @@ pub fn write_merged_results(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::summary::Phase;
+    use crate::report::phase::{Phase, PhaseSpan};
 
     #[test]
     fn writes_all_three_or_nothing() {
@@ -82,8 +82,8 @@ mod tests {
         ];
         let summaries = vec![GroupSummary {
             group: 1,
-            phases: vec![Phase {
-                name: "tests".into(),
+            phases: vec![PhaseSpan {
+                phase: Phase::Tests,
                 start: 0.0,
                 end: 1.5,
             }],

@@ -23,6 +23,7 @@ mod junit_scan;
 mod junit_types;
 mod merged_results;
 pub mod node_id;
+mod phase;
 mod py_format;
 mod results_layout;
 mod summary;
@@ -40,9 +41,10 @@ pub use junit_merge::merge_junit;
 pub use junit_progress::{junit_from_progress, parse_progress, ProgressEntry};
 pub use junit_types::{CaseCounts, FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals};
 pub use merged_results::{write_merged_results, MergedResults};
+pub use phase::{Phase, PhaseSpan};
 pub use results_layout::{read_plan_groups, ResultsLayout};
 pub use summary::{
-    group_summaries, render_group_table, render_slowest, render_summary_table, GroupSummary, Phase,
+    render_group_table, render_slowest, render_summary_table, summaries_from_junit, GroupSummary,
     TotalRow,
 };
 pub use timeline::render_timeline_html;

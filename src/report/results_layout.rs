@@ -145,6 +145,7 @@ impl ResultsLayout {
             junit: existing(self.junit(group)),
             coverage: existing(self.coverage(group)),
             missing_reason,
+            system_err: None,
         })
     }
 }

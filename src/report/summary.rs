@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::junit_types::{FailureKind, JunitTotals};
+use super::phase::{Phase, PhaseSpan};
 
 /// Plain per-group data for summaries and the timeline (filled by the orchestrator).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,24 +25,16 @@ pub struct GroupSummary {
     /// `ok`, `failed`, or `crashed: <reason>`.
     pub status: String,
     /// What the group spent its time on, in order.
-    pub phases: Vec<Phase>,
+    pub phases: Vec<PhaseSpan>,
     /// The engine it ran on, when a run used several (empty otherwise).
     pub engine: String,
-}
-
-/// One phase of a group's life on the run's time axis.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Phase {
-    /// `environment`, `readiness`, `tests` or `teardown`.
-    pub name: String,
-    /// Seconds since the run started.
-    pub start: f64,
-    /// Seconds since the run started.
-    pub end: f64,
+    /// What must be seen although it did not change the group's outcome (a test process that
+    /// outlived pytest).
+    pub warnings: Vec<String>,
 }
 
 /// Per-group summaries from merged totals alone (no phase timings), for `merge`.
-pub fn group_summaries(totals: &JunitTotals) -> Vec<GroupSummary> {
+pub fn summaries_from_junit(totals: &JunitTotals) -> Vec<GroupSummary> {
     totals
         .per_group
         .iter()
@@ -58,8 +51,9 @@ pub fn group_summaries(totals: &JunitTotals) -> Vec<GroupSummary> {
                 None => "ok".into(),
             },
             engine: String::new(),
-            phases: vec![Phase {
-                name: "tests".into(),
+            warnings: Vec::new(),
+            phases: vec![PhaseSpan {
+                phase: Phase::Tests,
                 start: 0.0,
                 end: g.counts.time,
             }],
@@ -70,7 +64,7 @@ pub fn group_summaries(totals: &JunitTotals) -> Vec<GroupSummary> {
 /// Seconds spent in the `tests` phase, or from the first phase's start to the last's end
 /// when there is no such phase.
 pub(crate) fn wall_time(group: &GroupSummary) -> Option<f64> {
-    let tests = group.phases.iter().find(|p| p.name == "tests");
+    let tests = group.phases.iter().find(|p| p.phase == Phase::Tests);
     match tests {
         Some(p) => Some(p.end - p.start),
         None => {
@@ -122,8 +116,8 @@ fn setup_time(group: &GroupSummary) -> Option<f64> {
     let setup: Vec<f64> = group
         .phases
         .iter()
-        .filter(|p| matches!(p.name.as_str(), "environment" | "readiness" | "collection"))
-        .map(|p| p.end - p.start)
+        .filter(|p| p.phase.is_setup())
+        .map(PhaseSpan::seconds)
         .collect();
     (!setup.is_empty()).then(|| setup.iter().sum())
 }
@@ -321,21 +315,17 @@ mod tests {
 
     #[test]
     fn a_run_table_shows_setup_from_the_phases_and_cuts_long_statuses() {
-        let phase = |name: &str, start: f64, end: f64| Phase {
-            name: name.into(),
-            start,
-            end,
-        };
+        let phase = |phase: Phase, start: f64, end: f64| PhaseSpan { phase, start, end };
         let groups = vec![GroupSummary {
             group: 1,
             tests: 2,
             passed: 2,
             status: format!("crashed: {}\n--- last lines ---", "x".repeat(80)),
             phases: vec![
-                phase("environment", 1.0, 4.0),
-                phase("readiness", 4.0, 5.0),
-                phase("collection", 5.0, 6.5),
-                phase("tests", 6.5, 16.5),
+                phase(Phase::Environment, 1.0, 4.0),
+                phase(Phase::Readiness, 4.0, 5.0),
+                phase(Phase::Collection, 5.0, 6.5),
+                phase(Phase::Tests, 6.5, 16.5),
             ],
             ..GroupSummary::default()
         }];
@@ -351,7 +341,7 @@ mod tests {
     #[test]
     fn table_has_groups_totals_and_problems() {
         let t = totals();
-        let table = render_summary_table(&group_summaries(&t), &t);
+        let table = render_summary_table(&summaries_from_junit(&t), &t);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0],

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use super::phase::Phase;
 use super::summary::{format_seconds, GroupSummary};
 
 const WIDTH: f64 = 900.0;
@@ -12,16 +13,15 @@ const LABEL: f64 = 110.0;
 const ROW: f64 = 28.0;
 const AXIS: f64 = 30.0;
 
-fn colour(phase: &str) -> &'static str {
+fn colour(phase: Phase) -> &'static str {
     match phase {
-        "images" => "#d9d9d9",
-        "environment" => "#8da0cb",
-        "readiness" => "#e5c494",
-        "collection" => "#a6d854",
-        "tests" => "#66c2a5",
-        "results" => "#ffd92f",
-        "teardown" => "#b3b3b3",
-        _ => "#fc8d62",
+        Phase::Images => "#d9d9d9",
+        Phase::Environment => "#8da0cb",
+        Phase::Readiness => "#e5c494",
+        Phase::Collection => "#a6d854",
+        Phase::Tests => "#66c2a5",
+        Phase::Results => "#ffd92f",
+        Phase::Teardown => "#b3b3b3",
     }
 }
 
@@ -39,17 +39,6 @@ fn tick_step(span: f64) -> f64 {
         .find(|step| *step >= raw)
         .unwrap_or(10.0 * magnitude)
 }
-
-/// The phases in the order a group goes through them (the legend's order).
-const PHASES: [&str; 7] = [
-    "images",
-    "environment",
-    "readiness",
-    "collection",
-    "tests",
-    "results",
-    "teardown",
-];
 
 /// The self-contained HTML page.
 pub fn render_timeline_html(groups: &[GroupSummary], title: &str) -> String {
@@ -138,9 +127,9 @@ fn group_row(svg: &mut String, axis: &Axis, y: f64, group: &GroupSummary) {
             y + 4.0,
             (x1 - x0).max(1.0),
             ROW - 8.0,
-            colour(&phase.name),
+            colour(phase.phase),
             group.group,
-            esc(&phase.name),
+            phase.phase,
             esc(&format_seconds(phase.end - phase.start)),
             esc(&format_seconds(phase.start)),
             esc(&format_seconds(phase.end)),
@@ -151,11 +140,11 @@ fn group_row(svg: &mut String, axis: &Axis, y: f64, group: &GroupSummary) {
 /// A colour swatch per phase.
 fn legend() -> String {
     let mut legend = String::new();
-    for name in PHASES {
+    for phase in Phase::ALL {
         let _ = write!(
             legend,
-            "<span><i style=\"background:{}\"></i>{name}</span>",
-            colour(name)
+            "<span><i style=\"background:{}\"></i>{phase}</span>",
+            colour(phase)
         );
     }
     legend
@@ -168,7 +157,7 @@ fn table_rows(groups: &[GroupSummary]) -> String {
         let per_phase: Vec<String> = g
             .phases
             .iter()
-            .map(|p| format!("{} {}", esc(&p.name), format_seconds(p.end - p.start)))
+            .map(|p| format!("{} {}", p.phase, format_seconds(p.seconds())))
             .collect();
         let _ = write!(
             rows,
@@ -192,14 +181,10 @@ fn table_rows(groups: &[GroupSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::summary::Phase;
+    use crate::report::phase::PhaseSpan;
 
-    fn phase(name: &str, start: f64, end: f64) -> Phase {
-        Phase {
-            name: name.into(),
-            start,
-            end,
-        }
+    fn phase(phase: Phase, start: f64, end: f64) -> PhaseSpan {
+        PhaseSpan { phase, start, end }
     }
 
     #[test]
@@ -208,13 +193,16 @@ mod tests {
             GroupSummary {
                 group: 1,
                 status: "ok".into(),
-                phases: vec![phase("environment", 0.0, 10.0), phase("tests", 10.0, 100.0)],
+                phases: vec![
+                    phase(Phase::Environment, 0.0, 10.0),
+                    phase(Phase::Tests, 10.0, 100.0),
+                ],
                 ..GroupSummary::default()
             },
             GroupSummary {
                 group: 2,
                 status: "crashed: <oom>".into(),
-                phases: vec![phase("environment", 0.0, 50.0)],
+                phases: vec![phase(Phase::Environment, 0.0, 50.0)],
                 ..GroupSummary::default()
             },
         ];

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::event::{Event, GroupStatus, Phase, TestOutcome};
+use super::event::{Activity, Event, TestOutcome};
+use super::outcome::GroupStatus;
 use crate::config::ProgressMode;
 
 /// `queue: 12 units, ~34s left`.
@@ -42,7 +43,7 @@ impl DisplayMode {
 
 struct GroupLine {
     bar: Option<ProgressBar>,
-    phase: Phase,
+    activity: Activity,
     planned: usize,
     done: usize,
     failed: usize,
@@ -113,7 +114,7 @@ impl Display {
             });
             GroupLine {
                 bar,
-                phase: Phase::Creating,
+                activity: Activity::Creating,
                 planned: 0,
                 done: 0,
                 failed: 0,
@@ -135,7 +136,7 @@ impl Display {
             };
             bar.set_message(format!(
                 "{} | {} failed | {work}{}s",
-                line.phase,
+                line.activity,
                 line.failed,
                 line.started.elapsed().as_secs()
             ));
@@ -152,12 +153,12 @@ impl Display {
             }
             Event::Notice(text) => self.print(&text),
             Event::Warning(text) => self.print(&format!("warning: {text}")),
-            Event::Phase { group, phase } => {
+            Event::Activity { group, activity } => {
                 let line = self.line(group);
-                line.phase = phase.clone();
+                line.activity = activity.clone();
                 let elapsed = line.started.elapsed().as_secs();
                 if self.mode == DisplayMode::Plain {
-                    self.print(&format!("[g{group}] {phase} ({elapsed}s)"));
+                    self.print(&format!("[g{group}] {activity} ({elapsed}s)"));
                 }
                 self.refresh(group);
             }
@@ -205,10 +206,8 @@ impl Display {
             Event::GroupDone(report) => {
                 let c = &report.counts;
                 let status = match &report.status {
-                    GroupStatus::EnvironmentError(reason) => format!("environment error: {reason}"),
-                    GroupStatus::TimedOut(limit) => format!("timed out after {}s", limit.as_secs()),
-                    GroupStatus::CollectionFailed(reason) => format!("collection failed: {reason}"),
-                    other => other.label().to_string(),
+                    GroupStatus::Passed | GroupStatus::Failed => report.status.label().to_string(),
+                    other => other.to_string(),
                 };
                 self.print(&format!(
                     "[g{}] {status}: {} passed, {} failed, {} skipped, {} errors of {} tests",

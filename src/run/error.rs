@@ -1,5 +1,6 @@
 //! Errors from the orchestrator and the exit codes they map to.
 
+use super::outcome::{CollectionFailure, EnvironmentFailure};
 use crate::errors::ExitCode;
 
 /// Errors from the orchestrator.
@@ -10,10 +11,10 @@ pub enum RunError {
     Interrupted,
     /// Collecting or planning the tests failed.
     #[error("{0}")]
-    Collection(String),
+    Collection(Box<CollectionFailure>),
     /// Images could not be built or found, or no environment could be started.
     #[error("{0}")]
-    Environment(String),
+    Environment(Box<EnvironmentFailure>),
     /// The engine cannot see the checkout and `--copy-source never` forbids copying it.
     #[error("{0}")]
     SourceNotVisible(String),

@@ -1,11 +1,13 @@
 //! Events the orchestrator emits. The display, the summary and the reports consume them;
 //! nothing in the orchestrator or the engine prints.
 
-use std::time::Duration;
+use super::outcome::{GroupStatus, Lingering};
+use crate::report::PhaseSpan;
 
-/// Where a group is in its lifecycle.
+/// What a group is doing now, for the live display (the timeline's phases are
+/// [`crate::report::Phase`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Phase {
+pub enum Activity {
     /// Creating networks and volumes.
     Creating,
     /// Starting a service's container.
@@ -24,17 +26,17 @@ pub enum Phase {
     Done,
 }
 
-impl std::fmt::Display for Phase {
+impl std::fmt::Display for Activity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Phase::Creating => f.write_str("creating networks and volumes"),
-            Phase::Starting(s) => write!(f, "starting {s}"),
-            Phase::WaitingFor(s) => write!(f, "waiting for {}", s.join(", ")),
-            Phase::Collecting => f.write_str("starting the test command (collecting)"),
-            Phase::Testing => f.write_str("testing"),
-            Phase::Copying => f.write_str("copying results"),
-            Phase::TearingDown => f.write_str("tearing down"),
-            Phase::Done => f.write_str("done"),
+            Activity::Creating => f.write_str("creating networks and volumes"),
+            Activity::Starting(s) => write!(f, "starting {s}"),
+            Activity::WaitingFor(s) => write!(f, "waiting for {}", s.join(", ")),
+            Activity::Collecting => f.write_str("starting the test command (collecting)"),
+            Activity::Testing => f.write_str("testing"),
+            Activity::Copying => f.write_str("copying results"),
+            Activity::TearingDown => f.write_str("tearing down"),
+            Activity::Done => f.write_str("done"),
         }
     }
 }
@@ -59,35 +61,6 @@ pub struct TestResult {
     pub outcome: TestOutcome,
     /// Setup, call and teardown together, if measured.
     pub seconds: Option<f64>,
-}
-
-/// How a group ended.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum GroupStatus {
-    /// pytest ran and every test passed (or the group was empty).
-    #[default]
-    Passed,
-    /// pytest ran and some tests failed.
-    Failed,
-    /// The environment failed (service never ready, container died, engine error).
-    EnvironmentError(String),
-    /// The group exceeded `--timeout`.
-    TimedOut(Duration),
-    /// The test command did not collect the suite (collection errors, or it is not pytest).
-    CollectionFailed(String),
-}
-
-impl GroupStatus {
-    /// Short text for tables.
-    pub fn label(&self) -> &'static str {
-        match self {
-            GroupStatus::Passed => "passed",
-            GroupStatus::Failed => "failed",
-            GroupStatus::EnvironmentError(_) => "env error",
-            GroupStatus::TimedOut(_) => "timed out",
-            GroupStatus::CollectionFailed(_) => "collect error",
-        }
-    }
 }
 
 /// Counters for one group, updated from the plugin's lines.
@@ -137,18 +110,50 @@ pub struct GroupReport {
     pub phases: Vec<PhaseSpan>,
     /// The engine it ran on (its address), when the run used several.
     pub engine: String,
+    /// The test process outlived pytest (threads left behind), if it did.
+    pub lingering: Option<Lingering>,
 }
 
-/// One phase of a group's life: `images`, `environment`, `readiness`, `collection`, `tests`,
-/// `results`, `teardown`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PhaseSpan {
-    /// The phase's name.
-    pub name: &'static str,
-    /// Seconds since the run started.
-    pub start: f64,
-    /// Seconds since the run started.
-    pub end: f64,
+impl GroupReport {
+    /// A report of a group that has not run (yet): no tests, no phases, passed.
+    pub fn new(group: usize) -> GroupReport {
+        GroupReport {
+            group,
+            status: GroupStatus::Passed,
+            counts: TestCounts::default(),
+            setup_seconds: 0.0,
+            test_seconds: 0.0,
+            teardown_seconds: 0.0,
+            pytest_exit: None,
+            ran: Vec::new(),
+            results: Vec::new(),
+            files: Vec::new(),
+            assigned: Vec::new(),
+            phases: Vec::new(),
+            engine: String::new(),
+            lingering: None,
+        }
+    }
+
+    /// The report module's plain summary of this group (tables, timeline).
+    pub fn summary(&self) -> crate::report::GroupSummary {
+        crate::report::GroupSummary {
+            group: self.group,
+            engine: self.engine.clone(),
+            tests: self.counts.done,
+            passed: self.counts.passed,
+            failed: self.counts.failed,
+            skipped: self.counts.skipped,
+            errors: self.counts.errors,
+            status: match self.status.problem() {
+                Some(problem) => format!("crashed: {problem}"),
+                None if self.status == GroupStatus::Passed => "ok".into(),
+                None => self.status.label().into(),
+            },
+            phases: self.phases.clone(),
+            warnings: self.lingering.iter().map(|l| l.to_string()).collect(),
+        }
+    }
 }
 
 /// One thing that happened.
@@ -160,12 +165,12 @@ pub enum Event {
     Notice(String),
     /// Something the user should know that does not stop the run.
     Warning(String),
-    /// A group entered a phase.
-    Phase {
+    /// A group started doing something else.
+    Activity {
         /// Group.
         group: usize,
-        /// Phase.
-        phase: Phase,
+        /// What it does now.
+        activity: Activity,
     },
     /// The plan is known: how many tests each started group has.
     Planned {

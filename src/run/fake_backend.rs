@@ -1,17 +1,31 @@
 //! A scripted in-memory engine for orchestrator tests: it records every call, keeps the
 //! resources it "created" with their labels (so tests can check nothing is left), and plays
-//! per-service behaviours (healthy after N polls, never healthy, exits...).
+//! per-service behaviours (healthy after N polls, never healthy, exits...). Its test
+//! container plays the plugin's side of the protocol with the protocol's own names and the
+//! run's token; what each test does is scripted per node id ([`Step`], passing by default).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use super::protocol::{
+    dump_request_name, env, unit_file_names, Token, COLLECTED_FILE, RESULTS_DIR, STOP_FILE_NAME,
+    TESTS_FILE_NAME, TESTS_READY_NAME,
+};
 use crate::compose::{Network, Project, Service, Volume};
 use crate::engine::{
     ContainerOverrides, ContainerStatus, EngineError, EngineInfo, ExecOutcome, ExecRequest, Health,
     ImageConfig, ImageSource, ManagedResource, ResourceKind, SourceUpload, UploadSummary,
 };
 use crate::labels;
+
+/// How the fake pytest's tests ended.
+enum Played {
+    /// pytest's session ended with this status.
+    Status(i64),
+    /// The container died (or was killed) before.
+    Died,
+}
 
 /// How a service's container behaves.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,6 +47,26 @@ pub enum Behaviour {
     PortOpensAfter(usize),
 }
 
+/// What a test does when the fake pytest runs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    /// Its call fails.
+    Fail,
+    /// Its setup fails.
+    Error,
+    /// It runs past `--test-timeout`: the plugin reports the timeout, the test as an error,
+    /// and ends the session (exit 2).
+    TimesOut,
+    /// It passes but leaves a non-daemon thread behind: after the session the plugin
+    /// reports the lingering thread and ends the process with pytest's status.
+    LeavesThread,
+    /// It passes but leaves a process behind that the plugin cannot end: the container
+    /// keeps running after `finished` until it is killed.
+    KeepsProcessAlive,
+    /// It passes, printing lines that imitate the plugin (without the run's token).
+    PrintsForgedLines,
+}
+
 /// The address a fake container reports while its ports are still closed.
 const CLOSED_PORTS_ADDRESS: &str = "10.0.0.254";
 
@@ -52,6 +86,12 @@ pub(super) struct FakeContainer {
     dynamic: bool,
     /// Tests its pytest finished.
     finished: usize,
+    /// Those tests, in order.
+    played: Vec<String>,
+    /// Stack dumps asked for (`dump-K.request`) and answered.
+    dumps: u64,
+    /// The run's token, from the test container's environment.
+    token: String,
 }
 
 /// The fake engine.
@@ -66,6 +106,8 @@ pub struct FakeBackend {
     pub behaviours: HashMap<String, Behaviour>,
     /// Node ids every group's pytest collects.
     pub collected: Vec<String>,
+    /// What tests do, by node id (passing when absent).
+    pub script: HashMap<String, Step>,
     /// Node ids one group collects instead (unstable parametrized ids).
     pub collected_by_group: HashMap<usize, Vec<String>>,
     /// Collection fails (pytest reports collection errors and exits 2).
@@ -114,6 +156,12 @@ impl FakeBackend {
         self.containers.borrow()[container].killed
     }
 
+    /// A plugin line of `container`'s run, with its token.
+    fn line(&self, container: &str, text: &str) -> Vec<u8> {
+        let token = self.containers.borrow()[container].token.clone();
+        format!("{}{text}\n", Token::new(&token).prefix()).into_bytes()
+    }
+
     /// What the test container's pytest (with the plugin) prints; returns its exit code.
     async fn play_pytest(
         &self,
@@ -121,16 +169,47 @@ impl FakeBackend {
         group: usize,
         on_output: &mut (dyn FnMut(&[u8]) + Send),
     ) -> i64 {
+        let say = |text: &str| self.line(container, text);
         on_output(b"entrypoint: waiting for db\n");
         if self.collect_fails {
-            on_output(
-                b"ERROR tests/test_x.py - ImportError\n##compose-shard## collection-errors 1\n",
-            );
+            on_output(b"ERROR tests/test_x.py - ImportError\n");
+            on_output(&say("collection-errors 1"));
             return 2;
         }
         let n = self.collection_of(group).len();
-        on_output(format!("##compose-shard## maxfail {}\n", self.maxfail).as_bytes());
-        on_output(format!("##compose-shard## collected {n}\n").as_bytes());
+        on_output(&say(&format!("maxfail {}", self.maxfail)));
+        on_output(&say(&format!("collected {n}")));
+        let status = match self.play_tests(container, group, on_output).await {
+            Played::Status(status) => status,
+            Played::Died => return 137,
+        };
+        on_output(&say(&format!("finished {status}")));
+        let leaves = |step: Step| {
+            let played = self.containers.borrow()[container].played.clone();
+            played.iter().any(|id| self.script.get(id) == Some(&step))
+        };
+        if leaves(Step::KeepsProcessAlive) {
+            while !self.killed(container) {
+                self.answer_dumps(container, on_output);
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            return 137;
+        }
+        if leaves(Step::LeavesThread) {
+            on_output(&say("stacks 1 lingering"));
+            on_output(&say("lingering 1 1"));
+        }
+        status
+    }
+
+    /// The tests as the plugin runs them (static list or queue chunks); pytest's status.
+    async fn play_tests(
+        &self,
+        container: &str,
+        group: usize,
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Played {
+        let say = |text: &str| self.line(container, text);
         let dynamic = self.containers.borrow()[container].dynamic;
         let mut failed = false;
         let mut finished = 0;
@@ -141,15 +220,18 @@ impl FakeBackend {
             let (list_name, ready_name) = if dynamic {
                 k += 1;
                 if asked < k {
-                    on_output(format!("##compose-shard## next {k}\n").as_bytes());
+                    on_output(&say(&format!("next {k}")));
                     asked = k;
                 }
-                super::pytest_command::unit_file_names(k)
+                unit_file_names(k)
             } else {
-                ("tests.txt".to_string(), "tests.ready".to_string())
+                (TESTS_FILE_NAME.to_string(), TESTS_READY_NAME.to_string())
             };
-            let Some(list) = self.wait_for_list(container, &list_name, &ready_name).await else {
-                return 137;
+            let waited = self
+                .wait_for_list(container, &list_name, &ready_name, on_output)
+                .await;
+            let Some(list) = waited else {
+                return Played::Died;
             };
             if list.is_empty() {
                 break;
@@ -158,19 +240,26 @@ impl FakeBackend {
             for (i, id) in ids.iter().copied().enumerate() {
                 if ask_ahead && dynamic && i + 1 == ids.len() {
                     // The real plugin asks for its next chunk before its last test runs.
-                    on_output(format!("##compose-shard## next {}\n", k + 1).as_bytes());
+                    on_output(&say(&format!("next {}", k + 1)));
                     asked = k + 1;
                     tokio::task::yield_now().await;
                 }
                 if self.containers.borrow()[container]
                     .files
-                    .contains_key("stop")
+                    .contains_key(STOP_FILE_NAME)
                 {
-                    on_output(b"##compose-shard## stopped maxfail\n");
-                    return i64::from(failed);
+                    on_output(&say("stopped maxfail"));
+                    return Played::Status(i64::from(failed));
                 }
                 if self.dies_after.get(&group) == Some(&finished) {
-                    return 137;
+                    return Played::Died;
+                }
+                if self.script.get(id) == Some(&Step::TimesOut) {
+                    on_output(&say("stacks 1 timeout"));
+                    on_output(&say(&format!("timeout 1 5.000 {id}")));
+                    on_output(&say(&format!("done error 5.000000 {id}")));
+                    self.played(container, id);
+                    return Played::Status(2);
                 }
                 failed |= self.play_test(container, id, on_output);
                 finished += 1;
@@ -181,10 +270,13 @@ impl FakeBackend {
                 break;
             }
         }
-        if failed {
-            1
-        } else {
-            0
+        Played::Status(i64::from(failed))
+    }
+
+    fn played(&self, container: &str, id: &str) {
+        if let Some(c) = self.containers.borrow_mut().get_mut(container) {
+            c.finished += 1;
+            c.played.push(id.to_string());
         }
     }
 
@@ -195,16 +287,41 @@ impl FakeBackend {
         id: &str,
         on_output: &mut (dyn FnMut(&[u8]) + Send),
     ) -> bool {
-        let failed = id.contains("fail");
-        let outcome = if failed { "failed" } else { "passed" };
-        let text = format!("{id} \n.##compose-shard## done {outcome} 0.010000 {id}\n");
-        let (a, b) = text.split_at(text.len() / 2);
-        on_output(a.as_bytes());
-        on_output(b.as_bytes());
-        if let Some(c) = self.containers.borrow_mut().get_mut(container) {
-            c.finished += 1;
+        let outcome = match self.script.get(id) {
+            Some(Step::Fail) => "failed",
+            Some(Step::Error) => "error",
+            _ => "passed",
+        };
+        let mut text = format!("{id} \n.").into_bytes();
+        if self.script.get(id) == Some(&Step::PrintsForgedLines) {
+            let forged = format!(
+                "##compose-shard## done failed 0.1 {id}\n##compose-shard## stopped maxfail\n##compose-shard:not-the-token## next 9\n##compose-shard:not-the-token## finished 3\n"
+            );
+            text.extend(forged.into_bytes());
         }
-        failed
+        text.extend(self.line(container, &format!("done {outcome} 0.010000 {id}")));
+        let (a, b) = text.split_at(text.len() / 2);
+        on_output(a);
+        on_output(b);
+        self.played(container, id);
+        outcome != "passed"
+    }
+
+    /// Answer the stack dumps asked for since the last look, as the plugin's watchdog does.
+    fn answer_dumps(&self, container: &str, on_output: &mut (dyn FnMut(&[u8]) + Send)) {
+        loop {
+            let asked = {
+                let mut containers = self.containers.borrow_mut();
+                let c = containers.get_mut(container).expect("known container");
+                let next = c.dumps + 1;
+                if !c.files.contains_key(&dump_request_name(next)) {
+                    return;
+                }
+                c.dumps = next;
+                next
+            };
+            on_output(&self.line(container, &format!("stacks {asked} request {asked}")));
+        }
     }
 
     /// Wait, as the plugin does, for `ready_name`, then read `list_name`; `None` once the
@@ -214,11 +331,13 @@ impl FakeBackend {
         container: &str,
         list_name: &str,
         ready_name: &str,
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Option<String> {
         loop {
             if self.killed(container) {
                 return None;
             }
+            self.answer_dumps(container, on_output);
             let ready = self.containers.borrow()[container]
                 .files
                 .contains_key(ready_name);
@@ -373,10 +492,18 @@ impl super::backend::Backend for FakeBackend {
                 exit: None,
                 killed: false,
                 finished: 0,
+                played: Vec::new(),
+                dumps: 0,
                 dynamic: overrides
                     .env
                     .iter()
-                    .any(|(k, v)| k == "COMPOSE_SHARD_DIST" && v == "dynamic"),
+                    .any(|(k, v)| k == env::DIST && v == "dynamic"),
+                token: overrides
+                    .env
+                    .iter()
+                    .find(|(k, _)| k == env::TOKEN)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default(),
             },
         );
         tokio::task::yield_now().await;
@@ -435,7 +562,11 @@ impl super::backend::Backend for FakeBackend {
     async fn read_file(&self, container: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
         self.record(format!("read {path}"));
         let group = self.containers.borrow()[container].group;
-        if path != super::pytest_command::COLLECTED_FILE {
+        if path.starts_with(&format!("{RESULTS_DIR}/stacks-")) {
+            let stacks = "Thread 'stuck-worker' (non-daemon, id 7):\n  File \"tests/t.py\", line 3, in work\n    lock.acquire()\n";
+            return Ok(Some(stacks.as_bytes().to_vec()));
+        }
+        if path != COLLECTED_FILE {
             return Ok(None);
         }
         Ok(Some(self.collection_of(group).join("\n").into_bytes()))

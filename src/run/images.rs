@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use super::backend::Backend;
 use super::event::{Event, EventSink};
+use super::outcome::{EnvironmentFailure, FailureCause};
 use super::spec::RunSpec;
 use super::startup::ImageConfigs;
 use crate::compose::{Build, Project, Service};
@@ -31,7 +32,7 @@ async fn build<B: Backend>(
     service: &Service,
     spec: &RunSpec,
     events: &EventSink,
-) -> Result<String, String> {
+) -> Result<String, EnvironmentFailure> {
     let mut on_line = |line: &str| events.emit(Event::Info(format!("{}: {line}", service.name)));
     events.emit(Event::Info(format!(
         "building image for service {}",
@@ -40,7 +41,7 @@ async fn build<B: Backend>(
     let (tag, source) = backend
         .build_image(service, std::slice::from_ref(&spec.out_dir), &mut on_line)
         .await
-        .map_err(|e| crate::errors::render_chain(&e))?;
+        .map_err(EnvironmentFailure::engine)?;
     events.emit(Event::Info(format!(
         "service {}: image {tag} ({source:?})",
         service.name
@@ -72,7 +73,7 @@ async fn ensure<B: Backend>(
     image: &str,
     spec: &RunSpec,
     events: &EventSink,
-) -> Result<(), String> {
+) -> Result<(), EnvironmentFailure> {
     let mut on_line = |line: &str| events.emit(Event::Info(format!("{}: {line}", service.name)));
     let allow_pull = service.pull_policy.as_deref() != Some("never")
         && !(service.build.is_some() && spec.no_build);
@@ -80,13 +81,7 @@ async fn ensure<B: Backend>(
         .ensure_image(image, allow_pull, &mut on_line)
         .await
         .map(|_| ())
-        .map_err(|e| {
-            format!(
-                "service {}: {}",
-                service.name,
-                crate::errors::render_chain(&e)
-            )
-        })
+        .map_err(|e| EnvironmentFailure::engine(e).in_service(&service.name))
 }
 
 /// Build or find every image the project's services need, once for all groups. Builds run
@@ -97,7 +92,7 @@ pub(crate) async fn prepare_images<B: Backend>(
     project: &Project,
     spec: &RunSpec,
     events: &EventSink,
-) -> Result<Images, String> {
+) -> Result<Images, EnvironmentFailure> {
     let mut images = Images::default();
     let mut built: HashMap<String, String> = HashMap::new();
     let mut to_find: Vec<(&Service, String)> = Vec::new();
@@ -120,10 +115,7 @@ pub(crate) async fn prepare_images<B: Backend>(
             }
             (_, Some(image)) => to_find.push((service, image.clone())),
             (_, None) => {
-                return Err(format!(
-                    "service {} has neither image nor build (or --no-build was given)",
-                    service.name
-                ))
+                return Err(EnvironmentFailure::of(FailureCause::NoImage).in_service(&service.name))
             }
         }
     }
@@ -133,7 +125,9 @@ pub(crate) async fn prepare_images<B: Backend>(
             .map(|(service, image)| ensure(backend, service, image, spec, events)),
     )
     .await;
-    found.into_iter().collect::<Result<Vec<()>, String>>()?;
+    found
+        .into_iter()
+        .collect::<Result<Vec<()>, EnvironmentFailure>>()?;
     let image_of = |service: &Service| -> String {
         images.tags.get(&service.name).cloned().unwrap_or_else(|| {
             service
@@ -145,14 +139,11 @@ pub(crate) async fn prepare_images<B: Backend>(
     let configs = futures::future::join_all(project.services.values().map(|service| {
         let image = image_of(service);
         async move {
-            let config = backend.image_config(&image).await.map_err(|e| {
-                format!(
-                    "service {}: {}",
-                    service.name,
-                    crate::errors::render_chain(&e)
-                )
-            })?;
-            Ok::<_, String>((service.name.clone(), config))
+            let config = backend
+                .image_config(&image)
+                .await
+                .map_err(|e| EnvironmentFailure::engine(e).in_service(&service.name))?;
+            Ok::<_, EnvironmentFailure>((service.name.clone(), config))
         }
     }))
     .await;

@@ -3,7 +3,7 @@
 //! consume.
 
 mod backend;
-mod collection;
+mod dispatch;
 mod display;
 mod error;
 mod event;
@@ -11,6 +11,8 @@ mod group;
 mod images;
 mod leftovers;
 mod orchestrator;
+mod outcome;
+pub mod protocol;
 mod pytest_command;
 mod resource_labels;
 mod signals;
@@ -25,18 +27,21 @@ mod fake_backend;
 mod orchestrator_tests;
 
 pub use backend::Backend;
-pub use collection::LostTest;
+pub use dispatch::LostTest;
 pub use display::{Display, DisplayMode};
 pub use error::RunError;
-pub use event::{
-    Event, EventSink, GroupReport, GroupStatus, Phase, TestCounts, TestOutcome, TestResult,
-};
+pub use event::{Activity, Event, EventSink, GroupReport, TestCounts, TestOutcome, TestResult};
 pub use leftovers::{find_leftovers, process_alive};
 pub use orchestrator::{run, run_on, EngineSlot, RunOutcome};
-pub use pytest_command::{PLUGIN_SOURCE, PROGRESS_FILE_NAME};
+pub use outcome::{
+    format_limit, CollectionFailure, CollectionMismatch, EnvironmentFailure, FailureCause,
+    GroupStatus, Lingering,
+};
+pub use protocol::PROGRESS_FILE_NAME;
+pub use pytest_command::PLUGIN_SOURCE;
 pub use resource_labels::{group_label, run_label, stamp_labels};
 pub use signals::{run_interruptible, run_with_signals, Interrupted};
 pub use source_copy::CopySource;
-pub use spec::{Assignment, Planner, RunSpec, TestSource};
-pub use startup::{declared_tcp_ports, start_order, EnvironmentFailure};
-pub use summary::{exit_code, group_summaries, missing_reason, render_summary, reproduce_command};
+pub use spec::{Assignment, Planner, RunSpec, TestSource, STALL_WARNING};
+pub use startup::{declared_tcp_ports, start_order};
+pub use summary::{exit_code, render_summary, reproduce_command};

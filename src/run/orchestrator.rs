@@ -1,6 +1,6 @@
 //! The orchestrator: images once, then every group concurrently (start the test service's
 //! dependencies, run the test command as the test container's main process, copy results
-//! out, tear down); every group collects the suite itself and the [`Coordinator`] hands each
+//! out, tear down); every group collects the suite itself and the [`Dispatcher`] hands each
 //! its share of the plan. Emits [`Event`]s; returns a [`RunOutcome`].
 //!
 //! All groups are futures joined on one task: the work is waiting on the engine, and a single
@@ -13,21 +13,21 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::backend::Backend;
-use super::collection::{Coordinator, LostTest};
+use super::dispatch::{Dispatcher, LostTest};
 use super::error::RunError;
-use super::event::{Event, EventSink, GroupReport, GroupStatus, Phase, PhaseSpan, TestCounts};
+use super::event::{Activity, Event, EventSink, GroupReport};
 use super::group::prepare_test_container;
 use super::group::run_tests;
 use super::images::{prepare_images, Images};
-use super::pytest_command::test_invocation;
+use super::outcome::{EnvironmentFailure, FailureCause, GroupStatus};
+use super::pytest_command::{test_invocation, PluginSettings};
 use super::resource_labels::{describe, group_label, run_label};
 use super::source_copy::{must_copy, SourceCopy};
 use super::spec::{Assignment, RunSpec, TestSource};
-use super::startup::{
-    start_environment, wait_test_dependencies, EnvironmentFailure, StartRequest, Timing, Waits,
-};
+use super::startup::{start_environment, wait_test_dependencies, StartRequest, Timing, Waits};
 use crate::compose::{Project, Service};
 use crate::engine::ContainerOverrides;
+use crate::report::{Phase, PhaseSpan};
 
 /// How long a started dependency's ports are probed before its dependents start anyway.
 const PROBE_GRACE: Duration = Duration::from_secs(60);
@@ -98,7 +98,7 @@ async fn prepare_engine<'a, B: Backend>(
 ) -> Result<Ready<'a, B>, RunError> {
     let images = prepare_images(slot.backend, project, spec, events)
         .await
-        .map_err(RunError::Environment)?;
+        .map_err(|f| RunError::Environment(Box::new(f)))?;
     let out_dir = std::fs::canonicalize(&spec.out_dir).unwrap_or_else(|_| spec.out_dir.clone());
     let copy = SourceCopy::of(project, vec![out_dir]);
     let image = images
@@ -180,7 +180,9 @@ pub async fn run_on<B: Backend>(
     let run_started = Instant::now();
     let mut outcome = RunOutcome::default();
     if spec.projects.is_empty() || engines.is_empty() {
-        outcome.fatal = Some(RunError::Environment("no groups selected".into()));
+        outcome.fatal = Some(RunError::Environment(Box::new(EnvironmentFailure::of(
+            FailureCause::NothingToRun,
+        ))));
         return outcome;
     }
     let engine_of = |i: usize| engine_of(spec, engines.len(), i);
@@ -192,25 +194,15 @@ pub async fn run_on<B: Backend>(
         .filter_map(|r| r.as_ref().err())
         .collect();
     if failed_engines.len() == readies.iter().flatten().count() {
-        let reason = failed_engines
-            .first()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        outcome.groups = (0..spec.projects.len())
-            .map(|i| failed_report(group_of(&spec.projects[i], i), "no engine could run it"))
-            .collect();
-        outcome.fatal = Some(match failed_engines.first() {
-            Some(RunError::SourceNotVisible(r)) => RunError::SourceNotVisible(r.clone()),
-            _ => RunError::Environment(reason),
-        });
+        no_engine_ready(&mut outcome, engines, spec, &failed_engines);
         return outcome;
     }
 
     outcome.dynamic = matches!(source, TestSource::Queue { .. });
-    let coordinator = Coordinator::new(source);
+    let dispatcher = Dispatcher::new(source);
     let shared = Shared {
         spec,
-        coordinator: &coordinator,
+        dispatcher: &dispatcher,
         run_started,
         events,
         multi_engine: engines.len() > 1,
@@ -223,7 +215,7 @@ pub async fn run_on<B: Backend>(
         run_group_on(shared, ready, label, project, group_of(project, i))
     });
     outcome.groups = futures::future::join_all(groups).await;
-    let finished = coordinator.finish();
+    let finished = dispatcher.finish();
     outcome.collected = finished.collected;
     outcome.assignment = finished.assignment;
     outcome.fatal = finished.fatal;
@@ -232,29 +224,62 @@ pub async fn run_on<B: Backend>(
     outcome.lost = finished.lost;
     outcome.not_run = finished.not_run;
     check_exactly_once(&mut outcome);
-
     if !spec.keep {
-        // Groups tear themselves down; this sweep catches anything a failed teardown left.
-        let label = run_label(&spec.run_id);
-        let sweeps = engines.iter().map(|e| e.backend.remove_labelled(&label));
-        for removed in futures::future::join_all(sweeps)
-            .await
-            .into_iter()
-            .flatten()
-        {
-            if !removed.is_empty() {
-                events.emit(Event::Removed(describe(&removed)));
-            }
-        }
+        sweep(engines, spec, events).await;
     }
     outcome
+}
+
+/// No engine could be prepared: every group fails, and the first engine's error is the
+/// run's.
+fn no_engine_ready<B: Backend>(
+    outcome: &mut RunOutcome,
+    engines: &[EngineSlot<'_, B>],
+    spec: &RunSpec,
+    failed: &[&RunError],
+) {
+    outcome.groups = (0..spec.projects.len())
+        .map(|i| {
+            let cause = FailureCause::EngineUnavailable {
+                engine: engines[engine_of(spec, engines.len(), i)].label.clone(),
+                reason: "no engine could run it".into(),
+            };
+            failed_report(group_of(&spec.projects[i], i), cause)
+        })
+        .collect();
+    outcome.fatal = Some(match failed.first() {
+        Some(RunError::SourceNotVisible(r)) => RunError::SourceNotVisible(r.clone()),
+        Some(RunError::Environment(f)) => RunError::Environment(f.clone()),
+        other => RunError::Environment(Box::new(EnvironmentFailure::of(
+            FailureCause::EngineUnavailable {
+                engine: engines[0].label.clone(),
+                reason: other.map(|e| e.to_string()).unwrap_or_default(),
+            },
+        ))),
+    });
+}
+
+/// Remove whatever carries the run's label on every engine: groups tear themselves down,
+/// this catches anything a failed teardown left.
+async fn sweep<B: Backend>(engines: &[EngineSlot<'_, B>], spec: &RunSpec, events: &EventSink) {
+    let label = run_label(&spec.run_id);
+    let sweeps = engines.iter().map(|e| e.backend.remove_labelled(&label));
+    for removed in futures::future::join_all(sweeps)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        if !removed.is_empty() {
+            events.emit(Event::Removed(describe(&removed)));
+        }
+    }
 }
 
 /// What every group of a run shares.
 #[derive(Clone, Copy)]
 struct Shared<'a> {
     spec: &'a RunSpec,
-    coordinator: &'a Coordinator,
+    dispatcher: &'a Dispatcher,
     run_started: Instant,
     events: &'a EventSink,
     multi_engine: bool,
@@ -271,11 +296,14 @@ async fn run_group_on<B: Backend>(
     let ready = match ready {
         Ok(ready) => ready,
         Err(e) => {
-            let reason = format!("engine {label}: {e}");
+            let cause = FailureCause::EngineUnavailable {
+                engine: label.to_string(),
+                reason: e.to_string(),
+            };
             shared
                 .events
-                .emit(Event::Warning(format!("[g{group}] {reason}")));
-            let mut report = failed_report(group, &reason);
+                .emit(Event::Warning(format!("[g{group}] {cause}")));
+            let mut report = failed_report(group, cause);
             report.engine = label.to_string();
             return report;
         }
@@ -287,7 +315,7 @@ async fn run_group_on<B: Backend>(
         copy: ready.copy.as_ref(),
         engine: &ready.label,
         multi_engine: shared.multi_engine,
-        coordinator: shared.coordinator,
+        dispatcher: shared.dispatcher,
         run_started: shared.run_started,
         events: shared.events,
     };
@@ -307,7 +335,7 @@ fn check_exactly_once(outcome: &mut RunOutcome) {
         outcome.not_run.iter().map(String::as_str).collect();
     let mut missing = Vec::new();
     for report in &outcome.groups {
-        if !matches!(report.status, GroupStatus::Passed | GroupStatus::Failed) {
+        if !report.status.has_results() {
             continue; // a failed environment is reported as such, not test by test
         }
         for id in &report.assigned {
@@ -325,21 +353,10 @@ fn check_exactly_once(outcome: &mut RunOutcome) {
     outcome.duplicated = duplicated;
 }
 
-fn failed_report(group: usize, reason: &str) -> GroupReport {
+fn failed_report(group: usize, cause: FailureCause) -> GroupReport {
     GroupReport {
-        group,
-        status: GroupStatus::EnvironmentError(reason.to_string()),
-        counts: TestCounts::default(),
-        setup_seconds: 0.0,
-        test_seconds: 0.0,
-        teardown_seconds: 0.0,
-        pytest_exit: None,
-        ran: Vec::new(),
-        results: Vec::new(),
-        files: Vec::new(),
-        assigned: Vec::new(),
-        phases: Vec::new(),
-        engine: String::new(),
+        status: GroupStatus::Environment(EnvironmentFailure::of(cause)),
+        ..GroupReport::new(group)
     }
 }
 
@@ -352,7 +369,7 @@ struct GroupContext<'a, B: Backend> {
     copy: Option<&'a SourceCopy>,
     engine: &'a str,
     multi_engine: bool,
-    coordinator: &'a Coordinator,
+    dispatcher: &'a Dispatcher,
     run_started: Instant,
     events: &'a EventSink,
 }
@@ -385,12 +402,18 @@ fn container_overrides(spec: &RunSpec, images: &Images, service: &Service) -> Co
                     .map(|(_, v)| v.clone())
             })
     };
+    let plugin = PluginSettings {
+        dist: spec.dist,
+        token: spec.token.clone(),
+        exit_grace: spec.exit_grace,
+        test_timeout: spec.test_timeout,
+    };
     let invocation = test_invocation(
         &spec.command,
         existing("PYTHONPATH").as_deref(),
         existing("PYTEST_ADDOPTS").as_deref(),
         spec.collect_only,
-        spec.dist,
+        &plugin,
     );
     o.command = Some(invocation.argv);
     o.env = spec.env.clone();
@@ -406,9 +429,9 @@ fn offset(run_started: Instant, at: Instant) -> f64 {
 }
 
 /// A phase from `start` to `end`, on the run's time axis.
-fn span(run_started: Instant, name: &'static str, start: Instant, end: Instant) -> PhaseSpan {
+fn span(run_started: Instant, phase: Phase, start: Instant, end: Instant) -> PhaseSpan {
     PhaseSpan {
-        name,
+        phase,
         start: offset(run_started, start),
         end: offset(run_started, end),
     }
@@ -422,7 +445,7 @@ async fn run_group<B: Backend>(
     group: usize,
 ) -> GroupReport {
     let started = Instant::now();
-    let mut report = failed_report(group, "");
+    let mut report = GroupReport::new(group);
     if cx.multi_engine {
         report.engine = cx.engine.to_string();
         cx.events
@@ -431,30 +454,36 @@ async fn run_group<B: Backend>(
     if started > cx.run_started {
         report
             .phases
-            .push(span(cx.run_started, "images", cx.run_started, started));
+            .push(span(cx.run_started, Phase::Images, cx.run_started, started));
     }
     match start_and_test(cx, project, group, started, &mut report).await {
         Ok(()) => {}
-        Err(reason) => {
-            report.status = GroupStatus::EnvironmentError(reason);
+        Err(failure) => {
+            report.status = GroupStatus::Environment(failure);
             report.setup_seconds = started.elapsed().as_secs_f64();
             // The environment never got ready: all its time was setup.
-            if !report.phases.iter().any(|p| p.name == "environment") {
-                report
-                    .phases
-                    .push(span(cx.run_started, "environment", started, Instant::now()));
+            if !report.phases.iter().any(|p| p.phase == Phase::Environment) {
+                report.phases.push(span(
+                    cx.run_started,
+                    Phase::Environment,
+                    started,
+                    Instant::now(),
+                ));
             }
         }
     }
     let teardown = Instant::now();
     tear_down(cx, project, group).await;
     report.teardown_seconds = teardown.elapsed().as_secs_f64();
-    report
-        .phases
-        .push(span(cx.run_started, "teardown", teardown, Instant::now()));
-    cx.events.emit(Event::Phase {
+    report.phases.push(span(
+        cx.run_started,
+        Phase::Teardown,
+        teardown,
+        Instant::now(),
+    ));
+    cx.events.emit(Event::Activity {
         group,
-        phase: Phase::Done,
+        activity: Activity::Done,
     });
     cx.events.emit(Event::GroupDone(Box::new(report.clone())));
     report
@@ -469,7 +498,7 @@ async fn start_and_test<B: Backend>(
     group: usize,
     started: Instant,
     report: &mut GroupReport,
-) -> Result<(), String> {
+) -> Result<(), EnvironmentFailure> {
     let spec = cx.spec;
     let timing = Timing {
         poll: spec.poll,
@@ -489,13 +518,14 @@ async fn start_and_test<B: Backend>(
         timing,
         group,
     };
-    let env = start_environment(cx.backend, &request, cx.events)
-        .await
-        .map_err(|f: EnvironmentFailure| f.to_string())?;
+    let env = start_environment(cx.backend, &request, cx.events).await?;
     let all_started = env.all_started.unwrap_or_else(Instant::now);
-    report
-        .phases
-        .push(span(cx.run_started, "environment", started, all_started));
+    report.phases.push(span(
+        cx.run_started,
+        Phase::Environment,
+        started,
+        all_started,
+    ));
     // Compose creates the test container once the conditions it declares hold; creating it
     // (and uploading into it) meanwhile changes nothing the tests see, and saves that time.
     let service = &project.services[&spec.test_service];
@@ -504,34 +534,36 @@ async fn start_and_test<B: Backend>(
             .backend
             .create_service(project, service, &overrides(service))
             .await
-            .map_err(|e| crate::errors::render_chain(&e))?;
+            .map_err(EnvironmentFailure::engine)?;
         if let Some(copy) = cx.copy {
             copy.upload(cx.backend, &service.name, &container).await?;
         }
         prepare_test_container(cx.backend, &container).await?;
-        Ok::<String, String>(container)
+        Ok::<String, EnvironmentFailure>(container)
     };
     let declared = wait_test_dependencies(cx.backend, &request, &env, Waits::Declared, cx.events);
     let (container, declared) = futures::join!(prepare, declared);
-    declared.map_err(|f| f.to_string())?;
+    declared?;
     let container = container?;
     let ready = Instant::now();
     report
         .phases
-        .push(span(cx.run_started, "readiness", all_started, ready));
+        .push(span(cx.run_started, Phase::Readiness, all_started, ready));
     // The port probes of plain dependencies only help: they run while the test container
     // starts and collects, and hold back only its first test.
-    let probes = Box::pin(async {
-        wait_test_dependencies(cx.backend, &request, &env, Waits::Probes, cx.events)
-            .await
-            .map_err(|f| f.to_string())
-    });
+    let probes = Box::pin(wait_test_dependencies(
+        cx.backend,
+        &request,
+        &env,
+        Waits::Probes,
+        cx.events,
+    ));
     let outcome = run_tests(
         cx.backend,
         spec,
         group,
         &container,
-        cx.coordinator,
+        cx.dispatcher,
         cx.events,
         probes,
     )
@@ -542,18 +574,18 @@ async fn start_and_test<B: Backend>(
     report.test_seconds = exited.saturating_duration_since(test_start).as_secs_f64();
     report.phases.push(span(
         cx.run_started,
-        "collection",
+        Phase::Collection,
         outcome.started.unwrap_or(ready),
         test_start,
     ));
     if outcome.tests_delivered.is_some() {
         report
             .phases
-            .push(span(cx.run_started, "tests", test_start, exited));
+            .push(span(cx.run_started, Phase::Tests, test_start, exited));
     }
     report
         .phases
-        .push(span(cx.run_started, "results", exited, Instant::now()));
+        .push(span(cx.run_started, Phase::Results, exited, Instant::now()));
     report.status = outcome.status;
     report.counts = outcome.counts;
     report.pytest_exit = outcome.pytest_exit;
@@ -561,6 +593,7 @@ async fn start_and_test<B: Backend>(
     report.results = outcome.results;
     report.assigned = outcome.assigned;
     report.files = outcome.files;
+    report.lingering = outcome.lingering;
     Ok(())
 }
 
@@ -575,9 +608,9 @@ async fn tear_down<B: Backend>(cx: &GroupContext<'_, B>, project: &Project, grou
         )));
         return;
     }
-    cx.events.emit(Event::Phase {
+    cx.events.emit(Event::Activity {
         group,
-        phase: Phase::TearingDown,
+        activity: Activity::TearingDown,
     });
     match cx.backend.remove_labelled(&group_label(project)).await {
         Ok(removed) => cx.events.emit(Event::Removed(describe(&removed))),

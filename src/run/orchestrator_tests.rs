@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::event::{EventSink, GroupStatus};
-use super::fake_backend::{Behaviour, FakeBackend};
+use super::event::EventSink;
+use super::fake_backend::{Behaviour, FakeBackend, Step};
 use super::orchestrator::{run, run_on, EngineSlot, RunOutcome};
+use super::outcome::GroupStatus;
 use super::resource_labels::stamp_labels;
 use super::signals::run_interruptible;
 use super::spec::{Assignment, RunSpec, TestSource};
@@ -127,6 +128,10 @@ fn spec(groups: &[usize], total: usize, out: &std::path::Path) -> RunSpec {
         env: vec![],
         ready_timeout: Duration::from_secs(5),
         timeout: None,
+        test_timeout: None,
+        exit_grace: Duration::from_secs(30),
+        token: super::protocol::Token::new("fake-token"),
+        stall_warning: super::spec::STALL_WARNING,
         out_dir: out.to_path_buf(),
         keep: false,
         no_build: false,
@@ -145,9 +150,15 @@ fn round_robin(groups: usize) -> TestSource {
     }))
 }
 
+/// A fake engine whose pytest collects `collected`; tests whose name contains `fail` fail.
 fn fake(collected: &[&str]) -> FakeBackend {
     FakeBackend {
         collected: collected.iter().map(|s| s.to_string()).collect(),
+        script: collected
+            .iter()
+            .filter(|id| id.contains("fail"))
+            .map(|id| (id.to_string(), Step::Fail))
+            .collect(),
         behaviours: [
             ("db".to_string(), Behaviour::HealthyAfter(2)),
             ("redis".to_string(), Behaviour::HealthyAfter(0)),
@@ -332,9 +343,10 @@ async fn a_never_healthy_service_fails_only_its_group_with_name_state_and_log() 
     let mut spec = spec(&[1, 2], 2, out.path());
     spec.ready_timeout = Duration::from_millis(150);
     let outcome = go(&backend, &spec, round_robin(2)).await;
-    let GroupStatus::EnvironmentError(reason) = &outcome.groups[1].status else {
+    let GroupStatus::Environment(reason) = &outcome.groups[1].status else {
         panic!("group 2 should fail: {:?}", outcome.groups[1]);
     };
+    let reason = reason.to_string();
     assert!(reason.contains("service db"), "{reason}");
     assert!(
         reason.contains("not healthy within the ready timeout"),
@@ -367,7 +379,7 @@ async fn an_unhealthy_or_crashing_service_fails_fast() {
         );
         assert!(matches!(
             outcome.groups[0].status,
-            GroupStatus::EnvironmentError(_)
+            GroupStatus::Environment(_)
         ));
         assert_eq!(exit_code(&outcome), ExitCode::Environment);
         assert_eq!(backend.remaining(), Vec::<String>::new());
@@ -407,9 +419,10 @@ async fn a_collection_error_is_a_usage_error_and_cleans_up() {
     backend.collect_fails = true;
     let outcome = go(&backend, &spec(&[1, 2], 2, out.path()), round_robin(2)).await;
     assert_eq!(exit_code(&outcome), ExitCode::Usage);
-    let GroupStatus::CollectionFailed(reason) = &outcome.groups[0].status else {
+    let GroupStatus::Collection(reason) = &outcome.groups[0].status else {
         panic!("{:?}", outcome.groups[0].status);
     };
+    let reason = reason.to_string();
     assert!(
         reason.contains("error(s) during collection") && reason.contains("ImportError"),
         "{reason}"
@@ -461,10 +474,18 @@ async fn a_group_over_its_timeout_is_reported_and_removed() {
     let mut spec = spec(&[1], 1, out.path());
     spec.timeout = Some(Duration::from_millis(50));
     let outcome = go(&backend, &spec, round_robin(1)).await;
-    assert_eq!(
-        outcome.groups[0].status,
-        GroupStatus::TimedOut(Duration::from_millis(50))
-    );
+    let GroupStatus::TimedOut { limit, stacks } = &outcome.groups[0].status else {
+        panic!("{:?}", outcome.groups[0].status);
+    };
+    assert_eq!(*limit, Duration::from_millis(50));
+    // The plugin was asked for every thread's stack before the container was killed.
+    assert!(stacks
+        .as_deref()
+        .is_some_and(|s| s.contains("stuck-worker")));
+    assert!(outcome.groups[0]
+        .status
+        .to_string()
+        .starts_with("timed out after 50ms (--timeout)\n--- the test process's threads"));
     assert_eq!(exit_code(&outcome), ExitCode::TestsFailed);
     assert_eq!(backend.remaining(), Vec::<String>::new());
 }
@@ -525,8 +546,11 @@ fn start_order_puts_dependencies_first_and_reports_cycles() {
     cyclic.services["db"]
         .depends_on
         .insert("app".into(), dep(DependencyCondition::ServiceStarted, true));
-    let err = super::startup::start_order(&cyclic).unwrap_err();
-    assert!(err.contains("cycle") && err.contains("db"), "{err}");
+    let cycle = super::startup::start_order(&cyclic).unwrap_err();
+    assert!(
+        cycle.contains(&"db".to_string()) && cycle.first() == cycle.last(),
+        "{cycle:?}"
+    );
 }
 
 #[tokio::test]
@@ -779,7 +803,7 @@ async fn group_2_ends_badly(
     let outcome = go(&backend, &spec, queue(2)).await;
     let g2 = &outcome.groups[1];
     assert!(
-        matches!(g2.status, GroupStatus::EnvironmentError(_)),
+        matches!(g2.status, GroupStatus::Environment(_)),
         "{:?}",
         g2.status
     );
@@ -874,7 +898,7 @@ async fn a_group_that_collects_other_tests_fails_with_a_collection_error_naming_
     let refused = statuses
         .iter()
         .find_map(|s| match s {
-            GroupStatus::CollectionFailed(reason) => Some(reason.clone()),
+            GroupStatus::Collection(reason) => Some(reason.to_string()),
             _ => None,
         })
         .unwrap_or_else(|| panic!("{statuses:?}"));
@@ -955,7 +979,8 @@ async fn an_engine_that_fails_to_prepare_loses_only_its_groups_and_the_others_fi
     let outcome = run_on(&slots, &spec, queue(2), &events).await;
     assert!(outcome.fatal.is_none(), "{:?}", outcome.fatal);
     match &outcome.groups[1].status {
-        GroupStatus::EnvironmentError(reason) => {
+        GroupStatus::Environment(reason) => {
+            let reason = reason.to_string();
             assert!(reason.starts_with("engine b: "), "{reason}")
         }
         other => panic!("{other:?}"),
@@ -1045,4 +1070,232 @@ async fn a_remote_engine_always_gets_the_files_and_a_visible_one_never_does() {
         .borrow()
         .iter()
         .any(|c| c == "bind app@g1 /code"));
+}
+
+/// Run and collect every event the run emitted.
+async fn go_watched(
+    backend: &FakeBackend,
+    spec: &RunSpec,
+    source: TestSource,
+) -> (RunOutcome, Vec<super::event::Event>) {
+    let (events, mut rx) = EventSink::channel();
+    let outcome = run(backend, spec, source, &events).await;
+    drop(events);
+    let mut seen = Vec::new();
+    while let Some(e) = rx.recv().await {
+        seen.push(e);
+    }
+    (outcome, seen)
+}
+
+fn warnings(events: &[super::event::Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            super::event::Event::Warning(w) => Some(w.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_static_test_that_times_out_is_an_error_and_its_group_ends() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(6, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    backend.script.insert(ids[1].clone(), Step::TimesOut);
+    let mut spec = spec(&[1], 1, out.path());
+    spec.test_timeout = Some(Duration::from_secs(5));
+    let (outcome, events) = go_watched(&backend, &spec, round_robin(1)).await;
+    let g = &outcome.groups[0];
+    assert_eq!(
+        g.status,
+        GroupStatus::TestTimedOut {
+            test: ids[1].clone(),
+            limit: Duration::from_secs(5)
+        }
+    );
+    assert_eq!(g.ran, ids[..2].to_vec(), "the timed-out test is finished");
+    assert_eq!((g.counts.errors, g.counts.passed), (1, 1));
+    assert_eq!(g.pytest_exit, Some(2));
+    // Static: the rest of the group's list did not run, and says so.
+    assert_eq!(outcome.not_run, ids[2..].to_vec());
+    assert!(outcome.missing.is_empty(), "{:?}", outcome.missing);
+    assert_eq!(exit_code(&outcome), ExitCode::TestsFailed);
+    assert!(warnings(&events)
+        .iter()
+        .any(|w| w.contains(&format!("{} ran longer than --test-timeout", ids[1]))));
+    assert_eq!(backend.remaining(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_dynamic_test_that_times_out_hands_its_groups_other_tests_to_the_others_exactly_once() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(40, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    // The test group 2 runs second times out (the plugin's watchdog ends its session).
+    backend.script.insert(ids[21].clone(), Step::TimesOut);
+    backend.script.insert(ids[1].clone(), Step::TimesOut);
+    let mut spec = dynamic_spec(&[1, 2], 2, out.path());
+    spec.test_timeout = Some(Duration::from_secs(5));
+    let outcome = go(&backend, &spec, queue(2)).await;
+    let timed_out: Vec<&GroupStatus> = outcome
+        .groups
+        .iter()
+        .map(|g| &g.status)
+        .filter(|s| matches!(s, GroupStatus::TestTimedOut { .. }))
+        .collect();
+    assert!(!timed_out.is_empty(), "{:?}", outcome.groups);
+    // Every test ran exactly once (the timed-out ones as errors) or is reported not run
+    // because no group was left to take it.
+    let mut all: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+    all.extend(outcome.not_run.iter().cloned());
+    all.sort();
+    assert_eq!(all, ids);
+    assert!(outcome.duplicated.is_empty() && outcome.lost.is_empty());
+    assert_eq!(exit_code(&outcome), ExitCode::TestsFailed);
+}
+
+#[tokio::test]
+async fn threads_left_behind_are_named_and_pytests_outcome_is_kept() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .script
+        .insert(IDS[0].to_string(), Step::LeavesThread);
+    let spec = spec(&[1], 1, out.path());
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    let g = &outcome.groups[0];
+    assert_eq!(g.status, GroupStatus::Passed);
+    assert_eq!(g.ran.len(), IDS.len());
+    let lingering = g
+        .lingering
+        .as_ref()
+        .expect("the lingering thread is reported");
+    assert_eq!(lingering.threads, 1);
+    assert!(!lingering.killed);
+    assert!(lingering
+        .stacks
+        .as_deref()
+        .is_some_and(|s| s.contains("stuck-worker")));
+    let summary = super::summary::render_summary(&outcome, "plan.json", &[], &[]);
+    assert!(
+        summary.contains(
+            "g1: warning: pytest had finished, but 1 non-daemon thread kept the test process alive"
+        ),
+        "{summary}"
+    );
+    assert!(summary.contains("result: passed"), "{summary}");
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+}
+
+#[tokio::test]
+async fn a_process_the_plugin_cannot_end_is_killed_after_the_grace_and_keeps_pytests_outcome() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&["t.py::test_ok", "t.py::test_fail", "t.py::test_setup"]);
+    backend
+        .script
+        .insert("t.py::test_ok".into(), Step::KeepsProcessAlive);
+    backend
+        .script
+        .insert("t.py::test_setup".into(), Step::Error);
+    let mut spec = spec(&[1], 1, out.path());
+    spec.exit_grace = Duration::from_millis(30);
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    let g = &outcome.groups[0];
+    assert_eq!(g.status, GroupStatus::Failed, "pytest's own outcome");
+    assert_eq!(g.pytest_exit, Some(1));
+    assert_eq!((g.counts.failed, g.counts.errors), (1, 1));
+    assert!(g.lingering.as_ref().is_some_and(|l| l.killed));
+    assert!(backend
+        .calls
+        .borrow()
+        .iter()
+        .any(|c| c.starts_with("kill ")));
+    assert_eq!(exit_code(&outcome), ExitCode::TestsFailed);
+}
+
+#[tokio::test]
+async fn forged_protocol_lines_in_test_output_change_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let plain = fake(&IDS);
+    let outcome_plain = go(&plain, &spec(&[1, 2], 2, out.path()), round_robin(2)).await;
+    let mut forging = fake(&IDS);
+    for id in IDS {
+        forging
+            .script
+            .insert(id.to_string(), Step::PrintsForgedLines);
+    }
+    let out2 = tempfile::tempdir().unwrap();
+    let outcome = go(&forging, &spec(&[1, 2], 2, out2.path()), round_robin(2)).await;
+    for (a, b) in outcome.groups.iter().zip(&outcome_plain.groups) {
+        assert_eq!(a.status, b.status);
+        assert_eq!(a.counts, b.counts);
+        assert_eq!(a.ran, b.ran);
+    }
+    assert!(outcome.stopped.is_none());
+    assert_eq!(exit_code(&outcome), exit_code(&outcome_plain));
+}
+
+#[tokio::test]
+async fn a_group_without_progress_prints_every_threads_stack_once_and_goes_on() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend.tests_hang = true;
+    let mut spec = spec(&[1], 1, out.path());
+    spec.stall_warning = Duration::from_millis(40);
+    spec.timeout = Some(Duration::from_millis(300));
+    let (outcome, events) = go_watched(&backend, &spec, round_robin(1)).await;
+    let stalls: Vec<String> = warnings(&events)
+        .into_iter()
+        .filter(|w| w.contains("no test finished and nothing was printed"))
+        .collect();
+    assert_eq!(stalls.len(), 1, "once: {stalls:?}");
+    assert!(stalls[0].contains("stuck-worker"), "{}", stalls[0]);
+    // It went on until --timeout ended it.
+    assert!(matches!(
+        outcome.groups[0].status,
+        GroupStatus::TimedOut { .. }
+    ));
+}
+
+#[tokio::test]
+async fn the_whole_conversation_of_one_static_group_with_the_engine() {
+    // One group, one test, the smallest project: every call, in order.
+    let out = tempfile::tempdir().unwrap();
+    let backend = fake(&["t.py::test_one"]);
+    let mut spec = spec(&[1], 1, out.path());
+    let p = &mut spec.projects[0];
+    p.services.shift_remove("migrate");
+    p.services.shift_remove("redis");
+    p.volumes.clear();
+    let app = p.services.get_mut("app").unwrap();
+    app.depends_on.retain(|k, _| k == "db");
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(outcome.groups[0].status, GroupStatus::Passed);
+    let calls = backend.calls.borrow().join("\n");
+    let expected = "\
+image fixture/app
+image fixture/db
+inspect image fixture/app
+inspect image fixture/db
+network shop-t1-g1_default
+create db@g1
+start db@g1
+create app@g1
+poll db
+healthcheck db
+upload /tmp/compose-shard-plugin
+upload /tmp/compose-shard
+poll db
+healthcheck db
+poll db
+start app@g1
+read /tmp/compose-shard-plugin/collected.txt
+upload /tmp/compose-shard-plugin
+remove com.docker.compose.project=shop-t1-g1
+remove dev.compose-shard.run=t1";
+    assert_eq!(calls, expected);
 }

@@ -1,41 +1,34 @@
-//! The pytest side of a group: the command lines for collection and for a group's run, the
-//! plugin that selects node ids from a file, and parsing the plugin's progress lines.
+//! The pytest side of a group: the command line and environment of the test container,
+//! with the plugin that talks to compose-shard (its protocol is in [`super::protocol`]).
 //!
 //! Groups often share a bind-mounted source tree, so everything pytest and coverage would
 //! write into the working directory is redirected into the container's own `/tmp`.
 
-use super::event::TestOutcome;
+use std::time::Duration;
+
+use super::protocol::{env, Token, PLUGIN_DIR, PLUGIN_MODULE, RESULTS_DIR};
 use crate::config::Dist;
 
 /// The plugin's source, uploaded into each test container.
 pub const PLUGIN_SOURCE: &str = include_str!("compose_shard_plugin.py");
-/// The plugin's module name (`-p compose_shard_plugin`).
-pub const PLUGIN_MODULE: &str = "compose_shard_plugin";
-/// Folder in the container holding the plugin (on PYTHONPATH) and the files it exchanges
-/// with compose-shard (`collected.txt`, `tests.txt`, `tests.ready`).
-pub const PLUGIN_DIR: &str = "/tmp/compose-shard-plugin";
-/// Folder in the container where a group writes its results (copied out afterwards).
-pub const RESULTS_DIR: &str = "/tmp/compose-shard";
-/// The collection the plugin writes.
-pub const COLLECTED_FILE: &str = "/tmp/compose-shard-plugin/collected.txt";
-/// The test list compose-shard uploads, and the file whose presence says it is complete.
-pub const TESTS_FILE_NAME: &str = "tests.txt";
-/// See [`TESTS_FILE_NAME`].
-pub const TESTS_READY_NAME: &str = "tests.ready";
-/// The file whose presence tells a group's plugin to start no further test (`--maxfail`
-/// reached across the groups); it holds the reason.
-pub const STOP_FILE_NAME: &str = "stop";
-/// The plugin's record of every finished test, one JSON object per line (node id, outcome,
-/// seconds, failure text), in the results folder: what is left when pytest dies before it
-/// writes its JUnit XML.
-pub const PROGRESS_FILE_NAME: &str = "progress.jsonl";
 
-/// The names of the files answering a dynamic group's `next K`: the unit's node ids, then the
-/// file whose presence says they are complete.
-pub fn unit_file_names(k: u64) -> (String, String) {
-    (format!("unit-{k}.txt"), format!("unit-{k}.ready"))
+/// What the plugin is told through its environment.
+#[derive(Debug, Clone)]
+pub struct PluginSettings {
+    /// Static or dynamic.
+    pub dist: Dist,
+    /// The run's secret.
+    pub token: Token,
+    /// `--exit-grace`.
+    pub exit_grace: Duration,
+    /// `--test-timeout`.
+    pub test_timeout: Option<Duration>,
 }
-const LINE_PREFIX: &str = "##compose-shard## ";
+
+/// Seconds as the plugin reads them.
+fn seconds(d: Duration) -> String {
+    format!("{}", d.as_secs_f64())
+}
 
 /// How the test container runs the test command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +108,7 @@ pub fn test_invocation(
     existing_python_path: Option<&str>,
     existing_addopts: Option<&str>,
     collect_only: bool,
-    dist: Dist,
+    plugin: &PluginSettings,
 ) -> PytestInvocation {
     let mut ours = vec![
         "-p".to_string(),
@@ -125,19 +118,24 @@ pub fn test_invocation(
     ];
     let mut env = vec![
         ("PYTHONPATH".to_string(), python_path(existing_python_path)),
-        ("COMPOSE_SHARD_DIR".to_string(), PLUGIN_DIR.to_string()),
+        (env::DIR.to_string(), PLUGIN_DIR.to_string()),
         // Bytecode caches in a shared tree are written concurrently by every group.
         ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
         (
-            "COMPOSE_SHARD_DIST".to_string(),
-            match dist {
+            env::DIST.to_string(),
+            match plugin.dist {
                 Dist::Dynamic => "dynamic",
                 Dist::Static => "static",
             }
             .to_string(),
         ),
-        ("COMPOSE_SHARD_RESULTS".to_string(), RESULTS_DIR.to_string()),
+        (env::RESULTS.to_string(), RESULTS_DIR.to_string()),
+        (env::TOKEN.to_string(), plugin.token.as_str().to_string()),
+        (env::EXIT_GRACE.to_string(), seconds(plugin.exit_grace)),
     ];
+    if let Some(limit) = plugin.test_timeout {
+        env.push((env::TEST_TIMEOUT.to_string(), seconds(limit)));
+    }
     let command = if collect_only {
         ours.extend(["--collect-only".to_string(), "-q".to_string()]);
         without_coverage_options(command)
@@ -163,85 +161,21 @@ pub fn test_invocation(
     PytestInvocation { argv, env }
 }
 
-/// One parsed plugin line.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PluginLine {
-    /// A test finished (its teardown ran) with this outcome.
-    Done {
-        /// Node id.
-        node_id: String,
-        /// Outcome: a failed call is `Failed`, a failed setup or teardown `Error`.
-        outcome: TestOutcome,
-        /// Setup, call and teardown together, when the plugin measured them.
-        seconds: Option<f64>,
-    },
-    /// A planned node id was not collected in this group.
-    Missing(String),
-    /// The group's pytest collected this many tests (the list is in [`COLLECTED_FILE`]).
-    Collected(usize),
-    /// Collection failed with this many errors; pytest stops.
-    CollectionErrors(usize),
-    /// pytest's `--maxfail` in this group (0: none; `-x` is 1).
-    Maxfail(usize),
-    /// A dynamic group asks for its Kth unit.
-    Next(u64),
-    /// The group saw the stop file and starts no further test.
-    Stopped(String),
-}
-
-/// Parse one output line; `None` for ordinary pytest output.
-pub fn parse_plugin_line(line: &str) -> Option<PluginLine> {
-    // pytest's progress dots can share the line (`.##compose-shard## done passed ...`).
-    let line = line.trim_end_matches('\r');
-    let rest = &line[line.find(LINE_PREFIX)? + LINE_PREFIX.len()..];
-    if let Some(id) = rest.strip_prefix("missing ") {
-        return Some(PluginLine::Missing(id.to_string()));
-    }
-    if let Some(n) = rest.strip_prefix("collected ") {
-        return n.trim().parse().ok().map(PluginLine::Collected);
-    }
-    if let Some(n) = rest.strip_prefix("collection-errors ") {
-        return n.trim().parse().ok().map(PluginLine::CollectionErrors);
-    }
-    if let Some(n) = rest.strip_prefix("maxfail ") {
-        return n.trim().parse().ok().map(PluginLine::Maxfail);
-    }
-    if let Some(k) = rest.strip_prefix("next ") {
-        return k.trim().parse().ok().map(PluginLine::Next);
-    }
-    if let Some(reason) = rest.strip_prefix("stopped ") {
-        return Some(PluginLine::Stopped(reason.to_string()));
-    }
-    let rest = rest.strip_prefix("done ")?;
-    let (result, rest) = rest.split_once(' ')?;
-    // `done OUTCOME SECONDS NODEID`; a node id never starts with a number and a space.
-    let (seconds, node_id) = match rest.split_once(' ') {
-        Some((number, id)) => match number.parse::<f64>() {
-            Ok(s) if s.is_finite() && s >= 0.0 => (Some(s), id),
-            _ => (None, rest),
-        },
-        None => (None, rest),
-    };
-    let outcome = match result {
-        "passed" => TestOutcome::Passed,
-        "failed" => TestOutcome::Failed,
-        "skipped" => TestOutcome::Skipped,
-        "error" => TestOutcome::Error,
-        _ => return None,
-    };
-    Some(PluginLine::Done {
-        node_id: node_id.to_string(),
-        outcome,
-        seconds,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn plugin(dist: Dist) -> PluginSettings {
+        PluginSettings {
+            dist,
+            token: Token::new("t0k3n"),
+            exit_grace: Duration::from_secs(30),
+            test_timeout: None,
+        }
     }
 
     #[test]
@@ -251,7 +185,7 @@ mod tests {
             Some("/code"),
             None,
             false,
-            Dist::Static,
+            &plugin(Dist::Static),
         );
         assert_eq!(
             inv.argv,
@@ -281,7 +215,7 @@ mod tests {
             None,
             None,
             false,
-            Dist::Dynamic,
+            &plugin(Dist::Dynamic),
         );
         assert!(plain
             .env
@@ -297,7 +231,7 @@ mod tests {
             None,
             Some("-ra"),
             false,
-            Dist::Static,
+            &plugin(Dist::Static),
         );
         assert_eq!(inv.argv, s(&["./run-tests.sh", "-v"]));
         let addopts = &inv
@@ -330,7 +264,7 @@ mod tests {
             None,
             None,
             true,
-            Dist::Static,
+            &plugin(Dist::Static),
         );
         assert_eq!(
             inv.argv,
@@ -348,59 +282,5 @@ mod tests {
             ])
         );
         assert!(!inv.env.iter().any(|(k, _)| k == "COVERAGE_FILE"));
-    }
-
-    #[test]
-    fn plugin_lines_give_one_outcome_per_test() {
-        let p = |l| parse_plugin_line(l).unwrap();
-        let done = |id: &str, outcome| PluginLine::Done {
-            node_id: id.into(),
-            outcome,
-            seconds: None,
-        };
-        assert_eq!(
-            p("##compose-shard## done passed 0.25 t.py::x y[a b]"),
-            PluginLine::Done {
-                node_id: "t.py::x y[a b]".into(),
-                outcome: TestOutcome::Passed,
-                seconds: Some(0.25),
-            }
-        );
-        assert_eq!(
-            p("##compose-shard## done failed t.py::x"),
-            done("t.py::x", TestOutcome::Failed)
-        );
-        assert_eq!(
-            p("##compose-shard## done passed t.py::x y[a b]"),
-            done("t.py::x y[a b]", TestOutcome::Passed)
-        );
-        assert_eq!(
-            p(".##compose-shard## done error t.py::x"),
-            done("t.py::x", TestOutcome::Error)
-        );
-        assert_eq!(
-            p("##compose-shard## missing t.py::gone"),
-            PluginLine::Missing("t.py::gone".into())
-        );
-        assert_eq!(
-            p("##compose-shard## collected 168"),
-            PluginLine::Collected(168)
-        );
-        assert_eq!(
-            p("##compose-shard## collection-errors 2"),
-            PluginLine::CollectionErrors(2)
-        );
-        assert_eq!(p("##compose-shard## maxfail 1"), PluginLine::Maxfail(1));
-        assert_eq!(p("##compose-shard## next 12"), PluginLine::Next(12));
-        assert_eq!(
-            p("##compose-shard## stopped 2 failures"),
-            PluginLine::Stopped("2 failures".into())
-        );
-        assert_eq!(parse_plugin_line("##compose-shard## next x"), None);
-        assert_eq!(parse_plugin_line("t.py::x PASSED"), None);
-        assert_eq!(
-            parse_plugin_line("##compose-shard## done weird t.py::x"),
-            None
-        );
     }
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::backend::Backend;
 use super::error::RunError;
+use super::outcome::{EnvironmentFailure, FailureCause};
 use crate::compose::{project_tree_binds, without_project_binds, Project, ProjectBind};
 use crate::engine::SourceUpload;
 
@@ -84,7 +85,7 @@ impl SourceCopy {
         backend: &B,
         service: &str,
         container: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), EnvironmentFailure> {
         for bind in self.binds.get(service).map(Vec::as_slice).unwrap_or(&[]) {
             let upload = SourceUpload {
                 project_dir: &self.project_dir,
@@ -93,12 +94,12 @@ impl SourceCopy {
                 excluded: &self.excluded,
             };
             backend.upload_tree(container, &upload).await.map_err(|e| {
-                format!(
-                    "copying {} into {container}:{} (--copy-source): {}",
-                    bind.source.display(),
-                    bind.target,
-                    crate::errors::render_chain(&e)
-                )
+                EnvironmentFailure::of(FailureCause::SourceCopy {
+                    source_path: bind.source.clone(),
+                    target: format!("{container}:{}", bind.target),
+                    error: std::sync::Arc::new(e),
+                })
+                .in_service(service)
             })?;
         }
         Ok(())
@@ -136,7 +137,7 @@ pub async fn must_copy<B: Backend>(
     let sees = backend
         .engine_sees_path(image, &copy.project_dir)
         .await
-        .map_err(|e| RunError::Environment(crate::errors::render_chain(&e)))?;
+        .map_err(|e| RunError::Environment(Box::new(EnvironmentFailure::engine(e))))?;
     match (sees, mode) {
         (true, _) => Ok((false, None)),
         (false, CopySource::Never) => Err(RunError::SourceNotVisible(not_visible(

@@ -10,7 +10,7 @@ use crate::compose::Project;
 pub type Assignment = BTreeMap<usize, Vec<String>>;
 
 /// Turns the collected node ids into an assignment (and typically saves the plan).
-pub type Planner = Box<dyn FnOnce(Vec<String>) -> Result<Assignment, String>>;
+pub type Planner = Box<dyn FnOnce(Vec<String>) -> Result<Assignment, crate::errors::Error>>;
 
 /// Where the tests of each group come from.
 pub enum TestSource {
@@ -29,6 +29,10 @@ pub enum TestSource {
     },
 }
 
+/// How long a group may show no progress before every thread's stack is printed (once), when no
+/// `--test-timeout` ends a hung test sooner.
+pub const STALL_WARNING: Duration = Duration::from_secs(600);
+
 /// One run of N isolated environments.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -46,6 +50,15 @@ pub struct RunSpec {
     pub ready_timeout: Duration,
     /// Per-group limit for the test phase.
     pub timeout: Option<Duration>,
+    /// Per-test limit (`--test-timeout`).
+    pub test_timeout: Option<Duration>,
+    /// How long a test process may outlive pytest's session (`--exit-grace`).
+    pub exit_grace: Duration,
+    /// The run's secret for the plugin's lines.
+    pub token: super::protocol::Token,
+    /// How long a group may show no progress (no output, no finished test) before every
+    /// thread's stack is printed as a warning, once ([`STALL_WARNING`]).
+    pub stall_warning: Duration,
     /// Results folder.
     pub out_dir: PathBuf,
     /// Keep environments after the run.

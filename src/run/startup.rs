@@ -21,57 +21,15 @@ use indexmap::IndexMap;
 use tokio::time::Instant;
 
 use super::backend::Backend;
-use super::event::{Event, EventSink, Phase};
+use super::event::{Activity, Event, EventSink};
+use super::outcome::{EnvironmentFailure, FailureCause};
 use crate::compose::{DependencyCondition, Project, Service};
 use crate::engine::{
-    ContainerOverrides, ContainerStatus, EngineError, ExecOutcome, ExecRequest, Health, ImageConfig,
+    ContainerOverrides, ContainerStatus, ExecOutcome, ExecRequest, Health, ImageConfig,
 };
 
 /// Lines of a failed service's log shown to the user.
 pub const LOG_TAIL_LINES: usize = 30;
-
-/// Why a group's environment could not be brought up.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EnvironmentFailure {
-    /// The service at fault, if one is.
-    pub service: Option<String>,
-    /// What happened.
-    pub reason: String,
-    /// Its state as last seen (`exited with code 1`).
-    pub state: Option<String>,
-    /// The last lines of its log.
-    pub log_tail: Option<String>,
-}
-
-impl EnvironmentFailure {
-    fn engine(e: EngineError) -> Self {
-        EnvironmentFailure {
-            service: None,
-            reason: crate::errors::render_chain(&e),
-            state: None,
-            log_tail: None,
-        }
-    }
-}
-
-impl std::fmt::Display for EnvironmentFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(s) = &self.service {
-            write!(f, "service {s}: ")?;
-        }
-        f.write_str(&self.reason)?;
-        if let Some(state) = &self.state {
-            write!(f, " (state: {state})")?;
-        }
-        if let Some(tail) = &self.log_tail {
-            let tail = tail.trim_end();
-            if !tail.is_empty() {
-                write!(f, "\n--- last lines of its log ---\n{tail}")?;
-            }
-        }
-        Ok(())
-    }
-}
 
 /// How often readiness is polled and how long to wait in total.
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +51,9 @@ pub struct StartedEnvironment {
     pub all_started: Option<Instant>,
 }
 
-/// Services in an order where every dependency comes first (file order otherwise).
-pub fn start_order(project: &Project) -> Result<Vec<String>, String> {
+/// Services in an order where every dependency comes first (file order otherwise); `Err`
+/// is a dependency cycle, its services in order.
+pub fn start_order(project: &Project) -> Result<Vec<String>, Vec<String>> {
     let mut order: Vec<String> = Vec::new();
     let mut visiting: Vec<String> = Vec::new();
     fn visit(
@@ -102,13 +61,13 @@ pub fn start_order(project: &Project) -> Result<Vec<String>, String> {
         name: &str,
         order: &mut Vec<String>,
         visiting: &mut Vec<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Vec<String>> {
         if order.iter().any(|n| n == name) {
             return Ok(());
         }
         if visiting.iter().any(|n| n == name) {
             visiting.push(name.to_string());
-            return Err(format!("dependency cycle: {}", visiting.join(" -> ")));
+            return Err(visiting.clone());
         }
         let Some(service) = project.services.get(name) else {
             return Ok(());
@@ -151,12 +110,12 @@ async fn failure<B: Backend>(
     backend: &B,
     service: &str,
     container: &str,
-    reason: String,
+    cause: FailureCause,
     status: Option<&ContainerStatus>,
 ) -> EnvironmentFailure {
     EnvironmentFailure {
         service: Some(service.to_string()),
-        reason,
+        cause,
         state: status.map(ContainerStatus::describe),
         log_tail: backend.logs_tail(container, LOG_TAIL_LINES).await.ok(),
     }
@@ -258,14 +217,11 @@ async fn wait_healthy<B: Backend>(
             .status(container)
             .await
             .map_err(EnvironmentFailure::engine)?;
-        let fail = |reason: &str| reason.to_string();
         let problem = match status.health {
             Health::Healthy => return Ok(()),
-            Health::Unhealthy => Some(fail("it became unhealthy")),
-            _ if status.has_exited() => Some(fail("it exited before becoming healthy")),
-            Health::None if test.is_none() => Some(fail(
-                "a dependent waits for it to be healthy, but it has no healthcheck",
-            )),
+            Health::Unhealthy => Some(FailureCause::Unhealthy),
+            _ if status.has_exited() => Some(FailureCause::ExitedBeforeHealthy),
+            Health::None if test.is_none() => Some(FailureCause::NoHealthcheck),
             _ => None,
         };
         if let Some(reason) = problem {
@@ -277,8 +233,8 @@ async fn wait_healthy<B: Backend>(
             }
         }
         if Instant::now() >= timing.deadline {
-            let reason = "not healthy within the ready timeout".to_string();
-            return Err(failure(backend, &service.name, container, reason, Some(&status)).await);
+            let cause = FailureCause::NotHealthyInTime;
+            return Err(failure(backend, &service.name, container, cause, Some(&status)).await);
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 3 / 2).min(timing.poll);
@@ -315,12 +271,12 @@ async fn wait_completed<B: Backend>(
             if status.exit_code == Some(0) {
                 return Ok(());
             }
-            let reason = "a dependent waits for it to complete successfully, but it failed".into();
-            return Err(failure(backend, service, container, reason, Some(&status)).await);
+            let cause = FailureCause::CompletionFailed;
+            return Err(failure(backend, service, container, cause, Some(&status)).await);
         }
         if Instant::now() >= timing.deadline {
-            let reason = "not completed within the ready timeout".into();
-            return Err(failure(backend, service, container, reason, Some(&status)).await);
+            let cause = FailureCause::NotCompletedInTime;
+            return Err(failure(backend, service, container, cause, Some(&status)).await);
         }
         tokio::time::sleep(timing.poll).await;
     }
@@ -403,17 +359,13 @@ pub async fn start_environment<B: Backend>(
     events: &EventSink,
 ) -> Result<StartedEnvironment, EnvironmentFailure> {
     let StartRequest { project, group, .. } = *request;
-    events.emit(Event::Phase {
+    events.emit(Event::Activity {
         group,
-        phase: Phase::Creating,
+        activity: Activity::Creating,
     });
     create_networks_and_volumes(backend, project).await?;
-    let order = start_order(project).map_err(|reason| EnvironmentFailure {
-        service: None,
-        reason,
-        state: None,
-        log_tail: None,
-    })?;
+    let order = start_order(project)
+        .map_err(|cycle| EnvironmentFailure::of(FailureCause::DependencyCycle(cycle)))?;
     let mut env = StartedEnvironment::default();
     let mut satisfied: HashSet<(String, &'static str)> = HashSet::new();
     for level in start_levels(project, &order, request.test_service) {
@@ -472,23 +424,16 @@ async fn start_service<B: Backend>(
     service: &Service,
     events: &EventSink,
 ) -> Result<String, EnvironmentFailure> {
-    events.emit(Event::Phase {
+    events.emit(Event::Activity {
         group: request.group,
-        phase: Phase::Starting(service.name.clone()),
+        activity: Activity::Starting(service.name.clone()),
     });
     let container = backend
         .create_service(request.project, service, &(request.overrides)(service))
         .await
         .map_err(EnvironmentFailure::engine)?;
     if let Some(copy) = request.copy {
-        copy.upload(backend, &service.name, &container)
-            .await
-            .map_err(|reason| EnvironmentFailure {
-                service: Some(service.name.clone()),
-                reason,
-                state: None,
-                log_tail: None,
-            })?;
+        copy.upload(backend, &service.name, &container).await?;
     }
     backend
         .start(&container)
@@ -566,9 +511,9 @@ async fn wait_dependencies<B: Backend>(
         return Ok(());
     }
     if !matches!(waits, Waits::Probes) {
-        events.emit(Event::Phase {
+        events.emit(Event::Activity {
             group,
-            phase: Phase::WaitingFor(todo.iter().map(|(dep, ..)| (*dep).clone()).collect()),
+            activity: Activity::WaitingFor(todo.iter().map(|(dep, ..)| (*dep).clone()).collect()),
         });
     }
     for (dep, dependency, container) in todo {

@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use super::event::GroupStatus;
 use super::orchestrator::RunOutcome;
+use super::outcome::GroupStatus;
 use crate::errors::ExitCode;
 
 /// The exit code for a finished (not interrupted) run: 3 if any environment failed, 2 if the
@@ -16,21 +16,23 @@ pub fn exit_code(outcome: &RunOutcome) -> ExitCode {
     if outcome
         .groups
         .iter()
-        .any(|g| matches!(g.status, GroupStatus::EnvironmentError(_)))
+        .any(|g| matches!(g.status, GroupStatus::Environment(_)))
     {
         return ExitCode::Environment;
     }
     if outcome
         .groups
         .iter()
-        .any(|g| matches!(g.status, GroupStatus::CollectionFailed(_)))
+        .any(|g| matches!(g.status, GroupStatus::Collection(_)))
     {
         return ExitCode::Usage;
     }
-    let failed = outcome
-        .groups
-        .iter()
-        .any(|g| matches!(g.status, GroupStatus::Failed | GroupStatus::TimedOut(_)));
+    let failed = outcome.groups.iter().any(|g| {
+        matches!(
+            g.status,
+            GroupStatus::Failed | GroupStatus::TimedOut { .. } | GroupStatus::TestTimedOut { .. }
+        )
+    });
     let unfinished = !outcome.not_run.is_empty() || !outcome.lost.is_empty();
     if failed || unfinished || !outcome.missing.is_empty() || !outcome.duplicated.is_empty() {
         return ExitCode::TestsFailed;
@@ -67,51 +69,10 @@ fn first_five(ids: &[String]) -> String {
     ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
 }
 
-/// Why a group has no usable results, if it has none.
-pub fn missing_reason(status: &GroupStatus) -> Option<String> {
-    match status {
-        GroupStatus::EnvironmentError(reason) => Some(reason.clone()),
-        GroupStatus::TimedOut(limit) => Some(format!("timed out after {}s", limit.as_secs())),
-        GroupStatus::CollectionFailed(reason) => Some(format!("collection failed: {reason}")),
-        _ => None,
-    }
-}
-
-/// The report module's plain per-group data, with phases on the run's time axis.
-pub fn group_summaries(outcome: &RunOutcome) -> Vec<crate::report::GroupSummary> {
-    outcome
-        .groups
-        .iter()
-        .map(|g| crate::report::GroupSummary {
-            group: g.group,
-            engine: g.engine.clone(),
-            tests: g.counts.done,
-            passed: g.counts.passed,
-            failed: g.counts.failed,
-            skipped: g.counts.skipped,
-            errors: g.counts.errors,
-            status: match missing_reason(&g.status) {
-                Some(reason) => format!("crashed: {reason}"),
-                None if g.status == GroupStatus::Failed => "failed".into(),
-                None => "ok".into(),
-            },
-            phases: g
-                .phases
-                .iter()
-                .map(|p| crate::report::Phase {
-                    name: p.name.into(),
-                    start: p.start,
-                    end: p.end,
-                })
-                .collect(),
-        })
-        .collect()
-}
-
 /// The table of groups (the report module's, as `merge` prints it) and which engine ran
 /// which groups.
 fn table(out: &mut String, outcome: &RunOutcome) {
-    let groups = group_summaries(outcome);
+    let groups: Vec<_> = outcome.groups.iter().map(|g| g.summary()).collect();
     let sum = |f: fn(&super::event::TestCounts) -> usize| -> usize {
         outcome.groups.iter().map(|g| f(&g.counts)).sum()
     };
@@ -146,17 +107,11 @@ fn problems(out: &mut String, outcome: &RunOutcome) {
         let _ = writeln!(out, "error: {fatal}");
     }
     for g in &outcome.groups {
-        match &g.status {
-            GroupStatus::EnvironmentError(reason) => {
-                let _ = writeln!(out, "g{}: environment error: {reason}", g.group);
-            }
-            GroupStatus::TimedOut(limit) => {
-                let _ = writeln!(out, "g{}: timed out after {}s", g.group, limit.as_secs());
-            }
-            GroupStatus::CollectionFailed(reason) => {
-                let _ = writeln!(out, "g{}: collection failed: {reason}", g.group);
-            }
-            _ => {}
+        if !matches!(g.status, GroupStatus::Passed | GroupStatus::Failed) {
+            let _ = writeln!(out, "g{}: {}", g.group, g.status);
+        }
+        if let Some(lingering) = &g.lingering {
+            let _ = writeln!(out, "g{}: warning: {lingering}", g.group);
         }
     }
     if !outcome.unstable_ids.is_empty() {

@@ -165,6 +165,23 @@ pub fn leftovers(run_id: &str) -> Vec<String> {
     found
 }
 
+/// The arguments of the plugin's `VERB` line (`##compose-shard:TOKEN## VERB ARGS`, the token
+/// being the run's), or `None` for any other line.
+pub fn plugin_args<'a>(line: &'a str, verb: &str) -> Option<&'a str> {
+    let at = line.find("##compose-shard:")?;
+    let rest = &line[at + "##compose-shard:".len()..];
+    let (token, rest) = rest.split_once("## ")?;
+    if token.is_empty() || !token.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    rest.strip_prefix(verb)?.strip_prefix(' ')
+}
+
+/// Whether a log holds a plugin line `VERB`.
+pub fn has_plugin_line(log: &str, verb: &str) -> bool {
+    log.lines().any(|l| plugin_args(l, verb).is_some())
+}
+
 /// Node ids per group that finished, from the plugin lines in `<out>/g<k>/output.log`.
 pub fn ran_per_group(out: &Path) -> BTreeMap<usize, Vec<String>> {
     let mut ran = BTreeMap::new();
@@ -176,10 +193,7 @@ pub fn ran_per_group(out: &Path) -> BTreeMap<usize, Vec<String>> {
         let log = std::fs::read_to_string(out.join(&name).join("output.log")).unwrap();
         let ids = log
             .lines()
-            .filter_map(|l| {
-                l.split_once("##compose-shard## done ")
-                    .map(|(_, rest)| rest)
-            })
+            .filter_map(|l| plugin_args(l, "done"))
             .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest))
             // `done OUTCOME SECONDS NODEID`
             .map(|rest| match rest.split_once(' ') {
@@ -246,7 +260,7 @@ pub fn wait_for_testing(out: &Path, limit: Duration) {
     loop {
         let testing = (1..=8).any(|k| {
             std::fs::read_to_string(out.join(format!("g{k}/output.log")))
-                .is_ok_and(|l| l.contains("##compose-shard## done"))
+                .is_ok_and(|l| has_plugin_line(&l, "done"))
         });
         if testing {
             return;
@@ -263,7 +277,7 @@ pub fn wait_for_testing(out: &Path, limit: Duration) {
 pub fn wait_for_group_testing(out: &Path, group: usize, limit: Duration) {
     let log = out.join(format!("g{group}/output.log"));
     let start = Instant::now();
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("##compose-shard## done")) {
+    while !std::fs::read_to_string(&log).is_ok_and(|l| has_plugin_line(&l, "done")) {
         assert!(start.elapsed() < limit, "g{group} never started testing");
         std::thread::sleep(Duration::from_millis(50));
     }

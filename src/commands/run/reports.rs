@@ -28,7 +28,7 @@ pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<Merg
         .iter()
         .map(|g| {
             let existing = |p: PathBuf| Some(p).filter(|p| p.exists());
-            let mut reason = run::missing_reason(&g.status);
+            let mut reason = g.status.problem();
             if reason.is_some() && rebuild_junit(&layout, outcome, g.group) && outcome.dynamic {
                 // The lost tests carry the cause; the rest of the group's results are there.
                 reason = None;
@@ -43,6 +43,7 @@ pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<Merg
                 junit: existing(layout.junit(g.group)),
                 coverage: existing(layout.coverage(g.group)),
                 missing_reason: reason,
+                system_err: g.lingering.as_ref().map(|l| format!("compose-shard: {l}")),
             }
         })
         .collect();
@@ -72,7 +73,7 @@ pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<Merg
             })
             .collect()
     };
-    let summaries = run::group_summaries(outcome);
+    let summaries: Vec<_> = outcome.groups.iter().map(|g| g.summary()).collect();
     match write_merged_results(
         &layout,
         &results,
@@ -169,7 +170,8 @@ pub(super) fn github_output(spec: &RunSpec, outcome: &RunOutcome, merged: &Merge
         }
     }
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        let markdown = github_step_summary(&run::group_summaries(outcome), &merged.junit, None);
+        let summaries: Vec<_> = outcome.groups.iter().map(|g| g.summary()).collect();
+        let markdown = github_step_summary(&summaries, &merged.junit, None);
         let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -203,11 +205,11 @@ pub(super) fn store_durations(
 
 /// Keep this run's start-up figures beside the durations file, for `--groups auto`.
 fn store_timings(durations_path: &Path, outcome: &RunOutcome) -> Result<(), Error> {
-    let span = |g: &run::GroupReport, name: &str| {
+    let span = |g: &run::GroupReport, phase: report::Phase| {
         g.phases
             .iter()
-            .find(|p| p.name == name)
-            .map(|p| p.end - p.start)
+            .find(|p| p.phase == phase)
+            .map(report::PhaseSpan::seconds)
     };
     let healthy: Vec<&run::GroupReport> = outcome
         .groups
@@ -221,11 +223,13 @@ fn store_timings(durations_path: &Path, outcome: &RunOutcome) -> Result<(), Erro
         .collect();
     let environment: Vec<f64> = healthy
         .iter()
-        .filter_map(|g| Some(span(g, "environment")? + span(g, "readiness")?))
+        .filter_map(|g| {
+            Some(span(g, report::Phase::Environment)? + span(g, report::Phase::Readiness)?)
+        })
         .collect();
     let collection: Vec<f64> = healthy
         .iter()
-        .filter_map(|g| span(g, "collection"))
+        .filter_map(|g| span(g, report::Phase::Collection))
         .collect();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let Some(timings) =

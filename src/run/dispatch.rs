@@ -1,5 +1,5 @@
-//! From collections to the tests each group runs. Every group's pytest collects the suite
-//! itself (as the container's main process, in parallel with the other groups' start-up) and
+//! The [`Dispatcher`]: from collections to the tests each group runs. Every group's pytest
+//! collects the suite itself (as the container's main process, in parallel with the other groups' start-up) and
 //! hands its collection here; the first collection to arrive is the reference.
 //!
 //! - Static (`--dist static`, `--only`, `--plan`, `--tests`): a plan is made from the reference
@@ -11,13 +11,16 @@
 //!
 //! Both modes count failures across the groups for pytest's `-x`/`--maxfail`.
 //!
-//! All groups run as futures on one task, so the shared state is a `RefCell` that is never
+//! All groups run as futures on one task, so the shared state is one `RefCell` that is never
 //! borrowed across an `.await`.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use std::sync::Arc;
+
 use super::error::RunError;
+use super::outcome::{CollectionFailure, CollectionMismatch};
 use super::spec::{Assignment, Planner, TestSource};
 use crate::config::SplitBy;
 use crate::plan::{match_ids, queue_units, Durations, WorkQueue};
@@ -33,7 +36,7 @@ enum Static {
         collected_here: bool,
     },
     /// Planning failed: no group can run.
-    Failed(String),
+    Failed(Arc<crate::errors::Error>),
 }
 
 /// A group's own ids for the reference's tests.
@@ -60,18 +63,38 @@ enum Mode {
     Dynamic(Box<Dynamic>),
 }
 
-/// Hands every group its tests.
-pub(crate) struct Coordinator {
-    mode: RefCell<Mode>,
-    unstable: RefCell<Vec<(String, String)>>,
-    fatal: RefCell<Option<RunError>>,
-    fail_fast: RefCell<FailFast>,
-    /// Tests lost with a group that died: (own id, group, cause).
-    lost: RefCell<Vec<LostTest>>,
+/// Hands every group its tests: the static plan's share or the queue's chunks, counts
+/// failures for `--maxfail` across the groups, and records what a group's end did to its
+/// work.
+pub(crate) struct Dispatcher {
+    state: RefCell<State>,
+}
+
+/// Everything the dispatcher knows, borrowed only between two `.await`s.
+struct State {
+    mode: Mode,
+    unstable: Vec<(String, String)>,
+    fatal: Option<RunError>,
+    fail_fast: FailFast,
+    /// Tests lost with a group that died.
+    lost: Vec<LostTest>,
     /// Tests handed to a group that did not run them (it stopped), or never handed out.
-    not_run: RefCell<Vec<String>>,
+    not_run: Vec<String>,
     /// Running test containers by group, to tell them to stop.
-    containers: RefCell<BTreeMap<usize, String>>,
+    containers: BTreeMap<usize, String>,
+}
+
+/// How a group's test process ended, for what becomes of its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupEnd<'a> {
+    /// pytest ended by itself: what it was given and did not run, it did not run.
+    Finished,
+    /// Its container died (or was killed): the test in flight is lost with this cause; the
+    /// units it had not started go back to the queue.
+    Died(&'a str),
+    /// A test timed out (it is finished, as an error): every test the group had not
+    /// finished goes back to the queue.
+    Abandoned,
 }
 
 /// `-x`/`--maxfail` across the groups.
@@ -93,7 +116,7 @@ pub struct LostTest {
     pub cause: String,
 }
 
-/// What the coordinator learnt over the run.
+/// What the dispatcher learnt over the run.
 pub(crate) struct Finished {
     /// The reference collection (when collected in this run).
     pub collected: Option<Vec<String>>,
@@ -136,23 +159,7 @@ pub(crate) struct NextChunk {
     pub remaining_seconds: f64,
 }
 
-/// At most this many ids are named in an error about differing collections.
-const NAMED_IDS: usize = 10;
-
-fn name_some(ids: &[String]) -> String {
-    let mut text = ids
-        .iter()
-        .take(NAMED_IDS)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if ids.len() > NAMED_IDS {
-        text.push_str(&format!(" and {} more", ids.len() - NAMED_IDS));
-    }
-    text
-}
-
-impl Coordinator {
+impl Dispatcher {
     pub(crate) fn new(source: TestSource) -> Self {
         let mode = match source {
             // A given plan's ids, in plan order, stand in for the collection it was made
@@ -178,163 +185,68 @@ impl Coordinator {
                 units_taken: BTreeMap::new(),
             })),
         };
-        Coordinator {
-            mode: RefCell::new(mode),
-            unstable: RefCell::new(Vec::new()),
-            fatal: RefCell::new(None),
-            fail_fast: RefCell::new(FailFast::default()),
-            lost: RefCell::new(Vec::new()),
-            not_run: RefCell::new(Vec::new()),
-            containers: RefCell::new(BTreeMap::new()),
+        Dispatcher {
+            state: RefCell::new(State {
+                mode,
+                unstable: Vec::new(),
+                fatal: None,
+                fail_fast: FailFast::default(),
+                lost: Vec::new(),
+                not_run: Vec::new(),
+                containers: BTreeMap::new(),
+            }),
         }
     }
 
     /// `group`'s test container is running.
     pub(crate) fn register(&self, group: usize, container: &str) {
-        self.containers
-            .borrow_mut()
-            .insert(group, container.to_string());
+        let mut state = self.state.borrow_mut();
+        state.containers.insert(group, container.to_string());
     }
 
     /// `group`'s test container has stopped.
     pub(crate) fn unregister(&self, group: usize) {
-        self.containers.borrow_mut().remove(&group);
+        self.state.borrow_mut().containers.remove(&group);
     }
 
     /// The running test containers, by group.
     pub(crate) fn containers(&self) -> Vec<(usize, String)> {
-        self.containers
-            .borrow()
+        let state = self.state.borrow();
+        state
+            .containers
             .iter()
             .map(|(g, c)| (*g, c.clone()))
             .collect()
     }
 
     /// `group` collected `collected`: what it runs.
-    pub(crate) fn collected(&self, group: usize, collected: &[String]) -> Result<Handover, String> {
-        match &mut *self.mode.borrow_mut() {
-            Mode::Static(state) => self.static_share(state, group, collected),
-            Mode::Dynamic(state) => self.join_queue(state, group, collected),
-        }
-    }
-
-    fn static_share(
+    pub(crate) fn collected(
         &self,
-        state: &mut Static,
         group: usize,
         collected: &[String],
-    ) -> Result<Handover, String> {
-        if let Static::Waiting(planner) = state {
-            let planner = planner
-                .take()
-                .expect("a waiting coordinator has its planner");
-            *state = match planner(collected.to_vec()) {
-                Ok(assignment) => Static::Planned {
-                    assignment,
-                    reference: collected.to_vec(),
-                    collected_here: true,
-                },
-                Err(reason) => {
-                    *self.fatal.borrow_mut() = Some(RunError::Collection(reason.clone()));
-                    Static::Failed(reason)
-                }
-            };
+    ) -> Result<Handover, CollectionFailure> {
+        let state = &mut *self.state.borrow_mut();
+        let State {
+            mode,
+            unstable,
+            fatal,
+            ..
+        } = state;
+        match mode {
+            Mode::Static(mode) => static_share(mode, (unstable, fatal), group, collected),
+            Mode::Dynamic(mode) => join_queue(mode, unstable, group, collected),
         }
-        match state {
-            Static::Waiting(_) => unreachable!("planned above"),
-            Static::Failed(reason) => Err(format!("no plan: {reason}")),
-            Static::Planned {
-                assignment,
-                reference,
-                ..
-            } => {
-                let planned = assignment.get(&group).map(Vec::as_slice).unwrap_or(&[]);
-                let matched = match_ids(planned, reference, collected);
-                self.unstable.borrow_mut().extend(matched.unstable);
-                Ok(Handover::List {
-                    ids: matched.ids,
-                    missing: matched.missing,
-                })
-            }
-        }
-    }
-
-    /// The first collection builds the queue; every later one must hold the same tests.
-    fn join_queue(
-        &self,
-        state: &mut Dynamic,
-        group: usize,
-        collected: &[String],
-    ) -> Result<Handover, String> {
-        let reference = state.reference.get_or_insert_with(|| {
-            let mut seen = HashSet::with_capacity(collected.len());
-            collected
-                .iter()
-                .filter(|id| seen.insert(id.as_str()))
-                .cloned()
-                .collect()
-        });
-        if state.queue.is_none() {
-            let (units, _) = queue_units(reference, &state.durations, state.split_by);
-            state.queue = Some(
-                WorkQueue::new(units, reference.len(), state.groups)
-                    .nothing_recorded(state.durations.is_empty()),
-            );
-        }
-        let matched = match_ids(reference, reference, collected);
-        let matched_set: HashSet<&str> = matched.ids.iter().map(String::as_str).collect();
-        let extra: Vec<String> = collected
-            .iter()
-            .filter(|id| !matched_set.contains(id.as_str()))
-            .cloned()
-            .collect();
-        if !matched.missing.is_empty() || !extra.is_empty() {
-            let mut problems = Vec::new();
-            if !matched.missing.is_empty() {
-                problems.push(format!(
-                    "{} test(s) collected by the first group are missing here: {}",
-                    matched.missing.len(),
-                    name_some(&matched.missing)
-                ));
-            }
-            if !extra.is_empty() {
-                problems.push(format!(
-                    "{} test(s) collected here are unknown to the first group: {}",
-                    extra.len(),
-                    name_some(&extra)
-                ));
-            }
-            return Err(format!(
-                "group {group} collected other tests than the first group: {}; every group must collect the same suite (a test list that depends on the environment, e.g. on a random seed or the host name, cannot be shared out; use --dist static with --tests FILE to fix the list)",
-                problems.join("; ")
-            ));
-        }
-        self.unstable.borrow_mut().extend(matched.unstable);
-        let index = matched
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.clone(), i))
-            .collect();
-        state.own.insert(
-            group,
-            OwnIds {
-                ids: matched.ids,
-                index,
-            },
-        );
-        Ok(Handover::Queue)
     }
 
     /// Whether `group`'s request for work should wait: the queue is empty, but another
     /// group holds unstarted units that come back if it dies (dynamic mode only).
     pub(crate) fn must_wait(&self, group: usize) -> bool {
-        let mode = self.mode.borrow();
-        let Mode::Dynamic(state) = &*mode else {
+        let state = self.state.borrow();
+        let Mode::Dynamic(mode) = &state.mode else {
             return false;
         };
-        self.fail_fast.borrow().stopped.is_none()
-            && state
+        state.fail_fast.stopped.is_none()
+            && mode
                 .queue
                 .as_ref()
                 .is_some_and(|q| q.others_may_return_work(group))
@@ -342,18 +254,18 @@ impl Coordinator {
 
     /// `group`'s next chunk (dynamic mode; empty otherwise, or when stopped).
     pub(crate) fn next(&self, group: usize) -> NextChunk {
-        let mut mode = self.mode.borrow_mut();
-        let Mode::Dynamic(state) = &mut *mode else {
+        let state = &mut *self.state.borrow_mut();
+        let Mode::Dynamic(mode) = &mut state.mode else {
             return NextChunk::default();
         };
-        let (Some(queue), Some(own)) = (state.queue.as_mut(), state.own.get(&group)) else {
+        let (Some(queue), Some(own)) = (mode.queue.as_mut(), mode.own.get(&group)) else {
             return NextChunk::default();
         };
-        if let Some(reason) = &self.fail_fast.borrow().stopped {
+        if let Some(reason) = &state.fail_fast.stopped {
             queue.stop(reason.clone());
         }
         let chunk = queue.take(group);
-        *state.units_taken.entry(group).or_default() += chunk.units;
+        *mode.units_taken.entry(group).or_default() += chunk.units;
         let (remaining_units, remaining_micros) = queue.remaining();
         NextChunk {
             ids: chunk.tests.iter().map(|&t| own.ids[t].clone()).collect(),
@@ -364,7 +276,7 @@ impl Coordinator {
 
     /// pytest's `--maxfail` as a group reported it (the first report wins; 0 is none).
     pub(crate) fn set_maxfail(&self, maxfail: usize) {
-        let mut ff = self.fail_fast.borrow_mut();
+        let ff = &mut self.state.borrow_mut().fail_fast;
         if ff.maxfail.is_none() {
             ff.maxfail = Some(maxfail);
         }
@@ -379,19 +291,20 @@ impl Coordinator {
         failed: bool,
         seconds: Option<f64>,
     ) -> Option<String> {
-        if let Mode::Dynamic(state) = &mut *self.mode.borrow_mut() {
-            let index = state
+        let state = &mut *self.state.borrow_mut();
+        if let Mode::Dynamic(mode) = &mut state.mode {
+            let index = mode
                 .own
                 .get(&group)
                 .and_then(|own| own.index.get(node_id).copied());
-            if let (Some(queue), Some(index)) = (state.queue.as_mut(), index) {
+            if let (Some(queue), Some(index)) = (mode.queue.as_mut(), index) {
                 queue.finished(group, index, seconds);
             }
         }
         if !failed {
             return None;
         }
-        let mut ff = self.fail_fast.borrow_mut();
+        let ff = &mut state.fail_fast;
         ff.failures += 1;
         match ff.maxfail {
             Some(limit) if limit > 0 && ff.failures >= limit && ff.stopped.is_none() => {
@@ -407,77 +320,189 @@ impl Coordinator {
         }
     }
 
+    /// Whether groups pull from a work queue.
+    pub(crate) fn is_dynamic(&self) -> bool {
+        matches!(self.state.borrow().mode, Mode::Dynamic(_))
+    }
+
+    /// Tests a group was given but did not run (static mode: it ended after a test timed
+    /// out).
+    pub(crate) fn not_run(&self, ids: Vec<String>) {
+        self.state.borrow_mut().not_run.extend(ids);
+    }
+
     /// Why the run stopped early, if it did.
     pub(crate) fn stopped(&self) -> Option<String> {
-        self.fail_fast.borrow().stopped.clone()
+        self.state.borrow().fail_fast.stopped.clone()
     }
 
     /// Units `group` has taken so far.
     pub(crate) fn units_taken(&self, group: usize) -> usize {
-        match &*self.mode.borrow() {
-            Mode::Dynamic(state) => state.units_taken.get(&group).copied().unwrap_or(0),
+        match &self.state.borrow().mode {
+            Mode::Dynamic(mode) => mode.units_taken.get(&group).copied().unwrap_or(0),
             Mode::Static(_) => 0,
         }
     }
 
-    /// `group` ended; `died` is the cause when its container died (not when pytest ended).
-    /// Dynamic mode: its in-flight unit is lost, units it had not started go back to the
-    /// queue, and tests it was given but did not run because it stopped are recorded.
-    pub(crate) fn group_ended(&self, group: usize, died: Option<&str>) -> GroupEndNote {
-        let mut mode = self.mode.borrow_mut();
-        let Mode::Dynamic(state) = &mut *mode else {
+    /// `group` ended as `end` says. Dynamic mode: a group that died loses its in-flight
+    /// unit and its unstarted units go back to the queue; an abandoned group's unfinished
+    /// tests all go back; tests a group that finished was given but did not run (it
+    /// stopped) are recorded as not run.
+    pub(crate) fn group_ended(&self, group: usize, end: GroupEnd<'_>) -> GroupEndNote {
+        let state = &mut *self.state.borrow_mut();
+        let Mode::Dynamic(mode) = &mut state.mode else {
             return GroupEndNote::default();
         };
-        let (Some(queue), Some(own)) = (state.queue.as_mut(), state.own.get(&group)) else {
+        let (Some(queue), Some(own)) = (mode.queue.as_mut(), mode.own.get(&group)) else {
             return GroupEndNote::default();
         };
-        let end = queue.group_ended(group, died.is_some());
+        let how = match end {
+            GroupEnd::Finished => crate::plan::QueueEnd::Finished,
+            GroupEnd::Died(_) => crate::plan::QueueEnd::Died,
+            GroupEnd::Abandoned => crate::plan::QueueEnd::Abandoned,
+        };
+        let ended = queue.group_ended(group, how);
         let name = |t: &usize| own.ids[*t].clone();
-        if let Some(cause) = died {
-            self.lost
-                .borrow_mut()
-                .extend(end.lost.iter().map(|t| LostTest {
-                    node_id: name(t),
-                    group,
-                    cause: cause.to_string(),
-                }));
+        if let GroupEnd::Died(cause) = end {
+            state.lost.extend(ended.lost.iter().map(|t| LostTest {
+                node_id: name(t),
+                group,
+                cause: cause.to_string(),
+            }));
         }
-        self.not_run
-            .borrow_mut()
-            .extend(end.not_run.iter().map(name));
+        state.not_run.extend(ended.not_run.iter().map(name));
         GroupEndNote {
-            lost: end.lost.len(),
-            requeued: end.requeued,
+            lost: ended.lost.len(),
+            requeued: ended.requeued,
         }
     }
 
-    /// What the coordinator learnt, once every group is done.
+    /// What the dispatcher learnt, once every group is done.
     pub(crate) fn finish(self) -> Finished {
-        let mut not_run = self.not_run.into_inner();
-        let (collected, assignment) = match self.mode.into_inner() {
+        let state = self.state.into_inner();
+        let mut not_run = state.not_run;
+        let (collected, assignment) = match state.mode {
             Mode::Static(Static::Planned {
                 assignment,
                 reference,
                 collected_here,
             }) => (collected_here.then_some(reference), assignment),
             Mode::Static(_) => (None, BTreeMap::new()),
-            Mode::Dynamic(state) => {
-                if let (Some(queue), Some(reference)) = (&state.queue, &state.reference) {
+            Mode::Dynamic(mode) => {
+                if let (Some(queue), Some(reference)) = (&mode.queue, &mode.reference) {
                     not_run.extend(queue.leftover().iter().map(|&t| reference[t].clone()));
                 }
-                (state.reference, BTreeMap::new())
+                (mode.reference, BTreeMap::new())
             }
         };
         Finished {
             collected,
             assignment,
-            fatal: self.fatal.into_inner(),
-            unstable: self.unstable.into_inner(),
-            stopped: self.fail_fast.into_inner().stopped,
-            lost: self.lost.into_inner(),
+            fatal: state.fatal,
+            unstable: state.unstable,
+            stopped: state.fail_fast.stopped,
+            lost: state.lost,
             not_run,
         }
     }
+}
+
+/// A static group's share of the plan (made from the first collection), in its own ids.
+fn static_share(
+    mode: &mut Static,
+    (unstable, fatal): (&mut Vec<(String, String)>, &mut Option<RunError>),
+    group: usize,
+    collected: &[String],
+) -> Result<Handover, CollectionFailure> {
+    if let Static::Waiting(planner) = mode {
+        let planner = planner
+            .take()
+            .expect("a waiting dispatcher has its planner");
+        *mode = match planner(collected.to_vec()) {
+            Ok(assignment) => Static::Planned {
+                assignment,
+                reference: collected.to_vec(),
+                collected_here: true,
+            },
+            Err(error) => {
+                let error = Arc::new(error);
+                *fatal = Some(RunError::Collection(Box::new(CollectionFailure::NoPlan(
+                    error.clone(),
+                ))));
+                Static::Failed(error)
+            }
+        };
+    }
+    match mode {
+        Static::Waiting(_) => unreachable!("planned above"),
+        Static::Failed(error) => Err(CollectionFailure::NoPlan(error.clone())),
+        Static::Planned {
+            assignment,
+            reference,
+            ..
+        } => {
+            let planned = assignment.get(&group).map(Vec::as_slice).unwrap_or(&[]);
+            let matched = match_ids(planned, reference, collected);
+            unstable.extend(matched.unstable);
+            Ok(Handover::List {
+                ids: matched.ids,
+                missing: matched.missing,
+            })
+        }
+    }
+}
+
+/// The first collection builds the queue; every later one must hold the same tests.
+fn join_queue(
+    mode: &mut Dynamic,
+    unstable: &mut Vec<(String, String)>,
+    group: usize,
+    collected: &[String],
+) -> Result<Handover, CollectionFailure> {
+    let reference = mode.reference.get_or_insert_with(|| {
+        let mut seen = HashSet::with_capacity(collected.len());
+        collected
+            .iter()
+            .filter(|id| seen.insert(id.as_str()))
+            .cloned()
+            .collect()
+    });
+    if mode.queue.is_none() {
+        let (units, _) = queue_units(reference, &mode.durations, mode.split_by);
+        mode.queue = Some(
+            WorkQueue::new(units, reference.len(), mode.groups)
+                .nothing_recorded(mode.durations.is_empty()),
+        );
+    }
+    let matched = match_ids(reference, reference, collected);
+    let matched_set: HashSet<&str> = matched.ids.iter().map(String::as_str).collect();
+    let extra: Vec<String> = collected
+        .iter()
+        .filter(|id| !matched_set.contains(id.as_str()))
+        .cloned()
+        .collect();
+    if !matched.missing.is_empty() || !extra.is_empty() {
+        return Err(CollectionFailure::Differs(CollectionMismatch {
+            group,
+            missing: matched.missing,
+            extra,
+        }));
+    }
+    unstable.extend(matched.unstable);
+    let index = matched
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), i))
+        .collect();
+    mode.own.insert(
+        group,
+        OwnIds {
+            ids: matched.ids,
+            index,
+        },
+    );
+    Ok(Handover::Queue)
 }
 
 /// What a dynamic group's end did to the queue.
@@ -497,8 +522,8 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
-    fn dynamic(groups: usize) -> Coordinator {
-        Coordinator::new(TestSource::Queue {
+    fn dynamic(groups: usize) -> Dispatcher {
+        Dispatcher::new(TestSource::Queue {
             durations: Durations::default(),
             split_by: SplitBy::Test,
             groups,
@@ -550,7 +575,10 @@ mod tests {
     fn a_group_that_collected_other_tests_is_refused_naming_them() {
         let c = dynamic(2);
         c.collected(1, &ids(&["t.py::a", "t.py::b"])).unwrap();
-        let err = c.collected(2, &ids(&["t.py::a", "t.py::z"])).unwrap_err();
+        let err = c
+            .collected(2, &ids(&["t.py::a", "t.py::z"]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing here: t.py::b"), "{err}");
         assert!(err.contains("unknown to the first group: t.py::z"), "{err}");
     }
@@ -568,8 +596,8 @@ mod tests {
         assert!(reason.contains("--maxfail=1 (-x)"), "{reason}");
         assert!(c.next(1).ids.is_empty());
         c.finished(1, &first.ids[0], false, None);
-        c.group_ended(1, None);
-        c.group_ended(2, None);
+        c.group_ended(1, GroupEnd::Finished);
+        c.group_ended(2, GroupEnd::Finished);
         let finished = c.finish();
         assert_eq!(finished.stopped.as_deref(), Some(reason.as_str()));
         // Everything but the two tests that ran is reported as not run.
@@ -586,7 +614,7 @@ mod tests {
         let second = c.next(1);
         assert_eq!(first.ids.len(), 2, "8 s over 1 group * 4: 2 s chunks");
         c.finished(1, &first.ids[0], false, None);
-        let note = c.group_ended(1, Some("container killed (exit 137)"));
+        let note = c.group_ended(1, GroupEnd::Died("container killed (exit 137)"));
         assert_eq!(note.lost, 1);
         assert_eq!(note.requeued, second.ids.len());
         // Group 2 gets the requeued unit first, then the rest.
@@ -611,7 +639,7 @@ mod tests {
         let mut plan = Assignment::new();
         plan.insert(1, ids(&["t.py::a"]));
         plan.insert(2, ids(&["t.py::b"]));
-        let c = Coordinator::new(TestSource::Fixed(plan));
+        let c = Dispatcher::new(TestSource::Fixed(plan));
         c.set_maxfail(2);
         assert_eq!(c.finished(1, "t.py::a", true, None), None);
         assert!(c.finished(2, "t.py::b", true, None).is_some());
