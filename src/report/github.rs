@@ -285,4 +285,61 @@ mod tests {
         let text = github_log_group("group 1/2", "::error::not a real one");
         assert_eq!(text, "::group::group 1/2\n::stop-commands::compose-shard-log\n::error::not a real one\n::compose-shard-log::\n::endgroup::\n");
     }
+
+    #[test]
+    fn the_step_summary_of_a_run_with_every_kind_of_group() {
+        use crate::report::{Phase, PhaseSpan};
+        let group = |n: usize, status: &str, tests: usize, failed: usize| GroupSummary {
+            group: n,
+            tests,
+            passed: tests - failed,
+            failed,
+            status: status.into(),
+            phases: vec![PhaseSpan {
+                phase: Phase::Tests,
+                start: 5.0,
+                end: 5.0 + 12.5 * n as f64,
+            }],
+            ..GroupSummary::default()
+        };
+        let mut first = group(1, "ok", 10, 0);
+        first.warnings = vec!["pytest had finished, but 1 non-daemon thread kept the test process alive past --exit-grace 30s\n--- threads still alive ---\nThread 'x'".into()];
+        let groups = vec![
+            first,
+            group(2, "failed", 9, 1),
+            group(
+                3,
+                "crashed: the test process ended abnormally (exit code 137)\nmore",
+                2,
+                0,
+            ),
+        ];
+        let totals = JunitTotals {
+            counts: CaseCounts {
+                tests: 22,
+                passed: 20,
+                failures: 1,
+                errors: 1,
+                time: 75.0,
+                ..CaseCounts::default()
+            },
+            failed_tests: vec![
+                failed(
+                    "tests/t.py::test_bad",
+                    Some("tests/t.py"),
+                    Some(12),
+                    "assert 1 == 2",
+                ),
+                FailedTest {
+                    kind: FailureKind::Error,
+                    ..failed("group 3/3", None, None, "results of group 3/3 are missing")
+                },
+            ],
+            duplicates: vec!["tests/t.py::test_twice".into()],
+            never_run: vec!["tests/t.py::test_never".into()],
+            ..JunitTotals::default()
+        };
+        let md = github_step_summary(&groups, &totals, Some("https://github.com/o/r/blob/abc"));
+        insta::assert_snapshot!(md);
+    }
 }

@@ -2,7 +2,7 @@
 //! for CI logs. It consumes [`Event`]s and is the only place that prints during a run.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -55,6 +55,8 @@ struct GroupLine {
 /// Consumes events until the channel closes.
 pub struct Display {
     mode: DisplayMode,
+    /// Where plain lines go (standard error, or a buffer in tests).
+    plain: std::sync::Mutex<Box<dyn std::io::Write + Send>>,
     multi: MultiProgress,
     groups: BTreeMap<usize, GroupLine>,
     /// The queue's units and estimated seconds left (dynamic mode).
@@ -64,12 +66,18 @@ pub struct Display {
 impl Display {
     /// A display in `mode`.
     pub fn new(mode: DisplayMode) -> Display {
+        Display::writing_to(mode, Box::new(std::io::stderr()))
+    }
+
+    /// A display whose plain lines go to `plain`.
+    pub fn writing_to(mode: DisplayMode, plain: Box<dyn std::io::Write + Send>) -> Display {
         let multi = MultiProgress::with_draw_target(match mode {
             DisplayMode::Bars => ProgressDrawTarget::stderr(),
             DisplayMode::Plain => ProgressDrawTarget::hidden(),
         });
         Display {
             mode,
+            plain: std::sync::Mutex::new(plain),
             multi,
             groups: BTreeMap::new(),
             queue: None,
@@ -93,7 +101,10 @@ impl Display {
             DisplayMode::Bars => {
                 let _ = self.multi.println(text);
             }
-            DisplayMode::Plain => eprintln!("{text}"),
+            DisplayMode::Plain => {
+                let mut out = self.plain.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = writeln!(out, "{text}");
+            }
         }
     }
 
@@ -230,5 +241,145 @@ impl Display {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::run::event::{GroupReport, TestCounts};
+    use crate::run::outcome::{EnvironmentFailure, FailureCause, Lingering};
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn done(group: usize, status: GroupStatus, counts: (usize, usize, usize)) -> Event {
+        Event::GroupDone(Box::new(GroupReport {
+            status,
+            counts: TestCounts {
+                planned: counts.0 + counts.1 + counts.2,
+                done: counts.0 + counts.1,
+                passed: counts.0,
+                failed: counts.1,
+                ..TestCounts::default()
+            },
+            ..GroupReport::new(group)
+        }))
+    }
+
+    // Over 80 lines: one event of every kind, in the order a run emits them, read best as
+    // one script beside its snapshot.
+    #[tokio::test]
+    async fn the_plain_display_of_every_kind_of_event() {
+        let buffer = Shared::default();
+        let display = Display::writing_to(DisplayMode::Plain, Box::new(buffer.clone()));
+        let (events, rx) = crate::run::EventSink::channel();
+        let script = vec![
+            Event::Info("run abc123: 4 group(s), results in compose-shard-results".into()),
+            Event::Activity {
+                group: 1,
+                activity: Activity::Creating,
+            },
+            Event::Activity {
+                group: 1,
+                activity: Activity::Starting("db".into()),
+            },
+            Event::Activity {
+                group: 1,
+                activity: Activity::WaitingFor(vec!["db".into(), "redis".into()]),
+            },
+            Event::Activity {
+                group: 1,
+                activity: Activity::Collecting,
+            },
+            Event::Planned { group: 1, tests: 3 },
+            Event::Unit {
+                group: 2,
+                units: 1,
+                tests: 4,
+                remaining_units: 9,
+                remaining_seconds: 12.4,
+            },
+            Event::Test {
+                group: 1,
+                node_id: "t.py::ok".into(),
+                outcome: TestOutcome::Passed,
+            },
+            Event::Test {
+                group: 1,
+                node_id: "t.py::bad".into(),
+                outcome: TestOutcome::Failed,
+            },
+            Event::Test {
+                group: 2,
+                node_id: "t.py::boom".into(),
+                outcome: TestOutcome::Error,
+            },
+            Event::Warning("[g2] t.py::slow ran longer than --test-timeout".into()),
+            Event::Notice("[g3] kept: enter it with `docker exec -it x sh`".into()),
+            done(1, GroupStatus::Failed, (1, 1, 1)),
+            done(
+                2,
+                GroupStatus::TestTimedOut {
+                    test: "t.py::slow".into(),
+                    limit: Duration::from_secs(5),
+                },
+                (3, 0, 1),
+            ),
+            done(
+                3,
+                GroupStatus::Environment(EnvironmentFailure {
+                    service: Some("db".into()),
+                    cause: FailureCause::NotHealthyInTime,
+                    state: Some("running (health: starting)".into()),
+                    log_tail: None,
+                }),
+                (0, 0, 0),
+            ),
+            done(
+                4,
+                GroupStatus::TimedOut {
+                    limit: Duration::from_secs(60),
+                    stacks: None,
+                },
+                (2, 0, 5),
+            ),
+            Event::Warning(format!(
+                "[g1] {}",
+                Lingering {
+                    threads: 1,
+                    stacks: Some(
+                        "Thread 'stuck' (non-daemon, id 1):\n  File \"t.py\", line 3, in work"
+                            .into()
+                    ),
+                    grace: Duration::from_secs(30),
+                    killed: false,
+                }
+            )),
+            Event::Interrupted { forced: false },
+            Event::Removed(vec!["container shop-abc123-g1-db-1".into()]),
+        ];
+        for event in script {
+            events.emit(event);
+        }
+        drop(events);
+        display.consume(rx).await;
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        insta::with_settings!({filters => vec![(r"\(\d+s\)", "(Ns)")]}, {
+            insta::assert_snapshot!(text);
+        });
     }
 }

@@ -203,3 +203,105 @@ pub fn render_summary(
     let _ = writeln!(out, "result: {word} (exit code {})", code as i32);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::report::{Phase, PhaseSpan};
+    use crate::run::dispatch::LostTest;
+    use crate::run::event::{GroupReport, TestCounts};
+    use crate::run::outcome::{CollectionFailure, EnvironmentFailure, FailureCause, Lingering};
+
+    fn group(n: usize, status: GroupStatus, passed: usize, failed: usize) -> GroupReport {
+        let span = |phase, start, end| PhaseSpan { phase, start, end };
+        GroupReport {
+            status,
+            counts: TestCounts {
+                planned: passed + failed,
+                done: passed + failed,
+                passed,
+                failed,
+                ..TestCounts::default()
+            },
+            phases: vec![
+                span(Phase::Environment, 0.0, 3.0),
+                span(Phase::Readiness, 3.0, 4.5),
+                span(Phase::Collection, 4.5, 6.0),
+                span(Phase::Tests, 6.0, 6.0 + 10.0 * n as f64),
+            ],
+            test_seconds: 10.0 * n as f64,
+            ..GroupReport::new(n)
+        }
+    }
+
+    #[test]
+    fn the_end_of_run_summary_of_every_kind_of_group() {
+        let mut lingering = group(1, GroupStatus::Passed, 10, 0);
+        lingering.lingering = Some(Lingering {
+            threads: 2,
+            stacks: Some("Thread 'stuck' (non-daemon, id 1):\n  File \"t.py\", line 3".into()),
+            grace: Duration::from_secs(30),
+            killed: false,
+        });
+        let outcome = RunOutcome {
+            groups: vec![
+                lingering,
+                group(2, GroupStatus::Failed, 8, 2),
+                group(
+                    3,
+                    GroupStatus::TestTimedOut {
+                        test: "tests/t.py::test_hangs".into(),
+                        limit: Duration::from_secs(5),
+                    },
+                    4,
+                    0,
+                ),
+                group(
+                    4,
+                    GroupStatus::Environment(EnvironmentFailure {
+                        state: Some("exited with code 137 (OOM killed)".into()),
+                        ..EnvironmentFailure::of(FailureCause::TestProcess {
+                            exit_code: Some(137),
+                        })
+                    }),
+                    1,
+                    0,
+                ),
+                group(
+                    5,
+                    GroupStatus::Collection(CollectionFailure::Errors {
+                        count: 1,
+                        tail: "E   ImportError: no module named shop".into(),
+                    }),
+                    0,
+                    0,
+                ),
+                group(
+                    6,
+                    GroupStatus::TimedOut {
+                        limit: Duration::from_secs(1800),
+                        stacks: None,
+                    },
+                    3,
+                    0,
+                ),
+            ],
+            lost: vec![LostTest {
+                node_id: "tests/t.py::test_in_flight".into(),
+                group: 4,
+                cause: "the test process ended abnormally (exit code 137)".into(),
+            }],
+            not_run: vec!["tests/t.py::test_after".into()],
+            ..RunOutcome::default()
+        };
+        let text = render_summary(
+            &outcome,
+            "compose-shard-results/plan.json",
+            &["--service".into(), "app".into()],
+            &["pytest".into(), "-q".into()],
+        );
+        insta::assert_snapshot!(text);
+    }
+}
