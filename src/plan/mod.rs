@@ -4,6 +4,7 @@
 
 pub mod auto_groups;
 mod balance;
+pub mod bisect;
 pub mod collection;
 pub mod durations;
 pub mod estimate;
@@ -17,6 +18,7 @@ pub mod split;
 pub mod timings;
 
 pub use auto_groups::{choose_groups, AutoChoice, AutoInputs};
+pub use bisect::{BisectStep, BisectVerdict, Bisection};
 pub use collection::{parse_collect_output, parse_test_list, TestListError};
 pub use durations::Durations;
 pub use estimate::{Estimate, FallbackSource};

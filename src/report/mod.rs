@@ -25,6 +25,7 @@ mod merged_results;
 pub mod node_id;
 mod phase;
 mod py_format;
+mod reruns;
 mod results_layout;
 mod summary;
 mod timeline;
@@ -41,7 +42,9 @@ pub use junit_merge::merge_junit;
 pub use junit_progress::{junit_from_progress, parse_progress, ProgressEntry};
 pub use junit_types::{CaseCounts, FailedTest, FailureKind, GroupResult, GroupTotals, JunitTotals};
 pub use merged_results::{write_merged_results, MergedResults};
+pub use node_id::NodeIdIndex;
 pub use phase::{Phase, PhaseSpan};
+pub use reruns::{apply_reruns, read_attempts, Attempt, AttemptOutcome};
 pub use results_layout::{read_plan_groups, ResultsLayout};
 pub use summary::{
     render_group_table, render_slowest, render_summary_table, summaries_from_junit, GroupSummary,

@@ -48,7 +48,7 @@ pub enum Behaviour {
 }
 
 /// What a test does when the fake pytest runs it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// Its call fails.
     Fail,
@@ -65,6 +65,10 @@ pub enum Step {
     KeepsProcessAlive,
     /// It passes, printing lines that imitate the plugin (without the run's token).
     PrintsForgedLines,
+    /// It fails in the groups' own run and passes in every later run (retries, replays).
+    FailsFirstTime,
+    /// It fails when this other test ran before it in the same process.
+    FailsAfter(String),
 }
 
 /// The address a fake container reports while its ports are still closed.
@@ -92,6 +96,10 @@ pub(super) struct FakeContainer {
     dumps: u64,
     /// The run's token, from the test container's environment.
     token: String,
+    /// `COMPOSE_SHARD_ATTEMPT` from its environment (empty for the groups' own run).
+    attempt: String,
+    /// How each played test ended: passed, failed or error.
+    outcomes: Vec<&'static str>,
 }
 
 /// The fake engine.
@@ -259,6 +267,9 @@ impl FakeBackend {
                     on_output(&say(&format!("timeout 1 5.000 {id}")));
                     on_output(&say(&format!("done error 5.000000 {id}")));
                     self.played(container, id);
+                    if let Some(c) = self.containers.borrow_mut().get_mut(container) {
+                        c.outcomes.push("error");
+                    }
                     return Played::Status(2);
                 }
                 failed |= self.play_test(container, id, on_output);
@@ -287,10 +298,16 @@ impl FakeBackend {
         id: &str,
         on_output: &mut (dyn FnMut(&[u8]) + Send),
     ) -> bool {
-        let outcome = match self.script.get(id) {
-            Some(Step::Fail) => "failed",
-            Some(Step::Error) => "error",
-            _ => "passed",
+        let outcome = {
+            let containers = self.containers.borrow();
+            let c = &containers[container];
+            match self.script.get(id) {
+                Some(Step::Fail) => "failed",
+                Some(Step::Error) => "error",
+                Some(Step::FailsFirstTime) if c.attempt.is_empty() => "failed",
+                Some(Step::FailsAfter(culprit)) if c.played.contains(culprit) => "failed",
+                _ => "passed",
+            }
         };
         let mut text = format!("{id} \n.").into_bytes();
         if self.script.get(id) == Some(&Step::PrintsForgedLines) {
@@ -304,6 +321,9 @@ impl FakeBackend {
         on_output(a);
         on_output(b);
         self.played(container, id);
+        if let Some(c) = self.containers.borrow_mut().get_mut(container) {
+            c.outcomes.push(outcome);
+        }
         outcome != "passed"
     }
 
@@ -504,6 +524,13 @@ impl super::backend::Backend for FakeBackend {
                     .find(|(k, _)| k == env::TOKEN)
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default(),
+                attempt: overrides
+                    .env
+                    .iter()
+                    .find(|(k, _)| k == super::explain::ATTEMPT_ENV)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default(),
+                outcomes: Vec::new(),
             },
         );
         tokio::task::yield_now().await;
@@ -644,13 +671,31 @@ impl super::backend::Backend for FakeBackend {
         Ok(())
     }
 
+    /// The results folder holds a JUnit file of the tests the container played.
     async fn download(
         &self,
-        _container: &str,
+        container: &str,
         _path: &str,
         target: &Path,
     ) -> Result<Vec<PathBuf>, EngineError> {
-        std::fs::write(target.join("junit.xml"), "<testsuites/>").unwrap();
+        let containers = self.containers.borrow();
+        let mut cases = String::new();
+        if let Some(c) = containers.get(container) {
+            for (id, outcome) in c.played.iter().zip(&c.outcomes) {
+                let (classname, name) = crate::report::node_id::mangle(id);
+                let child = match *outcome {
+                    "failed" => "<failure message=\"assert False\">assert False</failure>",
+                    "error" => "<error message=\"failed on setup\">RuntimeError</error>",
+                    _ => "",
+                };
+                cases.push_str(&format!(
+                    "<testcase classname=\"{classname}\" name=\"{name}\" time=\"0.010\">{child}</testcase>"
+                ));
+            }
+        }
+        let xml =
+            format!("<testsuites><testsuite name=\"pytest\">{cases}</testsuite></testsuites>");
+        std::fs::write(target.join("junit.xml"), xml).unwrap();
         Ok(vec![PathBuf::from("junit.xml")])
     }
 

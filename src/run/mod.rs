@@ -7,6 +7,7 @@ mod dispatch;
 mod display;
 mod error;
 mod event;
+mod explain;
 mod group;
 mod images;
 mod leftovers;
@@ -31,6 +32,7 @@ pub use dispatch::LostTest;
 pub use display::{Display, DisplayMode};
 pub use error::RunError;
 pub use event::{Activity, Event, EventSink, GroupReport, TestCounts, TestOutcome, TestResult};
+pub use explain::{Explainer, Explanation, FailureClass, ProjectFactory, ATTEMPT_ENV};
 pub use leftovers::{find_leftovers, process_alive};
 pub use orchestrator::{run, run_on, EngineSlot, RunOutcome};
 pub use outcome::{

@@ -1299,3 +1299,89 @@ remove com.docker.compose.project=shop-t1-g1
 remove dev.compose-shard.run=t1";
     assert_eq!(calls, expected);
 }
+
+// Over 80 lines: a run with the three kinds of failure, then its explanation, read best in
+// one place.
+#[tokio::test]
+async fn failures_are_explained_flaky_order_dependent_or_real_with_the_culprit_found() {
+    let out = tempfile::tempdir().unwrap();
+    // Group 1 runs the even tests, group 2 the odd ones (round robin), in order.
+    let ids: Vec<String> = (0..12)
+        .map(|i| format!("tests/test_k.py::test_{i:02}"))
+        .collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    backend.script.insert(ids[4].clone(), Step::FailsFirstTime);
+    // test_08 fails after test_02, which group 1 ran before it.
+    backend
+        .script
+        .insert(ids[8].clone(), Step::FailsAfter(ids[2].clone()));
+    backend.script.insert(ids[5].clone(), Step::Fail);
+    let spec = spec(&[1, 2], 2, out.path());
+    let outcome = go(&backend, &spec, round_robin(2)).await;
+    assert_eq!(outcome.groups[0].counts.failed, 2);
+    assert_eq!(outcome.groups[1].counts.failed, 1);
+    let base = project(1, 2, true);
+    let factory = super::explain::ProjectFactory(std::sync::Arc::new(move |k: usize| {
+        let mut p = base.clone();
+        let name = format!("shop-{RUN}-g{k}");
+        p.name = name.clone();
+        for s in p.services.values_mut() {
+            s.container_name = Some(format!("{name}-{}-1", s.name));
+        }
+        if let Some(i) = p.isolation.as_mut() {
+            i.group = k;
+            i.groups = k;
+        }
+        stamp_labels(&mut p, RUN, k);
+        Ok(p)
+    }));
+    let slot = EngineSlot {
+        backend: &backend,
+        label: "fake".into(),
+        remote: false,
+    };
+    let (events, _rx) = EventSink::channel();
+    let explainer = super::explain::Explainer {
+        engines: std::slice::from_ref(&slot),
+        spec: &spec,
+        factory,
+        retries: 2,
+        budget: Duration::from_secs(60),
+        parallel: 2,
+        events: &events,
+    };
+    let explanation = explainer.explain(&outcome, 3).await;
+    use super::explain::FailureClass;
+    assert_eq!(
+        explanation.classes[&ids[4]],
+        FailureClass::Flaky { passed_on: 1 }
+    );
+    assert_eq!(explanation.classes[&ids[5]], FailureClass::Real);
+    let FailureClass::OrderDependent {
+        group,
+        culprits,
+        plan,
+        note,
+    } = &explanation.classes[&ids[8]]
+    else {
+        panic!("{:?}", explanation.classes[&ids[8]]);
+    };
+    assert_eq!(
+        (*group, culprits.clone(), note.clone()),
+        (1, vec![ids[2].clone()], None)
+    );
+    let plan = std::fs::read_to_string(plan.as_ref().unwrap()).unwrap();
+    assert!(plan.contains(&ids[2]) && plan.contains(&ids[8]), "{plan}");
+    // The real failure was retried twice and failed both times; the flaky one passed on
+    // its first retry.
+    assert_eq!(explanation.retries[&ids[5]].len(), 2);
+    assert!(explanation.retries[&ids[5]].iter().all(|a| a.failed()));
+    assert_eq!(explanation.retries[&ids[4]].len(), 1);
+    assert!(!explanation.retries[&ids[4]][0].failed());
+    assert_eq!(
+        backend.remaining(),
+        Vec::<String>::new(),
+        "every fresh environment is removed"
+    );
+}
