@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
 
 use super::durations::load_durations;
 use super::engines::engine_addresses;
@@ -150,23 +149,12 @@ fn collection_spec(
     let ready_timeout = resolve::ready_timeout(None, settings)?;
     let command = resolve::command(&cfg.command, settings);
     let spec = RunSpec {
-        run_id,
-        projects: vec![isolated],
-        test_service,
         command,
         env: resolve::env(&[], settings),
         ready_timeout,
-        timeout: None,
-        out_dir: scratch.path().to_path_buf(),
-        keep: false,
-        no_build: false,
-        build: false,
-        poll: Duration::from_millis(500),
         collect_only: true,
-        dist: crate::config::Dist::Static,
-        placement: Vec::new(),
-        copy_source: crate::config::CopySource::Auto,
         files: super::run::file_mounts(project)?,
+        ..RunSpec::new(run_id, vec![isolated], test_service, scratch.path())
     };
     Ok((spec, scratch))
 }

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::durations::{durations_path, load_durations};
 use super::engines::engine_addresses;
@@ -401,23 +400,17 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
     )?;
     Ok(Prepared {
         spec: RunSpec {
-            run_id: id,
-            projects,
             command: resolve::command(&cfg.command, &settings),
             env: resolve::env(&cfg.env, &settings),
             ready_timeout,
             timeout,
-            out_dir,
             keep: cfg.keep,
             no_build: cfg.no_build,
             build: cfg.build,
-            poll: Duration::from_millis(500),
-            collect_only: false,
             dist,
-            placement: Vec::new(),
             copy_source: cfg.copy_source,
             files,
-            test_service: test_service.clone(),
+            ..RunSpec::new(id, projects, test_service.clone(), out_dir)
         },
         engines,
         source: Some(source),

@@ -1,4 +1,6 @@
 //! What the orchestrator is asked to do, in plain types (built by `commands::run`).
+//!
+//! [`RunSpec::new`] holds every default in one place; callers set only what they decide.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -68,4 +70,41 @@ pub struct RunSpec {
     /// Only start the environments and collect (what `compose-shard plan` needs): once the
     /// plan is known, groups tear down without running tests.
     pub collect_only: bool,
+}
+
+impl RunSpec {
+    /// How often readiness is polled unless told otherwise (Compose polls about every 500 ms).
+    pub const DEFAULT_POLL: Duration = Duration::from_millis(500);
+
+    /// A run of `projects` (one isolated project per group run here) with the tests in
+    /// `test_service` and results in `out_dir`, everything else at its default: the default
+    /// test command (`pytest`) and readiness timeout, no test-phase limit, no extra
+    /// environment, images reused or built as needed, static distribution, `--copy-source
+    /// auto`, every group on the first engine, no `secrets:`/`configs:` files.
+    pub fn new(
+        run_id: impl Into<String>,
+        projects: Vec<Project>,
+        test_service: impl Into<String>,
+        out_dir: impl Into<PathBuf>,
+    ) -> RunSpec {
+        RunSpec {
+            run_id: run_id.into(),
+            projects,
+            test_service: test_service.into(),
+            command: vec![crate::config::resolve::DEFAULT_COMMAND.to_string()],
+            env: Vec::new(),
+            ready_timeout: crate::config::resolve::DEFAULT_READY_TIMEOUT,
+            timeout: None,
+            out_dir: out_dir.into(),
+            keep: false,
+            no_build: false,
+            build: false,
+            poll: Self::DEFAULT_POLL,
+            files: std::collections::HashMap::new(),
+            placement: Vec::new(),
+            copy_source: super::source_copy::CopySource::Auto,
+            dist: crate::config::Dist::Static,
+            collect_only: false,
+        }
+    }
 }
