@@ -11,9 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use super::engines::engine_addresses;
 use crate::config::CleanConfig;
-use crate::engine::{DockerEngine, EngineAddress, EngineEnv, EngineError, ManagedResource};
+use crate::engine::{
+    engine_addresses, DockerEngine, EngineAddress, EngineEnv, EngineError, ManagedResource,
+};
 use crate::errors::{Error, ExitCode};
 use crate::labels;
 use crate::pyproject::Settings;

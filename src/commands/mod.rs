@@ -2,12 +2,9 @@
 
 mod clean;
 mod config;
-mod durations;
-mod engines;
 mod merge;
 mod plan;
 mod run;
-mod selection;
 
 use crate::config::Command;
 use crate::errors::{Error, ExitCode};

@@ -3,25 +3,25 @@
 //! The test list is `--tests FILE`, or else collected once inside Docker: one isolated copy
 //! of the compose project is started (exactly as `run` starts a group), the test command runs
 //! with `--collect-only -q` in the test service, and everything is removed again. Durations
-//! follow the same rules as `run` (see `commands::durations`). With several `--docker-host`s
+//! follow the same rules as `run` (see `durations_store`). With several `--docker-host`s
 //! (or `docker-hosts`), the collection runs on the first.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::durations::load_durations;
-use super::engines::engine_addresses;
-use super::selection::{select, Selection};
 use crate::compose::{self, Isolation};
 use crate::config::{resolve, PlanConfig, PlanFormat, ProgressMode};
-use crate::engine::{DockerEngine, EngineAddress, EngineEnv};
+use crate::durations_store::load_durations;
+use crate::engine::{engine_addresses, DockerEngine, EngineAddress, EngineEnv};
 use crate::errors::{Error, ExitCode};
-use crate::plan::{self, PlanError};
+use crate::plan;
 use crate::pyproject::Settings;
 use crate::run::{
     self, run_with_signals, stamp_labels, Assignment, Display, DisplayMode, EventSink, GroupStatus,
     RunError, RunOutcome, RunSpec, TestSource,
 };
+use crate::selection::{select, Selection};
+use crate::test_list::read_tests;
 
 /// Execute `compose-shard plan`.
 pub fn execute(cfg: PlanConfig) -> Result<ExitCode, Error> {
@@ -68,35 +68,6 @@ fn load_settings(dir: &Path) -> Result<Settings, Error> {
     Settings::load(dir).map_err(|e| Error::Usage(e.to_string()))
 }
 
-/// A `--tests` list: UTF-8 node ids (or `pytest --collect-only -q` output), not empty.
-pub(super) fn read_tests(path: &Path) -> Result<Vec<String>, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        Error::Usage(format!(
-            "test list {}: byte {} is not UTF-8 text; pass the output of `pytest --collect-only -q` (node ids one per line)",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
-    let tests = plan::parse_collect_output(&text).map_err(|source| {
-        Error::Plan(PlanError::TestList {
-            file: path.display().to_string(),
-            source,
-        })
-    })?;
-    if tests.is_empty() {
-        return Err(Error::Usage(format!(
-            "test list {} holds no pytest node ids (lines like `tests/test_x.py::test_a`); pass the output of `pytest --collect-only -q`",
-            path.display()
-        )));
-    }
-    Ok(tests)
-}
-
 /// Start one isolated environment, collect there, remove it. Progress goes to stderr, so
 /// stdout stays the plan alone (`--format json` can be piped).
 fn collect_in_docker(
@@ -129,7 +100,7 @@ fn collection_spec(
 ) -> Result<(RunSpec, tempfile::TempDir), Error> {
     let (project, settings) = (&selection.project, &selection.settings);
     let test_service = test_service.to_string();
-    let run_id = super::run::run_id();
+    let run_id = crate::labels::run_id();
     let mut isolated = compose::isolate(
         project,
         &Isolation {
@@ -153,7 +124,7 @@ fn collection_spec(
         env: resolve::env(&[], settings),
         ready_timeout,
         collect_only: true,
-        files: super::run::file_mounts(project)?,
+        files: compose::file_mounts_by_service(project)?,
         ..RunSpec::new(run_id, vec![isolated], test_service, scratch.path())
     };
     Ok((spec, scratch))

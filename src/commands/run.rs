@@ -8,19 +8,19 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::durations::{durations_path, load_durations};
-use super::engines::engine_addresses;
-use super::selection::{select, Selection};
 use crate::compose::{self, Isolation, Project};
 use crate::config::{resolve, Dist, GroupsSetting, RunConfig};
-use crate::engine::{DockerEngine, EngineAddress, EngineEnv};
+use crate::durations_store::{durations_path, load_durations};
+use crate::engine::{engine_addresses, DockerEngine, EngineAddress, EngineEnv};
 use crate::errors::{Error, ExitCode};
+use crate::labels::run_id;
 use crate::plan::{self, Plan};
-use crate::report::render_slowest;
+use crate::report::{render_slowest, write_text};
 use crate::run::{
     self, exit_code, find_leftovers, render_summary, run_with_signals, stamp_labels, Assignment,
     Display, DisplayMode, EventSink, RunError, RunSpec, TestSource,
 };
+use crate::selection::{select, Selection};
 
 mod reports;
 
@@ -60,57 +60,6 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) ->
     }
 }
 
-/// The most groups this machine's memory carries (1.5 GiB each), at least 1: the cap of
-/// `--groups auto`.
-pub fn auto_groups() -> usize {
-    let mem_groups = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(usize::MAX, |kb| (kb / (1536 * 1024)) as usize);
-    mem_groups.max(1)
-}
-
-/// Every service's `secrets:` and `configs:` files, checked before any container exists
-/// (a missing file or unset variable is a configuration error).
-pub(super) fn file_mounts(
-    project: &Project,
-) -> Result<HashMap<String, Vec<compose::FileMount>>, Error> {
-    project
-        .services
-        .values()
-        .map(|s| Ok((s.name.clone(), compose::file_mounts(project, s)?)))
-        .collect()
-}
-
-/// Write a whole text file, replacing a regular file atomically (written through for a
-/// device, pipe or symlink), so a reader never sees half of it.
-pub(super) fn write_text(path: &Path, text: &str) -> Result<(), Error> {
-    crate::report::write_atomically(path, |w| {
-        w.write_all(text.as_bytes())
-            .map_err(|source| crate::report::ReportError::Io {
-                action: "write",
-                path: path.to_path_buf(),
-                source,
-            })
-    })
-    .map_err(Error::Report)
-}
-
-/// A short id, unique per run: part of every engine-side name and label.
-pub(super) fn run_id() -> String {
-    use sha2::{Digest, Sha256};
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let digest = Sha256::digest(format!("{nanos}-{}", std::process::id()).as_bytes());
-    hex::encode(&digest[..3])
-}
-
 /// The inputs of `--groups auto`: the recorded test time and its longest unit, start-up
 /// figures measured by earlier runs (or conservative defaults), this machine's CPUs.
 fn auto_inputs(
@@ -132,8 +81,8 @@ fn auto_inputs(
         collection_seconds: timings.map_or(plan::auto_groups::DEFAULT_COLLECTION_SECONDS, |t| {
             t.collection_seconds
         }),
-        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        max_groups: auto_groups(),
+        cpus: crate::machine::cpus(),
+        max_groups: crate::machine::memory_group_cap(),
     }
 }
 
@@ -216,7 +165,7 @@ fn write_dynamic_plan(
         })
         .collect();
     let plan = plan::plan_of_run(&ran, *groups, durations, *split_by);
-    write_text(path, &plan.to_json())
+    Ok(write_text(path, &plan.to_json())?)
 }
 
 /// `--plan FILE`, read and checked.
@@ -315,7 +264,7 @@ fn test_source(
         return Ok(TestSource::Fixed(assignment_of(&plan)));
     }
     if let Some(path) = &cfg.tests_file {
-        let tests = super::plan::read_tests(path)?;
+        let tests = crate::test_list::read_tests(path)?;
         let plan = plan::split(&tests, &durations, groups, split_by)?;
         write_text(plan_file, &plan.to_json())?;
         return Ok(TestSource::Fixed(assignment_of(&plan)));
@@ -386,7 +335,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
     let ready_timeout = resolve::ready_timeout(cfg.ready_timeout, &settings)?;
     let timeout = resolve::timeout(cfg.timeout, &settings)?;
     let engines = engine_addresses(&cfg.docker_hosts, &settings, &EngineEnv::from_process())?;
-    let files = file_mounts(&project)?;
+    let files = compose::file_mounts_by_service(&project)?;
     std::fs::create_dir_all(&out_dir).map_err(io_error("create directory", &out_dir))?;
     let plan_file = crate::report::ResultsLayout::new(&out_dir).plan();
     let dynamic_plan = (fixed_plan.is_none() && cfg.tests_file.is_none() && dist == Dist::Dynamic)

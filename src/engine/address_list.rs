@@ -6,7 +6,7 @@
 //! from; a bad `DOCKER_HOST` stays an environment error (exit 3), as before multi-engine
 //! support. The same engine named twice is refused: its groups would be counted twice.
 
-use crate::engine::{EngineAddress, EngineEnv};
+use super::address::{EngineAddress, EngineEnv};
 use crate::errors::Error;
 use crate::pyproject::Settings;
 
@@ -26,7 +26,7 @@ pub fn engine_addresses(
     };
     if values.is_empty() {
         let address =
-            EngineAddress::default_engine(env).map_err(crate::engine::EngineError::from)?;
+            EngineAddress::default_engine(env).map_err(super::error::EngineError::from)?;
         return Ok(vec![address]);
     }
     let mut addresses: Vec<EngineAddress> = Vec::new();

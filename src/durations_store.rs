@@ -13,8 +13,8 @@
 //! `run --store-durations` and `merge --store-durations` update a file with [`write_update`]
 //! or [`stage_update`]: a regular file is replaced atomically, a device, pipe or symlink is
 //! written through (see `report::StagedFile`). Errors name the file. The format itself
-//! (pytest-split's JSON) is `plan::Durations`, which stays pure; this module does the I/O,
-//! for the commands only, so it lives beside them.
+//! (pytest-split's JSON) is `plan::Durations`, which stays pure; this module does the I/O
+//! for the commands, so that `plan` needs none.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
