@@ -78,12 +78,9 @@ fn collect_in_docker(
     // The scratch folder (the run's results folder, thrown away) lives as long as the run.
     let (spec, _scratch) = collection_spec(cfg, selection, test_service)?;
     // Collection needs one engine: the first configured.
-    let address = engine_addresses(
-        &cfg.docker_hosts,
-        &selection.settings,
-        &EngineEnv::from_process(),
-    )?
-    .swap_remove(0);
+    let hosts = resolve::docker_hosts(&cfg.docker_hosts, &selection.settings);
+    let address =
+        engine_addresses(&hosts.named, hosts.origin, &EngineEnv::from_process())?.swap_remove(0);
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
         action: "start the async runtime for",
         path: "compose-shard plan".into(),

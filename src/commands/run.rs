@@ -334,7 +334,8 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
     let dist = dist(cfg, groups)?;
     let ready_timeout = resolve::ready_timeout(cfg.ready_timeout, &settings)?;
     let timeout = resolve::timeout(cfg.timeout, &settings)?;
-    let engines = engine_addresses(&cfg.docker_hosts, &settings, &EngineEnv::from_process())?;
+    let hosts = resolve::docker_hosts(&cfg.docker_hosts, &settings);
+    let engines = engine_addresses(&hosts.named, hosts.origin, &EngineEnv::from_process())?;
     let files = compose::file_mounts_by_service(&project)?;
     std::fs::create_dir_all(&out_dir).map_err(io_error("create directory", &out_dir))?;
     let plan_file = crate::report::ResultsLayout::new(&out_dir).plan();

@@ -85,6 +85,31 @@ pub fn groups(flag: Option<GroupsSetting>, settings: &Settings) -> GroupsSetting
     }
 }
 
+/// The engines a command was told to use, and where they were named (for errors); none
+/// means the default engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineHosts {
+    /// URLs or Docker context names, not yet resolved.
+    pub named: Vec<String>,
+    /// Where they were named: `--docker-host` or `docker-hosts in [tool.compose-shard]`.
+    pub origin: &'static str,
+}
+
+/// Every `--docker-host`, else `docker-hosts`, else none (the default engine).
+pub fn docker_hosts(flags: &[String], settings: &Settings) -> EngineHosts {
+    if flags.is_empty() {
+        EngineHosts {
+            named: settings.docker_hosts.clone(),
+            origin: "docker-hosts in [tool.compose-shard]",
+        }
+    } else {
+        EngineHosts {
+            named: flags.to_vec(),
+            origin: "--docker-host",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +160,22 @@ mod tests {
         assert_eq!(command(&[], &s), ["pytest"]);
         assert_eq!(split_by(None, &s), SplitBy::Class);
         assert_eq!(groups(None, &s), GroupsSetting::Auto);
+    }
+
+    #[test]
+    fn docker_host_flags_replace_the_settings_list() {
+        let settings = Settings {
+            docker_hosts: vec!["tcp://s1:2375".into(), "ssh://ci@s2".into()],
+            ..Settings::default()
+        };
+        let flags = vec!["unix:///a.sock".to_string(), "tcp://b:2375".to_string()];
+        let hosts = docker_hosts(&flags, &settings);
+        assert_eq!(hosts.named, flags);
+        assert_eq!(hosts.origin, "--docker-host");
+        let hosts = docker_hosts(&[], &settings);
+        assert_eq!(hosts.named, ["tcp://s1:2375", "ssh://ci@s2"]);
+        assert_eq!(hosts.origin, "docker-hosts in [tool.compose-shard]");
+        assert!(docker_hosts(&[], &Settings::default()).named.is_empty());
     }
 
     #[test]
