@@ -1,12 +1,15 @@
 //! Command-line flags (clap) and their translation into the validated [`crate::config`] types.
 //!
 //! Nothing outside this module sees clap: the rest of the program receives a [`Command`] built
-//! from plain, checked values (ripgrep's two-stage argument handling).
+//! from plain, checked values (ripgrep's two-stage argument handling). The one exception is
+//! the enums of flag values in [`crate::config`], which derive clap's `ValueEnum` so that no
+//! mirror types are needed. What a flag left open is resolved afterwards, per command, by
+//! [`crate::config::RunSettings`] and [`crate::config::PlanSettings`].
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::{
     CleanConfig, Command, ComposeOptions, ConfigCommand, CopySource, Dist, GroupSelection,
@@ -117,7 +120,7 @@ struct SplitArgs {
     /// What must stay together in one group: single tests, pytest classes, or whole modules
     /// [default: class, or `split-by` in `[tool.compose-shard]`].
     #[arg(long = "split-by", value_enum)]
-    split_by: Option<SplitByArg>,
+    split_by: Option<SplitBy>,
 }
 
 #[derive(Debug, Args)]
@@ -154,7 +157,7 @@ struct RunArgs {
     /// free, or `static`, a split fixed before the tests start (the same on every runner of a
     /// CI matrix) [default: static with --only, --plan or --tests or a single group, else dynamic].
     #[arg(long, value_enum)]
-    dist: Option<DistArg>,
+    dist: Option<Dist>,
     /// Upload the project files into the containers instead of bind-mounting the project
     /// tree (`.:/code`): `always` (the bare flag), `never`, or `auto`, which copies for remote
     /// engines and engines that cannot see this checkout (compose-shard in a container).
@@ -166,7 +169,7 @@ struct RunArgs {
         default_value = "auto",
         value_name = "WHEN"
     )]
-    copy_source: CopySourceArg,
+    copy_source: CopySource,
     /// Where results go: per-group folders, merged junit.xml and coverage.xml, plan.json.
     /// [default: `out` in `[tool.compose-shard]`, else compose-shard-results]
     #[arg(long, value_name = "DIR")]
@@ -193,8 +196,8 @@ struct RunArgs {
     #[arg(long = "publish-ports")]
     publish_ports: bool,
     /// Progress display: bars on a terminal, plain prefixed lines otherwise.
-    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
-    progress: ProgressArg,
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
     /// Extra environment variable for the test container (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VAL")]
     env: Vec<String>,
@@ -225,8 +228,8 @@ struct PlanArgs {
     #[arg(short = 's', long, value_name = "SERVICE")]
     service: Option<String>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = PlanFormatArg::Text)]
-    format: PlanFormatArg,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    format: PlanFormat,
     #[command(flatten)]
     engines: EngineArgs,
     /// The test command used for collection (default: `pytest`); put it after `--`.
@@ -291,8 +294,8 @@ struct ConfigArgs {
     #[command(flatten)]
     compose: ComposeArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = FormatArg::Yaml)]
-    format: FormatArg,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Yaml)]
+    format: OutputFormat,
     /// With `--group`: the number of groups to isolate for.
     #[arg(short = 'g', long, value_name = "N", requires = "group")]
     groups: Option<usize>,
@@ -312,46 +315,6 @@ struct ConfigArgs {
     /// `with-services` of [tool.compose-shard]).
     #[arg(long = "with-service", value_name = "NAME")]
     with_services: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum CopySourceArg {
-    Auto,
-    Always,
-    Never,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum DistArg {
-    Dynamic,
-    Static,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum SplitByArg {
-    Test,
-    Class,
-    Module,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ProgressArg {
-    Auto,
-    Bars,
-    Plain,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum PlanFormatArg {
-    Text,
-    Json,
-    GithubMatrix,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Yaml,
-    Json,
 }
 
 /// Parse the process arguments. On `--help`, `--version`, `completions`, `man` or a clap error,
@@ -423,16 +386,6 @@ impl ComposeArgs {
     }
 }
 
-impl From<SplitByArg> for SplitBy {
-    fn from(arg: SplitByArg) -> Self {
-        match arg {
-            SplitByArg::Test => SplitBy::Test,
-            SplitByArg::Class => SplitBy::Class,
-            SplitByArg::Module => SplitBy::Module,
-        }
-    }
-}
-
 impl RunArgs {
     fn into_config(self) -> Result<RunConfig, String> {
         let groups = match self.groups.as_deref() {
@@ -470,16 +423,9 @@ impl RunArgs {
             tests_file: self.tests,
             durations: self.split.durations,
             durations_from_junit: self.split.durations_from_junit,
-            split_by: self.split.split_by.map(Into::into),
-            copy_source: match self.copy_source {
-                CopySourceArg::Auto => CopySource::Auto,
-                CopySourceArg::Always => CopySource::Always,
-                CopySourceArg::Never => CopySource::Never,
-            },
-            dist: self.dist.map(|d| match d {
-                DistArg::Dynamic => Dist::Dynamic,
-                DistArg::Static => Dist::Static,
-            }),
+            split_by: self.split.split_by,
+            copy_source: self.copy_source,
+            dist: self.dist,
             out_dir: self.out,
             timeout,
             ready_timeout,
@@ -487,11 +433,7 @@ impl RunArgs {
             no_build: self.no_build,
             build: self.build,
             publish_ports: self.publish_ports,
-            progress: match self.progress {
-                ProgressArg::Auto => ProgressMode::Auto,
-                ProgressArg::Bars => ProgressMode::Bars,
-                ProgressArg::Plain => ProgressMode::Plain,
-            },
+            progress: self.progress,
             env,
             store_durations: self.store_durations,
             command: self.command,
@@ -512,12 +454,8 @@ impl PlanArgs {
             tests_file: self.tests,
             durations: self.split.durations,
             durations_from_junit: self.split.durations_from_junit,
-            split_by: self.split.split_by.map(Into::into),
-            format: match self.format {
-                PlanFormatArg::Text => PlanFormat::Text,
-                PlanFormatArg::Json => PlanFormat::Json,
-                PlanFormatArg::GithubMatrix => PlanFormat::GithubMatrix,
-            },
+            split_by: self.split.split_by,
+            format: self.format,
             command: self.command,
             docker_hosts: self.engines.into_list()?,
         })
@@ -540,10 +478,7 @@ impl ConfigArgs {
         };
         Ok(ConfigCommand {
             compose: self.compose.into_options(),
-            format: match self.format {
-                FormatArg::Yaml => OutputFormat::Yaml,
-                FormatArg::Json => OutputFormat::Json,
-            },
+            format: self.format,
             group,
             run_id: self.run_id,
             publish_ports: self.publish_ports,

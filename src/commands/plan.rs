@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::compose::{self, Isolation};
-use crate::config::{resolve, PlanConfig, PlanFormat, ProgressMode};
-use crate::durations_store::load_durations;
+use crate::config::{PlanConfig, PlanFormat, PlanSettings, ProgressMode};
+use crate::durations_store;
 use crate::engine::{engine_addresses, DockerEngine, EngineAddress, EngineEnv};
 use crate::errors::{Error, ExitCode};
 use crate::plan;
@@ -30,31 +30,23 @@ pub fn execute(cfg: PlanConfig) -> Result<ExitCode, Error> {
         path: ".".into(),
         source,
     })?;
-    let (tests, settings, project_dir) = match &cfg.tests_file {
+    let (tests, settings) = match &cfg.tests_file {
         Some(tests_file) => {
-            let settings = load_settings(&cwd)?;
-            (read_tests(tests_file)?, settings, cwd.clone())
+            let settings = PlanSettings::resolve(&cfg, &load_settings(&cwd)?, &cwd)?;
+            (read_tests(tests_file)?, settings)
         }
         None => {
             let env: HashMap<String, String> = std::env::vars().collect();
             let selection = select(&cfg.compose, cfg.service.as_deref(), &[], true, &env, &cwd)?;
+            let settings =
+                PlanSettings::resolve(&cfg, &selection.settings, &selection.project.project_dir)?;
             let test_service = selection.test_service.clone().expect("required");
-            let tests = collect_in_docker(&cfg, &selection, &test_service)?;
-            (tests, selection.settings, selection.project.project_dir)
+            let tests = collect_in_docker(&settings, &selection, &test_service)?;
+            (tests, settings)
         }
     };
-    let durations = load_durations(
-        cfg.durations.as_deref(),
-        &settings,
-        &project_dir,
-        &cfg.durations_from_junit,
-    )?;
-    let plan = plan::split(
-        &tests,
-        &durations,
-        cfg.groups,
-        crate::config::resolve::split_by(cfg.split_by, &settings),
-    )?;
+    let durations = durations_store::load(&settings.durations, &settings.durations_from_junit)?;
+    let plan = plan::split(&tests, &durations, cfg.groups, settings.split_by)?;
     let output = match cfg.format {
         PlanFormat::Text => plan::render_text(&plan),
         PlanFormat::Json => plan.to_json(),
@@ -71,16 +63,16 @@ fn load_settings(dir: &Path) -> Result<Settings, Error> {
 /// Start one isolated environment, collect there, remove it. Progress goes to stderr, so
 /// stdout stays the plan alone (`--format json` can be piped).
 fn collect_in_docker(
-    cfg: &PlanConfig,
+    settings: &PlanSettings,
     selection: &Selection,
     test_service: &str,
 ) -> Result<Vec<String>, Error> {
     // The scratch folder (the run's results folder, thrown away) lives as long as the run.
-    let (spec, _scratch) = collection_spec(cfg, selection, test_service)?;
+    let (spec, _scratch) = collection_spec(settings, selection, test_service)?;
     // Collection needs one engine: the first configured.
-    let hosts = resolve::docker_hosts(&cfg.docker_hosts, &selection.settings);
-    let address =
-        engine_addresses(&hosts.named, hosts.origin, &EngineEnv::from_process())?.swap_remove(0);
+    let engines = &settings.engines;
+    let address = engine_addresses(&engines.named, engines.origin, &EngineEnv::from_process())?
+        .swap_remove(0);
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
         action: "start the async runtime for",
         path: "compose-shard plan".into(),
@@ -91,11 +83,11 @@ fn collect_in_docker(
 
 /// A run of one group that only collects, with its results in a temporary folder.
 fn collection_spec(
-    cfg: &PlanConfig,
+    settings: &PlanSettings,
     selection: &Selection,
     test_service: &str,
 ) -> Result<(RunSpec, tempfile::TempDir), Error> {
-    let (project, settings) = (&selection.project, &selection.settings);
+    let project = &selection.project;
     let test_service = test_service.to_string();
     let run_id = crate::labels::run_id();
     let mut isolated = compose::isolate(
@@ -114,12 +106,10 @@ fn collection_spec(
         path: std::env::temp_dir(),
         source,
     })?;
-    let ready_timeout = resolve::ready_timeout(None, settings)?;
-    let command = resolve::command(&cfg.command, settings);
     let spec = RunSpec {
-        command,
-        env: resolve::env(&[], settings),
-        ready_timeout,
+        command: settings.command.clone(),
+        env: settings.env.clone(),
+        ready_timeout: settings.ready_timeout,
         collect_only: true,
         files: compose::file_mounts_by_service(project)?,
         ..RunSpec::new(run_id, vec![isolated], test_service, scratch.path())

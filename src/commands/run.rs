@@ -1,16 +1,16 @@
 //! `compose-shard run`: load and isolate the compose project, connect to Docker, run the
 //! orchestrator under signal handling, write the plan and merged results, print the summary.
 //!
-//! Flags win over `[tool.compose-shard]` settings. Flags with a clap default (`--out`,
-//! `--ready-timeout`) can only be recognised as "not given" by their default value, so a
-//! setting applies when the flag still has its default.
+//! The run's settings are resolved once, by [`RunSettings::resolve`] (flags, then
+//! `[tool.compose-shard]`, then the defaults), right after the project is loaded; everything
+//! below reads them from there.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::compose::{self, Isolation, Project};
-use crate::config::{resolve, Dist, GroupsSetting, RunConfig};
-use crate::durations_store::{durations_path, load_durations};
+use crate::config::{Dist, GroupsSetting, RunConfig, RunSettings, SplitBy};
+use crate::durations_store;
 use crate::engine::{engine_addresses, DockerEngine, EngineAddress, EngineEnv};
 use crate::errors::{Error, ExitCode};
 use crate::labels::run_id;
@@ -42,13 +42,15 @@ struct Prepared {
     /// Taken by the run.
     source: Option<TestSource>,
     /// Durations and split for the plan of a dynamic run, written once it is known.
-    dynamic_plan: Option<(plan::Durations, crate::config::SplitBy, usize)>,
+    dynamic_plan: Option<(plan::Durations, SplitBy, usize)>,
     plan_file: PathBuf,
     reproduce_flags: Vec<String>,
     /// What `--groups auto` chose and why.
     auto_reason: Option<String>,
     /// The engines to run on (`--docker-host`, `docker-hosts`, else the default engine).
     engines: Vec<EngineAddress>,
+    /// The run's settings.
+    settings: RunSettings,
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -64,7 +66,7 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) ->
 /// figures measured by earlier runs (or conservative defaults), this machine's CPUs.
 fn auto_inputs(
     durations: &plan::Durations,
-    split_by: crate::config::SplitBy,
+    split_by: SplitBy,
     timings: Option<plan::RunTimings>,
 ) -> plan::AutoInputs {
     let mut units: HashMap<&str, f64> = HashMap::new();
@@ -117,37 +119,12 @@ fn reproduce_flags(cfg: &RunConfig, test_service: &str) -> Vec<String> {
     flags
 }
 
-/// `--dist`, else static when `--only`, `--plan` or `--tests` fixes the split or a single
-/// group runs everything (a queue with one taker only adds round trips), else dynamic.
-fn dist(cfg: &RunConfig, groups: usize) -> Result<Dist, Error> {
-    let fixed = [
-        (cfg.only.is_some(), "--only"),
-        (cfg.plan_file.is_some(), "--plan"),
-        (cfg.tests_file.is_some(), "--tests"),
-    ];
-    let fixing: Vec<&str> = fixed
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, f)| *f)
-        .collect();
-    match cfg.dist {
-        Some(Dist::Dynamic) if !fixing.is_empty() => Err(Error::Usage(format!(
-            "--dist dynamic cannot be combined with {}: they fix each group's tests before the run; drop --dist dynamic (static is implied) or drop {}",
-            fixing.join(" and "),
-            fixing.join(" and ")
-        ))),
-        Some(dist) => Ok(dist),
-        None if fixing.is_empty() && groups > 1 => Ok(Dist::Dynamic),
-        None => Ok(Dist::Static),
-    }
-}
-
 /// Write what each group of a dynamic run actually ran, in order (its finished tests, then
 /// the tests it lost in flight), as a plan `--plan FILE --only K` reruns.
 fn write_dynamic_plan(
     path: &Path,
     outcome: &run::RunOutcome,
-    (durations, split_by, groups): &(plan::Durations, crate::config::SplitBy, usize),
+    (durations, split_by, groups): &(plan::Durations, SplitBy, usize),
 ) -> Result<(), Error> {
     let ran: Vec<(usize, Vec<String>)> = outcome
         .groups
@@ -169,8 +146,8 @@ fn write_dynamic_plan(
 }
 
 /// `--plan FILE`, read and checked.
-fn read_fixed_plan(cfg: &RunConfig) -> Result<Option<Plan>, Error> {
-    let Some(path) = &cfg.plan_file else {
+fn read_fixed_plan(settings: &RunSettings) -> Result<Option<Plan>, Error> {
+    let Some(path) = &settings.plan_file else {
         return Ok(None);
     };
     let text = std::fs::read_to_string(path).map_err(io_error("read", path))?;
@@ -184,18 +161,18 @@ fn read_fixed_plan(cfg: &RunConfig) -> Result<Option<Plan>, Error> {
 
 /// The group count: the plan's, `--groups N`, or what `--groups auto` chose (and why).
 fn group_count(
-    cfg: &RunConfig,
-    settings: &crate::pyproject::Settings,
-    project: &Project,
+    settings: &RunSettings,
     fixed_plan: Option<&Plan>,
     durations: &plan::Durations,
-    split_by: crate::config::SplitBy,
 ) -> Result<(usize, Option<String>), Error> {
-    let (groups, reason) = match (fixed_plan, resolve::groups(cfg.groups, settings)) {
+    let (groups, reason) = match (fixed_plan, settings.groups) {
         (Some(plan), _) => (plan.groups.len(), None),
         (None, GroupsSetting::Count(n)) => (n, None),
         (None, GroupsSetting::Auto) => {
-            let timings = durations_path(cfg.durations.as_deref(), settings, &project.project_dir)
+            let split_by = settings.split_by;
+            let timings = settings
+                .durations
+                .path
                 .parent()
                 .and_then(|dir| std::fs::read_to_string(dir.join(plan::TIMINGS_FILE)).ok())
                 .and_then(|text| plan::RunTimings::parse(&text));
@@ -210,8 +187,8 @@ fn group_count(
 }
 
 /// The groups to run here: `--only`, else all.
-fn selected_groups(cfg: &RunConfig, groups: usize) -> Result<Vec<usize>, Error> {
-    match &cfg.only {
+fn selected_groups(settings: &RunSettings, groups: usize) -> Result<Vec<usize>, Error> {
+    match &settings.only {
         Some(sel) => {
             sel.validate(groups).map_err(Error::Usage)?;
             Ok(sel.0.clone())
@@ -222,7 +199,7 @@ fn selected_groups(cfg: &RunConfig, groups: usize) -> Result<Vec<usize>, Error> 
 
 /// One isolated copy of the project per selected group.
 fn isolate_groups(
-    cfg: &RunConfig,
+    settings: &RunSettings,
     project: &Project,
     test_service: &str,
     id: &str,
@@ -238,7 +215,7 @@ fn isolate_groups(
                     run_id: id.to_string(),
                     group: *group,
                     groups,
-                    publish_ports: cfg.publish_ports,
+                    publish_ports: settings.publish_ports,
                     test_service: Some(test_service.to_string()),
                 },
             )?;
@@ -251,19 +228,20 @@ fn isolate_groups(
 /// Where the tests come from: a given plan, a given list planned right away, the work
 /// queue, or a static plan made from the first collection (saved to `plan_file`).
 fn test_source(
-    cfg: &RunConfig,
+    settings: &RunSettings,
     fixed_plan: Option<Plan>,
     durations: plan::Durations,
-    (groups, split_by, dist): (usize, crate::config::SplitBy, Dist),
+    (groups, dist): (usize, Dist),
     plan_file: &Path,
 ) -> Result<TestSource, Error> {
+    let split_by = settings.split_by;
     if let Some(plan) = fixed_plan {
-        if cfg.plan_file.as_deref() != Some(plan_file) {
+        if settings.plan_file.as_deref() != Some(plan_file) {
             write_text(plan_file, &plan.to_json())?;
         }
         return Ok(TestSource::Fixed(assignment_of(&plan)));
     }
-    if let Some(path) = &cfg.tests_file {
+    if let Some(path) = &settings.tests_file {
         let tests = crate::test_list::read_tests(path)?;
         let plan = plan::split(&tests, &durations, groups, split_by)?;
         write_text(plan_file, &plan.to_json())?;
@@ -307,58 +285,42 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         settings,
     } = select_for_run(cfg)?;
     let test_service = test_service.expect("a test service is required");
-    let fixed_plan = read_fixed_plan(cfg)?;
+    let settings = RunSettings::resolve(cfg, &settings, &project.project_dir)?;
+    let fixed_plan = read_fixed_plan(&settings)?;
     // Durations steer both the plan and `--groups auto`; a given plan needs neither.
     let durations = match fixed_plan {
         Some(_) => plan::Durations::default(),
-        None => load_durations(
-            cfg.durations.as_deref(),
-            &settings,
-            &project.project_dir,
-            &cfg.durations_from_junit,
-        )?,
+        None => durations_store::load(&settings.durations, &settings.durations_from_junit)?,
     };
-    let split_by = resolve::split_by(cfg.split_by, &settings);
-    let (groups, auto_reason) = group_count(
-        cfg,
-        &settings,
-        &project,
-        fixed_plan.as_ref(),
-        &durations,
-        split_by,
-    )?;
-    let selected = selected_groups(cfg, groups)?;
+    let (groups, auto_reason) = group_count(&settings, fixed_plan.as_ref(), &durations)?;
+    let selected = selected_groups(&settings, groups)?;
     let id = run_id();
-    let projects = isolate_groups(cfg, &project, &test_service, &id, &selected, groups)?;
-    let out_dir = resolve::out_dir(cfg.out_dir.as_ref(), &settings);
-    let dist = dist(cfg, groups)?;
-    let ready_timeout = resolve::ready_timeout(cfg.ready_timeout, &settings)?;
-    let timeout = resolve::timeout(cfg.timeout, &settings)?;
-    let hosts = resolve::docker_hosts(&cfg.docker_hosts, &settings);
-    let engines = engine_addresses(&hosts.named, hosts.origin, &EngineEnv::from_process())?;
-    let files = compose::file_mounts_by_service(&project)?;
-    std::fs::create_dir_all(&out_dir).map_err(io_error("create directory", &out_dir))?;
-    let plan_file = crate::report::ResultsLayout::new(&out_dir).plan();
-    let dynamic_plan = (fixed_plan.is_none() && cfg.tests_file.is_none() && dist == Dist::Dynamic)
-        .then(|| (durations.clone(), split_by, groups));
-    let source = test_source(
-        cfg,
-        fixed_plan,
-        durations,
-        (groups, split_by, dist),
-        &plan_file,
+    let projects = isolate_groups(&settings, &project, &test_service, &id, &selected, groups)?;
+    let dist = settings.dist(groups)?;
+    let engines = engine_addresses(
+        &settings.engines.named,
+        settings.engines.origin,
+        &EngineEnv::from_process(),
     )?;
+    let files = compose::file_mounts_by_service(&project)?;
+    let out_dir = &settings.out_dir;
+    std::fs::create_dir_all(out_dir).map_err(io_error("create directory", out_dir))?;
+    let plan_file = crate::report::ResultsLayout::new(out_dir).plan();
+    let dynamic_plan =
+        (fixed_plan.is_none() && settings.tests_file.is_none() && dist == Dist::Dynamic)
+            .then(|| (durations.clone(), settings.split_by, groups));
+    let source = test_source(&settings, fixed_plan, durations, (groups, dist), &plan_file)?;
     Ok(Prepared {
         spec: RunSpec {
-            command: resolve::command(&cfg.command, &settings),
-            env: resolve::env(&cfg.env, &settings),
-            ready_timeout,
-            timeout,
-            keep: cfg.keep,
-            no_build: cfg.no_build,
-            build: cfg.build,
+            command: settings.command.clone(),
+            env: settings.env.clone(),
+            ready_timeout: settings.ready_timeout,
+            timeout: settings.timeout,
+            keep: settings.keep,
+            no_build: settings.no_build,
+            build: settings.build,
             dist,
-            copy_source: cfg.copy_source,
+            copy_source: settings.copy_source,
             files,
             ..RunSpec::new(id, projects, test_service.clone(), out_dir)
         },
@@ -368,6 +330,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         plan_file,
         reproduce_flags: reproduce_flags(cfg, &test_service),
         auto_reason,
+        settings,
     })
 }
 
@@ -434,7 +397,7 @@ fn slots(engines: &[DockerEngine]) -> Vec<run::EngineSlot<'_, DockerEngine>> {
 
 /// The end of a run: the plan of what ran, merged results, GitHub output, durations, the
 /// summary on stdout.
-fn finish(cfg: &RunConfig, prepared: &Prepared, outcome: &run::RunOutcome) {
+fn finish(prepared: &Prepared, outcome: &run::RunOutcome) {
     let spec = &prepared.spec;
     if let Some(dynamic) = &prepared.dynamic_plan {
         if outcome.groups.iter().any(|g| g.counts.planned > 0) {
@@ -449,7 +412,7 @@ fn finish(cfg: &RunConfig, prepared: &Prepared, outcome: &run::RunOutcome) {
     let merged = write_reports(spec, outcome);
     if let Some(merged) = &merged {
         github_output(spec, outcome, merged);
-        if let Some(path) = &cfg.store_durations {
+        if let Some(path) = &prepared.settings.store_durations {
             if let Err(e) = store_durations(path, outcome, merged) {
                 eprintln!(
                     "warning: --store-durations: {}",
@@ -484,7 +447,8 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
     }
     let slots = slots(&engines);
     let (events, receiver) = EventSink::channel();
-    let display = tokio::spawn(Display::new(DisplayMode::resolve(cfg.progress)).consume(receiver));
+    let mode = DisplayMode::resolve(prepared.settings.progress);
+    let display = tokio::spawn(Display::new(mode).consume(receiver));
 
     warn_about_leftovers(engine, &events).await;
     if let Some(reason) = &prepared.auto_reason {
@@ -527,6 +491,6 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
             return Err(RunError::Interrupted.into());
         }
     };
-    finish(&cfg, &prepared, &outcome);
+    finish(&prepared, &outcome);
     Ok(exit_code(&outcome))
 }

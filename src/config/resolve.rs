@@ -2,8 +2,11 @@
 //! project's `[tool.compose-shard]` (pyproject.toml), else the default defined here once.
 //! Flags that have a default are `Option`s in [`crate::config`], so a flag typed with its
 //! default value (`--ready-timeout 3m`) still wins over pyproject.toml.
+//!
+//! One function per setting; [`super::RunSettings`] and [`super::PlanSettings`] call them all
+//! at once, so a command resolves its settings in one call.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{GroupsSetting, SplitBy};
@@ -17,6 +20,8 @@ pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(180);
 pub const DEFAULT_OUT: &str = ResultsLayout::DEFAULT_ROOT;
 /// The test command, unless told otherwise.
 pub const DEFAULT_COMMAND: &str = "pytest";
+/// pytest-split's default durations file name, relative to the project directory.
+pub const DEFAULT_DURATIONS: &str = ".test_durations";
 
 fn setting_duration(key: &str, text: &str) -> Result<Duration, Error> {
     crate::duration::parse_duration(text)
@@ -82,6 +87,40 @@ pub fn groups(flag: Option<GroupsSetting>, settings: &Settings) -> GroupsSetting
         (Some(g), _) => g,
         (None, Some(toml::Value::Integer(n))) => GroupsSetting::Count((*n).max(0) as usize),
         (None, _) => GroupsSetting::Auto,
+    }
+}
+
+/// The durations file `run` and `plan` read, and whether `--durations` named it (then it must
+/// exist; otherwise it may be missing, as on a first run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurationsFile {
+    /// The file (may not exist).
+    pub path: PathBuf,
+    /// Named by `--durations`.
+    pub explicit: bool,
+}
+
+/// `--durations` (relative to the current directory, like every path on the command line),
+/// else `durations`, else [`DEFAULT_DURATIONS`], both relative to the project directory.
+pub fn durations_file(
+    flag: Option<&Path>,
+    settings: &Settings,
+    project_dir: &Path,
+) -> DurationsFile {
+    match flag {
+        Some(path) => DurationsFile {
+            path: path.to_path_buf(),
+            explicit: true,
+        },
+        None => DurationsFile {
+            path: project_dir.join(
+                settings
+                    .durations
+                    .as_deref()
+                    .unwrap_or(Path::new(DEFAULT_DURATIONS)),
+            ),
+            explicit: false,
+        },
     }
 }
 
@@ -160,6 +199,20 @@ mod tests {
         assert_eq!(command(&[], &s), ["pytest"]);
         assert_eq!(split_by(None, &s), SplitBy::Class);
         assert_eq!(groups(None, &s), GroupsSetting::Auto);
+    }
+
+    #[test]
+    fn the_durations_flag_is_taken_as_given_and_the_setting_is_relative_to_the_project() {
+        let dir = Path::new("/project");
+        let given = durations_file(Some(Path::new("d.json")), &settings(), dir);
+        assert_eq!(given.path, PathBuf::from("d.json"));
+        assert!(given.explicit);
+        let s = Settings::parse("[tool.compose-shard]\ndurations = \"ci/d.json\"\n").unwrap();
+        let from_setting = durations_file(None, &s, dir);
+        assert_eq!(from_setting.path, PathBuf::from("/project/ci/d.json"));
+        assert!(!from_setting.explicit);
+        let default = durations_file(None, &Settings::default(), dir);
+        assert_eq!(default.path, PathBuf::from("/project/.test_durations"));
     }
 
     #[test]

@@ -1,0 +1,237 @@
+//! [`RunSettings`]: everything `compose-shard run` was told, resolved in one call from the
+//! flags ([`RunConfig`]), the project's `[tool.compose-shard]` and the defaults, the way uv's
+//! `RunSettings::resolve(args, filesystem, environment)` does.
+//!
+//! Which project and services a run starts (`-f`, `--service`, `--with-service`) is not here:
+//! pyproject.toml is found through the loaded project, so `selection` resolves those while
+//! loading it. Everything else the run uses comes from a `RunSettings`, never from the flags
+//! or the settings table directly.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::resolve::{self, DurationsFile, EngineHosts};
+use super::{CopySource, Dist, GroupSelection, GroupsSetting, ProgressMode, RunConfig, SplitBy};
+use crate::errors::Error;
+use crate::pyproject::Settings;
+
+/// The settings of one `compose-shard run`, every one resolved.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// `--groups`, else `groups`, else auto.
+    pub groups: GroupsSetting,
+    /// `--only`: the groups to run here (all when `None`).
+    pub only: Option<GroupSelection>,
+    /// `--plan`: a saved plan to rerun.
+    pub plan_file: Option<PathBuf>,
+    /// `--tests`: a test list instead of a collection.
+    pub tests_file: Option<PathBuf>,
+    /// `--dist` as given; [`RunSettings::dist`] decides once the group count is known.
+    pub dist_flag: Option<Dist>,
+    /// `--split-by`, else `split-by`, else class.
+    pub split_by: SplitBy,
+    /// The durations file to read.
+    pub durations: DurationsFile,
+    /// `--durations-from-junit`.
+    pub durations_from_junit: Vec<PathBuf>,
+    /// `--out`, else `out`, else `compose-shard-results`.
+    pub out_dir: PathBuf,
+    /// `--ready-timeout`, else `ready-timeout`, else 3m.
+    pub ready_timeout: Duration,
+    /// `--timeout`, else `timeout`, else none.
+    pub timeout: Option<Duration>,
+    /// The test command: after `--`, else `command`, else `pytest`.
+    pub command: Vec<String>,
+    /// The test container's extra environment: `env`, with `-e` replacing the same keys.
+    pub env: Vec<(String, String)>,
+    /// The engines to run on (not yet resolved to addresses).
+    pub engines: EngineHosts,
+    /// `--copy-source`.
+    pub copy_source: CopySource,
+    /// `--keep`.
+    pub keep: bool,
+    /// `--no-build`.
+    pub no_build: bool,
+    /// `--build`.
+    pub build: bool,
+    /// `--publish-ports`.
+    pub publish_ports: bool,
+    /// `--progress`.
+    pub progress: ProgressMode,
+    /// `--store-durations`.
+    pub store_durations: Option<PathBuf>,
+}
+
+impl RunSettings {
+    /// Resolve every setting of a run: `flags` first, then `project` (the
+    /// `[tool.compose-shard]` of the project in `project_dir`), then the defaults. A bad value
+    /// in pyproject.toml is a usage error naming its key.
+    pub fn resolve(
+        flags: &RunConfig,
+        project: &Settings,
+        project_dir: &Path,
+    ) -> Result<RunSettings, Error> {
+        Ok(RunSettings {
+            groups: resolve::groups(flags.groups, project),
+            only: flags.only.clone(),
+            plan_file: flags.plan_file.clone(),
+            tests_file: flags.tests_file.clone(),
+            dist_flag: flags.dist,
+            split_by: resolve::split_by(flags.split_by, project),
+            durations: resolve::durations_file(flags.durations.as_deref(), project, project_dir),
+            durations_from_junit: flags.durations_from_junit.clone(),
+            out_dir: resolve::out_dir(flags.out_dir.as_ref(), project),
+            ready_timeout: resolve::ready_timeout(flags.ready_timeout, project)?,
+            timeout: resolve::timeout(flags.timeout, project)?,
+            command: resolve::command(&flags.command, project),
+            env: resolve::env(&flags.env, project),
+            engines: resolve::docker_hosts(&flags.docker_hosts, project),
+            copy_source: flags.copy_source,
+            keep: flags.keep,
+            no_build: flags.no_build,
+            build: flags.build,
+            publish_ports: flags.publish_ports,
+            progress: flags.progress,
+            store_durations: flags.store_durations.clone(),
+        })
+    }
+
+    /// `--dist`, else static when `--only`, `--plan` or `--tests` fixes the split or a single
+    /// group runs everything (a queue with one taker only adds round trips), else dynamic.
+    pub fn dist(&self, groups: usize) -> Result<Dist, Error> {
+        let fixed = [
+            (self.only.is_some(), "--only"),
+            (self.plan_file.is_some(), "--plan"),
+            (self.tests_file.is_some(), "--tests"),
+        ];
+        let fixing: Vec<&str> = fixed
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .collect();
+        match self.dist_flag {
+            Some(Dist::Dynamic) if !fixing.is_empty() => Err(Error::Usage(format!(
+                "--dist dynamic cannot be combined with {}: they fix each group's tests before the run; drop --dist dynamic (static is implied) or drop {}",
+                fixing.join(" and "),
+                fixing.join(" and ")
+            ))),
+            Some(dist) => Ok(dist),
+            None if fixing.is_empty() && groups > 1 => Ok(Dist::Dynamic),
+            None => Ok(Dist::Static),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ComposeOptions;
+
+    /// The flags of `compose-shard run` with nothing given.
+    fn no_flags() -> RunConfig {
+        RunConfig {
+            compose: ComposeOptions::default(),
+            service: None,
+            with_services: Vec::new(),
+            groups: None,
+            only: None,
+            plan_file: None,
+            tests_file: None,
+            durations: None,
+            durations_from_junit: Vec::new(),
+            split_by: None,
+            dist: None,
+            copy_source: CopySource::Auto,
+            out_dir: None,
+            timeout: None,
+            ready_timeout: None,
+            keep: false,
+            no_build: false,
+            build: false,
+            publish_ports: false,
+            progress: ProgressMode::Auto,
+            env: Vec::new(),
+            store_durations: None,
+            command: Vec::new(),
+            docker_hosts: Vec::new(),
+        }
+    }
+
+    fn project() -> Settings {
+        Settings::parse(
+            "[tool.compose-shard]\ngroups = 3\nsplit-by = \"module\"\nout = \"ci\"\nready-timeout = \"5m\"\ntimeout = \"30m\"\ncommand = [\"pytest\", \"-q\"]\nenv = { A = \"1\" }\ndurations = \"d.json\"\ndocker-hosts = [\"tcp://s:2375\"]\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn one_call_resolves_every_setting_flags_first_then_pyproject_then_defaults() {
+        let dir = Path::new("/p");
+        let s = RunSettings::resolve(&no_flags(), &project(), dir).unwrap();
+        assert_eq!(s.groups, GroupsSetting::Count(3));
+        assert_eq!(s.split_by, SplitBy::Module);
+        assert_eq!(s.out_dir, PathBuf::from("ci"));
+        assert_eq!(s.ready_timeout, Duration::from_secs(300));
+        assert_eq!(s.timeout, Some(Duration::from_secs(1800)));
+        assert_eq!(s.command, ["pytest", "-q"]);
+        assert_eq!(s.env, [("A".to_string(), "1".to_string())]);
+        assert_eq!(s.durations.path, PathBuf::from("/p/d.json"));
+        assert_eq!(s.engines.named, ["tcp://s:2375"]);
+
+        let flags = RunConfig {
+            groups: Some(GroupsSetting::Auto),
+            split_by: Some(SplitBy::Test),
+            out_dir: Some("out".into()),
+            ready_timeout: Some(Duration::from_secs(7)),
+            command: vec!["pytest".into()],
+            docker_hosts: vec!["unix:///a.sock".into()],
+            ..no_flags()
+        };
+        let s = RunSettings::resolve(&flags, &project(), dir).unwrap();
+        assert_eq!(s.groups, GroupsSetting::Auto);
+        assert_eq!(s.split_by, SplitBy::Test);
+        assert_eq!(s.out_dir, PathBuf::from("out"));
+        assert_eq!(s.ready_timeout, Duration::from_secs(7));
+        assert_eq!(s.command, ["pytest"]);
+        assert_eq!(s.engines.origin, "--docker-host");
+
+        let s = RunSettings::resolve(&no_flags(), &Settings::default(), dir).unwrap();
+        assert_eq!(s.groups, GroupsSetting::Auto);
+        assert_eq!(s.split_by, SplitBy::Class);
+        assert_eq!(s.out_dir, PathBuf::from(resolve::DEFAULT_OUT));
+        assert_eq!(s.ready_timeout, resolve::DEFAULT_READY_TIMEOUT);
+        assert_eq!(s.timeout, None);
+        assert_eq!(s.durations.path, PathBuf::from("/p/.test_durations"));
+    }
+
+    #[test]
+    fn a_bad_pyproject_value_names_its_key() {
+        let bad = Settings::parse("[tool.compose-shard]\ntimeout = \"later\"\n").unwrap();
+        let err = RunSettings::resolve(&no_flags(), &bad, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[tool.compose-shard] timeout"), "{err}");
+    }
+
+    #[test]
+    fn dist_is_static_when_the_split_is_fixed_or_one_group_runs() {
+        let settings = |flags: RunConfig| {
+            RunSettings::resolve(&flags, &Settings::default(), Path::new(".")).unwrap()
+        };
+        assert_eq!(settings(no_flags()).dist(4).unwrap(), Dist::Dynamic);
+        assert_eq!(settings(no_flags()).dist(1).unwrap(), Dist::Static);
+        let only = RunConfig {
+            only: Some(GroupSelection(vec![2])),
+            ..no_flags()
+        };
+        assert_eq!(settings(only.clone()).dist(4).unwrap(), Dist::Static);
+        let err = settings(RunConfig {
+            dist: Some(Dist::Dynamic),
+            ..only
+        })
+        .dist(4)
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cannot be combined with --only"), "{err}");
+    }
+}
