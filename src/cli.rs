@@ -14,7 +14,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::config::{
     CleanConfig, Command, ComposeOptions, ConfigCommand, CopySource, Dist, GroupSelection,
     GroupsSetting, MergeConfig, OutputFormat, PlanConfig, PlanFormat, ProgressMode, RunConfig,
-    SplitBy,
+    Snapshots, SplitBy,
 };
 use crate::duration::parse_duration;
 
@@ -150,6 +150,10 @@ struct RunArgs {
     /// Rerun exactly the plan saved in this file (e.g. `compose-shard-results/plan.json`).
     #[arg(long, value_name = "FILE")]
     plan: Option<PathBuf>,
+    /// Run group K's tests in plan order up to and including TEST (a node id), then stop:
+    /// needs `--plan FILE` and exactly one `--only K`.
+    #[arg(long, value_name = "TEST")]
+    until: Option<String>,
     /// Use this test list instead of collecting (node ids, or `pytest --collect-only -q` output).
     #[arg(long, value_name = "FILE")]
     tests: Option<PathBuf>,
@@ -181,6 +185,19 @@ struct RunArgs {
     /// [default: `ready-timeout` in `[tool.compose-shard]`, else 3m]
     #[arg(long = "ready-timeout", value_name = "DURATION")]
     ready_timeout: Option<String>,
+    /// How long a test process may stay alive after pytest's session finished (threads or
+    /// child processes that do not end) before it is stopped.
+    /// [default: `exit-grace` in `[tool.compose-shard]`, else 30s]
+    #[arg(long = "exit-grace", value_name = "DURATION")]
+    exit_grace: Option<String>,
+    /// Time limit for each single test (e.g. `5m`).
+    /// [default: `test-timeout` in `[tool.compose-shard]`, else none]
+    #[arg(long = "test-timeout", value_name = "DURATION")]
+    test_timeout: Option<String>,
+    /// Rerun each failed test up to N times, each time in a fresh environment.
+    /// [default: `retries` in `[tool.compose-shard]`, else 0]
+    #[arg(long, value_name = "N")]
+    retries: Option<u32>,
     /// Keep the environments after the run and print how to enter them.
     #[arg(long)]
     keep: bool,
@@ -195,6 +212,15 @@ struct RunArgs {
     /// Publish the services' fixed host ports on ephemeral host ports instead of dropping them.
     #[arg(long = "publish-ports")]
     publish_ports: bool,
+    /// Snapshots of the groups' started services: `auto` uses one that still matches the
+    /// project and takes one when there is none, `off` neither uses nor takes them,
+    /// `refresh` takes a new one [default: `snapshots` in `[tool.compose-shard]`, else auto].
+    #[arg(long, value_enum, value_name = "WHEN")]
+    snapshots: Option<Snapshots>,
+    /// Keep the services' data volumes in memory (tmpfs) instead of on disk
+    /// [default: `tmpfs-data` in `[tool.compose-shard]`, else off].
+    #[arg(long = "tmpfs-data")]
+    tmpfs_data: bool,
     /// Progress display: bars on a terminal, plain prefixed lines otherwise.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     progress: ProgressMode,
@@ -351,7 +377,7 @@ impl Cli {
     /// Validate the raw flags into a [`Command`].
     fn into_command(self) -> Result<Command, String> {
         Ok(match self.command {
-            CliCommand::Run(a) => Command::Run(a.into_config()?),
+            CliCommand::Run(a) => Command::Run(Box::new(a.into_config()?)),
             CliCommand::Plan(a) => Command::Plan(a.into_config()?),
             CliCommand::Merge(a) => Command::Merge(MergeConfig {
                 junit_xml: a.junit_xml,
@@ -398,16 +424,8 @@ impl RunArgs {
             .as_deref()
             .map(GroupSelection::parse)
             .transpose()?;
-        let timeout = self
-            .timeout
-            .as_deref()
-            .map(|t| parse_duration(t).map_err(|e| format!("--timeout: {e}")))
-            .transpose()?;
-        let ready_timeout = self
-            .ready_timeout
-            .as_deref()
-            .map(|t| parse_duration(t).map_err(|e| format!("--ready-timeout: {e}")))
-            .transpose()?;
+        let timeout = duration_flag("--timeout", self.timeout.as_deref())?;
+        let ready_timeout = duration_flag("--ready-timeout", self.ready_timeout.as_deref())?;
         let env = self
             .env
             .iter()
@@ -438,6 +456,12 @@ impl RunArgs {
             store_durations: self.store_durations,
             command: self.command,
             docker_hosts: self.engines.into_list()?,
+            exit_grace: duration_flag("--exit-grace", self.exit_grace.as_deref())?,
+            test_timeout: duration_flag("--test-timeout", self.test_timeout.as_deref())?,
+            retries: self.retries,
+            until: self.until,
+            snapshots: self.snapshots,
+            tmpfs_data: self.tmpfs_data,
         })
     }
 }
@@ -538,6 +562,12 @@ fn print_generated(text: Result<Vec<u8>, String>) -> i32 {
     }
 }
 
+/// A duration flag's value, parsed; the error names the flag.
+fn duration_flag(flag: &str, text: Option<&str>) -> Result<Option<std::time::Duration>, String> {
+    text.map(|t| parse_duration(t).map_err(|e| format!("{flag}: {e}")))
+        .transpose()
+}
+
 fn parse_group_count(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("--groups must be 1 or more".into()),
@@ -630,6 +660,52 @@ mod tests {
         assert_eq!(cfg.docker_hosts, ["ctx"]);
         let err = parse(&["compose-shard", "clean", "--docker-host", " "]).unwrap_err();
         assert!(err.contains("--docker-host takes"), "{err}");
+    }
+
+    #[test]
+    fn new_run_flags_reach_the_config() {
+        let Command::Run(cfg) = parse(&[
+            "compose-shard",
+            "run",
+            "--exit-grace",
+            "10s",
+            "--test-timeout",
+            "2m",
+            "--retries",
+            "2",
+            "--plan",
+            "p.json",
+            "--only",
+            "3",
+            "--until",
+            "t.py::T::test_x[a b]",
+            "--snapshots",
+            "refresh",
+            "--tmpfs-data",
+        ])
+        .unwrap() else {
+            panic!("expected run");
+        };
+        assert_eq!(cfg.exit_grace, Some(std::time::Duration::from_secs(10)));
+        assert_eq!(cfg.test_timeout, Some(std::time::Duration::from_secs(120)));
+        assert_eq!(cfg.retries, Some(2));
+        assert_eq!(cfg.until.as_deref(), Some("t.py::T::test_x[a b]"));
+        assert_eq!(cfg.snapshots, Some(Snapshots::Refresh));
+        assert!(cfg.tmpfs_data);
+        let Command::Run(cfg) = parse(&["compose-shard", "run"]).unwrap() else {
+            panic!("expected run");
+        };
+        assert_eq!(
+            (cfg.exit_grace, cfg.test_timeout, cfg.retries, cfg.snapshots),
+            (None, None, None, None)
+        );
+        assert!(!cfg.tmpfs_data && cfg.until.is_none());
+        let err = parse(&["compose-shard", "run", "--exit-grace", "soon"]).unwrap_err();
+        assert!(err.starts_with("--exit-grace: "), "{err}");
+        let err = parse(&["compose-shard", "run", "--test-timeout", "1 hour"]).unwrap_err();
+        assert!(err.starts_with("--test-timeout: "), "{err}");
+        assert!(parse(&["compose-shard", "run", "--retries", "-1"]).is_err());
+        assert!(parse(&["compose-shard", "run", "--snapshots", "never"]).is_err());
     }
 
     #[test]

@@ -28,7 +28,7 @@ const NO_HELP: Option<&str> = None;
 #[derive(Debug)]
 pub enum Command {
     /// `compose-shard run`.
-    Run(RunConfig),
+    Run(Box<RunConfig>),
     /// `compose-shard plan`.
     Plan(PlanConfig),
     /// `compose-shard merge`.
@@ -104,6 +104,36 @@ pub enum CopySource {
     Never,
 }
 
+/// `--snapshots`: snapshots of the groups' started services.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Snapshots {
+    /// Use a snapshot that still matches the project, take one when there is none (the
+    /// default).
+    #[default]
+    #[value(help = NO_HELP)]
+    Auto,
+    /// Neither use nor take snapshots.
+    #[value(help = NO_HELP)]
+    Off,
+    /// Take a new snapshot even when one matches.
+    #[value(help = NO_HELP)]
+    Refresh,
+}
+
+impl Snapshots {
+    /// The value as typed on the command line and in pyproject.toml.
+    pub fn name(self) -> &'static str {
+        match self {
+            Snapshots::Auto => "auto",
+            Snapshots::Off => "off",
+            Snapshots::Refresh => "refresh",
+        }
+    }
+}
+
 /// `--groups`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupsSetting {
@@ -114,9 +144,10 @@ pub enum GroupsSetting {
 }
 
 /// `--progress`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum ProgressMode {
     /// Bars on a terminal, plain lines otherwise.
+    #[default]
     #[value(help = NO_HELP)]
     Auto,
     /// Always bars.
@@ -176,8 +207,8 @@ impl GroupSelection {
     }
 }
 
-/// `compose-shard run`.
-#[derive(Debug, Clone)]
+/// `compose-shard run`: the flags as given (the default value: no flags at all).
+#[derive(Debug, Clone, Default)]
 pub struct RunConfig {
     /// Which compose project.
     pub compose: ComposeOptions,
@@ -228,6 +259,18 @@ pub struct RunConfig {
     /// `--docker-host` (repeatable; URLs or Docker context names, not yet resolved: empty
     /// means `docker-hosts` of pyproject.toml, else the default engine).
     pub docker_hosts: Vec<String>,
+    /// `--exit-grace` (None: `exit-grace` from pyproject.toml, else the default).
+    pub exit_grace: Option<Duration>,
+    /// `--test-timeout` (None: `test-timeout` from pyproject.toml, else none).
+    pub test_timeout: Option<Duration>,
+    /// `--retries` (None: `retries` from pyproject.toml, else 0).
+    pub retries: Option<u32>,
+    /// `--until TEST` (with `--plan` and one `--only K`).
+    pub until: Option<String>,
+    /// `--snapshots` (None: `snapshots` from pyproject.toml, else auto).
+    pub snapshots: Option<Snapshots>,
+    /// `--tmpfs-data` (false: `tmpfs-data` from pyproject.toml, else false).
+    pub tmpfs_data: bool,
 }
 
 /// `compose-shard plan`.

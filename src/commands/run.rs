@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::compose::{self, Isolation, Project};
 use crate::config::{Dist, GroupsSetting, RunConfig, RunSettings, SplitBy};
+use crate::duration::format_duration;
 use crate::durations_store;
 use crate::engine::{engine_addresses, DockerEngine, EngineAddress, EngineEnv};
 use crate::errors::{Error, ExitCode};
@@ -115,6 +116,26 @@ fn reproduce_flags(cfg: &RunConfig, test_service: &str) -> Vec<String> {
     }
     for (k, v) in &cfg.env {
         flags.extend(["-e".to_string(), format!("{k}={v}")]);
+    }
+    // What changes how a group's tests run, as given on the command line (pyproject.toml
+    // applies to the rerun anyway). `--until` is the rerun's own business.
+    let durations = [
+        ("--exit-grace", cfg.exit_grace),
+        ("--test-timeout", cfg.test_timeout),
+    ];
+    for (flag, value) in durations {
+        if let Some(d) = value {
+            flags.extend([flag.to_string(), format_duration(d)]);
+        }
+    }
+    if let Some(n) = cfg.retries {
+        flags.extend(["--retries".to_string(), n.to_string()]);
+    }
+    if let Some(s) = cfg.snapshots {
+        flags.extend(["--snapshots".to_string(), s.name().to_string()]);
+    }
+    if cfg.tmpfs_data {
+        flags.push("--tmpfs-data".to_string());
     }
     flags
 }
@@ -322,6 +343,12 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             dist,
             copy_source: settings.copy_source,
             files,
+            exit_grace: settings.exit_grace,
+            test_timeout: settings.test_timeout,
+            retries: settings.retries,
+            until: settings.until.clone(),
+            snapshots: settings.snapshots,
+            tmpfs_data: settings.tmpfs_data,
             ..RunSpec::new(id, projects, test_service.clone(), out_dir)
         },
         engines,
@@ -493,4 +520,30 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
     };
     finish(&prepared, &outcome);
     Ok(exit_code(&outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_reproduce_command_repeats_the_run_flags_given() {
+        let plain = reproduce_flags(&RunConfig::default(), "app");
+        assert_eq!(plain, ["--service", "app"]);
+        let cfg = RunConfig {
+            exit_grace: Some(Duration::from_secs(90)),
+            test_timeout: Some(Duration::from_millis(1500)),
+            retries: Some(2),
+            snapshots: Some(crate::config::Snapshots::Off),
+            tmpfs_data: true,
+            until: Some("t.py::test_a".into()),
+            ..RunConfig::default()
+        };
+        let flags = reproduce_flags(&cfg, "app").join(" ");
+        assert_eq!(
+            flags,
+            "--service app --exit-grace 90s --test-timeout 1500ms --retries 2 --snapshots off --tmpfs-data"
+        );
+    }
 }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{GroupsSetting, SplitBy};
+use crate::config::{GroupsSetting, Snapshots, SplitBy};
 use crate::errors::Error;
 use crate::pyproject::Settings;
 use crate::report::ResultsLayout;
@@ -22,6 +22,9 @@ pub const DEFAULT_OUT: &str = ResultsLayout::DEFAULT_ROOT;
 pub const DEFAULT_COMMAND: &str = "pytest";
 /// pytest-split's default durations file name, relative to the project directory.
 pub const DEFAULT_DURATIONS: &str = ".test_durations";
+/// How long a test process may stay alive after pytest's session finished, unless told
+/// otherwise.
+pub const DEFAULT_EXIT_GRACE: Duration = Duration::from_secs(30);
 
 fn setting_duration(key: &str, text: &str) -> Result<Duration, Error> {
     crate::duration::parse_duration(text)
@@ -51,6 +54,53 @@ pub fn timeout(flag: Option<Duration>, settings: &Settings) -> Result<Option<Dur
         (None, Some(text)) => setting_duration("timeout", text).map(Some),
         (None, None) => Ok(None),
     }
+}
+
+/// `--exit-grace`, else `exit-grace`, else [`DEFAULT_EXIT_GRACE`].
+pub fn exit_grace(flag: Option<Duration>, settings: &Settings) -> Result<Duration, Error> {
+    match (flag, &settings.exit_grace) {
+        (Some(given), _) => Ok(given),
+        (None, Some(text)) => setting_duration("exit-grace", text),
+        (None, None) => Ok(DEFAULT_EXIT_GRACE),
+    }
+}
+
+/// `--test-timeout`, else `test-timeout`, else none.
+pub fn test_timeout(
+    flag: Option<Duration>,
+    settings: &Settings,
+) -> Result<Option<Duration>, Error> {
+    match (flag, &settings.test_timeout) {
+        (Some(given), _) => Ok(Some(given)),
+        (None, Some(text)) => setting_duration("test-timeout", text).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `--retries`, else `retries` (a whole number, 0 or more), else 0.
+pub fn retries(flag: Option<u32>, settings: &Settings) -> Result<u32, Error> {
+    match (flag, &settings.retries) {
+        (Some(given), _) => Ok(given),
+        (None, Some(value)) => value
+            .as_integer()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "[tool.compose-shard] retries: must be a whole number of 0 or more (got {value})"
+                ))
+            }),
+        (None, None) => Ok(0),
+    }
+}
+
+/// `--snapshots`, else `snapshots`, else auto.
+pub fn snapshots(flag: Option<Snapshots>, settings: &Settings) -> Snapshots {
+    flag.or(settings.snapshots).unwrap_or_default()
+}
+
+/// `--tmpfs-data` (there is no flag to turn it off), else `tmpfs-data`, else false.
+pub fn tmpfs_data(flag: bool, settings: &Settings) -> bool {
+    flag || settings.tmpfs_data.unwrap_or(false)
 }
 
 /// The command after `--`, else `command`, else `pytest`.
@@ -229,6 +279,61 @@ mod tests {
         assert_eq!(hosts.named, ["tcp://s1:2375", "ssh://ci@s2"]);
         assert_eq!(hosts.origin, "docker-hosts in [tool.compose-shard]");
         assert!(docker_hosts(&[], &Settings::default()).named.is_empty());
+    }
+
+    #[test]
+    fn new_run_settings_flag_beats_pyproject_beats_default() {
+        let s = Settings::parse(
+            "[tool.compose-shard]\nexit-grace = \"1m\"\ntest-timeout = \"90s\"\nretries = 2\nsnapshots = \"off\"\ntmpfs-data = true\n",
+        )
+        .unwrap();
+        let secs = Duration::from_secs;
+        assert_eq!(exit_grace(Some(secs(5)), &s).unwrap(), secs(5));
+        assert_eq!(exit_grace(None, &s).unwrap(), secs(60));
+        assert_eq!(exit_grace(None, &Settings::default()).unwrap(), secs(30));
+        assert_eq!(test_timeout(Some(secs(1)), &s).unwrap(), Some(secs(1)));
+        assert_eq!(test_timeout(None, &s).unwrap(), Some(secs(90)));
+        assert_eq!(test_timeout(None, &Settings::default()).unwrap(), None);
+        assert_eq!(retries(Some(0), &s).unwrap(), 0);
+        assert_eq!(retries(None, &s).unwrap(), 2);
+        assert_eq!(retries(None, &Settings::default()).unwrap(), 0);
+        assert_eq!(snapshots(Some(Snapshots::Refresh), &s), Snapshots::Refresh);
+        assert_eq!(snapshots(None, &s), Snapshots::Off);
+        assert_eq!(snapshots(None, &Settings::default()), Snapshots::Auto);
+        assert!(tmpfs_data(true, &Settings::default()));
+        assert!(tmpfs_data(false, &s));
+        assert!(!tmpfs_data(false, &Settings::default()));
+    }
+
+    #[test]
+    fn bad_new_settings_name_their_key() {
+        let err = |text: &str| {
+            let s = Settings::parse(&format!("[tool.compose-shard]\n{text}\n")).unwrap();
+            [
+                exit_grace(None, &s).err(),
+                test_timeout(None, &s).err(),
+                retries(None, &s).err(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+        };
+        assert!(err("exit-grace = \"soon\"").contains("exit-grace"));
+        assert!(err("test-timeout = \"5 min\"").contains("test-timeout"));
+        for bad in ["-1", "\"3\"", "1.5", "4294967296"] {
+            let e = err(&format!("retries = {bad}"));
+            assert!(e.contains("[tool.compose-shard] retries"), "{bad}: {e}");
+        }
+        let parse_err =
+            |text: &str| Settings::parse(&format!("[tool.compose-shard]\n{text}\n")).unwrap_err();
+        let e = parse_err("snapshots = \"never\"");
+        assert!(e.contains("snapshots") && e.contains("refresh"), "{e}");
+        let e = parse_err("tmpfs-data = \"yes\"");
+        assert!(e.contains("tmpfs-data"), "{e}");
+        let e = parse_err("exit_grace = \"1m\"");
+        assert!(e.contains("exit_grace"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::resolve::{self, DurationsFile, EngineHosts};
-use super::{CopySource, Dist, GroupSelection, GroupsSetting, ProgressMode, RunConfig, SplitBy};
+use super::{
+    CopySource, Dist, GroupSelection, GroupsSetting, ProgressMode, RunConfig, Snapshots, SplitBy,
+};
 use crate::errors::Error;
 use crate::pyproject::Settings;
 
@@ -60,6 +62,18 @@ pub struct RunSettings {
     pub progress: ProgressMode,
     /// `--store-durations`.
     pub store_durations: Option<PathBuf>,
+    /// `--exit-grace`, else `exit-grace`, else 30s.
+    pub exit_grace: Duration,
+    /// `--test-timeout`, else `test-timeout`, else none.
+    pub test_timeout: Option<Duration>,
+    /// `--retries`, else `retries`, else 0.
+    pub retries: u32,
+    /// `--until TEST` (checked: with `--plan` and exactly one group).
+    pub until: Option<String>,
+    /// `--snapshots`, else `snapshots`, else auto.
+    pub snapshots: Snapshots,
+    /// `--tmpfs-data`, else `tmpfs-data`, else false.
+    pub tmpfs_data: bool,
 }
 
 impl RunSettings {
@@ -71,6 +85,7 @@ impl RunSettings {
         project: &Settings,
         project_dir: &Path,
     ) -> Result<RunSettings, Error> {
+        check_until(flags)?;
         Ok(RunSettings {
             groups: resolve::groups(flags.groups, project),
             only: flags.only.clone(),
@@ -93,6 +108,12 @@ impl RunSettings {
             publish_ports: flags.publish_ports,
             progress: flags.progress,
             store_durations: flags.store_durations.clone(),
+            exit_grace: resolve::exit_grace(flags.exit_grace, project)?,
+            test_timeout: resolve::test_timeout(flags.test_timeout, project)?,
+            retries: resolve::retries(flags.retries, project)?,
+            until: flags.until.clone(),
+            snapshots: resolve::snapshots(flags.snapshots, project),
+            tmpfs_data: resolve::tmpfs_data(flags.tmpfs_data, project),
         })
     }
 
@@ -122,39 +143,35 @@ impl RunSettings {
     }
 }
 
+/// `--until TEST` runs one group of a saved plan: it needs `--plan` and exactly one group.
+fn check_until(flags: &RunConfig) -> Result<(), Error> {
+    let Some(test) = &flags.until else {
+        return Ok(());
+    };
+    let one_group = matches!(&flags.only, Some(GroupSelection(groups)) if groups.len() == 1);
+    if flags.plan_file.is_some() && one_group {
+        return Ok(());
+    }
+    let got = match (&flags.plan_file, &flags.only) {
+        (None, None) => "neither was given".to_string(),
+        (None, Some(_)) if one_group => "--plan is missing".to_string(),
+        (_, Some(GroupSelection(groups))) if !one_group => {
+            format!("--only names {} groups", groups.len())
+        }
+        _ => "--only is missing".to_string(),
+    };
+    Err(Error::Usage(format!(
+        "--until {test:?} runs one group's tests in plan order up to that test, so it needs --plan FILE and exactly one --only K ({got}); e.g. `compose-shard run --plan compose-shard-results/plan.json --only 2 --until {test:?}`"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ComposeOptions;
 
     /// The flags of `compose-shard run` with nothing given.
     fn no_flags() -> RunConfig {
-        RunConfig {
-            compose: ComposeOptions::default(),
-            service: None,
-            with_services: Vec::new(),
-            groups: None,
-            only: None,
-            plan_file: None,
-            tests_file: None,
-            durations: None,
-            durations_from_junit: Vec::new(),
-            split_by: None,
-            dist: None,
-            copy_source: CopySource::Auto,
-            out_dir: None,
-            timeout: None,
-            ready_timeout: None,
-            keep: false,
-            no_build: false,
-            build: false,
-            publish_ports: false,
-            progress: ProgressMode::Auto,
-            env: Vec::new(),
-            store_durations: None,
-            command: Vec::new(),
-            docker_hosts: Vec::new(),
-        }
+        RunConfig::default()
     }
 
     fn project() -> Settings {
@@ -202,6 +219,67 @@ mod tests {
         assert_eq!(s.ready_timeout, resolve::DEFAULT_READY_TIMEOUT);
         assert_eq!(s.timeout, None);
         assert_eq!(s.durations.path, PathBuf::from("/p/.test_durations"));
+    }
+
+    #[test]
+    fn the_new_settings_resolve_flag_first_then_pyproject_then_default() {
+        let project = Settings::parse(
+            "[tool.compose-shard]\nexit-grace = \"1m\"\ntest-timeout = \"90s\"\nretries = 2\nsnapshots = \"refresh\"\ntmpfs-data = true\n",
+        )
+        .unwrap();
+        let dir = Path::new(".");
+        let s = RunSettings::resolve(&no_flags(), &project, dir).unwrap();
+        assert_eq!(s.exit_grace, Duration::from_secs(60));
+        assert_eq!(s.test_timeout, Some(Duration::from_secs(90)));
+        assert_eq!(s.retries, 2);
+        assert_eq!(s.snapshots, Snapshots::Refresh);
+        assert!(s.tmpfs_data);
+        let flags = RunConfig {
+            exit_grace: Some(Duration::from_secs(3)),
+            test_timeout: Some(Duration::from_secs(4)),
+            retries: Some(0),
+            snapshots: Some(Snapshots::Off),
+            ..no_flags()
+        };
+        let s = RunSettings::resolve(&flags, &project, dir).unwrap();
+        assert_eq!(s.exit_grace, Duration::from_secs(3));
+        assert_eq!(s.test_timeout, Some(Duration::from_secs(4)));
+        assert_eq!(s.retries, 0);
+        assert_eq!(s.snapshots, Snapshots::Off);
+        let s = RunSettings::resolve(&no_flags(), &Settings::default(), dir).unwrap();
+        assert_eq!(s.exit_grace, resolve::DEFAULT_EXIT_GRACE);
+        assert_eq!(s.test_timeout, None);
+        assert_eq!(s.retries, 0);
+        assert_eq!(s.snapshots, Snapshots::Auto);
+        assert!(!s.tmpfs_data);
+    }
+
+    #[test]
+    fn until_needs_a_plan_and_exactly_one_group() {
+        let dir = Path::new(".");
+        let until = |plan: bool, only: Option<Vec<usize>>| {
+            let flags = RunConfig {
+                until: Some("t.py::test_b".into()),
+                plan_file: plan.then(|| PathBuf::from("plan.json")),
+                only: only.map(GroupSelection),
+                ..no_flags()
+            };
+            RunSettings::resolve(&flags, &Settings::default(), dir).map_err(|e| e.to_string())
+        };
+        let s = until(true, Some(vec![2])).unwrap();
+        assert_eq!(s.until.as_deref(), Some("t.py::test_b"));
+        for (plan, only, says) in [
+            (false, None, "neither was given"),
+            (false, Some(vec![2]), "--plan is missing"),
+            (true, None, "--only is missing"),
+            (true, Some(vec![1, 2]), "--only names 2 groups"),
+        ] {
+            let err = until(plan, only).unwrap_err();
+            assert!(
+                err.contains("needs --plan FILE and exactly one --only K") && err.contains(says),
+                "{err}"
+            );
+        }
     }
 
     #[test]

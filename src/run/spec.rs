@@ -70,6 +70,21 @@ pub struct RunSpec {
     /// Only start the environments and collect (what `compose-shard plan` needs): once the
     /// plan is known, groups tear down without running tests.
     pub collect_only: bool,
+    /// `--exit-grace`: how long a test process may stay alive after pytest's session finished
+    /// (threads or child processes that do not end) before it is stopped.
+    pub exit_grace: Duration,
+    /// `--test-timeout`: the limit for each single test, if any.
+    pub test_timeout: Option<Duration>,
+    /// `--retries`: how many times a failed test is rerun, each time in a fresh environment
+    /// (0: never).
+    pub retries: u32,
+    /// `--until TEST`: the group (exactly one, from `--plan`) runs its tests in plan order up
+    /// to and including this node id, then stops.
+    pub until: Option<String>,
+    /// `--snapshots`: whether snapshots of the started services are used, taken or refreshed.
+    pub snapshots: crate::config::Snapshots,
+    /// `--tmpfs-data`: the services' data volumes in memory (tmpfs) instead of on disk.
+    pub tmpfs_data: bool,
 }
 
 impl RunSpec {
@@ -80,7 +95,8 @@ impl RunSpec {
     /// `test_service` and results in `out_dir`, everything else at its default: the default
     /// test command (`pytest`) and readiness timeout, no test-phase limit, no extra
     /// environment, images reused or built as needed, static distribution, `--copy-source
-    /// auto`, every group on the first engine, no `secrets:`/`configs:` files.
+    /// auto`, every group on the first engine, no `secrets:`/`configs:` files, the default
+    /// exit grace, no per-test limit, no retries, no `--until`, snapshots `auto`, data on disk.
     pub fn new(
         run_id: impl Into<String>,
         projects: Vec<Project>,
@@ -105,6 +121,12 @@ impl RunSpec {
             copy_source: super::source_copy::CopySource::Auto,
             dist: crate::config::Dist::Static,
             collect_only: false,
+            exit_grace: crate::config::resolve::DEFAULT_EXIT_GRACE,
+            test_timeout: None,
+            retries: 0,
+            until: None,
+            snapshots: crate::config::Snapshots::Auto,
+            tmpfs_data: false,
         }
     }
 }
