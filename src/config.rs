@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
+mod ci_split;
 mod plan_settings;
 pub mod resolve;
 mod run_settings;
 
+pub use ci_split::CiSplit;
 pub use plan_settings::PlanSettings;
 pub use run_settings::RunSettings;
 

@@ -207,6 +207,18 @@ fn group_count(
     Ok((groups, reason))
 }
 
+/// A CI's parallel copies must be as many as the groups (a saved plan has its own count):
+/// otherwise some groups would never run, or copies would have nothing to do.
+fn check_ci_count(settings: &RunSettings, groups: usize) -> Result<(), Error> {
+    match &settings.ci_split {
+        Some(split) if split.groups != groups => Err(Error::Usage(format!(
+            "{}, but the plan has {groups} groups: run {groups} parallel copies of the job, or choose the group with --only K",
+            split.describe()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The groups to run here: `--only`, else all.
 fn selected_groups(settings: &RunSettings, groups: usize) -> Result<Vec<usize>, Error> {
     match &settings.only {
@@ -306,7 +318,11 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         settings,
     } = select_for_run(cfg)?;
     let test_service = test_service.expect("a test service is required");
-    let settings = RunSettings::resolve(cfg, &settings, &project.project_dir)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let settings = RunSettings::resolve(cfg, &settings, &project.project_dir, &env)?;
+    for warning in &settings.warnings {
+        eprintln!("warning: {warning}");
+    }
     let fixed_plan = read_fixed_plan(&settings)?;
     // Durations steer both the plan and `--groups auto`; a given plan needs neither.
     let durations = match fixed_plan {
@@ -314,6 +330,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         None => durations_store::load(&settings.durations, &settings.durations_from_junit)?,
     };
     let (groups, auto_reason) = group_count(&settings, fixed_plan.as_ref(), &durations)?;
+    check_ci_count(&settings, groups)?;
     let selected = selected_groups(&settings, groups)?;
     let id = run_id();
     let projects = isolate_groups(&settings, &project, &test_service, &id, &selected, groups)?;
@@ -463,6 +480,9 @@ fn finish(prepared: &Prepared, outcome: &run::RunOutcome) {
     if let Some(reason) = &prepared.auto_reason {
         println!("{reason}");
     }
+    if let Some(split) = &prepared.settings.ci_split {
+        println!("{}", split.describe());
+    }
 }
 
 async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
@@ -480,6 +500,9 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
     warn_about_leftovers(engine, &events).await;
     if let Some(reason) = &prepared.auto_reason {
         events.emit(run::Event::Info(reason.clone()));
+    }
+    if let Some(split) = &prepared.settings.ci_split {
+        events.emit(run::Event::Info(split.describe()));
     }
     events.emit(run::Event::Info(format!(
         "run {}: {} group(s), results in {}",

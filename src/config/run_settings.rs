@@ -1,6 +1,11 @@
 //! [`RunSettings`]: everything `compose-shard run` was told, resolved in one call from the
-//! flags ([`RunConfig`]), the project's `[tool.compose-shard]` and the defaults, the way uv's
-//! `RunSettings::resolve(args, filesystem, environment)` does.
+//! flags ([`RunConfig`]), the project's `[tool.compose-shard]`, the environment and the
+//! defaults, the way uv's `RunSettings::resolve(args, filesystem, environment)` does.
+//!
+//! The environment speaks where a CI splits one job into parallel copies (see
+//! [`super::ci_split`]): its variables give `--only K` and N groups. `--only` or `--groups`
+//! on the command line win (the variables are then not used, with a warning); the CI's count
+//! wins over `groups` in pyproject.toml, since that many copies run whatever it says.
 //!
 //! Which project and services a run starts (`-f`, `--service`, `--with-service`) is not here:
 //! pyproject.toml is found through the loaded project, so `selection` resolves those while
@@ -10,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::ci_split::{self, CiSplit};
 use super::resolve::{self, DurationsFile, EngineHosts};
 use super::{
     CopySource, Dist, GroupSelection, GroupsSetting, ProgressMode, RunConfig, Snapshots, SplitBy,
@@ -20,10 +26,15 @@ use crate::pyproject::Settings;
 /// The settings of one `compose-shard run`, every one resolved.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
-    /// `--groups`, else `groups`, else auto.
+    /// `--groups`, else the CI's parallel copies, else `groups`, else auto.
     pub groups: GroupsSetting,
-    /// `--only`: the groups to run here (all when `None`).
+    /// `--only`, else this copy of the CI's parallel copies: the groups to run here (all when
+    /// `None`).
     pub only: Option<GroupSelection>,
+    /// Where `groups` and `only` came from when a CI split the job (no flag given).
+    pub ci_split: Option<CiSplit>,
+    /// What the run should say before it starts (settings that were overridden).
+    pub warnings: Vec<String>,
     /// `--plan`: a saved plan to rerun.
     pub plan_file: Option<PathBuf>,
     /// `--tests`: a test list instead of a collection.
@@ -77,18 +88,28 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
-    /// Resolve every setting of a run: `flags` first, then `project` (the
-    /// `[tool.compose-shard]` of the project in `project_dir`), then the defaults. A bad value
-    /// in pyproject.toml is a usage error naming its key.
+    /// Resolve every setting of a run: `flags` first, then a CI's parallel-job variables
+    /// (looked up with `env`), then `project` (the `[tool.compose-shard]` of the project in
+    /// `project_dir`), then the defaults. A bad value in pyproject.toml is a usage error
+    /// naming its key, inconsistent CI variables one naming the variables.
     pub fn resolve(
         flags: &RunConfig,
         project: &Settings,
         project_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RunSettings, Error> {
-        check_until(flags)?;
+        let Split {
+            groups,
+            only,
+            ci_split,
+            warnings,
+        } = split(flags, project, env)?;
+        check_until(flags, only.as_ref())?;
         Ok(RunSettings {
-            groups: resolve::groups(flags.groups, project),
-            only: flags.only.clone(),
+            groups,
+            only,
+            ci_split,
+            warnings,
             plan_file: flags.plan_file.clone(),
             tests_file: flags.tests_file.clone(),
             dist_flag: flags.dist,
@@ -120,8 +141,12 @@ impl RunSettings {
     /// `--dist`, else static when `--only`, `--plan` or `--tests` fixes the split or a single
     /// group runs everything (a queue with one taker only adds round trips), else dynamic.
     pub fn dist(&self, groups: usize) -> Result<Dist, Error> {
+        let only = match &self.ci_split {
+            Some(split) => format!("--only (from {}: {})", split.ci, split.variables),
+            None => "--only".to_string(),
+        };
         let fixed = [
-            (self.only.is_some(), "--only"),
+            (self.only.is_some(), only.as_str()),
             (self.plan_file.is_some(), "--plan"),
             (self.tests_file.is_some(), "--tests"),
         ];
@@ -143,16 +168,79 @@ impl RunSettings {
     }
 }
 
+/// The group count and the groups to run here, and where they came from.
+struct Split {
+    groups: GroupsSetting,
+    only: Option<GroupSelection>,
+    ci_split: Option<CiSplit>,
+    warnings: Vec<String>,
+}
+
+/// `--groups`/`--only` when either is given, else a CI's parallel copies, else `groups`.
+fn split(
+    flags: &RunConfig,
+    project: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Split, Error> {
+    let detected = ci_split::detect(env);
+    let given: Vec<&str> = [
+        (flags.only.is_some(), "--only"),
+        (flags.groups.is_some(), "--groups"),
+    ]
+    .into_iter()
+    .filter_map(|(on, flag)| on.then_some(flag))
+    .collect();
+    if !given.is_empty() {
+        let warnings = match detected {
+            Ok(Some(ci)) => vec![format!(
+                "{} given, so {}'s parallel-job variables ({}) are not used: every parallel copy of this job runs what the flags select",
+                given.join(" and "),
+                ci.ci,
+                ci.variables
+            )],
+            _ => Vec::new(),
+        };
+        return Ok(Split {
+            groups: resolve::groups(flags.groups, project),
+            only: flags.only.clone(),
+            ci_split: None,
+            warnings,
+        });
+    }
+    let Some(ci) = detected.map_err(Error::Usage)? else {
+        return Ok(Split {
+            groups: resolve::groups(None, project),
+            only: None,
+            ci_split: None,
+            warnings: Vec::new(),
+        });
+    };
+    let mut warnings = Vec::new();
+    if project.groups.is_some() && resolve::groups(None, project) != GroupsSetting::Count(ci.groups)
+    {
+        warnings.push(format!(
+            "groups in [tool.compose-shard] is not used: {} runs {} parallel copies of this job, one group each",
+            ci.ci, ci.groups
+        ));
+    }
+    Ok(Split {
+        groups: GroupsSetting::Count(ci.groups),
+        only: Some(GroupSelection(vec![ci.group])),
+        ci_split: Some(ci),
+        warnings,
+    })
+}
+
 /// `--until TEST` runs one group of a saved plan: it needs `--plan` and exactly one group.
-fn check_until(flags: &RunConfig) -> Result<(), Error> {
+fn check_until(flags: &RunConfig, only: Option<&GroupSelection>) -> Result<(), Error> {
     let Some(test) = &flags.until else {
         return Ok(());
     };
-    let one_group = matches!(&flags.only, Some(GroupSelection(groups)) if groups.len() == 1);
+    let one_group = matches!(only, Some(GroupSelection(groups)) if groups.len() == 1);
     if flags.plan_file.is_some() && one_group {
         return Ok(());
     }
-    let got = match (&flags.plan_file, &flags.only) {
+    let got = match (&flags.plan_file, only) {
         (None, None) => "neither was given".to_string(),
         (None, Some(_)) if one_group => "--plan is missing".to_string(),
         (_, Some(GroupSelection(groups))) if !one_group => {
@@ -174,6 +262,20 @@ mod tests {
         RunConfig::default()
     }
 
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    const GITLAB_2_OF_3: &[(&str, &str)] = &[("CI_NODE_INDEX", "2"), ("CI_NODE_TOTAL", "3")];
+
     fn project() -> Settings {
         Settings::parse(
             "[tool.compose-shard]\ngroups = 3\nsplit-by = \"module\"\nout = \"ci\"\nready-timeout = \"5m\"\ntimeout = \"30m\"\ncommand = [\"pytest\", \"-q\"]\nenv = { A = \"1\" }\ndurations = \"d.json\"\ndocker-hosts = [\"tcp://s:2375\"]\n",
@@ -184,7 +286,7 @@ mod tests {
     #[test]
     fn one_call_resolves_every_setting_flags_first_then_pyproject_then_defaults() {
         let dir = Path::new("/p");
-        let s = RunSettings::resolve(&no_flags(), &project(), dir).unwrap();
+        let s = RunSettings::resolve(&no_flags(), &project(), dir, &no_env).unwrap();
         assert_eq!(s.groups, GroupsSetting::Count(3));
         assert_eq!(s.split_by, SplitBy::Module);
         assert_eq!(s.out_dir, PathBuf::from("ci"));
@@ -204,7 +306,7 @@ mod tests {
             docker_hosts: vec!["unix:///a.sock".into()],
             ..no_flags()
         };
-        let s = RunSettings::resolve(&flags, &project(), dir).unwrap();
+        let s = RunSettings::resolve(&flags, &project(), dir, &no_env).unwrap();
         assert_eq!(s.groups, GroupsSetting::Auto);
         assert_eq!(s.split_by, SplitBy::Test);
         assert_eq!(s.out_dir, PathBuf::from("out"));
@@ -212,7 +314,7 @@ mod tests {
         assert_eq!(s.command, ["pytest"]);
         assert_eq!(s.engines.origin, "--docker-host");
 
-        let s = RunSettings::resolve(&no_flags(), &Settings::default(), dir).unwrap();
+        let s = RunSettings::resolve(&no_flags(), &Settings::default(), dir, &no_env).unwrap();
         assert_eq!(s.groups, GroupsSetting::Auto);
         assert_eq!(s.split_by, SplitBy::Class);
         assert_eq!(s.out_dir, PathBuf::from(resolve::DEFAULT_OUT));
@@ -228,7 +330,7 @@ mod tests {
         )
         .unwrap();
         let dir = Path::new(".");
-        let s = RunSettings::resolve(&no_flags(), &project, dir).unwrap();
+        let s = RunSettings::resolve(&no_flags(), &project, dir, &no_env).unwrap();
         assert_eq!(s.exit_grace, Duration::from_secs(60));
         assert_eq!(s.test_timeout, Some(Duration::from_secs(90)));
         assert_eq!(s.retries, 2);
@@ -241,12 +343,12 @@ mod tests {
             snapshots: Some(Snapshots::Off),
             ..no_flags()
         };
-        let s = RunSettings::resolve(&flags, &project, dir).unwrap();
+        let s = RunSettings::resolve(&flags, &project, dir, &no_env).unwrap();
         assert_eq!(s.exit_grace, Duration::from_secs(3));
         assert_eq!(s.test_timeout, Some(Duration::from_secs(4)));
         assert_eq!(s.retries, 0);
         assert_eq!(s.snapshots, Snapshots::Off);
-        let s = RunSettings::resolve(&no_flags(), &Settings::default(), dir).unwrap();
+        let s = RunSettings::resolve(&no_flags(), &Settings::default(), dir, &no_env).unwrap();
         assert_eq!(s.exit_grace, resolve::DEFAULT_EXIT_GRACE);
         assert_eq!(s.test_timeout, None);
         assert_eq!(s.retries, 0);
@@ -264,7 +366,8 @@ mod tests {
                 only: only.map(GroupSelection),
                 ..no_flags()
             };
-            RunSettings::resolve(&flags, &Settings::default(), dir).map_err(|e| e.to_string())
+            RunSettings::resolve(&flags, &Settings::default(), dir, &no_env)
+                .map_err(|e| e.to_string())
         };
         let s = until(true, Some(vec![2])).unwrap();
         assert_eq!(s.until.as_deref(), Some("t.py::test_b"));
@@ -285,7 +388,7 @@ mod tests {
     #[test]
     fn a_bad_pyproject_value_names_its_key() {
         let bad = Settings::parse("[tool.compose-shard]\ntimeout = \"later\"\n").unwrap();
-        let err = RunSettings::resolve(&no_flags(), &bad, Path::new("."))
+        let err = RunSettings::resolve(&no_flags(), &bad, Path::new("."), &no_env)
             .unwrap_err()
             .to_string();
         assert!(err.contains("[tool.compose-shard] timeout"), "{err}");
@@ -294,7 +397,7 @@ mod tests {
     #[test]
     fn dist_is_static_when_the_split_is_fixed_or_one_group_runs() {
         let settings = |flags: RunConfig| {
-            RunSettings::resolve(&flags, &Settings::default(), Path::new(".")).unwrap()
+            RunSettings::resolve(&flags, &Settings::default(), Path::new("."), &no_env).unwrap()
         };
         assert_eq!(settings(no_flags()).dist(4).unwrap(), Dist::Dynamic);
         assert_eq!(settings(no_flags()).dist(1).unwrap(), Dist::Static);
@@ -311,5 +414,95 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("cannot be combined with --only"), "{err}");
+    }
+
+    #[test]
+    fn a_ci_split_gives_only_and_the_group_count_over_pyproject() {
+        let env = env_of(GITLAB_2_OF_3);
+        let four = Settings::parse("[tool.compose-shard]\ngroups = 4\n").unwrap();
+        let s = RunSettings::resolve(&no_flags(), &four, Path::new("."), &env).unwrap();
+        assert_eq!(s.groups, GroupsSetting::Count(3));
+        assert_eq!(s.only, Some(GroupSelection(vec![2])));
+        assert_eq!(
+            s.ci_split.as_ref().map(CiSplit::describe).as_deref(),
+            Some("group 2 of 3 from GitLab CI (CI_NODE_INDEX=2, CI_NODE_TOTAL=3)")
+        );
+        assert!(
+            s.warnings[0].starts_with("groups in [tool.compose-shard] is not used"),
+            "{:?}",
+            s.warnings
+        );
+        assert_eq!(s.dist(3).unwrap(), Dist::Static);
+        for same_or_none in [project(), Settings::default()] {
+            let s = RunSettings::resolve(&no_flags(), &same_or_none, Path::new("."), &env).unwrap();
+            assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        }
+        let circle = env_of(&[("CIRCLE_NODE_INDEX", "0"), ("CIRCLE_NODE_TOTAL", "1")]);
+        let s = RunSettings::resolve(&no_flags(), &project(), Path::new("."), &circle).unwrap();
+        assert_eq!(
+            (s.groups, s.only, s.ci_split),
+            (GroupsSetting::Count(3), None, None)
+        );
+    }
+
+    #[test]
+    fn only_or_groups_given_win_over_the_ci_split() {
+        let env = env_of(GITLAB_2_OF_3);
+        let only = RunConfig {
+            only: Some(GroupSelection(vec![1])),
+            groups: Some(GroupsSetting::Count(2)),
+            ..no_flags()
+        };
+        let s = RunSettings::resolve(&only, &Settings::default(), Path::new("."), &env).unwrap();
+        assert_eq!(s.groups, GroupsSetting::Count(2));
+        assert_eq!(s.only, Some(GroupSelection(vec![1])));
+        assert_eq!(s.ci_split, None);
+        assert!(
+            s.warnings[0].starts_with("--only and --groups given, so GitLab CI's parallel-job variables (CI_NODE_INDEX=2, CI_NODE_TOTAL=3) are not used"),
+            "{:?}",
+            s.warnings
+        );
+        let groups = RunConfig {
+            groups: Some(GroupsSetting::Auto),
+            ..no_flags()
+        };
+        let s = RunSettings::resolve(&groups, &Settings::default(), Path::new("."), &env).unwrap();
+        assert_eq!((s.groups, s.only), (GroupsSetting::Auto, None));
+        // Inconsistent variables do not matter when the flags decide.
+        let bad = env_of(&[("CI_NODE_INDEX", "5"), ("CI_NODE_TOTAL", "3")]);
+        let s = RunSettings::resolve(&groups, &Settings::default(), Path::new("."), &bad).unwrap();
+        assert!(s.warnings.is_empty());
+        let err = RunSettings::resolve(&no_flags(), &Settings::default(), Path::new("."), &bad)
+            .unwrap_err();
+        assert!(matches!(err, Error::Usage(_)));
+        assert!(
+            err.to_string().contains("CI_NODE_INDEX=5, CI_NODE_TOTAL=3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_ci_group_counts_as_only_for_until_and_dist() {
+        let env = env_of(GITLAB_2_OF_3);
+        let flags = RunConfig {
+            plan_file: Some("plan.json".into()),
+            until: Some("t.py::test_b".into()),
+            ..no_flags()
+        };
+        let s = RunSettings::resolve(&flags, &Settings::default(), Path::new("."), &env).unwrap();
+        assert_eq!(s.only, Some(GroupSelection(vec![2])));
+        let dynamic = RunConfig {
+            dist: Some(Dist::Dynamic),
+            ..no_flags()
+        };
+        let err = RunSettings::resolve(&dynamic, &Settings::default(), Path::new("."), &env)
+            .unwrap()
+            .dist(3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--only (from GitLab CI: CI_NODE_INDEX=2, CI_NODE_TOTAL=3)"),
+            "{err}"
+        );
     }
 }
