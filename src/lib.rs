@@ -16,6 +16,7 @@ pub mod engine;
 pub mod errors;
 pub mod labels;
 pub mod machine;
+pub mod node_id;
 pub mod plan;
 pub mod pyproject;
 pub mod report;
