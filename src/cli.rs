@@ -1,17 +1,20 @@
 //! Command-line flags (clap) and their translation into the validated [`crate::config`] types.
 //!
 //! Nothing outside this module sees clap: the rest of the program receives a [`Command`] built
-//! from plain, checked values (ripgrep's two-stage argument handling).
+//! from plain, checked values (ripgrep's two-stage argument handling). The one exception is
+//! the enums of flag values in [`crate::config`], which derive clap's `ValueEnum` so that no
+//! mirror types are needed. What a flag left open is resolved afterwards, per command, by
+//! [`crate::config::RunSettings`] and [`crate::config::PlanSettings`].
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::{
     CleanConfig, Command, ComposeOptions, ConfigCommand, CopySource, Dist, GroupSelection,
     GroupsSetting, MergeConfig, OutputFormat, PlanConfig, PlanFormat, ProgressMode, RunConfig,
-    SplitBy,
+    Snapshots, SplitBy,
 };
 use crate::duration::parse_duration;
 
@@ -117,7 +120,7 @@ struct SplitArgs {
     /// What must stay together in one group: single tests, pytest classes, or whole modules
     /// [default: class, or `split-by` in `[tool.compose-shard]`].
     #[arg(long = "split-by", value_enum)]
-    split_by: Option<SplitByArg>,
+    split_by: Option<SplitBy>,
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +150,10 @@ struct RunArgs {
     /// Rerun exactly the plan saved in this file (e.g. `compose-shard-results/plan.json`).
     #[arg(long, value_name = "FILE")]
     plan: Option<PathBuf>,
+    /// Run group K's tests in plan order up to and including TEST (a node id), then stop:
+    /// needs `--plan FILE` and exactly one `--only K`.
+    #[arg(long, value_name = "TEST")]
+    until: Option<String>,
     /// Use this test list instead of collecting (node ids, or `pytest --collect-only -q` output).
     #[arg(long, value_name = "FILE")]
     tests: Option<PathBuf>,
@@ -154,7 +161,7 @@ struct RunArgs {
     /// free, or `static`, a split fixed before the tests start (the same on every runner of a
     /// CI matrix) [default: static with --only, --plan or --tests or a single group, else dynamic].
     #[arg(long, value_enum)]
-    dist: Option<DistArg>,
+    dist: Option<Dist>,
     /// Upload the project files into the containers instead of bind-mounting the project
     /// tree (`.:/code`): `always` (the bare flag), `never`, or `auto`, which copies for remote
     /// engines and engines that cannot see this checkout (compose-shard in a container).
@@ -166,7 +173,7 @@ struct RunArgs {
         default_value = "auto",
         value_name = "WHEN"
     )]
-    copy_source: CopySourceArg,
+    copy_source: CopySource,
     /// Where results go: per-group folders, merged junit.xml and coverage.xml, plan.json.
     /// [default: `out` in `[tool.compose-shard]`, else compose-shard-results]
     #[arg(long, value_name = "DIR")]
@@ -178,6 +185,19 @@ struct RunArgs {
     /// [default: `ready-timeout` in `[tool.compose-shard]`, else 3m]
     #[arg(long = "ready-timeout", value_name = "DURATION")]
     ready_timeout: Option<String>,
+    /// How long a test process may stay alive after pytest's session finished (threads or
+    /// child processes that do not end) before it is stopped.
+    /// [default: `exit-grace` in `[tool.compose-shard]`, else 30s]
+    #[arg(long = "exit-grace", value_name = "DURATION")]
+    exit_grace: Option<String>,
+    /// Time limit for each single test (e.g. `5m`).
+    /// [default: `test-timeout` in `[tool.compose-shard]`, else none]
+    #[arg(long = "test-timeout", value_name = "DURATION")]
+    test_timeout: Option<String>,
+    /// Rerun each failed test up to N times, each time in a fresh environment.
+    /// [default: `retries` in `[tool.compose-shard]`, else 0]
+    #[arg(long, value_name = "N")]
+    retries: Option<u32>,
     /// Keep the environments after the run and print how to enter them.
     #[arg(long)]
     keep: bool,
@@ -192,9 +212,18 @@ struct RunArgs {
     /// Publish the services' fixed host ports on ephemeral host ports instead of dropping them.
     #[arg(long = "publish-ports")]
     publish_ports: bool,
+    /// Snapshots of the groups' started services: `auto` uses one that still matches the
+    /// project and takes one when there is none, `off` neither uses nor takes them,
+    /// `refresh` takes a new one [default: `snapshots` in `[tool.compose-shard]`, else auto].
+    #[arg(long, value_enum, value_name = "WHEN")]
+    snapshots: Option<Snapshots>,
+    /// Keep the services' data volumes in memory (tmpfs) instead of on disk
+    /// [default: `tmpfs-data` in `[tool.compose-shard]`, else off].
+    #[arg(long = "tmpfs-data")]
+    tmpfs_data: bool,
     /// Progress display: bars on a terminal, plain prefixed lines otherwise.
-    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
-    progress: ProgressArg,
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
     /// Extra environment variable for the test container (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VAL")]
     env: Vec<String>,
@@ -225,8 +254,8 @@ struct PlanArgs {
     #[arg(short = 's', long, value_name = "SERVICE")]
     service: Option<String>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = PlanFormatArg::Text)]
-    format: PlanFormatArg,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    format: PlanFormat,
     #[command(flatten)]
     engines: EngineArgs,
     /// The test command used for collection (default: `pytest`); put it after `--`.
@@ -291,8 +320,8 @@ struct ConfigArgs {
     #[command(flatten)]
     compose: ComposeArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = FormatArg::Yaml)]
-    format: FormatArg,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Yaml)]
+    format: OutputFormat,
     /// With `--group`: the number of groups to isolate for.
     #[arg(short = 'g', long, value_name = "N", requires = "group")]
     groups: Option<usize>,
@@ -312,46 +341,6 @@ struct ConfigArgs {
     /// `with-services` of [tool.compose-shard]).
     #[arg(long = "with-service", value_name = "NAME")]
     with_services: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum CopySourceArg {
-    Auto,
-    Always,
-    Never,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum DistArg {
-    Dynamic,
-    Static,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum SplitByArg {
-    Test,
-    Class,
-    Module,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ProgressArg {
-    Auto,
-    Bars,
-    Plain,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum PlanFormatArg {
-    Text,
-    Json,
-    GithubMatrix,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Yaml,
-    Json,
 }
 
 /// Parse the process arguments. On `--help`, `--version`, `completions`, `man` or a clap error,
@@ -388,7 +377,7 @@ impl Cli {
     /// Validate the raw flags into a [`Command`].
     fn into_command(self) -> Result<Command, String> {
         Ok(match self.command {
-            CliCommand::Run(a) => Command::Run(a.into_config()?),
+            CliCommand::Run(a) => Command::Run(Box::new(a.into_config()?)),
             CliCommand::Plan(a) => Command::Plan(a.into_config()?),
             CliCommand::Merge(a) => Command::Merge(MergeConfig {
                 junit_xml: a.junit_xml,
@@ -423,16 +412,6 @@ impl ComposeArgs {
     }
 }
 
-impl From<SplitByArg> for SplitBy {
-    fn from(arg: SplitByArg) -> Self {
-        match arg {
-            SplitByArg::Test => SplitBy::Test,
-            SplitByArg::Class => SplitBy::Class,
-            SplitByArg::Module => SplitBy::Module,
-        }
-    }
-}
-
 impl RunArgs {
     fn into_config(self) -> Result<RunConfig, String> {
         let groups = match self.groups.as_deref() {
@@ -445,16 +424,8 @@ impl RunArgs {
             .as_deref()
             .map(GroupSelection::parse)
             .transpose()?;
-        let timeout = self
-            .timeout
-            .as_deref()
-            .map(|t| parse_duration(t).map_err(|e| format!("--timeout: {e}")))
-            .transpose()?;
-        let ready_timeout = self
-            .ready_timeout
-            .as_deref()
-            .map(|t| parse_duration(t).map_err(|e| format!("--ready-timeout: {e}")))
-            .transpose()?;
+        let timeout = duration_flag("--timeout", self.timeout.as_deref())?;
+        let ready_timeout = duration_flag("--ready-timeout", self.ready_timeout.as_deref())?;
         let env = self
             .env
             .iter()
@@ -470,16 +441,9 @@ impl RunArgs {
             tests_file: self.tests,
             durations: self.split.durations,
             durations_from_junit: self.split.durations_from_junit,
-            split_by: self.split.split_by.map(Into::into),
-            copy_source: match self.copy_source {
-                CopySourceArg::Auto => CopySource::Auto,
-                CopySourceArg::Always => CopySource::Always,
-                CopySourceArg::Never => CopySource::Never,
-            },
-            dist: self.dist.map(|d| match d {
-                DistArg::Dynamic => Dist::Dynamic,
-                DistArg::Static => Dist::Static,
-            }),
+            split_by: self.split.split_by,
+            copy_source: self.copy_source,
+            dist: self.dist,
             out_dir: self.out,
             timeout,
             ready_timeout,
@@ -487,15 +451,17 @@ impl RunArgs {
             no_build: self.no_build,
             build: self.build,
             publish_ports: self.publish_ports,
-            progress: match self.progress {
-                ProgressArg::Auto => ProgressMode::Auto,
-                ProgressArg::Bars => ProgressMode::Bars,
-                ProgressArg::Plain => ProgressMode::Plain,
-            },
+            progress: self.progress,
             env,
             store_durations: self.store_durations,
             command: self.command,
             docker_hosts: self.engines.into_list()?,
+            exit_grace: duration_flag("--exit-grace", self.exit_grace.as_deref())?,
+            test_timeout: duration_flag("--test-timeout", self.test_timeout.as_deref())?,
+            retries: self.retries,
+            until: self.until,
+            snapshots: self.snapshots,
+            tmpfs_data: self.tmpfs_data,
         })
     }
 }
@@ -512,12 +478,8 @@ impl PlanArgs {
             tests_file: self.tests,
             durations: self.split.durations,
             durations_from_junit: self.split.durations_from_junit,
-            split_by: self.split.split_by.map(Into::into),
-            format: match self.format {
-                PlanFormatArg::Text => PlanFormat::Text,
-                PlanFormatArg::Json => PlanFormat::Json,
-                PlanFormatArg::GithubMatrix => PlanFormat::GithubMatrix,
-            },
+            split_by: self.split.split_by,
+            format: self.format,
             command: self.command,
             docker_hosts: self.engines.into_list()?,
         })
@@ -540,10 +502,7 @@ impl ConfigArgs {
         };
         Ok(ConfigCommand {
             compose: self.compose.into_options(),
-            format: match self.format {
-                FormatArg::Yaml => OutputFormat::Yaml,
-                FormatArg::Json => OutputFormat::Json,
-            },
+            format: self.format,
             group,
             run_id: self.run_id,
             publish_ports: self.publish_ports,
@@ -601,6 +560,12 @@ fn print_generated(text: Result<Vec<u8>, String>) -> i32 {
             2
         }
     }
+}
+
+/// A duration flag's value, parsed; the error names the flag.
+fn duration_flag(flag: &str, text: Option<&str>) -> Result<Option<std::time::Duration>, String> {
+    text.map(|t| parse_duration(t).map_err(|e| format!("{flag}: {e}")))
+        .transpose()
 }
 
 fn parse_group_count(text: &str) -> Result<usize, String> {
@@ -695,6 +660,52 @@ mod tests {
         assert_eq!(cfg.docker_hosts, ["ctx"]);
         let err = parse(&["compose-shard", "clean", "--docker-host", " "]).unwrap_err();
         assert!(err.contains("--docker-host takes"), "{err}");
+    }
+
+    #[test]
+    fn new_run_flags_reach_the_config() {
+        let Command::Run(cfg) = parse(&[
+            "compose-shard",
+            "run",
+            "--exit-grace",
+            "10s",
+            "--test-timeout",
+            "2m",
+            "--retries",
+            "2",
+            "--plan",
+            "p.json",
+            "--only",
+            "3",
+            "--until",
+            "t.py::T::test_x[a b]",
+            "--snapshots",
+            "refresh",
+            "--tmpfs-data",
+        ])
+        .unwrap() else {
+            panic!("expected run");
+        };
+        assert_eq!(cfg.exit_grace, Some(std::time::Duration::from_secs(10)));
+        assert_eq!(cfg.test_timeout, Some(std::time::Duration::from_secs(120)));
+        assert_eq!(cfg.retries, Some(2));
+        assert_eq!(cfg.until.as_deref(), Some("t.py::T::test_x[a b]"));
+        assert_eq!(cfg.snapshots, Some(Snapshots::Refresh));
+        assert!(cfg.tmpfs_data);
+        let Command::Run(cfg) = parse(&["compose-shard", "run"]).unwrap() else {
+            panic!("expected run");
+        };
+        assert_eq!(
+            (cfg.exit_grace, cfg.test_timeout, cfg.retries, cfg.snapshots),
+            (None, None, None, None)
+        );
+        assert!(!cfg.tmpfs_data && cfg.until.is_none());
+        let err = parse(&["compose-shard", "run", "--exit-grace", "soon"]).unwrap_err();
+        assert!(err.starts_with("--exit-grace: "), "{err}");
+        let err = parse(&["compose-shard", "run", "--test-timeout", "1 hour"]).unwrap_err();
+        assert!(err.starts_with("--test-timeout: "), "{err}");
+        assert!(parse(&["compose-shard", "run", "--retries", "-1"]).is_err());
+        assert!(parse(&["compose-shard", "run", "--snapshots", "never"]).is_err());
     }
 
     #[test]

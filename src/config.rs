@@ -1,18 +1,36 @@
 //! Validated configuration: what each subcommand needs, in plain types.
 //!
-//! Built by [`crate::cli`] from the command line; [`resolve`] fills what the command line left
-//! open from `[tool.compose-shard]` in pyproject.toml, then from the defaults it defines.
+//! Built by [`crate::cli`] from the command line; [`RunSettings`] and [`PlanSettings`] resolve
+//! each command's settings in one call, filling what the command line left open from
+//! `[tool.compose-shard]` in pyproject.toml, then from the defaults [`resolve`] defines.
+//!
+//! The enums of flag values derive clap's `ValueEnum`, so the command line accepts exactly
+//! these values without mirror types; that derive is the only trace of clap here. Their
+//! variants' docs are not shown as per-value help (`#[value(help = NO_HELP)]`): `--help`
+//! lists the values, and the flag's own help says what they mean.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::ValueEnum;
+
+mod ci_split;
+mod plan_settings;
 pub mod resolve;
+mod run_settings;
+
+pub use ci_split::CiSplit;
+pub use plan_settings::PlanSettings;
+pub use run_settings::RunSettings;
+
+/// No per-value help in `--help` for the variants of the enums below (see the module docs).
+const NO_HELP: Option<&str> = None;
 
 /// One subcommand with its validated settings.
 #[derive(Debug)]
 pub enum Command {
     /// `compose-shard run`.
-    Run(RunConfig),
+    Run(Box<RunConfig>),
     /// `compose-shard plan`.
     Plan(PlanConfig),
     /// `compose-shard merge`.
@@ -43,39 +61,79 @@ pub struct ComposeOptions {
 }
 
 /// `--split-by`: the unit that must not be divided between groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SplitBy {
     /// Single tests may go to different groups.
+    #[value(help = NO_HELP)]
     Test,
     /// Tests of one pytest class stay together (the default: `setUpClass` is paid once).
     #[default]
+    #[value(help = NO_HELP)]
     Class,
     /// Tests of one module stay together.
+    #[value(help = NO_HELP)]
     Module,
 }
 
 /// `--dist`: how tests reach the groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Dist {
     /// A work queue: each group pulls its next units when it is free (one runner's default).
+    #[value(help = NO_HELP)]
     Dynamic,
     /// A fixed split made before the tests start, the same on every runner of a CI matrix
     /// (implied by `--only`, `--plan` and `--tests`).
+    #[value(help = NO_HELP)]
     Static,
 }
 
 /// `--copy-source`: the project files uploaded into the containers instead of bind-mounted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum CopySource {
     /// Copy for remote engines and for engines that cannot see the checkout (the default).
     #[default]
+    #[value(help = NO_HELP)]
     Auto,
     /// Always copy instead of bind-mounting the project tree (`--copy-source`).
+    #[value(help = NO_HELP)]
     Always,
     /// Never copy: an engine that cannot see the checkout is an error that says so.
+    #[value(help = NO_HELP)]
     Never,
+}
+
+/// `--snapshots`: snapshots of the groups' started services.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Snapshots {
+    /// Use a snapshot that still matches the project, take one when there is none (the
+    /// default).
+    #[default]
+    #[value(help = NO_HELP)]
+    Auto,
+    /// Neither use nor take snapshots.
+    #[value(help = NO_HELP)]
+    Off,
+    /// Take a new snapshot even when one matches.
+    #[value(help = NO_HELP)]
+    Refresh,
+}
+
+impl Snapshots {
+    /// The value as typed on the command line and in pyproject.toml.
+    pub fn name(self) -> &'static str {
+        match self {
+            Snapshots::Auto => "auto",
+            Snapshots::Off => "off",
+            Snapshots::Refresh => "refresh",
+        }
+    }
 }
 
 /// `--groups`.
@@ -88,13 +146,17 @@ pub enum GroupsSetting {
 }
 
 /// `--progress`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum ProgressMode {
     /// Bars on a terminal, plain lines otherwise.
+    #[default]
+    #[value(help = NO_HELP)]
     Auto,
     /// Always bars.
+    #[value(help = NO_HELP)]
     Bars,
     /// Always plain prefixed lines.
+    #[value(help = NO_HELP)]
     Plain,
 }
 
@@ -147,8 +209,8 @@ impl GroupSelection {
     }
 }
 
-/// `compose-shard run`.
-#[derive(Debug, Clone)]
+/// `compose-shard run`: the flags as given (the default value: no flags at all).
+#[derive(Debug, Clone, Default)]
 pub struct RunConfig {
     /// Which compose project.
     pub compose: ComposeOptions,
@@ -199,6 +261,18 @@ pub struct RunConfig {
     /// `--docker-host` (repeatable; URLs or Docker context names, not yet resolved: empty
     /// means `docker-hosts` of pyproject.toml, else the default engine).
     pub docker_hosts: Vec<String>,
+    /// `--exit-grace` (None: `exit-grace` from pyproject.toml, else the default).
+    pub exit_grace: Option<Duration>,
+    /// `--test-timeout` (None: `test-timeout` from pyproject.toml, else none).
+    pub test_timeout: Option<Duration>,
+    /// `--retries` (None: `retries` from pyproject.toml, else 0).
+    pub retries: Option<u32>,
+    /// `--until TEST` (with `--plan` and one `--only K`).
+    pub until: Option<String>,
+    /// `--snapshots` (None: `snapshots` from pyproject.toml, else auto).
+    pub snapshots: Option<Snapshots>,
+    /// `--tmpfs-data` (false: `tmpfs-data` from pyproject.toml, else false).
+    pub tmpfs_data: bool,
 }
 
 /// `compose-shard plan`.
@@ -227,13 +301,16 @@ pub struct PlanConfig {
 }
 
 /// `plan --format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     /// A table.
+    #[value(help = NO_HELP)]
     Text,
     /// The documented JSON schema.
+    #[value(help = NO_HELP)]
     Json,
     /// A GitHub Actions `strategy.matrix`.
+    #[value(help = NO_HELP)]
     GithubMatrix,
 }
 
@@ -264,11 +341,13 @@ pub struct CleanConfig {
 }
 
 /// `config --format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     /// YAML, like `docker compose config`.
+    #[value(help = NO_HELP)]
     Yaml,
     /// The documented JSON schema.
+    #[value(help = NO_HELP)]
     Json,
 }
 

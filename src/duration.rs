@@ -1,7 +1,8 @@
 //! Durations written the way Compose and Go write them: `1m30s`, `500ms`, `2h`, `1.5s`, `90`.
 //!
-//! Used for healthcheck fields in compose files and for `--timeout`/`--ready-timeout`. A bare
-//! number means seconds (what users type on a command line); Compose itself always has a unit.
+//! Used for healthcheck fields in compose files and for the duration flags (`--timeout`,
+//! `--ready-timeout`, `--exit-grace`, `--test-timeout`). A bare number means seconds (what
+//! users type on a command line); Compose itself always has a unit.
 
 use std::time::Duration;
 
@@ -72,6 +73,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     seconds(total, text)
 }
 
+/// A duration the way [`parse_duration`] reads it back: whole seconds as `90s`, anything finer
+/// in milliseconds (`1500ms`), or nanoseconds below a millisecond.
+pub fn format_duration(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{}s", duration.as_secs())
+    } else if duration.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", duration.as_millis())
+    } else {
+        format!("{}ns", duration.as_nanos())
+    }
+}
+
 fn seconds(secs: f64, text: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!(
@@ -93,6 +106,20 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("10us").unwrap(), Duration::from_micros(10));
         assert_eq!(parse_duration("1h2m3s").unwrap(), Duration::from_secs(3723));
+    }
+
+    #[test]
+    fn formatted_durations_parse_back_to_the_same_value() {
+        for d in [
+            Duration::from_secs(30),
+            Duration::ZERO,
+            Duration::from_millis(1500),
+            Duration::from_nanos(500),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d, "{d:?}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
     }
 
     #[test]

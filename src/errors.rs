@@ -75,6 +75,17 @@ impl Error {
     }
 }
 
+impl From<crate::engine::EngineListError> for Error {
+    /// An engine named by flag or setting that cannot be used is a usage error (exit 2); an
+    /// unusable default engine (`DOCKER_HOST`...) is an environment error (exit 3).
+    fn from(e: crate::engine::EngineListError) -> Self {
+        match e {
+            crate::engine::EngineListError::Default(e) => Error::Engine(e),
+            named => Error::Usage(named.to_string()),
+        }
+    }
+}
+
 /// Render an error and its sources as `a: b: c`, skipping sources already contained in the
 /// message (transparent wrappers repeat their inner message).
 pub fn render_chain(err: &dyn std::error::Error) -> String {

@@ -1,7 +1,7 @@
 //! Label keys put on everything a run creates, so leftovers can always be found and removed.
 //!
 //! Docker Compose's own labels are set too (so `docker compose ls`/`ps` understand the
-//! groups); ours add the run id and the group.
+//! groups); ours add the run id and the group. [`run_id`] makes the id.
 
 /// Compose: the project name (`<base>-<run>-g<k>`).
 pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
@@ -26,3 +26,13 @@ pub const GROUP: &str = "dev.compose-shard.group";
 pub const BASE_PROJECT: &str = "dev.compose-shard.base-project";
 /// compose-shard: the pid of the process that created the resource (for leftover warnings).
 pub const PID: &str = "dev.compose-shard.pid";
+
+/// A short id, unique per run: part of every engine-side name and label ([`RUN`]).
+pub fn run_id() -> String {
+    use sha2::{Digest, Sha256};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let digest = Sha256::digest(format!("{nanos}-{}", std::process::id()).as_bytes());
+    hex::encode(&digest[..3])
+}

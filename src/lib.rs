@@ -11,13 +11,18 @@ pub mod commands;
 pub mod compose;
 pub mod config;
 pub mod duration;
+pub mod durations_store;
 pub mod engine;
 pub mod errors;
 pub mod labels;
+pub mod machine;
+pub mod node_id;
 pub mod plan;
 pub mod pyproject;
 pub mod report;
 pub mod run;
+pub mod selection;
+pub mod test_list;
 
 pub use errors::{Error, ExitCode};
 

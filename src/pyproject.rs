@@ -16,6 +16,11 @@
 //! command = ["pytest", "-p", "no:cacheprovider"]
 //! with-services = ["mailhog"]    # also start these (and their dependencies)
 //! docker-hosts = ["unix:///var/run/docker.sock", "tcp://build2:2376", "build3"]  # URLs or contexts
+//! exit-grace = "30s"             # a test process may outlive pytest's session this long
+//! test-timeout = "5m"            # per-test limit
+//! retries = 1                    # failed tests rerun in a fresh environment
+//! snapshots = "auto"             # auto | off | refresh
+//! tmpfs-data = true              # services' data in memory
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -53,6 +58,16 @@ pub struct Settings {
     /// Docker engines to use (URLs or Docker context names), when no `--docker-host` is given.
     #[serde(default)]
     pub docker_hosts: Vec<String>,
+    /// How long a test process may stay alive after pytest's session finished (`"30s"`).
+    pub exit_grace: Option<String>,
+    /// Per-test limit (`"5m"`).
+    pub test_timeout: Option<String>,
+    /// How many times a failed test is rerun in a fresh environment (0 or more).
+    pub retries: Option<toml::Value>,
+    /// `auto`, `off` or `refresh`.
+    pub snapshots: Option<crate::config::Snapshots>,
+    /// Keep the services' data in memory (tmpfs).
+    pub tmpfs_data: Option<bool>,
 }
 
 /// `pyproject.toml` could not be read or has an invalid `[tool.compose-shard]` table.
@@ -97,9 +112,14 @@ impl Settings {
         let Some(table) = doc.tool.compose_shard else {
             return Ok(Settings::default());
         };
-        let settings: Settings = table
-            .try_into()
-            .map_err(|e: toml::de::Error| format!("[tool.compose-shard]: {}", e.message()))?;
+        let settings: Settings =
+            table
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| match failing_key(&table) {
+                    Some(key) => format!("[tool.compose-shard] {key}: {}", e.message()),
+                    None => format!("[tool.compose-shard]: {}", e.message()),
+                })?;
         if let Some(g) = &settings.groups {
             let ok = matches!(g, toml::Value::Integer(n) if *n >= 1)
                 || matches!(g, toml::Value::String(s) if s == "auto");
@@ -111,6 +131,16 @@ impl Settings {
         }
         Ok(settings)
     }
+}
+
+/// The first key of the table that is wrong on its own (an unknown key, a value of the wrong
+/// type), so the error can name it: errors from a parsed table carry no position.
+fn failing_key(table: &toml::Value) -> Option<&str> {
+    table.as_table()?.iter().find_map(|(key, value)| {
+        let alone = toml::Table::from_iter([(key.clone(), value.clone())]);
+        let wrong = toml::Value::Table(alone).try_into::<Settings>().is_err();
+        wrong.then_some(key.as_str())
+    })
 }
 
 #[cfg(test)]
@@ -148,5 +178,31 @@ mod tests {
         let err = Settings::parse("[tool.compose-shard]\nservce='web'\n").unwrap_err();
         assert!(err.contains("servce"), "{err}");
         assert!(Settings::parse("[tool.compose-shard]\ngroups=0\n").is_err());
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_kind_names_its_key() {
+        let err = Settings::parse("[tool.compose-shard]\nservice='web'\nsnapshots='never'\n")
+            .unwrap_err();
+        assert!(
+            err.starts_with("[tool.compose-shard] snapshots: unknown variant `never`"),
+            "{err}"
+        );
+        let err = Settings::parse("[tool.compose-shard]\ntmpfs-data='yes'\n").unwrap_err();
+        assert!(
+            err.starts_with("[tool.compose-shard] tmpfs-data: "),
+            "{err}"
+        );
+        let err = Settings::parse("[tool.compose-shard]\nexit_grace='1m'\n").unwrap_err();
+        assert!(err.contains("exit_grace"), "{err}");
+        let s = Settings::parse(
+            "[tool.compose-shard]\nexit-grace='1m'\ntest-timeout='5m'\nretries=1\nsnapshots='refresh'\ntmpfs-data=true\n",
+        )
+        .unwrap();
+        assert_eq!(s.exit_grace.as_deref(), Some("1m"));
+        assert_eq!(s.test_timeout.as_deref(), Some("5m"));
+        assert_eq!(s.retries, Some(toml::Value::Integer(1)));
+        assert_eq!(s.snapshots, Some(crate::config::Snapshots::Refresh));
+        assert_eq!(s.tmpfs_data, Some(true));
     }
 }

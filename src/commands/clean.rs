@@ -11,9 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use super::engines::engine_addresses;
-use crate::config::CleanConfig;
-use crate::engine::{DockerEngine, EngineAddress, EngineEnv, EngineError, ManagedResource};
+use crate::config::{resolve, CleanConfig};
+use crate::engine::{
+    engine_addresses, DockerEngine, EngineAddress, EngineEnv, EngineError, ManagedResource,
+};
 use crate::errors::{Error, ExitCode};
 use crate::labels;
 use crate::pyproject::Settings;
@@ -31,7 +32,8 @@ pub fn execute(cfg: CleanConfig) -> Result<ExitCode, Error> {
     } else {
         Settings::default()
     };
-    let addresses = engine_addresses(&cfg.docker_hosts, &settings, &EngineEnv::from_process())?;
+    let hosts = resolve::docker_hosts(&cfg.docker_hosts, &settings);
+    let addresses = engine_addresses(&hosts.named, hosts.origin, &EngineEnv::from_process())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
         action: "start the async runtime for",
         path: "compose-shard clean".into(),

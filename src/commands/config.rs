@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::selection::{load, select};
 use crate::compose::{self, Isolation, Project};
 use crate::config::{ConfigCommand, OutputFormat};
 use crate::errors::{Error, ExitCode};
+use crate::selection::{load, select};
 
 /// Execute `compose-shard config`.
 pub fn execute(cfg: ConfigCommand) -> Result<ExitCode, Error> {

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::durations;
 use crate::config::MergeConfig;
+use crate::durations_store;
 use crate::errors::{Error, ExitCode};
 use crate::report::{
     classify, github_annotations, github_blob_base, github_log_group, github_step_summary,
@@ -73,7 +73,7 @@ pub fn execute(cfg: MergeConfig) -> Result<ExitCode, Error> {
         let measured = totals.as_ref().map_or(&[][..], |t| &t.durations[..]);
         let still_exists: Option<HashSet<String>> =
             expected.as_ref().map(|ids| ids.iter().cloned().collect());
-        staged.push(durations::stage_update(
+        staged.push(durations_store::stage_update(
             path,
             measured.iter().cloned(),
             still_exists.as_ref(),

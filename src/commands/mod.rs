@@ -2,12 +2,9 @@
 
 mod clean;
 mod config;
-mod durations;
-mod engines;
 mod merge;
 mod plan;
 mod run;
-mod selection;
 
 use crate::config::Command;
 use crate::errors::{Error, ExitCode};
@@ -15,7 +12,7 @@ use crate::errors::{Error, ExitCode};
 /// Run one subcommand.
 pub fn dispatch(command: Command) -> Result<ExitCode, Error> {
     match command {
-        Command::Run(cfg) => run::execute(cfg),
+        Command::Run(cfg) => run::execute(*cfg),
         Command::Plan(cfg) => plan::execute(cfg),
         Command::Merge(cfg) => merge::execute(cfg),
         Command::Clean(cfg) => clean::execute(cfg),

@@ -3,26 +3,25 @@
 //! The test list is `--tests FILE`, or else collected once inside Docker: one isolated copy
 //! of the compose project is started (exactly as `run` starts a group), the test command runs
 //! with `--collect-only -q` in the test service, and everything is removed again. Durations
-//! follow the same rules as `run` (see `commands::durations`). With several `--docker-host`s
+//! follow the same rules as `run` (see `durations_store`). With several `--docker-host`s
 //! (or `docker-hosts`), the collection runs on the first.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
 
-use super::durations::load_durations;
-use super::engines::engine_addresses;
-use super::selection::{select, Selection};
 use crate::compose::{self, Isolation};
-use crate::config::{resolve, PlanConfig, PlanFormat, ProgressMode};
-use crate::engine::{DockerEngine, EngineAddress, EngineEnv};
+use crate::config::{PlanConfig, PlanFormat, PlanSettings, ProgressMode};
+use crate::durations_store;
+use crate::engine::{engine_addresses, DockerEngine, EngineAddress, EngineEnv};
 use crate::errors::{Error, ExitCode};
-use crate::plan::{self, PlanError};
+use crate::plan;
 use crate::pyproject::Settings;
 use crate::run::{
     self, run_with_signals, stamp_labels, Assignment, Display, DisplayMode, EventSink, GroupStatus,
     RunError, RunOutcome, RunSpec, TestSource,
 };
+use crate::selection::{select, Selection};
+use crate::test_list::read_tests;
 
 /// Execute `compose-shard plan`.
 pub fn execute(cfg: PlanConfig) -> Result<ExitCode, Error> {
@@ -31,31 +30,23 @@ pub fn execute(cfg: PlanConfig) -> Result<ExitCode, Error> {
         path: ".".into(),
         source,
     })?;
-    let (tests, settings, project_dir) = match &cfg.tests_file {
+    let (tests, settings) = match &cfg.tests_file {
         Some(tests_file) => {
-            let settings = load_settings(&cwd)?;
-            (read_tests(tests_file)?, settings, cwd.clone())
+            let settings = PlanSettings::resolve(&cfg, &load_settings(&cwd)?, &cwd)?;
+            (read_tests(tests_file)?, settings)
         }
         None => {
             let env: HashMap<String, String> = std::env::vars().collect();
             let selection = select(&cfg.compose, cfg.service.as_deref(), &[], true, &env, &cwd)?;
+            let settings =
+                PlanSettings::resolve(&cfg, &selection.settings, &selection.project.project_dir)?;
             let test_service = selection.test_service.clone().expect("required");
-            let tests = collect_in_docker(&cfg, &selection, &test_service)?;
-            (tests, selection.settings, selection.project.project_dir)
+            let tests = collect_in_docker(&settings, &selection, &test_service)?;
+            (tests, settings)
         }
     };
-    let durations = load_durations(
-        cfg.durations.as_deref(),
-        &settings,
-        &project_dir,
-        &cfg.durations_from_junit,
-    )?;
-    let plan = plan::split(
-        &tests,
-        &durations,
-        cfg.groups,
-        crate::config::resolve::split_by(cfg.split_by, &settings),
-    )?;
+    let durations = durations_store::load(&settings.durations, &settings.durations_from_junit)?;
+    let plan = plan::split(&tests, &durations, cfg.groups, settings.split_by)?;
     let output = match cfg.format {
         PlanFormat::Text => plan::render_text(&plan),
         PlanFormat::Json => plan.to_json(),
@@ -69,51 +60,19 @@ fn load_settings(dir: &Path) -> Result<Settings, Error> {
     Settings::load(dir).map_err(|e| Error::Usage(e.to_string()))
 }
 
-/// A `--tests` list: UTF-8 node ids (or `pytest --collect-only -q` output), not empty.
-pub(super) fn read_tests(path: &Path) -> Result<Vec<String>, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        Error::Usage(format!(
-            "test list {}: byte {} is not UTF-8 text; pass the output of `pytest --collect-only -q` (node ids one per line)",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
-    let tests = plan::parse_collect_output(&text).map_err(|source| {
-        Error::Plan(PlanError::TestList {
-            file: path.display().to_string(),
-            source,
-        })
-    })?;
-    if tests.is_empty() {
-        return Err(Error::Usage(format!(
-            "test list {} holds no pytest node ids (lines like `tests/test_x.py::test_a`); pass the output of `pytest --collect-only -q`",
-            path.display()
-        )));
-    }
-    Ok(tests)
-}
-
 /// Start one isolated environment, collect there, remove it. Progress goes to stderr, so
 /// stdout stays the plan alone (`--format json` can be piped).
 fn collect_in_docker(
-    cfg: &PlanConfig,
+    settings: &PlanSettings,
     selection: &Selection,
     test_service: &str,
 ) -> Result<Vec<String>, Error> {
     // The scratch folder (the run's results folder, thrown away) lives as long as the run.
-    let (spec, _scratch) = collection_spec(cfg, selection, test_service)?;
+    let (spec, _scratch) = collection_spec(settings, selection, test_service)?;
     // Collection needs one engine: the first configured.
-    let address = engine_addresses(
-        &cfg.docker_hosts,
-        &selection.settings,
-        &EngineEnv::from_process(),
-    )?
-    .swap_remove(0);
+    let engines = &settings.engines;
+    let address = engine_addresses(&engines.named, engines.origin, &EngineEnv::from_process())?
+        .swap_remove(0);
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
         action: "start the async runtime for",
         path: "compose-shard plan".into(),
@@ -124,13 +83,13 @@ fn collect_in_docker(
 
 /// A run of one group that only collects, with its results in a temporary folder.
 fn collection_spec(
-    cfg: &PlanConfig,
+    settings: &PlanSettings,
     selection: &Selection,
     test_service: &str,
 ) -> Result<(RunSpec, tempfile::TempDir), Error> {
-    let (project, settings) = (&selection.project, &selection.settings);
+    let project = &selection.project;
     let test_service = test_service.to_string();
-    let run_id = super::run::run_id();
+    let run_id = crate::labels::run_id();
     let mut isolated = compose::isolate(
         project,
         &Isolation {
@@ -147,30 +106,13 @@ fn collection_spec(
         path: std::env::temp_dir(),
         source,
     })?;
-    let ready_timeout = resolve::ready_timeout(None, settings)?;
-    let command = resolve::command(&cfg.command, settings);
     let spec = RunSpec {
-        run_id,
-        projects: vec![isolated],
-        test_service,
-        command,
-        env: resolve::env(&[], settings),
-        ready_timeout,
-        timeout: None,
-        test_timeout: None,
-        exit_grace: Duration::from_secs(30),
-        token: run::protocol::Token::generate(),
-        stall_warning: run::STALL_WARNING,
-        out_dir: scratch.path().to_path_buf(),
-        keep: false,
-        no_build: false,
-        build: false,
-        poll: Duration::from_millis(500),
+        command: settings.command.clone(),
+        env: settings.env.clone(),
+        ready_timeout: settings.ready_timeout,
         collect_only: true,
-        dist: crate::config::Dist::Static,
-        placement: Vec::new(),
-        copy_source: crate::config::CopySource::Auto,
-        files: super::run::file_mounts(project)?,
+        files: compose::file_mounts_by_service(project)?,
+        ..RunSpec::new(run_id, vec![isolated], test_service, scratch.path())
     };
     Ok((spec, scratch))
 }

@@ -1,27 +1,27 @@
 //! `compose-shard run`: load and isolate the compose project, connect to Docker, run the
 //! orchestrator under signal handling, write the plan and merged results, print the summary.
 //!
-//! Flags win over `[tool.compose-shard]` settings. Flags with a clap default (`--out`,
-//! `--ready-timeout`) can only be recognised as "not given" by their default value, so a
-//! setting applies when the flag still has its default.
+//! The run's settings are resolved once, by [`RunSettings::resolve`] (flags, then
+//! `[tool.compose-shard]`, then the defaults), right after the project is loaded; everything
+//! below reads them from there.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use super::durations::{durations_path, load_durations};
-use super::engines::engine_addresses;
-use super::selection::{select, Selection};
 use crate::compose::{self, Isolation, Project};
-use crate::config::{resolve, Dist, GroupsSetting, RunConfig};
-use crate::engine::{DockerEngine, EngineAddress, EngineEnv};
+use crate::config::{Dist, GroupsSetting, RunConfig, RunSettings, SplitBy};
+use crate::duration::format_duration;
+use crate::durations_store;
+use crate::engine::{engine_addresses, DockerEngine, EngineAddress, EngineEnv};
 use crate::errors::{Error, ExitCode};
+use crate::labels::run_id;
 use crate::plan::{self, Plan};
-use crate::report::render_slowest;
+use crate::report::{render_slowest, write_text};
 use crate::run::{
     self, exit_code, find_leftovers, render_summary, run_with_signals, stamp_labels, Assignment,
     Display, DisplayMode, EventSink, RunError, RunSpec, TestSource,
 };
+use crate::selection::{select, Selection};
 
 mod reports;
 
@@ -43,13 +43,15 @@ struct Prepared {
     /// Taken by the run.
     source: Option<TestSource>,
     /// Durations and split for the plan of a dynamic run, written once it is known.
-    dynamic_plan: Option<(plan::Durations, crate::config::SplitBy, usize)>,
+    dynamic_plan: Option<(plan::Durations, SplitBy, usize)>,
     plan_file: PathBuf,
     reproduce_flags: Vec<String>,
     /// What `--groups auto` chose and why.
     auto_reason: Option<String>,
     /// The engines to run on (`--docker-host`, `docker-hosts`, else the default engine).
     engines: Vec<EngineAddress>,
+    /// The run's settings.
+    settings: RunSettings,
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -61,62 +63,11 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) ->
     }
 }
 
-/// The most groups this machine's memory carries (1.5 GiB each), at least 1: the cap of
-/// `--groups auto`.
-pub fn auto_groups() -> usize {
-    let mem_groups = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(usize::MAX, |kb| (kb / (1536 * 1024)) as usize);
-    mem_groups.max(1)
-}
-
-/// Every service's `secrets:` and `configs:` files, checked before any container exists
-/// (a missing file or unset variable is a configuration error).
-pub(super) fn file_mounts(
-    project: &Project,
-) -> Result<HashMap<String, Vec<compose::FileMount>>, Error> {
-    project
-        .services
-        .values()
-        .map(|s| Ok((s.name.clone(), compose::file_mounts(project, s)?)))
-        .collect()
-}
-
-/// Write a whole text file, replacing a regular file atomically (written through for a
-/// device, pipe or symlink), so a reader never sees half of it.
-pub(super) fn write_text(path: &Path, text: &str) -> Result<(), Error> {
-    crate::report::write_atomically(path, |w| {
-        w.write_all(text.as_bytes())
-            .map_err(|source| crate::report::ReportError::Io {
-                action: "write",
-                path: path.to_path_buf(),
-                source,
-            })
-    })
-    .map_err(Error::Report)
-}
-
-/// A short id, unique per run: part of every engine-side name and label.
-pub(super) fn run_id() -> String {
-    use sha2::{Digest, Sha256};
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let digest = Sha256::digest(format!("{nanos}-{}", std::process::id()).as_bytes());
-    hex::encode(&digest[..3])
-}
-
 /// The inputs of `--groups auto`: the recorded test time and its longest unit, start-up
 /// figures measured by earlier runs (or conservative defaults), this machine's CPUs.
 fn auto_inputs(
     durations: &plan::Durations,
-    split_by: crate::config::SplitBy,
+    split_by: SplitBy,
     timings: Option<plan::RunTimings>,
 ) -> plan::AutoInputs {
     let mut units: HashMap<&str, f64> = HashMap::new();
@@ -133,8 +84,8 @@ fn auto_inputs(
         collection_seconds: timings.map_or(plan::auto_groups::DEFAULT_COLLECTION_SECONDS, |t| {
             t.collection_seconds
         }),
-        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        max_groups: auto_groups(),
+        cpus: crate::machine::cpus(),
+        max_groups: crate::machine::memory_group_cap(),
     }
 }
 
@@ -166,32 +117,27 @@ fn reproduce_flags(cfg: &RunConfig, test_service: &str) -> Vec<String> {
     for (k, v) in &cfg.env {
         flags.extend(["-e".to_string(), format!("{k}={v}")]);
     }
-    flags
-}
-
-/// `--dist`, else static when `--only`, `--plan` or `--tests` fixes the split or a single
-/// group runs everything (a queue with one taker only adds round trips), else dynamic.
-fn dist(cfg: &RunConfig, groups: usize) -> Result<Dist, Error> {
-    let fixed = [
-        (cfg.only.is_some(), "--only"),
-        (cfg.plan_file.is_some(), "--plan"),
-        (cfg.tests_file.is_some(), "--tests"),
+    // What changes how a group's tests run, as given on the command line (pyproject.toml
+    // applies to the rerun anyway). `--until` is the rerun's own business.
+    let durations = [
+        ("--exit-grace", cfg.exit_grace),
+        ("--test-timeout", cfg.test_timeout),
     ];
-    let fixing: Vec<&str> = fixed
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, f)| *f)
-        .collect();
-    match cfg.dist {
-        Some(Dist::Dynamic) if !fixing.is_empty() => Err(Error::Usage(format!(
-            "--dist dynamic cannot be combined with {}: they fix each group's tests before the run; drop --dist dynamic (static is implied) or drop {}",
-            fixing.join(" and "),
-            fixing.join(" and ")
-        ))),
-        Some(dist) => Ok(dist),
-        None if fixing.is_empty() && groups > 1 => Ok(Dist::Dynamic),
-        None => Ok(Dist::Static),
+    for (flag, value) in durations {
+        if let Some(d) = value {
+            flags.extend([flag.to_string(), format_duration(d)]);
+        }
     }
+    if let Some(n) = cfg.retries {
+        flags.extend(["--retries".to_string(), n.to_string()]);
+    }
+    if let Some(s) = cfg.snapshots {
+        flags.extend(["--snapshots".to_string(), s.name().to_string()]);
+    }
+    if cfg.tmpfs_data {
+        flags.push("--tmpfs-data".to_string());
+    }
+    flags
 }
 
 /// Write what each group of a dynamic run actually ran, in order (its finished tests, then
@@ -199,7 +145,7 @@ fn dist(cfg: &RunConfig, groups: usize) -> Result<Dist, Error> {
 fn write_dynamic_plan(
     path: &Path,
     outcome: &run::RunOutcome,
-    (durations, split_by, groups): &(plan::Durations, crate::config::SplitBy, usize),
+    (durations, split_by, groups): &(plan::Durations, SplitBy, usize),
 ) -> Result<(), Error> {
     let ran: Vec<(usize, Vec<String>)> = outcome
         .groups
@@ -217,12 +163,12 @@ fn write_dynamic_plan(
         })
         .collect();
     let plan = plan::plan_of_run(&ran, *groups, durations, *split_by);
-    write_text(path, &plan.to_json())
+    Ok(write_text(path, &plan.to_json())?)
 }
 
 /// `--plan FILE`, read and checked.
-fn read_fixed_plan(cfg: &RunConfig) -> Result<Option<Plan>, Error> {
-    let Some(path) = &cfg.plan_file else {
+fn read_fixed_plan(settings: &RunSettings) -> Result<Option<Plan>, Error> {
+    let Some(path) = &settings.plan_file else {
         return Ok(None);
     };
     let text = std::fs::read_to_string(path).map_err(io_error("read", path))?;
@@ -236,18 +182,18 @@ fn read_fixed_plan(cfg: &RunConfig) -> Result<Option<Plan>, Error> {
 
 /// The group count: the plan's, `--groups N`, or what `--groups auto` chose (and why).
 fn group_count(
-    cfg: &RunConfig,
-    settings: &crate::pyproject::Settings,
-    project: &Project,
+    settings: &RunSettings,
     fixed_plan: Option<&Plan>,
     durations: &plan::Durations,
-    split_by: crate::config::SplitBy,
 ) -> Result<(usize, Option<String>), Error> {
-    let (groups, reason) = match (fixed_plan, resolve::groups(cfg.groups, settings)) {
+    let (groups, reason) = match (fixed_plan, settings.groups) {
         (Some(plan), _) => (plan.groups.len(), None),
         (None, GroupsSetting::Count(n)) => (n, None),
         (None, GroupsSetting::Auto) => {
-            let timings = durations_path(cfg.durations.as_deref(), settings, &project.project_dir)
+            let split_by = settings.split_by;
+            let timings = settings
+                .durations
+                .path
                 .parent()
                 .and_then(|dir| std::fs::read_to_string(dir.join(plan::TIMINGS_FILE)).ok())
                 .and_then(|text| plan::RunTimings::parse(&text));
@@ -261,9 +207,21 @@ fn group_count(
     Ok((groups, reason))
 }
 
+/// A CI's parallel copies must be as many as the groups (a saved plan has its own count):
+/// otherwise some groups would never run, or copies would have nothing to do.
+fn check_ci_count(settings: &RunSettings, groups: usize) -> Result<(), Error> {
+    match &settings.ci_split {
+        Some(split) if split.groups != groups => Err(Error::Usage(format!(
+            "{}, but the plan has {groups} groups: run {groups} parallel copies of the job, or choose the group with --only K",
+            split.describe()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The groups to run here: `--only`, else all.
-fn selected_groups(cfg: &RunConfig, groups: usize) -> Result<Vec<usize>, Error> {
-    match &cfg.only {
+fn selected_groups(settings: &RunSettings, groups: usize) -> Result<Vec<usize>, Error> {
+    match &settings.only {
         Some(sel) => {
             sel.validate(groups).map_err(Error::Usage)?;
             Ok(sel.0.clone())
@@ -274,7 +232,7 @@ fn selected_groups(cfg: &RunConfig, groups: usize) -> Result<Vec<usize>, Error> 
 
 /// One isolated copy of the project per selected group.
 fn isolate_groups(
-    cfg: &RunConfig,
+    settings: &RunSettings,
     project: &Project,
     test_service: &str,
     id: &str,
@@ -290,7 +248,7 @@ fn isolate_groups(
                     run_id: id.to_string(),
                     group: *group,
                     groups,
-                    publish_ports: cfg.publish_ports,
+                    publish_ports: settings.publish_ports,
                     test_service: Some(test_service.to_string()),
                 },
             )?;
@@ -303,20 +261,21 @@ fn isolate_groups(
 /// Where the tests come from: a given plan, a given list planned right away, the work
 /// queue, or a static plan made from the first collection (saved to `plan_file`).
 fn test_source(
-    cfg: &RunConfig,
+    settings: &RunSettings,
     fixed_plan: Option<Plan>,
     durations: plan::Durations,
-    (groups, split_by, dist): (usize, crate::config::SplitBy, Dist),
+    (groups, dist): (usize, Dist),
     plan_file: &Path,
 ) -> Result<TestSource, Error> {
+    let split_by = settings.split_by;
     if let Some(plan) = fixed_plan {
-        if cfg.plan_file.as_deref() != Some(plan_file) {
+        if settings.plan_file.as_deref() != Some(plan_file) {
             write_text(plan_file, &plan.to_json())?;
         }
         return Ok(TestSource::Fixed(assignment_of(&plan)));
     }
-    if let Some(path) = &cfg.tests_file {
-        let tests = super::plan::read_tests(path)?;
+    if let Some(path) = &settings.tests_file {
+        let tests = crate::test_list::read_tests(path)?;
         let plan = plan::split(&tests, &durations, groups, split_by)?;
         write_text(plan_file, &plan.to_json())?;
         return Ok(TestSource::Fixed(assignment_of(&plan)));
@@ -358,69 +317,55 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         settings,
     } = select_for_run(cfg)?;
     let test_service = test_service.expect("a test service is required");
-    let fixed_plan = read_fixed_plan(cfg)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let settings = RunSettings::resolve(cfg, &settings, &project.project_dir, &env)?;
+    for warning in &settings.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let fixed_plan = read_fixed_plan(&settings)?;
     // Durations steer both the plan and `--groups auto`; a given plan needs neither.
     let durations = match fixed_plan {
         Some(_) => plan::Durations::default(),
-        None => load_durations(
-            cfg.durations.as_deref(),
-            &settings,
-            &project.project_dir,
-            &cfg.durations_from_junit,
-        )?,
+        None => durations_store::load(&settings.durations, &settings.durations_from_junit)?,
     };
-    let split_by = resolve::split_by(cfg.split_by, &settings);
-    let (groups, auto_reason) = group_count(
-        cfg,
-        &settings,
-        &project,
-        fixed_plan.as_ref(),
-        &durations,
-        split_by,
-    )?;
-    let selected = selected_groups(cfg, groups)?;
+    let (groups, auto_reason) = group_count(&settings, fixed_plan.as_ref(), &durations)?;
+    check_ci_count(&settings, groups)?;
+    let selected = selected_groups(&settings, groups)?;
     let id = run_id();
-    let projects = isolate_groups(cfg, &project, &test_service, &id, &selected, groups)?;
-    let out_dir = resolve::out_dir(cfg.out_dir.as_ref(), &settings);
-    let dist = dist(cfg, groups)?;
-    let ready_timeout = resolve::ready_timeout(cfg.ready_timeout, &settings)?;
-    let timeout = resolve::timeout(cfg.timeout, &settings)?;
-    let engines = engine_addresses(&cfg.docker_hosts, &settings, &EngineEnv::from_process())?;
-    let files = file_mounts(&project)?;
-    std::fs::create_dir_all(&out_dir).map_err(io_error("create directory", &out_dir))?;
-    let plan_file = crate::report::ResultsLayout::new(&out_dir).plan();
-    let dynamic_plan = (fixed_plan.is_none() && cfg.tests_file.is_none() && dist == Dist::Dynamic)
-        .then(|| (durations.clone(), split_by, groups));
-    let source = test_source(
-        cfg,
-        fixed_plan,
-        durations,
-        (groups, split_by, dist),
-        &plan_file,
+    let projects = isolate_groups(&settings, &project, &test_service, &id, &selected, groups)?;
+    let dist = settings.dist(groups)?;
+    let engines = engine_addresses(
+        &settings.engines.named,
+        settings.engines.origin,
+        &EngineEnv::from_process(),
     )?;
+    let files = compose::file_mounts_by_service(&project)?;
+    let out_dir = &settings.out_dir;
+    std::fs::create_dir_all(out_dir).map_err(io_error("create directory", out_dir))?;
+    let plan_file = crate::report::ResultsLayout::new(out_dir).plan();
+    let dynamic_plan =
+        (fixed_plan.is_none() && settings.tests_file.is_none() && dist == Dist::Dynamic)
+            .then(|| (durations.clone(), settings.split_by, groups));
+    let source = test_source(&settings, fixed_plan, durations, (groups, dist), &plan_file)?;
     Ok(Prepared {
         spec: RunSpec {
-            run_id: id,
-            projects,
-            command: resolve::command(&cfg.command, &settings),
-            env: resolve::env(&cfg.env, &settings),
-            ready_timeout,
-            timeout,
-            test_timeout: None,
-            exit_grace: Duration::from_secs(30),
-            token: run::protocol::Token::generate(),
-            stall_warning: run::STALL_WARNING,
-            out_dir,
-            keep: cfg.keep,
-            no_build: cfg.no_build,
-            build: cfg.build,
-            poll: Duration::from_millis(500),
-            collect_only: false,
+            command: settings.command.clone(),
+            env: settings.env.clone(),
+            ready_timeout: settings.ready_timeout,
+            timeout: settings.timeout,
+            keep: settings.keep,
+            no_build: settings.no_build,
+            build: settings.build,
             dist,
-            placement: Vec::new(),
-            copy_source: cfg.copy_source,
+            copy_source: settings.copy_source,
             files,
-            test_service: test_service.clone(),
+            exit_grace: settings.exit_grace,
+            test_timeout: settings.test_timeout,
+            retries: settings.retries,
+            until: settings.until.clone(),
+            snapshots: settings.snapshots,
+            tmpfs_data: settings.tmpfs_data,
+            ..RunSpec::new(id, projects, test_service.clone(), out_dir)
         },
         engines,
         source: Some(source),
@@ -428,6 +373,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         plan_file,
         reproduce_flags: reproduce_flags(cfg, &test_service),
         auto_reason,
+        settings,
     })
 }
 
@@ -494,7 +440,7 @@ fn slots(engines: &[DockerEngine]) -> Vec<run::EngineSlot<'_, DockerEngine>> {
 
 /// The end of a run: the plan of what ran, merged results, GitHub output, durations, the
 /// summary on stdout.
-fn finish(cfg: &RunConfig, prepared: &Prepared, outcome: &run::RunOutcome) {
+fn finish(prepared: &Prepared, outcome: &run::RunOutcome) {
     let spec = &prepared.spec;
     if let Some(dynamic) = &prepared.dynamic_plan {
         if outcome.groups.iter().any(|g| g.counts.planned > 0) {
@@ -509,7 +455,7 @@ fn finish(cfg: &RunConfig, prepared: &Prepared, outcome: &run::RunOutcome) {
     let merged = write_reports(spec, outcome);
     if let Some(merged) = &merged {
         github_output(spec, outcome, merged);
-        if let Some(path) = &cfg.store_durations {
+        if let Some(path) = &prepared.settings.store_durations {
             if let Err(e) = store_durations(path, outcome, merged) {
                 eprintln!(
                     "warning: --store-durations: {}",
@@ -533,6 +479,9 @@ fn finish(cfg: &RunConfig, prepared: &Prepared, outcome: &run::RunOutcome) {
     if let Some(reason) = &prepared.auto_reason {
         println!("{reason}");
     }
+    if let Some(split) = &prepared.settings.ci_split {
+        println!("{}", split.describe());
+    }
 }
 
 async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
@@ -544,11 +493,15 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
     }
     let slots = slots(&engines);
     let (events, receiver) = EventSink::channel();
-    let display = tokio::spawn(Display::new(DisplayMode::resolve(cfg.progress)).consume(receiver));
+    let mode = DisplayMode::resolve(prepared.settings.progress);
+    let display = tokio::spawn(Display::new(mode).consume(receiver));
 
     warn_about_leftovers(engine, &events).await;
     if let Some(reason) = &prepared.auto_reason {
         events.emit(run::Event::Info(reason.clone()));
+    }
+    if let Some(split) = &prepared.settings.ci_split {
+        events.emit(run::Event::Info(split.describe()));
     }
     events.emit(run::Event::Info(format!(
         "run {}: {} group(s), results in {}",
@@ -587,6 +540,32 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
             return Err(RunError::Interrupted.into());
         }
     };
-    finish(&cfg, &prepared, &outcome);
+    finish(&prepared, &outcome);
     Ok(exit_code(&outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_reproduce_command_repeats_the_run_flags_given() {
+        let plain = reproduce_flags(&RunConfig::default(), "app");
+        assert_eq!(plain, ["--service", "app"]);
+        let cfg = RunConfig {
+            exit_grace: Some(Duration::from_secs(90)),
+            test_timeout: Some(Duration::from_millis(1500)),
+            retries: Some(2),
+            snapshots: Some(crate::config::Snapshots::Off),
+            tmpfs_data: true,
+            until: Some("t.py::test_a".into()),
+            ..RunConfig::default()
+        };
+        let flags = reproduce_flags(&cfg, "app").join(" ");
+        assert_eq!(
+            flags,
+            "--service app --exit-grace 90s --test-timeout 1500ms --retries 2 --snapshots off --tmpfs-data"
+        );
+    }
 }

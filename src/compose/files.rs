@@ -273,6 +273,19 @@ pub fn file_mounts(project: &Project, service: &Service) -> Result<Vec<FileMount
         .collect()
 }
 
+/// Every service's `secrets:` and `configs:` files (see [`file_mounts`]), by service name,
+/// checked before any container exists (a missing file or unset variable is a configuration
+/// error).
+pub fn file_mounts_by_service(
+    project: &Project,
+) -> Result<std::collections::HashMap<String, Vec<FileMount>>, ComposeError> {
+    project
+        .services
+        .values()
+        .map(|s| Ok((s.name.clone(), file_mounts(project, s)?)))
+        .collect()
+}
+
 fn file_mount(
     project: &Project,
     service: &Service,

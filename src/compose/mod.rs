@@ -34,7 +34,7 @@ mod warnings;
 mod yaml_scan;
 
 pub use error::ComposeError;
-pub use files::{file_mounts, FileMount, FileMountSource};
+pub use files::{file_mounts, file_mounts_by_service, FileMount, FileMountSource};
 pub use isolate::{isolate, Isolation};
 pub use load::{load, load_from_str, Loaded};
 pub use model::*;

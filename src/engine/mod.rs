@@ -3,6 +3,7 @@
 //! wrapped with what was being attempted ([`EngineError`]).
 
 mod address;
+mod address_list;
 mod build_context;
 mod client;
 mod container;
@@ -18,6 +19,7 @@ mod visibility;
 pub use address::{
     AddressError, EngineAddress, EngineEnv, TlsFiles, Transport, ACCEPTED_FORMS, DEFAULT_SOCKET,
 };
+pub use address_list::{engine_addresses, EngineListError};
 pub use build_context::{pack as pack_build_context, BuildContext};
 pub use client::DockerEngine;
 pub use container::ExecRequest;

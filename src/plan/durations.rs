@@ -1,7 +1,7 @@
 //! pytest-split's `.test_durations` file: a JSON object `{node_id: seconds}` with sorted keys
 //! and 4-space indentation. Read, updated and written byte-compatibly with pytest-split, so a
 //! project can switch between the two tools without losing its history. Pure: reading and
-//! writing the file is the durations store's (`commands/durations.rs`).
+//! writing the file is the durations store's (`src/durations_store.rs`).
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -20,10 +20,12 @@ pub struct IdMatch {
     pub missing: Vec<String>,
 }
 
-/// `file::Class::test[params]` -> `file::Class::test`.
+/// `file::Class::test[params]` -> `file::Class::test` (an id whose parameter part is not
+/// closed stays whole).
 fn base(id: &str) -> &str {
-    match (id.find('['), id.ends_with(']')) {
-        (Some(open), true) => &id[..open],
+    let parsed = crate::node_id::NodeId::parse(id);
+    match (parsed.params().is_empty(), id.ends_with(']')) {
+        (false, true) => parsed.without_params(),
         _ => id,
     }
 }

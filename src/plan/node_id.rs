@@ -1,36 +1,10 @@
-//! The structure of a pytest node id, as far as splitting needs it: the file (module), the
-//! enclosing class if any, and the unit a test belongs to for each `--split-by`.
-//!
-//! A node id is `path::Name::...::test[params]`. The file path never contains `::`, and Python
-//! class and function names never contain `[`, so the parameter part starts at the first `[`
-//! after the file path; everything from there on is opaque (it may hold `::`, brackets,
-//! spaces and unicode) and never splits names.
+//! A node id as splitting sees it: the file (module), the enclosing class if any, and the
+//! unit a test belongs to for each `--split-by`. The grammar of node ids is
+//! [`crate::node_id`]'s; this module adds only what `--split-by` makes of it.
+
+pub use crate::node_id::{class_of, module_of};
 
 use crate::config::SplitBy;
-
-/// The file part of a node id (`tests/test_x.py` in `tests/test_x.py::TestA::test_b`); the
-/// whole id when it has no `::`.
-pub fn module_of(node_id: &str) -> &str {
-    match node_id.find("::") {
-        Some(end) => &node_id[..end],
-        None => node_id,
-    }
-}
-
-/// The class a test belongs to, as a node id prefix (`tests/test_x.py::TestA` for
-/// `tests/test_x.py::TestA::test_b[p::q]`), or `None` for a module-level test. Nested classes
-/// give the innermost class (`f.py::Outer::Inner`), since each class has its own
-/// `setUpClass`.
-pub fn class_of(node_id: &str) -> Option<&str> {
-    let module_end = node_id.find("::")?;
-    let names_start = module_end + 2;
-    let names_end = node_id[names_start..]
-        .find('[')
-        .map_or(node_id.len(), |i| names_start + i);
-    // The last `::` among the names separates the class path from the test name.
-    let last_sep = node_id[names_start..names_end].rfind("::")?;
-    Some(&node_id[..names_start + last_sep])
-}
 
 /// The unit that must stay in one group: the test itself, its class (module-level tests are
 /// their own unit), or its file.

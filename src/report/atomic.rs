@@ -45,6 +45,18 @@ enum Staging {
     WriteThrough(BufWriter<File>),
 }
 
+/// Write a whole text file with [`write_atomically`]: a reader never sees half of it.
+pub fn write_text(path: &Path, text: &str) -> Result<(), ReportError> {
+    write_atomically(path, |w| {
+        w.write_all(text.as_bytes())
+            .map_err(|source| ReportError::Io {
+                action: "write",
+                path: path.to_path_buf(),
+                source,
+            })
+    })
+}
+
 /// Whether `path` must be written through rather than replaced: it exists and is a symlink
 /// (even a dangling one) or anything but a regular file.
 pub fn is_write_through(path: &Path) -> bool {

@@ -34,16 +34,7 @@ pub fn parse_progress(text: &str) -> Vec<ProgressEntry> {
 
 /// pytest's (classname, name) for a node id.
 fn junit_names(node_id: &str) -> (String, String) {
-    let mut parts = node_id.split("::");
-    let path = parts.next().unwrap_or_default();
-    let mut names: Vec<&str> = parts.collect();
-    let name = names.pop().unwrap_or(path).to_string();
-    let mut classname = path.strip_suffix(".py").unwrap_or(path).replace('/', ".");
-    for class in names {
-        classname.push('.');
-        classname.push_str(class);
-    }
-    (classname, name)
+    super::node_id::mangle(node_id)
 }
 
 fn testcase(out: &mut String, node_id: &str, seconds: f64) {
@@ -117,6 +108,16 @@ mod tests {
             junit_names("test_a.py::test_b"),
             ("test_a".into(), "test_b".into())
         );
+    }
+
+    #[test]
+    fn parameters_holding_separators_stay_in_the_name() {
+        // The rebuilt JUnit must name a test as pytest does, or the merge cannot map it back.
+        assert_eq!(
+            junit_names("tests/test_x.py::TestA::test_c[A::B.c]"),
+            ("tests.test_x.TestA".into(), "test_c[A::B.c]".into())
+        );
+        assert_eq!(junit_names("README.rst"), ("".into(), "README.rst".into()));
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod summary;
 mod timeline;
 mod xml_input;
 
-pub use atomic::{write_atomically, StagedFile};
+pub use atomic::{write_atomically, write_text, StagedFile};
 pub use coverage_merge::merge_coverage;
 pub use coverage_write::CoverageTotals;
 pub use error::ReportError;

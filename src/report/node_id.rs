@@ -1,4 +1,5 @@
-//! Mapping JUnit testcases back to pytest node ids.
+//! Mapping JUnit testcases back to pytest node ids (the node id grammar itself is
+//! [`crate::node_id`]'s).
 //!
 //! pytest writes `classname` and `name` by "mangling" the node id: the file path loses `.py`
 //! and its `/` become `.`, `::` separators become `.`, and the parameter part `[...]` stays in
@@ -15,21 +16,38 @@
 
 use std::collections::HashMap;
 
-/// `(classname, name)` as pytest writes them for a node id.
+use crate::node_id::NodeId;
+
+/// A file path as pytest writes it in `classname`: `/` become `.`, a `.py` suffix goes.
+fn dotted(path: &str) -> String {
+    let dotted = path.replace('/', ".");
+    match dotted.strip_suffix(".py") {
+        Some(stripped) => stripped.to_string(),
+        None => dotted,
+    }
+}
+
+/// `(classname, name)` as pytest writes them for a node id (`mangle_test_address`): the
+/// dotted file and the classes, then the function with its parameters. Old pytest versions'
+/// `()` instance nodes are left out.
 pub fn mangle(node_id: &str) -> (String, String) {
-    let (path, params) = match node_id.find('[') {
-        Some(pos) => node_id.split_at(pos),
-        None => (node_id, ""),
-    };
-    let mut names: Vec<&str> = path.split("::").filter(|n| *n != "()").collect();
-    let name = format!("{}{}", names.pop().unwrap_or(""), params);
+    let id = NodeId::parse(node_id);
+    if let Some(cut) = id.file().find('[') {
+        // pytest cuts the id at its first `[` anywhere, so with a `[` in the file path the
+        // whole id is one name: the part before the `[` dotted, the rest as it is.
+        return (
+            String::new(),
+            format!("{}{}", dotted(&node_id[..cut]), &node_id[cut..]),
+        );
+    }
+    let mut names: Vec<&str> = std::iter::once(id.file())
+        .chain(id.names())
+        .filter(|n| *n != "()")
+        .collect();
+    let name = format!("{}{}", names.pop().unwrap_or(""), id.params());
     let mut parts: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     if let Some(first) = parts.first_mut() {
-        let dotted = first.replace('/', ".");
-        *first = dotted
-            .strip_suffix(".py")
-            .map(str::to_string)
-            .unwrap_or(dotted);
+        *first = dotted(first);
     }
     (parts.join("."), name)
 }
@@ -107,7 +125,7 @@ pub fn reconstruct(classname: &str, name: &str, file: Option<&str>) -> String {
 
 /// The file part of a node id (`tests/test_x.py` of `tests/test_x.py::T::t[a::b]`).
 pub fn node_file(node_id: &str) -> &str {
-    node_id.split("::").next().unwrap_or(node_id)
+    crate::node_id::module_of(node_id)
 }
 
 #[cfg(test)]
@@ -128,6 +146,18 @@ mod tests {
             mangle("t.py::TestA::()::test_d"),
             ("t.TestA".into(), "test_d".into())
         );
+    }
+
+    #[test]
+    fn a_bracket_in_the_file_path_is_cut_where_pytest_cuts_it() {
+        // pytest's `mangle_test_address` partitions at the first `[` of the whole id.
+        assert_eq!(
+            mangle("tests/[v2]/t.py::T::f[1]"),
+            (String::new(), "tests.[v2]/t.py::T::f[1]".into())
+        );
+        let ids = vec!["tests/[v2]/t.py::T::f[1]".to_string()];
+        let index = NodeIdIndex::new(&ids);
+        assert_eq!(index.resolve("", "tests.[v2]/t.py::T::f[1]", None), ids[0]);
     }
 
     #[test]

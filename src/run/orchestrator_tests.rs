@@ -116,27 +116,15 @@ fn project(group: usize, groups: usize, redis_required: bool) -> Project {
 
 fn spec(groups: &[usize], total: usize, out: &std::path::Path) -> RunSpec {
     RunSpec {
-        collect_only: false,
-        dist: crate::config::Dist::Static,
-        placement: Vec::new(),
-        copy_source: crate::config::CopySource::Auto,
-        files: Default::default(),
-        run_id: RUN.into(),
-        projects: groups.iter().map(|g| project(*g, total, true)).collect(),
-        test_service: "app".into(),
-        command: vec!["pytest".into()],
-        env: vec![],
         ready_timeout: Duration::from_secs(5),
-        timeout: None,
-        test_timeout: None,
-        exit_grace: Duration::from_secs(30),
         token: super::protocol::Token::new("fake-token"),
-        stall_warning: super::spec::STALL_WARNING,
-        out_dir: out.to_path_buf(),
-        keep: false,
-        no_build: false,
-        build: false,
         poll: Duration::from_millis(1),
+        ..RunSpec::new(
+            RUN,
+            groups.iter().map(|g| project(*g, total, true)).collect(),
+            "app",
+            out,
+        )
     }
 }
 

@@ -1,4 +1,6 @@
 //! What the orchestrator is asked to do, in plain types (built by `commands::run`).
+//!
+//! [`RunSpec::new`] holds every default in one place; callers set only what they decide.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -50,10 +52,6 @@ pub struct RunSpec {
     pub ready_timeout: Duration,
     /// Per-group limit for the test phase.
     pub timeout: Option<Duration>,
-    /// Per-test limit (`--test-timeout`).
-    pub test_timeout: Option<Duration>,
-    /// How long a test process may outlive pytest's session (`--exit-grace`).
-    pub exit_grace: Duration,
     /// The run's secret for the plugin's lines.
     pub token: super::protocol::Token,
     /// How long a group may show no progress (no output, no finished test) before every
@@ -81,4 +79,65 @@ pub struct RunSpec {
     /// Only start the environments and collect (what `compose-shard plan` needs): once the
     /// plan is known, groups tear down without running tests.
     pub collect_only: bool,
+    /// `--exit-grace`: how long a test process may stay alive after pytest's session finished
+    /// (threads or child processes that do not end) before it is stopped.
+    pub exit_grace: Duration,
+    /// `--test-timeout`: the limit for each single test, if any.
+    pub test_timeout: Option<Duration>,
+    /// `--retries`: how many times a failed test is rerun, each time in a fresh environment
+    /// (0: never).
+    pub retries: u32,
+    /// `--until TEST`: the group (exactly one, from `--plan`) runs its tests in plan order up
+    /// to and including this node id, then stops.
+    pub until: Option<String>,
+    /// `--snapshots`: whether snapshots of the started services are used, taken or refreshed.
+    pub snapshots: crate::config::Snapshots,
+    /// `--tmpfs-data`: the services' data volumes in memory (tmpfs) instead of on disk.
+    pub tmpfs_data: bool,
+}
+
+impl RunSpec {
+    /// How often readiness is polled unless told otherwise (Compose polls about every 500 ms).
+    pub const DEFAULT_POLL: Duration = Duration::from_millis(500);
+
+    /// A run of `projects` (one isolated project per group run here) with the tests in
+    /// `test_service` and results in `out_dir`, everything else at its default: the default
+    /// test command (`pytest`) and readiness timeout, no test-phase limit, no extra
+    /// environment, images reused or built as needed, static distribution, `--copy-source
+    /// auto`, every group on the first engine, no `secrets:`/`configs:` files, the default
+    /// exit grace, no per-test limit, no retries, no `--until`, snapshots `auto`, data on disk.
+    pub fn new(
+        run_id: impl Into<String>,
+        projects: Vec<Project>,
+        test_service: impl Into<String>,
+        out_dir: impl Into<PathBuf>,
+    ) -> RunSpec {
+        RunSpec {
+            run_id: run_id.into(),
+            projects,
+            test_service: test_service.into(),
+            command: vec![crate::config::resolve::DEFAULT_COMMAND.to_string()],
+            env: Vec::new(),
+            ready_timeout: crate::config::resolve::DEFAULT_READY_TIMEOUT,
+            timeout: None,
+            out_dir: out_dir.into(),
+            keep: false,
+            no_build: false,
+            build: false,
+            poll: Self::DEFAULT_POLL,
+            files: std::collections::HashMap::new(),
+            placement: Vec::new(),
+            copy_source: super::source_copy::CopySource::Auto,
+            dist: crate::config::Dist::Static,
+            collect_only: false,
+            exit_grace: crate::config::resolve::DEFAULT_EXIT_GRACE,
+            test_timeout: None,
+            token: super::protocol::Token::generate(),
+            stall_warning: STALL_WARNING,
+            retries: 0,
+            until: None,
+            snapshots: crate::config::Snapshots::Auto,
+            tmpfs_data: false,
+        }
+    }
 }

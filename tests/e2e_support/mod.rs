@@ -78,10 +78,26 @@ pub fn stack_copy(template: &str) -> tempfile::TempDir {
     dir
 }
 
+/// The variables with which a CI splits one job into parallel copies (`run` takes them as
+/// `--only K` and the group count): removed, so a test suite that itself runs as one of
+/// several parallel copies still runs every group; a test that wants them sets them.
+pub const CI_SPLIT_ENV: [&str; 7] = [
+    "CI_NODE_INDEX",
+    "CI_NODE_TOTAL",
+    "CI_JOB_NAME",
+    "CIRCLE_NODE_INDEX",
+    "CIRCLE_NODE_TOTAL",
+    "BUILDKITE_PARALLEL_JOB",
+    "BUILDKITE_PARALLEL_JOB_COUNT",
+];
+
 pub fn binary() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_compose-shard"));
     for (k, v) in FIXTURE_ENV {
         cmd.env(k, v);
+    }
+    for k in CI_SPLIT_ENV {
+        cmd.env_remove(k);
     }
     cmd
 }

@@ -131,7 +131,7 @@ fn rebuild_junit(layout: &ResultsLayout, outcome: &RunOutcome, group: usize) -> 
         return false;
     }
     let xml = report::junit_from_progress(&entries, &lost);
-    super::write_text(&junit, &xml).is_ok()
+    report::write_text(&junit, &xml).is_ok()
 }
 
 /// A finished test as the plugin's `done` line reported it.
@@ -195,7 +195,7 @@ pub(super) fn store_durations(
         .collected
         .as_ref()
         .map(|c| c.iter().cloned().collect());
-    crate::commands::durations::write_update(
+    crate::durations_store::write_update(
         path,
         merged.junit.durations.iter().cloned(),
         still.as_ref(),
@@ -241,5 +241,5 @@ fn store_timings(durations_path: &Path, outcome: &RunOutcome) -> Result<(), Erro
         .parent()
         .unwrap_or(Path::new("."))
         .join(plan::TIMINGS_FILE);
-    super::write_text(&path, &timings.to_json())
+    Ok(report::write_text(&path, &timings.to_json())?)
 }

@@ -13,32 +13,17 @@
 //! `run --store-durations` and `merge --store-durations` update a file with [`write_update`]
 //! or [`stage_update`]: a regular file is replaced atomically, a device, pipe or symlink is
 //! written through (see `report::StagedFile`). Errors name the file. The format itself
-//! (pytest-split's JSON) is `plan::Durations`, which stays pure; this module does the I/O,
-//! for the commands only, so it lives beside them.
+//! (pytest-split's JSON) is `plan::Durations`, which stays pure; this module does the I/O
+//! for the commands, so that `plan` needs none.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::config::resolve::{durations_file, DurationsFile};
 use crate::errors::Error;
 use crate::plan::{Durations, PlanError};
 use crate::pyproject::Settings;
 use crate::report::StagedFile;
-
-/// pytest-split's default durations file name.
-pub const DEFAULT_DURATIONS: &str = ".test_durations";
-
-/// The durations file `run` and `plan` read (which may not exist).
-pub fn durations_path(explicit: Option<&Path>, settings: &Settings, project_dir: &Path) -> PathBuf {
-    match explicit {
-        Some(path) => path.to_path_buf(),
-        None => project_dir.join(
-            settings
-                .durations
-                .as_deref()
-                .unwrap_or(Path::new(DEFAULT_DURATIONS)),
-        ),
-    }
-}
 
 /// The text of the durations file at `path`, `None` when there is none.
 fn read_text(path: &Path) -> Result<Option<String>, Error> {
@@ -99,17 +84,23 @@ pub fn write_update(
     Ok(())
 }
 
-/// Load the durations `run` and `plan` balance by.
+/// Load the durations `run` and `plan` balance by, from the file `--durations` names, else
+/// the one the settings name (see `config::resolve::durations_file`).
 pub fn load_durations(
     explicit: Option<&Path>,
     settings: &Settings,
     project_dir: &Path,
     from_junit: &[PathBuf],
 ) -> Result<Durations, Error> {
-    let path = durations_path(explicit, settings, project_dir);
-    let mut durations = match read_text(&path)? {
-        Some(text) => parse(&path, &text)?,
-        None if explicit.is_some() => {
+    load(&durations_file(explicit, settings, project_dir), from_junit)
+}
+
+/// Load the durations `run` and `plan` balance by: `file`, then `from_junit` on top.
+pub fn load(file: &DurationsFile, from_junit: &[PathBuf]) -> Result<Durations, Error> {
+    let path = &file.path;
+    let mut durations = match read_text(path)? {
+        Some(text) => parse(path, &text)?,
+        None if file.explicit => {
             return Err(Error::Usage(format!(
                 "--durations {}: no such file; record one with `compose-shard run --store-durations FILE` (or pytest-split's `pytest --store-durations`), or leave out --durations to estimate every test",
                 path.display()
