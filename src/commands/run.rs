@@ -52,6 +52,58 @@ struct Prepared {
     engines: Vec<EngineAddress>,
     /// The run's settings.
     settings: RunSettings,
+    /// Fresh isolated copies of the project (retries, replays, probes).
+    factory: run::ProjectFactory,
+    /// The plan's group count: fresh environments are numbered after it.
+    groups: usize,
+}
+
+/// How long the searches for the tests that make another fail may take in all (`--retries`).
+const BISECT_BUDGET: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Fresh isolated copies of `project` numbered as the caller says (group `k` of `k`).
+fn project_factory(
+    settings: &RunSettings,
+    project: &Project,
+    test_service: &str,
+    id: &str,
+) -> run::ProjectFactory {
+    let (project, test_service, id) = (project.clone(), test_service.to_string(), id.to_string());
+    let publish_ports = settings.publish_ports;
+    run::ProjectFactory(std::sync::Arc::new(move |k: usize| {
+        let mut isolated = compose::isolate(
+            &project,
+            &Isolation {
+                run_id: id.clone(),
+                group: k,
+                groups: k,
+                publish_ports,
+                test_service: Some(test_service.clone()),
+            },
+        )?;
+        stamp_labels(&mut isolated, &id, k);
+        Ok(isolated)
+    }))
+}
+
+/// `--until TEST`: the one group's list cut after TEST.
+fn cut_at(mut assignment: Assignment, settings: &RunSettings) -> Result<Assignment, Error> {
+    let (Some(test), Some(only)) = (&settings.until, &settings.only) else {
+        return Ok(assignment);
+    };
+    let group = only.0[0];
+    let list = assignment.entry(group).or_default();
+    match list.iter().position(|id| id == test) {
+        Some(at) => {
+            list.truncate(at + 1);
+            Ok(assignment)
+        }
+        None => Err(Error::Usage(format!(
+            "--until {test}: group {group} of the plan does not run that test ({} tests, e.g. {}); name one of its tests, as the failed test's reproduce line does",
+            list.len(),
+            list.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        ))),
+    }
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -272,7 +324,7 @@ fn test_source(
         if settings.plan_file.as_deref() != Some(plan_file) {
             write_text(plan_file, &plan.to_json())?;
         }
-        return Ok(TestSource::Fixed(assignment_of(&plan)));
+        return Ok(TestSource::Fixed(cut_at(assignment_of(&plan), settings)?));
     }
     if let Some(path) = &settings.tests_file {
         let tests = crate::test_list::read_tests(path)?;
@@ -347,6 +399,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         (fixed_plan.is_none() && settings.tests_file.is_none() && dist == Dist::Dynamic)
             .then(|| (durations.clone(), settings.split_by, groups));
     let source = test_source(&settings, fixed_plan, durations, (groups, dist), &plan_file)?;
+    let factory = project_factory(&settings, &project, &test_service, &id);
     Ok(Prepared {
         spec: RunSpec {
             command: settings.command.clone(),
@@ -374,6 +427,8 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         reproduce_flags: reproduce_flags(cfg, &test_service),
         auto_reason,
         settings,
+        factory,
+        groups,
     })
 }
 
@@ -453,8 +508,15 @@ fn finish(prepared: &Prepared, outcome: &run::RunOutcome) {
         }
     }
     let merged = write_reports(spec, outcome);
+    let plan_file = prepared.plan_file.display().to_string();
+    let failures = run::failure_rows(
+        outcome,
+        &plan_file,
+        &prepared.reproduce_flags,
+        &spec.command,
+    );
     if let Some(merged) = &merged {
-        github_output(spec, outcome, merged);
+        github_output(spec, outcome, merged, &failures);
         if let Some(path) = &prepared.settings.store_durations {
             if let Err(e) = store_durations(path, outcome, merged) {
                 eprintln!(
@@ -482,6 +544,17 @@ fn finish(prepared: &Prepared, outcome: &run::RunOutcome) {
     if let Some(split) = &prepared.settings.ci_split {
         println!("{}", split.describe());
     }
+}
+
+/// Whether any test failed or was lost (what `--retries` runs again).
+fn has_failures(outcome: &run::RunOutcome) -> bool {
+    !outcome.lost.is_empty()
+        || outcome.groups.iter().flat_map(|g| &g.results).any(|r| {
+            matches!(
+                r.outcome,
+                run::TestOutcome::Failed | run::TestOutcome::Error
+            )
+        })
 }
 
 async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
@@ -516,13 +589,23 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
         .expect("a prepared run has its source");
     let spec = &prepared.spec;
     let backends: Vec<&DockerEngine> = engines.iter().collect();
-    let result = run_with_signals(
-        &backends,
-        &spec.run_id,
-        run::run_on(&slots, spec, source, &events),
-        &events,
-    )
-    .await;
+    let work = async {
+        let mut outcome = run::run_on(&slots, spec, source, &events).await;
+        if spec.retries > 0 && outcome.fatal.is_none() && has_failures(&outcome) {
+            let explainer = run::Explainer {
+                engines: &slots,
+                spec,
+                factory: prepared.factory.clone(),
+                retries: spec.retries as usize,
+                budget: BISECT_BUDGET,
+                parallel: spec.projects.len().max(1),
+                events: &events,
+            };
+            outcome.explanation = Some(explainer.explain(&outcome, prepared.groups + 1).await);
+        }
+        outcome
+    };
+    let result = run_with_signals(&backends, &spec.run_id, work, &events).await;
     drop(events);
     let _ = display.await;
 

@@ -71,6 +71,63 @@ pub fn github_step_summary(
     md
 }
 
+/// One failed test of a run, what it turned out to be and how to reproduce it (filled by
+/// the orchestrator's summary).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureRow {
+    /// `FAILED`, `ERROR`, `LOST` or `flaky`.
+    pub word: &'static str,
+    /// Node id.
+    pub node_id: String,
+    /// Its group.
+    pub group: usize,
+    /// `flaky`, `order-dependent` or `real`, when `--retries` explained it.
+    pub class: Option<&'static str>,
+    /// What the explanation found.
+    pub detail: String,
+    /// The command that reproduces it on a laptop.
+    pub reproduce: Option<String>,
+}
+
+/// The step summary's section on failures `--retries` explained: one row per test.
+pub fn github_explained(rows: &[FailureRow]) -> String {
+    let explained: Vec<&FailureRow> = rows.iter().filter(|r| r.class.is_some()).collect();
+    if explained.is_empty() {
+        return String::new();
+    }
+    let mut md = format!("\n### Failures explained ({})\n\n", explained.len());
+    md.push_str(
+        "| test | group | kind | what happened | reproduce |\n|:---|---:|:---|:---|:---|\n",
+    );
+    for r in explained {
+        let _ = writeln!(
+            md,
+            "| {} | {} | **{}** | {} | {} |",
+            code(&r.node_id),
+            r.group,
+            r.class.unwrap_or(""),
+            cell(&r.detail),
+            r.reproduce.as_deref().map(code).unwrap_or_default()
+        );
+    }
+    md
+}
+
+/// `::warning` annotations for flaky and order-dependent tests (real failures already have
+/// their `::error` from the JUnit).
+pub fn github_explained_annotations(rows: &[FailureRow]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| match r.class? {
+            "real" => None,
+            class => Some(format!(
+                "::warning title={}::{}",
+                escape_property(&format!("{class}: {}", r.node_id)),
+                escape_data(&r.detail)
+            )),
+        })
+        .collect()
+}
+
 /// The failures, each linked to `file#Lline` under `link_base` when given.
 fn failures(md: &mut String, failed_tests: &[FailedTest], link_base: Option<&str>) {
     if !failed_tests.is_empty() {

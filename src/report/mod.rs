@@ -35,7 +35,10 @@ pub use atomic::{write_atomically, write_text, StagedFile};
 pub use coverage_merge::merge_coverage;
 pub use coverage_write::CoverageTotals;
 pub use error::ReportError;
-pub use github::{github_annotations, github_blob_base, github_log_group, github_step_summary};
+pub use github::{
+    github_annotations, github_blob_base, github_explained, github_explained_annotations,
+    github_log_group, github_step_summary, FailureRow,
+};
 pub use input_kind::{classify, ReportKind};
 pub use junit_durations::{junit_durations, junit_durations_with};
 pub use junit_merge::merge_junit;

@@ -414,6 +414,7 @@ impl<B: Backend> Explainer<'_, B> {
         spec.out_dir = dir.to_path_buf();
         spec.dist = Dist::Static;
         spec.keep = false;
+        spec.sweep = false;
         spec.placement = Vec::new();
         spec.env.retain(|(k, _)| k != ATTEMPT_ENV);
         spec.env

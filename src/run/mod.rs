@@ -46,4 +46,4 @@ pub use signals::{run_interruptible, run_with_signals, Interrupted};
 pub use source_copy::CopySource;
 pub use spec::{Assignment, Planner, RunSpec, TestSource, STALL_WARNING};
 pub use startup::{declared_tcp_ports, start_order};
-pub use summary::{exit_code, render_summary, reproduce_command};
+pub use summary::{exit_code, failure_rows, render_summary, reproduce_command};

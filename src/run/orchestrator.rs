@@ -61,6 +61,8 @@ pub struct RunOutcome {
     pub not_run: Vec<String>,
     /// Whether groups pulled from a work queue.
     pub dynamic: bool,
+    /// What the failed tests turned out to be (`--retries`).
+    pub explanation: Option<super::explain::Explanation>,
 }
 
 fn group_of(project: &Project, index: usize) -> usize {
@@ -224,7 +226,7 @@ pub async fn run_on<B: Backend>(
     outcome.lost = finished.lost;
     outcome.not_run = finished.not_run;
     check_exactly_once(&mut outcome);
-    if !spec.keep {
+    if !spec.keep && spec.sweep {
         sweep(engines, spec, events).await;
     }
     outcome

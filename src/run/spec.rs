@@ -54,6 +54,9 @@ pub struct RunSpec {
     pub timeout: Option<Duration>,
     /// The run's secret for the plugin's lines.
     pub token: super::protocol::Token,
+    /// Remove whatever still carries the run's label once the groups are done (off for the
+    /// fresh environments of retries and searches, which must not touch kept groups).
+    pub sweep: bool,
     /// How long a group may show no progress (no output, no finished test) before every
     /// thread's stack is printed as a warning, once ([`STALL_WARNING`]).
     pub stall_warning: Duration,
@@ -133,6 +136,7 @@ impl RunSpec {
             exit_grace: crate::config::resolve::DEFAULT_EXIT_GRACE,
             test_timeout: None,
             token: super::protocol::Token::generate(),
+            sweep: true,
             stall_warning: STALL_WARNING,
             retries: 0,
             until: None,

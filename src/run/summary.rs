@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use super::explain::FailureClass;
 use super::orchestrator::RunOutcome;
 use super::outcome::GroupStatus;
 use crate::errors::ExitCode;
@@ -27,17 +28,57 @@ pub fn exit_code(outcome: &RunOutcome) -> ExitCode {
     {
         return ExitCode::Usage;
     }
-    let failed = outcome.groups.iter().any(|g| {
-        matches!(
-            g.status,
-            GroupStatus::Failed | GroupStatus::TimedOut { .. } | GroupStatus::TestTimedOut { .. }
-        )
+    let failed = outcome
+        .groups
+        .iter()
+        .any(|g| group_fails_the_run(outcome, g));
+    let lost_not_flaky = outcome.lost.iter().any(|l| {
+        outcome.explanation.as_ref().map_or(true, |e| {
+            e.classes
+                .get(&l.node_id)
+                .map_or(true, |c| c.fails_the_run())
+        })
     });
-    let unfinished = !outcome.not_run.is_empty() || !outcome.lost.is_empty();
+    let unfinished = !outcome.not_run.is_empty() || lost_not_flaky;
     if failed || unfinished || !outcome.missing.is_empty() || !outcome.duplicated.is_empty() {
         return ExitCode::TestsFailed;
     }
     ExitCode::Success
+}
+
+/// Whether a group's outcome fails the run: it timed out, or it failed and (with
+/// `--retries`) not every one of its failed tests turned out flaky.
+fn group_fails_the_run(outcome: &RunOutcome, g: &super::event::GroupReport) -> bool {
+    match &g.status {
+        GroupStatus::TimedOut { .. } => true,
+        GroupStatus::Failed | GroupStatus::TestTimedOut { .. } => {
+            let Some(explanation) = &outcome.explanation else {
+                return true;
+            };
+            let failed: Vec<&String> = failed_in(g).collect();
+            // pytest failed without a failed test to show for it (a coverage threshold, a
+            // session error): nothing to explain away.
+            failed.is_empty()
+                || failed.iter().any(|id| {
+                    explanation
+                        .classes
+                        .get(*id)
+                        .map_or(true, |c| c.fails_the_run())
+                })
+        }
+        _ => false,
+    }
+}
+
+/// The tests of a group that failed or errored, in the order they ran.
+fn failed_in(g: &super::event::GroupReport) -> impl Iterator<Item = &String> {
+    g.ran.iter().zip(&g.results).filter_map(|(id, r)| {
+        matches!(
+            r.outcome,
+            super::event::TestOutcome::Failed | super::event::TestOutcome::Error
+        )
+        .then_some(id)
+    })
 }
 
 /// `compose-shard run --plan <out>/plan.json --only K <flags> -- <command>`, reproducing one
@@ -62,6 +103,173 @@ pub fn reproduce_command(
         words.extend(command.iter().cloned());
     }
     shell_words::join(words)
+}
+
+/// `compose-shard run --plan PLAN [--only K --until TEST] <flags> -- <command>`: reproduces
+/// one test on a laptop, with the services and the tests that ran before it in its group.
+fn reproduce_test(
+    plan_file: &str,
+    at: Option<(usize, &str)>,
+    flags: &[String],
+    command: &[String],
+) -> String {
+    let mut words = vec![
+        "compose-shard".to_string(),
+        "run".into(),
+        "--plan".into(),
+        plan_file.to_string(),
+    ];
+    if let Some((group, test)) = at {
+        words.extend([
+            "--only".into(),
+            group.to_string(),
+            "--until".into(),
+            test.to_string(),
+        ]);
+    }
+    words.extend(flags.iter().cloned());
+    if !command.is_empty() {
+        words.push("--".into());
+        words.extend(command.iter().cloned());
+    }
+    shell_words::join(words)
+}
+
+/// The failed (or lost) tests of a run, in group order: (word, node id, group).
+fn failed_ids(outcome: &RunOutcome) -> Vec<(&'static str, &str, usize)> {
+    let mut found = Vec::new();
+    for g in &outcome.groups {
+        for (id, r) in g.ran.iter().zip(&g.results) {
+            let word = match r.outcome {
+                super::event::TestOutcome::Failed => "FAILED",
+                super::event::TestOutcome::Error => "ERROR",
+                _ => continue,
+            };
+            found.push((word, id.as_str(), g.group));
+        }
+    }
+    found.extend(
+        outcome
+            .lost
+            .iter()
+            .map(|l| ("LOST", l.node_id.as_str(), l.group)),
+    );
+    found
+}
+
+/// Every failed (or lost) test of the run: what it turned out to be (with `--retries`) and
+/// the command that reproduces it on a laptop.
+pub fn failure_rows(
+    outcome: &RunOutcome,
+    plan_file: &str,
+    flags: &[String],
+    command: &[String],
+) -> Vec<crate::report::FailureRow> {
+    let explanation = outcome.explanation.as_ref();
+    failed_ids(outcome)
+        .into_iter()
+        .map(|(word, id, group)| {
+            let here = |plan: &str, at| reproduce_test(plan, at, flags, command);
+            let until = here(plan_file, Some((group, id)));
+            let retried = explanation
+                .and_then(|e| e.retries.get(id))
+                .map_or(0, Vec::len);
+            let (class, detail, reproduce) = match explanation.and_then(|e| e.classes.get(id)) {
+                Some(FailureClass::Flaky { passed_on }) => (
+                    Some("flaky"),
+                    format!(
+                        "passed on retry {passed_on} in a fresh environment, counted as passed"
+                    ),
+                    None,
+                ),
+                Some(FailureClass::OrderDependent {
+                    culprits,
+                    plan: Some(plan),
+                    ..
+                }) => (
+                    Some("order-dependent"),
+                    format!("passes alone, fails after {}", culprits.join(", ")),
+                    Some(here(&plan.display().to_string(), None)),
+                ),
+                Some(FailureClass::OrderDependent { note, .. }) => (
+                    Some("order-dependent"),
+                    format!(
+                        "passes alone, fails after the tests its group ran before it{}",
+                        note.as_deref()
+                            .map(|n| format!("; {n}"))
+                            .unwrap_or_default()
+                    ),
+                    Some(until),
+                ),
+                Some(FailureClass::Real) => (
+                    Some("real"),
+                    format!(
+                        "failed on {retried} retr{} in a fresh environment",
+                        if retried == 1 { "y" } else { "ies" }
+                    ),
+                    Some(until),
+                ),
+                None => (None, String::new(), Some(until)),
+            };
+            crate::report::FailureRow {
+                word: if class == Some("flaky") {
+                    "flaky"
+                } else {
+                    word
+                },
+                node_id: id.to_string(),
+                group,
+                class,
+                detail,
+                reproduce,
+            }
+        })
+        .collect()
+}
+
+/// At most this many failed tests are listed with their reproduce command.
+const LISTED_FAILURES: usize = 20;
+
+/// One line per failed test, ending with the command that reproduces it.
+fn failed_tests(
+    out: &mut String,
+    outcome: &RunOutcome,
+    plan_file: &str,
+    flags: &[String],
+    command: &[String],
+) {
+    let rows = failure_rows(outcome, plan_file, flags, command);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "failed tests ({}):", rows.len());
+    for row in rows.iter().take(LISTED_FAILURES) {
+        let what = match row.class {
+            Some(class) => format!("g{}, {class}: {}", row.group, row.detail),
+            None => format!("g{}", row.group),
+        };
+        let _ = match &row.reproduce {
+            Some(command) => writeln!(out, "  {} {} ({what}): {command}", row.word, row.node_id),
+            None => writeln!(out, "  {} {} ({what})", row.word, row.node_id),
+        };
+    }
+    if rows.len() > LISTED_FAILURES {
+        let _ = writeln!(
+            out,
+            "  ... and {} more (all of them are in junit.xml)",
+            rows.len() - LISTED_FAILURES
+        );
+    }
+    if let Some(e) = &outcome.explanation {
+        let _ = writeln!(
+            out,
+            "failures explained in {:.0}s: {} flaky, {} order-dependent, {} real",
+            e.seconds,
+            e.of("flaky").len(),
+            e.of("order-dependent").len(),
+            e.of("real").len()
+        );
+    }
 }
 
 /// Up to five ids, comma-separated.
@@ -182,6 +390,9 @@ pub fn render_summary(
     problems(&mut out, outcome);
     // Without a plan (images or collection failed) there is nothing to reproduce from.
     let plan_exists = outcome.fatal.is_none();
+    if plan_exists {
+        failed_tests(&mut out, outcome, plan_file, flags, command);
+    }
     for g in outcome
         .groups
         .iter()
@@ -236,6 +447,80 @@ mod tests {
         }
     }
 
+    /// Group 2 ran four tests; three failed, one errored.
+    fn with_failures(mut g: GroupReport) -> GroupReport {
+        use crate::run::event::{TestOutcome, TestResult};
+        let result = |outcome| TestResult {
+            outcome,
+            seconds: Some(0.5),
+        };
+        g.ran = [
+            "test_ok",
+            "test_coin",
+            "test_after_polluter",
+            "test_bug",
+            "test_setup",
+        ]
+        .iter()
+        .map(|n| format!("tests/t.py::{n}"))
+        .collect();
+        g.results = vec![
+            result(TestOutcome::Passed),
+            result(TestOutcome::Failed),
+            result(TestOutcome::Failed),
+            result(TestOutcome::Failed),
+            result(TestOutcome::Error),
+        ];
+        g
+    }
+
+    fn explanation() -> crate::run::explain::Explanation {
+        use crate::run::explain::{Explanation, FailureClass};
+        let id = |n: &str| format!("tests/t.py::{n}");
+        let failed = crate::report::Attempt {
+            outcome: crate::report::AttemptOutcome::Failure,
+            message: "assert 1 == 2".into(),
+            text: String::new(),
+            time: 0.1,
+        };
+        Explanation {
+            retries: [
+                (id("test_bug"), vec![failed.clone(), failed]),
+                (id("test_setup"), vec![]),
+            ]
+            .into_iter()
+            .collect(),
+            classes: [
+                (id("test_coin"), FailureClass::Flaky { passed_on: 1 }),
+                (
+                    id("test_after_polluter"),
+                    FailureClass::OrderDependent {
+                        group: 2,
+                        culprits: vec![id("test_ok")],
+                        plan: Some(
+                            "compose-shard-results/bisect/tests_t_py__test_after_polluter.json"
+                                .into(),
+                        ),
+                        note: None,
+                    },
+                ),
+                (id("test_bug"), FailureClass::Real),
+                (
+                    id("test_setup"),
+                    FailureClass::OrderDependent {
+                        group: 2,
+                        culprits: vec![],
+                        plan: None,
+                        note: Some("the search ran out of time".into()),
+                    },
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            seconds: 42.0,
+        }
+    }
+
     #[test]
     fn the_end_of_run_summary_of_every_kind_of_group() {
         let mut lingering = group(1, GroupStatus::Passed, 10, 0);
@@ -248,7 +533,7 @@ mod tests {
         let outcome = RunOutcome {
             groups: vec![
                 lingering,
-                group(2, GroupStatus::Failed, 8, 2),
+                with_failures(group(2, GroupStatus::Failed, 8, 2)),
                 group(
                     3,
                     GroupStatus::TestTimedOut {
@@ -293,6 +578,7 @@ mod tests {
                 group: 4,
                 cause: "the test process ended abnormally (exit code 137)".into(),
             }],
+            explanation: Some(explanation()),
             not_run: vec!["tests/t.py::test_after".into()],
             ..RunOutcome::default()
         };

@@ -40,7 +40,8 @@ pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<Merg
             GroupResult {
                 group: g.group,
                 groups,
-                junit: existing(layout.junit(g.group)),
+                junit: with_retries(&layout, outcome, g)
+                    .or_else(|| existing(layout.junit(g.group))),
                 coverage: existing(layout.coverage(g.group)),
                 missing_reason: reason,
                 system_err: g.lingering.as_ref().map(|l| format!("compose-shard: {l}")),
@@ -86,6 +87,48 @@ pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<Merg
             eprintln!(
                 "warning: merging results into {}: {}",
                 layout.root.display(),
+                crate::errors::render_chain(&e)
+            );
+            None
+        }
+    }
+}
+
+/// A group's JUnit file rewritten with the retries of its failed tests
+/// (`g<k>/junit-with-retries.xml`, Surefire's flaky/rerun elements), when it has any.
+fn with_retries(
+    layout: &ResultsLayout,
+    outcome: &RunOutcome,
+    g: &run::GroupReport,
+) -> Option<PathBuf> {
+    let explanation = outcome.explanation.as_ref()?;
+    let mut ids: Vec<String> = g.ran.clone();
+    ids.extend(
+        outcome
+            .lost
+            .iter()
+            .filter(|l| l.group == g.group)
+            .map(|l| l.node_id.clone()),
+    );
+    let reruns: std::collections::BTreeMap<String, Vec<report::Attempt>> = ids
+        .iter()
+        .filter_map(|id| Some((id.clone(), explanation.retries.get(id)?.clone())))
+        .collect();
+    let input = layout.junit(g.group);
+    if reruns.is_empty() || !input.exists() {
+        return None;
+    }
+    let output = layout.group_dir(g.group).join("junit-with-retries.xml");
+    let index = report::NodeIdIndex::new(&ids);
+    let written = report::write_atomically(&output, |w| {
+        report::apply_reruns(&input, &reruns, &index, w)
+    });
+    match written {
+        Ok(()) => Some(output),
+        Err(e) => {
+            eprintln!(
+                "warning: adding the retries to group {}'s JUnit: {}",
+                g.group,
                 crate::errors::render_chain(&e)
             );
             None
@@ -153,11 +196,19 @@ fn from_plugin_line(id: &str, result: &run::TestResult) -> report::ProgressEntry
 
 /// Under GitHub Actions: annotations for failures, each group's log folded, and the step
 /// summary.
-pub(super) fn github_output(spec: &RunSpec, outcome: &RunOutcome, merged: &MergedResults) {
+pub(super) fn github_output(
+    spec: &RunSpec,
+    outcome: &RunOutcome,
+    merged: &MergedResults,
+    failures: &[report::FailureRow],
+) {
     if std::env::var_os("GITHUB_ACTIONS").is_none() {
         return;
     }
     for line in github_annotations(&merged.junit, 50) {
+        println!("{line}");
+    }
+    for line in report::github_explained_annotations(failures) {
         println!("{line}");
     }
     let layout = ResultsLayout::new(&spec.out_dir);
@@ -171,7 +222,8 @@ pub(super) fn github_output(spec: &RunSpec, outcome: &RunOutcome, merged: &Merge
     }
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
         let summaries: Vec<_> = outcome.groups.iter().map(|g| g.summary()).collect();
-        let markdown = github_step_summary(&summaries, &merged.junit, None);
+        let mut markdown = github_step_summary(&summaries, &merged.junit, None);
+        markdown.push_str(&report::github_explained(failures));
         let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
