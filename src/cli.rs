@@ -50,6 +50,15 @@ enum CliCommand {
     Run(Box<RunArgs>),
     /// Collect the tests and show how they would be split into groups.
     Plan(PlanArgs),
+    /// Find the tests that make a test fail: the smallest set of the tests its group ran
+    /// before it (in the saved plan), by delta debugging in fresh environments.
+    ///
+    /// The first probe replays the whole group up to TEST; if TEST passes there, what ran
+    /// before it does not make it fail (exit 1). Otherwise each round runs parts of the
+    /// earlier tests, then TEST, each in a fresh environment, several at once, until the
+    /// culprits are found (exit 0) and checked: with them TEST fails, alone it passes. The
+    /// result names them and the command that reproduces the failure with just them.
+    Bisect(Box<BisectArgs>),
     /// Merge JUnit and coverage XML from several groups or runners into one of each.
     Merge(MergeArgs),
     /// Remove containers, networks and volumes left behind by earlier runs.
@@ -238,6 +247,70 @@ struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+struct BisectArgs {
+    #[command(flatten)]
+    compose: ComposeArgs,
+    /// The plan the run saved (e.g. `compose-shard-results/plan.json`): which group TEST ran
+    /// in and what ran before it.
+    #[arg(long, value_name = "FILE", required = true)]
+    plan: PathBuf,
+    /// The test that fails after others (a node id of the plan).
+    #[arg(value_name = "TEST")]
+    test: String,
+    /// The service tests run in (as for `run`).
+    #[arg(short = 's', long, value_name = "SERVICE")]
+    service: Option<String>,
+    /// Also start this service in every environment (repeatable, as for `run`).
+    #[arg(long = "with-service", value_name = "NAME")]
+    with_services: Vec<String>,
+    /// How long the search may take in all (e.g. `20m`) [default: 10m].
+    #[arg(long, value_name = "DURATION")]
+    budget: Option<String>,
+    /// Where the probes' results and the culprits' plan go [default: as for `run`].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// How long services may take to become ready (as for `run`).
+    #[arg(long = "ready-timeout", value_name = "DURATION")]
+    ready_timeout: Option<String>,
+    /// Progress display: bars on a terminal, plain prefixed lines otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
+    /// Extra environment variable for the test container (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VAL")]
+    env: Vec<String>,
+    #[command(flatten)]
+    engines: EngineArgs,
+    /// The test command (default: `pytest`, as for `run`); put it after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+impl BisectArgs {
+    fn into_config(self) -> Result<RunConfig, String> {
+        let env = self
+            .env
+            .iter()
+            .map(|kv| parse_env_pair(kv))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RunConfig {
+            compose: self.compose.into_options(),
+            service: self.service,
+            with_services: self.with_services,
+            plan_file: Some(self.plan),
+            out_dir: self.out,
+            ready_timeout: duration_flag("--ready-timeout", self.ready_timeout.as_deref())?,
+            progress: self.progress,
+            env,
+            command: self.command,
+            docker_hosts: self.engines.into_list()?,
+            bisect: Some(self.test),
+            bisect_budget: duration_flag("--budget", self.budget.as_deref())?,
+            ..RunConfig::default()
+        })
+    }
+}
+
+#[derive(Debug, Args)]
 struct PlanArgs {
     #[command(flatten)]
     compose: ComposeArgs,
@@ -379,6 +452,7 @@ impl Cli {
         Ok(match self.command {
             CliCommand::Run(a) => Command::Run(Box::new(a.into_config()?)),
             CliCommand::Plan(a) => Command::Plan(a.into_config()?),
+            CliCommand::Bisect(a) => Command::Run(Box::new(a.into_config()?)),
             CliCommand::Merge(a) => Command::Merge(MergeConfig {
                 junit_xml: a.junit_xml,
                 cov_xml: a.cov_xml,
@@ -462,6 +536,8 @@ impl RunArgs {
             until: self.until,
             snapshots: self.snapshots,
             tmpfs_data: self.tmpfs_data,
+            bisect: None,
+            bisect_budget: None,
         })
     }
 }

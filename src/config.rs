@@ -273,6 +273,11 @@ pub struct RunConfig {
     pub snapshots: Option<Snapshots>,
     /// `--tmpfs-data` (false: `tmpfs-data` from pyproject.toml, else false).
     pub tmpfs_data: bool,
+    /// `compose-shard bisect --plan PLAN TEST`: instead of running the plan, find the tests of
+    /// TEST's group that make it fail.
+    pub bisect: Option<String>,
+    /// `bisect --budget`: how long the search may take (default 10m).
+    pub bisect_budget: Option<Duration>,
 }
 
 /// `compose-shard plan`.

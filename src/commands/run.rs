@@ -170,7 +170,8 @@ fn reproduce_flags(cfg: &RunConfig, test_service: &str) -> Vec<String> {
         flags.extend(["-e".to_string(), format!("{k}={v}")]);
     }
     // What changes how a group's tests run, as given on the command line (pyproject.toml
-    // applies to the rerun anyway). `--until` is the rerun's own business.
+    // applies to the rerun anyway). `--until` is the rerun's own business, and `--retries`
+    // would run a reproduced failure again instead of showing it.
     let durations = [
         ("--exit-grace", cfg.exit_grace),
         ("--test-timeout", cfg.test_timeout),
@@ -179,9 +180,6 @@ fn reproduce_flags(cfg: &RunConfig, test_service: &str) -> Vec<String> {
         if let Some(d) = value {
             flags.extend([flag.to_string(), format_duration(d)]);
         }
-    }
-    if let Some(n) = cfg.retries {
-        flags.extend(["--retries".to_string(), n.to_string()]);
     }
     if let Some(s) = cfg.snapshots {
         flags.extend(["--snapshots".to_string(), s.name().to_string()]);
@@ -557,8 +555,109 @@ fn has_failures(outcome: &run::RunOutcome) -> bool {
         })
 }
 
+/// TEST's group in the plan, and the tests that ran before it there.
+fn group_of(
+    assignment: &Assignment,
+    test: &str,
+    plan: &Path,
+) -> Result<(usize, Vec<String>), Error> {
+    for (group, tests) in assignment {
+        if let Some(at) = tests.iter().position(|t| t == test) {
+            return Ok((*group, tests[..at].to_vec()));
+        }
+    }
+    Err(Error::Usage(format!(
+        "{test} is not in {} (it holds {} tests in {} groups): name a test as the plan writes it, e.g. from a failed test's line in the run's summary",
+        plan.display(),
+        assignment.values().map(Vec::len).sum::<usize>(),
+        assignment.len()
+    )))
+}
+
+/// `compose-shard bisect --plan PLAN TEST`: the tests of TEST's group that make it fail.
+async fn bisect_command(
+    cfg: &RunConfig,
+    mut prepared: Prepared,
+    test: &str,
+) -> Result<ExitCode, Error> {
+    let plan = prepared.settings.plan_file.clone().unwrap_or_default();
+    let Some(TestSource::Fixed(assignment)) = prepared.source.take() else {
+        return Err(Error::Usage("bisect needs --plan FILE".into()));
+    };
+    let (group, earlier) = group_of(&assignment, test, &plan)?;
+    let (engines, _) = connect_engines(&prepared.engines).await?;
+    let slots = slots(&engines);
+    let (events, receiver) = EventSink::channel();
+    let display = tokio::spawn(
+        Display::new(DisplayMode::resolve(prepared.settings.progress)).consume(receiver),
+    );
+    events.emit(run::Event::Notice(format!(
+        "bisect {test}: group {group} of {} ran {} test(s) before it; each probe runs some of them, then it, in a fresh environment",
+        plan.display(),
+        earlier.len()
+    )));
+    let spec = &prepared.spec;
+    let explainer = run::Explainer {
+        engines: &slots,
+        spec,
+        factory: prepared.factory.clone(),
+        retries: 0,
+        budget: cfg.bisect_budget.unwrap_or(BISECT_BUDGET),
+        parallel: prepared.groups.clamp(1, 4),
+        events: &events,
+        rounds: Default::default(),
+    };
+    let backends: Vec<&DockerEngine> = engines.iter().collect();
+    let work = explainer.bisect(test, group, earlier, prepared.groups + 1);
+    let result = run_with_signals(&backends, &spec.run_id, work, &events).await;
+    drop(events);
+    let _ = display.await;
+    let (class, rounds) = result.map_err(|_| Error::from(RunError::Interrupted))?;
+    let run::FailureClass::OrderDependent {
+        culprits,
+        plan,
+        note,
+        ..
+    } = class
+    else {
+        unreachable!("a bisection classifies as order-dependent");
+    };
+    match plan {
+        Some(plan) if !culprits.is_empty() => {
+            println!(
+                "{test} fails after {} ({rounds} rounds of probes)",
+                culprits.join(", ")
+            );
+            for c in &culprits {
+                println!("  culprit: {c}");
+            }
+            let mut words = vec![
+                "compose-shard".to_string(),
+                "run".into(),
+                "--plan".into(),
+                plan.display().to_string(),
+            ];
+            words.extend(prepared.reproduce_flags.iter().cloned());
+            words.push("--".into());
+            words.extend(spec.command.iter().cloned());
+            println!("reproduce: {}", shell_words::join(words));
+            Ok(ExitCode::Success)
+        }
+        _ => {
+            println!(
+                "{test}: no culprit found after {rounds} rounds: {}",
+                note.unwrap_or_else(|| "the search did not finish".into())
+            );
+            Ok(ExitCode::TestsFailed)
+        }
+    }
+}
+
 async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
     let mut prepared = prepare(&cfg)?;
+    if let Some(test) = cfg.bisect.clone() {
+        return bisect_command(&cfg, prepared, &test).await;
+    }
     let (engines, capacities) = connect_engines(&prepared.engines).await?;
     let engine = &engines[0];
     if engines.len() > 1 {
@@ -600,6 +699,7 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
                 budget: BISECT_BUDGET,
                 parallel: spec.projects.len().max(1),
                 events: &events,
+                rounds: Default::default(),
             };
             outcome.explanation = Some(explainer.explain(&outcome, prepared.groups + 1).await);
         }
@@ -648,7 +748,7 @@ mod tests {
         let flags = reproduce_flags(&cfg, "app").join(" ");
         assert_eq!(
             flags,
-            "--service app --exit-grace 90s --test-timeout 1500ms --retries 2 --snapshots off --tmpfs-data"
+            "--service app --exit-grace 90s --test-timeout 1500ms --snapshots off --tmpfs-data"
         );
     }
 }

@@ -47,7 +47,7 @@ pub use junit_types::{CaseCounts, FailedTest, FailureKind, GroupResult, GroupTot
 pub use merged_results::{write_merged_results, MergedResults};
 pub use node_id::NodeIdIndex;
 pub use phase::{Phase, PhaseSpan};
-pub use reruns::{apply_reruns, read_attempts, Attempt, AttemptOutcome};
+pub use reruns::{apply_reruns, read_attempts, Attempt, AttemptOutcome, Retried};
 pub use results_layout::{read_plan_groups, ResultsLayout};
 pub use summary::{
     render_group_table, render_slowest, render_summary_table, summaries_from_junit, GroupSummary,

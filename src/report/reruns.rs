@@ -57,6 +57,19 @@ impl Attempt {
     }
 }
 
+/// What became of a failed test after its retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retried {
+    /// The retries, in order.
+    pub attempts: Vec<Attempt>,
+    /// It counts as passed (flaky): a passing testcase with flaky elements. Otherwise it
+    /// keeps its failure and gets rerun elements (also when a retry passed: an
+    /// order-dependent test passes alone but is still a failure).
+    pub passed: bool,
+    /// What compose-shard found, for the testcase's `<system-err>`.
+    pub note: Option<String>,
+}
+
 /// The runs of every test in a JUnit file, by node id (`index` maps testcases back to them).
 pub fn read_attempts(
     path: &Path,
@@ -127,9 +140,9 @@ enum Inside {
 fn retried<'r>(
     xml: &XmlFile,
     e: &BytesStart<'_>,
-    reruns: &'r BTreeMap<String, Vec<Attempt>>,
+    reruns: &'r BTreeMap<String, Retried>,
     index: &NodeIdIndex,
-) -> Result<Option<(Case, &'r [Attempt])>, ReportError> {
+) -> Result<Option<(Case, &'r Retried)>, ReportError> {
     if local_name(e).as_slice() != b"testcase" {
         return Ok(None);
     }
@@ -140,12 +153,12 @@ fn retried<'r>(
         get("name").unwrap_or(""),
         get("file"),
     );
-    Ok(reruns.get(&node_id).map(|retries| {
+    Ok(reruns.get(&node_id).map(|retried| {
         let case = Case {
             attrs,
             ..Case::default()
         };
-        (case, retries.as_slice())
+        (case, retried)
     }))
 }
 
@@ -153,7 +166,7 @@ fn retried<'r>(
 /// node id -> the retries, in order; `index` maps testcases to node ids).
 pub fn apply_reruns(
     input: &Path,
-    reruns: &BTreeMap<String, Vec<Attempt>>,
+    reruns: &BTreeMap<String, Retried>,
     index: &NodeIdIndex,
     out: &mut dyn Write,
 ) -> Result<(), ReportError> {
@@ -164,7 +177,7 @@ pub fn apply_reruns(
     let mut xml = XmlFile::open(input)?;
     let mut buf = Vec::new();
     // The retried testcase being read, and how deep inside it the reader is.
-    let mut open: Option<(Case, &[Attempt], usize)> = None;
+    let mut open: Option<(Case, &Retried, usize)> = None;
     let mut inside = Inside::Nothing;
     loop {
         let event = xml.next(&mut buf)?;
@@ -370,15 +383,20 @@ impl Run {
 /// its original outcome with rerun elements; children in the schema's order (failure*,
 /// rerunFailure*, flakyFailure*, skipped?, error?, rerunError*, flakyError*, system-out?,
 /// system-err?).
-fn write_case(out: &mut dyn Write, case: &Case, retries: &[Attempt]) -> std::io::Result<()> {
-    let passed = retries
-        .last()
-        .is_some_and(|a| a.outcome == AttemptOutcome::Passed);
+fn write_case(out: &mut dyn Write, case: &Case, retried: &Retried) -> std::io::Result<()> {
+    let retries = &retried.attempts;
+    let passed = retried.passed;
     let mut xml = String::from("<testcase");
     for (k, v) in &case.attrs {
         let v = match (k.as_str(), passed) {
             // Durations learn from the passing run.
-            ("time", true) => format!("{:.3}", retries.last().map_or(0.0, |a| a.time)),
+            ("time", true) => format!(
+                "{:.3}",
+                retries
+                    .iter()
+                    .rfind(|a| a.outcome == AttemptOutcome::Passed)
+                    .map_or(0.0, |a| a.time)
+            ),
             _ => v.clone(),
         };
         push_attr(&mut xml, k, &v);
@@ -423,22 +441,34 @@ fn write_case(out: &mut dyn Write, case: &Case, retries: &[Attempt]) -> std::io:
         }
     }
     xml.push_str(&case.other);
+    output_elements(&mut xml, case, retried.note.as_deref());
+    xml.push_str("</testcase>");
+    out.write_all(xml.as_bytes())
+}
+
+/// The testcase's `<system-out>` and `<system-err>`, the latter ending with `note`.
+fn output_elements(xml: &mut String, case: &Case, note: Option<&str>) {
+    let mut system_err = case.system_err.clone();
+    if let Some(note) = note {
+        if !system_err.is_empty() && !system_err.ends_with('\n') {
+            system_err.push('\n');
+        }
+        system_err.push_str(note);
+    }
     for (tag, text) in [
         ("system-out", &case.system_out),
-        ("system-err", &case.system_err),
+        ("system-err", &system_err),
     ] {
         if !text.is_empty() {
             xml.push('<');
             xml.push_str(tag);
             xml.push('>');
-            escape_text(text, &mut xml);
+            escape_text(text, xml);
             xml.push_str("</");
             xml.push_str(tag);
             xml.push('>');
         }
     }
-    xml.push_str("</testcase>");
-    out.write_all(xml.as_bytes())
 }
 
 #[cfg(test)]
@@ -458,7 +488,16 @@ E       AssertionError: coin said tails</failure><system-out>tossing &lt;1&gt;</
         }
     }
 
-    fn rewrite(reruns: &BTreeMap<String, Vec<Attempt>>) -> String {
+    fn retried(attempts: Vec<Attempt>) -> Retried {
+        let passed = attempts.last().is_some_and(|a| !a.failed());
+        Retried {
+            attempts,
+            passed,
+            note: None,
+        }
+    }
+
+    fn rewrite(reruns: &BTreeMap<String, Retried>) -> String {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("junit.xml");
         std::fs::write(&input, GROUP).unwrap();
@@ -475,14 +514,14 @@ E       AssertionError: coin said tails</failure><system-out>tossing &lt;1&gt;</
     fn a_test_that_passed_on_retry_passes_with_its_failed_runs_as_flaky_elements() {
         let reruns = BTreeMap::from([(
             "tests/test_a.py::test_flaky".to_string(),
-            vec![
+            retried(vec![
                 attempt(
                     AttemptOutcome::Error,
                     "failed on setup with \"OSError: x\"",
                     0.4,
                 ),
                 attempt(AttemptOutcome::Passed, "", 0.25),
-            ],
+            ]),
         )]);
         let xml = rewrite(&reruns);
         let case = xml
@@ -518,14 +557,22 @@ E       AssertionError: coin said tails</failure><system-out>tossing &lt;1&gt;</
         let reruns = BTreeMap::from([
             (
                 "tests/test_a.py::test_real".to_string(),
-                vec![
+                retried(vec![
                     attempt(AttemptOutcome::Failure, "assert 1 == 2", 0.3),
                     attempt(AttemptOutcome::Error, "RuntimeError: gone", 0.1),
-                ],
+                ]),
             ),
             (
                 "tests/test_a.py::test_setup".to_string(),
-                vec![attempt(AttemptOutcome::Failure, "ValueError: v", 0.3)],
+                Retried {
+                    // Order-dependent: it passed alone, and still fails the run.
+                    attempts: vec![
+                        attempt(AttemptOutcome::Failure, "ValueError: v", 0.3),
+                        attempt(AttemptOutcome::Passed, "", 0.2),
+                    ],
+                    passed: false,
+                    note: Some("compose-shard: order-dependent".into()),
+                },
             ),
         ]);
         let xml = rewrite(&reruns);
@@ -543,6 +590,11 @@ E       AssertionError: coin said tails</failure><system-out>tossing &lt;1&gt;</
         let rerun = setup.find("<rerunFailure").unwrap();
         let error = setup.find("<error").unwrap();
         assert!(rerun < error, "{setup}");
+        assert!(
+            setup.contains("time=\"0.200\""),
+            "keeps its own time: {setup}"
+        );
+        assert!(setup.ends_with("<system-err>compose-shard: order-dependent</system-err></testcase></testsuite></testsuites>"), "{setup}");
         // The rewritten file is still a JUnit file the merge reads, with the same totals.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.xml");

@@ -66,6 +66,26 @@ impl FailureClass {
         !matches!(self, FailureClass::Flaky { .. })
     }
 
+    /// One sentence on what it is.
+    pub fn describe(&self) -> String {
+        match self {
+            FailureClass::Flaky { passed_on } => format!(
+                "flaky: it passed on retry {passed_on} in a fresh environment, and the tests its group ran before it do not make it fail"
+            ),
+            FailureClass::OrderDependent {
+                culprits, note, ..
+            } if culprits.is_empty() => format!(
+                "order-dependent: it passes alone in a fresh environment and fails after the tests its group ran before it{}",
+                note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+            ),
+            FailureClass::OrderDependent { culprits, .. } => format!(
+                "order-dependent: it passes alone in a fresh environment and fails after {}",
+                culprits.join(", ")
+            ),
+            FailureClass::Real => "real: it failed on every retry in a fresh environment".into(),
+        }
+    }
+
     /// `flaky`, `order-dependent` or `real`.
     pub fn label(&self) -> &'static str {
         match self {
@@ -114,6 +134,8 @@ pub struct Explainer<'a, B: Backend> {
     pub parallel: usize,
     /// Where events go.
     pub events: &'a EventSink,
+    /// Rounds of probes run so far.
+    pub rounds: std::cell::Cell<usize>,
 }
 
 /// A failed test and where it failed.
@@ -216,7 +238,10 @@ impl<B: Backend> Explainer<'_, B> {
             .filter(|f| order.contains(&f.id))
             .collect();
         let deadline = started + self.budget;
-        for (id, class) in self.bisect_all(&victims, &mut numbers, deadline).await {
+        for (id, class) in self
+            .bisect_all(&victims, &mut numbers, deadline, true)
+            .await
+        {
             explanation.classes.insert(id, class);
         }
         explanation.seconds = started.elapsed().as_secs_f64();
@@ -260,18 +285,42 @@ impl<B: Backend> Explainer<'_, B> {
         failing
     }
 
-    /// Bisect every order-dependent test at once, round by round, within the deadline.
+    /// `compose-shard bisect`: search for the earlier tests of its group (`earlier`, in the
+    /// order they ran) that make `victim` fail, starting with a replay of all of them; fresh
+    /// environments are numbered from `next_group`.
+    pub async fn bisect(
+        &self,
+        victim: &str,
+        group: usize,
+        earlier: Vec<String>,
+        next_group: usize,
+    ) -> (FailureClass, usize) {
+        let f = Failed {
+            id: victim.to_string(),
+            group,
+            earlier,
+        };
+        let mut numbers = next_group..;
+        let deadline = Instant::now() + self.budget;
+        let mut found = self.bisect_all(&[&f], &mut numbers, deadline, false).await;
+        let rounds = self.rounds.get();
+        (found.remove(0).1, rounds)
+    }
+
+    /// Bisect every order-dependent test at once, round by round, within the deadline
+    /// (`confirmed`: their replays already failed).
     async fn bisect_all(
         &self,
         victims: &[&Failed],
         numbers: &mut impl Iterator<Item = usize>,
         deadline: Instant,
+        confirmed: bool,
     ) -> Vec<(String, FailureClass)> {
         let mut searches: Vec<(&Failed, Bisection)> = victims
             .iter()
             .map(|f| {
                 let rounds = Bisection::rounds_for_one_culprit(f.earlier.len()) + 8;
-                (*f, Bisection::new(f.earlier.len(), rounds, true))
+                (*f, Bisection::new(f.earlier.len(), rounds, confirmed))
             })
             .collect();
         let mut round = 0;
@@ -303,6 +352,7 @@ impl<B: Backend> Explainer<'_, B> {
                 break;
             }
             round += 1;
+            self.rounds.set(round);
             let results = self.probe(&searches, &probes, numbers, round).await;
             for (s, (_, search)) in searches.iter_mut().enumerate() {
                 let mine: Vec<bool> = probes
@@ -385,7 +435,11 @@ impl<B: Backend> Explainer<'_, B> {
             BisectVerdict::OutOfRounds(_) => {
                 (Vec::new(), Some("the search ran out of time".into()))
             }
-            BisectVerdict::NotReproduced | BisectVerdict::Inconsistent => (
+            BisectVerdict::NotReproduced => (
+                Vec::new(),
+                Some("it passed after every earlier test of its group: what ran before it does not make it fail".into()),
+            ),
+            BisectVerdict::Inconsistent => (
                 Vec::new(),
                 Some("the probes contradicted each other: the failure is not deterministic".into()),
             ),

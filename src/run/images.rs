@@ -39,7 +39,11 @@ async fn build<B: Backend>(
         service.name
     )));
     let (tag, source) = backend
-        .build_image(service, std::slice::from_ref(&spec.out_dir), &mut on_line)
+        .build_image(
+            service,
+            std::slice::from_ref(&spec.results_root),
+            &mut on_line,
+        )
         .await
         .map_err(EnvironmentFailure::engine)?;
     events.emit(Event::Info(format!(

@@ -101,7 +101,8 @@ async fn prepare_engine<'a, B: Backend>(
     let images = prepare_images(slot.backend, project, spec, events)
         .await
         .map_err(|f| RunError::Environment(Box::new(f)))?;
-    let out_dir = std::fs::canonicalize(&spec.out_dir).unwrap_or_else(|_| spec.out_dir.clone());
+    let out_dir =
+        std::fs::canonicalize(&spec.results_root).unwrap_or_else(|_| spec.results_root.clone());
     let copy = SourceCopy::of(project, vec![out_dir]);
     let image = images
         .tags

@@ -1338,6 +1338,7 @@ async fn failures_are_explained_flaky_order_dependent_or_real_with_the_culprit_f
         budget: Duration::from_secs(60),
         parallel: 2,
         events: &events,
+        rounds: Default::default(),
     };
     let explanation = explainer.explain(&outcome, 3).await;
     use super::explain::FailureClass;

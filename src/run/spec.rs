@@ -62,6 +62,9 @@ pub struct RunSpec {
     pub stall_warning: Duration,
     /// Results folder.
     pub out_dir: PathBuf,
+    /// The run's results folder, left out of build contexts and source uploads (`out_dir`,
+    /// except for the fresh environments of `--retries`, whose results go below it).
+    pub results_root: PathBuf,
     /// Keep environments after the run.
     pub keep: bool,
     /// Do not build images.
@@ -115,6 +118,7 @@ impl RunSpec {
         test_service: impl Into<String>,
         out_dir: impl Into<PathBuf>,
     ) -> RunSpec {
+        let out_dir: PathBuf = out_dir.into();
         RunSpec {
             run_id: run_id.into(),
             projects,
@@ -123,7 +127,8 @@ impl RunSpec {
             env: Vec::new(),
             ready_timeout: crate::config::resolve::DEFAULT_READY_TIMEOUT,
             timeout: None,
-            out_dir: out_dir.into(),
+            results_root: out_dir.clone(),
+            out_dir,
             keep: false,
             no_build: false,
             build: false,

@@ -110,9 +110,22 @@ fn with_retries(
             .filter(|l| l.group == g.group)
             .map(|l| l.node_id.clone()),
     );
-    let reruns: std::collections::BTreeMap<String, Vec<report::Attempt>> = ids
+    let reruns: std::collections::BTreeMap<String, report::Retried> = ids
         .iter()
-        .filter_map(|id| Some((id.clone(), explanation.retries.get(id)?.clone())))
+        .filter_map(|id| {
+            let attempts = explanation.retries.get(id)?.clone();
+            let class = explanation.classes.get(id);
+            let note = class.map(|c| format!("compose-shard --retries: {}", c.describe()));
+            let passed = class.is_some_and(|c| !c.fails_the_run());
+            Some((
+                id.clone(),
+                report::Retried {
+                    attempts,
+                    passed,
+                    note,
+                },
+            ))
+        })
         .collect();
     let input = layout.junit(g.group);
     if reruns.is_empty() || !input.exists() {

@@ -1,0 +1,1 @@
+"""Tiny application code the failure-kinds suite tests."""
