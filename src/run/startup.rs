@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::backend::Backend;
 use super::event::{Event, EventSink, Phase};
-use crate::compose::{DependencyCondition, Project, Service};
+use crate::compose::{DependencyCondition, Project, Service, ServiceGraph};
 use crate::engine::{
     ContainerOverrides, ContainerStatus, EngineError, ExecOutcome, ExecRequest, Health, ImageConfig,
 };
@@ -95,36 +95,9 @@ pub struct StartedEnvironment {
 
 /// Services in an order where every dependency comes first (file order otherwise).
 pub fn start_order(project: &Project) -> Result<Vec<String>, String> {
-    let mut order: Vec<String> = Vec::new();
-    let mut visiting: Vec<String> = Vec::new();
-    fn visit(
-        project: &Project,
-        name: &str,
-        order: &mut Vec<String>,
-        visiting: &mut Vec<String>,
-    ) -> Result<(), String> {
-        if order.iter().any(|n| n == name) {
-            return Ok(());
-        }
-        if visiting.iter().any(|n| n == name) {
-            visiting.push(name.to_string());
-            return Err(format!("dependency cycle: {}", visiting.join(" -> ")));
-        }
-        let Some(service) = project.services.get(name) else {
-            return Ok(());
-        };
-        visiting.push(name.to_string());
-        for dep in service.depends_on.keys() {
-            visit(project, dep, order, visiting)?;
-        }
-        visiting.pop();
-        order.push(name.to_string());
-        Ok(())
-    }
-    for name in project.services.keys() {
-        visit(project, name, &mut order, &mut visiting)?;
-    }
-    Ok(order)
+    ServiceGraph::new(project)
+        .topological_order()
+        .map_err(|cycle| format!("dependency cycle: {}", cycle.join(" -> ")))
 }
 
 /// TCP ports a service declares (`expose` and `ports` targets).
