@@ -34,6 +34,9 @@ pub(crate) struct Context<'a> {
     pub secrets: &'a IndexMap<String, ServiceFile>,
     /// Top-level `configs:` definitions by name.
     pub configs: &'a IndexMap<String, ServiceFile>,
+    /// Problems of the service being canonicalised that only matter if it is started (a
+    /// required `env_file` that cannot be read): the loader takes them after each service.
+    pub problems: Vec<FieldError>,
 }
 
 /// Keys that are valid Compose but not acted on: each use is reported.
@@ -138,7 +141,7 @@ pub(crate) fn service(
             )),
         }
     }
-    svc.environment = resolve_environment(&env_files, environment, ctx)?;
+    svc.environment = resolve_environment(&env_files, environment, ctx);
     if svc.build.is_some() && svc.image.is_none() {
         svc.image = Some(format!("{}-{}", ctx.project_name, name));
     }

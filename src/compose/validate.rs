@@ -11,27 +11,32 @@ use super::model::{Project, Service};
 
 /// Validate the loaded project. `disabled`: services left out by profiles, with their
 /// profiles (to say why a dependency is missing); `locate` makes an error pointing at a key.
+/// A service without an image is a problem of that service (added to `problems`, unless it
+/// has one already: a placeholder has no image), not an error: only starting it fails.
 pub(crate) fn validate(
     project: &Project,
     disabled: &IndexMap<String, Vec<String>>,
     locate: &dyn Fn(&[&str], String) -> ComposeError,
+    problems: &mut IndexMap<String, Vec<ComposeError>>,
 ) -> Result<(), ComposeError> {
     for svc in project.services.values() {
         // An empty `image:` (typically `${IMAGE}` with IMAGE unset) counts as none, as in
         // Compose.
-        if svc.image.as_deref().map_or(true, str::is_empty) && svc.build.is_none() {
+        let no_image = svc.image.as_deref().map_or(true, str::is_empty) && svc.build.is_none();
+        if no_image && !problems.contains_key(&svc.name) {
             let hint = if svc.image.is_some() {
                 " (its `image:` is empty: is the variable it names unset?)"
             } else {
                 ""
             };
-            return Err(locate(
+            let error = locate(
                 &["services", &svc.name],
                 format!(
                     "service {:?} has neither an image nor a build context specified{hint}: add `image:` or `build:`",
                     svc.name
                 ),
-            ));
+            );
+            problems.insert(svc.name.clone(), vec![error]);
         }
         check_dependencies(project, svc, disabled, locate)?;
     }
