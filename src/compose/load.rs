@@ -241,18 +241,7 @@ fn load_sources(
     top_level_sections(&mut project, &merged, &mut warnings, &locate)?;
     validate(&project, &disabled, &locate, &mut problems)?;
     check_references(&mut project, &mut warnings);
-    // Services removed by `!reset` or disabled by profiles have no problems; the others'
-    // are listed in file order.
-    let mut problems: IndexMap<String, Vec<ComposeError>> = project
-        .services
-        .keys()
-        .filter_map(|name| problems.swap_remove(name).map(|p| (name.clone(), p)))
-        .collect();
-    if !defer {
-        if let Some((_, mut errors)) = problems.swap_remove_index(0) {
-            return Err(errors.swap_remove(0));
-        }
-    }
+    let problems = problems_in_file_order(&project, problems, defer)?;
     let warnings = aggregate_warnings(warnings);
     Ok(Loaded {
         project,
@@ -396,6 +385,28 @@ fn canonical_services(
         services.insert(svc_name, svc);
     }
     Ok(services)
+}
+
+/// The problems of the project's services in file order (services removed by `!reset` or
+/// disabled by profiles have none); without `defer`, the first one as the error.
+fn problems_in_file_order(
+    project: &Project,
+    mut problems: IndexMap<String, Vec<ComposeError>>,
+    defer: bool,
+) -> Result<IndexMap<String, Vec<ComposeError>>, ComposeError> {
+    let mut ordered: IndexMap<String, Vec<ComposeError>> = project
+        .services
+        .keys()
+        .filter_map(|name| problems.swap_remove(name).map(|p| (name.clone(), p)))
+        .collect();
+    match ordered.shift_remove_index(0) {
+        Some((_, mut errors)) if !defer => Err(errors.swap_remove(0)),
+        Some((name, errors)) => {
+            ordered.shift_insert(0, name, errors);
+            Ok(ordered)
+        }
+        None => Ok(ordered),
+    }
 }
 
 /// A service that could not be read, standing in so that the project still names it: its
