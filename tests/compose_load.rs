@@ -221,21 +221,24 @@ fn ports_volumes_networks_and_scalars() {
                 source: Some("pgdata".into()),
                 target: "/var/lib/postgresql/data".into(),
                 read_only: false,
-                options: vec![]
+                options: vec![],
+                create_host_path: false,
             },
             Mount {
                 kind: MountKind::Bind,
                 source: Some("/proj/app/init".into()),
                 target: "/docker-entrypoint-initdb.d".into(),
                 read_only: true,
-                options: vec![]
+                options: vec![],
+                create_host_path: true,
             },
             Mount {
                 kind: MountKind::Tmpfs,
                 source: None,
                 target: "/tmp".into(),
                 read_only: false,
-                options: vec![]
+                options: vec![],
+                create_host_path: false,
             },
         ]
     );

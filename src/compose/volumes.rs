@@ -69,6 +69,13 @@ pub(crate) fn parse_mount(value: &Value, base: &Path, home: Option<&str>) -> Res
                 source = Some(resolve_host_path(&raw, base, home).display().to_string());
             }
             let mut options = Vec::new();
+            // Compose v2 sends such binds as `Binds`, whose missing sources the engine
+            // creates; only `create_host_path: false` makes a missing one an error.
+            let create_host_path = kind == MountKind::Bind
+                && m.get("bind")
+                    .and_then(|b| b.get("create_host_path"))
+                    .and_then(Value::as_bool)
+                    != Some(false);
             if let Some(bind) = m.get("bind") {
                 if let Some(p) = bind.get("propagation").and_then(Value::as_str) {
                     options.push(p.to_string());
@@ -98,6 +105,7 @@ pub(crate) fn parse_mount(value: &Value, base: &Path, home: Option<&str>) -> Res
                 target,
                 read_only: m.get("read_only").and_then(Value::as_bool).unwrap_or(false),
                 options,
+                create_host_path,
             })
         }
         _ => Err("expected \"SOURCE:TARGET[:MODE]\" or a mapping with `type` and `target`".into()),
@@ -137,6 +145,7 @@ fn parse_short(text: &str, base: &Path, home: Option<&str>) -> Result<Mount, Str
         Some(s) => (MountKind::Volume, Some(s.to_string())),
     };
     Ok(Mount {
+        create_host_path: kind == MountKind::Bind,
         kind,
         source,
         target: target.to_string(),
@@ -166,6 +175,7 @@ mod tests {
             target: target.into(),
             read_only: ro,
             options: options.iter().map(|s| s.to_string()).collect(),
+            create_host_path: kind == MountKind::Bind,
         }
     }
 
@@ -232,6 +242,12 @@ mod tests {
             parse("{type: volume, source: v, target: /v, volume: {nocopy: true}}"),
             mount(MountKind::Volume, Some("v"), "/v", false, &["nocopy"])
         );
+        // Compose v2 creates a missing host path unless told not to.
+        let no_create =
+            parse("{type: bind, source: ./d, target: /d, bind: {create_host_path: false}}");
+        assert!(!no_create.create_host_path);
+        let create = parse("{type: bind, source: ./d, target: /d, bind: {create_host_path: true}}");
+        assert!(create.create_host_path);
         assert!(parse_mount(
             &serde_yaml::from_str("{type: npipe, target: /x}").unwrap(),
             Path::new("/"),

@@ -290,6 +290,7 @@ mod tests {
                 target: "/var/lib/postgresql/data".into(),
                 read_only: false,
                 options: vec![],
+                create_host_path: false,
             }],
             ..Default::default()
         };

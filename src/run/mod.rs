@@ -3,6 +3,7 @@
 //! consume.
 
 mod backend;
+mod bind_sources;
 mod collection;
 mod display;
 mod error;
