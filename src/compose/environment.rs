@@ -7,7 +7,7 @@ use serde_yaml::Value;
 
 use super::canonical::Context;
 use super::dotenv::parse_env_file;
-use super::values::{err, FieldError};
+use super::values::{boolean, err, FieldError};
 use super::volumes::resolve_host_path;
 
 /// `env_file`: a string, a list of strings, or a list of `{path, required}`.
@@ -26,7 +26,11 @@ pub(crate) fn env_file_list(v: &Value, base: &Path) -> Result<Vec<(PathBuf, bool
                     .get("path")
                     .and_then(Value::as_str)
                     .map_or_else(|| err("env_file", "long form needs `path`"), Ok)?;
-                let required = m.get("required").and_then(Value::as_bool).unwrap_or(true);
+                let required = match m.get("required") {
+                    None => true,
+                    Some(v) => boolean("env_file", v)
+                        .map_err(|(k, _)| (k, "`required` expects true or false".to_string()))?,
+                };
                 Ok((resolve_host_path(path, base, None), required))
             }
             _ => err(

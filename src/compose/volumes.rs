@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_yaml::Value;
 
 use super::model::{Mount, MountKind};
+use super::names::parse_byte_size;
 
 /// Resolve a host path as Compose does: `~` is HOME, relative paths join the base directory,
 /// and `.`/`..` components are folded (without touching the filesystem).
@@ -71,11 +72,9 @@ pub(crate) fn parse_mount(value: &Value, base: &Path, home: Option<&str>) -> Res
             let mut options = Vec::new();
             // Compose v2 sends such binds as `Binds`, whose missing sources the engine
             // creates; only `create_host_path: false` makes a missing one an error.
-            let create_host_path = kind == MountKind::Bind
-                && m.get("bind")
-                    .and_then(|b| b.get("create_host_path"))
-                    .and_then(Value::as_bool)
-                    != Some(false);
+            let sub = |section: &str, key: &str| m.get(section).and_then(|s| s.get(key));
+            let create_host_path =
+                kind == MountKind::Bind && flag(sub("bind", "create_host_path"))? != Some(false);
             if let Some(bind) = m.get("bind") {
                 if let Some(p) = bind.get("propagation").and_then(Value::as_str) {
                     options.push(p.to_string());
@@ -84,31 +83,42 @@ pub(crate) fn parse_mount(value: &Value, base: &Path, home: Option<&str>) -> Res
                     options.push(s.to_string());
                 }
             }
-            if m.get("volume")
-                .and_then(|v| v.get("nocopy"))
-                .and_then(Value::as_bool)
-                == Some(true)
-            {
+            if flag(sub("volume", "nocopy"))? == Some(true) {
                 options.push("nocopy".into());
             }
-            if let Some(size) = m.get("tmpfs").and_then(|t| t.get("size")) {
+            if let Some(size) = sub("tmpfs", "size") {
                 let size = match size {
                     Value::Number(n) => n.to_string(),
                     Value::String(s) => s.clone(),
                     _ => String::new(),
                 };
+                parse_byte_size(&size).map_err(|e| format!("tmpfs.size: {e}"))?;
                 options.push(format!("size={size}"));
             }
             Ok(Mount {
                 kind,
                 source,
                 target,
-                read_only: m.get("read_only").and_then(Value::as_bool).unwrap_or(false),
+                read_only: flag(m.get("read_only"))?.unwrap_or(false),
                 options,
                 create_host_path,
             })
         }
         _ => Err("expected \"SOURCE:TARGET[:MODE]\" or a mapping with `type` and `target`".into()),
+    }
+}
+
+/// A boolean of the long syntax, `true`/`false` strings included (Compose casts
+/// interpolated values); anything else, an empty string included, is refused as in Compose.
+fn flag(v: Option<&Value>) -> Result<Option<bool>, String> {
+    match v {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
+        Some(other) => Err(format!(
+            "expected true or false, got {:?}",
+            serde_yaml::to_string(other).unwrap_or_default().trim()
+        )),
     }
 }
 
