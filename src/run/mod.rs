@@ -26,6 +26,7 @@ mod fake_backend;
 mod orchestrator_tests;
 
 pub use backend::Backend;
+pub use bind_sources::create_missing_bind_sources;
 pub use collection::LostTest;
 pub use display::{Display, DisplayMode};
 pub use error::RunError;
