@@ -259,10 +259,7 @@ fn merge_files(
     warnings: &mut Vec<String>,
 ) -> Result<(Mapping, Vec<SourceFile>, Vec<DeferredVariable>), ComposeError> {
     let mut merged = Mapping::new();
-    let mut walk = Walk {
-        defer: true,
-        ..Walk::default()
-    };
+    let mut walk = Walk::default();
     for source in sources {
         let doc = prepare_file(source, lookup, warnings, &mut walk)?;
         if merged.is_empty() {

@@ -25,10 +25,8 @@ pub(crate) struct Walk {
     pub stack: Vec<(PathBuf, String)>,
     /// Every file read through `include:`, so errors found later can point into them.
     pub included: Vec<SourceFile>,
-    /// Set aside `${V:?message}` failures inside a service (see [`DeferredVariable`])
-    /// instead of failing the file.
-    pub defer: bool,
-    /// The failures set aside, in file order.
+    /// `${V:?message}` failures inside a service, set aside instead of failing the file
+    /// (see [`DeferredVariable`]), in file order.
     pub deferred: Vec<DeferredVariable>,
 }
 
@@ -71,7 +69,7 @@ pub(crate) fn prepare_file(
     let mut doc = source.parse()?;
     // Not inside `extends: {file}`: the base service is copied into another one, whose
     // name is not known here.
-    let defer = walk.defer && walk.stack.last().map_or(true, |(_, s)| s.is_empty());
+    let defer = walk.stack.last().map_or(true, |(_, s)| s.is_empty());
     let deferred_before = walk.deferred.len();
     interpolate_file(
         &mut doc,
