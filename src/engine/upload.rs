@@ -474,6 +474,36 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_source_is_an_empty_folder_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("backend/htmlcov");
+        let upload = SourceUpload {
+            project_dir: dir.path(),
+            source: &missing,
+            target: "/app/backend/htmlcov",
+            excluded: &[],
+            create_missing: true,
+        };
+        let (summary, archive) = write_archive(&upload, Vec::new()).unwrap();
+        assert_eq!(
+            entries(&archive),
+            [(
+                "app/backend/htmlcov/".to_string(),
+                'd',
+                0o755,
+                String::new()
+            )]
+        );
+        assert_eq!(summary.dirs, 1);
+        let refused = SourceUpload {
+            create_missing: false,
+            ..upload
+        };
+        let err = write_archive(&refused, Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("htmlcov"), "{err}");
+    }
+
+    #[test]
     fn chunk_writer_reports_a_closed_stream() {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         drop(rx);
