@@ -541,9 +541,6 @@ fn reduce(
 ) -> BTreeMap<String, Value> {
     let config = &c["Config"];
     let host = &c["HostConfig"];
-    let service = config["Labels"][labels::COMPOSE_SERVICE]
-        .as_str()
-        .unwrap_or("");
     let mut f = BTreeMap::new();
     f.insert("image".into(), config["Image"].clone());
     f.insert("command".into(), config["Cmd"].clone());
@@ -551,29 +548,7 @@ fn reduce(
     f.insert("environment".into(), sorted_strings(&config["Env"]));
     f.insert("user".into(), config["User"].clone());
     f.insert("working_dir".into(), config["WorkingDir"].clone());
-    let mut mounts: Vec<Value> = c["Mounts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|m| {
-            let kind = m["Type"].as_str().unwrap_or("");
-            let target = m["Destination"].as_str().unwrap_or("").to_string();
-            let source = match kind {
-                "volume" => naming.volume(m["Name"].as_str().unwrap_or("")),
-                _ => m["Source"].as_str().unwrap_or("").to_string(),
-            };
-            json!({
-                "type": kind,
-                "source": source,
-                "target": target,
-                "read_only": !m["RW"].as_bool().unwrap_or(true),
-                "created_if_missing": kind == "bind" && created_binds.contains(&target),
-            })
-        })
-        .collect();
-    mounts.sort_by_key(|m| m["target"].as_str().unwrap_or("").to_string());
-    f.insert("mounts".into(), json!(mounts));
+    f.insert("mounts".into(), reduced_mounts(c, naming, created_binds));
     f.insert("tmpfs".into(), host["Tmpfs"].clone());
     // Compose v2 walks a Go map: the order is not meaningful.
     let mut ulimits = host["Ulimits"].as_array().cloned().unwrap_or_default();
@@ -598,39 +573,77 @@ fn reduce(
         })
         .unwrap_or_default();
     f.insert("labels".into(), json!(user_labels));
-    let resources: BTreeMap<&str, Value> = [
-        "Memory",
-        "MemoryReservation",
-        "MemorySwap",
-        "NanoCpus",
-        "CpuShares",
-        "CpuQuota",
-        "CpuPeriod",
-        "CpusetCpus",
-        "PidsLimit",
-        "ShmSize",
-        "OomKillDisable",
-    ]
-    .into_iter()
-    .map(|k| (k, host[k].clone()))
-    .collect();
-    f.insert("resources".into(), json!(resources));
-    let privileges: BTreeMap<&str, Value> = [
-        "Privileged",
-        "CapAdd",
-        "CapDrop",
-        "Sysctls",
-        "ReadonlyRootfs",
-        "SecurityOpt",
-        "Devices",
-    ]
-    .into_iter()
-    .map(|k| (k, host[k].clone()))
-    .collect();
-    f.insert("privileges".into(), json!(privileges));
+    f.insert("resources".into(), pick(host, RESOURCES));
+    f.insert("privileges".into(), pick(host, PRIVILEGES));
     f.insert("tty".into(), json!([config["Tty"], config["OpenStdin"]]));
+    f.insert("network_mode".into(), network_mode(host, naming));
+    f.insert("aliases".into(), reduced_aliases(c, naming));
+    f
+}
+
+/// Resource limits of the host config compared.
+const RESOURCES: &[&str] = &[
+    "Memory",
+    "MemoryReservation",
+    "MemorySwap",
+    "NanoCpus",
+    "CpuShares",
+    "CpuQuota",
+    "CpuPeriod",
+    "CpusetCpus",
+    "PidsLimit",
+    "ShmSize",
+    "OomKillDisable",
+];
+
+/// Privileges of the host config compared.
+const PRIVILEGES: &[&str] = &[
+    "Privileged",
+    "CapAdd",
+    "CapDrop",
+    "Sysctls",
+    "ReadonlyRootfs",
+    "SecurityOpt",
+    "Devices",
+];
+
+fn pick(host: &Value, keys: &[&str]) -> Value {
+    let picked: BTreeMap<&str, Value> = keys.iter().map(|k| (*k, host[*k].clone())).collect();
+    json!(picked)
+}
+
+/// The mounts by target: type, source (a volume by its compose key), read-only, and whether
+/// a missing bind source is created.
+fn reduced_mounts(c: &Value, naming: &Naming<'_>, created_binds: &BTreeSet<String>) -> Value {
+    let mut mounts: Vec<Value> = c["Mounts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let kind = m["Type"].as_str().unwrap_or("");
+            let target = m["Destination"].as_str().unwrap_or("").to_string();
+            let source = match kind {
+                "volume" => naming.volume(m["Name"].as_str().unwrap_or("")),
+                _ => m["Source"].as_str().unwrap_or("").to_string(),
+            };
+            json!({
+                "type": kind,
+                "source": source,
+                "target": target,
+                "read_only": !m["RW"].as_bool().unwrap_or(true),
+                "created_if_missing": kind == "bind" && created_binds.contains(&target),
+            })
+        })
+        .collect();
+    mounts.sort_by_key(|m| m["target"].as_str().unwrap_or("").to_string());
+    json!(mounts)
+}
+
+/// `container:<service>`, `<network>` for a project network, else the mode as it is.
+fn network_mode(host: &Value, naming: &Naming<'_>) -> Value {
     let mode = host["NetworkMode"].as_str().unwrap_or("");
-    let network_mode = match mode.strip_prefix("container:") {
+    let reduced = match mode.strip_prefix("container:") {
         Some(name) => format!(
             "container:{}",
             naming
@@ -642,12 +655,17 @@ fn reduce(
         None if mode.contains('_') || naming.networks.contains_key(mode) => "<network>".into(),
         None => mode.to_string(),
     };
-    f.insert("network_mode".into(), json!(network_mode));
-    let own_name = c["Name"]
+    json!(reduced)
+}
+
+/// Each network by compose key with the container's aliases there, without its own engine
+/// name and short id, with the service's original `container_name` (the other side's
+/// container answers to it as its name).
+fn reduced_aliases(c: &Value, naming: &Naming<'_>) -> Value {
+    let service = c["Config"]["Labels"][labels::COMPOSE_SERVICE]
         .as_str()
-        .unwrap_or("")
-        .trim_start_matches('/')
-        .to_string();
+        .unwrap_or("");
+    let own_name = container_name(c);
     let id = c["Id"].as_str().unwrap_or("");
     let networks: BTreeMap<String, Value> = c["NetworkSettings"]["Networks"]
         .as_object()
@@ -674,8 +692,7 @@ fn reduce(
                 .collect()
         })
         .unwrap_or_default();
-    f.insert("aliases".into(), json!(networks));
-    f
+    json!(networks)
 }
 
 /// Whether a difference in `field` of `service` is one of [`DELIBERATE`].
@@ -766,21 +783,7 @@ fn compare_case(index: usize, case: &Case, tags: &mut Tags) -> Result<Vec<String
         v2_project: v2_project.clone(),
         run_id: run_id.clone(),
     };
-    let mut original_names = BTreeMap::new();
-    for (name, svc) in v2_config["services"].as_object().unwrap() {
-        if let Some(image) = svc["image"].as_str() {
-            tags.ensure(image);
-        }
-        if svc.get("build").is_some() && svc["image"].is_null() {
-            tags.ensure(&format!("{v2_project}-{name}"));
-        }
-        if let Some(cn) = svc["container_name"].as_str() {
-            original_names.insert(name.clone(), cn.to_string());
-        }
-    }
-    for svc in ours.services.values() {
-        tags.ensure(svc.image.as_deref().unwrap_or(""));
-    }
+    let original_names = tag_images(&v2_config, &ours, &v2_project, tags);
     let created = v2(
         case,
         &v2_project,
@@ -842,8 +845,47 @@ fn compare_case(index: usize, case: &Case, tags: &mut Tags) -> Result<Vec<String
             .collect(),
         original_names: &original_names,
     };
+    Ok(compare_containers(
+        (&theirs_c, &v2_naming),
+        (&ours_c, &our_naming),
+        &ours,
+    ))
+}
+
+/// Tag the fixture image under every image both tools need (a build service's image is
+/// `<project>-<service>` for v2); the original `container_name`s by service.
+fn tag_images(
+    v2_config: &Value,
+    ours: &Project,
+    v2_project: &str,
+    tags: &mut Tags,
+) -> BTreeMap<String, String> {
+    let mut original_names = BTreeMap::new();
+    for (name, svc) in v2_config["services"].as_object().unwrap() {
+        if let Some(image) = svc["image"].as_str() {
+            tags.ensure(image);
+        }
+        if svc.get("build").is_some() && svc["image"].is_null() {
+            tags.ensure(&format!("{v2_project}-{name}"));
+        }
+        if let Some(cn) = svc["container_name"].as_str() {
+            original_names.insert(name.clone(), cn.to_string());
+        }
+    }
+    for svc in ours.services.values() {
+        tags.ensure(svc.image.as_deref().unwrap_or(""));
+    }
+    original_names
+}
+
+/// Every field of every service that differs, unless [`deliberate`].
+fn compare_containers(
+    (theirs_c, v2_naming): (&BTreeMap<String, Value>, &Naming<'_>),
+    (ours_c, our_naming): (&BTreeMap<String, Value>, &Naming<'_>),
+    ours: &Project,
+) -> Vec<String> {
     let mut differences = Vec::new();
-    for (service, theirs) in &theirs_c {
+    for (service, theirs) in theirs_c {
         let v2_created = v2_created_binds(theirs);
         let our_created: BTreeSet<String> = ours.services[service]
             .volumes
@@ -851,21 +893,21 @@ fn compare_case(index: usize, case: &Case, tags: &mut Tags) -> Result<Vec<String
             .filter(|m| m.kind == compose::MountKind::Bind && m.create_host_path)
             .map(|m| m.target.clone())
             .collect();
-        let a = reduce(theirs, &v2_naming, &v2_created);
-        let b = reduce(&ours_c[service], &our_naming, &our_created);
+        let a = reduce(theirs, v2_naming, &v2_created);
+        let b = reduce(&ours_c[service], our_naming, &our_created);
         if std::env::var_os("COMPOSE_SHARD_DIFF_SHOW").is_some() {
             eprintln!("{service}: {}", serde_json::to_string(&b).unwrap());
         }
         for (field, theirs_v) in &a {
             let ours_v = &b[field];
-            if ours_v != theirs_v && !deliberate(field, service, (ours_v, theirs_v), &ours) {
+            if ours_v != theirs_v && !deliberate(field, service, (ours_v, theirs_v), ours) {
                 differences.push(format!(
                     "{service}.{field}: Compose v2 {theirs_v}, compose-shard {ours_v}"
                 ));
             }
         }
     }
-    Ok(differences)
+    differences
 }
 
 fn container_name(c: &Value) -> String {
