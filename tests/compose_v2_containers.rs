@@ -497,7 +497,25 @@ struct Naming<'a> {
     original_names: &'a BTreeMap<String, String>,
 }
 
-impl Naming<'_> {
+impl<'a> Naming<'a> {
+    /// The naming of project `project` whose containers are `inspected` (by service).
+    fn of(
+        project: &str,
+        networks: BTreeMap<String, String>,
+        inspected: &BTreeMap<String, Value>,
+        original_names: &'a BTreeMap<String, String>,
+    ) -> Naming<'a> {
+        Naming {
+            prefix: format!("{project}_"),
+            networks,
+            containers: inspected
+                .iter()
+                .map(|(s, c)| (container_name(c), s.clone()))
+                .collect(),
+            original_names,
+        }
+    }
+
     fn network(&self, engine_name: &str) -> String {
         if let Some(k) = self.networks.get(engine_name) {
             return k.clone();
@@ -823,28 +841,18 @@ fn compare_case(index: usize, case: &Case, tags: &mut Tags) -> Result<Vec<String
             names(&ours_c)
         )]);
     }
-    let v2_naming = Naming {
-        prefix: format!("{v2_project}_"),
-        networks: named_networks(&v2_config, |k| format!("{v2_project}_{k}")),
-        containers: theirs_c
-            .iter()
-            .map(|(s, c)| (container_name(c), s.clone()))
-            .collect(),
-        original_names: &original_names,
-    };
-    let our_naming = Naming {
-        prefix: format!("{}_", ours.name),
-        networks: ours
-            .networks
-            .iter()
-            .filter_map(|(k, n)| Some((n.name.clone()?, k.clone())))
-            .collect(),
-        containers: ours_c
-            .iter()
-            .map(|(s, c)| (container_name(c), s.clone()))
-            .collect(),
-        original_names: &original_names,
-    };
+    let v2_naming = Naming::of(
+        &v2_project,
+        named_networks(&v2_config, |k| format!("{v2_project}_{k}")),
+        &theirs_c,
+        &original_names,
+    );
+    let our_networks = ours
+        .networks
+        .iter()
+        .filter_map(|(k, n)| Some((n.name.clone()?, k.clone())))
+        .collect();
+    let our_naming = Naming::of(&ours.name, our_networks, &ours_c, &original_names);
     Ok(compare_containers(
         (&theirs_c, &v2_naming),
         (&ours_c, &our_naming),
