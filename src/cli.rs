@@ -482,6 +482,7 @@ impl ComposeArgs {
             project_directory: self.project_directory,
             env_file: self.env_file,
             enable_services: Vec::new(),
+            defer_service_problems: false,
         }
     }
 }

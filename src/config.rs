@@ -58,6 +58,11 @@ pub struct ComposeOptions {
     /// them whose profiles are all inactive gets its profiles enabled, as
     /// `docker compose run SERVICE` does.
     pub enable_services: Vec<String>,
+    /// Keep the problems that concern one service only (an `env_file` that cannot be
+    /// read, a `${V:?message}` failing inside it, no image) in
+    /// [`crate::compose::Loaded::problems`] instead of failing the load, so that a run
+    /// fails only on those of the services it starts, as `docker compose run` does.
+    pub defer_service_problems: bool,
 }
 
 /// `--split-by`: the unit that must not be divided between groups.

@@ -38,6 +38,11 @@ pub fn load(
 /// Select what a run starts. `service` and `with_services` are the flags (the latter replaces
 /// `with-services` of pyproject.toml when given). Without `require_test_service`, a project
 /// whose test service cannot be told is returned whole, with a warning.
+///
+/// As `docker compose run SERVICE` does, only the services the run starts are checked for
+/// the problems of single services (an `env_file` that cannot be read, a `${V:?}` failing
+/// inside the service, no image): such a problem in another service is a warning naming
+/// it. A project returned whole is checked whole.
 pub fn select(
     compose_opts: &ComposeOptions,
     service: Option<&str>,
@@ -49,8 +54,10 @@ pub fn select(
     let mut opts = compose_opts.clone();
     opts.enable_services.extend(service.map(str::to_string));
     opts.enable_services.extend(with_services.iter().cloned());
-    let mut project = load(&opts, env, cwd)?;
-    let settings = Settings::load(&project.project_dir).map_err(|e| Error::Usage(e.to_string()))?;
+    opts.defer_service_problems = true;
+    let mut loaded = compose::load(&opts, env, cwd)?;
+    let settings =
+        Settings::load(&loaded.project.project_dir).map_err(|e| Error::Usage(e.to_string()))?;
     let with_services = if with_services.is_empty() {
         settings.with_services.clone()
     } else {
@@ -66,10 +73,10 @@ pub fn select(
         // pyproject.toml is found through the loaded project: load again so that the
         // services it names get their profiles enabled too.
         opts.enable_services.extend(named);
-        project = compose::load(&opts, env, cwd)?.project;
+        loaded = compose::load(&opts, env, cwd)?;
     }
     let test_service =
-        match compose::select_test_service(&project, service, settings.service.as_deref()) {
+        match compose::select_test_service(&loaded.project, service, settings.service.as_deref()) {
             Ok(choice) => {
                 if let Some(reason) = &choice.reason {
                     eprintln!(
@@ -85,32 +92,44 @@ pub fn select(
             }
             Err(e) => return Err(e.into()),
         };
+    let keep = match &test_service {
+        Some(test) => compose::run_closure(&loaded.project, test, &with_services)?,
+        None => loaded.project.services.keys().cloned().collect(),
+    };
+    loaded.check_started(&keep)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let mut project = loaded.project;
     if let Some(test) = &test_service {
-        let keep = compose::run_closure(&project, test, &with_services)?;
         project = compose::restrict(&project, &keep);
-        // Services added by name start before the tests like plain dependencies, unless
-        // they depend on the test service themselves (that would be a cycle).
-        let before_tests: Vec<&String> = with_services
-            .iter()
-            .filter(|extra| {
-                compose::run_closure(&project, extra, &[])
-                    .map_or(true, |closure| !closure.contains(test))
-            })
-            .collect();
-        if let Some(svc) = project.services.get_mut(test) {
-            for extra in before_tests {
-                svc.depends_on
-                    .entry(extra.clone())
-                    .or_insert(compose::Dependency {
-                        condition: compose::DependencyCondition::ServiceStarted,
-                        required: true,
-                    });
-            }
-        }
+        add_named_services_before_tests(&mut project, test, &with_services);
     }
     Ok(Selection {
         project,
         test_service,
         settings,
     })
+}
+
+/// Services added by name start before the tests like plain dependencies, unless they
+/// depend on the test service themselves (that would be a cycle).
+fn add_named_services_before_tests(project: &mut Project, test: &str, with_services: &[String]) {
+    let before_tests: Vec<&String> = with_services
+        .iter()
+        .filter(|extra| {
+            compose::run_closure(project, extra, &[])
+                .map_or(true, |closure| !closure.contains(test))
+        })
+        .collect();
+    if let Some(svc) = project.services.get_mut(test) {
+        for extra in before_tests {
+            svc.depends_on
+                .entry(extra.clone())
+                .or_insert(compose::Dependency {
+                    condition: compose::DependencyCondition::ServiceStarted,
+                    required: true,
+                });
+        }
+    }
 }

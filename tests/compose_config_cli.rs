@@ -185,3 +185,43 @@ fn a_test_service_in_an_inactive_profile_is_enabled_as_compose_run_does() {
     assert_eq!(names, ["mail", "relay"]);
     assert_eq!(json["isolation"]["test_service"], "mail");
 }
+
+/// Issue 23: a developer's `.env` for `web` is missing in a fresh clone; the test service
+/// does not depend on `web`. `config` (like `docker compose config`) refuses the project,
+/// what a group starts (like `docker compose run test`) does not.
+#[test]
+fn an_unrelated_services_missing_env_file_fails_config_but_not_a_group() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  test:\n    image: app\n    depends_on: [db]\n  db:\n    image: mariadb\n  web:\n    image: app\n    env_file: .env\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("services.web.env_file: cannot read env file"),
+        "{stderr}"
+    );
+
+    let out = run(
+        dir.path(),
+        &[
+            "--groups", "2", "--group", "1", "-s", "test", "--format", "json",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: service \"web\" is not started by this run and is ignored: ")
+            && stderr.contains("cannot read env file"),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let services: Vec<&String> = json["services"].as_object().unwrap().keys().collect();
+    assert_eq!(services, ["test", "db"]);
+
+    let out = run(dir.path(), &["--groups", "2", "--group", "1", "-s", "web"]);
+    assert_eq!(out.status.code(), Some(2), "web itself cannot start");
+}

@@ -221,21 +221,24 @@ fn ports_volumes_networks_and_scalars() {
                 source: Some("pgdata".into()),
                 target: "/var/lib/postgresql/data".into(),
                 read_only: false,
-                options: vec![]
+                options: vec![],
+                create_host_path: false,
             },
             Mount {
                 kind: MountKind::Bind,
                 source: Some("/proj/app/init".into()),
                 target: "/docker-entrypoint-initdb.d".into(),
                 read_only: true,
-                options: vec![]
+                options: vec![],
+                create_host_path: true,
             },
             Mount {
                 kind: MountKind::Tmpfs,
                 source: None,
                 target: "/tmp".into(),
                 read_only: false,
-                options: vec![]
+                options: vec![],
+                create_host_path: false,
             },
         ]
     );
@@ -636,5 +639,151 @@ fn type_error_in_an_override_file_names_that_file() {
             );
         }
         other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Issue 23: `docker compose run SERVICE` reads and checks only what it starts; the
+/// problems of single services wait until a run starts them.
+mod problems_of_single_services {
+    use super::*;
+    use indexmap::IndexSet;
+
+    const STACK: &str = "services:
+  test:
+    image: app
+    depends_on: [db]
+  db:
+    image: postgres
+  web:
+    image: app
+    env_file: .env
+  webx:
+    extends: web
+  ci:
+    image: ${CI_IMAGE:?set CI_IMAGE to the image CI built}
+    environment:
+      - TOKEN=${TOKEN:?}
+  ci-copy:
+    extends: ci
+  tool:
+    image: ${TOOL_IMAGE}
+";
+
+    fn deferred() -> ComposeOptions {
+        ComposeOptions {
+            defer_service_problems: true,
+            ..ComposeOptions::default()
+        }
+    }
+
+    fn set(names: &[&str]) -> IndexSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn config_still_fails_on_the_first_problem_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_from_str(&[("compose.yaml", STACK)], dir.path(), &env(&[]), &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot read env file") && err.contains(".env"),
+            "{err}"
+        );
+        assert!(
+            err.contains("compose.yaml:9:"),
+            "points at web's env_file: {err}"
+        );
+    }
+
+    #[test]
+    fn each_service_keeps_its_own_problems_and_extends_inherits_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = load_from_str(
+            &[("compose.yaml", STACK)],
+            dir.path(),
+            &env(&[]),
+            &deferred(),
+        )
+        .unwrap();
+        let with_problems: Vec<&String> = loaded.problems.keys().collect();
+        assert_eq!(with_problems, ["web", "webx", "ci", "ci-copy", "tool"]);
+        let ci: Vec<String> = loaded.problems["ci"]
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(ci.len(), 2, "{ci:?}");
+        assert!(ci[0].contains("compose.yaml:13: required variable CI_IMAGE is missing a value: set CI_IMAGE to the image CI built"), "{ci:?}");
+        assert!(ci[1].contains("TOKEN"), "{ci:?}");
+        assert!(loaded.problems["ci-copy"][0]
+            .to_string()
+            .contains("CI_IMAGE"));
+        assert!(loaded.problems["tool"][0]
+            .to_string()
+            .contains("neither an image nor a build"));
+        // The services are still there, so that nothing else about the project changes.
+        assert!(loaded.project.services.contains_key("ci-copy"));
+    }
+
+    #[test]
+    fn a_run_fails_only_on_the_services_it_starts_and_warns_about_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = || {
+            load_from_str(
+                &[("compose.yaml", STACK)],
+                dir.path(),
+                &env(&[]),
+                &deferred(),
+            )
+            .unwrap()
+        };
+        let mut loaded = load();
+        loaded.check_started(&set(&["test", "db"])).unwrap();
+        assert!(loaded.problems.is_empty());
+        for service in ["web", "webx", "ci", "ci-copy", "tool"] {
+            assert!(
+                loaded.warnings.iter().any(|w| w.starts_with(&format!(
+                    "service {service:?} is not started by this run and is ignored: "
+                ))),
+                "{service}: {:?}",
+                loaded.warnings
+            );
+        }
+        let err = load()
+            .check_started(&set(&["webx"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot read env file"), "{err}");
+        let err = load()
+            .check_started(&set(&["ci-copy"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CI_IMAGE"), "{err}");
+        // Once the file exists and the variables are set, nothing is left.
+        write(dir.path(), ".env", "A=1\n");
+        let vars = env(&[("CI_IMAGE", "ci"), ("TOKEN", "t"), ("TOOL_IMAGE", "tool")]);
+        let loaded =
+            load_from_str(&[("compose.yaml", STACK)], dir.path(), &vars, &deferred()).unwrap();
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        assert_eq!(
+            loaded.project.services["webx"].environment["A"].as_deref(),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn a_disabled_or_reset_service_has_no_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "services:\n  test: {image: app}\n  web: {image: app, env_file: .env, profiles: [dev]}\n  gone: {image: '${GONE:?}'}\n";
+        let reset = "services:\n  gone: !reset {}\n";
+        let loaded = load_from_str(
+            &[("compose.yaml", text), ("compose.override.yaml", reset)],
+            dir.path(),
+            &env(&[]),
+            &opts(),
+        )
+        .unwrap();
+        assert!(loaded.problems.is_empty());
+        assert_eq!(loaded.project.services.keys().collect::<Vec<_>>(), ["test"]);
     }
 }

@@ -320,6 +320,7 @@ fn an_uploaded_tree_honours_dockerignore_and_keeps_modes_and_links_on_both_engin
                 source: root,
                 target: "/code",
                 excluded: &[],
+                create_missing: false,
             };
             let summary = engine.upload_tree(&name, &upload).await.unwrap();
             // .dockerignore itself is sent (no pattern excludes it), as `COPY . .` would copy it.
@@ -390,6 +391,7 @@ fn an_upload_into_a_missing_container_names_the_container_and_the_engine() {
             source: tree.path(),
             target: "/code",
             excluded: &[],
+            create_missing: false,
         };
         let err = engine
             .upload_tree("cs-no-such-container", &upload)

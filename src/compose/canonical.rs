@@ -34,6 +34,9 @@ pub(crate) struct Context<'a> {
     pub secrets: &'a IndexMap<String, ServiceFile>,
     /// Top-level `configs:` definitions by name.
     pub configs: &'a IndexMap<String, ServiceFile>,
+    /// Problems of the service being canonicalised that only matter if it is started (a
+    /// required `env_file` that cannot be read): the loader takes them after each service.
+    pub problems: Vec<FieldError>,
 }
 
 /// Keys that are valid Compose but not acted on: each use is reported.
@@ -89,6 +92,53 @@ const UNSUPPORTED: &[&str] = &[
     "label_file",
     "env_from",
 ];
+/// The type of an ignored key's value, checked as Compose v2 checks it (it refuses the file
+/// when, say, `cpus: ${CPUS}` is left empty), so that ignoring a key never accepts a file
+/// Compose refuses.
+fn check_ignored_value(key: &str, v: &Value) -> Result<(), FieldError> {
+    match key {
+        "cpu_shares" | "cpu_count" | "cpu_percent" | "cpu_quota" | "cpu_period"
+        | "cpu_rt_runtime" | "cpu_rt_period" | "pids_limit" | "oom_score_adj" | "scale" => {
+            integer(key, v).map(drop)
+        }
+        "cpus" => match v {
+            Value::Number(_) => Ok(()),
+            Value::String(s) if s.trim().parse::<f64>().is_ok() => Ok(()),
+            _ => err(
+                key,
+                format!(
+                    "expected a number of CPUs, got {:?}",
+                    scalar_string(v).unwrap_or_default()
+                ),
+            ),
+        },
+        "mem_reservation" | "memswap_limit" | "mem_swappiness" => bytes(key, v).map(drop),
+        "oom_kill_disable" => boolean(key, v).map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// A whole number written as a number or a string (Compose casts interpolated strings).
+pub(crate) fn integer(key: &str, v: &Value) -> Result<i64, FieldError> {
+    let parsed = match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    parsed.map_or_else(
+        || {
+            err(
+                key,
+                format!(
+                    "expected a whole number, got {:?}",
+                    scalar_string(v).unwrap_or_default()
+                ),
+            )
+        },
+        Ok,
+    )
+}
+
 /// Canonicalise one service.
 pub(crate) fn service(
     name: &str,
@@ -130,15 +180,18 @@ pub(crate) fn service(
             }
             // Restart policies matter for long-running deployments, not for one test run.
             "restart" | "extends" | "container_number" => {}
-            other if UNSUPPORTED.contains(&other) => ctx.warnings.push(format!(
-                "service {name:?}: `{other}` is not supported by compose-shard and is ignored"
-            )),
+            other if UNSUPPORTED.contains(&other) => {
+                check_ignored_value(other, v)?;
+                ctx.warnings.push(format!(
+                    "service {name:?}: `{other}` is not supported by compose-shard and is ignored"
+                ))
+            }
             other => ctx.warnings.push(format!(
                 "service {name:?}: unknown key `{other}` is ignored"
             )),
         }
     }
-    svc.environment = resolve_environment(&env_files, environment, ctx)?;
+    svc.environment = resolve_environment(&env_files, environment, ctx);
     if svc.build.is_some() && svc.image.is_none() {
         svc.image = Some(format!("{}-{}", ctx.project_name, name));
     }
@@ -229,6 +282,11 @@ fn build(v: &Value, ctx: &mut Context<'_>) -> Result<Build, FieldError> {
                     "context" => {}
                     "dockerfile" => b.dockerfile = Some(string("build.dockerfile", val)?),
                     "target" => b.target = Some(string("build.target", val)?),
+                    // Checked as Compose does, then ignored like other build options.
+                    "shm_size" if bytes("build.shm_size", val).is_err() => {
+                        let (_, m) = bytes("build.shm_size", val).unwrap_err();
+                        return Err((vec!["build".into(), "shm_size".into()], m));
+                    }
                     "args" => {
                         b.args = key_values("build.args", val)
                             .map_err(|(_, m)| (vec!["build".into(), "args".into()], m))?
@@ -352,6 +410,9 @@ fn service_networks(v: &Value) -> Result<IndexMap<String, ServiceNetwork>, Field
                 sn.aliases = string_list("networks", a)?;
             }
             sn.ipv4_address = opts.get("ipv4_address").and_then(scalar_string);
+            if let Some(priority) = opts.get("priority") {
+                integer("networks", priority)?;
+            }
         }
         out.insert(name, sn);
     }
@@ -392,13 +453,14 @@ fn ulimits(v: &Value) -> Result<IndexMap<String, (i64, i64)>, FieldError> {
     let mut out = IndexMap::new();
     for (k, val) in m {
         let name = scalar_string(k).unwrap_or_default();
+        let number = |v: &Value| integer("ulimits", v).ok();
         let pair = match val {
-            Value::Number(n) => {
-                let x = n.as_i64().unwrap_or(0);
+            Value::Number(_) | Value::String(_) if number(val).is_some() => {
+                let x = number(val).unwrap_or(0);
                 (x, x)
             }
             Value::Mapping(sh) => {
-                let get = |f: &str| sh.get(f).and_then(Value::as_i64);
+                let get = |f: &str| sh.get(f).and_then(number);
                 match (get("soft"), get("hard")) {
                     (Some(s), Some(h)) => (s, h),
                     _ => {

@@ -7,7 +7,7 @@ use serde_yaml::Value;
 
 use super::canonical::Context;
 use super::dotenv::parse_env_file;
-use super::values::{err, FieldError};
+use super::values::{boolean, err, FieldError};
 use super::volumes::resolve_host_path;
 
 /// `env_file`: a string, a list of strings, or a list of `{path, required}`.
@@ -26,7 +26,11 @@ pub(crate) fn env_file_list(v: &Value, base: &Path) -> Result<Vec<(PathBuf, bool
                     .get("path")
                     .and_then(Value::as_str)
                     .map_or_else(|| err("env_file", "long form needs `path`"), Ok)?;
-                let required = m.get("required").and_then(Value::as_bool).unwrap_or(true);
+                let required = match m.get("required") {
+                    None => true,
+                    Some(v) => boolean("env_file", v)
+                        .map_err(|(k, _)| (k, "`required` expects true or false".to_string()))?,
+                };
                 Ok((resolve_host_path(path, base, None), required))
             }
             _ => err(
@@ -38,29 +42,39 @@ pub(crate) fn env_file_list(v: &Value, base: &Path) -> Result<Vec<(PathBuf, bool
 }
 
 /// `env_file` contents in order, overlaid by `environment`. A bare `KEY` takes its value
-/// from the environment, and is `None` (left out of the container) when unset there.
+/// from the environment, and is `None` (left out of the container) when unset there. A
+/// required file that cannot be read is a problem of the service (`ctx.problems`), not an
+/// error: the loader decides whether it matters.
 pub(crate) fn resolve_environment(
     files: &[(PathBuf, bool)],
     environment: Vec<(String, Option<String>)>,
     ctx: &mut Context<'_>,
-) -> Result<IndexMap<String, Option<String>>, FieldError> {
+) -> IndexMap<String, Option<String>> {
     let mut out: IndexMap<String, Option<String>> = IndexMap::new();
     for (path, required) in files {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
-                return err(
-                    "env_file",
+                // Only a run that starts the service fails on it, as in Compose.
+                ctx.problems.push((
+                    vec!["env_file".to_string()],
                     format!(
                         "cannot read env file {}: {e} (create it, or use `{{path: ..., required: false}}`)",
                         path.display()
                     ),
-                )
+                ));
+                continue;
             }
         };
-        let entries = parse_env_file(&text, ctx.lookup, ctx.warnings)
-            .or_else(|(line, m)| err("env_file", format!("{}:{line}: {m}", path.display())))?;
+        let entries = match parse_env_file(&text, ctx.lookup, ctx.warnings) {
+            Ok(entries) => entries,
+            Err((line, m)) => {
+                let message = format!("{}:{line}: {m}", path.display());
+                ctx.problems.push((vec!["env_file".to_string()], message));
+                continue;
+            }
+        };
         for (k, v) in entries {
             let v = v.or_else(|| (ctx.lookup)(&k));
             out.insert(k, v);
@@ -70,5 +84,5 @@ pub(crate) fn resolve_environment(
         let v = v.or_else(|| (ctx.lookup)(&k));
         out.insert(k, v);
     }
-    Ok(out)
+    out
 }

@@ -243,13 +243,33 @@ pub(crate) fn interpolate_value(
     lookup: Lookup<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<(), (String, InterpolationError)> {
+    interpolate_tree(value, path, lookup, warnings, &mut |path, e| Err((path, e)))
+}
+
+/// What to do with a value that failed to interpolate: `Err` stops the walk with that
+/// error, `Ok` leaves the value empty and goes on (a problem set aside for later).
+pub(crate) type OnError<'a> =
+    &'a mut dyn FnMut(String, InterpolationError) -> Result<(), (String, InterpolationError)>;
+
+/// [`interpolate_value`] with the decision on each failed value left to `on_error`.
+pub(crate) fn interpolate_tree(
+    value: &mut Value,
+    path: &str,
+    lookup: Lookup<'_>,
+    warnings: &mut Vec<String>,
+    on_error: OnError<'_>,
+) -> Result<(), (String, InterpolationError)> {
     match value {
-        Value::String(s) if s.contains('$') => {
-            *s = interpolate_str(s, lookup, warnings).map_err(|e| (path.to_string(), e))?;
-        }
+        Value::String(s) if s.contains('$') => match interpolate_str(s, lookup, warnings) {
+            Ok(v) => *s = v,
+            Err(e) => {
+                on_error(path.to_string(), e)?;
+                s.clear();
+            }
+        },
         Value::Sequence(seq) => {
             for (i, item) in seq.iter_mut().enumerate() {
-                interpolate_value(item, &format!("{path}[{i}]"), lookup, warnings)?;
+                interpolate_tree(item, &format!("{path}[{i}]"), lookup, warnings, on_error)?;
             }
         }
         Value::Mapping(map) => {
@@ -260,10 +280,10 @@ pub(crate) fn interpolate_value(
                 } else {
                     format!("{path}.{key}")
                 };
-                interpolate_value(v, &sub, lookup, warnings)?;
+                interpolate_tree(v, &sub, lookup, warnings, on_error)?;
             }
         }
-        Value::Tagged(t) => interpolate_value(&mut t.value, path, lookup, warnings)?,
+        Value::Tagged(t) => interpolate_tree(&mut t.value, path, lookup, warnings, on_error)?,
         _ => {}
     }
     Ok(())

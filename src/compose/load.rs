@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 use serde_yaml::{Mapping, Value};
 
 use super::canonical::{self, Context};
@@ -20,7 +20,7 @@ use super::files::{self, Kind};
 use super::merge::{merge_top, strip_tags};
 use super::model::{Project, Service};
 use super::names::{check_project_name, check_service_name, normalize_project_name};
-use super::prepare::{prepare_file, Walk};
+use super::prepare::{prepare_file, DeferredVariable, Walk};
 use super::profiles::apply_profiles;
 use super::references::check_references;
 use super::source::{read_source, SourceFile};
@@ -31,12 +31,37 @@ use super::warnings::aggregate_warnings;
 use crate::config::ComposeOptions;
 
 /// A loaded project and the warnings met on the way (unset variables, ignored keys...).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Loaded {
     /// The resolved project.
     pub project: Project,
     /// Messages for the user (printed on stderr by the commands).
     pub warnings: Vec<String>,
+    /// Problems that concern one service only, by service in file order: a required
+    /// `env_file` that cannot be read, a `${V:?message}` failing inside its definition, no
+    /// image. Empty unless [`ComposeOptions::defer_service_problems`] is set (the load
+    /// fails on the first one otherwise); see [`Loaded::check_started`].
+    pub problems: IndexMap<String, Vec<ComposeError>>,
+}
+
+impl Loaded {
+    /// What `docker compose run` does with the problems of single services: fail on the
+    /// first problem of a service in `started` (file order); each other service with a
+    /// problem becomes one warning naming it, since nothing uses it.
+    pub fn check_started(&mut self, started: &IndexSet<String>) -> Result<(), ComposeError> {
+        let problems = std::mem::take(&mut self.problems);
+        for (service, mut errors) in problems {
+            if started.contains(&service) {
+                return Err(errors.swap_remove(0));
+            }
+            let what: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            self.warnings.push(format!(
+                "service {service:?} is not started by this run and is ignored: {}",
+                what.join("; ")
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Load like Docker Compose. `env` is the process environment snapshot (injectable for
@@ -96,6 +121,7 @@ pub fn load(
         name.as_deref(),
         (&profiles, &opts.enable_services),
         &lookup,
+        opts.defer_service_problems,
     )?;
     warnings.append(&mut loaded.warnings);
     loaded.warnings = warnings;
@@ -146,21 +172,24 @@ pub fn load_from_str(
         name.as_deref(),
         (&profiles, &opts.enable_services),
         &lookup,
+        opts.defer_service_problems,
     )
 }
 
 /// The pipeline on already-read sources. `(profiles, enable)`: the active profiles, and the
-/// services whose profiles are enabled because they were named (see `profiles.rs`).
+/// services whose profiles are enabled because they were named (see `profiles.rs`);
+/// `defer`: keep the problems of single services in [`Loaded::problems`].
 fn load_sources(
     sources: &[SourceFile],
     project_dir: &Path,
     name: Option<&str>,
     (profiles, enable): (&[String], &[String]),
     lookup: &dyn Fn(&str) -> Option<String>,
+    defer: bool,
 ) -> Result<Loaded, ComposeError> {
     let mut warnings = Vec::new();
     let files: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
-    let (merged, sources) = merge_files(sources, lookup, &mut warnings)?;
+    let (merged, sources, deferred) = merge_files(sources, lookup, &mut warnings)?;
     let sources = sources.as_slice();
     let project_name = project_name(name, &merged, project_dir)?;
     warn_unsupported_top_level(&merged, &mut warnings);
@@ -189,8 +218,16 @@ fn load_sources(
         warnings: &mut warnings,
         secrets: &secrets,
         configs: &configs,
+        problems: Vec::new(),
     };
-    let mut services = canonical_services(section("services"), &mut ctx, &locate)?;
+    let mut problems: IndexMap<String, Vec<ComposeError>> = IndexMap::new();
+    for d in deferred {
+        problems
+            .entry(d.service.clone())
+            .or_default()
+            .push(d.error());
+    }
+    let mut services = canonical_services(section("services"), &mut ctx, &locate, &mut problems)?;
     let disabled = apply_profiles(&mut services, profiles, enable);
     let mut project = Project {
         name: project_name,
@@ -202,10 +239,15 @@ fn load_sources(
         isolation: None,
     };
     top_level_sections(&mut project, &merged, &mut warnings, &locate)?;
-    validate(&project, &disabled, &locate)?;
+    validate(&project, &disabled, &locate, &mut problems)?;
     check_references(&mut project, &mut warnings);
+    let problems = problems_in_file_order(&project, problems, defer)?;
     let warnings = aggregate_warnings(warnings);
-    Ok(Loaded { project, warnings })
+    Ok(Loaded {
+        project,
+        warnings,
+        problems,
+    })
 }
 
 /// Each file prepared (see `prepare.rs`) and merged over the ones before it, with the YAML
@@ -215,7 +257,7 @@ fn merge_files(
     sources: &[SourceFile],
     lookup: &dyn Fn(&str) -> Option<String>,
     warnings: &mut Vec<String>,
-) -> Result<(Mapping, Vec<SourceFile>), ComposeError> {
+) -> Result<(Mapping, Vec<SourceFile>, Vec<DeferredVariable>), ComposeError> {
     let mut merged = Mapping::new();
     let mut walk = Walk::default();
     for source in sources {
@@ -236,7 +278,7 @@ fn merge_files(
     let Value::Mapping(merged) = merged_value else {
         unreachable!("a mapping stays a mapping")
     };
-    Ok((merged, sources))
+    Ok((merged, sources, walk.deferred))
 }
 
 /// A warning for each top-level key compose-shard ignores.
@@ -284,11 +326,15 @@ fn project_name(
     })
 }
 
-/// Every service, canonicalised, in file order.
+/// Every service, canonicalised, in file order. A service's own problems (see
+/// [`Loaded::problems`]) go to `problems`; a service that fails to canonicalise because a
+/// `${V:?}` inside it was left empty becomes a placeholder (no image, its profiles) with
+/// that failure among its problems.
 fn canonical_services(
     defs: &Value,
     ctx: &mut Context<'_>,
     locate: &dyn Fn(&[&str], String) -> ComposeError,
+    problems: &mut IndexMap<String, Vec<ComposeError>>,
 ) -> Result<IndexMap<String, Service>, ComposeError> {
     let empty = Mapping::new();
     let defs = match defs {
@@ -311,14 +357,71 @@ fn canonical_services(
                 "expected a mapping (image:, build:...)".into(),
             ));
         };
-        let svc = canonical::service(&svc_name, def, ctx).map_err(|(path, message)| {
+        let locate_in = |(path, message): (Vec<String>, String)| {
             let mut full: Vec<&str> = vec!["services", &svc_name];
             full.extend(path.iter().map(String::as_str));
             locate(&full, message)
-        })?;
+        };
+        let svc = match canonical::service(&svc_name, def, ctx) {
+            Ok(svc) => svc,
+            Err(e) if problems.contains_key(&svc_name) => {
+                problems
+                    .entry(svc_name.clone())
+                    .or_default()
+                    .push(locate_in(e));
+                placeholder(&svc_name, def)
+            }
+            Err(e) => return Err(locate_in(e)),
+        };
+        for problem in ctx.problems.drain(..) {
+            problems
+                .entry(svc_name.clone())
+                .or_default()
+                .push(locate_in(problem));
+        }
         services.insert(svc_name, svc);
     }
     Ok(services)
+}
+
+/// The problems of the project's services in file order (services removed by `!reset` or
+/// disabled by profiles have none); without `defer`, the first one as the error.
+fn problems_in_file_order(
+    project: &Project,
+    mut problems: IndexMap<String, Vec<ComposeError>>,
+    defer: bool,
+) -> Result<IndexMap<String, Vec<ComposeError>>, ComposeError> {
+    let mut ordered: IndexMap<String, Vec<ComposeError>> = project
+        .services
+        .keys()
+        .filter_map(|name| problems.swap_remove(name).map(|p| (name.clone(), p)))
+        .collect();
+    match ordered.shift_remove_index(0) {
+        Some((_, mut errors)) if !defer => Err(errors.swap_remove(0)),
+        Some((name, errors)) => {
+            ordered.shift_insert(0, name, errors);
+            Ok(ordered)
+        }
+        None => Ok(ordered),
+    }
+}
+
+/// A service that could not be read, standing in so that the project still names it: its
+/// profiles (so that profiles treat it as Compose would), nothing else.
+fn placeholder(name: &str, def: &Mapping) -> Service {
+    let profiles = match def.get("profiles") {
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Service {
+        name: name.to_string(),
+        profiles,
+        ..Service::default()
+    }
 }
 
 /// Top-level `networks:` and `volumes:`.

@@ -11,6 +11,7 @@ mod environment;
 mod error;
 mod extends;
 mod files;
+mod graph;
 mod include;
 mod interpolate;
 mod isolate;
@@ -35,6 +36,7 @@ mod yaml_scan;
 
 pub use error::ComposeError;
 pub use files::{file_mounts, file_mounts_by_service, FileMount, FileMountSource};
+pub use graph::{MissingService, ServiceGraph};
 pub use isolate::{isolate, Isolation};
 pub use load::{load, load_from_str, Loaded};
 pub use model::*;

@@ -343,6 +343,11 @@ pub struct Mount {
     /// Bind options kept verbatim for the engine (`z`, `Z`, `cached`, `delegated`...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
+    /// A bind whose host path is created (as a folder) when it does not exist: every
+    /// short-syntax bind, and long-syntax ones unless `bind.create_host_path: false`, as in
+    /// Compose v2.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub create_host_path: bool,
 }
 
 /// `volumes[].type`.

@@ -24,10 +24,17 @@ pub(crate) fn parse_port(value: &Value) -> Result<Vec<PortMapping>, String> {
                 .map(scalar)
                 .ok_or("long syntax needs `target`")?;
             let published = m.get("published").map(scalar).filter(|s| !s.is_empty());
+            let host_ip = m.get("host_ip").map(scalar);
+            // Compose v2 refuses what is not an IP address, an empty one included.
+            if let Some(ip) = &host_ip {
+                if ip.parse::<std::net::IpAddr>().is_err() {
+                    return Err(format!("invalid host_ip {ip:?}: expected an IP address"));
+                }
+            }
             Ok(vec![PortMapping {
                 target: port_number(&target)?,
                 published,
-                host_ip: m.get("host_ip").and_then(Value::as_str).map(str::to_string),
+                host_ip,
                 protocol: m
                     .get("protocol")
                     .and_then(Value::as_str)
@@ -138,6 +145,10 @@ fn mapping(
 /// Parse one `expose` entry into container ports (`"5432"`, `"8125/udp"`), ranges expanded.
 pub(crate) fn parse_expose(value: &Value) -> Result<Vec<String>, String> {
     let text = scalar(value);
+    if text.is_empty() && value.is_string() {
+        // `expose: ["${PORT}"]` with PORT unset: Compose v2 accepts it and exposes nothing.
+        return Ok(Vec::new());
+    }
     if text.is_empty() {
         return Err("expected a port number or \"PORT/PROTO\"".into());
     }

@@ -23,6 +23,8 @@ pub struct ProjectBind {
     pub target: String,
     /// Mounted read-only.
     pub read_only: bool,
+    /// A missing host path is created rather than refused ([`super::Mount::create_host_path`]).
+    pub create_host_path: bool,
 }
 
 /// The bind mounts of `service` whose host source is `project_dir` or inside it, ordered so
@@ -43,6 +45,7 @@ pub fn project_tree_binds(service: &Service, project_dir: &Path) -> Vec<ProjectB
                 relative,
                 target: m.target.clone(),
                 read_only: m.read_only,
+                create_host_path: m.create_host_path,
             })
         })
         .collect();

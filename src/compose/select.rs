@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use indexmap::IndexSet;
 
 use super::error::ComposeError;
+use super::graph::ServiceGraph;
 use super::model::{MountKind, Project};
 
 /// The services `docker compose run TEST_SERVICE` starts, plus `extra` services (and what
@@ -24,29 +25,11 @@ pub fn run_closure(
     test_service: &str,
     extra: &[String],
 ) -> Result<IndexSet<String>, ComposeError> {
-    let mut wanted: HashSet<&str> = HashSet::new();
-    let mut stack: Vec<(&str, Option<&str>)> = vec![(test_service, None)];
-    stack.extend(extra.iter().map(|e| (e.as_str(), None)));
-    while let Some((name, dependent)) = stack.pop() {
-        if wanted.contains(name) {
-            continue;
-        }
-        let Some(svc) = project.services.get(name) else {
-            return Err(not_a_service(project, name, dependent));
-        };
-        wanted.insert(name);
-        for (dep, how) in &svc.depends_on {
-            if how.required || project.services.contains_key(dep) {
-                stack.push((dep.as_str(), Some(name)));
-            }
-        }
-    }
-    Ok(project
-        .services
-        .keys()
-        .filter(|k| wanted.contains(k.as_str()))
-        .cloned()
-        .collect())
+    let mut roots: Vec<&str> = vec![test_service];
+    roots.extend(extra.iter().map(String::as_str));
+    ServiceGraph::new(project)
+        .run_closure(&roots)
+        .map_err(|missing| not_a_service(project, &missing.name, missing.dependent.as_deref()))
 }
 
 fn not_a_service(project: &Project, name: &str, dependent: Option<&str>) -> ComposeError {

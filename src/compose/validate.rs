@@ -3,40 +3,44 @@
 //! `image` or a `build`, every required dependency is a service of the project, and
 //! dependencies have no cycle. The messages follow Compose v2's wording.
 
-use std::collections::HashMap;
-
 use indexmap::IndexMap;
 
 use super::error::ComposeError;
+use super::graph::ServiceGraph;
 use super::model::{Project, Service};
 
 /// Validate the loaded project. `disabled`: services left out by profiles, with their
 /// profiles (to say why a dependency is missing); `locate` makes an error pointing at a key.
+/// A service without an image is a problem of that service (added to `problems`, unless it
+/// has one already: a placeholder has no image), not an error: only starting it fails.
 pub(crate) fn validate(
     project: &Project,
     disabled: &IndexMap<String, Vec<String>>,
     locate: &dyn Fn(&[&str], String) -> ComposeError,
+    problems: &mut IndexMap<String, Vec<ComposeError>>,
 ) -> Result<(), ComposeError> {
     for svc in project.services.values() {
         // An empty `image:` (typically `${IMAGE}` with IMAGE unset) counts as none, as in
         // Compose.
-        if svc.image.as_deref().map_or(true, str::is_empty) && svc.build.is_none() {
+        let no_image = svc.image.as_deref().map_or(true, str::is_empty) && svc.build.is_none();
+        if no_image && !problems.contains_key(&svc.name) {
             let hint = if svc.image.is_some() {
                 " (its `image:` is empty: is the variable it names unset?)"
             } else {
                 ""
             };
-            return Err(locate(
+            let error = locate(
                 &["services", &svc.name],
                 format!(
                     "service {:?} has neither an image nor a build context specified{hint}: add `image:` or `build:`",
                     svc.name
                 ),
-            ));
+            );
+            problems.insert(svc.name.clone(), vec![error]);
         }
         check_dependencies(project, svc, disabled, locate)?;
     }
-    if let Some(cycle) = find_cycle(project) {
+    if let Some(cycle) = ServiceGraph::new(project).find_cycle() {
         return Err(locate_first(
             locate,
             &[
@@ -105,84 +109,29 @@ fn locate_first(
     locate(paths[paths.len() - 1], message)
 }
 
-/// A dependency cycle as `[a, b, c, a]`, services visited in file order. Iterative, so a
-/// long chain of dependencies cannot overflow the stack.
-fn find_cycle(project: &Project) -> Option<Vec<String>> {
-    // 1 = on the current path, 2 = finished.
-    let mut marks: HashMap<&str, u8> = HashMap::new();
-    for root in project.services.keys() {
-        if marks.contains_key(root.as_str()) {
-            continue;
-        }
-        // (service, index of the next dependency to look at)
-        let mut path: Vec<(&str, usize)> = vec![(root.as_str(), 0)];
-        marks.insert(root, 1);
-        while let Some((name, next)) = path.last_mut() {
-            let deps = &project.services[*name].depends_on;
-            let Some((dep, _)) = deps.get_index(*next) else {
-                marks.insert(name, 2);
-                path.pop();
-                continue;
-            };
-            *next += 1;
-            match marks.get(dep.as_str()) {
-                Some(2) => {}
-                Some(_) => {
-                    let start = path.iter().position(|(n, _)| n == dep).unwrap_or(0);
-                    let mut cycle: Vec<String> =
-                        path[start..].iter().map(|(n, _)| n.to_string()).collect();
-                    cycle.push(dep.clone());
-                    return Some(cycle);
-                }
-                None if project.services.contains_key(dep) => {
-                    marks.insert(dep, 1);
-                    path.push((dep.as_str(), 0));
-                }
-                None => {}
-            }
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::compose::model::{Dependency, DependencyCondition};
+    use std::collections::HashMap;
+    use std::path::Path;
 
-    fn chain(n: usize, close: bool) -> Project {
-        let dep = || Dependency {
-            condition: DependencyCondition::ServiceStarted,
-            required: true,
-        };
-        let services = (0..n)
-            .map(|i| {
-                let mut s = Service {
-                    name: format!("s{i}"),
-                    image: Some("x".into()),
-                    ..Service::default()
-                };
-                if i + 1 < n || close {
-                    s.depends_on.insert(format!("s{}", (i + 1) % n), dep());
-                }
-                (s.name.clone(), s)
-            })
-            .collect();
-        Project {
-            name: "p".into(),
-            project_dir: "/p".into(),
-            files: vec![],
-            services,
-            networks: IndexMap::new(),
-            volumes: IndexMap::new(),
-            isolation: None,
-        }
-    }
+    use crate::compose::load_from_str;
+    use crate::config::ComposeOptions;
 
     #[test]
-    fn a_long_chain_is_walked_without_recursion() {
-        assert_eq!(find_cycle(&chain(50_000, false)), None);
-        let cycle = find_cycle(&chain(3, true)).unwrap();
-        assert_eq!(cycle, ["s0", "s1", "s2", "s0"]);
+    fn a_cycle_is_refused_with_its_path_and_the_file() {
+        let text = "services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, links: [c]}\n  c: {image: x, depends_on: [a]}\n";
+        let err = load_from_str(
+            &[("compose.yaml", text)],
+            Path::new("/p"),
+            &HashMap::new(),
+            &ComposeOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("dependency cycle detected: a -> b -> c -> a"),
+            "{err}"
+        );
+        assert!(err.contains("compose.yaml:2:"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_yaml::Value;
 
 use super::model::{Mount, MountKind};
+use super::names::parse_byte_size;
 
 /// Resolve a host path as Compose does: `~` is HOME, relative paths join the base directory,
 /// and `.`/`..` components are folded (without touching the filesystem).
@@ -69,6 +70,11 @@ pub(crate) fn parse_mount(value: &Value, base: &Path, home: Option<&str>) -> Res
                 source = Some(resolve_host_path(&raw, base, home).display().to_string());
             }
             let mut options = Vec::new();
+            // Compose v2 sends such binds as `Binds`, whose missing sources the engine
+            // creates; only `create_host_path: false` makes a missing one an error.
+            let sub = |section: &str, key: &str| m.get(section).and_then(|s| s.get(key));
+            let create_host_path =
+                kind == MountKind::Bind && flag(sub("bind", "create_host_path"))? != Some(false);
             if let Some(bind) = m.get("bind") {
                 if let Some(p) = bind.get("propagation").and_then(Value::as_str) {
                     options.push(p.to_string());
@@ -77,30 +83,42 @@ pub(crate) fn parse_mount(value: &Value, base: &Path, home: Option<&str>) -> Res
                     options.push(s.to_string());
                 }
             }
-            if m.get("volume")
-                .and_then(|v| v.get("nocopy"))
-                .and_then(Value::as_bool)
-                == Some(true)
-            {
+            if flag(sub("volume", "nocopy"))? == Some(true) {
                 options.push("nocopy".into());
             }
-            if let Some(size) = m.get("tmpfs").and_then(|t| t.get("size")) {
+            if let Some(size) = sub("tmpfs", "size") {
                 let size = match size {
                     Value::Number(n) => n.to_string(),
                     Value::String(s) => s.clone(),
                     _ => String::new(),
                 };
+                parse_byte_size(&size).map_err(|e| format!("tmpfs.size: {e}"))?;
                 options.push(format!("size={size}"));
             }
             Ok(Mount {
                 kind,
                 source,
                 target,
-                read_only: m.get("read_only").and_then(Value::as_bool).unwrap_or(false),
+                read_only: flag(m.get("read_only"))?.unwrap_or(false),
                 options,
+                create_host_path,
             })
         }
         _ => Err("expected \"SOURCE:TARGET[:MODE]\" or a mapping with `type` and `target`".into()),
+    }
+}
+
+/// A boolean of the long syntax, `true`/`false` strings included (Compose casts
+/// interpolated values); anything else, an empty string included, is refused as in Compose.
+fn flag(v: Option<&Value>) -> Result<Option<bool>, String> {
+    match v {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
+        Some(other) => Err(format!(
+            "expected true or false, got {:?}",
+            serde_yaml::to_string(other).unwrap_or_default().trim()
+        )),
     }
 }
 
@@ -137,6 +155,7 @@ fn parse_short(text: &str, base: &Path, home: Option<&str>) -> Result<Mount, Str
         Some(s) => (MountKind::Volume, Some(s.to_string())),
     };
     Ok(Mount {
+        create_host_path: kind == MountKind::Bind,
         kind,
         source,
         target: target.to_string(),
@@ -166,6 +185,7 @@ mod tests {
             target: target.into(),
             read_only: ro,
             options: options.iter().map(|s| s.to_string()).collect(),
+            create_host_path: kind == MountKind::Bind,
         }
     }
 
@@ -232,6 +252,12 @@ mod tests {
             parse("{type: volume, source: v, target: /v, volume: {nocopy: true}}"),
             mount(MountKind::Volume, Some("v"), "/v", false, &["nocopy"])
         );
+        // Compose v2 creates a missing host path unless told not to.
+        let no_create =
+            parse("{type: bind, source: ./d, target: /d, bind: {create_host_path: false}}");
+        assert!(!no_create.create_host_path);
+        let create = parse("{type: bind, source: ./d, target: /d, bind: {create_host_path: true}}");
+        assert!(create.create_host_path);
         assert!(parse_mount(
             &serde_yaml::from_str("{type: npipe, target: /x}").unwrap(),
             Path::new("/"),

@@ -112,6 +112,20 @@ fn mounts(project: &Project, service: &Service, files: &[FileMount]) -> Vec<Moun
         .collect()
 }
 
+/// Capabilities as Compose v2 sends them: `CAP_`-prefixed (`SYS_PTRACE` ->
+/// `CAP_SYS_PTRACE`), `ALL` as it is; `None` for none.
+fn capabilities(names: &[String]) -> Option<Vec<String>> {
+    let full = |c: &String| {
+        let c = c.to_ascii_uppercase();
+        if c == "ALL" || c.starts_with("CAP_") {
+            c
+        } else {
+            format!("CAP_{c}")
+        }
+    };
+    (!names.is_empty()).then(|| names.iter().map(full).collect())
+}
+
 fn endpoint(project: &Project, service: &Service, key: &str) -> (String, EndpointSettings) {
     let net = service.networks.get(key).cloned().unwrap_or_default();
     let mut aliases = net.aliases.clone();
@@ -203,8 +217,8 @@ pub(crate) fn plan_container(
         shm_size: service.shm_size.map(|s| s as i64),
         init: service.init,
         privileged: Some(service.privileged),
-        cap_add: (!service.cap_add.is_empty()).then(|| service.cap_add.clone()),
-        cap_drop: (!service.cap_drop.is_empty()).then(|| service.cap_drop.clone()),
+        cap_add: capabilities(&service.cap_add),
+        cap_drop: capabilities(&service.cap_drop),
         ulimits: (!service.ulimits.is_empty()).then(|| {
             service
                 .ulimits
@@ -290,6 +304,7 @@ mod tests {
                 target: "/var/lib/postgresql/data".into(),
                 read_only: false,
                 options: vec![],
+                create_host_path: false,
             }],
             ..Default::default()
         };

@@ -56,6 +56,10 @@ pub struct SourceUpload<'a> {
     pub target: &'a str,
     /// Folders never sent (the run's own results folder).
     pub excluded: &'a [PathBuf],
+    /// When `source` does not exist, create an empty folder at `target` (owned like the
+    /// project directory) instead of failing: what Compose's bind of a missing host path
+    /// gives the container.
+    pub create_missing: bool,
 }
 
 /// The error the chunk writer gives when the request stopped reading: the request's own
@@ -173,7 +177,12 @@ fn write_archive<W: Write>(
             path: upload.source.to_path_buf(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "outside the project"),
         })?;
-    let meta = std::fs::metadata(upload.source).map_err(io("read", upload.source))?;
+    let meta = match std::fs::metadata(upload.source) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && upload.create_missing => {
+            return empty_folder_archive(upload, out);
+        }
+        other => other.map_err(io("read", upload.source))?,
+    };
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
     let mut summary = UploadSummary::default();
@@ -214,6 +223,33 @@ fn write_archive<W: Write>(
     Ok((summary, out))
 }
 
+/// The archive of an empty folder at `upload.target`, owned like the project directory.
+fn empty_folder_archive<W: Write>(
+    upload: &SourceUpload<'_>,
+    out: W,
+) -> Result<(UploadSummary, W), EngineError> {
+    use std::os::unix::fs::MetadataExt;
+    let io = super::error::io_error;
+    let owner = std::fs::metadata(upload.project_dir).map_err(io("read", upload.project_dir))?;
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    header.set_uid(u64::from(owner.uid()));
+    header.set_gid(u64::from(owner.gid()));
+    header.set_size(0);
+    let mut builder = tar::Builder::new(out);
+    let name = format!("{}/", upload.target.trim_matches('/'));
+    builder
+        .append_data(&mut header, name, std::io::empty())
+        .map_err(io("pack", upload.source))?;
+    let out = builder.into_inner().map_err(io("pack", upload.source))?;
+    let summary = UploadSummary {
+        dirs: 1,
+        ..UploadSummary::default()
+    };
+    Ok((summary, out))
+}
+
 impl DockerEngine {
     /// Copy a folder (or file) of this machine into a created or running container at
     /// `upload.target`, honouring the project's `.dockerignore` (see the module docs).
@@ -228,14 +264,16 @@ impl DockerEngine {
             upload.source.to_path_buf(),
             upload.target.to_string(),
             upload.excluded.to_vec(),
+            upload.create_missing,
         );
         let producer = tokio::task::spawn_blocking(move || {
-            let (project_dir, source, target, excluded) = owned;
+            let (project_dir, source, target, excluded, create_missing) = owned;
             let upload = SourceUpload {
                 project_dir: &project_dir,
                 source: &source,
                 target: &target,
                 excluded: &excluded,
+                create_missing,
             };
             let writer = ChunkWriter {
                 tx: tx.clone(),
@@ -365,6 +403,7 @@ mod tests {
             source: root,
             target: "/code",
             excluded: &[root.join("results")],
+            create_missing: false,
         };
         let (summary, archive) = write_archive(&upload, Vec::new()).unwrap();
         let got = entries(&archive);
@@ -432,6 +471,36 @@ mod tests {
             err.contains("/etc") && err.contains("not inside the project"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_missing_source_is_an_empty_folder_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("backend/htmlcov");
+        let upload = SourceUpload {
+            project_dir: dir.path(),
+            source: &missing,
+            target: "/app/backend/htmlcov",
+            excluded: &[],
+            create_missing: true,
+        };
+        let (summary, archive) = write_archive(&upload, Vec::new()).unwrap();
+        assert_eq!(
+            entries(&archive),
+            [(
+                "app/backend/htmlcov/".to_string(),
+                'd',
+                0o755,
+                String::new()
+            )]
+        );
+        assert_eq!(summary.dirs, 1);
+        let refused = SourceUpload {
+            create_missing: false,
+            ..upload
+        };
+        let err = write_archive(&refused, Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("htmlcov"), "{err}");
     }
 
     #[test]

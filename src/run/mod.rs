@@ -3,6 +3,7 @@
 //! consume.
 
 mod backend;
+mod bind_sources;
 mod dispatch;
 mod display;
 mod error;
@@ -28,6 +29,7 @@ mod fake_backend;
 mod orchestrator_tests;
 
 pub use backend::Backend;
+pub use bind_sources::create_missing_bind_sources;
 pub use dispatch::LostTest;
 pub use display::{Display, DisplayMode};
 pub use error::RunError;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::backend::Backend;
+use super::bind_sources::{create_missing_bind_sources, created_notice};
 use super::dispatch::{Dispatcher, LostTest};
 use super::error::RunError;
 use super::event::{Activity, Event, EventSink, GroupReport};
@@ -121,6 +122,12 @@ async fn prepare_engine<'a, B: Backend>(
     .await?;
     if let Some(notice) = notice {
         events.emit(Event::Notice(notice));
+    }
+    if !copying && !slot.remote {
+        let created = create_missing_bind_sources(project).map_err(RunError::Environment)?;
+        if !created.is_empty() {
+            events.emit(Event::Notice(created_notice(&created)));
+        }
     }
     Ok(Ready {
         backend: slot.backend,

@@ -903,6 +903,8 @@ fn with_code_bind(mut spec: RunSpec) -> RunSpec {
             target: "/code".into(),
             read_only: false,
             options: vec![],
+            // Not created on this machine by a unit test.
+            create_host_path: false,
         });
     }
     spec

@@ -183,6 +183,13 @@ pub enum FailureCause {
     },
     /// A service has neither an image nor a build (or `--no-build` was given).
     NoImage,
+    /// A missing bind-mount source could not be created.
+    BindSource {
+        /// The host path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: Arc<std::io::Error>,
+    },
     /// The run has no group to run (none selected, or no engine).
     NothingToRun,
     /// The group's engine could not be prepared (images, source copy).
@@ -253,6 +260,11 @@ impl fmt::Display for FailureCause {
                 "copying {} into {target} (--copy-source): {}",
                 source_path.display(),
                 crate::errors::render_chain(error.as_ref())
+            ),
+            FailureCause::BindSource { path, source } => write!(
+                f,
+                "cannot create the missing bind-mount source {} (Compose creates it): {source}; create it yourself, or set `bind.create_host_path: false` to have the run refuse it",
+                path.display()
             ),
             FailureCause::NoImage => {
                 f.write_str("it has neither image nor build (or --no-build was given)")

@@ -92,6 +92,7 @@ impl SourceCopy {
                 source: &bind.source,
                 target: &bind.target,
                 excluded: &self.excluded,
+                create_missing: bind.create_host_path,
             };
             backend.upload_tree(container, &upload).await.map_err(|e| {
                 EnvironmentFailure::of(FailureCause::SourceCopy {

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::backend::Backend;
 use super::event::{Activity, Event, EventSink};
 use super::outcome::{EnvironmentFailure, FailureCause};
-use crate::compose::{DependencyCondition, Project, Service};
+use crate::compose::{DependencyCondition, Project, Service, ServiceGraph};
 use crate::engine::{
     ContainerOverrides, ContainerStatus, ExecOutcome, ExecRequest, Health, ImageConfig,
 };
@@ -54,36 +54,7 @@ pub struct StartedEnvironment {
 /// Services in an order where every dependency comes first (file order otherwise); `Err`
 /// is a dependency cycle, its services in order.
 pub fn start_order(project: &Project) -> Result<Vec<String>, Vec<String>> {
-    let mut order: Vec<String> = Vec::new();
-    let mut visiting: Vec<String> = Vec::new();
-    fn visit(
-        project: &Project,
-        name: &str,
-        order: &mut Vec<String>,
-        visiting: &mut Vec<String>,
-    ) -> Result<(), Vec<String>> {
-        if order.iter().any(|n| n == name) {
-            return Ok(());
-        }
-        if visiting.iter().any(|n| n == name) {
-            visiting.push(name.to_string());
-            return Err(visiting.clone());
-        }
-        let Some(service) = project.services.get(name) else {
-            return Ok(());
-        };
-        visiting.push(name.to_string());
-        for dep in service.depends_on.keys() {
-            visit(project, dep, order, visiting)?;
-        }
-        visiting.pop();
-        order.push(name.to_string());
-        Ok(())
-    }
-    for name in project.services.keys() {
-        visit(project, name, &mut order, &mut visiting)?;
-    }
-    Ok(order)
+    ServiceGraph::new(project).topological_order()
 }
 
 /// TCP ports a service declares (`expose` and `ports` targets).
