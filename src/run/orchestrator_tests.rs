@@ -1376,3 +1376,54 @@ async fn failures_are_explained_flaky_order_dependent_or_real_with_the_culprit_f
         "every fresh environment is removed"
     );
 }
+
+#[tokio::test]
+async fn a_service_starts_while_an_unrelated_branch_of_the_graph_is_still_getting_ready() {
+    // db (slow to be healthy) <- migrate; cache <- worker <- notifier; app needs migrate and
+    // notifier. Wave by wave, notifier would wait for migrate (the same wave as worker).
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .behaviours
+        .insert("db".into(), Behaviour::HealthyAfter(30));
+    backend
+        .behaviours
+        .insert("cache".into(), Behaviour::Running);
+    let mut spec = spec(&[1], 1, out.path());
+    let p = &mut spec.projects[0];
+    p.services.shift_remove("redis");
+    let name = p.name.clone();
+    let mut cache = service("cache", &name);
+    cache.labels = p.services["db"].labels.clone();
+    let mut worker = service("worker", &name);
+    worker.labels = p.services["db"].labels.clone();
+    worker.depends_on = IndexMap::from([(
+        "cache".to_string(),
+        dep(DependencyCondition::ServiceStarted, true),
+    )]);
+    let mut notifier = service("notifier", &name);
+    notifier.labels = p.services["db"].labels.clone();
+    notifier.depends_on = IndexMap::from([(
+        "worker".to_string(),
+        dep(DependencyCondition::ServiceStarted, true),
+    )]);
+    let app = p.services.get_mut("app").unwrap();
+    app.depends_on.shift_remove("redis");
+    app.depends_on.insert(
+        "notifier".into(),
+        dep(DependencyCondition::ServiceStarted, true),
+    );
+    for s in [cache, worker, notifier] {
+        p.services.insert(s.name.clone(), s);
+    }
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(outcome.groups[0].status, GroupStatus::Passed);
+    let calls = backend.calls.borrow().clone();
+    let notifier_started = position(&calls, "start notifier@g1");
+    let migrate_started = position(&calls, "start migrate@g1");
+    let db_healthy = last_position(&calls, "poll db");
+    assert!(
+        notifier_started < migrate_started && notifier_started < db_healthy,
+        "notifier started only after the other branch: {calls:#?}"
+    );
+}

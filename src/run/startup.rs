@@ -7,16 +7,18 @@
 //! does not race the first connection; healthchecks that are waited for run their own test
 //! through exec instead of sitting out the first `interval`.
 //!
-//! Services start in waves: those whose dependencies are all up are created and started
-//! together, each first waiting for its own dependencies' conditions, so independent services
-//! (a database and a cache) start at once and become ready in parallel. The test service's
+//! Services start as Compose's dependency graph ([`ServiceGraph`]) allows: each the moment
+//! the conditions it declares on its own dependencies hold, so independent services (a
+//! database and a cache) start at once and become ready in parallel, and a branch of the
+//! graph never waits for another. The test service's
 //! own conditions are waited for by the caller ([`wait_test_dependencies`]), which creates
 //! its container meanwhile and runs the port probes of its plain dependencies while it
 //! collects.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use indexmap::IndexMap;
 use tokio::time::Instant;
 
@@ -319,11 +321,19 @@ pub struct StartRequest<'a> {
     pub copy: Option<&'a super::source_copy::SourceCopy>,
 }
 
-/// Bring up the test service's dependencies in `depends_on` order, each dependent waiting
-/// only for what it declared. Services whose dependencies are all up start together (a
-/// database and a cache are created and started concurrently). The test service's own
-/// conditions are not waited for here: see [`wait_test_dependencies`]. On failure, whatever
-/// was created stays for the caller's label-based teardown.
+/// A service's container, started (shared by every dependent waiting for it).
+type Started<'a> = Shared<LocalBoxFuture<'a, Result<String, EnvironmentFailure>>>;
+/// A dependent's condition on a dependency, holding (shared by every dependent that
+/// declares the same one).
+type Holds<'a> = Shared<LocalBoxFuture<'a, Result<(), EnvironmentFailure>>>;
+
+/// Bring up the test service's dependencies as Compose's dependency graph does: each
+/// service is created and started the moment the conditions it declares on its own
+/// dependencies hold, whatever another branch of the graph is still doing (a database and a
+/// cache start at once, and a worker on the cache does not wait for the database's
+/// migration). The test service's own conditions are not waited for here: see
+/// [`wait_test_dependencies`]. On failure, whatever was created stays for the caller's
+/// label-based teardown.
 pub async fn start_environment<B: Backend>(
     backend: &B,
     request: &StartRequest<'_>,
@@ -337,55 +347,85 @@ pub async fn start_environment<B: Backend>(
     create_networks_and_volumes(backend, project).await?;
     let order = start_order(project)
         .map_err(|cycle| EnvironmentFailure::of(FailureCause::DependencyCycle(cycle)))?;
-    let mut env = StartedEnvironment::default();
-    let mut satisfied: HashSet<(String, &'static str)> = HashSet::new();
-    for level in start_levels(project, &order, request.test_service) {
-        let starts = level.iter().map(|name| {
-            let env = &env;
-            let satisfied = &satisfied;
-            async move {
-                let service = &project.services[name];
-                let waits = Waits::All(satisfied);
-                wait_dependencies(backend, request, service, env, waits, events).await?;
-                start_service(backend, request, service, events).await
-            }
-        });
-        let started = futures::future::join_all(starts).await;
-        for (name, container) in level.iter().zip(started) {
-            env.containers.insert(name.clone(), container?);
-            let service = &project.services[name];
-            satisfied.extend(
-                service
-                    .depends_on
-                    .iter()
-                    .map(|(dep, d)| (dep.clone(), condition_name(d.condition))),
-            );
+    let order: Vec<&String> = order
+        .iter()
+        .filter(|n| n.as_str() != request.test_service)
+        .collect();
+    let mut started: HashMap<&str, Started<'_>> = HashMap::new();
+    let mut holds: HashMap<(&str, &'static str), Holds<'_>> = HashMap::new();
+    for name in &order {
+        let service = &project.services[name.as_str()];
+        let mut waits = Vec::new();
+        for (dep, how) in &service.depends_on {
+            let Some(dep_started) = started.get(dep.as_str()).cloned() else {
+                continue; // an optional dependency left out of the project
+            };
+            let key = (dep.as_str(), condition_name(how.condition));
+            let holding = holds.entry(key).or_insert_with(|| {
+                let dep_service = &project.services[dep.as_str()];
+                condition_holds(
+                    backend,
+                    request,
+                    dep_service,
+                    dep_started,
+                    how.condition,
+                    events,
+                )
+            });
+            waits.push((dep.as_str(), how.required, holding.clone()));
         }
+        let start = async move {
+            if !waits.is_empty() {
+                let deps = waits.iter().map(|(d, ..)| d.to_string()).collect();
+                events.emit(Event::Activity {
+                    group,
+                    activity: Activity::WaitingFor(deps),
+                });
+            }
+            for (dep, required, holding) in waits {
+                match holding.await {
+                    Ok(()) => {}
+                    Err(fail) if !required => events.emit(Event::Warning(format!(
+                        "[g{group}] optional dependency {dep} of {} failed: {fail}",
+                        service.name
+                    ))),
+                    Err(fail) => return Err(fail),
+                }
+            }
+            start_service(backend, request, service, events).await
+        };
+        started.insert(name.as_str(), start.boxed_local().shared());
     }
-    env.all_started = Some(Instant::now());
-    Ok(env)
+    let containers =
+        futures::future::try_join_all(order.iter().map(|n| started[n.as_str()].clone())).await?;
+    Ok(StartedEnvironment {
+        containers: order.into_iter().cloned().zip(containers).collect(),
+        all_started: Some(Instant::now()),
+    })
 }
 
-/// The services to start before the tests, in waves: each wave's dependencies are all in
-/// earlier waves. Within a wave, the order of `order` (Compose's start order) is kept.
-fn start_levels(project: &Project, order: &[String], test_service: &str) -> Vec<Vec<String>> {
-    let mut level_of: HashMap<&str, usize> = HashMap::new();
-    let mut levels: Vec<Vec<String>> = Vec::new();
-    for name in order.iter().filter(|n| *n != test_service) {
-        let level = project.services[name]
-            .depends_on
-            .keys()
-            .filter_map(|d| level_of.get(d.as_str()))
-            .map(|l| l + 1)
-            .max()
-            .unwrap_or(0);
-        level_of.insert(name, level);
-        if levels.len() <= level {
-            levels.resize(level + 1, Vec::new());
+/// The wait for what a dependent declared about `dep` (started plus the port probes that
+/// only help, healthy, or completed successfully), once `dep` is started.
+fn condition_holds<'a, B: Backend>(
+    backend: &'a B,
+    request: &'a StartRequest<'a>,
+    dep: &'a Service,
+    dep_started: Started<'a>,
+    condition: DependencyCondition,
+    events: &'a EventSink,
+) -> Holds<'a> {
+    async move {
+        let container = dep_started.await?;
+        let image = request.images.get(&dep.name);
+        let waited =
+            wait_dependency(backend, dep, &container, condition, image, request.timing).await?;
+        if let Some(notice) = waited {
+            events.emit(Event::Info(format!("[g{}] {notice}", request.group)));
         }
-        levels[level].push(name.clone());
+        Ok(())
     }
-    levels
+    .boxed_local()
+    .shared()
 }
 
 /// Create one service's container (uploading `--copy-source` files) and start it.
@@ -422,7 +462,7 @@ pub async fn wait_test_dependencies<B: Backend>(
     backend: &B,
     request: &StartRequest<'_>,
     env: &StartedEnvironment,
-    waits: Waits<'_>,
+    waits: Waits,
     events: &EventSink,
 ) -> Result<(), EnvironmentFailure> {
     match request.project.services.get(request.test_service) {
@@ -433,21 +473,16 @@ pub async fn wait_test_dependencies<B: Backend>(
 
 /// Which of a service's dependency conditions to wait for.
 #[derive(Clone, Copy)]
-pub enum Waits<'a> {
-    /// Every condition, except those already satisfied for an earlier dependent.
-    All(&'a HashSet<(String, &'static str)>),
+pub enum Waits {
     /// `service_healthy` and `service_completed_successfully` only.
     Declared,
     /// The port probes of `service_started` dependencies only.
     Probes,
 }
 
-impl Waits<'_> {
-    fn includes(self, dep: &str, condition: DependencyCondition) -> bool {
+impl Waits {
+    fn includes(self, condition: DependencyCondition) -> bool {
         match self {
-            Waits::All(satisfied) => {
-                !satisfied.contains(&(dep.to_string(), condition_name(condition)))
-            }
             Waits::Declared => condition != DependencyCondition::ServiceStarted,
             Waits::Probes => condition == DependencyCondition::ServiceStarted,
         }
@@ -468,14 +503,14 @@ async fn wait_dependencies<B: Backend>(
     request: &StartRequest<'_>,
     service: &Service,
     env: &StartedEnvironment,
-    waits: Waits<'_>,
+    waits: Waits,
     events: &EventSink,
 ) -> Result<(), EnvironmentFailure> {
     let group = request.group;
     let todo: Vec<(&String, &crate::compose::Dependency, &String)> = service
         .depends_on
         .iter()
-        .filter(|(dep, d)| waits.includes(dep, d.condition))
+        .filter(|(_, d)| waits.includes(d.condition))
         .filter_map(|(dep, d)| env.containers.get(dep).map(|c| (dep, d, c)))
         .collect();
     if todo.is_empty() {

@@ -85,8 +85,6 @@ pub(crate) struct Served {
     pub timeout_stacks: Option<String>,
     /// The process outlived pytest.
     pub lingering: Option<Lingering>,
-    /// The stacks of a test that ran past `--test-timeout`.
-    pub test_timeout_stacks: Option<String>,
 }
 
 /// A list of node ids as a file: one per line.
@@ -452,12 +450,13 @@ async fn on_stacks<B: Backend>(
     number: u64,
     reason: &str,
 ) {
-    let text = read_stacks(h, number).await;
-    let group = h.group;
-    if reason == "timeout" {
-        state.served.test_timeout_stacks = Some(text);
+    // The stacks of a timed-out test are in its report, those of lingering threads come
+    // with the `lingering` line: only asked-for dumps are shown here.
+    if reason == "timeout" || reason == "lingering" {
         return;
     }
+    let text = read_stacks(h, number).await;
+    let group = h.group;
     let asked = reason
         .strip_prefix("request ")
         .and_then(|k| k.trim().parse::<usize>().ok())
@@ -468,7 +467,8 @@ async fn on_stacks<B: Backend>(
             state.kill_at = Some(Instant::now());
             kill(h, state).await;
         }
-        _ => h.events.emit(Event::Warning(format!(
+        None => {}
+        Some(DumpFor::Stall) => h.events.emit(Event::Warning(format!(
             "[g{group}] no test finished and nothing was printed for {}: still waiting; the test process's threads now:\n{}",
             super::super::outcome::format_limit(h.watch.stall),
             text.trim_end()
