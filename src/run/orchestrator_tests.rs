@@ -1156,7 +1156,15 @@ async fn threads_left_behind_are_named_and_pytests_outcome_is_kept() {
         .script
         .insert(IDS[0].to_string(), Step::LeavesThread);
     let spec = spec(&[1], 1, out.path());
-    let outcome = go(&backend, &spec, round_robin(1)).await;
+    let (outcome, events) = go_watched(&backend, &spec, round_robin(1)).await;
+    // Regression: the lingering threads' dump was once shown as a stall warning too.
+    assert!(
+        !warnings(&events)
+            .iter()
+            .any(|w| w.contains("no test finished")),
+        "{:?}",
+        warnings(&events)
+    );
     let g = &outcome.groups[0];
     assert_eq!(g.status, GroupStatus::Passed);
     assert_eq!(g.ran.len(), IDS.len());
