@@ -97,7 +97,13 @@ pub fn select(
         None => loaded.project.services.keys().cloned().collect(),
     };
     loaded.check_started(&keep)?;
-    for w in &loaded.warnings {
+    // A key the run would ignore in a service it does not start is not worth a word:
+    // `docker compose run` says nothing about it either.
+    for w in loaded
+        .warnings
+        .iter()
+        .filter(|w| warned_service(w).map_or(true, |s| keep.contains(s)))
+    {
         eprintln!("warning: {w}");
     }
     let mut project = loaded.project;
@@ -131,5 +137,28 @@ fn add_named_services_before_tests(project: &mut Project, test: &str, with_servi
                     required: true,
                 });
         }
+    }
+}
+
+/// The service a loader warning is about (`service "web": ...`), if it is about one.
+fn warned_service(warning: &str) -> Option<&str> {
+    let rest = warning.strip_prefix("service \"")?;
+    let end = rest.find("\":")?;
+    Some(&rest[..end])
+}
+
+#[cfg(test)]
+mod warning_tests {
+    use super::warned_service;
+
+    #[test]
+    fn a_warning_names_its_service() {
+        assert_eq!(
+            warned_service(
+                "service \"playwright\": `ipc` is not supported by compose-shard and is ignored"
+            ),
+            Some("playwright")
+        );
+        assert_eq!(warned_service("top-level key `x` is not supported"), None);
     }
 }
