@@ -230,6 +230,9 @@ pub struct WorkQueue {
     nothing_recorded: bool,
     /// Measurements arrived since the pending units were last weighed.
     reweigh: bool,
+    /// A group may be abandoned after a test timed out, its unfinished in-flight unit
+    /// coming back ([`QueueEnd::Abandoned`]).
+    may_abandon: bool,
 }
 
 impl WorkQueue {
@@ -252,7 +255,15 @@ impl WorkQueue {
             measured_all: (0, 0),
             nothing_recorded: false,
             reweigh: false,
+            may_abandon: false,
         }
+    }
+
+    /// Groups may be abandoned after a test timed out (`--test-timeout`): a free group waits
+    /// while another holds any unfinished unit, since all of it may come back.
+    pub fn may_abandon(mut self, yes: bool) -> WorkQueue {
+        self.may_abandon = yes;
+        self
     }
 
     /// The estimates came from no recorded durations at all: measured durations of any
@@ -385,8 +396,10 @@ impl WorkQueue {
 
     /// Whether `asking` should wait for an answer instead of being told the queue is done:
     /// nothing is pending, but another group still holds a unit it has not started behind its
-    /// in-flight one, which goes back to the queue if that group dies.
+    /// in-flight one, which goes back to the queue if that group dies; or, when groups may be
+    /// abandoned (`--test-timeout`), any unit it has not finished.
     pub fn others_may_return_work(&self, asking: usize) -> bool {
+        let returnable = if self.may_abandon { 1 } else { 2 };
         self.pending.is_empty()
             && self.stop.is_none()
             && self.handed.iter().any(|(group, handed)| {
@@ -395,7 +408,7 @@ impl WorkQueue {
                         .iter()
                         .filter(|h| h.finished < h.unit.tests.len())
                         .count()
-                        >= 2
+                        >= returnable
             })
     }
 
@@ -654,6 +667,28 @@ mod tests {
         assert_eq!(q.take(2).tests, vec![2, 3]);
         assert_eq!(q.take(2).tests, vec![4, 5, 6, 7]);
         assert!(q.take(2).tests.is_empty());
+    }
+
+    #[test]
+    fn with_test_timeouts_a_free_group_waits_for_any_unfinished_unit_of_another() {
+        let units = vec![unit("a", &[0], 4), unit("b", &[1], 1)];
+        let mut plain = WorkQueue::new(units.clone(), 2, 2);
+        let mut abandoning = WorkQueue::new(units, 2, 2).may_abandon(true);
+        assert_eq!(abandoning.take(1).tests, vec![0]);
+        assert_eq!(abandoning.take(2).tests, vec![1]);
+        abandoning.finished(2, 1, None);
+        // Group 1 holds only its in-flight unit: it comes back if a test times out.
+        assert!(abandoning.others_may_return_work(2));
+        assert_eq!(plain.take(1).tests, vec![0]);
+        assert_eq!(plain.take(2).tests, vec![1]);
+        plain.finished(2, 1, None);
+        assert!(
+            !plain.others_may_return_work(2),
+            "a dead group loses it instead"
+        );
+        // The abandoned unit goes to the group that waited.
+        abandoning.group_ended(1, QueueEnd::Abandoned);
+        assert_eq!(abandoning.take(2).tests, vec![0]);
     }
 
     #[test]

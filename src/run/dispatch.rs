@@ -49,6 +49,8 @@ struct OwnIds {
 
 /// The dynamic coordinator's state.
 struct Dynamic {
+    /// A group may be abandoned after a test timed out (`--test-timeout`).
+    may_abandon: bool,
     durations: Durations,
     split_by: SplitBy,
     groups: usize,
@@ -176,6 +178,7 @@ impl Dispatcher {
                 split_by,
                 groups,
             } => Mode::Dynamic(Box::new(Dynamic {
+                may_abandon: false,
                 durations,
                 split_by,
                 groups,
@@ -196,6 +199,15 @@ impl Dispatcher {
                 containers: BTreeMap::new(),
             }),
         }
+    }
+
+    /// Groups may be abandoned after a test timed out (`--test-timeout`): free groups wait
+    /// for the unfinished work of the others, which may come back.
+    pub(crate) fn may_abandon(self, yes: bool) -> Self {
+        if let Mode::Dynamic(mode) = &mut self.state.borrow_mut().mode {
+            mode.may_abandon = yes;
+        }
+        self
     }
 
     /// `group`'s test container is running.
@@ -471,7 +483,8 @@ fn join_queue(
         let (units, _) = queue_units(reference, &mode.durations, mode.split_by);
         mode.queue = Some(
             WorkQueue::new(units, reference.len(), mode.groups)
-                .nothing_recorded(mode.durations.is_empty()),
+                .nothing_recorded(mode.durations.is_empty())
+                .may_abandon(mode.may_abandon),
         );
     }
     let matched = match_ids(reference, reference, collected);

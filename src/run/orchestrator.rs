@@ -209,7 +209,7 @@ pub async fn run_on<B: Backend>(
     }
 
     outcome.dynamic = matches!(source, TestSource::Queue { .. });
-    let dispatcher = Dispatcher::new(source);
+    let dispatcher = Dispatcher::new(source).may_abandon(spec.test_timeout.is_some());
     let shared = Shared {
         spec,
         dispatcher: &dispatcher,
