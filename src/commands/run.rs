@@ -56,6 +56,9 @@ struct Prepared {
     factory: run::ProjectFactory,
     /// The plan's group count: fresh environments are numbered after it.
     groups: usize,
+    /// What the previous run recorded beside the durations file, and the tests the
+    /// durations file knows (to tell a test that failed now but passed then).
+    previous: Option<(plan::RunTimings, std::collections::HashSet<String>)>,
 }
 
 /// How long the searches for the tests that make another fail may take in all (`--retries`).
@@ -130,14 +133,19 @@ fn auto_inputs(
     plan::AutoInputs {
         test_seconds: (!durations.is_empty()).then_some(total),
         longest_unit: units.values().copied().fold(0.0, f64::max),
-        environment_seconds: timings.map_or(plan::auto_groups::DEFAULT_ENVIRONMENT_SECONDS, |t| {
-            t.environment_seconds
-        }),
-        collection_seconds: timings.map_or(plan::auto_groups::DEFAULT_COLLECTION_SECONDS, |t| {
-            t.collection_seconds
-        }),
+        environment_seconds: timings
+            .as_ref()
+            .map_or(plan::auto_groups::DEFAULT_ENVIRONMENT_SECONDS, |t| {
+                t.environment_seconds
+            }),
+        collection_seconds: timings
+            .as_ref()
+            .map_or(plan::auto_groups::DEFAULT_COLLECTION_SECONDS, |t| {
+                t.collection_seconds
+            }),
         cpus: crate::machine::cpus(),
         max_groups: crate::machine::memory_group_cap(),
+        cpu_fraction: timings.as_ref().and_then(|t| t.cpu_fraction),
     }
 }
 
@@ -241,13 +249,11 @@ fn group_count(
         (None, GroupsSetting::Count(n)) => (n, None),
         (None, GroupsSetting::Auto) => {
             let split_by = settings.split_by;
-            let timings = settings
-                .durations
-                .path
-                .parent()
-                .and_then(|dir| std::fs::read_to_string(dir.join(plan::TIMINGS_FILE)).ok())
-                .and_then(|text| plan::RunTimings::parse(&text));
-            let choice = plan::choose_groups(&auto_inputs(durations, split_by, timings));
+            let choice = plan::choose_groups(&auto_inputs(
+                durations,
+                split_by,
+                previous_timings(settings),
+            ));
             (choice.groups, Some(choice.reason))
         }
     };
@@ -255,6 +261,13 @@ fn group_count(
         return Err(Error::Plan(plan::PlanError::NoGroups));
     }
     Ok((groups, reason))
+}
+
+/// What the previous run recorded beside the durations file (`--store-durations`).
+fn previous_timings(settings: &RunSettings) -> Option<plan::RunTimings> {
+    let dir = settings.durations.path.parent()?;
+    let text = std::fs::read_to_string(dir.join(plan::TIMINGS_FILE)).ok()?;
+    plan::RunTimings::parse(&text)
 }
 
 /// A CI's parallel copies must be as many as the groups (a saved plan has its own count):
@@ -398,6 +411,14 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             .then(|| (durations.clone(), settings.split_by, groups));
     let source = test_source(&settings, fixed_plan, durations, (groups, dist), &plan_file)?;
     let factory = project_factory(&settings, &project, &test_service, &id);
+    let previous = previous_timings(&settings).map(|t| {
+        (
+            t,
+            durations_store::load(&settings.durations, &[])
+                .map(|d| d.0.into_keys().collect())
+                .unwrap_or_default(),
+        )
+    });
     Ok(Prepared {
         spec: RunSpec {
             command: settings.command.clone(),
@@ -427,6 +448,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         settings,
         factory,
         groups,
+        previous,
     })
 }
 
@@ -492,8 +514,8 @@ fn slots(engines: &[DockerEngine]) -> Vec<run::EngineSlot<'_, DockerEngine>> {
 }
 
 /// The end of a run: the plan of what ran, merged results, GitHub output, durations, the
-/// summary on stdout.
-fn finish(prepared: &Prepared, outcome: &run::RunOutcome) {
+/// summary on stdout; `cpus`: the first engine's.
+fn finish(prepared: &Prepared, outcome: &run::RunOutcome, cpus: usize) {
     let spec = &prepared.spec;
     if let Some(dynamic) = &prepared.dynamic_plan {
         if outcome.groups.iter().any(|g| g.counts.planned > 0) {
@@ -541,6 +563,13 @@ fn finish(prepared: &Prepared, outcome: &run::RunOutcome) {
     }
     if let Some(split) = &prepared.settings.ci_split {
         println!("{}", split.describe());
+    }
+    let previous = prepared
+        .previous
+        .as_ref()
+        .map(|(t, recorded)| (t.failed.as_slice(), recorded));
+    if let Some(note) = run::load_note(outcome, cpus, previous) {
+        println!("{note}");
     }
 }
 
@@ -723,7 +752,11 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
             return Err(RunError::Interrupted.into());
         }
     };
-    finish(&prepared, &outcome);
+    let cpus = match run::Backend::engine_info(engine).await {
+        Ok(info) => info.cpus,
+        Err(_) => crate::machine::cpus(),
+    };
+    finish(&prepared, &outcome, cpus);
     Ok(exit_code(&outcome))
 }
 

@@ -9,13 +9,16 @@
 //!                                                      are ready ~1.4-1.6x later than one
 //! collect(n) = collection * max(1, n / c)             every group collects, CPU-bound
 //! tests(n)   = max(total / parallel(n), longest unit)
-//! parallel(n)= min(n, c) + max(0, n - c) / 4          tests wait on the database too, so
-//!                                                      groups beyond the CPUs still help a bit
+//! parallel(n)= min(n, c / f)                          f: CPU seconds per wall second of the
+//!                                                      tests (the last run's measure, else 1)
 //! ```
 //!
 //! and the choice is the smallest `n` whose prediction is within 5 % (and 1 s) of the best,
-//! so a suite of a few seconds gets one group. Without recorded durations nothing is known
-//! about the suite's size, and one group is chosen: never slower than running it alone.
+//! so a suite of a few seconds gets one group. It never exceeds the CPUs unless the last
+//! run measured tests that mostly wait (f < 0.5: on the database, the network): more groups
+//! than CPUs would only make computing tests slower (and timing-sensitive ones fail). Without
+//! recorded durations nothing is known about the suite's size, and one group is chosen:
+//! never slower than running it alone.
 
 /// Conservative start-up of one environment when no earlier run measured it (seconds).
 pub const DEFAULT_ENVIRONMENT_SECONDS: f64 = 10.0;
@@ -37,6 +40,29 @@ pub struct AutoInputs {
     pub cpus: usize,
     /// The most groups memory allows.
     pub max_groups: usize,
+    /// CPU seconds per wall second of the tests, as the last run measured them.
+    pub cpu_fraction: Option<f64>,
+}
+
+/// Below this CPU share the tests wait more than they compute, and groups beyond the CPUs pay.
+pub const WAITING: f64 = 0.5;
+
+impl AutoInputs {
+    /// The CPU share assumed for the tests: the measured one, else that they compute.
+    fn fraction(&self) -> f64 {
+        self.cpu_fraction.unwrap_or(1.0).clamp(0.05, 1.0)
+    }
+
+    /// The most groups worth predicting: the CPUs, or four times them for tests that wait.
+    fn limit(&self) -> usize {
+        let cpus = self.cpus.max(1);
+        let limit = if self.fraction() < WAITING {
+            cpus * 4
+        } else {
+            cpus
+        };
+        limit.min(self.max_groups.max(1)).min(64)
+    }
 }
 
 /// The choice and why.
@@ -56,7 +82,7 @@ pub fn predict(inputs: &AutoInputs, total: f64, n: usize) -> f64 {
     let n_f = n as f64;
     let start = inputs.environment_seconds * (1.0 + (n_f - 1.0) / (3.0 * c));
     let collect = inputs.collection_seconds * (n_f / c).max(1.0);
-    let parallel = n_f.min(c) + (n_f - c).max(0.0) / 4.0;
+    let parallel = n_f.min(c / inputs.fraction());
     start + collect + (total / parallel).max(inputs.longest_unit)
 }
 
@@ -69,10 +95,7 @@ pub fn choose_groups(inputs: &AutoInputs) -> AutoChoice {
             reason: "auto chose 1 group: no recorded durations, so the suite's size is unknown (record them with --store-durations and auto will choose from them)".into(),
         };
     };
-    let limit = (inputs.cpus.max(1) * 2)
-        .min(inputs.max_groups.max(1))
-        .min(64);
-    let predictions: Vec<(usize, f64)> = (1..=limit)
+    let predictions: Vec<(usize, f64)> = (1..=inputs.limit())
         .map(|n| (n, predict(inputs, total, n)))
         .collect();
     let best = predictions
@@ -88,8 +111,14 @@ pub fn choose_groups(inputs: &AutoInputs) -> AutoChoice {
     AutoChoice {
         groups,
         reason: format!(
-            "auto chose {groups} group(s) on {} CPUs: {total:.1}s of recorded tests, {:.1}s to start an environment, predicted {predicted:.1}s (1 group: {alone:.1}s)",
-            inputs.cpus, inputs.environment_seconds
+            "auto chose {groups} group(s) on {} CPUs: {total:.1}s of recorded tests{}, {:.1}s to start an environment, predicted {predicted:.1}s (1 group: {alone:.1}s)",
+            inputs.cpus,
+            match inputs.cpu_fraction {
+                Some(f) if f < WAITING => format!(" that mostly wait ({:.0}% CPU)", f * 100.0),
+                Some(f) => format!(" that compute ({:.0}% CPU)", f * 100.0),
+                None => String::new(),
+            },
+            inputs.environment_seconds
         ),
         predictions,
     }
@@ -107,7 +136,26 @@ mod tests {
             collection_seconds: 1.0,
             cpus: 2,
             max_groups: 16,
+            cpu_fraction: None,
         }
+    }
+
+    #[test]
+    fn never_more_groups_than_cpus_unless_the_tests_wait() {
+        let computing = choose_groups(&inputs(Some(6000.0)));
+        assert_eq!(computing.groups, 2, "{computing:?}");
+        let mut waiting = inputs(Some(6000.0));
+        waiting.cpu_fraction = Some(0.1);
+        let choice = choose_groups(&waiting);
+        assert!(choice.groups > 2 && choice.groups <= 8, "{choice:?}");
+        assert!(
+            choice.reason.contains("mostly wait (10% CPU)"),
+            "{}",
+            choice.reason
+        );
+        let mut measured = inputs(Some(6000.0));
+        measured.cpu_fraction = Some(0.9);
+        assert_eq!(choose_groups(&measured).groups, 2);
     }
 
     #[test]
@@ -116,9 +164,9 @@ mod tests {
     }
 
     #[test]
-    fn a_long_suite_uses_the_cpus_and_a_little_more() {
+    fn a_long_suite_uses_the_cpus() {
         let choice = choose_groups(&inputs(Some(600.0)));
-        assert!(choice.groups >= 2 && choice.groups <= 4, "{choice:?}");
+        assert_eq!(choice.groups, 2, "{choice:?}");
         assert!(choice.reason.contains("600.0s"), "{}", choice.reason);
     }
 

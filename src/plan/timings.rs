@@ -8,21 +8,29 @@ use serde::{Deserialize, Serialize};
 /// The file's name, in the durations file's folder.
 pub const TIMINGS_FILE: &str = ".compose-shard-timings.json";
 
-/// Measured start-up figures.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// Measured start-up figures, and what the last run's tests were like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunTimings {
     /// Seconds until one environment alone is ready.
     pub environment_seconds: f64,
     /// Seconds one group's pytest takes to collect.
     pub collection_seconds: f64,
+    /// CPU seconds the test processes spent per wall second of their tests (0: they wait on
+    /// services or the network, 1: they compute), when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_fraction: Option<f64>,
+    /// The tests that failed in that run (to tell a test that fails now but passed then).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
 }
 
 impl RunTimings {
     /// Parse the file; `None` for anything that is not a valid, finite, non-negative record
     /// (the figures only steer a prediction: a bad file falls back to the defaults).
     pub fn parse(text: &str) -> Option<RunTimings> {
-        let t: RunTimings = serde_json::from_str(text).ok()?;
+        let mut t: RunTimings = serde_json::from_str(text).ok()?;
         let ok = |v: f64| v.is_finite() && (0.0..1e6).contains(&v);
+        t.cpu_fraction = t.cpu_fraction.filter(|f| f.is_finite() && *f >= 0.0);
         (ok(t.environment_seconds) && ok(t.collection_seconds)).then_some(t)
     }
 
@@ -44,7 +52,20 @@ impl RunTimings {
         Some(RunTimings {
             environment_seconds: median(environment)? / (1.0 + (n - 1.0) / (3.0 * c)),
             collection_seconds: median(collection)? / (n / c).max(1.0),
+            cpu_fraction: None,
+            failed: Vec::new(),
         })
+    }
+
+    /// With what the run's tests were like: their CPU and wall seconds per group, and the
+    /// tests that failed.
+    pub fn with_tests(mut self, cpu_wall: &[(f64, f64)], failed: Vec<String>) -> Self {
+        let (cpu, wall) = cpu_wall
+            .iter()
+            .fold((0.0, 0.0), |(c, w), (gc, gw)| (c + gc, w + gw));
+        self.cpu_fraction = (wall > 1.0).then(|| cpu / wall);
+        self.failed = failed;
+        self
     }
 }
 
@@ -66,8 +87,18 @@ mod tests {
         let t = RunTimings {
             environment_seconds: 4.5,
             collection_seconds: 1.25,
+            cpu_fraction: None,
+            failed: Vec::new(),
         };
-        assert_eq!(RunTimings::parse(&t.to_json()), Some(t));
+        assert_eq!(RunTimings::parse(&t.to_json()), Some(t.clone()));
+        // An older file without the tests' figures still reads.
+        assert_eq!(
+            RunTimings::parse("{\"environment_seconds\": 4.5, \"collection_seconds\": 1.25}"),
+            Some(t.clone())
+        );
+        let with = t.with_tests(&[(3.0, 30.0), (1.0, 10.0)], vec!["t.py::a".into()]);
+        assert_eq!(with.cpu_fraction, Some(0.1));
+        assert_eq!(RunTimings::parse(&with.to_json()), Some(with));
         assert_eq!(
             RunTimings::parse("{\"environment_seconds\": -1, \"collection_seconds\": 1}"),
             None

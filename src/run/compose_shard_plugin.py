@@ -32,7 +32,9 @@ into $COMPOSE_SHARD_DIR through the Docker API.
    Before each test it looks for a `stop` file (compose-shard writes it when --maxfail is
    reached across the groups): then it stops as pytest's own --maxfail would.
 4. When pytest's session is over (its JUnit XML and coverage written) it prints
-   `finished STATUS` with pytest's exit status.
+   `cpu CPU WALL` (the CPU seconds the test process spent in its tests, and their wall
+   seconds: whether the tests compute or wait) and `finished STATUS` with pytest's exit
+   status.
 
 A watchdog thread (a daemon, so it never keeps the process alive) covers the ways a test
 process can fail to end:
@@ -187,6 +189,8 @@ class ComposeShard:
         self.messages = {}
         self.session = None
         self.status = None
+        self.cpu_seconds = 0.0
+        self.wall_seconds = 0.0
         self.stacks_written = 0
         self.stacks_lock = threading.Lock()
         # (node id, monotonic start) of the test running now; set by the main thread.
@@ -315,6 +319,14 @@ class ComposeShard:
         return True
 
     def _run_one(self, session, item, nextitem):
+        cpu, wall = time.process_time(), time.perf_counter()
+        try:
+            self._protocol(session, item, nextitem)
+        finally:
+            self.cpu_seconds += time.process_time() - cpu
+            self.wall_seconds += time.perf_counter() - wall
+
+    def _protocol(self, session, item, nextitem):
         self.current = (item.nodeid, time.monotonic())
         if self.backstop is not None:
             faulthandler.dump_traceback_later(
@@ -391,6 +403,8 @@ class ComposeShard:
         self.progress.close()
         if self.backstop is not None:
             self.backstop.close()
+        if self.wall_seconds > 0:
+            self.emit("cpu %.3f %.3f" % (self.cpu_seconds, self.wall_seconds))
         self.emit("finished %d" % self.status)
         self.finished_at = time.monotonic()
 

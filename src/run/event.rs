@@ -112,6 +112,8 @@ pub struct GroupReport {
     pub engine: String,
     /// The test process outlived pytest (threads left behind), if it did.
     pub lingering: Option<Lingering>,
+    /// CPU and wall seconds the test process spent in its tests (the plugin's measure).
+    pub cpu: Option<(f64, f64)>,
 }
 
 impl GroupReport {
@@ -132,6 +134,7 @@ impl GroupReport {
             phases: Vec::new(),
             engine: String::new(),
             lingering: None,
+            cpu: None,
         }
     }
 

@@ -59,6 +59,8 @@ pub struct TestPhaseOutcome {
     pub exited: Option<Instant>,
     /// The process outlived pytest.
     pub lingering: Option<Lingering>,
+    /// CPU and wall seconds of the tests.
+    pub cpu: Option<(f64, f64)>,
 }
 
 /// Upload the plugin and the empty results folder into the created test container.
@@ -202,6 +204,7 @@ async fn conclude<B: Backend>(
     outcome.counts = tracker.counts.clone();
     outcome.ran = tracker.ran.clone();
     outcome.results = tracker.results.clone();
+    outcome.cpu = tracker.cpu;
     let mut timed_out = None;
     let handed = served.map(|served| {
         for id in tracker.missing.iter().chain(&served.given.missing) {

@@ -48,4 +48,7 @@ pub use signals::{run_interruptible, run_with_signals, Interrupted};
 pub use source_copy::CopySource;
 pub use spec::{Assignment, Planner, RunSpec, TestSource, STALL_WARNING};
 pub use startup::{declared_tcp_ports, start_order};
-pub use summary::{exit_code, failure_rows, render_summary, reproduce_command};
+pub use summary::{
+    exit_code, failed_tests, failure_rows, load_note, most_groups_testing, render_summary,
+    reproduce_command,
+};

@@ -604,6 +604,7 @@ async fn start_and_test<B: Backend>(
     report.assigned = outcome.assigned;
     report.files = outcome.files;
     report.lingering = outcome.lingering;
+    report.cpu = outcome.cpu;
     Ok(())
 }
 

@@ -133,6 +133,13 @@ pub enum PluginLine {
     Stopped(String),
     /// pytest's session is over (JUnit and coverage written) with this exit status.
     Finished(i64),
+    /// The CPU seconds the test process spent in its tests, and their wall seconds.
+    Cpu {
+        /// CPU seconds (every thread of the process).
+        cpu: f64,
+        /// Wall seconds.
+        wall: f64,
+    },
     /// The plugin wrote its Nth stack dump ([`stacks_file`]), for this reason.
     Stacks {
         /// Its number.
@@ -197,6 +204,14 @@ fn parse_verb(rest: &str) -> Option<PluginLine> {
         "next" => PluginLine::Next(number(args)?),
         "stopped" => PluginLine::Stopped(args.to_string()),
         "finished" => PluginLine::Finished(number(args)?),
+        "cpu" => {
+            let (cpu, wall) = args.split_once(' ')?;
+            let (cpu, wall): (f64, f64) = (number(cpu)?, number(wall)?);
+            if !(cpu.is_finite() && wall.is_finite() && cpu >= 0.0 && wall >= 0.0) {
+                return None;
+            }
+            PluginLine::Cpu { cpu, wall }
+        }
         "stacks" => {
             let (n, reason) = args.split_once(' ').unwrap_or((args, ""));
             PluginLine::Stacks {
@@ -310,6 +325,14 @@ mod tests {
             PluginLine::Stopped("2 failures".into())
         );
         assert_eq!(p(&format!("{t}finished 1")), PluginLine::Finished(1));
+        assert_eq!(
+            p(&format!("{t}cpu 1.500 12.000")),
+            PluginLine::Cpu {
+                cpu: 1.5,
+                wall: 12.0
+            }
+        );
+        assert!(is_text(&format!("{t}cpu -1 2")));
         assert_eq!(
             p(&format!("{t}stacks 3 request 1")),
             PluginLine::Stacks {

@@ -157,6 +157,74 @@ fn failed_ids(outcome: &RunOutcome) -> Vec<(&'static str, &str, usize)> {
     found
 }
 
+/// The node ids of the run's failed (or lost) tests.
+pub fn failed_tests(outcome: &RunOutcome) -> Vec<String> {
+    failed_ids(outcome)
+        .into_iter()
+        .map(|(_, id, _)| id.to_string())
+        .collect()
+}
+
+/// At most how many groups ran tests at the same time (from their `tests` phases).
+pub fn most_groups_testing(outcome: &RunOutcome) -> usize {
+    let mut edges: Vec<(f64, i32)> = Vec::new();
+    for span in outcome
+        .groups
+        .iter()
+        .flat_map(|g| &g.phases)
+        .filter(|p| p.phase == crate::report::Phase::Tests)
+    {
+        edges.push((span.start, 1));
+        edges.push((span.end, -1));
+    }
+    // Ends before starts at the same instant: touching spans do not overlap.
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    most.max(0) as usize
+}
+
+/// A note when tests that failed look load-sensitive: they passed in the previous run (or
+/// on a retry) and more groups ran tests at once than the engine has CPUs.
+pub fn load_note(
+    outcome: &RunOutcome,
+    cpus: usize,
+    previous: Option<(&[String], &std::collections::HashSet<String>)>,
+) -> Option<String> {
+    let busy = most_groups_testing(outcome);
+    if cpus == 0 || busy <= cpus {
+        return None;
+    }
+    let flaky: Vec<&str> = outcome
+        .explanation
+        .iter()
+        .flat_map(|e| e.of("flaky"))
+        .map(String::as_str)
+        .collect();
+    let newly: Vec<String> = match previous {
+        Some((failed_before, recorded)) => failed_tests(outcome)
+            .into_iter()
+            .filter(|id| recorded.contains(id) && !failed_before.contains(id))
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut suspects: Vec<&str> = flaky;
+    suspects.extend(newly.iter().map(String::as_str));
+    suspects.sort_unstable();
+    suspects.dedup();
+    if suspects.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "note: {} test(s) that passed in the previous run or on a retry failed while {busy} groups ran tests at once on {cpus} CPU(s), e.g. {}: they may be sensitive to load (timing assertions, short timeouts); --groups {cpus} would tell",
+        suspects.len(),
+        suspects.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+    ))
+}
+
 /// Every failed (or lost) test of the run: what it turned out to be (with `--retries`) and
 /// the command that reproduces it on a laptop.
 pub fn failure_rows(
@@ -231,7 +299,7 @@ pub fn failure_rows(
 const LISTED_FAILURES: usize = 20;
 
 /// One line per failed test, ending with the command that reproduces it.
-fn failed_tests(
+fn failed_test_lines(
     out: &mut String,
     outcome: &RunOutcome,
     plan_file: &str,
@@ -391,7 +459,7 @@ pub fn render_summary(
     // Without a plan (images or collection failed) there is nothing to reproduce from.
     let plan_exists = outcome.fatal.is_none();
     if plan_exists {
-        failed_tests(&mut out, outcome, plan_file, flags, command);
+        failed_test_lines(&mut out, outcome, plan_file, flags, command);
     }
     for g in outcome
         .groups
@@ -589,5 +657,48 @@ mod tests {
             &["pytest".into(), "-q".into()],
         );
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn a_failure_that_passed_before_is_named_load_sensitive_only_when_groups_outnumbered_cpus() {
+        use crate::run::event::{TestOutcome, TestResult};
+        let busy = |n: usize, start: f64| {
+            let mut g = group(n, GroupStatus::Failed, 1, 1);
+            g.phases = vec![PhaseSpan {
+                phase: Phase::Tests,
+                start,
+                end: start + 10.0,
+            }];
+            g.ran = vec![format!("t.py::test_{n}")];
+            g.results = vec![TestResult {
+                outcome: TestOutcome::Failed,
+                seconds: Some(0.1),
+            }];
+            g
+        };
+        let outcome = RunOutcome {
+            groups: vec![busy(1, 0.0), busy(2, 1.0), busy(3, 2.0), busy(4, 12.0)],
+            ..RunOutcome::default()
+        };
+        assert_eq!(most_groups_testing(&outcome), 3);
+        let recorded: std::collections::HashSet<String> =
+            ["t.py::test_1", "t.py::test_2"].map(String::from).into();
+        let failed_before = vec!["t.py::test_2".to_string()];
+        let note = load_note(&outcome, 2, Some((&failed_before, &recorded))).unwrap();
+        assert!(
+            note.contains("1 test(s) that passed in the previous run"),
+            "{note}"
+        );
+        assert!(
+            note.contains("3 groups ran tests at once on 2 CPU(s), e.g. t.py::test_1"),
+            "{note}"
+        );
+        assert!(note.contains("--groups 2"), "{note}");
+        // Enough CPUs, or nothing that passed before: no note.
+        assert_eq!(
+            load_note(&outcome, 4, Some((&failed_before, &recorded))),
+            None
+        );
+        assert_eq!(load_note(&outcome, 2, None), None);
     }
 }

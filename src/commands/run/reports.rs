@@ -302,6 +302,9 @@ fn store_timings(durations_path: &Path, outcome: &RunOutcome) -> Result<(), Erro
     else {
         return Ok(());
     };
+    let cpu: Vec<(f64, f64)> = outcome.groups.iter().filter_map(|g| g.cpu).collect();
+    let failed = run::failed_tests(outcome);
+    let timings = timings.with_tests(&cpu, failed);
     let path = durations_path
         .parent()
         .unwrap_or(Path::new("."))

@@ -105,6 +105,8 @@ pub(crate) struct OutputTracker<'a> {
     pub finished: Option<i64>,
     /// The test that ran past `--test-timeout`.
     pub timed_out: Option<String>,
+    /// CPU and wall seconds of the tests, as the plugin measured them.
+    pub cpu: Option<(f64, f64)>,
     signals: Option<mpsc::UnboundedSender<Signal>>,
     tail: VecDeque<String>,
     /// When the container last printed anything.
@@ -133,6 +135,7 @@ impl<'a> OutputTracker<'a> {
             collection_errors: None,
             finished: None,
             timed_out: None,
+            cpu: None,
             signals: None,
             tail: VecDeque::new(),
             last_output: Arc::new(LastOutput::new()),
@@ -214,6 +217,7 @@ impl<'a> OutputTracker<'a> {
                 self.finished = Some(status);
                 self.signal(Signal::Finished(status));
             }
+            PluginLine::Cpu { cpu, wall } => self.cpu = Some((cpu, wall)),
             PluginLine::Stacks { number, reason } => self.signal(Signal::Stacks { number, reason }),
             PluginLine::Timeout { node_id, .. } => {
                 self.timed_out = Some(node_id.clone());
