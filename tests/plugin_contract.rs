@@ -402,3 +402,39 @@ fn stacks_are_dumped_on_request_while_a_test_runs() {
     assert!(dump.contains("MainThread"), "{dump}");
     assert_eq!(ended.status, Some(0), "{text}");
 }
+
+#[test]
+fn a_chunks_last_test_runs_while_the_next_answer_is_still_undecided() {
+    // compose-shard holds an answer while the queue is empty but another group may still
+    // give work back: the plugin must not wait for it with a test in hand. The driver here
+    // answers `next 2` only once unit 1's last test is done; a plugin that waits first would
+    // never get there.
+    let session = start("dynamic", &[], &[]);
+    let first = vec![id("test_pass"), id("test_skip")];
+    let mut held: Option<u64> = None;
+    let ended = drive(session, Duration::from_secs(60), |dir, line| {
+        let answer = |k: u64, ids: &[String]| {
+            let (list, ready) = unit_file_names(k);
+            if ids.is_empty() {
+                std::fs::write(dir.join(&list), "").unwrap();
+                std::fs::write(dir.join(&ready), "").unwrap();
+            } else {
+                write_list(dir, &list, &ready, ids);
+            }
+        };
+        match line {
+            PluginLine::Next(1) => answer(1, &first),
+            PluginLine::Next(k) => held = Some(*k),
+            PluginLine::Done { node_id, .. } if *node_id == id("test_skip") => {
+                if let Some(k) = held.take() {
+                    answer(k, &[]);
+                }
+            }
+            _ => {}
+        }
+    });
+    let text = ended.text();
+    let ran: Vec<String> = ended.done().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ran, first, "{text}");
+    assert_eq!(ended.status, Some(0), "{text}");
+}

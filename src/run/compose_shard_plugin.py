@@ -524,16 +524,30 @@ class Units:
                 else:
                     self.pending.append(item)
 
+    def arrived(self):
+        """Whether the answer to the request in flight is there already."""
+        if self.exhausted or self.asked == self.answered:
+            return False
+        ready = os.path.join(self.plugin.directory, "unit-%d.ready" % (self.answered + 1))
+        return os.path.exists(ready)
+
     def __iter__(self):
         self.refill()
         # Always one chunk ahead: the answer travels while the current chunk runs.
         self.ask()
         while self.pending:
             item = self.pending.popleft()
-            if not self.pending:
+            # The chunk's last test knows the next test (pytest keeps the module's and
+            # class's fixtures for it) when the next chunk is there; a group never waits
+            # with a test in hand for an answer that is not decided yet (the end of the
+            # queue): then the last test tears everything down and the wait comes after it.
+            if not self.pending and self.arrived():
                 self.refill()
                 self.ask()
             yield item, (self.pending[0] if self.pending else None)
+            if not self.pending:
+                self.refill()
+                self.ask()
 
 
 def static_items(items):
