@@ -1,7 +1,7 @@
 //! End-to-end: the work queue (`--dist dynamic`, the default for one runner) against the real
 //! Docker engine and the example stacks: every collected test exactly once with no, accurate
 //! and wrong durations; a replay of one group's tests from the written plan; a killed group
-//! losing only its in-flight unit; `-x` stopping the whole run.
+//! losing only its in-flight unit; `-x` stopping the whole run; `--groups auto` adding a group to a long suite only.
 
 #[path = "e2e_support/mod.rs"]
 mod support;
@@ -288,6 +288,55 @@ fn x_stops_every_group_and_the_summary_counts_what_did_not_run() {
     assert_eq!(ran + not_run, n, "ran {ran} + not run {not_run} = {n}");
     let merged = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(merged.contains("deliberate failure"));
+    assert_eq!(
+        leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn auto_adds_a_group_to_a_long_suite_and_never_to_a_suite_of_a_few_seconds() {
+    require_docker_and_images();
+    // A few seconds of tests (the example's, no durations recorded): one environment only.
+    let quick = stack_copy("pytest-redis");
+    let out = quick.path().join("results");
+    let output = run_to_end(
+        quick.path(),
+        &["--groups", "auto", "--out", out.to_str().unwrap()],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(!all.contains("auto added group"), "{all}");
+    assert_eq!(
+        ran_per_group(&out).keys().copied().collect::<Vec<_>>(),
+        vec![1]
+    );
+
+    // 24 tests that wait a second each, no durations: the run starts with one group and
+    // another joins once the first tests are measured; every test runs once.
+    let long = stack_copy("pytest-redis");
+    add_slow_tests(long.path(), 24, 1.0);
+    let out = long.path().join("results");
+    let output = run_to_end(
+        long.path(),
+        &["--groups", "auto", "--out", out.to_str().unwrap()],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("auto added group 2: "),
+        "the summary says why: {all}"
+    );
+    let ran = ran_per_group(&out);
+    assert_eq!(ran.keys().copied().collect::<Vec<_>>(), vec![1, 2], "{all}");
+    let mut every: Vec<String> = ran.values().flatten().cloned().collect();
+    let n = collected_counts(&out)[&1];
+    every.sort();
+    every.dedup();
+    assert_eq!(every.len(), n, "every collected test ran once: {all}");
+    assert_eq!(ran.values().map(Vec::len).sum::<usize>(), n);
+    // The plan the run wrote names both groups, so `--plan --only 2` reproduces the second.
+    assert_eq!(planned(&out.join("plan.json")).len(), 2);
     assert_eq!(
         leftovers(&run_id_of(&String::from_utf8_lossy(&output.stderr))),
         Vec::<String>::new()

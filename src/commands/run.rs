@@ -220,7 +220,9 @@ fn write_dynamic_plan(
             (g.group, tests)
         })
         .collect();
-    let plan = plan::plan_of_run(&ran, *groups, durations, *split_by);
+    // Groups that joined during the run (`--groups auto`) are groups of the plan too.
+    let groups = outcome.last_group(*groups);
+    let plan = plan::plan_of_run(&ran, groups, durations, *split_by);
     Ok(write_text(path, &plan.to_json())?)
 }
 
@@ -261,6 +263,57 @@ fn group_count(
         return Err(Error::Plan(plan::PlanError::NoGroups));
     }
     Ok((groups, reason))
+}
+
+/// Whether `--groups auto` may add groups while the run goes on: a dynamic run of the whole
+/// suite on one engine (not a saved plan, a test list, `--only`, a CI's copy, `--dist
+/// static`).
+fn grows(settings: &RunSettings, fixed_plan: bool) -> bool {
+    settings.groups == GroupsSetting::Auto
+        && !fixed_plan
+        && settings.tests_file.is_none()
+        && settings.only.is_none()
+        && settings.ci_split.is_none()
+        && settings.dist_flag != Some(Dist::Static)
+        && settings.engines.named.len() <= 1
+}
+
+/// How groups get their tests, and whether `--groups auto` may add groups (they pull from
+/// the queue, so a growing run is dynamic).
+fn distribution(
+    settings: &RunSettings,
+    fixed_plan: bool,
+    groups: usize,
+) -> Result<(Dist, bool), Error> {
+    if grows(settings, fixed_plan) {
+        return Ok((Dist::Dynamic, true));
+    }
+    Ok((settings.dist(groups)?, false))
+}
+
+/// The most groups `--groups auto` goes to: the CPUs, or four times them when the last run
+/// measured tests that mostly wait; capped by memory.
+fn auto_ceiling(previous: Option<&plan::RunTimings>) -> usize {
+    let cpus = crate::machine::cpus().max(1);
+    let waiting = previous
+        .and_then(|t| t.cpu_fraction)
+        .is_some_and(|f| f < plan::auto_groups::WAITING);
+    let ceiling = if waiting { cpus * 4 } else { cpus };
+    ceiling
+        .min(crate::machine::memory_group_cap().max(1))
+        .min(64)
+}
+
+/// What the previous run recorded, and the tests whose durations it stored.
+fn previous_run(
+    settings: &RunSettings,
+) -> Option<(plan::RunTimings, std::collections::HashSet<String>)> {
+    previous_timings(settings).map(|t| {
+        let known = durations_store::load(&settings.durations, &[])
+            .map(|d| d.0.into_keys().collect())
+            .unwrap_or_default();
+        (t, known)
+    })
 }
 
 /// What the previous run recorded beside the durations file (`--store-durations`).
@@ -396,7 +449,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
     let selected = selected_groups(&settings, groups)?;
     let id = run_id();
     let projects = isolate_groups(&settings, &project, &test_service, &id, &selected, groups)?;
-    let dist = settings.dist(groups)?;
+    let (dist, growing) = distribution(&settings, fixed_plan.is_some(), groups)?;
     let engines = engine_addresses(
         &settings.engines.named,
         settings.engines.origin,
@@ -411,14 +464,11 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             .then(|| (durations.clone(), settings.split_by, groups));
     let source = test_source(&settings, fixed_plan, durations, (groups, dist), &plan_file)?;
     let factory = project_factory(&settings, &project, &test_service, &id);
-    let previous = previous_timings(&settings).map(|t| {
-        (
-            t,
-            durations_store::load(&settings.durations, &[])
-                .map(|d| d.0.into_keys().collect())
-                .unwrap_or_default(),
-        )
+    let elastic = growing.then(|| run::Elastic {
+        factory: factory.clone(),
+        max_groups: auto_ceiling(previous_timings(&settings).as_ref()),
     });
+    let previous = previous_run(&settings);
     Ok(Prepared {
         spec: RunSpec {
             command: settings.command.clone(),
@@ -437,6 +487,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             until: settings.until.clone(),
             snapshots: settings.snapshots,
             tmpfs_data: settings.tmpfs_data,
+            elastic,
             ..RunSpec::new(id, projects, test_service.clone(), out_dir)
         },
         engines,
@@ -559,6 +610,9 @@ fn finish(prepared: &Prepared, outcome: &run::RunOutcome, cpus: usize) {
         print!("{}", render_slowest(&merged.junit.durations, 10));
     }
     if let Some(reason) = &prepared.auto_reason {
+        println!("{reason}");
+    }
+    for reason in &outcome.grown {
         println!("{reason}");
     }
     if let Some(split) = &prepared.settings.ci_split {
@@ -730,7 +784,9 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
                 events: &events,
                 rounds: Default::default(),
             };
-            outcome.explanation = Some(explainer.explain(&outcome, prepared.groups + 1).await);
+            // Fresh environments are numbered after every group, those that joined too.
+            let next = outcome.last_group(prepared.groups) + 1;
+            outcome.explanation = Some(explainer.explain(&outcome, next).await);
         }
         outcome
     };

@@ -325,6 +325,20 @@ impl WorkQueue {
         (self.pending.len(), self.remaining_micros)
     }
 
+    /// The estimated microseconds not yet handed out, weighed again from every duration
+    /// measured so far; and how many tests have been measured.
+    pub fn work_left(&mut self) -> (u64, u64) {
+        if self.reweigh {
+            self.weigh_pending();
+        }
+        (self.remaining_micros, self.measured_all.1)
+    }
+
+    /// Another group pulls from the queue from now on (chunks get smaller).
+    pub fn add_group(&mut self) {
+        self.groups += 1;
+    }
+
     /// The whole queue's estimate, microseconds.
     pub fn total_micros(&self) -> u64 {
         self.total_micros

@@ -84,6 +84,8 @@ struct State {
     not_run: Vec<String>,
     /// Running test containers by group, to tell them to stop.
     containers: BTreeMap<usize, String>,
+    /// When the first chunk or list was handed out.
+    first_handed: Option<tokio::time::Instant>,
 }
 
 /// How a group's test process ended, for what becomes of its work.
@@ -197,6 +199,7 @@ impl Dispatcher {
                 lost: Vec::new(),
                 not_run: Vec::new(),
                 containers: BTreeMap::new(),
+                first_handed: None,
             }),
         }
     }
@@ -277,6 +280,9 @@ impl Dispatcher {
             queue.stop(reason.clone());
         }
         let chunk = queue.take(group);
+        state
+            .first_handed
+            .get_or_insert_with(tokio::time::Instant::now);
         *mode.units_taken.entry(group).or_default() += chunk.units;
         let (remaining_units, remaining_micros) = queue.remaining();
         NextChunk {
@@ -329,6 +335,33 @@ impl Dispatcher {
                 Some(reason)
             }
             _ => None,
+        }
+    }
+
+    /// When the first chunk was handed out (a group's first test came right after).
+    pub(crate) fn first_handed(&self) -> Option<tokio::time::Instant> {
+        self.state.borrow().first_handed
+    }
+
+    /// The queue's work left (estimated seconds), how many tests were measured, and whether
+    /// durations were recorded before the run; `None` before the queue exists.
+    pub(crate) fn work_left(&self) -> Option<(f64, usize, bool)> {
+        let state = &mut *self.state.borrow_mut();
+        let Mode::Dynamic(mode) = &mut state.mode else {
+            return None;
+        };
+        let recorded = !mode.durations.is_empty();
+        let (micros, measured) = mode.queue.as_mut()?.work_left();
+        Some((micros as f64 / 1e6, measured as usize, recorded))
+    }
+
+    /// Another group joins the queue (`--groups auto` growing).
+    pub(crate) fn add_group(&self) {
+        if let Mode::Dynamic(mode) = &mut self.state.borrow_mut().mode {
+            mode.groups += 1;
+            if let Some(queue) = mode.queue.as_mut() {
+                queue.add_group();
+            }
         }
     }
 

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -20,22 +20,10 @@ use tokio::time::Instant;
 use super::backend::Backend;
 use super::event::{Event, EventSink, TestOutcome};
 use super::orchestrator::{run_on, EngineSlot, RunOutcome};
-use super::spec::{Assignment, RunSpec, TestSource};
-use crate::compose::Project;
+use super::spec::{Assignment, ProjectFactory, RunSpec, TestSource};
 use crate::config::Dist;
 use crate::plan::{BisectStep, BisectVerdict, Bisection};
 use crate::report::{read_attempts, Attempt, AttemptOutcome, NodeIdIndex, ResultsLayout};
-
-/// Makes a fresh isolated copy of the project as group number `k` (retries, replays,
-/// probes).
-#[derive(Clone)]
-pub struct ProjectFactory(pub Arc<dyn Fn(usize) -> Result<Project, crate::errors::Error>>);
-
-impl std::fmt::Debug for ProjectFactory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProjectFactory")
-    }
-}
 
 /// What a failed test turned out to be.
 #[derive(Debug, Clone, PartialEq)]

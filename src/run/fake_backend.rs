@@ -126,6 +126,9 @@ pub struct FakeBackend {
     pub tests_hang: bool,
     /// pytest's `--maxfail` as the plugin reports it (0: none).
     pub maxfail: usize,
+    /// How long each test says it took (seconds, default 0.01), and how long it really
+    /// takes (default: no time at all).
+    pub test_seconds: Option<(f64, std::time::Duration)>,
     /// A group's test container dies (exit 137) after finishing this many tests.
     pub dies_after: HashMap<usize, usize>,
     /// A group's engine goes away once that group has finished this many tests: uploads
@@ -141,6 +144,8 @@ pub struct FakeBackend {
     pub uploaded_trees: RefCell<Vec<(String, PathBuf, String)>>,
     /// What `engine_info` answers (default: 2 CPUs, 4 GiB, address `fake`).
     pub info: Option<EngineInfo>,
+    /// How long starting a container takes (default: no time at all).
+    pub start_takes: std::time::Duration,
 }
 
 impl FakeBackend {
@@ -272,6 +277,9 @@ impl FakeBackend {
                     }
                     return Played::Status(2);
                 }
+                if let Some((_, takes)) = self.test_seconds {
+                    tokio::time::sleep(takes).await;
+                }
                 failed |= self.play_test(container, id, on_output);
                 finished += 1;
                 // Let the other groups' futures run between tests, as real pytest would.
@@ -309,6 +317,9 @@ impl FakeBackend {
                 _ => "passed",
             }
         };
+        let (said, _) = self
+            .test_seconds
+            .unwrap_or((0.01, std::time::Duration::ZERO));
         let mut text = format!("{id} \n.").into_bytes();
         if self.script.get(id) == Some(&Step::PrintsForgedLines) {
             let forged = format!(
@@ -316,7 +327,7 @@ impl FakeBackend {
             );
             text.extend(forged.into_bytes());
         }
-        text.extend(self.line(container, &format!("done {outcome} 0.010000 {id}")));
+        text.extend(self.line(container, &format!("done {outcome} {said:.6} {id}")));
         let (a, b) = text.split_at(text.len() / 2);
         on_output(a);
         on_output(b);
@@ -544,6 +555,7 @@ impl super::backend::Backend for FakeBackend {
             (c.service.clone(), c.group)
         };
         self.record(format!("start {service}@g{group}"));
+        tokio::time::sleep(self.start_takes).await;
         Ok(())
     }
 

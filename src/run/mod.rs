@@ -6,6 +6,7 @@ mod backend;
 mod bind_sources;
 mod dispatch;
 mod display;
+mod elastic;
 mod error;
 mod event;
 mod explain;
@@ -34,7 +35,7 @@ pub use dispatch::LostTest;
 pub use display::{Display, DisplayMode};
 pub use error::RunError;
 pub use event::{Activity, Event, EventSink, GroupReport, TestCounts, TestOutcome, TestResult};
-pub use explain::{Explainer, Explanation, FailureClass, ProjectFactory, ATTEMPT_ENV};
+pub use explain::{Explainer, Explanation, FailureClass, ATTEMPT_ENV};
 pub use leftovers::{find_leftovers, process_alive};
 pub use orchestrator::{run, run_on, EngineSlot, RunOutcome};
 pub use outcome::{
@@ -46,7 +47,7 @@ pub use pytest_command::PLUGIN_SOURCE;
 pub use resource_labels::{group_label, run_label, stamp_labels};
 pub use signals::{run_interruptible, run_with_signals, Interrupted};
 pub use source_copy::CopySource;
-pub use spec::{Assignment, Planner, RunSpec, TestSource, STALL_WARNING};
+pub use spec::{Assignment, Elastic, Planner, ProjectFactory, RunSpec, TestSource, STALL_WARNING};
 pub use startup::{declared_tcp_ports, start_order};
 pub use summary::{
     exit_code, failed_tests, failure_rows, load_note, most_groups_testing, render_summary,

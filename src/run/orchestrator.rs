@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures::future::{FutureExt, LocalBoxFuture};
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
 use super::backend::Backend;
@@ -64,6 +66,21 @@ pub struct RunOutcome {
     pub dynamic: bool,
     /// What the failed tests turned out to be (`--retries`).
     pub explanation: Option<super::explain::Explanation>,
+    /// Why groups joined during the run (`--groups auto`).
+    pub grown: Vec<String>,
+}
+
+impl RunOutcome {
+    /// The highest group number that ran, at least `planned` (groups that joined during the
+    /// run come after the planned ones).
+    pub fn last_group(&self, planned: usize) -> usize {
+        self.groups
+            .iter()
+            .map(|g| g.group)
+            .max()
+            .unwrap_or(0)
+            .max(planned)
+    }
 }
 
 fn group_of(project: &Project, index: usize) -> usize {
@@ -217,14 +234,33 @@ pub async fn run_on<B: Backend>(
         events,
         multi_engine: engines.len() > 1,
     };
-    let groups = spec.projects.iter().enumerate().map(|(i, project)| {
-        let ready = readies[engine_of(i)]
-            .as_ref()
-            .expect("an engine with groups is prepared");
-        let label = &engines[engine_of(i)].label;
-        run_group_on(shared, ready, label, project, group_of(project, i))
+    let running: FuturesUnordered<LocalBoxFuture<'_, GroupReport>> = spec
+        .projects
+        .iter()
+        .enumerate()
+        .map(|(i, project)| {
+            let ready = readies[engine_of(i)]
+                .as_ref()
+                .expect("an engine with groups is prepared");
+            let label = &engines[engine_of(i)].label;
+            run_group_on(shared, ready, label, project, group_of(project, i)).boxed_local()
+        })
+        .collect();
+    let growth = spec.elastic.as_ref().and_then(|elastic| {
+        let ready = readies[0].as_ref()?.as_ref().ok()?;
+        Some(Growth {
+            elastic,
+            ready,
+            next_group: spec.projects.len() + 1,
+            started: Instant::now(),
+            last: None,
+            stopped: false,
+        })
     });
-    outcome.groups = futures::future::join_all(groups).await;
+    let (mut groups, grown) = run_groups(shared, running, growth).await;
+    groups.sort_by_key(|g| g.group);
+    outcome.groups = groups;
+    outcome.grown = grown;
     let finished = dispatcher.finish();
     outcome.collected = finished.collected;
     outcome.assignment = finished.assignment;
@@ -238,6 +274,101 @@ pub async fn run_on<B: Backend>(
         sweep(engines, spec, events).await;
     }
     outcome
+}
+
+/// `--groups auto` growing during a dynamic run (see [`super::elastic`]).
+struct Growth<'a, B: Backend> {
+    elastic: &'a super::spec::Elastic,
+    ready: &'a Ready<'a, B>,
+    /// The number the next group that joins gets.
+    next_group: usize,
+    /// When the groups started.
+    started: Instant,
+    /// The last group that joined.
+    last: Option<usize>,
+    /// No more group joins (the factory failed).
+    stopped: bool,
+}
+
+impl<'a, B: Backend> Growth<'a, B> {
+    /// Whether another group should join now: it pays for its start and the last one that
+    /// joined has its tests.
+    fn due(&self, shared: Shared<'_>, running: usize) -> Option<String> {
+        if self.stopped
+            || self
+                .last
+                .is_some_and(|k| shared.dispatcher.units_taken(k) == 0)
+        {
+            return None;
+        }
+        let first = shared.dispatcher.first_handed()?;
+        let (remaining_seconds, measured, recorded) = shared.dispatcher.work_left()?;
+        let progress = super::elastic::Progress {
+            groups: running,
+            remaining_seconds,
+            measured,
+            recorded,
+            start_cost: first.saturating_duration_since(self.started).as_secs_f64(),
+            testing_for: first.elapsed().as_secs_f64(),
+        };
+        super::elastic::should_grow(&progress, self.elastic.max_groups)
+    }
+
+    /// A group that joins now, or `None` when its project cannot be made.
+    fn join(
+        &mut self,
+        shared: Shared<'a>,
+        reason: String,
+    ) -> Option<LocalBoxFuture<'a, GroupReport>> {
+        let group = self.next_group;
+        let project = match (self.elastic.factory.0)(group) {
+            Ok(project) => project,
+            Err(e) => {
+                shared.events.emit(Event::Warning(format!(
+                    "auto could not add group {group}: {}",
+                    crate::errors::render_chain(&e)
+                )));
+                self.stopped = true;
+                return None;
+            }
+        };
+        shared.events.emit(Event::Notice(reason.clone()));
+        shared.dispatcher.add_group();
+        self.next_group += 1;
+        self.last = Some(group);
+        let ready = self.ready;
+        Some(async move { run_ready_group(shared, ready, &project, group).await }.boxed_local())
+    }
+}
+
+/// Every group to its end; with `growth`, more join while the work left pays for them.
+/// The reports, and why groups joined.
+async fn run_groups<'a, B: Backend>(
+    shared: Shared<'a>,
+    mut running: FuturesUnordered<LocalBoxFuture<'a, GroupReport>>,
+    mut growth: Option<Growth<'a, B>>,
+) -> (Vec<GroupReport>, Vec<String>) {
+    let mut reports = Vec::new();
+    let mut grown = Vec::new();
+    loop {
+        let tick = tokio::time::sleep(Duration::from_millis(500));
+        tokio::select! {
+            report = running.next() => match report {
+                Some(report) => reports.push(report),
+                None => break,
+            },
+            () = tick, if growth.is_some() => {
+                let growth = growth.as_mut().expect("checked");
+                if let Some(reason) = growth.due(shared, running.len()) {
+                    if let Some(joined) = growth.join(shared, reason.clone()) {
+                        grown.push(reason);
+                        running.push(joined);
+                    }
+                }
+            }
+        }
+    }
+    (reports, grown)
 }
 
 /// No engine could be prepared: every group fails, and the first engine's error is the
@@ -318,6 +449,16 @@ async fn run_group_on<B: Backend>(
             return report;
         }
     };
+    run_ready_group(shared, ready, project, group).await
+}
+
+/// One group on its prepared engine.
+async fn run_ready_group<B: Backend>(
+    shared: Shared<'_>,
+    ready: &Ready<'_, B>,
+    project: &Project,
+    group: usize,
+) -> GroupReport {
     let cx = GroupContext {
         backend: ready.backend,
         spec: shared.spec,

@@ -1319,7 +1319,7 @@ async fn failures_are_explained_flaky_order_dependent_or_real_with_the_culprit_f
     assert_eq!(outcome.groups[0].counts.failed, 2);
     assert_eq!(outcome.groups[1].counts.failed, 1);
     let base = project(1, 2, true);
-    let factory = super::explain::ProjectFactory(std::sync::Arc::new(move |k: usize| {
+    let factory = super::spec::ProjectFactory(std::sync::Arc::new(move |k: usize| {
         let mut p = base.clone();
         let name = format!("shop-{RUN}-g{k}");
         p.name = name.clone();
@@ -1433,4 +1433,61 @@ async fn a_service_starts_while_an_unrelated_branch_of_the_graph_is_still_gettin
         notifier_started < migrate_started && notifier_started < db_healthy,
         "notifier started only after the other branch: {calls:#?}"
     );
+}
+
+/// A factory of fresh projects numbered as asked, like `commands::run`'s.
+fn fresh_projects() -> super::spec::ProjectFactory {
+    super::spec::ProjectFactory(std::sync::Arc::new(|k: usize| Ok(project(k, k, true))))
+}
+
+#[tokio::test]
+async fn auto_adds_groups_while_the_work_left_pays_for_them_and_each_test_runs_once() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(60, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    // Each test says it took 5 s (and takes 25 ms): 300 s of work for one group.
+    backend.test_seconds = Some((5.0, Duration::from_millis(25)));
+    let mut spec = dynamic_spec(&[1], 1, out.path());
+    spec.elastic = Some(super::spec::Elastic {
+        factory: fresh_projects(),
+        max_groups: 3,
+    });
+    let (outcome, events) = go_watched(&backend, &spec, queue(1)).await;
+    assert_eq!(outcome.groups.len(), 3, "{:?}", outcome.grown);
+    assert!(
+        outcome.grown[0].starts_with("auto added group 2"),
+        "{:?}",
+        outcome.grown
+    );
+    assert!(events.iter().any(
+        |e| matches!(e, super::event::Event::Notice(n) if n.starts_with("auto added group 3"))
+    ));
+    let mut ran: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+    ran.sort();
+    assert_eq!(ran, ids, "every test once across the groups that joined");
+    assert!(outcome.groups.iter().all(|g| !g.ran.is_empty()));
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    assert_eq!(backend.remaining(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn auto_never_adds_a_group_to_a_suite_of_a_few_seconds() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(40, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    // 40 tests of 10 ms (each really takes 25 ms, so the decision is taken several
+    // times) and an environment that takes 300 ms to start: never worth a second one.
+    backend.test_seconds = Some((0.01, Duration::from_millis(25)));
+    backend.start_takes = Duration::from_millis(100);
+    let mut spec = dynamic_spec(&[1], 1, out.path());
+    spec.elastic = Some(super::spec::Elastic {
+        factory: fresh_projects(),
+        max_groups: 4,
+    });
+    let outcome = go(&backend, &spec, queue(1)).await;
+    assert_eq!(outcome.groups.len(), 1, "{:?}", outcome.grown);
+    assert!(outcome.grown.is_empty());
+    assert_eq!(outcome.groups[0].ran.len(), 40);
 }

@@ -31,6 +31,29 @@ pub enum TestSource {
     },
 }
 
+/// Makes a fresh isolated copy of the project as group number `k` (groups `--groups auto`
+/// adds while the run goes on, retries, replays, probes).
+#[derive(Clone)]
+pub struct ProjectFactory(
+    pub std::sync::Arc<dyn Fn(usize) -> Result<Project, crate::errors::Error>>,
+);
+
+impl std::fmt::Debug for ProjectFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProjectFactory")
+    }
+}
+
+/// `--groups auto` in a dynamic run on one engine: more groups join while the run goes on,
+/// as long as the work left pays for starting them ([`super::elastic`]).
+#[derive(Debug, Clone)]
+pub struct Elastic {
+    /// Fresh projects for the groups that join.
+    pub factory: ProjectFactory,
+    /// At most this many groups in all.
+    pub max_groups: usize,
+}
+
 /// How long a group may show no progress before every thread's stack is printed (once), when no
 /// `--test-timeout` ends a hung test sooner.
 pub const STALL_WARNING: Duration = Duration::from_secs(600);
@@ -100,6 +123,8 @@ pub struct RunSpec {
     pub snapshots: crate::config::Snapshots,
     /// `--tmpfs-data`: the services' data volumes in memory (tmpfs) instead of on disk.
     pub tmpfs_data: bool,
+    /// Groups join while the run goes on (`--groups auto`, dynamic, one engine).
+    pub elastic: Option<Elastic>,
 }
 
 impl RunSpec {
@@ -147,6 +172,7 @@ impl RunSpec {
             until: None,
             snapshots: crate::config::Snapshots::Auto,
             tmpfs_data: false,
+            elastic: None,
         }
     }
 }

@@ -23,6 +23,7 @@ pub(super) fn write_reports(spec: &RunSpec, outcome: &RunOutcome) -> Option<Merg
         .first()
         .and_then(|p| p.isolation.as_ref())
         .map_or(1, |i| i.groups);
+    let groups = outcome.last_group(groups);
     let results: Vec<GroupResult> = outcome
         .groups
         .iter()
