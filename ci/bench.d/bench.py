@@ -196,7 +196,7 @@ def copy_app_image_to_second_engine(env):
     _, second_id = run(["docker", "-H", second, "image", "inspect", "-f", "{{.Id}}", image], ROOT, env, check=False)
     if first_id.strip() != second_id.strip():
         log(f"copying {image} to the second engine")
-        run(["sh", "-c", f'docker save "$0" | docker -H "$1" load -q', image, second], ROOT, env)
+        run(["sh", "-c", 'docker save "$0" | docker -H "$1" load -q', image, second], ROOT, env)
 
 
 def starts(text):

@@ -101,7 +101,7 @@ def run_latency(b, args, env, approaches):
         f"ideal at {n} groups = one group's fixed costs ({_fmt(one.get('fixed'))} s) + waiting/{n} "
         f"= {_fmt(ideal)} s.",
         "",
-        "| approach | N | wall s | / ideal | slowest setup s | / one group's | test span per group s | "
+        "| approach | N | wall s | / ideal | slowest setup s | / one group's | test span per group s (last run) | "
         "last group's first test s | failed | every test exactly once |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
