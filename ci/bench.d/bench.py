@@ -12,6 +12,10 @@ suite (the Django example, and a scaled-up copy with a generated suite) and N in
              every recorded duration multiplied by a random factor in [0.1, 10] (seed 11);
              cs-static: --dist static with the recorded durations (the fixed split)
 
+Two more suites (--suites latency,one-group, both in the default): the latency-bound suite,
+where the orchestration alone shows (latency.py), and one group against the project's own
+`docker compose run` on the example and real-world stacks (one_group.py).
+
 Each cell is the median of --repeat runs. "ready" is the time from start until pytest's
 session started in the last environment (a tiny plugin, ci/bench.d/bench_timing.py, prints
 the moment in every approach alike). Results go to bench-results.json and a Markdown table.
