@@ -12,6 +12,10 @@ suite (the Django example, and a scaled-up copy with a generated suite) and N in
              every recorded duration multiplied by a random factor in [0.1, 10] (seed 11);
              cs-static: --dist static with the recorded durations (the fixed split)
 
+Two more suites (--suites latency,one-group, both in the default): the latency-bound suite,
+where the orchestration alone shows (latency.py), and one group against the project's own
+`docker compose run` on the example and real-world stacks (one_group.py).
+
 Each cell is the median of --repeat runs. "ready" is the time from start until pytest's
 session started in the last environment (a tiny plugin, ci/bench.d/bench_timing.py, prints
 the moment in every approach alike). Results go to bench-results.json and a Markdown table.
@@ -113,7 +117,21 @@ def adapt_compose_file(path):
         f.write(text)
 
 
-def prepare_suite(name, workroot, env, generate):
+def use_only_latency_tests(workdir):
+    """The latency suite is the generated tests/latency alone (the example's own tests are
+    CPU-bound; its conftest, Django and the app stay, as in a real project)."""
+    path = os.path.join(workdir, "pyproject.toml")
+    text = open(path).read()
+    if 'testpaths = ["tests"]' not in text:
+        raise RuntimeError(f"could not adapt {path}: the example's pytest settings changed shape")
+    with open(path, "w") as f:
+        f.write(text.replace('testpaths = ["tests"]', 'testpaths = ["tests/latency"]'))
+
+
+def prepare_suite(name, workroot, env, generate, latency=False):
+    """A copy of the example under workroot/name: `generate` scaled tests added, or with
+    `latency` the latency-bound suite instead of the example's tests (its true durations are
+    the generator's, so no run records them)."""
     workdir = os.path.join(workroot, name)
     if os.path.exists(workdir):
         shutil.rmtree(workdir)
@@ -127,6 +145,9 @@ def prepare_suite(name, workroot, env, generate):
         f.write("\n.bench\n.test_durations\n")
     if generate:
         run([sys.executable, os.path.join(HERE, "gen_suite.py"), workdir, str(generate)], workdir, env)
+    if latency:
+        run([sys.executable, os.path.join(HERE, "gen_latency_suite.py"), workdir], workdir, env)
+        use_only_latency_tests(workdir)
     os.makedirs(os.path.join(workdir, ".bench"), exist_ok=True)
     project = f"csb-prep-{uuid.uuid4().hex[:6]}"
     try:
@@ -135,14 +156,51 @@ def prepare_suite(name, workroot, env, generate):
                       "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"], workdir, env)
         collected = [l for l in out.splitlines() if "::" in l and not l.startswith(" ")]
         # pytest-split's durations, as a user's earlier run would have stored them
-        run([COMPOSE[0], "-p", project, "run", "--rm", "-T", "app", "pytest", "-q",
-             "-p", "no:cacheprovider", "--store-durations", "--durations-path", "/code/.test_durations"],
-            workdir, env, check=False)
+        if not latency:
+            run([COMPOSE[0], "-p", project, "run", "--rm", "-T", "app", "pytest", "-q",
+                 "-p", "no:cacheprovider", "--store-durations", "--durations-path", "/code/.test_durations"],
+                workdir, env, check=False)
     finally:
         run([COMPOSE[0], "-p", project, "down", "-v", "--remove-orphans"], workdir, env, check=False)
     package = env.get("BENCH_COV_PACKAGE", "shop")
     log(f"{name}: {len(collected)} tests collected")
     return Suite(name, workdir, env, package, collected)
+
+
+LAST_RE = re.compile(r"BENCH_LAST_TEST (\d+\.\d+)")
+# compose-shard's summary: group tests passed failed errors skipped setup time status
+SUMMARY_RE = re.compile(r"^(\d+)\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+(\S+)\s+(\S+)\s", re.M)
+
+
+def seconds_of(text):
+    """compose-shard's printed durations (`6.34s`, `2m03s`, `1h02m`) in seconds."""
+    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?", text or "")
+    if not text or not m or not any(m.groups()):
+        return None
+    h, mi, se = m.groups()
+    return int(h or 0) * 3600 + int(mi or 0) * 60 + float(se or 0)
+
+
+def spans(texts, t0):
+    """Per output: (first test's start, last test's end) in seconds from t0, or None."""
+    out = []
+    for text in texts:
+        f, l = firsts(text), [float(x) for x in LAST_RE.findall(text)]
+        out.append((min(f) - t0, max(l) - t0) if f and l else None)
+    return out
+
+
+def copy_app_image_to_second_engine(env):
+    """The app image every approach uses, on the second engine too: without it the first
+    two-engine run of a suite would build it there and measure the build."""
+    second, image = env.get("BENCH_SECOND_ENGINE"), env.get("BENCH_APP_IMAGE")
+    if not second or not image:
+        return
+    _, first_id = run(["docker", "image", "inspect", "-f", "{{.Id}}", image], ROOT, env)
+    _, second_id = run(["docker", "-H", second, "image", "inspect", "-f", "{{.Id}}", image], ROOT, env, check=False)
+    if first_id.strip() != second_id.strip():
+        log(f"copying {image} to the second engine")
+        run(["sh", "-c", 'docker save "$0" | docker -H "$1" load -q', image, second], ROOT, env)
 
 
 def starts(text):
@@ -151,6 +209,11 @@ def starts(text):
 
 def firsts(text):
     return [float(x) for x in FIRST_RE.findall(text)]
+
+
+def cov_args(suite):
+    """`--cov` for every approach, except on suites that measure the orchestration alone."""
+    return ["--cov"] if getattr(suite, "cov", True) else []
 
 
 def approach_seq(suite, n, i):
@@ -182,8 +245,8 @@ def approach_handrolled(suite, n, i):
                          "app", "pytest", "-p", "bench_timing", "-p", "no:cacheprovider",
                          "--splits", str(n), "--group", str(k + 1), "--durations-path",
                          f"/code/{suite.durations_name}",
-                         f"--junitxml=/code/{res}/junit-{k + 1}.xml", "--cov",
-                         "--cov-report="], suite.dir, suite.env)
+                         f"--junitxml=/code/{res}/junit-{k + 1}.xml"]
+                        + (cov_args(suite) + ["--cov-report="] if cov_args(suite) else []), suite.dir, suite.env)
 
     threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
     for t in threads:
@@ -204,13 +267,15 @@ def approach_handrolled(suite, n, i):
          "for p in sys.argv[2:]: x += JUnitXml.fromfile(p)\n"
          "x.write(sys.argv[1])", merged] + junits, suite.dir, suite.env)
     image = suite.env["BENCH_APP_IMAGE"]
-    run(["docker", "run", "--rm", "-v", f"{suite.dir}:/code", "-w", "/code", image, "sh", "-c",
-         f"coverage combine {res} && coverage xml -o {res}/coverage.xml"], suite.dir, suite.env, check=False)
+    if cov_args(suite):
+        run(["docker", "run", "--rm", "-v", f"{suite.dir}:/code", "-w", "/code", image, "sh", "-c",
+             f"coverage combine {res} && coverage xml -o {res}/coverage.xml"], suite.dir, suite.env, check=False)
     wall = time.time() - t0
     keys, bad, per = junit_cases(junits)
     ready = max((s for o in outs for s in starts(o[1])), default=t0) - t0
     first = max((max(firsts(o[1]), default=t0) for o in outs), default=t0) - t0
     return dict(wall=wall, ready=ready, first_test=first, balance=balance(per), rss_mb=sum(o[2] for o in outs) / 1024,
+                spans=spans([o[1] for o in outs], t0),
                 cpu=sum(o[3] for o in outs), failed=bad, ran=len(keys), unique=len(set(keys)),
                 rc=max(o[0] for o in outs))
 
@@ -242,8 +307,7 @@ def approach_cs(suite, n, i, durations, dist="dynamic", engines=None):
     rc, out, rss, cpu = timed([suite.compose_shard, "run"] + groups + hosts + ["--project-directory", suite.dir,
                                "--out", out_dir, "--progress", "plain", "--durations", dur,
                                "--dist", dist,
-                               "--", "pytest", "-p", "bench_timing",
-                               "--cov"], suite.dir, suite.env)
+                               "--", "pytest", "-p", "bench_timing"] + cov_args(suite), suite.dir, suite.env)
     wall = time.time() - t0
     if not n:
         chose = re.search(r"auto chose (\d+) group", out)
@@ -261,8 +325,12 @@ def approach_cs(suite, n, i, durations, dist="dynamic", engines=None):
     test_start = max((s for log in logs for s in starts(log)), default=t0)
     # A group without tests never starts one; the others' first tests count.
     first = max((min(firsts(log)) for log in logs if firsts(log)), default=t0)
+    # compose-shard's own per-group setup and test time (its summary table)
+    summary = {int(g): (seconds_of(a), seconds_of(b)) for g, a, b in SUMMARY_RE.findall(out)}
     return dict(groups=n, wall=wall, ready=test_start - t0, first_test=first - t0,
-                balance=balance(per), rss_mb=rss / 1024,
+                balance=balance(per), rss_mb=rss / 1024, spans=spans(logs, t0),
+                setups=[summary.get(k, (None, None))[0] for k in range(1, n + 1)],
+                test_times=[summary.get(k, (None, None))[1] for k in range(1, n + 1)],
                 cpu=cpu, cpu_pct=100 * cpu / wall if wall else None, failed=bad, ran=len(keys),
                 unique=len(set(keys)), rc=rc, merged=os.path.exists(os.path.join(out_dir, "coverage.xml")))
 
@@ -310,6 +378,15 @@ def fmt(x, unit=""):
     return f"{x}{unit}"
 
 
+def machine():
+    """What the figures were measured on: cores, kernel, load, the engine's storage driver."""
+    _, driver = run(["docker", "info", "-f", "{{.Driver}}"], ROOT, os.environ, check=False)
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    return {"cores": os.cpu_count(), "uname": os.uname().release, "load_average": load,
+            "storage_driver": driver.strip()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
@@ -321,7 +398,9 @@ def main():
     ap.add_argument("--json", default="bench-results.json")
     ap.add_argument("--only", default="seq,handrolled,xdist,cs,cs-durations,cs-wrong,cs-static,cs-2engines,cs-auto")
     ap.add_argument("--compose", default="docker-compose", help="Docker Compose v2 binary")
-    ap.add_argument("--suites", default="example,scaled", help="which suites to run")
+    ap.add_argument("--suites", default="example,scaled,latency,one-group",
+                    help="which suites to run: example, scaled, latency (the latency-bound suite), "
+                         "one-group (one group against docker compose run on the example and real-world)")
     args = ap.parse_args()
     COMPOSE[0] = args.compose
     env = dict(os.environ)
@@ -330,9 +409,15 @@ def main():
     wanted = args.suites.split(",")
     suites = ([("example", 0)] if "example" in wanted else []) + (
         [("scaled", args.scaled)] if args.scaled and "scaled" in wanted else [])
+    before = machine()
     rows, raw = [], {}
+    example_dir = None
     for name, gen in suites:
         suite = prepare_suite(name, args.workdir, env, gen)
+        if name == "example":
+            example_dir = suite.dir
+        if "cs-2engines" in approaches:
+            copy_app_image_to_second_engine(env)
         suite.compose_shard, suite.venv_python = args.compose_shard, args.venv_python
         suite.durations_name = ".test_durations"
         with open(os.path.join(suite.dir, ".bench", "empty_durations"), "w") as f:
@@ -419,10 +504,27 @@ def main():
         if rss is not None:
             ratios.append(f"- {name}: compose-shard N=4 peak RSS {rss:.1f} MB (target < 50), "
                           f"CPU {cpu:.1f}% of one core averaged over the run (target < 5%)")
-    text = table + "\n\n" + "\n".join(ratios)
+    parts = [table + "\n\n" + "\n".join(ratios)] if rows else []
+    if "latency" in wanted:
+        import latency
+        text, found = latency.run_latency(sys.modules[__name__], args, env, approaches)
+        parts.append(text)
+        raw.update(found)
+    if "one-group" in wanted:
+        import one_group
+        if example_dir is None:
+            example_dir = prepare_suite("example", args.workdir, env, 0).dir
+        text, found = one_group.run_one_group(sys.modules[__name__], args, env, example_dir)
+        parts.append(text)
+        raw.update(found)
+    after = machine()
+    parts.append(f"Machine: {before['cores']} cores, engine storage driver {before['storage_driver']}, "
+                 f"load average {before['load_average']} before and {after['load_average']} after "
+                 "(the cores are shared with other work: timings are noisy).")
+    text = "\n\n".join(parts)
     print(text)
     with open(args.json, "w") as f:
-        json.dump({"machine": {"cores": os.cpu_count(), "uname": os.uname().release},
+        json.dump({"machine": {"before": before, "after": after},
                    "results": raw, "markdown": text}, f, indent=2)
 
 

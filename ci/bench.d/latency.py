@@ -1,0 +1,140 @@
+"""ci/bench's latency-bound suite (issue 21): what the orchestration itself costs.
+
+The suite (ci/bench.d/gen_latency_suite.py) is the Django example with its own tests replaced
+by 240 generated ones that each wait on their group's PostgreSQL (`SELECT pg_sleep(x)`,
+skewed durations, 120 s of waiting in all). The CPUs stay mostly idle during the tests, so N
+groups could test N times as fast, and whatever a run loses beyond that is the tool's:
+start-up of N environments, the work queue, the per-test cost. Rows, side by side in one run:
+
+  cs 1            compose-shard, one group (the reference for fixed costs)
+  cs 4            4 groups, the work queue (--dist dynamic) without durations
+  cs+durations 4  4 groups, the work queue with the true durations (only with cs-durations)
+  cs-static 4     4 groups, --dist static with the true durations (a perfect durations file)
+  cs-2engines 4   4 groups over two engines (the second from ci/second-engine), dynamic,
+                  without durations
+  handrolled 4    4 concurrent Docker Compose v2 projects + pytest-split with the true
+                  durations (what users hand-roll)
+
+Figures, each the median of --repeat runs:
+  - ideal: one group's fixed costs plus a quarter of the waiting, where one group's fixed
+    costs are its wall time minus its test span (first test's start to last test's end);
+  - wall / ideal (target <= 1.1 at 4 groups);
+  - the slowest group's setup (compose-shard's own figure: from the group's start until its
+    tests started) over one group's (target <= 1.2);
+  - each group's test span, and dynamic without durations / static with true durations
+    (target <= 1.03).
+"""
+
+import json
+import os
+import statistics
+
+WAITING_GROUPS = 4
+
+
+def _fmt(x, digits=1):
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _span_lengths(spans):
+    return [None if s is None else s[1] - s[0] for s in spans or []]
+
+
+def run_latency(b, args, env, approaches):
+    """Run the latency suite's rows with bench module `b`; return (markdown, raw results)."""
+    suite = b.prepare_suite("latency", args.workdir, env, 0, latency=True)
+    suite.compose_shard, suite.venv_python = args.compose_shard, args.venv_python
+    suite.durations_name = ".test_durations_true"
+    suite.cov = False  # the orchestration alone: no coverage tracing in any approach
+    with open(os.path.join(suite.dir, ".bench", "empty_durations"), "w") as f:
+        f.write("{}")
+    with open(os.path.join(suite.dir, suite.durations_name)) as f:
+        waiting = sum(json.load(f).values())
+    n = WAITING_GROUPS
+    plan = [("cs", 1, lambda s, n, i: b.approach_cs(s, n, i, False))]
+    if "cs" in approaches:
+        plan.append(("cs", n, lambda s, n, i: b.approach_cs(s, n, i, False)))
+    if "cs-durations" in approaches:
+        plan.append(("cs+durations", n, lambda s, n, i: b.approach_cs(s, n, i, True)))
+    if "cs-static" in approaches:
+        plan.append(("cs-static", n, lambda s, n, i: b.approach_cs(s, n, i, True, "static")))
+    second = os.environ.get("BENCH_SECOND_ENGINE")
+    if "cs-2engines" in approaches and second:
+        b.copy_app_image_to_second_engine(env)
+        first = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        plan.append(("cs-2engines", n, lambda s, n, i, a=first, c=second:
+                     b.approach_cs(s, n, i, False, "dynamic", [a, c])))
+    if "handrolled" in approaches:
+        plan.append(("handrolled", n, b.approach_handrolled))
+    raw, runs = {}, {}
+    # Alternate the rows run by run, so drift on a shared machine hits them alike.
+    for i in range(args.repeat):
+        for label, groups, fn in plan:
+            b.log(f"latency: {label} N={groups} run {i + 1}/{args.repeat}")
+            r = fn(suite, groups, f"lat-{label}-{groups}-{i}")
+            r["span_lengths"] = _span_lengths(r.get("spans"))
+            runs.setdefault((label, groups), []).append(r)
+            b.log(f"  wall {b.fmt(r['wall'])}s failed {r['failed']} ran {r['ran']} "
+                  f"spans {[_fmt(x) for x in r['span_lengths']]} setups {r.get('setups')}")
+    medians = {}
+    for key, results in runs.items():
+        m = b.median_of(results)
+        m["slowest_setup"] = _med([max((x for x in r.get("setups") or [] if x is not None), default=None)
+                                   for r in results])
+        m["longest_span"] = _med([max((x for x in r["span_lengths"] if x is not None), default=None)
+                                  for r in results])
+        # fixed costs: the wall minus the test span (only meaningful with one group)
+        m["fixed"] = _med([r["wall"] - r["span_lengths"][0] for r in results
+                           if r["span_lengths"] and r["span_lengths"][0] is not None])
+        medians[key] = m
+        raw[f"latency/{key[0]}/{key[1]}"] = {"median": m, "runs": results}
+    one = medians.get(("cs", 1), {})
+    ideal = one["fixed"] + waiting / n if one.get("fixed") is not None else None
+    total = len(suite.collected)
+    lines = [
+        f"Latency-bound suite: {total} tests waiting {waiting:.0f} s in all on their group's PostgreSQL; "
+        f"ideal at {n} groups = one group's fixed costs ({_fmt(one.get('fixed'))} s) + waiting/{n} "
+        f"= {_fmt(ideal)} s.",
+        "",
+        "| approach | N | wall s | / ideal | slowest setup s | / one group's | test span per group s (last run) | "
+        "last group's first test s | failed | every test exactly once |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (label, groups), m in medians.items():
+        last = runs[(label, groups)][-1]
+        once = m["ran"] == total and m["unique"] == total
+        per_group = "/".join(_fmt(x) for x in last["span_lengths"]) or "–"
+        over_ideal = m["wall"] / ideal if ideal and groups == n else None
+        setup_ratio = (m["slowest_setup"] / one["slowest_setup"]
+                       if m.get("slowest_setup") and one.get("slowest_setup") and label != "handrolled" else None)
+        lines.append(f"| {label} | {groups} | {_fmt(m['wall'])} | {_fmt(over_ideal, 2)} | "
+                     f"{_fmt(m.get('slowest_setup'), 2)} | {_fmt(setup_ratio, 2)} | {per_group} | "
+                     f"{_fmt(m.get('first_test'), 2)} | {m['failed']} | {'yes' if once else 'no'} |")
+    ratios = []
+
+    def get(label, key="wall"):
+        return medians.get((label, n), {}).get(key)
+
+    for label in ("cs", "cs+durations", "cs-static", "cs-2engines", "handrolled"):
+        if get(label) and ideal:
+            ratios.append(f"- latency: {label} N={n} wall / ideal = {get(label) / ideal:.2f} (target <= 1.1)")
+    if get("cs") and get("cs-static"):
+        ratios.append(f"- latency: dynamic without durations / static with true durations = "
+                      f"{get('cs') / get('cs-static'):.3f} wall, "
+                      f"{get('cs', 'longest_span') / get('cs-static', 'longest_span'):.3f} longest test span "
+                      f"(target <= 1.03)")
+    for label in ("cs", "cs-static"):
+        if get(label, "slowest_setup") and one.get("slowest_setup"):
+            ratios.append(f"- latency: {label} N={n} slowest group's setup / one group's = "
+                          f"{get(label, 'slowest_setup') / one['slowest_setup']:.2f} (target <= 1.2)")
+    if one.get("wall") and get("cs"):
+        ratios.append(f"- latency: speed-up of {n} groups over one: {one['wall'] / get('cs'):.2f}x dynamic, "
+                      f"{one['wall'] / get('cs-static'):.2f}x static; possible {one['wall'] / ideal:.2f}x"
+                      if get("cs-static") and ideal else
+                      f"- latency: speed-up of {n} groups over one: {one['wall'] / get('cs'):.2f}x")
+    return "\n".join(lines) + "\n\n" + "\n".join(ratios), raw
