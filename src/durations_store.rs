@@ -10,6 +10,11 @@
 //! - `--durations-from-junit FILE...` is read on top: JUnit timings from earlier runs are
 //!   newer than the durations file, so they win for the tests they contain.
 //!
+//! Without `--durations` and with no file at the default place, `run` reads the durations it
+//! remembered from the last run of the same project and test service ([`remembered`]):
+//! every run that is not told where to store them keeps them in the user's cache, so a
+//! second run is balanced and `--groups auto` knows the suite without any setup.
+//!
 //! `run --store-durations` and `merge --store-durations` update a file with [`write_update`]
 //! or [`stage_update`]: a regular file is replaced atomically, a device, pipe or symlink is
 //! written through (see `report::StagedFile`). Errors name the file. The format itself
@@ -24,6 +29,43 @@ use crate::errors::Error;
 use crate::plan::{Durations, PlanError};
 use crate::pyproject::Settings;
 use crate::report::StagedFile;
+
+/// The environment variable that moves the cache of remembered durations (an empty value
+/// turns remembering off).
+pub const CACHE_DIR_ENV: &str = "COMPOSE_SHARD_CACHE_DIR";
+
+/// The file where runs of the project in `project_dir` with `test_service` remember their
+/// durations: `$COMPOSE_SHARD_CACHE_DIR`, else `$XDG_CACHE_HOME/compose-shard`, else
+/// `~/.cache/compose-shard`, then `projects/<key>/.test_durations` (the key hashes the
+/// project directory and the service). `None` when remembering is off or there is no home.
+pub fn remembered(
+    project_dir: &Path,
+    test_service: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<PathBuf> {
+    use sha2::Digest;
+    let root = match env(CACHE_DIR_ENV) {
+        Some(dir) if dir.is_empty() => return None,
+        Some(dir) => PathBuf::from(dir),
+        None => match env("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+            Some(dir) => PathBuf::from(dir).join("compose-shard"),
+            None => PathBuf::from(env("HOME").filter(|d| !d.is_empty())?)
+                .join(".cache")
+                .join("compose-shard"),
+        },
+    };
+    let dir = std::fs::canonicalize(project_dir).unwrap_or_else(|_| project_dir.to_path_buf());
+    let mut hash = sha2::Sha256::new();
+    hash.update(dir.to_string_lossy().as_bytes());
+    hash.update([0]);
+    hash.update(test_service.as_bytes());
+    let key = hex::encode(&hash.finalize()[..8]);
+    Some(
+        root.join("projects")
+            .join(key)
+            .join(crate::config::resolve::DEFAULT_DURATIONS),
+    )
+}
 
 /// The text of the durations file at `path`, `None` when there is none.
 fn read_text(path: &Path) -> Result<Option<String>, Error> {
@@ -117,6 +159,44 @@ pub fn load(file: &DurationsFile, from_junit: &[PathBuf]) -> Result<Durations, E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_durations_are_per_project_and_service_and_can_be_moved_or_turned_off() {
+        let vars = |cache: Option<&'static str>| {
+            move |name: &str| match name {
+                "HOME" => Some("/home/u".to_string()),
+                CACHE_DIR_ENV => cache.map(str::to_string),
+                _ => None,
+            }
+        };
+        let home = remembered(Path::new("/p/a"), "tests", &vars(None)).unwrap();
+        assert!(
+            home.starts_with("/home/u/.cache/compose-shard/projects/"),
+            "{home:?}"
+        );
+        assert!(home.ends_with(".test_durations"));
+        assert_eq!(
+            home,
+            remembered(Path::new("/p/a"), "tests", &vars(None)).unwrap()
+        );
+        assert_ne!(
+            home,
+            remembered(Path::new("/p/b"), "tests", &vars(None)).unwrap()
+        );
+        assert_ne!(
+            home,
+            remembered(Path::new("/p/a"), "app", &vars(None)).unwrap()
+        );
+        let moved = remembered(Path::new("/p/a"), "tests", &vars(Some("/c"))).unwrap();
+        assert!(moved.starts_with("/c/projects/"), "{moved:?}");
+        assert_eq!(
+            remembered(Path::new("/p/a"), "tests", &vars(Some(""))),
+            None
+        );
+        let xdg = |name: &str| (name == "XDG_CACHE_HOME").then(|| "/x".to_string());
+        let at = remembered(Path::new("/p/a"), "tests", &xdg).unwrap();
+        assert!(at.starts_with("/x/compose-shard/projects/"), "{at:?}");
+    }
 
     #[test]
     fn explicit_file_must_exist_default_may_be_missing() {

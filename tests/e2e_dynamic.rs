@@ -295,7 +295,8 @@ fn x_stops_every_group_and_the_summary_counts_what_did_not_run() {
 }
 
 #[test]
-fn auto_adds_a_group_to_a_long_suite_and_never_to_a_suite_of_a_few_seconds() {
+fn auto_adds_a_group_to_a_long_suite_and_never_to_a_suite_of_a_few_seconds_and_remembers_durations()
+{
     require_docker_and_images();
     // A few seconds of tests (the example's, no durations recorded): one environment only.
     let quick = stack_copy("pytest-redis");
@@ -311,6 +312,40 @@ fn auto_adds_a_group_to_a_long_suite_and_never_to_a_suite_of_a_few_seconds() {
         ran_per_group(&out).keys().copied().collect::<Vec<_>>(),
         vec![1]
     );
+    assert!(all.contains("no recorded durations"), "{all}");
+    assert!(!all.contains("remembered"), "{all}");
+
+    // The second run knows the suite from the durations the first one remembered.
+    let output = run_to_end(
+        quick.path(),
+        &["--groups", "auto", "--out", out.to_str().unwrap()],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("durations: the ones the last run remembered"),
+        "{all}"
+    );
+    assert!(!all.contains("no recorded durations"), "{all}");
+    assert!(
+        all.contains("s of recorded tests"),
+        "auto weighs them: {all}"
+    );
+    // One part of a split across machines never plans from this machine's memory.
+    let output = run_to_end(
+        quick.path(),
+        &[
+            "--groups",
+            "2",
+            "--only",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(!all.contains("remembered"), "{all}");
 
     // 24 tests that wait a second each, no durations: the run starts with one group and
     // another joins once the first tests are measured; every test runs once.

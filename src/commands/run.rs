@@ -316,11 +316,34 @@ fn previous_run(
     })
 }
 
-/// What the previous run recorded beside the durations file (`--store-durations`).
+/// What the previous run recorded beside the durations file (`--store-durations`), else
+/// beside the remembered durations.
 fn previous_timings(settings: &RunSettings) -> Option<plan::RunTimings> {
-    let dir = settings.durations.path.parent()?;
-    let text = std::fs::read_to_string(dir.join(plan::TIMINGS_FILE)).ok()?;
-    plan::RunTimings::parse(&text)
+    [Some(&settings.durations.path), settings.remembered.as_ref()]
+        .into_iter()
+        .flatten()
+        .find_map(|durations| {
+            let dir = durations.parent()?;
+            let text = std::fs::read_to_string(dir.join(plan::TIMINGS_FILE)).ok()?;
+            plan::RunTimings::parse(&text)
+        })
+}
+
+/// Where this run remembers its durations (unless `--store-durations` names a file), and,
+/// when neither `--durations` nor a file at the default place gives any, read the ones the
+/// last run remembered. Not when the run is one part of a split across machines (`--only`,
+/// a CI's parallel copies): every part must plan from the same durations, and another
+/// machine's cache holds others.
+fn remember_durations(settings: &mut RunSettings, project_dir: &Path, test_service: &str) {
+    let env = |name: &str| std::env::var(name).ok();
+    settings.remembered = durations_store::remembered(project_dir, test_service, &env);
+    let split = settings.only.is_some() || settings.ci_split.is_some();
+    if split || settings.durations.explicit || settings.durations.path.exists() {
+        return;
+    }
+    if let Some(file) = settings.remembered.as_ref().filter(|f| f.exists()) {
+        settings.durations.path = file.clone();
+    }
 }
 
 /// A CI's parallel copies must be as many as the groups (a saved plan has its own count):
@@ -434,7 +457,8 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
     } = select_for_run(cfg)?;
     let test_service = test_service.expect("a test service is required");
     let env = |name: &str| std::env::var(name).ok();
-    let settings = RunSettings::resolve(cfg, &settings, &project.project_dir, &env)?;
+    let mut settings = RunSettings::resolve(cfg, &settings, &project.project_dir, &env)?;
+    remember_durations(&mut settings, &project.project_dir, &test_service);
     for warning in &settings.warnings {
         eprintln!("warning: {warning}");
     }
@@ -595,6 +619,20 @@ fn finish(prepared: &Prepared, outcome: &run::RunOutcome, cpus: usize) {
                     crate::errors::render_chain(&e)
                 );
             }
+        } else if let Some(path) = &prepared.settings.remembered {
+            let stored = path
+                .parent()
+                .map_or(Ok(()), |dir| {
+                    std::fs::create_dir_all(dir).map_err(io_error("create directory", dir))
+                })
+                .and_then(|()| store_durations(path, outcome, merged));
+            if let Err(e) = stored {
+                eprintln!(
+                    "warning: remembering the durations for the next run (set {}= to stop): {}",
+                    durations_store::CACHE_DIR_ENV,
+                    crate::errors::render_chain(&e)
+                );
+            }
         }
     }
     print!(
@@ -736,6 +774,29 @@ async fn bisect_command(
     }
 }
 
+/// What the run is about to do: where its durations and group count come from, the CI's
+/// split, the run id and where its results go.
+fn announce(prepared: &Prepared, events: &EventSink) {
+    if prepared.settings.remembered.as_ref() == Some(&prepared.settings.durations.path) {
+        events.emit(run::Event::Info(format!(
+            "durations: the ones the last run remembered ({})",
+            prepared.settings.durations.path.display()
+        )));
+    }
+    if let Some(reason) = &prepared.auto_reason {
+        events.emit(run::Event::Info(reason.clone()));
+    }
+    if let Some(split) = &prepared.settings.ci_split {
+        events.emit(run::Event::Info(split.describe()));
+    }
+    events.emit(run::Event::Info(format!(
+        "run {}: {} group(s), results in {}",
+        prepared.spec.run_id,
+        prepared.spec.projects.len(),
+        prepared.spec.out_dir.display()
+    )));
+}
+
 async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
     let mut prepared = prepare(&cfg)?;
     if let Some(test) = cfg.bisect.clone() {
@@ -752,18 +813,7 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
     let display = tokio::spawn(Display::new(mode).consume(receiver));
 
     warn_about_leftovers(engine, &events).await;
-    if let Some(reason) = &prepared.auto_reason {
-        events.emit(run::Event::Info(reason.clone()));
-    }
-    if let Some(split) = &prepared.settings.ci_split {
-        events.emit(run::Event::Info(split.describe()));
-    }
-    events.emit(run::Event::Info(format!(
-        "run {}: {} group(s), results in {}",
-        prepared.spec.run_id,
-        prepared.spec.projects.len(),
-        prepared.spec.out_dir.display()
-    )));
+    announce(&prepared, &events);
 
     let source = prepared
         .source

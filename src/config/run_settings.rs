@@ -73,6 +73,9 @@ pub struct RunSettings {
     pub progress: ProgressMode,
     /// `--store-durations`.
     pub store_durations: Option<PathBuf>,
+    /// Where this run remembers the durations it measured when `--store-durations` is not
+    /// given (`durations_store::remembered`; set once the test service is known).
+    pub remembered: Option<PathBuf>,
     /// `--exit-grace`, else `exit-grace`, else 30s.
     pub exit_grace: Duration,
     /// `--test-timeout`, else `test-timeout`, else none.
@@ -129,6 +132,7 @@ impl RunSettings {
             publish_ports: flags.publish_ports,
             progress: flags.progress,
             store_durations: flags.store_durations.clone(),
+            remembered: None,
             exit_grace: resolve::exit_grace(flags.exit_grace, project)?,
             test_timeout: resolve::test_timeout(flags.test_timeout, project)?,
             retries: resolve::retries(flags.retries, project)?,

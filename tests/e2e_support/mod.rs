@@ -99,6 +99,12 @@ pub fn binary() -> Command {
     for k in CI_SPLIT_ENV {
         cmd.env_remove(k);
     }
+    // Durations remembered between runs go to a cache of the tests' own (keyed by each stack
+    // copy's folder), not the user's.
+    cmd.env(
+        "COMPOSE_SHARD_CACHE_DIR",
+        std::env::temp_dir().join("compose-shard-e2e-cache"),
+    );
     cmd
 }
 
