@@ -311,6 +311,48 @@ async fn a_plain_dependency_port_probe_holds_back_the_first_test_not_the_contain
 }
 
 #[tokio::test]
+async fn a_service_started_dependency_of_another_service_is_not_port_probed() {
+    // migrate depends on redis with service_started: under Compose it starts as soon as
+    // redis's container runs; the probe of redis's port is for the test service only.
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .behaviours
+        .insert("redis".into(), Behaviour::PortOpensAfter(6));
+    let mut spec = spec(&[1], 1, out.path());
+    for project in &mut spec.projects {
+        let migrate = project.services.get_mut("migrate").unwrap();
+        migrate.depends_on.insert(
+            "redis".into(),
+            dep(DependencyCondition::ServiceStarted, true),
+        );
+        let app = project.services.get_mut("app").unwrap();
+        app.depends_on.insert(
+            "redis".into(),
+            dep(DependencyCondition::ServiceStarted, true),
+        );
+    }
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(outcome.groups[0].counts.passed, IDS.len());
+    let calls = backend.calls.borrow().clone();
+    let last_redis_poll = last_position(&calls, "poll redis");
+    let migrate = position(&calls, "start migrate@g1");
+    let polled_before = calls[..migrate]
+        .iter()
+        .filter(|c| c.starts_with("poll redis"))
+        .count();
+    assert!(
+        polled_before < 6,
+        "migrate waited for redis's port ({polled_before} polls): {calls:#?}"
+    );
+    // The test service's own probe still holds back the first test.
+    assert!(
+        position(&calls, "read /tmp/compose-shard-plugin/collected.txt") > last_redis_poll,
+        "{calls:#?}"
+    );
+}
+
+#[tokio::test]
 async fn a_failing_test_gives_exit_code_1() {
     let out = tempfile::tempdir().unwrap();
     let backend = fake(&["t.py::test_ok", "t.py::test_fail"]);
@@ -640,6 +682,24 @@ async fn a_waited_for_healthcheck_passes_through_its_own_test_before_the_engine_
         .calls
         .borrow()
         .contains(&"healthcheck db".to_string()));
+}
+
+/// With a healthcheck interval of 2 s or less the engine's own probes are as early as ours:
+/// no exec of the healthcheck's test, the engine's verdict is waited for.
+#[tokio::test]
+async fn a_short_healthcheck_interval_is_left_to_the_engine() {
+    let out = tempfile::tempdir().unwrap();
+    let backend = fake(&IDS);
+    let mut spec = spec(&[1], 1, out.path());
+    for project in &mut spec.projects {
+        let db = project.services.get_mut("db").unwrap();
+        db.healthcheck.as_mut().unwrap().interval = Some(1.0);
+    }
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(outcome.groups[0].status, GroupStatus::Passed);
+    let calls = backend.calls.borrow();
+    assert!(!calls.contains(&"healthcheck db".to_string()), "{calls:#?}");
+    assert!(calls.iter().filter(|c| c.starts_with("poll db")).count() > 2);
 }
 
 /// Parametrized ids made at collection time differ between groups: tests are matched by

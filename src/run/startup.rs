@@ -5,12 +5,15 @@
 //! that, probes that only help: a started dependency's TCP ports (from the compose file, else
 //! the image's `EXPOSE`) are given a bounded time to open, so a database without healthcheck
 //! does not race the first connection; healthchecks that are waited for run their own test
-//! through exec instead of sitting out the first `interval`.
+//! through exec instead of sitting out the first `interval` (unless the interval is 2 s or
+//! less: the engine's own probes are then as early).
 //!
 //! Services start as Compose's dependency graph ([`ServiceGraph`]) allows: each the moment
 //! the conditions it declares on its own dependencies hold, so independent services (a
 //! database and a cache) start at once and become ready in parallel, and a branch of the
-//! graph never waits for another. The test service's
+//! graph never waits for another. A `service_started` dependency holds once its container
+//! runs, as under Compose (a `migrate` service starts right after its database's
+//! container); only the test service's own are port-probed. The test service's
 //! own conditions are waited for by the caller ([`wait_test_dependencies`]), which creates
 //! its container meanwhile and runs the port probes of its plain dependencies while it
 //! collects.
@@ -184,6 +187,14 @@ async fn wait_healthy<B: Backend>(
     timing: Timing,
 ) -> Result<(), EnvironmentFailure> {
     let test = healthcheck_test(service, image);
+    // Running the test ourselves only helps when the engine's first probe is far away; with
+    // an interval of 2 s or less the engine's own probes are as early, and every exec costs
+    // the starting service CPU.
+    let engine_probes_soon = service
+        .healthcheck
+        .as_ref()
+        .and_then(|h| h.interval)
+        .is_some_and(|seconds| seconds <= ENGINE_PROBES_SOON);
     let mut pause = Duration::from_millis(100).min(timing.poll);
     loop {
         let status = backend
@@ -200,7 +211,7 @@ async fn wait_healthy<B: Backend>(
         if let Some(reason) = problem {
             return Err(failure(backend, &service.name, container, reason, Some(&status)).await);
         }
-        if let Some(cmd) = &test {
+        if let Some(cmd) = test.as_ref().filter(|_| !engine_probes_soon) {
             if status.running && healthcheck_passes(backend, container, cmd).await {
                 return Ok(());
             }
@@ -213,6 +224,10 @@ async fn wait_healthy<B: Backend>(
         pause = (pause * 3 / 2).min(timing.poll);
     }
 }
+
+/// A healthcheck interval (seconds) at or under which compose-shard leaves the probing to
+/// the engine.
+const ENGINE_PROBES_SOON: f64 = 2.0;
 
 /// Run a healthcheck test in the container; passes on exit code 0 within 10 s.
 async fn healthcheck_passes<B: Backend>(backend: &B, container: &str, cmd: &[String]) -> bool {
@@ -404,8 +419,8 @@ pub async fn start_environment<B: Backend>(
     })
 }
 
-/// The wait for what a dependent declared about `dep` (started plus the port probes that
-/// only help, healthy, or completed successfully), once `dep` is started.
+/// The wait for what a dependent declared about `dep` (started, healthy, or completed
+/// successfully), once `dep` is started.
 fn condition_holds<'a, B: Backend>(
     backend: &'a B,
     request: &'a StartRequest<'a>,
@@ -416,6 +431,11 @@ fn condition_holds<'a, B: Backend>(
 ) -> Holds<'a> {
     async move {
         let container = dep_started.await?;
+        if condition == DependencyCondition::ServiceStarted {
+            // Compose starts such a dependent as soon as the dependency's container runs;
+            // the port probes that only help are for the test service's first test.
+            return Ok(());
+        }
         let image = request.images.get(&dep.name);
         let waited =
             wait_dependency(backend, dep, &container, condition, image, request.timing).await?;
