@@ -34,6 +34,23 @@ use crate::report::StagedFile;
 /// turns remembering off).
 pub const CACHE_DIR_ENV: &str = "COMPOSE_SHARD_CACHE_DIR";
 
+/// compose-shard's cache folder (remembered durations, snapshots of ready services):
+/// `$COMPOSE_SHARD_CACHE_DIR`, else `$XDG_CACHE_HOME/compose-shard`, else
+/// `~/.cache/compose-shard`; `None` when the cache is off (an empty
+/// `$COMPOSE_SHARD_CACHE_DIR`) or there is no home.
+pub fn cache_root(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    match env(CACHE_DIR_ENV) {
+        Some(dir) if dir.is_empty() => None,
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => Some(match env("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+            Some(dir) => PathBuf::from(dir).join("compose-shard"),
+            None => PathBuf::from(env("HOME").filter(|d| !d.is_empty())?)
+                .join(".cache")
+                .join("compose-shard"),
+        }),
+    }
+}
+
 /// The file where runs of the project in `project_dir` with `test_service` remember their
 /// durations: `$COMPOSE_SHARD_CACHE_DIR`, else `$XDG_CACHE_HOME/compose-shard`, else
 /// `~/.cache/compose-shard`, then `projects/<key>/.test_durations` (the key hashes the
@@ -44,16 +61,7 @@ pub fn remembered(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<PathBuf> {
     use sha2::Digest;
-    let root = match env(CACHE_DIR_ENV) {
-        Some(dir) if dir.is_empty() => return None,
-        Some(dir) => PathBuf::from(dir),
-        None => match env("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-            Some(dir) => PathBuf::from(dir).join("compose-shard"),
-            None => PathBuf::from(env("HOME").filter(|d| !d.is_empty())?)
-                .join(".cache")
-                .join("compose-shard"),
-        },
-    };
+    let root = cache_root(env)?;
     let dir = std::fs::canonicalize(project_dir).unwrap_or_else(|_| project_dir.to_path_buf());
     let mut hash = sha2::Sha256::new();
     hash.update(dir.to_string_lossy().as_bytes());

@@ -510,6 +510,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             retries: settings.retries,
             until: settings.until.clone(),
             snapshots: settings.snapshots,
+            cache_dir: durations_store::cache_root(&|name| std::env::var(name).ok()),
             tmpfs_data: settings.tmpfs_data,
             elastic,
             ..RunSpec::new(id, projects, test_service.clone(), out_dir)

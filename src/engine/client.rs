@@ -147,6 +147,7 @@ impl DockerEngine {
             name: info.name.unwrap_or_default(),
             server_version: info.server_version.unwrap_or_default(),
             operating_system: info.operating_system.unwrap_or_default(),
+            id: info.id.unwrap_or_default(),
         })
     }
 

@@ -8,7 +8,7 @@ use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum, NetworkConnectRequest};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    LogsOptionsBuilder, UploadToContainerOptionsBuilder,
+    LogsOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures::StreamExt;
 
@@ -120,10 +120,21 @@ impl DockerEngine {
         archive: Vec<u8>,
         what: String,
     ) -> Result<(), EngineError> {
+        self.upload_archive_into(container, "/", archive, what)
+            .await
+    }
+
+    async fn upload_archive_into(
+        &self,
+        container: &str,
+        dir: &str,
+        archive: Vec<u8>,
+        what: String,
+    ) -> Result<(), EngineError> {
         self.docker
             .upload_to_container(
                 container,
-                Some(UploadToContainerOptionsBuilder::new().path("/").build()),
+                Some(UploadToContainerOptionsBuilder::new().path(dir).build()),
                 bollard::body_full(archive.into()),
             )
             .await
@@ -179,6 +190,43 @@ impl DockerEngine {
             }) => Ok(()),
             Err(e) => Err(self.api_error(format!("kill container {container}"))(e)),
         }
+    }
+
+    /// Stop a running container as `docker stop` does: its stop signal, then SIGKILL after
+    /// `grace_seconds`. A container that has already stopped is not an error.
+    pub async fn stop(&self, container: &str, grace_seconds: u32) -> Result<(), EngineError> {
+        let grace = i32::try_from(grace_seconds).unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::new().t(grace).build();
+        match self.docker.stop_container(container, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.api_error(format!("stop container {container}"))(e)),
+        }
+    }
+
+    /// `path` of a container (a folder, with the volumes mounted there) as a tar archive
+    /// whose top entry is the folder's own name; `None` if the path does not exist.
+    pub async fn archive_of(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        self.download_archive(container, path).await
+    }
+
+    /// Extract a tar archive into `dir` of a container (created or stopped: the engine mounts
+    /// its volumes for the copy), keeping the owners and modes the archive records.
+    pub async fn extract_into(
+        &self,
+        container: &str,
+        dir: &str,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let what = format!("copy an archive into {dir} of container {container}");
+        self.upload_archive_into(container, dir, archive, what)
+            .await
     }
 
     /// Follow a container's combined output from its start until it stops, handing every

@@ -114,6 +114,28 @@ fn check_no_link_on_the_way(target: &Path, rel: &Path, entry: &str) -> Result<()
     Ok(())
 }
 
+/// Whether a folder's archive (as the engine's archive API returns it: the folder's own
+/// entry first) holds anything inside the folder. An unreadable archive counts as content:
+/// a caller that would hide that content must not guess that there is none.
+pub fn archive_has_content(archive: impl Read) -> bool {
+    let mut tar = tar::Archive::new(archive);
+    let Ok(entries) = tar.entries() else {
+        return true;
+    };
+    for entry in entries {
+        let Ok(entry) = entry else { return true };
+        let Ok(path) = entry.path() else { return true };
+        let depth = path
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .count();
+        if depth > 1 {
+            return true;
+        }
+    }
+    false
+}
+
 /// Extract `archive` into `target` (created if missing), dropping the first `strip` path
 /// components of every entry. Returns the files written, relative to `target`.
 pub fn extract_tar(
@@ -343,5 +365,27 @@ mod tests {
             matches!(err, ExtractError::Unsafe { ref reason, .. } if reason.contains("hard links"))
         );
         nothing_outside(root.path());
+    }
+
+    #[test]
+    fn a_folder_archive_has_content_only_past_its_own_entry() {
+        let folder = |files: &[&str]| {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o700);
+            h.set_size(0);
+            b.append_data(&mut h, "data/", std::io::empty()).unwrap();
+            for f in files {
+                let mut h = tar::Header::new_gnu();
+                h.set_mode(0o600);
+                h.set_size(1);
+                b.append_data(&mut h, format!("data/{f}"), &b"x"[..])
+                    .unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        assert!(!super::archive_has_content(&folder(&[])[..]));
+        assert!(super::archive_has_content(&folder(&["PG_VERSION"])[..]));
     }
 }

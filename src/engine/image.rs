@@ -76,10 +76,14 @@ impl DockerEngine {
                 None => (kv, String::new()),
             })
             .collect();
+        let mut volumes: Vec<String> = config.volumes.unwrap_or_default().into_iter().collect();
+        volumes.sort();
         Ok(ImageConfig {
             exposed_tcp_ports,
             env,
             healthcheck_test: config.healthcheck.and_then(|h| h.test),
+            id: info.id.unwrap_or_default(),
+            volumes,
         })
     }
 

@@ -108,6 +108,10 @@ pub struct ImageConfig {
     pub env: Vec<(String, String)>,
     /// The `HEALTHCHECK` test (`["CMD-SHELL", "..."]`, `["CMD", ...]`, `["NONE"]`), if any.
     pub healthcheck_test: Option<Vec<String>>,
+    /// The image's id (`sha256:...`): what a snapshot of a service's data was made with.
+    pub id: String,
+    /// Paths its `VOLUME` instruction declares (anonymous volumes of every container).
+    pub volumes: Vec<String>,
 }
 
 /// What an engine says about itself (`docker info`).
@@ -125,4 +129,7 @@ pub struct EngineInfo {
     pub server_version: String,
     /// The host's operating system (`Debian GNU/Linux 12 (bookworm)`).
     pub operating_system: String,
+    /// The engine's own id (`docker info`'s `ID`): snapshots are never shared between
+    /// engines.
+    pub id: String,
 }

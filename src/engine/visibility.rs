@@ -175,6 +175,48 @@ impl DockerEngine {
     }
 }
 
+impl DockerEngine {
+    /// Whether `image` has files or folders under `path` (a volume created there would be
+    /// filled with them; a tmpfs would hide them): read through the archive API from a
+    /// created, never-started container without mounts, removed afterwards.
+    pub async fn image_has_files_at(&self, image: &str, path: &str) -> Result<bool, EngineError> {
+        let container = format!("compose-shard-probe-{}", random_token());
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["true".into()]),
+            labels: Some(
+                [
+                    (labels::MANAGED.to_string(), "true".to_string()),
+                    (labels::PID.to_string(), std::process::id().to_string()),
+                ]
+                .into(),
+            ),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&container)
+            .build();
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(self.api_error(format!(
+                "create container {container} from {image} to look at its {path}"
+            )))?;
+        let read = self.archive_of(&container, path).await;
+        let removed = self
+            .remove_container_forced(&container)
+            .await
+            .map_err(self.api_error(format!("remove container {container}")));
+        let archive = read?;
+        removed?;
+        Ok(archive.is_some_and(|tar| super::extract::archive_has_content(&tar[..])))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[tokio::test]

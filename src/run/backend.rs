@@ -53,6 +53,21 @@ pub trait Backend {
     }
     /// Kill a running container (a stopped one is not an error).
     async fn kill(&self, container: &str) -> Result<(), EngineError>;
+    /// Stop a container cleanly: its stop signal, then SIGKILL after `grace_seconds`.
+    async fn stop(&self, container: &str, grace_seconds: u32) -> Result<(), EngineError>;
+    /// A folder of a (stopped or created) container, volumes included, as a tar archive
+    /// whose top entry is the folder; `None` if absent.
+    async fn archive_of(&self, container: &str, path: &str)
+        -> Result<Option<Vec<u8>>, EngineError>;
+    /// Extract a tar archive into a folder of a created container, volumes included.
+    async fn extract_into(
+        &self,
+        container: &str,
+        dir: &str,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError>;
+    /// Whether an image has files under `path` (a tmpfs there would hide them).
+    async fn image_has_files_at(&self, image: &str, path: &str) -> Result<bool, EngineError>;
     /// An image's `EXPOSE`, `ENV` and `HEALTHCHECK`.
     async fn image_config(&self, image: &str) -> Result<ImageConfig, EngineError>;
     /// Follow a container's output until it stops.
@@ -165,6 +180,31 @@ impl Backend for DockerEngine {
 
     async fn kill(&self, container: &str) -> Result<(), EngineError> {
         DockerEngine::kill(self, container).await
+    }
+
+    async fn stop(&self, container: &str, grace_seconds: u32) -> Result<(), EngineError> {
+        DockerEngine::stop(self, container, grace_seconds).await
+    }
+
+    async fn archive_of(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        DockerEngine::archive_of(self, container, path).await
+    }
+
+    async fn extract_into(
+        &self,
+        container: &str,
+        dir: &str,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        DockerEngine::extract_into(self, container, dir, archive).await
+    }
+
+    async fn image_has_files_at(&self, image: &str, path: &str) -> Result<bool, EngineError> {
+        DockerEngine::image_has_files_at(self, image, path).await
     }
 
     async fn image_config(&self, image: &str) -> Result<ImageConfig, EngineError> {

@@ -146,6 +146,13 @@ pub struct FakeBackend {
     pub info: Option<EngineInfo>,
     /// How long starting a container takes (default: no time at all).
     pub start_takes: std::time::Duration,
+    /// Images with an id and `VOLUME`s (by image name); others have no id, so their
+    /// services get no snapshot.
+    pub image_volumes: HashMap<String, Vec<String>>,
+    /// (image, path) pairs where the image has files.
+    pub image_files: Vec<(String, String)>,
+    /// Data in each container's volumes, by path (what a snapshot copies).
+    pub volume_data: RefCell<HashMap<String, HashMap<String, Vec<u8>>>>,
 }
 
 impl FakeBackend {
@@ -163,6 +170,13 @@ impl FakeBackend {
             .get(&group)
             .cloned()
             .unwrap_or_else(|| self.collected.clone())
+    }
+
+    /// The service and group of a container.
+    fn owner(&self, container: &str) -> (String, usize) {
+        let containers = self.containers.borrow();
+        let c = &containers[container];
+        (c.service.clone(), c.group)
     }
 
     fn killed(&self, container: &str) -> bool {
@@ -567,10 +581,62 @@ impl super::backend::Backend for FakeBackend {
         Ok(())
     }
 
+    async fn stop(&self, container: &str, grace_seconds: u32) -> Result<(), EngineError> {
+        let (service, group) = self.owner(container);
+        self.record(format!("stop {service}@g{group} {grace_seconds}s"));
+        Ok(())
+    }
+
+    async fn archive_of(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let (service, group) = self.owner(container);
+        self.record(format!("copy out {service}@g{group} {path}"));
+        let data = self.volume_data.borrow();
+        let stored = data
+            .get(container)
+            .and_then(|paths| paths.get(path))
+            .cloned();
+        Ok(Some(stored.unwrap_or_else(|| {
+            format!("initialised {service} {path}").into_bytes()
+        })))
+    }
+
+    async fn extract_into(
+        &self,
+        container: &str,
+        dir: &str,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let (service, group) = self.owner(container);
+        self.record(format!("copy in {service}@g{group} {dir}"));
+        self.volume_data
+            .borrow_mut()
+            .entry(container.to_string())
+            .or_default()
+            .insert(dir.to_string(), archive);
+        Ok(())
+    }
+
+    async fn image_has_files_at(&self, image: &str, path: &str) -> Result<bool, EngineError> {
+        self.record(format!("look {image} {path}"));
+        Ok(self
+            .image_files
+            .iter()
+            .any(|(i, p)| i == image && p == path))
+    }
+
     async fn image_config(&self, image: &str) -> Result<ImageConfig, EngineError> {
         self.record(format!("inspect image {image}"));
+        let volumes = self.image_volumes.get(image);
         Ok(ImageConfig {
             env: vec![("PYTHONPATH".into(), "/opt/lib".into())],
+            id: volumes
+                .map(|_| format!("sha256:{image}"))
+                .unwrap_or_default(),
+            volumes: volumes.cloned().unwrap_or_default(),
             ..Default::default()
         })
     }
@@ -765,6 +831,7 @@ impl super::backend::Backend for FakeBackend {
             name: "fake".into(),
             server_version: "0.0".into(),
             operating_system: "fake".into(),
+            id: "FAKE:ENGINE".into(),
         }))
     }
 

@@ -18,11 +18,13 @@ mod outcome;
 pub mod protocol;
 mod pytest_command;
 mod resource_labels;
+pub mod service_snapshot;
 mod signals;
 mod source_copy;
 mod spec;
 mod startup;
 mod summary;
+mod warm_start;
 
 #[cfg(test)]
 mod fake_backend;

@@ -25,9 +25,11 @@ use super::images::{prepare_images, Images};
 use super::outcome::{EnvironmentFailure, FailureCause, GroupStatus};
 use super::pytest_command::{test_invocation, PluginSettings};
 use super::resource_labels::{describe, group_label, run_label};
+use super::service_snapshot::{RunSnapshots, SnapshotStore};
 use super::source_copy::{must_copy, SourceCopy};
 use super::spec::{Assignment, RunSpec, TestSource};
 use super::startup::{start_environment, wait_test_dependencies, StartRequest, Timing, Waits};
+use super::warm_start::SnapshotUse;
 use crate::compose::{Project, Service};
 use crate::engine::ContainerOverrides;
 use crate::report::{Phase, PhaseSpan};
@@ -105,6 +107,8 @@ pub struct EngineSlot<'a, B: Backend> {
 struct Ready<'a, B: Backend> {
     backend: &'a B,
     label: String,
+    /// The engine's id (empty if it did not say: no snapshots there).
+    engine_id: String,
     images: Images,
     copy: Option<SourceCopy>,
 }
@@ -146,9 +150,14 @@ async fn prepare_engine<'a, B: Backend>(
             events.emit(Event::Notice(created_notice(&created)));
         }
     }
+    let engine_id = match slot.backend.engine_info().await {
+        Ok(info) => info.id,
+        Err(_) => String::new(),
+    };
     Ok(Ready {
         backend: slot.backend,
         label: slot.label.clone(),
+        engine_id,
         images,
         copy: copying.then_some(copy),
     })
@@ -227,8 +236,10 @@ pub async fn run_on<B: Backend>(
 
     outcome.dynamic = matches!(source, TestSource::Queue { .. });
     let dispatcher = Dispatcher::new(source).may_abandon(spec.test_timeout.is_some());
+    let snapshots = run_snapshots(spec);
     let shared = Shared {
         spec,
+        snapshots: snapshots.as_ref(),
         dispatcher: &dispatcher,
         run_started,
         events,
@@ -274,6 +285,13 @@ pub async fn run_on<B: Backend>(
         sweep(engines, spec, events).await;
     }
     outcome
+}
+
+/// The run's snapshots of ready services (`None`: off, or no cache folder to keep them in).
+fn run_snapshots(spec: &RunSpec) -> Option<RunSnapshots> {
+    let dir = spec.cache_dir.as_deref()?;
+    RunSnapshots::new(spec.snapshots, SnapshotStore::under(dir))
+        .map(|run| run.worth_above(spec.snapshot_worth))
 }
 
 /// `--groups auto` growing during a dynamic run (see [`super::elastic`]).
@@ -420,6 +438,7 @@ async fn sweep<B: Backend>(engines: &[EngineSlot<'_, B>], spec: &RunSpec, events
 #[derive(Clone, Copy)]
 struct Shared<'a> {
     spec: &'a RunSpec,
+    snapshots: Option<&'a RunSnapshots>,
     dispatcher: &'a Dispatcher,
     run_started: Instant,
     events: &'a EventSink,
@@ -465,6 +484,10 @@ async fn run_ready_group<B: Backend>(
         images: &ready.images,
         copy: ready.copy.as_ref(),
         engine: &ready.label,
+        snapshots: shared.snapshots.map(|run| SnapshotUse {
+            run,
+            engine_id: &ready.engine_id,
+        }),
         multi_engine: shared.multi_engine,
         dispatcher: shared.dispatcher,
         run_started: shared.run_started,
@@ -519,6 +542,7 @@ struct GroupContext<'a, B: Backend> {
     images: &'a Images,
     copy: Option<&'a SourceCopy>,
     engine: &'a str,
+    snapshots: Option<SnapshotUse<'a>>,
     multi_engine: bool,
     dispatcher: &'a Dispatcher,
     run_started: Instant,
@@ -668,6 +692,7 @@ async fn start_and_test<B: Backend>(
         images: &cx.images.configs,
         timing,
         group,
+        snapshots: cx.snapshots,
     };
     let env = start_environment(cx.backend, &request, cx.events).await?;
     let all_started = env.all_started.unwrap_or_else(Instant::now);

@@ -1551,3 +1551,177 @@ async fn auto_never_adds_a_group_to_a_suite_of_a_few_seconds() {
     assert!(outcome.grown.is_empty());
     assert_eq!(outcome.groups[0].ran.len(), 40);
 }
+
+/// The standard project with db keeping its data in the `dbdata` volume, and an engine
+/// whose db image has an id (so db can have a snapshot) and `VOLUME /logs`.
+fn snapshot_spec(groups: &[usize], out: &std::path::Path, cache: &std::path::Path) -> RunSpec {
+    let mut spec = spec(groups, groups.len(), out);
+    for project in &mut spec.projects {
+        project.services["db"].volumes = vec![crate::compose::Mount {
+            kind: crate::compose::MountKind::Volume,
+            source: Some("dbdata".into()),
+            target: "/var/lib/postgresql/data".into(),
+            read_only: false,
+            options: vec![],
+            create_host_path: false,
+        }];
+    }
+    spec.cache_dir = Some(cache.to_path_buf());
+    spec.snapshot_worth = Duration::ZERO;
+    spec
+}
+
+fn snapshot_fake() -> FakeBackend {
+    FakeBackend {
+        image_volumes: [("fixture/db".to_string(), vec!["/logs".to_string()])].into(),
+        ..fake(&IDS)
+    }
+}
+
+fn calls_like(backend: &FakeBackend, prefix: &str) -> Vec<String> {
+    let calls = backend.calls.borrow();
+    calls
+        .iter()
+        .filter(|c| c.starts_with(prefix))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn one_group_takes_the_snapshot_before_dependents_start_and_the_next_run_restores_it() {
+    let out = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let spec = snapshot_spec(&[1, 2], out.path(), cache.path());
+    let first = snapshot_fake();
+    let outcome = go(&first, &spec, round_robin(2)).await;
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    let stops = calls_like(&first, "stop db@");
+    assert_eq!(stops.len(), 1, "exactly one group takes it: {stops:?}");
+    let group = stops[0]
+        .trim_start_matches("stop db@")
+        .split(' ')
+        .next()
+        .unwrap();
+    assert_eq!(
+        stops[0],
+        format!("stop db@{group} 10s"),
+        "Docker's grace period"
+    );
+    let calls = first.calls.borrow().clone();
+    let copied = position(
+        &calls,
+        &format!("copy out db@{group} /var/lib/postgresql/data"),
+    );
+    position(&calls, &format!("copy out db@{group} /logs"));
+    let restarted = calls
+        .iter()
+        .rposition(|c| *c == format!("start db@{group}"))
+        .unwrap();
+    assert!(
+        copied < restarted,
+        "started again after the copy: {calls:#?}"
+    );
+    assert!(
+        restarted < position(&calls, &format!("start migrate@{group}")),
+        "nothing that depends on db starts before its snapshot is taken: {calls:#?}"
+    );
+    assert!(calls_like(&first, "copy in").is_empty());
+
+    // The next run starts every group's db from the snapshot, and takes none.
+    let out = tempfile::tempdir().unwrap();
+    let spec = snapshot_spec(&[1, 2], out.path(), cache.path());
+    let second = snapshot_fake();
+    let outcome = go(&second, &spec, round_robin(2)).await;
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    let mut restored = calls_like(&second, "copy in");
+    restored.sort();
+    assert_eq!(
+        restored,
+        [
+            "copy in db@g1 /",
+            "copy in db@g1 /var/lib/postgresql",
+            "copy in db@g2 /",
+            "copy in db@g2 /var/lib/postgresql",
+        ]
+    );
+    assert!(calls_like(&second, "stop").is_empty());
+    let calls = second.calls.borrow().clone();
+    assert!(
+        position(&calls, "copy in db@g1 /var/lib/postgresql") < position(&calls, "start db@g1"),
+        "filled before it starts"
+    );
+    let data = second.volume_data.borrow();
+    let g1 = data.values().next().unwrap();
+    assert_eq!(
+        g1.get("/var/lib/postgresql").map(Vec::as_slice),
+        Some(&b"initialised db /var/lib/postgresql/data"[..]),
+        "what was copied out is what is copied in"
+    );
+    // Migrations still run: a snapshot replaces a service's initialisation, not its dependents.
+    position(&calls, "start migrate@g1");
+}
+
+#[tokio::test]
+async fn refresh_retakes_off_ignores_and_a_changed_definition_gets_its_own_snapshot() {
+    let cache = tempfile::tempdir().unwrap();
+    let run_with = |mode: crate::config::Snapshots, env: Option<&str>| {
+        let out = tempfile::tempdir().unwrap();
+        let mut spec = snapshot_spec(&[1], out.path(), cache.path());
+        spec.snapshots = mode;
+        if let Some(value) = env {
+            for p in &mut spec.projects {
+                let db = &mut p.services["db"];
+                db.environment
+                    .insert("POSTGRES_DB".into(), Some(value.into()));
+            }
+        }
+        async move {
+            let backend = snapshot_fake();
+            let outcome = go(&backend, &spec, round_robin(1)).await;
+            assert_eq!(exit_code(&outcome), ExitCode::Success);
+            drop(out);
+            (
+                calls_like(&backend, "stop").len(),
+                calls_like(&backend, "copy in").len(),
+            )
+        }
+    };
+    use crate::config::Snapshots::{Auto, Off, Refresh};
+    assert_eq!(run_with(Auto, None).await, (1, 0), "taken");
+    assert_eq!(run_with(Auto, None).await, (0, 2), "restored");
+    assert_eq!(run_with(Refresh, None).await, (1, 0), "taken again");
+    assert_eq!(run_with(Off, None).await, (0, 0), "neither");
+    assert_eq!(
+        run_with(Auto, Some("other")).await,
+        (1, 0),
+        "new definition"
+    );
+    assert_eq!(
+        run_with(Auto, None).await,
+        (0, 2),
+        "the old one still there"
+    );
+    let store = super::service_snapshot::SnapshotStore::under(cache.path());
+    assert_eq!(store.list().len(), 2);
+}
+
+#[tokio::test]
+async fn a_service_ready_faster_than_a_copy_is_not_snapshotted_and_later_runs_do_not_try() {
+    let cache = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = tempfile::tempdir().unwrap();
+        let mut spec = snapshot_spec(&[1], out.path(), cache.path());
+        spec.snapshot_worth = Duration::from_secs(3600);
+        let backend = snapshot_fake();
+        let outcome = go(&backend, &spec, round_robin(1)).await;
+        assert_eq!(exit_code(&outcome), ExitCode::Success);
+        assert!(calls_like(&backend, "stop").is_empty());
+        assert!(calls_like(&backend, "copy").is_empty());
+    }
+    let store = super::service_snapshot::SnapshotStore::under(cache.path());
+    let listed = store.list();
+    assert_eq!(listed.len(), 1);
+    let meta = listed[0].meta.as_ref().unwrap();
+    assert!(!meta.worth);
+    assert!(meta.reason.as_ref().unwrap().contains("faster than a copy"));
+}

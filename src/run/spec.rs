@@ -121,6 +121,11 @@ pub struct RunSpec {
     pub until: Option<String>,
     /// `--snapshots`: whether snapshots of the started services are used, taken or refreshed.
     pub snapshots: crate::config::Snapshots,
+    /// The cache folder snapshots are kept under (`None`: no cache, so no snapshots).
+    pub cache_dir: Option<PathBuf>,
+    /// A service ready faster than this after its start gets no snapshot: copying its data
+    /// in would not be faster (default [`super::service_snapshot::WORTH_SECONDS`]).
+    pub snapshot_worth: Duration,
     /// `--tmpfs-data`: the services' data volumes in memory (tmpfs) instead of on disk.
     pub tmpfs_data: bool,
     /// Groups join while the run goes on (`--groups auto`, dynamic, one engine).
@@ -136,7 +141,8 @@ impl RunSpec {
     /// test command (`pytest`) and readiness timeout, no test-phase limit, no extra
     /// environment, images reused or built as needed, static distribution, `--copy-source
     /// auto`, every group on the first engine, no `secrets:`/`configs:` files, the default
-    /// exit grace, no per-test limit, no retries, no `--until`, snapshots `auto`, data on disk.
+    /// exit grace, no per-test limit, no retries, no `--until`, snapshots `auto` but no cache
+    /// folder to keep them in (so none), data on disk.
     pub fn new(
         run_id: impl Into<String>,
         projects: Vec<Project>,
@@ -171,6 +177,8 @@ impl RunSpec {
             retries: 0,
             until: None,
             snapshots: crate::config::Snapshots::Auto,
+            cache_dir: None,
+            snapshot_worth: Duration::from_secs_f64(super::service_snapshot::WORTH_SECONDS),
             tmpfs_data: false,
             elastic: None,
         }

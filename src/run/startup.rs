@@ -28,6 +28,8 @@ use tokio::time::Instant;
 use super::backend::Backend;
 use super::event::{Activity, Event, EventSink};
 use super::outcome::{EnvironmentFailure, FailureCause};
+use super::service_snapshot::Action;
+use super::warm_start;
 use crate::compose::{DependencyCondition, Project, Service, ServiceGraph};
 use crate::engine::{
     ContainerOverrides, ContainerStatus, ExecOutcome, ExecRequest, Health, ImageConfig,
@@ -102,7 +104,10 @@ async fn failure<B: Backend>(
 pub type ImageConfigs = HashMap<String, ImageConfig>;
 
 /// The healthcheck test that applies to a service: the compose one, else the image's.
-fn healthcheck_test(service: &Service, image: Option<&ImageConfig>) -> Option<Vec<String>> {
+pub(super) fn healthcheck_test(
+    service: &Service,
+    image: Option<&ImageConfig>,
+) -> Option<Vec<String>> {
     let compose = service.healthcheck.as_ref().map(|h| h.test.clone());
     let test = match compose {
         Some(test) if !test.is_empty() => test,
@@ -230,7 +235,11 @@ async fn wait_healthy<B: Backend>(
 const ENGINE_PROBES_SOON: f64 = 2.0;
 
 /// Run a healthcheck test in the container; passes on exit code 0 within 10 s.
-async fn healthcheck_passes<B: Backend>(backend: &B, container: &str, cmd: &[String]) -> bool {
+pub(super) async fn healthcheck_passes<B: Backend>(
+    backend: &B,
+    container: &str,
+    cmd: &[String],
+) -> bool {
     let request = ExecRequest {
         cmd: cmd.to_vec(),
         ..Default::default()
@@ -334,6 +343,8 @@ pub struct StartRequest<'a> {
     /// Project files to upload into created containers instead of bind-mounting them
     /// (`--copy-source`); `project` has those binds removed already.
     pub copy: Option<&'a super::source_copy::SourceCopy>,
+    /// Snapshots of ready services to start from or to take (`None`: `--snapshots off`).
+    pub snapshots: Option<super::warm_start::SnapshotUse<'a>>,
 }
 
 /// A service's container, started (shared by every dependent waiting for it).
@@ -448,7 +459,9 @@ fn condition_holds<'a, B: Backend>(
     .shared()
 }
 
-/// Create one service's container (uploading `--copy-source` files) and start it.
+/// Create one service's container (uploading `--copy-source` files, filling its volumes
+/// from its snapshot) and start it; the environment that takes the service's snapshot takes
+/// it here, before any dependent starts.
 async fn start_service<B: Backend>(
     backend: &B,
     request: &StartRequest<'_>,
@@ -459,6 +472,7 @@ async fn start_service<B: Backend>(
         group: request.group,
         activity: Activity::Starting(service.name.clone()),
     });
+    let snapshot = warm_start::action_for(request, service);
     let container = backend
         .create_service(request.project, service, &(request.overrides)(service))
         .await
@@ -466,10 +480,26 @@ async fn start_service<B: Backend>(
     if let Some(copy) = request.copy {
         copy.upload(backend, &service.name, &container).await?;
     }
+    if let Action::Restore(stored) = &snapshot {
+        warm_start::restore(backend, request, &container, stored, events).await?;
+    }
+    let started = Instant::now();
     backend
         .start(&container)
         .await
         .map_err(EnvironmentFailure::engine)?;
+    if let Action::Capture { key, paths } = snapshot {
+        warm_start::capture(
+            backend,
+            request,
+            service,
+            &container,
+            (key, paths),
+            started,
+            events,
+        )
+        .await;
+    }
     Ok(container)
 }
 

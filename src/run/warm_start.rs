@@ -1,0 +1,291 @@
+//! Snapshots during start-up: a service's container is filled from its snapshot before it
+//! starts ([`restore`]), or, in the one environment that takes a missing snapshot, stopped
+//! once ready, copied out and started again ([`capture`]) before anything that depends on
+//! it starts. What is kept, under which key and where: [`super::service_snapshot`].
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::backend::Backend;
+use super::event::{Event, EventSink};
+use super::outcome::EnvironmentFailure;
+use super::service_snapshot::{
+    now_epoch, parent_of, stop_grace, Action, DataPath, Meta, RunSnapshots, Stored, SETTLE,
+};
+use super::startup::{declared_tcp_ports, healthcheck_passes, healthcheck_test, StartRequest};
+use crate::compose::Service;
+use crate::engine::{Health, ImageConfig};
+
+/// A run's snapshots as one engine's environments use them.
+#[derive(Clone, Copy)]
+pub struct SnapshotUse<'a> {
+    /// The run's snapshots.
+    pub run: &'a RunSnapshots,
+    /// The engine's id.
+    pub engine_id: &'a str,
+}
+
+/// What this environment does about `service`'s snapshot (nothing when snapshots are off,
+/// or the service cannot have one).
+pub fn action_for(request: &StartRequest<'_>, service: &Service) -> Action {
+    let Some(using) = request.snapshots else {
+        return Action::Nothing;
+    };
+    let image = request.images.get(&service.name);
+    match using
+        .run
+        .key_of(request.project, service, image, using.engine_id)
+    {
+        Ok((key, paths)) => using.run.action(&key, &paths),
+        Err(_) => Action::Nothing,
+    }
+}
+
+/// Fill a created container's volumes from a snapshot.
+pub async fn restore<B: Backend>(
+    backend: &B,
+    request: &StartRequest<'_>,
+    container: &str,
+    stored: &Stored,
+    events: &EventSink,
+) -> Result<(), EnvironmentFailure> {
+    let began = Instant::now();
+    for (path, archive) in stored.meta.paths.iter().zip(&stored.archives) {
+        let (dir, _) = parent_of(&path.target);
+        backend
+            .extract_into(container, dir, archive.clone())
+            .await
+            .map_err(EnvironmentFailure::engine)?;
+    }
+    let seconds = began.elapsed().as_secs_f64();
+    let group = request.group;
+    events.emit(Event::Info(format!(
+        "[g{group}] {}: started from its snapshot ({}, copied in {seconds:.1}s; initialising took {:.1}s)",
+        stored.meta.service,
+        megabytes(stored.meta.bytes),
+        stored.meta.init_seconds
+    )));
+    if let Some(using) = request.snapshots {
+        if let Some(notice) = using.run.restored(stored, seconds) {
+            events.emit(Event::Notice(format!("[g{group}] {notice}")));
+        }
+    }
+    Ok(())
+}
+
+/// Take a service's snapshot once it is ready. Never fails the environment: a snapshot that
+/// cannot be taken is a warning, and the service is left running.
+pub async fn capture<B: Backend>(
+    backend: &B,
+    request: &StartRequest<'_>,
+    service: &Service,
+    container: &str,
+    (key, paths): (String, Vec<DataPath>),
+    started: Instant,
+    events: &EventSink,
+) {
+    let Some(using) = request.snapshots else {
+        return;
+    };
+    let group = request.group;
+    let image = request.images.get(&service.name);
+    let taken = take(
+        backend,
+        request,
+        service,
+        container,
+        (&key, &paths),
+        image,
+        started,
+    )
+    .await;
+    match taken {
+        Ok(stored) => {
+            let meta = &stored.meta;
+            let said = if meta.worth {
+                format!(
+                    "[g{group}] {}: snapshot taken ({}; initialising took {:.1}s, copying {:.1}s): later environments start from it",
+                    service.name,
+                    megabytes(meta.bytes),
+                    meta.init_seconds,
+                    meta.capture_seconds
+                )
+            } else {
+                format!(
+                    "[g{group}] {}: no snapshot ({}); it is initialised every time",
+                    service.name,
+                    meta.reason.as_deref().unwrap_or("not worth it")
+                )
+            };
+            events.emit(Event::Info(said));
+            using.run.taken(stored);
+        }
+        Err(why) => {
+            events.emit(Event::Warning(format!(
+                "[g{group}] {}: no snapshot taken: {why}",
+                service.name
+            )));
+            using.run.failed(&key);
+        }
+    }
+}
+
+async fn take<B: Backend>(
+    backend: &B,
+    request: &StartRequest<'_>,
+    service: &Service,
+    container: &str,
+    (key, paths): (&str, &[DataPath]),
+    image: Option<&ImageConfig>,
+    started: Instant,
+) -> Result<Stored, String> {
+    let store = request.snapshots.ok_or("snapshots are off")?.run.store();
+    let ready = wait_settled(backend, request, service, container, image).await?;
+    let init_seconds = ready.saturating_duration_since(started).as_secs_f64();
+    let mut meta = Meta {
+        service: service.name.clone(),
+        project_dir: request.project.project_dir.clone(),
+        image: service.image.clone().unwrap_or_default(),
+        engine: request
+            .snapshots
+            .map(|u| u.engine_id.to_string())
+            .unwrap_or_default(),
+        paths: paths.to_vec(),
+        bytes: 0,
+        created: now_epoch(),
+        init_seconds,
+        capture_seconds: 0.0,
+        restore_seconds: None,
+        worth: true,
+        reason: None,
+    };
+    let mut archives = Vec::new();
+    let worth = request.snapshots.map(|u| u.run.worth()).unwrap_or_default();
+    if init_seconds < worth.as_secs_f64() {
+        meta.worth = false;
+        meta.reason = Some(format!("ready in {init_seconds:.1}s, faster than a copy"));
+    } else {
+        let began = Instant::now();
+        archives = copy_out(backend, service, container, paths).await?;
+        meta.capture_seconds = began.elapsed().as_secs_f64();
+        meta.bytes = archives.iter().map(|a| a.len() as u64).sum();
+    }
+    store
+        .save(key, &meta, &archives)
+        .map_err(|e| format!("cannot write it under {}: {e}", store.root().display()))?;
+    Ok(Stored {
+        key: key.to_string(),
+        meta,
+        archives,
+    })
+}
+
+/// Stop the service cleanly, copy its volume paths out, start it again (also when copying
+/// failed).
+async fn copy_out<B: Backend>(
+    backend: &B,
+    service: &Service,
+    container: &str,
+    paths: &[DataPath],
+) -> Result<Vec<Vec<u8>>, String> {
+    let engine = |e: crate::engine::EngineError| crate::errors::render_chain(&e);
+    backend
+        .stop(container, stop_grace(service))
+        .await
+        .map_err(engine)?;
+    let mut archives = Vec::new();
+    let mut failed = None;
+    for path in paths {
+        match backend.archive_of(container, &path.target).await {
+            Ok(Some(archive)) => archives.push(archive),
+            Ok(None) => {
+                failed = Some(format!("{} is missing in the container", path.target));
+                break;
+            }
+            Err(e) => {
+                failed = Some(engine(e));
+                break;
+            }
+        }
+    }
+    backend.start(container).await.map_err(engine)?;
+    match failed {
+        Some(why) => Err(why),
+        None => Ok(archives),
+    }
+}
+
+/// Wait until the service is ready in a way that initialisation cannot fake: its
+/// healthcheck passes (if it has one) *and* its TCP ports accept connections, seen twice at
+/// least [`SETTLE`] apart. Returns when it was first seen ready.
+async fn wait_settled<B: Backend>(
+    backend: &B,
+    request: &StartRequest<'_>,
+    service: &Service,
+    container: &str,
+    image: Option<&ImageConfig>,
+) -> Result<Instant, String> {
+    let test = healthcheck_test(service, image);
+    let declared = declared_tcp_ports(service);
+    let (ports, need_all) = if declared.is_empty() {
+        (
+            image
+                .map(|i| i.exposed_tcp_ports.clone())
+                .unwrap_or_default(),
+            false,
+        )
+    } else {
+        (declared, true)
+    };
+    let mut first_ready: Option<Instant> = None;
+    loop {
+        let status = backend
+            .status(container)
+            .await
+            .map_err(|e| crate::errors::render_chain(&e))?;
+        if status.has_exited() {
+            return Err("it stopped before it was ready".into());
+        }
+        let healthy = match &test {
+            None => true,
+            Some(cmd) => {
+                status.health == Health::Healthy
+                    || (status.running && healthcheck_passes(backend, container, cmd).await)
+            }
+        };
+        let mut open = 0;
+        if healthy {
+            for port in &ports {
+                if backend.port_open(&status, *port).await {
+                    open += 1;
+                }
+            }
+        }
+        let ports_ok = ports.is_empty()
+            || if need_all {
+                open == ports.len()
+            } else {
+                open > 0
+            };
+        match (healthy && ports_ok, first_ready) {
+            (true, Some(at)) if at.elapsed() >= SETTLE => return Ok(at),
+            (true, None) => first_ready = Some(Instant::now()),
+            (true, Some(_)) => {}
+            (false, _) => first_ready = None,
+        }
+        if Instant::now() >= request.timing.deadline {
+            return Err("it was not ready (healthcheck and ports) in time".into());
+        }
+        let pause = if first_ready.is_some() {
+            SETTLE
+        } else {
+            Duration::from_millis(200)
+        };
+        tokio::time::sleep(pause.min(request.timing.poll.max(Duration::from_millis(50)))).await;
+    }
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
