@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig, Mount,
-    MountType, NetworkingConfig, PortBinding, ResourcesUlimits,
+    MountTmpfsOptions, MountType, NetworkingConfig, PortBinding, ResourcesUlimits,
 };
 
 use super::client::to_hash_map;
@@ -25,6 +25,9 @@ pub struct ContainerOverrides {
     /// `secrets:` and `configs:` files: host files are bind-mounted read-only, contents are
     /// copied into the created container before it starts (as Compose does).
     pub files: Vec<FileMount>,
+    /// `--tmpfs-data`: volume paths (the service's own volumes, or its image's `VOLUME`s)
+    /// mounted as a tmpfs of this many bytes instead.
+    pub data_in_memory: Vec<(String, u64)>,
 }
 
 /// A create request plus the networks to connect after creation: API 1.41 accepts only one
@@ -77,7 +80,32 @@ fn health_config(h: &Healthcheck) -> HealthConfig {
     }
 }
 
-fn mounts(project: &Project, service: &Service, files: &[FileMount]) -> Vec<Mount> {
+fn mounts(project: &Project, service: &Service, overrides: &ContainerOverrides) -> Vec<Mount> {
+    let files = &overrides.files;
+    let in_memory = |target: &str| {
+        let target = target.trim_end_matches('/');
+        overrides
+            .data_in_memory
+            .iter()
+            .find(|(t, _)| t.trim_end_matches('/') == target)
+            .map(|(_, bytes)| Mount {
+                target: Some(target.to_string()),
+                typ: Some(MountType::TMPFS),
+                tmpfs_options: Some(MountTmpfsOptions {
+                    size_bytes: Some(i64::try_from(*bytes).unwrap_or(i64::MAX)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+    };
+    // Image `VOLUME`s the service does not mount anything at.
+    let image_volumes = overrides.data_in_memory.iter().filter_map(|(target, _)| {
+        let declared = service
+            .volumes
+            .iter()
+            .any(|m| m.target.trim_end_matches('/') == target.trim_end_matches('/'));
+        (!declared).then(|| in_memory(target)).flatten()
+    });
     let host_files = files.iter().filter_map(|f| match &f.source {
         FileMountSource::HostFile(path) => Some(Mount {
             target: Some(f.target.clone()),
@@ -92,6 +120,11 @@ fn mounts(project: &Project, service: &Service, files: &[FileMount]) -> Vec<Moun
         .volumes
         .iter()
         .map(|m| {
+            if m.kind == MountKind::Volume {
+                if let Some(tmpfs) = in_memory(&m.target) {
+                    return tmpfs;
+                }
+            }
             let (typ, source) = match m.kind {
                 MountKind::Bind => (MountType::BIND, m.source.clone()),
                 MountKind::Volume => (
@@ -108,6 +141,7 @@ fn mounts(project: &Project, service: &Service, files: &[FileMount]) -> Vec<Moun
                 ..Default::default()
             }
         })
+        .chain(image_volumes)
         .chain(host_files)
         .collect()
 }
@@ -210,7 +244,7 @@ pub(crate) fn plan_container(
     };
 
     let host_config = HostConfig {
-        mounts: Some(mounts(project, service, &overrides.files)),
+        mounts: Some(mounts(project, service, overrides)),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         network_mode,
         extra_hosts: (!service.extra_hosts.is_empty()).then(|| service.extra_hosts.clone()),
@@ -388,6 +422,7 @@ mod tests {
                 gid: None,
                 mode: 0o444,
             }],
+            data_in_memory: vec![],
         };
         let plan = plan_container(&project, &service, &overrides);
         let body = plan.body;
@@ -426,5 +461,56 @@ mod tests {
         assert_eq!(mounts[1].source.as_deref(), Some("/src/token.txt"));
         assert_eq!(mounts[1].target.as_deref(), Some("/run/secrets/token"));
         assert_eq!(mounts[1].read_only, Some(true), "secrets are read-only");
+    }
+
+    #[test]
+    fn data_in_memory_replaces_the_volume_and_covers_an_image_volume_binds_stay() {
+        let (project, mut service) = project();
+        service.volumes.push(ComposeMount {
+            kind: MountKind::Bind,
+            source: Some("/src/init".into()),
+            target: "/docker-entrypoint-initdb.d".into(),
+            read_only: true,
+            options: vec![],
+            create_host_path: false,
+        });
+        let overrides = ContainerOverrides {
+            data_in_memory: vec![
+                ("/var/lib/postgresql/data".into(), 64 << 20),
+                ("/image/volume/".into(), 1 << 20),
+            ],
+            ..Default::default()
+        };
+        let mounts = mounts(&project, &service, &overrides);
+        let described: Vec<_> = mounts
+            .iter()
+            .map(|m| {
+                (
+                    m.target.clone().unwrap(),
+                    m.typ,
+                    m.tmpfs_options.as_ref().and_then(|o| o.size_bytes),
+                )
+            })
+            .collect();
+        assert_eq!(
+            described,
+            [
+                (
+                    "/var/lib/postgresql/data".to_string(),
+                    Some(MountType::TMPFS),
+                    Some(64 << 20)
+                ),
+                (
+                    "/docker-entrypoint-initdb.d".to_string(),
+                    Some(MountType::BIND),
+                    None
+                ),
+                (
+                    "/image/volume".to_string(),
+                    Some(MountType::TMPFS),
+                    Some(1 << 20)
+                ),
+            ]
+        );
     }
 }

@@ -153,6 +153,8 @@ pub struct FakeBackend {
     pub image_files: Vec<(String, String)>,
     /// Data in each container's volumes, by path (what a snapshot copies).
     pub volume_data: RefCell<HashMap<String, HashMap<String, Vec<u8>>>>,
+    /// What a service's log ends with (by service name; default: a `FATAL` line).
+    pub logs: HashMap<String, String>,
 }
 
 impl FakeBackend {
@@ -512,6 +514,10 @@ impl super::backend::Backend for FakeBackend {
         {
             self.record(format!("bind {}@g{group} {}", service.name, bind.target));
         }
+        for (target, bytes) in &overrides.data_in_memory {
+            let mib = bytes >> 20;
+            self.record(format!("tmpfs {}@g{group} {target} {mib}MiB", service.name));
+        }
         if test {
             *self.last_test_overrides.borrow_mut() = Some(overrides.clone());
         }
@@ -693,6 +699,14 @@ impl super::backend::Backend for FakeBackend {
     }
 
     async fn logs_tail(&self, container: &str, _lines: usize) -> Result<String, EngineError> {
+        let service = self
+            .containers
+            .borrow()
+            .get(container)
+            .map(|c| c.service.clone());
+        if let Some(log) = service.and_then(|s| self.logs.get(&s)) {
+            return Ok(log.clone());
+        }
         Ok(format!("log of {container}: FATAL something broke\n"))
     }
 

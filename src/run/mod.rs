@@ -4,6 +4,7 @@
 
 mod backend;
 mod bind_sources;
+mod data_in_memory;
 mod dispatch;
 mod display;
 mod elastic;

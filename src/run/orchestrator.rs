@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::backend::Backend;
 use super::bind_sources::{create_missing_bind_sources, created_notice};
+use super::data_in_memory::{self, DataInMemory};
 use super::dispatch::{Dispatcher, LostTest};
 use super::error::RunError;
 use super::event::{Activity, Event, EventSink, GroupReport};
@@ -109,6 +110,8 @@ struct Ready<'a, B: Backend> {
     label: String,
     /// The engine's id (empty if it did not say: no snapshots there).
     engine_id: String,
+    /// `--tmpfs-data`: which services' data paths are in memory.
+    data: DataInMemory,
     images: Images,
     copy: Option<SourceCopy>,
 }
@@ -150,17 +153,35 @@ async fn prepare_engine<'a, B: Backend>(
             events.emit(Event::Notice(created_notice(&created)));
         }
     }
-    let engine_id = match slot.backend.engine_info().await {
-        Ok(info) => info.id,
-        Err(_) => String::new(),
+    let (engine_id, memory) = match slot.backend.engine_info().await {
+        Ok(info) => (info.id, info.memory_bytes),
+        Err(_) => (String::new(), 0),
+    };
+    let data = if spec.tmpfs_data {
+        let groups = groups_at_once(spec);
+        let sizing = (memory, groups);
+        let test = &spec.test_service;
+        data_in_memory::plan(slot.backend, project, test, &images, sizing, events).await
+    } else {
+        DataInMemory::default()
     };
     Ok(Ready {
         backend: slot.backend,
         label: slot.label.clone(),
         engine_id,
+        data,
         images,
         copy: copying.then_some(copy),
     })
+}
+
+/// How many groups may run at once (on any one engine, at most): the planned ones, or as many as
+/// `--groups auto` may grow to.
+fn groups_at_once(spec: &RunSpec) -> usize {
+    let planned = spec.projects.len();
+    spec.elastic
+        .as_ref()
+        .map_or(planned, |e| e.max_groups.max(planned))
 }
 
 /// The engine (index into the run's `engines`) of `spec.projects[i]`.
@@ -482,6 +503,7 @@ async fn run_ready_group<B: Backend>(
         backend: ready.backend,
         spec: shared.spec,
         images: &ready.images,
+        data: &ready.data,
         copy: ready.copy.as_ref(),
         engine: &ready.label,
         snapshots: shared.snapshots.map(|run| SnapshotUse {
@@ -540,6 +562,7 @@ struct GroupContext<'a, B: Backend> {
     backend: &'a B,
     spec: &'a RunSpec,
     images: &'a Images,
+    data: &'a DataInMemory,
     copy: Option<&'a SourceCopy>,
     engine: &'a str,
     snapshots: Option<SnapshotUse<'a>>,
@@ -553,10 +576,15 @@ struct GroupContext<'a, B: Backend> {
 /// command as its command (its entrypoint stays, as with `docker compose run SERVICE CMD`)
 /// and the environment the plugin needs, keeping the service's or image's `PYTHONPATH` and
 /// `PYTEST_ADDOPTS`.
-fn container_overrides(spec: &RunSpec, images: &Images, service: &Service) -> ContainerOverrides {
+fn container_overrides(
+    spec: &RunSpec,
+    (images, data): (&Images, &DataInMemory),
+    service: &Service,
+) -> ContainerOverrides {
     let mut o = ContainerOverrides {
         image: images.tags.get(&service.name).cloned(),
         files: spec.files.get(&service.name).cloned().unwrap_or_default(),
+        data_in_memory: data.of(&service.name).to_vec(),
         ..Default::default()
     };
     if service.name != spec.test_service {
@@ -631,20 +659,23 @@ async fn run_group<B: Backend>(
             .phases
             .push(span(cx.run_started, Phase::Images, cx.run_started, started));
     }
-    match start_and_test(cx, project, group, started, &mut report).await {
-        Ok(()) => {}
-        Err(failure) => {
-            report.status = GroupStatus::Environment(failure);
-            report.setup_seconds = started.elapsed().as_secs_f64();
-            // The environment never got ready: all its time was setup.
-            if !report.phases.iter().any(|p| p.phase == Phase::Environment) {
-                report.phases.push(span(
-                    cx.run_started,
-                    Phase::Environment,
-                    started,
-                    Instant::now(),
-                ));
-            }
+    if let Err(failure) = start_and_test(cx, project, group, started, &mut report).await {
+        report.status = GroupStatus::Environment(failure);
+        report.setup_seconds = started.elapsed().as_secs_f64();
+        // The environment never got ready: all its time was setup.
+        if !report.phases.iter().any(|p| p.phase == Phase::Environment) {
+            report.phases.push(span(
+                cx.run_started,
+                Phase::Environment,
+                started,
+                Instant::now(),
+            ));
+        }
+    }
+    // A service whose data in memory filled up explains the failures better than they do.
+    if !matches!(report.status, GroupStatus::Passed) {
+        if let Some(full) = data_in_memory::full(cx.backend, project, cx.data).await {
+            report.status = GroupStatus::Environment(full);
         }
     }
     let teardown = Instant::now();
@@ -683,7 +714,7 @@ async fn start_and_test<B: Backend>(
     // With --copy-source the project-tree binds are gone and the files are uploaded instead.
     let stripped = cx.copy.map(|copy| copy.strip(project));
     let project = stripped.as_ref().unwrap_or(project);
-    let overrides = |s: &Service| container_overrides(spec, cx.images, s);
+    let overrides = |s: &Service| container_overrides(spec, (cx.images, cx.data), s);
     let request = StartRequest {
         copy: cx.copy,
         project,

@@ -1725,3 +1725,73 @@ async fn a_service_ready_faster_than_a_copy_is_not_snapshotted_and_later_runs_do
     assert!(!meta.worth);
     assert!(meta.reason.as_ref().unwrap().contains("faster than a copy"));
 }
+
+#[tokio::test]
+async fn tmpfs_data_puts_db_data_in_memory_where_its_image_has_no_files_and_takes_no_snapshot() {
+    let out = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut spec = snapshot_spec(&[1, 2], out.path(), cache.path());
+    spec.tmpfs_data = true;
+    let backend = FakeBackend {
+        image_files: vec![("fixture/db".into(), "/logs".into())],
+        ..snapshot_fake()
+    };
+    let outcome = go(&backend, &spec, round_robin(2)).await;
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    let mut tmpfs = calls_like(&backend, "tmpfs");
+    tmpfs.sort();
+    // Half of the fake engine's 4 GiB, shared by two groups' one path each.
+    assert_eq!(
+        tmpfs,
+        [
+            "tmpfs db@g1 /var/lib/postgresql/data 1024MiB",
+            "tmpfs db@g2 /var/lib/postgresql/data 1024MiB",
+        ],
+        "the image's /logs keeps its volume; nothing of the test service"
+    );
+    assert!(
+        calls_like(&backend, "stop").is_empty(),
+        "no snapshot of data in memory"
+    );
+    assert!(calls_like(&backend, "copy").is_empty());
+}
+
+#[tokio::test]
+async fn a_full_tmpfs_fails_the_group_with_a_message_that_names_the_flag() {
+    let out = tempfile::tempdir().unwrap();
+    let mut spec = spec(&[1], 1, out.path());
+    spec.tmpfs_data = true;
+    spec.projects[0].services["db"].volumes =
+        snapshot_spec(&[1], out.path(), out.path()).projects[0].services["db"]
+            .volumes
+            .clone();
+    let mut backend = fake(&["tests/t.py::test_fails_to_write"]);
+    backend.logs.insert(
+        "db".into(),
+        "ERROR:  could not extend file \"base/16384/16385\": No space left on device\n".into(),
+    );
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(exit_code(&outcome), ExitCode::Environment);
+    let GroupStatus::Environment(failure) = &outcome.groups[0].status else {
+        panic!("{:?}", outcome.groups[0].status);
+    };
+    let said = failure.to_string();
+    assert!(
+        said.starts_with("service db: its data in memory is full (a tmpfs of"),
+        "{said}"
+    );
+    assert!(said.contains("--tmpfs-data"), "{said}");
+    assert!(
+        said.contains("No space left on device"),
+        "the log tail: {said}"
+    );
+    assert_eq!(
+        outcome.groups[0].counts.failed, 1,
+        "the test results are kept"
+    );
+
+    // Without --tmpfs-data the same log changes nothing: the test failed, that is all.
+    spec.tmpfs_data = false;
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(exit_code(&outcome), ExitCode::TestsFailed);
+}

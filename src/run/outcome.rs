@@ -192,6 +192,13 @@ pub enum FailureCause {
     },
     /// The run has no group to run (none selected, or no engine).
     NothingToRun,
+    /// A service's data in memory (`--tmpfs-data`) filled its tmpfs.
+    DataInMemoryFull {
+        /// The path in the container.
+        path: String,
+        /// The tmpfs's size limit.
+        bytes: u64,
+    },
     /// The group's engine could not be prepared (images, source copy).
     EngineUnavailable {
         /// The engine.
@@ -270,6 +277,11 @@ impl fmt::Display for FailureCause {
                 f.write_str("it has neither image nor build (or --no-build was given)")
             }
             FailureCause::NothingToRun => f.write_str("no groups selected"),
+            FailureCause::DataInMemoryFull { path, bytes } => write!(
+                f,
+                "its data in memory is full (a tmpfs of {} MiB at {path}, from --tmpfs-data): run without --tmpfs-data (or `tmpfs-data = false`), or give the engine more memory",
+                bytes >> 20
+            ),
             FailureCause::EngineUnavailable { engine, reason } => {
                 write!(f, "engine {engine}: {reason}")
             }

@@ -32,6 +32,11 @@ pub fn action_for(request: &StartRequest<'_>, service: &Service) -> Action {
     let Some(using) = request.snapshots else {
         return Action::Nothing;
     };
+    // A tmpfs is mounted only when the container starts: nothing copied in before would
+    // be seen, and nothing is left to copy out once it stops.
+    if !(request.overrides)(service).data_in_memory.is_empty() {
+        return Action::Nothing;
+    }
     let image = request.images.get(&service.name);
     match using
         .run
