@@ -360,9 +360,14 @@ struct CleanArgs {
     /// Remove everything any compose-shard run left behind on this engine.
     #[arg(long)]
     all: bool,
-    /// List what would be removed without removing it.
+    /// List what would be removed without removing it, and the snapshots of ready services
+    /// kept under the cache folder (size, age, whether each is worth it).
     #[arg(long = "dry-run")]
     dry_run: bool,
+    /// Also remove the snapshots of ready services kept under the cache folder
+    /// (`run --snapshots`); later runs initialise those services again.
+    #[arg(long)]
+    snapshots: bool,
     #[command(flatten)]
     engines: EngineArgs,
 }
@@ -463,6 +468,7 @@ impl Cli {
                 run_id: a.run,
                 all: a.all,
                 dry_run: a.dry_run,
+                snapshots: a.snapshots,
                 docker_hosts: a.engines.into_list()?,
             }),
             CliCommand::Config(a) => Command::Config(a.into_config()?),
@@ -707,6 +713,20 @@ mod tests {
     fn config_group_must_be_in_range() {
         let err = parse(&["compose-shard", "config", "--groups", "2", "--group", "3"]).unwrap_err();
         assert!(err.contains("between 1 and 2"), "{err}");
+    }
+
+    #[test]
+    fn clean_removes_snapshots_only_when_asked() {
+        let Command::Clean(cfg) = parse(&["compose-shard", "clean", "--dry-run"]).unwrap() else {
+            panic!("expected clean");
+        };
+        assert!(cfg.dry_run && !cfg.snapshots);
+        let Command::Clean(cfg) =
+            parse(&["compose-shard", "clean", "--all", "--snapshots"]).unwrap()
+        else {
+            panic!("expected clean");
+        };
+        assert!(cfg.all && cfg.snapshots && !cfg.dry_run);
     }
 
     #[test]

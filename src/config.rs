@@ -346,6 +346,8 @@ pub struct CleanConfig {
     pub all: bool,
     /// `--dry-run`.
     pub dry_run: bool,
+    /// `--snapshots`: also remove the snapshots of ready services under the cache folder.
+    pub snapshots: bool,
     /// `--docker-host` (repeatable): clean every one of these engines.
     pub docker_hosts: Vec<String>,
 }
