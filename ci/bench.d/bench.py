@@ -309,9 +309,12 @@ def approach_cs(suite, n, i, durations, dist="dynamic", engines=None):
                                "--dist", dist,
                                "--", "pytest", "-p", "bench_timing"] + cov_args(suite), suite.dir, suite.env)
     wall = time.time() - t0
+    # compose-shard's own per-group setup and test time (its summary table)
+    summary = {int(g): (seconds_of(a), seconds_of(b)) for g, a, b in SUMMARY_RE.findall(out)}
     if not n:
         chose = re.search(r"auto chose (\d+) group", out)
         n = int(chose.group(1)) if chose else 1
+        n = max([n] + list(summary))  # groups `auto` added during the run
     logs = []
     for k in range(1, n + 1):
         p = os.path.join(out_dir, f"g{k}", "output.log")
@@ -325,8 +328,6 @@ def approach_cs(suite, n, i, durations, dist="dynamic", engines=None):
     test_start = max((s for log in logs for s in starts(log)), default=t0)
     # A group without tests never starts one; the others' first tests count.
     first = max((min(firsts(log)) for log in logs if firsts(log)), default=t0)
-    # compose-shard's own per-group setup and test time (its summary table)
-    summary = {int(g): (seconds_of(a), seconds_of(b)) for g, a, b in SUMMARY_RE.findall(out)}
     return dict(groups=n, wall=wall, ready=test_start - t0, first_test=first - t0,
                 balance=balance(per), rss_mb=rss / 1024, spans=spans(logs, t0),
                 setups=[summary.get(k, (None, None))[0] for k in range(1, n + 1)],
@@ -396,7 +397,7 @@ def main():
     ap.add_argument("--venv-python", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--json", default="bench-results.json")
-    ap.add_argument("--only", default="seq,handrolled,xdist,cs,cs-durations,cs-wrong,cs-static,cs-2engines,cs-auto")
+    ap.add_argument("--only", default="seq,handrolled,xdist,cs,cs-durations,cs-wrong,cs-static,cs-2engines,cs-auto,cs-auto-fresh")
     ap.add_argument("--compose", default="docker-compose", help="Docker Compose v2 binary")
     ap.add_argument("--suites", default="example,scaled,latency,one-group",
                     help="which suites to run: example, scaled, latency (the latency-bound suite), "
@@ -449,6 +450,10 @@ def main():
             # The default: no --groups, the recorded durations (and start-up timings kept
             # beside them by the runs above) decide.
             plan.append(("cs-auto", 0, lambda s, n, i: approach_cs_auto(s, i)))
+        if "cs-auto-fresh" in approaches:
+            # A first run: no durations at all (an empty file, so nothing remembered is read
+            # either); `auto` starts with one group and adds more as it learns the suite.
+            plan.append(("cs-auto-fresh", 0, lambda s, n, i: approach_cs(s, None, i, False)))
         for label, n, fn in plan:
             results = []
             for i in range(args.repeat):
@@ -499,6 +504,12 @@ def main():
         if auto and fixed:
             ratios.append(f"- {name}: --groups auto (chose {get('cs-auto', 0, 'groups')}) / best fixed group count = "
                           f"{auto / min(fixed):.2f} (target <= 1.10)")
+        fresh = get("cs-auto-fresh", 0)
+        fixed_any = [get(label, n) for label in ("cs", "cs+durations") for n in groups if get(label, n)]
+        if fresh and fixed_any:
+            ratios.append(f"- {name}: --groups auto without durations (ended with "
+                          f"{get('cs-auto-fresh', 0, 'groups')} groups) / best fixed group count = "
+                          f"{fresh / min(fixed_any):.2f} (target <= 1.15)")
         rss = get("cs", 4, "rss_mb")
         cpu = get("cs", 4, "cpu_pct")
         if rss is not None:
