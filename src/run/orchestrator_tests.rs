@@ -1795,3 +1795,38 @@ async fn a_full_tmpfs_fails_the_group_with_a_message_that_names_the_flag() {
     let outcome = go(&backend, &spec, round_robin(1)).await;
     assert_eq!(exit_code(&outcome), ExitCode::TestsFailed);
 }
+
+#[tokio::test]
+async fn a_service_never_seen_listening_gets_no_snapshot_and_later_runs_do_not_wait_for_one() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut healthchecks = Vec::new();
+    for _ in 0..2 {
+        let out = tempfile::tempdir().unwrap();
+        let mut spec = snapshot_spec(&[1], out.path(), cache.path());
+        spec.ready_timeout = Duration::from_millis(300);
+        let mut backend = snapshot_fake();
+        // Its healthcheck passes, its port never opens: nothing proves it finished initialising.
+        backend
+            .behaviours
+            .insert("db".into(), Behaviour::PortOpensAfter(usize::MAX));
+        let outcome = go(&backend, &spec, round_robin(1)).await;
+        assert_eq!(exit_code(&outcome), ExitCode::Success, "the run goes on");
+        assert!(calls_like(&backend, "stop").is_empty(), "never stopped");
+        healthchecks.push(calls_like(&backend, "healthcheck db").len());
+    }
+    assert!(
+        healthchecks[0] > 2,
+        "the first run waited for it: {healthchecks:?}"
+    );
+    assert!(
+        healthchecks[1] <= 2,
+        "the second run does not wait for a snapshot again: {healthchecks:?}"
+    );
+    let listed = super::service_snapshot::SnapshotStore::under(cache.path()).list();
+    let meta = listed[0].meta.as_ref().unwrap();
+    assert!(!meta.worth);
+    assert!(
+        meta.reason.as_ref().unwrap().contains("not seen ready"),
+        "{meta:?}"
+    );
+}

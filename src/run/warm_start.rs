@@ -146,8 +146,12 @@ async fn take<B: Backend>(
     started: Instant,
 ) -> Result<Stored, String> {
     let store = request.snapshots.ok_or("snapshots are off")?.run.store();
-    let ready = wait_settled(backend, request, service, container, image).await?;
-    let init_seconds = ready.saturating_duration_since(started).as_secs_f64();
+    let settled = wait_settled(backend, request, service, container, image).await;
+    let (init_seconds, never) = match settled {
+        Ok(ready) => (ready.saturating_duration_since(started).as_secs_f64(), None),
+        Err(NotSettled::Engine(why)) => return Err(why),
+        Err(NotSettled::Never(why)) => (started.elapsed().as_secs_f64(), Some(why)),
+    };
     let mut meta = Meta {
         service: service.name.clone(),
         project_dir: request.project.project_dir.clone(),
@@ -167,7 +171,10 @@ async fn take<B: Backend>(
     };
     let mut archives = Vec::new();
     let worth = request.snapshots.map(|u| u.run.worth()).unwrap_or_default();
-    if init_seconds < worth.as_secs_f64() {
+    if let Some(why) = never {
+        meta.worth = false;
+        meta.reason = Some(why);
+    } else if init_seconds < worth.as_secs_f64() {
         meta.worth = false;
         meta.reason = Some(format!("ready in {init_seconds:.1}s, faster than a copy"));
     } else {
@@ -221,36 +228,45 @@ async fn copy_out<B: Backend>(
     }
 }
 
+/// How long a snapshot waits for its service to be seen ready before it gives up (and
+/// remembers, so later runs do not wait again).
+const SETTLE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Why a service was not seen ready for its snapshot.
+enum NotSettled {
+    /// The engine failed: try again another time.
+    Engine(String),
+    /// The service never looked ready in the way a snapshot needs: do not try again.
+    Never(String),
+}
+
 /// Wait until the service is ready in a way that initialisation cannot fake: its
-/// healthcheck passes (if it has one) *and* its TCP ports accept connections, seen twice at
-/// least [`SETTLE`] apart. Returns when it was first seen ready.
+/// healthcheck passes (if it has one) *and* one of its TCP ports (declared, else exposed)
+/// accepts connections (entrypoints initialise behind a server without TCP), seen twice at
+/// least [`SETTLE`] apart, within [`SETTLE_LIMIT`]. Returns when it was first seen ready.
 async fn wait_settled<B: Backend>(
     backend: &B,
     request: &StartRequest<'_>,
     service: &Service,
     container: &str,
     image: Option<&ImageConfig>,
-) -> Result<Instant, String> {
+) -> Result<Instant, NotSettled> {
     let test = healthcheck_test(service, image);
-    let declared = declared_tcp_ports(service);
-    let (ports, need_all) = if declared.is_empty() {
-        (
-            image
-                .map(|i| i.exposed_tcp_ports.clone())
-                .unwrap_or_default(),
-            false,
-        )
-    } else {
-        (declared, true)
-    };
+    let mut ports = declared_tcp_ports(service);
+    if ports.is_empty() {
+        ports = image
+            .map(|i| i.exposed_tcp_ports.clone())
+            .unwrap_or_default();
+    }
+    let until = (Instant::now() + SETTLE_LIMIT).min(request.timing.deadline);
     let mut first_ready: Option<Instant> = None;
     loop {
         let status = backend
             .status(container)
             .await
-            .map_err(|e| crate::errors::render_chain(&e))?;
+            .map_err(|e| NotSettled::Engine(crate::errors::render_chain(&e)))?;
         if status.has_exited() {
-            return Err("it stopped before it was ready".into());
+            return Err(NotSettled::Never("it stopped before it was ready".into()));
         }
         let healthy = match &test {
             None => true,
@@ -259,28 +275,23 @@ async fn wait_settled<B: Backend>(
                     || (status.running && healthcheck_passes(backend, container, cmd).await)
             }
         };
-        let mut open = 0;
-        if healthy {
-            for port in &ports {
-                if backend.port_open(&status, *port).await {
-                    open += 1;
-                }
+        let mut listening = ports.is_empty();
+        for port in &ports {
+            if !healthy || listening {
+                break;
             }
+            listening = backend.port_open(&status, *port).await;
         }
-        let ports_ok = ports.is_empty()
-            || if need_all {
-                open == ports.len()
-            } else {
-                open > 0
-            };
-        match (healthy && ports_ok, first_ready) {
+        match (healthy && listening, first_ready) {
             (true, Some(at)) if at.elapsed() >= SETTLE => return Ok(at),
             (true, None) => first_ready = Some(Instant::now()),
             (true, Some(_)) => {}
             (false, _) => first_ready = None,
         }
-        if Instant::now() >= request.timing.deadline {
-            return Err("it was not ready (healthcheck and ports) in time".into());
+        if Instant::now() >= until {
+            return Err(NotSettled::Never(format!(
+                "not seen ready (its healthcheck passing and one of its TCP ports {ports:?} open) in time"
+            )));
         }
         let pause = if first_ready.is_some() {
             SETTLE
