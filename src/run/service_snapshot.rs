@@ -348,9 +348,18 @@ impl SnapshotStore {
         )?;
         let target = self.root.join(key);
         let _ = std::fs::remove_dir_all(&target);
-        std::fs::rename(&staging, &target).inspect_err(|_| {
-            let _ = std::fs::remove_dir_all(&staging);
-        })
+        match std::fs::rename(&staging, &target) {
+            Ok(()) => Ok(()),
+            // Another run saved the same key meanwhile: the same content, so theirs will do.
+            Err(_) if self.meta(key).is_some() => {
+                let _ = std::fs::remove_dir_all(&staging);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                Err(e)
+            }
+        }
     }
 
     /// Replace the record of an existing snapshot.
