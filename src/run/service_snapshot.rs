@@ -43,6 +43,46 @@ const MAX_BIND_BYTES: u64 = 64 << 20;
 /// At most this many bind-mounted files are fingerprinted.
 const MAX_BIND_FILES: usize = 20_000;
 
+/// Why a service has no snapshot.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NoSnapshot {
+    /// An `external` volume is the user's.
+    #[error("volume {0} is external")]
+    External(String),
+    /// A volume with a driver or options of its own may not be a plain folder.
+    #[error("volume {0} has a driver or driver options of its own")]
+    OwnDriver(String),
+    /// Another service writes to it too.
+    #[error("volume {0} is shared with another service")]
+    Shared(String),
+    /// Snapshots are per engine.
+    #[error("the engine did not say its id")]
+    NoEngineId,
+    /// The image's id is part of the key.
+    #[error("its image's id is unknown")]
+    NoImageId,
+    /// Nothing to keep.
+    #[error("it keeps no data in volumes")]
+    NoData,
+    /// A volume at `/` cannot be copied in above itself.
+    #[error("a volume is mounted at /")]
+    AtRoot,
+    /// Nothing tells when its initialisation is over.
+    #[error("nothing tells when it is ready (no healthcheck, no TCP port)")]
+    NotObservable,
+    /// Its bind-mounted content is too large to hash.
+    #[error("its bind-mounted files are too many or too large to fingerprint (at {})", .0.display())]
+    TooLarge(PathBuf),
+    /// Its bind-mounted content cannot be read.
+    #[error("cannot read its bind-mounted {}: {source}", path.display())]
+    Unreadable {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::sync::Arc<std::io::Error>,
+    },
+}
+
 /// A volume path of a service whose content a snapshot keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataPath {
@@ -59,7 +99,7 @@ pub fn data_paths(
     project: &Project,
     service: &Service,
     image: Option<&ImageConfig>,
-) -> Result<Vec<DataPath>, String> {
+) -> Result<Vec<DataPath>, NoSnapshot> {
     let mut paths = Vec::new();
     for mount in &service.volumes {
         if mount.kind != MountKind::Volume {
@@ -74,12 +114,10 @@ pub fn data_paths(
         };
         let volume = project.volumes.get(key);
         if volume.is_some_and(|v| v.external) {
-            return Err(format!("volume {key} is external"));
+            return Err(NoSnapshot::External(key.clone()));
         }
         if volume.is_some_and(|v| v.driver.is_some() || !v.driver_opts.is_empty()) {
-            return Err(format!(
-                "volume {key} has a driver or driver options of its own"
-            ));
+            return Err(NoSnapshot::OwnDriver(key.clone()));
         }
         let shared = project.services.values().any(|other| {
             other.name != service.name
@@ -89,7 +127,7 @@ pub fn data_paths(
                     .any(|m| m.kind == MountKind::Volume && m.source.as_ref() == Some(key))
         });
         if shared {
-            return Err(format!("volume {key} is shared with another service"));
+            return Err(NoSnapshot::Shared(key.clone()));
         }
         paths.push(DataPath {
             target: mount.target.clone(),
@@ -139,7 +177,7 @@ pub fn fingerprint(
     image_id: &str,
     engine_id: &str,
     paths: &[DataPath],
-) -> Result<String, String> {
+) -> Result<String, NoSnapshot> {
     let mut environment: Vec<_> = service.environment.iter().collect();
     environment.sort();
     let definition = Definition {
@@ -165,7 +203,8 @@ pub fn fingerprint(
         hash.update(part.as_bytes());
         hash.update([0]);
     }
-    let json = serde_json::to_vec(&definition).map_err(|e| e.to_string())?;
+    // Plain data (strings, numbers, lists): serialising it cannot fail.
+    let json = serde_json::to_vec(&definition).unwrap_or_default();
     hash.update(&json);
     let mut budget = (MAX_BIND_BYTES, MAX_BIND_FILES);
     for mount in service.volumes.iter().filter(|m| m.kind == MountKind::Bind) {
@@ -189,17 +228,22 @@ fn digest_path(
     project_dir: &Path,
     path: &Path,
     budget: &mut (u64, usize),
-) -> Result<(), String> {
+) -> Result<(), NoSnapshot> {
     let full = project_dir.join(path);
     let Ok(meta) = std::fs::metadata(&full) else {
         hash.update(b"\0missing");
         return Ok(());
     };
-    budget.1 = budget.1.checked_sub(1).ok_or_else(|| too_large(&full))?;
+    let too_large = || NoSnapshot::TooLarge(full.clone());
+    let unreadable = |e| NoSnapshot::Unreadable {
+        path: full.clone(),
+        source: std::sync::Arc::new(e),
+    };
+    budget.1 = budget.1.checked_sub(1).ok_or_else(too_large)?;
     if meta.is_dir() {
         hash.update(b"\0dir");
         let mut entries: Vec<_> = std::fs::read_dir(&full)
-            .map_err(|e| format!("cannot read {}: {e}", full.display()))?
+            .map_err(unreadable)?
             .filter_map(Result::ok)
             .map(|e| e.file_name())
             .collect();
@@ -211,12 +255,8 @@ fn digest_path(
         }
         return Ok(());
     }
-    budget.0 = budget
-        .0
-        .checked_sub(meta.len())
-        .ok_or_else(|| too_large(&full))?;
-    let content =
-        std::fs::read(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))?;
+    budget.0 = budget.0.checked_sub(meta.len()).ok_or_else(too_large)?;
+    let content = std::fs::read(&full).map_err(unreadable)?;
     hash.update(b"\0file");
     #[cfg(unix)]
     {
@@ -226,13 +266,6 @@ fn digest_path(
     hash.update((content.len() as u64).to_le_bytes());
     hash.update(&content);
     Ok(())
-}
-
-fn too_large(at: &Path) -> String {
-    format!(
-        "its bind-mounted files are too many or too large to fingerprint (at {})",
-        at.display()
-    )
 }
 
 /// What a snapshot's `meta.json` records.
@@ -449,7 +482,7 @@ enum KeyState {
 }
 
 /// A service's snapshot key and paths on one engine, or why it has none.
-type Keyed = Result<(String, Vec<DataPath>), String>;
+type Keyed = Result<(String, Vec<DataPath>), NoSnapshot>;
 
 /// A run's snapshots: which exist, which one environment is taking, which are not worth it.
 /// Shared by every group of the run (they run as futures on one task).
@@ -585,17 +618,17 @@ fn key_of(
     engine_id: &str,
 ) -> Keyed {
     if engine_id.is_empty() {
-        return Err("the engine did not say its id".into());
+        return Err(NoSnapshot::NoEngineId);
     }
     let image = image
         .filter(|i| !i.id.is_empty())
-        .ok_or("its image's id is unknown")?;
+        .ok_or(NoSnapshot::NoImageId)?;
     let paths = data_paths(project, service, Some(image))?;
     if paths.is_empty() {
-        return Err("it keeps no data in volumes".into());
+        return Err(NoSnapshot::NoData);
     }
     if paths.iter().any(|p| p.target == "/") {
-        return Err("a volume is mounted at /".into());
+        return Err(NoSnapshot::AtRoot);
     }
     let observable = service
         .healthcheck
@@ -605,7 +638,7 @@ fn key_of(
         || !super::startup::declared_tcp_ports(service).is_empty()
         || !image.exposed_tcp_ports.is_empty();
     if !observable {
-        return Err("nothing tells when it is ready (no healthcheck, no TCP port)".into());
+        return Err(NoSnapshot::NotObservable);
     }
     let key = fingerprint(project, service, &image.id, engine_id, &paths)?;
     Ok((key, paths))
@@ -708,13 +741,14 @@ mod tests {
         let mut other = db();
         other.name = "backup".into();
         let project = project_with(db(), vec![other]);
-        let err = data_paths(&project, &db(), None).unwrap_err();
+        let err = data_paths(&project, &db(), None).unwrap_err().to_string();
         assert!(err.contains("shared with another service"), "{err}");
 
         let mut project = project_with(db(), vec![]);
         project.volumes["pgdata"].external = true;
         assert!(data_paths(&project, &db(), None)
             .unwrap_err()
+            .to_string()
             .contains("external"));
         project.volumes["pgdata"].external = false;
         project.volumes["pgdata"]
@@ -722,6 +756,7 @@ mod tests {
             .insert("type".into(), "none".into());
         assert!(data_paths(&project, &db(), None)
             .unwrap_err()
+            .to_string()
             .contains("driver"));
     }
 
@@ -793,15 +828,18 @@ mod tests {
         };
         assert!(key_of(&project, &plain, Some(&none), "E")
             .unwrap_err()
+            .to_string()
             .contains("no data"));
         let mut silent = db();
         silent.expose.clear();
         let project = project_with(silent.clone(), vec![]);
         assert!(key_of(&project, &silent, Some(&none), "E")
             .unwrap_err()
+            .to_string()
             .contains("nothing tells when it is ready"));
         assert!(key_of(&project, &db(), Some(&none), "")
             .unwrap_err()
+            .to_string()
             .contains("engine"));
     }
 

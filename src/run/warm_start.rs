@@ -15,7 +15,26 @@ use super::service_snapshot::{
 };
 use super::startup::{declared_tcp_ports, healthcheck_passes, healthcheck_test, StartRequest};
 use crate::compose::Service;
-use crate::engine::{Health, ImageConfig};
+use crate::engine::{EngineError, Health, ImageConfig};
+
+/// Why a snapshot could not be taken (the run goes on without it).
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// Stopping, copying or starting the service failed.
+    #[error("{}", crate::errors::render_chain(.0))]
+    Engine(#[from] EngineError),
+    /// A volume path was not in the stopped container.
+    #[error("{0} is missing in the container")]
+    Missing(String),
+    /// The snapshot could not be written.
+    #[error("cannot write it under {}: {source}; free some space there, or set COMPOSE_SHARD_CACHE_DIR to another folder", dir.display())]
+    Write {
+        /// The snapshots' folder.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
 
 /// A run's snapshots as one engine's environments use them.
 #[derive(Clone, Copy)]
@@ -95,16 +114,8 @@ pub async fn capture<B: Backend>(
     };
     let group = request.group;
     let image = request.images.get(&service.name);
-    let taken = take(
-        backend,
-        request,
-        service,
-        container,
-        (&key, &paths),
-        image,
-        started,
-    )
-    .await;
+    let target = (using, &key[..], &paths[..]);
+    let taken = take(backend, request, service, container, target, image, started).await;
     match taken {
         Ok(stored) => {
             let meta = &stored.meta;
@@ -141,25 +152,22 @@ async fn take<B: Backend>(
     request: &StartRequest<'_>,
     service: &Service,
     container: &str,
-    (key, paths): (&str, &[DataPath]),
+    (using, key, paths): (SnapshotUse<'_>, &str, &[DataPath]),
     image: Option<&ImageConfig>,
     started: Instant,
-) -> Result<Stored, String> {
-    let store = request.snapshots.ok_or("snapshots are off")?.run.store();
+) -> Result<Stored, CaptureError> {
+    let store = using.run.store();
     let settled = wait_settled(backend, request, service, container, image).await;
     let (init_seconds, never) = match settled {
         Ok(ready) => (ready.saturating_duration_since(started).as_secs_f64(), None),
-        Err(NotSettled::Engine(why)) => return Err(why),
+        Err(NotSettled::Engine(e)) => return Err(e.into()),
         Err(NotSettled::Never(why)) => (started.elapsed().as_secs_f64(), Some(why)),
     };
     let mut meta = Meta {
         service: service.name.clone(),
         project_dir: request.project.project_dir.clone(),
         image: service.image.clone().unwrap_or_default(),
-        engine: request
-            .snapshots
-            .map(|u| u.engine_id.to_string())
-            .unwrap_or_default(),
+        engine: using.engine_id.to_string(),
         paths: paths.to_vec(),
         bytes: 0,
         created: now_epoch(),
@@ -170,7 +178,7 @@ async fn take<B: Backend>(
         reason: None,
     };
     let mut archives = Vec::new();
-    let worth = request.snapshots.map(|u| u.run.worth()).unwrap_or_default();
+    let worth = using.run.worth();
     if let Some(why) = never {
         meta.worth = false;
         meta.reason = Some(why);
@@ -185,7 +193,10 @@ async fn take<B: Backend>(
     }
     store
         .save(key, &meta, &archives)
-        .map_err(|e| format!("cannot write it under {}: {e}", store.root().display()))?;
+        .map_err(|source| CaptureError::Write {
+            dir: store.root().to_path_buf(),
+            source,
+        })?;
     Ok(Stored {
         key: key.to_string(),
         meta,
@@ -200,28 +211,24 @@ async fn copy_out<B: Backend>(
     service: &Service,
     container: &str,
     paths: &[DataPath],
-) -> Result<Vec<Vec<u8>>, String> {
-    let engine = |e: crate::engine::EngineError| crate::errors::render_chain(&e);
-    backend
-        .stop(container, stop_grace(service))
-        .await
-        .map_err(engine)?;
+) -> Result<Vec<Vec<u8>>, CaptureError> {
+    backend.stop(container, stop_grace(service)).await?;
     let mut archives = Vec::new();
     let mut failed = None;
     for path in paths {
         match backend.archive_of(container, &path.target).await {
             Ok(Some(archive)) => archives.push(archive),
             Ok(None) => {
-                failed = Some(format!("{} is missing in the container", path.target));
+                failed = Some(CaptureError::Missing(path.target.clone()));
                 break;
             }
             Err(e) => {
-                failed = Some(engine(e));
+                failed = Some(e.into());
                 break;
             }
         }
     }
-    backend.start(container).await.map_err(engine)?;
+    backend.start(container).await?;
     match failed {
         Some(why) => Err(why),
         None => Ok(archives),
@@ -235,7 +242,7 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 /// Why a service was not seen ready for its snapshot.
 enum NotSettled {
     /// The engine failed: try again another time.
-    Engine(String),
+    Engine(EngineError),
     /// The service never looked ready in the way a snapshot needs: do not try again.
     Never(String),
 }
@@ -264,7 +271,7 @@ async fn wait_settled<B: Backend>(
         let status = backend
             .status(container)
             .await
-            .map_err(|e| NotSettled::Engine(crate::errors::render_chain(&e)))?;
+            .map_err(NotSettled::Engine)?;
         if status.has_exited() {
             return Err(NotSettled::Never("it stopped before it was ready".into()));
         }
