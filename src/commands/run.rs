@@ -512,6 +512,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             snapshots: settings.snapshots,
             cache_dir: durations_store::cache_root(&|name| std::env::var(name).ok()),
             tmpfs_data: settings.tmpfs_data,
+            tmpfs_size: settings.tmpfs_size,
             elastic,
             ..RunSpec::new(id, projects, test_service.clone(), out_dir)
         },

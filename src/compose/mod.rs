@@ -40,7 +40,7 @@ pub use graph::{MissingService, ServiceGraph};
 pub use isolate::{isolate, Isolation};
 pub use load::{load, load_from_str, Loaded};
 pub use model::*;
-pub use names::normalize_project_name;
+pub use names::{normalize_project_name, parse_byte_size};
 pub use project_binds::{project_tree_binds, without_project_binds, ProjectBind};
 pub use select::{restrict, run_closure};
 pub use test_service::{select_test_service, TestServiceChoice};

@@ -48,7 +48,7 @@ pub(crate) fn check_service_name(name: &str) -> Result<(), String> {
 
 /// Parse a byte size: a number of bytes, or a number with `b`, `k`, `m`, `g` (optionally
 /// followed by `b`: `64m`, `1gb`, `512kb`), powers of 1024 as in Docker.
-pub(crate) fn parse_byte_size(text: &str) -> Result<u64, String> {
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
     let s = text.trim().to_lowercase();
     let digits = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -88,6 +88,26 @@ pub struct RunSettings {
     pub snapshots: Snapshots,
     /// `--tmpfs-data`, else `tmpfs-data`, else false.
     pub tmpfs_data: bool,
+    /// `COMPOSE_SHARD_TMPFS_SIZE`: the size of each `--tmpfs-data` tmpfs, instead of a share
+    /// of the engine's memory.
+    pub tmpfs_size: Option<u64>,
+}
+
+/// The environment variable that fixes the size of each `--tmpfs-data` tmpfs.
+pub const TMPFS_SIZE_ENV: &str = "COMPOSE_SHARD_TMPFS_SIZE";
+
+/// `COMPOSE_SHARD_TMPFS_SIZE` (`512m`, `2g`, bytes), if set.
+fn tmpfs_size(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<u64>, Error> {
+    let Some(text) = env(TMPFS_SIZE_ENV).filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    crate::compose::parse_byte_size(text.trim())
+        .map(Some)
+        .map_err(|why| {
+            Error::Usage(format!(
+                "{TMPFS_SIZE_ENV}={text}: {why}; give a size such as 512m or 2g, or unset it to size each tmpfs from the engine's memory"
+            ))
+        })
 }
 
 impl RunSettings {
@@ -139,6 +159,7 @@ impl RunSettings {
             until: flags.until.clone(),
             snapshots: resolve::snapshots(flags.snapshots, project),
             tmpfs_data: resolve::tmpfs_data(flags.tmpfs_data, project),
+            tmpfs_size: tmpfs_size(env)?,
         })
     }
 
@@ -508,5 +529,23 @@ mod tests {
             err.contains("--only (from GitLab CI: CI_NODE_INDEX=2, CI_NODE_TOTAL=3)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_tmpfs_size_comes_from_its_variable_and_a_bad_one_says_how_to_write_it() {
+        let resolve = |value: Option<&'static str>| {
+            let env = move |name: &str| {
+                (name == TMPFS_SIZE_ENV)
+                    .then_some(value)
+                    .flatten()
+                    .map(str::to_string)
+            };
+            RunSettings::resolve(&no_flags(), &Settings::default(), Path::new("."), &env)
+        };
+        assert_eq!(resolve(None).unwrap().tmpfs_size, None);
+        assert_eq!(resolve(Some("8m")).unwrap().tmpfs_size, Some(8 << 20));
+        let err = resolve(Some("lots")).unwrap_err().to_string();
+        assert!(err.starts_with("COMPOSE_SHARD_TMPFS_SIZE=lots: "), "{err}");
+        assert!(err.contains("512m"), "{err}");
     }
 }

@@ -37,8 +37,9 @@ impl DataInMemory {
     }
 }
 
-/// The size limit of each tmpfs: half the engine's memory, shared by every group's paths,
-/// at least [`MIN_BYTES`] (an engine that did not say its memory gets the minimum).
+/// The size limit of each tmpfs unless `COMPOSE_SHARD_TMPFS_SIZE` fixes it: half the
+/// engine's memory, shared by every group's paths, at least [`MIN_BYTES`] (an engine that
+/// did not say its memory gets the minimum).
 pub fn size_each(memory_bytes: u64, groups: usize, paths_per_group: usize) -> u64 {
     let shares = (groups.max(1) * paths_per_group.max(1)) as u64;
     (memory_bytes / 2 / shares).max(MIN_BYTES)
@@ -51,7 +52,7 @@ pub async fn plan<B: Backend>(
     project: &Project,
     test_service: &str,
     images: &Images,
-    (memory_bytes, groups): (u64, usize),
+    (memory_bytes, groups, fixed): (u64, usize, Option<u64>),
     events: &EventSink,
 ) -> DataInMemory {
     let mut chosen: Vec<(String, String)> = Vec::new();
@@ -88,7 +89,7 @@ pub async fn plan<B: Backend>(
             }
         }
     }
-    let bytes = size_each(memory_bytes, groups, chosen.len());
+    let bytes = fixed.unwrap_or_else(|| size_each(memory_bytes, groups, chosen.len()));
     let mut data = DataInMemory::default();
     for (service, target) in chosen {
         events.emit(Event::Info(format!(

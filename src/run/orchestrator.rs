@@ -159,7 +159,7 @@ async fn prepare_engine<'a, B: Backend>(
     };
     let data = if spec.tmpfs_data {
         let groups = groups_at_once(spec);
-        let sizing = (memory, groups);
+        let sizing = (memory, groups, spec.tmpfs_size);
         let test = &spec.test_service;
         data_in_memory::plan(slot.backend, project, test, &images, sizing, events).await
     } else {

@@ -128,6 +128,8 @@ pub struct RunSpec {
     pub snapshot_worth: Duration,
     /// `--tmpfs-data`: the services' data volumes in memory (tmpfs) instead of on disk.
     pub tmpfs_data: bool,
+    /// The size of each such tmpfs (`None`: a share of half the engine's memory).
+    pub tmpfs_size: Option<u64>,
     /// Groups join while the run goes on (`--groups auto`, dynamic, one engine).
     pub elastic: Option<Elastic>,
 }
@@ -180,6 +182,7 @@ impl RunSpec {
             cache_dir: None,
             snapshot_worth: Duration::from_secs_f64(super::service_snapshot::WORTH_SECONDS),
             tmpfs_data: false,
+            tmpfs_size: None,
             elastic: None,
         }
     }
