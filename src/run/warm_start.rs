@@ -75,13 +75,19 @@ pub async fn restore<B: Backend>(
     events: &EventSink,
 ) -> Result<(), EnvironmentFailure> {
     let began = Instant::now();
+    let alongside = request.snapshots.map_or(1, |u| u.run.restore_began());
+    let mut copied = Ok(());
     for (path, archive) in stored.meta.paths.iter().zip(&stored.archives) {
         let (dir, _) = parent_of(&path.target);
-        backend
-            .extract_into(container, dir, archive.clone())
-            .await
-            .map_err(EnvironmentFailure::engine)?;
+        copied = backend.extract_into(container, dir, archive.clone()).await;
+        if copied.is_err() {
+            break;
+        }
     }
+    if let Some(using) = request.snapshots {
+        using.run.restore_ended();
+    }
+    copied.map_err(EnvironmentFailure::engine)?;
     let seconds = began.elapsed().as_secs_f64();
     let group = request.group;
     events.emit(Event::Info(format!(
@@ -91,7 +97,7 @@ pub async fn restore<B: Backend>(
         stored.meta.init_seconds
     )));
     if let Some(using) = request.snapshots {
-        if let Some(notice) = using.run.restored(stored, seconds) {
+        if let Some(notice) = using.run.restored(stored, seconds, alongside) {
             events.emit(Event::Notice(format!("[g{group}] {notice}")));
         }
     }
