@@ -492,8 +492,9 @@ pub struct RunSnapshots {
     worth: Duration,
     store: SnapshotStore,
     state: RefCell<HashMap<String, KeyState>>,
-    /// Restores in progress (they share the engine's disk and CPUs).
-    restoring: std::cell::Cell<usize>,
+    /// Restores in progress (they share the engine's disk and CPUs), and how many began so
+    /// far.
+    restoring: std::cell::Cell<(usize, usize)>,
     keys: RefCell<HashMap<(String, String), Keyed>>,
 }
 
@@ -505,7 +506,7 @@ impl RunSnapshots {
             worth: Duration::from_secs_f64(WORTH_SECONDS),
             store,
             state: RefCell::default(),
-            restoring: std::cell::Cell::new(0),
+            restoring: std::cell::Cell::new((0, 0)),
             keys: RefCell::default(),
         })
     }
@@ -591,16 +592,22 @@ impl RunSnapshots {
             .insert(key.to_string(), KeyState::Skipped);
     }
 
-    /// A restore begins: how many are in progress now, this one included (call
-    /// [`RunSnapshots::restore_ended`] when it ends).
-    pub fn restore_began(&self) -> usize {
-        self.restoring.set(self.restoring.get() + 1);
-        self.restoring.get()
+    /// A restore begins; give what it returns to [`RunSnapshots::restore_ended`].
+    pub fn restore_began(&self) -> Overlap {
+        let (running, began) = self.restoring.get();
+        self.restoring.set((running + 1, began + 1));
+        Overlap {
+            running: running + 1,
+            began,
+        }
     }
 
-    /// A restore ended.
-    pub fn restore_ended(&self) {
-        self.restoring.set(self.restoring.get().saturating_sub(1));
+    /// A restore ended: how many restores shared the engine with it at some point (itself,
+    /// those in progress when it began, and those that began meanwhile).
+    pub fn restore_ended(&self, overlap: Overlap) -> usize {
+        let (running, began) = self.restoring.get();
+        self.restoring.set((running.saturating_sub(1), began));
+        overlap.running + began.saturating_sub(overlap.began + 1)
     }
 
     /// A restore took `seconds` to copy the data in while `alongside` restores (itself
@@ -612,7 +619,8 @@ impl RunSnapshots {
         let mut meta = stored.meta.clone();
         meta.restore_seconds = Some(seconds);
         let own = seconds / alongside.max(1) as f64;
-        let slower = own >= meta.init_seconds;
+        // A margin: one noisy restore must not condemn a snapshot that usually pays.
+        let slower = own >= NOT_WORTH_RATIO * meta.init_seconds;
         if slower {
             meta.worth = false;
             meta.reason = Some(format!(
@@ -680,6 +688,18 @@ pub fn stop_grace(service: &Service) -> u32 {
         .stop_grace_period
         .map(|s| s.ceil().clamp(0.0, f64::from(u32::MAX)) as u32)
         .unwrap_or(10)
+}
+
+/// A restore whose own share of the copying takes this many times the initialisation it
+/// replaces marks its snapshot not worth it.
+const NOT_WORTH_RATIO: f64 = 1.25;
+
+/// Restores that were in progress when one began (itself included), and how many had
+/// begun before it.
+#[derive(Debug, Clone, Copy)]
+pub struct Overlap {
+    running: usize,
+    began: usize,
 }
 
 /// Minimum pause between the two readiness observations a capture needs.
@@ -938,6 +958,7 @@ mod tests {
         let run = RunSnapshots::new(Snapshots::Auto, store.clone()).unwrap();
         let stored = store.load("k").unwrap();
         assert_eq!(run.restored(&stored, 0.5, 1), None);
+        assert_eq!(run.restored(&stored, 4.5, 1), None, "within the margin");
         assert!(store.meta("k").unwrap().worth);
         // Four restores at once, 9 s each: 2.25 s of copying each, less than 4 s of initdb.
         assert_eq!(run.restored(&stored, 9.0, 4), None);
@@ -954,5 +975,20 @@ mod tests {
             ("/var/lib/postgresql", "data")
         );
         assert_eq!(parent_of("/data/"), ("/", "data"));
+    }
+
+    #[test]
+    fn a_restore_counts_every_restore_that_shared_the_engine_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunSnapshots::new(Snapshots::Auto, SnapshotStore::under(dir.path())).unwrap();
+        // Four groups: the first begins alone, the other three begin while it copies.
+        let first = run.restore_began();
+        let others: Vec<_> = (0..3).map(|_| run.restore_began()).collect();
+        assert_eq!(run.restore_ended(first), 4);
+        let counts: Vec<_> = others.into_iter().map(|o| run.restore_ended(o)).collect();
+        assert_eq!(counts, [4, 4, 4], "all four shared the engine");
+        // Later, one alone.
+        let alone = run.restore_began();
+        assert_eq!(run.restore_ended(alone), 1);
     }
 }

@@ -75,7 +75,7 @@ pub async fn restore<B: Backend>(
     events: &EventSink,
 ) -> Result<(), EnvironmentFailure> {
     let began = Instant::now();
-    let alongside = request.snapshots.map_or(1, |u| u.run.restore_began());
+    let overlap = request.snapshots.map(|u| u.run.restore_began());
     let mut copied = Ok(());
     for (path, archive) in stored.meta.paths.iter().zip(&stored.archives) {
         let (dir, _) = parent_of(&path.target);
@@ -84,9 +84,10 @@ pub async fn restore<B: Backend>(
             break;
         }
     }
-    if let Some(using) = request.snapshots {
-        using.run.restore_ended();
-    }
+    let alongside = match (request.snapshots, overlap) {
+        (Some(using), Some(overlap)) => using.run.restore_ended(overlap),
+        _ => 1,
+    };
     copied.map_err(EnvironmentFailure::engine)?;
     let seconds = began.elapsed().as_secs_f64();
     let group = request.group;
