@@ -128,7 +128,7 @@ impl DockerEngine {
         &self,
         container: &str,
         dir: &str,
-        archive: Vec<u8>,
+        archive: impl Into<bytes::Bytes>,
         what: String,
     ) -> Result<(), EngineError> {
         self.docker
@@ -222,7 +222,7 @@ impl DockerEngine {
         &self,
         container: &str,
         dir: &str,
-        archive: Vec<u8>,
+        archive: bytes::Bytes,
     ) -> Result<(), EngineError> {
         let what = format!("copy an archive into {dir} of container {container}");
         self.upload_archive_into(container, dir, archive, what)

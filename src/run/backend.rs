@@ -59,12 +59,13 @@ pub trait Backend {
     /// whose top entry is the folder; `None` if absent.
     async fn archive_of(&self, container: &str, path: &str)
         -> Result<Option<Vec<u8>>, EngineError>;
-    /// Extract a tar archive into a folder of a created container, volumes included.
+    /// Extract a tar archive into a folder of a created container, volumes included (the
+    /// archive is shared, not copied, by every environment restoring it).
     async fn extract_into(
         &self,
         container: &str,
         dir: &str,
-        archive: Vec<u8>,
+        archive: bytes::Bytes,
     ) -> Result<(), EngineError>;
     /// Whether an image has files under `path` (a tmpfs there would hide them).
     async fn image_has_files_at(&self, image: &str, path: &str) -> Result<bool, EngineError>;
@@ -198,7 +199,7 @@ impl Backend for DockerEngine {
         &self,
         container: &str,
         dir: &str,
-        archive: Vec<u8>,
+        archive: bytes::Bytes,
     ) -> Result<(), EngineError> {
         DockerEngine::extract_into(self, container, dir, archive).await
     }

@@ -614,7 +614,7 @@ impl super::backend::Backend for FakeBackend {
         &self,
         container: &str,
         dir: &str,
-        archive: Vec<u8>,
+        archive: bytes::Bytes,
     ) -> Result<(), EngineError> {
         let (service, group) = self.owner(container);
         self.record(format!("copy in {service}@g{group} {dir}"));
@@ -622,7 +622,7 @@ impl super::backend::Backend for FakeBackend {
             .borrow_mut()
             .entry(container.to_string())
             .or_default()
-            .insert(dir.to_string(), archive);
+            .insert(dir.to_string(), archive.to_vec());
         Ok(())
     }
 

@@ -306,8 +306,8 @@ pub struct Stored {
     pub key: String,
     /// Its record.
     pub meta: Meta,
-    /// One tar per path of `meta.paths`.
-    pub archives: Vec<Vec<u8>>,
+    /// One tar per path of `meta.paths` (shared by every environment that restores it).
+    pub archives: Vec<bytes::Bytes>,
 }
 
 /// Snapshots on disk, one folder per key.
@@ -355,6 +355,7 @@ impl SnapshotStore {
         let meta = self.meta(key)?;
         let archives = (0..meta.paths.len())
             .map(|i| std::fs::read(self.root.join(key).join(format!("{i}.tar"))).ok())
+            .map(|read| read.map(bytes::Bytes::from))
             .collect::<Option<Vec<_>>>()?;
         Some(Stored {
             key: key.to_string(),
@@ -365,7 +366,12 @@ impl SnapshotStore {
 
     /// Write a snapshot: into a temporary folder first, renamed into place, so a reader never
     /// sees half of one.
-    pub fn save(&self, key: &str, meta: &Meta, archives: &[Vec<u8>]) -> std::io::Result<()> {
+    pub fn save(
+        &self,
+        key: &str,
+        meta: &Meta,
+        archives: &[impl AsRef<[u8]>],
+    ) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.root)?;
         let staging = self
             .root
@@ -373,7 +379,7 @@ impl SnapshotStore {
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging)?;
         for (i, archive) in archives.iter().enumerate() {
-            std::fs::write(staging.join(format!("{i}.tar")), archive)?;
+            std::fs::write(staging.join(format!("{i}.tar")), archive.as_ref())?;
         }
         std::fs::write(
             staging.join("meta.json"),
@@ -909,7 +915,7 @@ mod tests {
         assert!(store.load("k").is_none());
         store.save("k", &meta(true), &[b"tar".to_vec()]).unwrap();
         let loaded = store.load("k").unwrap();
-        assert_eq!(loaded.archives, vec![b"tar".to_vec()]);
+        assert_eq!(loaded.archives, vec![bytes::Bytes::from_static(b"tar")]);
         assert_eq!(loaded.meta, meta(true));
         // An archive gone missing makes the snapshot absent, not half-restored.
         std::fs::remove_file(dir.path().join("snapshots/k/0.tar")).unwrap();
@@ -945,7 +951,7 @@ mod tests {
         assert!(RunSnapshots::new(Snapshots::Off, store.clone()).is_none());
 
         // Not worth it: later runs initialise, and do not try to take it again.
-        store.save("slow", &meta(false), &[]).unwrap();
+        store.save("slow", &meta(false), &[] as &[Vec<u8>]).unwrap();
         let run = RunSnapshots::new(Snapshots::Auto, store).unwrap();
         assert!(matches!(run.action("slow", &paths), Action::Nothing));
     }

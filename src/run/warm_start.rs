@@ -79,6 +79,7 @@ pub async fn restore<B: Backend>(
     let mut copied = Ok(());
     for (path, archive) in stored.meta.paths.iter().zip(&stored.archives) {
         let (dir, _) = parent_of(&path.target);
+        // A shared handle to the one copy in memory, not another copy.
         copied = backend.extract_into(container, dir, archive.clone()).await;
         if copied.is_err() {
             break;
@@ -207,7 +208,7 @@ async fn take<B: Backend>(
     Ok(Stored {
         key: key.to_string(),
         meta,
-        archives,
+        archives: archives.into_iter().map(bytes::Bytes::from).collect(),
     })
 }
 
