@@ -19,6 +19,9 @@ use super::extract::extract_tar;
 use super::types::{ContainerStatus, ExecOutcome, Health};
 use crate::compose::{FileMount, FileMountSource, Project, Service};
 
+/// The size of the pieces an archive is sent to the engine in.
+const UPLOAD_PIECE: usize = 1 << 20;
+
 /// A command to run in a running container.
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
@@ -131,11 +134,19 @@ impl DockerEngine {
         archive: impl Into<bytes::Bytes>,
         what: String,
     ) -> Result<(), EngineError> {
+        // Sent as a stream of slices of the one buffer: the HTTP client copies each piece it
+        // writes into its own buffer, so a whole 48 MB body would be copied once per
+        // concurrent upload; slices of 1 MiB are not (and share the caller's memory).
+        let archive: bytes::Bytes = archive.into();
+        let pieces: Vec<bytes::Bytes> = (0..archive.len())
+            .step_by(UPLOAD_PIECE)
+            .map(|at| archive.slice(at..(at + UPLOAD_PIECE).min(archive.len())))
+            .collect();
         self.docker
             .upload_to_container(
                 container,
                 Some(UploadToContainerOptionsBuilder::new().path(dir).build()),
-                bollard::body_full(archive.into()),
+                bollard::body_stream(futures::stream::iter(pieces)),
             )
             .await
             .map_err(self.api_error(what))
