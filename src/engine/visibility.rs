@@ -118,29 +118,16 @@ impl DockerEngine {
         })?;
         let _marker = Marker(&marker_path);
         let container = format!("compose-shard-probe-{token}");
-        let body = ContainerCreateBody {
-            image: Some(image.to_string()),
-            cmd: Some(vec!["true".into()]),
-            labels: Some(
-                [
-                    (labels::MANAGED.to_string(), "true".to_string()),
-                    (labels::PID.to_string(), std::process::id().to_string()),
-                ]
-                .into(),
-            ),
-            host_config: Some(HostConfig {
-                mounts: Some(vec![Mount {
-                    target: Some(PROBE_MOUNT.into()),
-                    source: Some(dir.display().to_string()),
-                    typ: Some(MountType::BIND),
-                    read_only: Some(true),
-                    ..Default::default()
-                }]),
-                network_mode: Some("none".into()),
+        let body = probe_body(
+            image,
+            vec![Mount {
+                target: Some(PROBE_MOUNT.into()),
+                source: Some(dir.display().to_string()),
+                typ: Some(MountType::BIND),
+                read_only: Some(true),
                 ..Default::default()
-            }),
-            ..Default::default()
-        };
+            }],
+        );
         let created = self
             .docker
             .create_container(
@@ -175,28 +162,35 @@ impl DockerEngine {
     }
 }
 
+/// A throwaway container from `image` that is never started: no network, labelled as ours
+/// (with our pid, so `clean` removes it if we die before we do).
+fn probe_body(image: &str, mounts: Vec<Mount>) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(vec!["true".into()]),
+        labels: Some(
+            [
+                (labels::MANAGED.to_string(), "true".to_string()),
+                (labels::PID.to_string(), std::process::id().to_string()),
+            ]
+            .into(),
+        ),
+        host_config: Some(HostConfig {
+            mounts: (!mounts.is_empty()).then_some(mounts),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 impl DockerEngine {
     /// Whether `image` has files or folders under `path` (a volume created there would be
     /// filled with them; a tmpfs would hide them): read through the archive API from a
     /// created, never-started container without mounts, removed afterwards.
     pub async fn image_has_files_at(&self, image: &str, path: &str) -> Result<bool, EngineError> {
         let container = format!("compose-shard-probe-{}", random_token());
-        let body = ContainerCreateBody {
-            image: Some(image.to_string()),
-            cmd: Some(vec!["true".into()]),
-            labels: Some(
-                [
-                    (labels::MANAGED.to_string(), "true".to_string()),
-                    (labels::PID.to_string(), std::process::id().to_string()),
-                ]
-                .into(),
-            ),
-            host_config: Some(HostConfig {
-                network_mode: Some("none".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let body = probe_body(image, Vec::new());
         let options = CreateContainerOptionsBuilder::new()
             .name(&container)
             .build();
