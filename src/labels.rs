@@ -27,6 +27,10 @@ pub const BASE_PROJECT: &str = "dev.compose-shard.base-project";
 /// compose-shard: the pid of the process that created the resource (for leftover warnings).
 pub const PID: &str = "dev.compose-shard.pid";
 
+/// compose-shard: on a snapshot's template volume, the snapshot's key (kept across runs,
+/// removed by `clean --snapshots`).
+pub const SNAPSHOT: &str = "dev.compose-shard.snapshot";
+
 /// A short id, unique per run: part of every engine-side name and label ([`RUN`]).
 pub fn run_id() -> String {
     use sha2::{Digest, Sha256};

@@ -60,6 +60,52 @@ impl Drop for KeptRuns {
     }
 }
 
+/// A test's own cache folder; on drop, `compose-shard clean --snapshots` removes its
+/// snapshots and their template volumes on the engine (also when a test panics).
+struct Cache(tempfile::TempDir);
+
+impl Cache {
+    fn new() -> Cache {
+        Cache(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    fn clean_snapshots(&self) -> Output {
+        binary()
+            .current_dir(std::env::temp_dir())
+            .env("COMPOSE_SHARD_CACHE_DIR", self.path())
+            .args(["clean", "--snapshots"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("start compose-shard clean")
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        let _ = self.clean_snapshots();
+    }
+}
+
+/// The engine's template volumes of the snapshot with this key.
+fn templates(key: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter"])
+        .arg(format!("label=dev.compose-shard.snapshot={key}"))
+        .output()
+        .expect("docker volume ls");
+    assert!(out.status.success(), "docker volume ls: {}", text(&out));
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
 /// One finished run: its output, id and the log of each group's `db` container.
 struct Finished {
     output: Output,
@@ -88,9 +134,21 @@ impl Finished {
 /// `compose-shard run --progress plain --keep ARGS` in `dir` with its own cache folder; the
 /// `db` containers' logs are read and the run removed before this returns.
 fn run_kept(dir: &Path, cache: &Path, args: &[&str], kept: &mut KeptRuns) -> Finished {
+    run_kept_with(dir, cache, args, &[], kept)
+}
+
+/// [`run_kept`] with extra environment variables.
+fn run_kept_with(
+    dir: &Path,
+    cache: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    kept: &mut KeptRuns,
+) -> Finished {
     let child = binary()
         .current_dir(dir)
         .env("COMPOSE_SHARD_CACHE_DIR", cache)
+        .envs(env.iter().copied())
         .arg("run")
         .args(["--progress", "plain", "--keep"])
         .args(args)
@@ -220,7 +278,7 @@ fn meta(snapshot: &Path) -> serde_json::Value {
 fn the_second_run_of_the_example_starts_its_databases_from_the_first_runs_snapshot() {
     require_docker_and_images();
     let stack = stack_copy("django-postgres-redis");
-    let cache = tempfile::tempdir().unwrap();
+    let cache = Cache::new();
     let mut kept = KeptRuns::default();
     let out1 = stack.path().join("results-1");
     let out2 = stack.path().join("results-2");
@@ -300,6 +358,27 @@ fn the_second_run_of_the_example_starts_its_databases_from_the_first_runs_snapsh
         assert!(log.contains(SERVING), "g{k}'s db served:\n{log}");
     }
     assert_eq!(snapshot_dirs(cache.path()), snapshots, "no second snapshot");
+    // Layered over one template on the engine, not copied into each environment.
+    for k in 1..=2 {
+        assert!(
+            all.lines().any(
+                |l| l.starts_with(&format!("[g{k}] db: started from its snapshot"))
+                    && l.contains("layered over it")
+            ),
+            "g{k} layered over the snapshot's template:\n{all}"
+        );
+    }
+    // This snapshot's templates (another cache folder may hold one of the same key).
+    let key = snapshots[0].file_name().unwrap().to_str().unwrap();
+    let ours = format!(
+        "compose-shard-snapshot-{key}-{}-",
+        meta(&snapshots[0])["created"]
+    );
+    let made: Vec<String> = templates(key)
+        .into_iter()
+        .filter(|t| t.starts_with(&ours))
+        .collect();
+    assert_eq!(made.len(), 2, "the template and its mark: {made:?}");
 
     let before = outcomes(&out1.join("junit.xml"));
     let after = outcomes(&out2.join("junit.xml"));
@@ -307,6 +386,16 @@ fn the_second_run_of_the_example_starts_its_databases_from_the_first_runs_snapsh
     let not_passed: Vec<_> = before.iter().filter(|(_, o)| *o != "passed").collect();
     assert!(not_passed.is_empty(), "run 1: {not_passed:?}");
     assert_eq!(before, after, "every test ends the same in both runs");
+
+    // `clean --snapshots` removes the snapshot and its templates on the engine.
+    let cleaned = cache.clean_snapshots();
+    assert!(cleaned.status.success(), "{}", text(&cleaned));
+    let left: Vec<String> = templates(key)
+        .into_iter()
+        .filter(|t| t.starts_with(&ours))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "{}", text(&cleaned));
+    assert_eq!(snapshot_dirs(cache.path()), Vec::<PathBuf>::new());
 }
 
 /// A minimal stack: `db` (the fixture PostgreSQL, `./initdb.d` bind-mounted as its init
@@ -435,7 +524,7 @@ fn a_changed_init_script_or_environment_initialises_the_database_again() {
     require_docker_and_images();
     let stack = seeded_stack("first", "");
     let root = stack.path();
-    let cache = tempfile::tempdir().unwrap();
+    let cache = Cache::new();
     let mut kept = KeptRuns::default();
     let run = |n: usize, kept: &mut KeptRuns| {
         let out = root.join(format!("results-{n}"));
@@ -453,8 +542,22 @@ fn a_changed_init_script_or_environment_initialises_the_database_again() {
     assert_initialised_and_taken(&first);
     assert_eq!(snapshot_dirs(cache.path()).len(), 1);
 
-    // Unchanged: restored, no initdb, and the test still reads the init script's row.
-    let second = run(2, &mut kept);
+    // Unchanged: restored (copied in, with layering turned off), no initdb, and the test
+    // still reads the init script's row.
+    let out = root.join("results-2");
+    let second = run_kept_with(
+        root,
+        cache.path(),
+        &["--groups", "1", "--out", out.to_str().unwrap()],
+        &[("COMPOSE_SHARD_SNAPSHOT_LAYERS", "0")],
+        &mut kept,
+    );
+    assert_seed_test_passed(&second, &out);
+    assert!(
+        second.db_lines("copied in").len() == 1,
+        "restored by copying:\n{}",
+        second.all
+    );
     let log = only_db_log(&second);
     assert!(second.restored(1), "{}", second.all);
     assert!(!log.contains(INIT_DONE), "initdb ran again:\n{log}");
@@ -482,7 +585,7 @@ fn snapshots_off_neither_writes_nor_uses_a_snapshot() {
     require_docker_and_images();
     let stack = seeded_stack("off", "");
     let root = stack.path();
-    let cache = tempfile::tempdir().unwrap();
+    let cache = Cache::new();
     let mut kept = KeptRuns::default();
     let (out_off, out_auto, out_off_again) = (
         root.join("results-off"),

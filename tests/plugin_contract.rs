@@ -438,3 +438,32 @@ fn a_chunks_last_test_runs_while_the_next_answer_is_still_undecided() {
     assert_eq!(ran, first, "{text}");
     assert_eq!(ended.status, Some(0), "{text}");
 }
+
+#[test]
+fn an_early_started_pytest_loads_no_project_code_until_it_is_let_go() {
+    let session = start("static", &[("COMPOSE_SHARD_GATE", "1")], &[]);
+    // Written after pytest started: a pytest that loaded its conftests already would miss it.
+    let marker = session.dir.path().join("conftest-loaded");
+    std::fs::write(
+        session.dir.path().join("suite/conftest.py"),
+        format!("open({:?}, 'w').close()\n", marker.display().to_string()),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!marker.exists(), "the conftest ran before `go`");
+    assert!(
+        session.lines.try_recv().is_err(),
+        "pytest said something before `go`"
+    );
+    static_list(&session, &[id("test_pass")]);
+    std::fs::write(session.plugin_dir().join("go"), "").unwrap();
+    let ended = drive(session, Duration::from_secs(120), |_, _| {});
+    let text = ended.text();
+    assert!(marker.exists(), "the conftest ran after `go`: {text}");
+    assert_eq!(
+        ended.done(),
+        vec![(id("test_pass"), TestOutcome::Passed)],
+        "{text}"
+    );
+    assert_eq!(ended.status, Some(0), "{text}");
+}

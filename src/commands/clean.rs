@@ -30,7 +30,7 @@ use crate::engine::{
 use crate::errors::{render_chain, Error, ExitCode};
 use crate::labels;
 use crate::pyproject::Settings;
-use crate::run::service_snapshot::{now_epoch, Listed, SnapshotStore};
+use crate::run::service_snapshot::{now_epoch, template_prefix, Listed, SnapshotStore};
 use crate::run::{find_leftovers, process_alive, run_label, Backend};
 
 /// Execute `compose-shard clean`.
@@ -109,6 +109,9 @@ async fn select(
 /// Clean one engine, printing what it finds and removes.
 async fn clean_engine(cfg: &CleanConfig, address: &EngineAddress) -> Result<(), EngineError> {
     let engine = DockerEngine::connect_to(address).await?;
+    if cfg.snapshots {
+        clean_templates(cfg, &engine, address).await?;
+    }
     let selected = select(cfg, &engine).await?;
     let total: usize = selected.values().map(Vec::len).sum();
     if total == 0 {
@@ -179,6 +182,48 @@ impl Fate {
             Fate::BeingWritten(pid) => format!("leaving snapshot being written by process {pid}"),
         }
     }
+}
+
+/// The template volumes (`dev.compose-shard.snapshot`) on an engine of the snapshots under
+/// the cache folder, which restores layer over: removed with them (`--snapshots`).
+async fn clean_templates(
+    cfg: &CleanConfig,
+    engine: &DockerEngine,
+    address: &EngineAddress,
+) -> Result<(), EngineError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let Some(root) = cache_root(&env) else {
+        return Ok(());
+    };
+    // A template belongs to one snapshot: its key and when it was taken.
+    let prefixes: Vec<String> = SnapshotStore::under(&root)
+        .list()
+        .iter()
+        .filter_map(|l| {
+            let key = l.dir.file_name()?.to_str()?;
+            let created = l.meta.as_ref()?.created;
+            Some(format!("{}{created}-", template_prefix(key)))
+        })
+        .collect();
+    let templates = engine.list_labelled(labels::SNAPSHOT).await?;
+    let verb = if cfg.dry_run {
+        "would remove"
+    } else {
+        "removing"
+    };
+    for template in templates
+        .iter()
+        .filter(|t| prefixes.iter().any(|p| t.name.starts_with(p)))
+    {
+        println!(
+            "engine {address}: {verb} snapshot template {} {}",
+            template.kind, template.name
+        );
+        if !cfg.dry_run {
+            engine.remove(template).await?;
+        }
+    }
+    Ok(())
 }
 
 /// List (`--dry-run`) and remove (`--snapshots`) the snapshots under the cache folder.

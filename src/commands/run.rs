@@ -513,6 +513,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             cache_dir: durations_store::cache_root(&|name| std::env::var(name).ok()),
             tmpfs_data: settings.tmpfs_data,
             tmpfs_size: settings.tmpfs_size,
+            snapshot_layers: settings.snapshot_layers,
             elastic,
             ..RunSpec::new(id, projects, test_service.clone(), out_dir)
         },

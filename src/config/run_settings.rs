@@ -91,6 +91,26 @@ pub struct RunSettings {
     /// `COMPOSE_SHARD_TMPFS_SIZE`: the size of each `--tmpfs-data` tmpfs, instead of a share
     /// of the engine's memory.
     pub tmpfs_size: Option<u64>,
+    /// `COMPOSE_SHARD_SNAPSHOT_LAYERS`: restore snapshots by layering over templates on the
+    /// engine (default), or (`0`) by copying them into every environment.
+    pub snapshot_layers: bool,
+}
+
+/// The environment variable that turns layered snapshot restores off (`0`).
+pub const SNAPSHOT_LAYERS_ENV: &str = "COMPOSE_SHARD_SNAPSHOT_LAYERS";
+
+/// `COMPOSE_SHARD_SNAPSHOT_LAYERS`: `1`/`0` (or true/false, yes/no, on/off); unset is `1`.
+fn snapshot_layers(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
+    let Some(text) = env(SNAPSHOT_LAYERS_ENV).filter(|t| !t.trim().is_empty()) else {
+        return Ok(true);
+    };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::Usage(format!(
+            "{SNAPSHOT_LAYERS_ENV}={text}: expected 1 (layer restored snapshots over templates on the engine) or 0 (copy them into every environment)"
+        ))),
+    }
 }
 
 /// The environment variable that fixes the size of each `--tmpfs-data` tmpfs.
@@ -160,6 +180,7 @@ impl RunSettings {
             snapshots: resolve::snapshots(flags.snapshots, project),
             tmpfs_data: resolve::tmpfs_data(flags.tmpfs_data, project),
             tmpfs_size: tmpfs_size(env)?,
+            snapshot_layers: snapshot_layers(env)?,
         })
     }
 

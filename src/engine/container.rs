@@ -14,9 +14,9 @@ use futures::StreamExt;
 
 use super::client::DockerEngine;
 use super::container_spec::{plan_container, ContainerOverrides};
-use super::error::EngineError;
+use super::error::{io_error, EngineError};
 use super::extract::extract_tar;
-use super::types::{ContainerStatus, ExecOutcome, Health};
+use super::types::{ArchiveFile, ContainerStatus, ExecOutcome, Health};
 use crate::compose::{FileMount, FileMountSource, Project, Service};
 
 /// The size of the pieces an archive is sent to the engine in.
@@ -217,27 +217,108 @@ impl DockerEngine {
         }
     }
 
-    /// `path` of a container (a folder, with the volumes mounted there) as a tar archive
-    /// whose top entry is the folder's own name; `None` if the path does not exist.
-    pub async fn archive_of(
+    /// Copy `path` of a container (a folder, with the volumes mounted there) into the file
+    /// `dest` as a tar archive whose top entry is the folder's own name, written as it
+    /// arrives (never whole in memory). Returns its size, or `None` (and no file) if the path
+    /// does not exist.
+    pub async fn archive_to_file(
         &self,
         container: &str,
         path: &str,
-    ) -> Result<Option<Vec<u8>>, EngineError> {
-        self.download_archive(container, path).await
+        dest: &Path,
+    ) -> Result<Option<u64>, EngineError> {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = self.docker.download_from_container(
+            container,
+            Some(
+                DownloadFromContainerOptionsBuilder::new()
+                    .path(path)
+                    .build(),
+            ),
+        );
+        let mut out = tokio::fs::File::create(dest)
+            .await
+            .map_err(io_error("create", dest))?;
+        let mut written = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    drop(out);
+                    let _ = tokio::fs::remove_file(dest).await;
+                    return match e {
+                        bollard::errors::Error::DockerResponseServerError {
+                            status_code: 404,
+                            ..
+                        } => Ok(None),
+                        e => Err(self
+                            .api_error(format!("copy {path} out of container {container}"))(
+                            e,
+                        )),
+                    };
+                }
+            };
+            out.write_all(&chunk)
+                .await
+                .map_err(io_error("write", dest))?;
+            written += chunk.len() as u64;
+        }
+        out.flush().await.map_err(io_error("write", dest))?;
+        Ok(Some(written))
     }
 
-    /// Extract a tar archive into `dir` of a container (created or stopped: the engine mounts
-    /// its volumes for the copy), keeping the owners and modes the archive records.
-    pub async fn extract_into(
+    /// Extract a tar archive file into `dir` of a container (created or stopped: the engine
+    /// mounts its volumes for the copy), keeping the owners and modes the archive records.
+    /// The file is read in pieces as the engine takes them.
+    pub async fn extract_file_into(
         &self,
         container: &str,
         dir: &str,
-        archive: bytes::Bytes,
+        archive: &ArchiveFile,
     ) -> Result<(), EngineError> {
-        let what = format!("copy an archive into {dir} of container {container}");
-        self.upload_archive_into(container, dir, archive, what)
-            .await
+        let unreadable = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let pieces = {
+            let (archive, unreadable) = (archive.clone(), unreadable.clone());
+            futures::stream::try_unfold(0u64, move |at| {
+                let (archive, unreadable) = (archive.clone(), unreadable.clone());
+                async move {
+                    if at >= archive.len {
+                        return Ok(None);
+                    }
+                    let read =
+                        tokio::task::spawn_blocking(move || archive.read_piece(at, UPLOAD_PIECE))
+                            .await
+                            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                    match read {
+                        Ok(piece) => {
+                            let next = at + piece.len() as u64;
+                            Ok(Some((bytes::Bytes::from(piece), next)))
+                        }
+                        Err(e) => {
+                            let kind = e.kind();
+                            *unreadable.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            Err(std::io::Error::from(kind))
+                        }
+                    }
+                }
+            })
+        };
+        let sent = self
+            .docker
+            .upload_to_container(
+                container,
+                Some(UploadToContainerOptionsBuilder::new().path(dir).build()),
+                bollard::body_try_stream(pieces),
+            )
+            .await;
+        let unreadable = unreadable.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(e) = unreadable {
+            return Err(io_error("read", &archive.path)(e));
+        }
+        sent.map_err(self.api_error(format!(
+            "copy {} into {dir} of container {container}",
+            archive.path.display()
+        )))
     }
 
     /// Follow a container's combined output from its start until it stops, handing every
@@ -297,7 +378,7 @@ impl DockerEngine {
 
     /// The tar archive of `path` in a container (running or stopped), `None` if the path
     /// does not exist.
-    async fn download_archive(
+    pub(super) async fn download_archive(
         &self,
         container: &str,
         path: &str,

@@ -28,6 +28,9 @@ pub struct ContainerOverrides {
     /// `--tmpfs-data`: volume paths (the service's own volumes, or its image's `VOLUME`s)
     /// mounted as a tmpfs of this many bytes instead.
     pub data_in_memory: Vec<(String, u64)>,
+    /// Volume paths (the service's own volumes, or its image's `VOLUME`s) that mount this
+    /// engine volume instead: the environment's own layer over a snapshot.
+    pub data_volumes: Vec<(String, String)>,
 }
 
 /// A create request plus the networks to connect after creation: API 1.41 accepts only one
@@ -80,31 +83,50 @@ fn health_config(h: &Healthcheck) -> HealthConfig {
     }
 }
 
-fn mounts(project: &Project, service: &Service, overrides: &ContainerOverrides) -> Vec<Mount> {
-    let files = &overrides.files;
-    let in_memory = |target: &str| {
-        let target = target.trim_end_matches('/');
+/// What replaces a volume path: a tmpfs (`--tmpfs-data`) or a snapshot's layer.
+fn replacement(overrides: &ContainerOverrides, target: &str) -> Option<Mount> {
+    let target = target.trim_end_matches('/');
+    let same = |t: &String| t.trim_end_matches('/') == target;
+    let tmpfs = overrides
+        .data_in_memory
+        .iter()
+        .find(|(t, _)| same(t))
+        .map(|(_, bytes)| Mount {
+            target: Some(target.to_string()),
+            typ: Some(MountType::TMPFS),
+            tmpfs_options: Some(MountTmpfsOptions {
+                size_bytes: Some(i64::try_from(*bytes).unwrap_or(i64::MAX)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    let layer = || {
         overrides
-            .data_in_memory
+            .data_volumes
             .iter()
-            .find(|(t, _)| t.trim_end_matches('/') == target)
-            .map(|(_, bytes)| Mount {
+            .find(|(t, _)| same(t))
+            .map(|(_, volume)| Mount {
                 target: Some(target.to_string()),
-                typ: Some(MountType::TMPFS),
-                tmpfs_options: Some(MountTmpfsOptions {
-                    size_bytes: Some(i64::try_from(*bytes).unwrap_or(i64::MAX)),
-                    ..Default::default()
-                }),
+                source: Some(volume.clone()),
+                typ: Some(MountType::VOLUME),
                 ..Default::default()
             })
     };
+    tmpfs.or_else(layer)
+}
+
+fn mounts(project: &Project, service: &Service, overrides: &ContainerOverrides) -> Vec<Mount> {
+    let files = &overrides.files;
+    let replaced = |target: &str| replacement(overrides, target);
     // Image `VOLUME`s the service does not mount anything at.
-    let image_volumes = overrides.data_in_memory.iter().filter_map(|(target, _)| {
+    let replaced_targets = (overrides.data_in_memory.iter().map(|(t, _)| t))
+        .chain(overrides.data_volumes.iter().map(|(t, _)| t));
+    let image_volumes = replaced_targets.filter_map(|target| {
         let declared = service
             .volumes
             .iter()
             .any(|m| m.target.trim_end_matches('/') == target.trim_end_matches('/'));
-        (!declared).then(|| in_memory(target)).flatten()
+        (!declared).then(|| replaced(target)).flatten()
     });
     let host_files = files.iter().filter_map(|f| match &f.source {
         FileMountSource::HostFile(path) => Some(Mount {
@@ -121,8 +143,8 @@ fn mounts(project: &Project, service: &Service, overrides: &ContainerOverrides) 
         .iter()
         .map(|m| {
             if m.kind == MountKind::Volume {
-                if let Some(tmpfs) = in_memory(&m.target) {
-                    return tmpfs;
+                if let Some(replacement) = replaced(&m.target) {
+                    return replacement;
                 }
             }
             let (typ, source) = match m.kind {
@@ -423,6 +445,7 @@ mod tests {
                 mode: 0o444,
             }],
             data_in_memory: vec![],
+            data_volumes: vec![],
         };
         let plan = plan_container(&project, &service, &overrides);
         let body = plan.body;
@@ -509,6 +532,53 @@ mod tests {
                     "/image/volume".to_string(),
                     Some(MountType::TMPFS),
                     Some(1 << 20)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_layer_replaces_the_named_volume_and_covers_an_image_volume() {
+        let (project, mut service) = project();
+        service.volumes.push(ComposeMount {
+            kind: MountKind::Bind,
+            source: Some("/src/init".into()),
+            target: "/docker-entrypoint-initdb.d".into(),
+            read_only: true,
+            options: vec![],
+            create_host_path: false,
+        });
+        let overrides = ContainerOverrides {
+            data_volumes: vec![
+                (
+                    "/var/lib/postgresql/data/".into(),
+                    "p-g1_snapshot-db-0".into(),
+                ),
+                ("/image/volume".into(), "p-g1_snapshot-db-1".into()),
+            ],
+            ..Default::default()
+        };
+        let described: Vec<_> = mounts(&project, &service, &overrides)
+            .iter()
+            .map(|m| (m.target.clone().unwrap(), m.typ, m.source.clone()))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                (
+                    "/var/lib/postgresql/data".to_string(),
+                    Some(MountType::VOLUME),
+                    Some("p-g1_snapshot-db-0".to_string())
+                ),
+                (
+                    "/docker-entrypoint-initdb.d".to_string(),
+                    Some(MountType::BIND),
+                    Some("/src/init".to_string())
+                ),
+                (
+                    "/image/volume".to_string(),
+                    Some(MountType::VOLUME),
+                    Some("p-g1_snapshot-db-1".to_string())
                 ),
             ]
         );

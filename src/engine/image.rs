@@ -84,6 +84,7 @@ impl DockerEngine {
             healthcheck_test: config.healthcheck.and_then(|h| h.test),
             id: info.id.unwrap_or_default(),
             volumes,
+            entrypoint: config.entrypoint.unwrap_or_default(),
         })
     }
 

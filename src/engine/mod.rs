@@ -12,6 +12,7 @@ mod dockerignore;
 mod error;
 mod extract;
 mod image;
+mod layered;
 mod types;
 mod upload;
 mod visibility;
@@ -29,6 +30,7 @@ pub use error::EngineError;
 pub use extract::{extract_tar, ExtractError};
 pub use image::ImageSource;
 pub use types::{
-    ContainerStatus, EngineInfo, ExecOutcome, Health, ImageConfig, ManagedResource, ResourceKind,
+    ArchiveFile, ContainerStatus, EngineInfo, ExecOutcome, Health, ImageConfig, ManagedResource,
+    ResourceKind,
 };
 pub use upload::{SourceUpload, UploadSummary};

@@ -112,6 +112,8 @@ pub struct ImageConfig {
     pub id: String,
     /// Paths its `VOLUME` instruction declares (anonymous volumes of every container).
     pub volumes: Vec<String>,
+    /// Its `ENTRYPOINT` (empty for none).
+    pub entrypoint: Vec<String>,
 }
 
 /// What an engine says about itself (`docker info`).
@@ -132,4 +134,44 @@ pub struct EngineInfo {
     /// The engine's own id (`docker info`'s `ID`): snapshots are never shared between
     /// engines.
     pub id: String,
+}
+
+/// A tar archive in a file, opened once and read by position, so that any number of
+/// concurrent copies into containers share it (and the page cache) instead of each holding
+/// it in memory; a file renamed or removed meanwhile stays readable through the open handle.
+#[derive(Debug, Clone)]
+pub struct ArchiveFile {
+    /// Where it was opened.
+    pub path: std::path::PathBuf,
+    /// The open file.
+    pub file: std::sync::Arc<std::fs::File>,
+    /// Its size in bytes.
+    pub len: u64,
+}
+
+impl ArchiveFile {
+    /// Open `path` for reading.
+    pub fn open(path: &std::path::Path) -> std::io::Result<ArchiveFile> {
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(ArchiveFile {
+            path: path.to_path_buf(),
+            file: std::sync::Arc::new(file),
+            len,
+        })
+    }
+
+    /// `len` bytes from `at` (fewer at the end).
+    pub fn read_piece(&self, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let len = len.min(usize::try_from(self.len.saturating_sub(at)).unwrap_or(usize::MAX));
+        let mut piece = vec![0; len];
+        self.file.read_exact_at(&mut piece, at)?;
+        Ok(piece)
+    }
+
+    /// The whole content (small archives, tests).
+    pub fn read_all(&self) -> std::io::Result<Vec<u8>> {
+        self.read_piece(0, usize::try_from(self.len).unwrap_or(usize::MAX))
+    }
 }

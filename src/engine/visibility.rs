@@ -36,7 +36,7 @@ const PROBE_MOUNT: &str = "/compose-shard-probe";
 
 /// A random hex token (no `rand` dependency: the std hasher's per-process random keys mixed
 /// with the time and a counter).
-fn random_token() -> String {
+pub(super) fn random_token() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
@@ -164,7 +164,7 @@ impl DockerEngine {
 
 /// A throwaway container from `image` that is never started: no network, labelled as ours
 /// (with our pid, so `clean` removes it if we die before we do).
-fn probe_body(image: &str, mounts: Vec<Mount>) -> ContainerCreateBody {
+pub(super) fn probe_body(image: &str, mounts: Vec<Mount>) -> ContainerCreateBody {
     ContainerCreateBody {
         image: Some(image.to_string()),
         cmd: Some(vec!["true".into()]),
@@ -200,7 +200,7 @@ impl DockerEngine {
             .map_err(self.api_error(format!(
                 "create container {container} from {image} to look at its {path}"
             )))?;
-        let read = self.archive_of(&container, path).await;
+        let read = self.download_archive(&container, path).await;
         let removed = self
             .remove_container_forced(&container)
             .await

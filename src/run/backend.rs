@@ -5,10 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use indexmap::IndexMap;
+
 use crate::compose::{Network, Project, Service, Volume};
 use crate::engine::{
-    ContainerOverrides, ContainerStatus, DockerEngine, EngineError, EngineInfo, ExecOutcome,
-    ExecRequest, ImageConfig, ImageSource, ManagedResource, SourceUpload, UploadSummary,
+    ArchiveFile, ContainerOverrides, ContainerStatus, DockerEngine, EngineError, EngineInfo,
+    ExecOutcome, ExecRequest, ImageConfig, ImageSource, ManagedResource, SourceUpload,
+    UploadSummary,
 };
 
 /// The operations the orchestrator performs on an engine.
@@ -55,17 +58,49 @@ pub trait Backend {
     async fn kill(&self, container: &str) -> Result<(), EngineError>;
     /// Stop a container cleanly: its stop signal, then SIGKILL after `grace_seconds`.
     async fn stop(&self, container: &str, grace_seconds: u32) -> Result<(), EngineError>;
-    /// A folder of a (stopped or created) container, volumes included, as a tar archive
-    /// whose top entry is the folder; `None` if absent.
-    async fn archive_of(&self, container: &str, path: &str)
-        -> Result<Option<Vec<u8>>, EngineError>;
-    /// Extract a tar archive into a folder of a created container, volumes included (the
-    /// archive is shared, not copied, by every environment restoring it).
-    async fn extract_into(
+    /// A folder of a (stopped or created) container, volumes included, written to the file
+    /// `dest` as a tar archive whose top entry is the folder; its size, or `None` if absent.
+    async fn archive_to_file(
+        &self,
+        container: &str,
+        path: &str,
+        dest: &Path,
+    ) -> Result<Option<u64>, EngineError>;
+    /// Extract a tar archive file into a folder of a created container, volumes included
+    /// (read in pieces: every environment restoring it shares the one file).
+    async fn extract_file_into(
         &self,
         container: &str,
         dir: &str,
-        archive: bytes::Bytes,
+        archive: &ArchiveFile,
+    ) -> Result<(), EngineError>;
+    /// Where the engine keeps a volume's files; `None` if there is no such volume.
+    async fn volume_mountpoint(&self, name: &str) -> Result<Option<String>, EngineError>;
+    /// Create a `local` volume with driver options and labels; where its files are kept.
+    async fn create_local_volume(
+        &self,
+        name: &str,
+        driver_opts: &IndexMap<String, String>,
+        labels: &IndexMap<String, String>,
+    ) -> Result<String, EngineError>;
+    /// Remove a volume (an absent one is not an error).
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError>;
+    /// Remove a container (an absent one is not an error).
+    async fn remove_container(&self, name: &str) -> Result<(), EngineError>;
+    /// Extract a tar archive file at the top of a volume (through a never-started container
+    /// of `image`).
+    async fn fill_volume(
+        &self,
+        volume: &str,
+        image: &str,
+        archive: &ArchiveFile,
+    ) -> Result<(), EngineError>;
+    /// Upload a small tar archive into a folder of a created container, volumes included.
+    async fn upload_archive_bytes(
+        &self,
+        container: &str,
+        dir: &str,
+        archive: Vec<u8>,
     ) -> Result<(), EngineError>;
     /// Whether an image has files under `path` (a tmpfs there would hide them).
     async fn image_has_files_at(&self, image: &str, path: &str) -> Result<bool, EngineError>;
@@ -187,21 +222,61 @@ impl Backend for DockerEngine {
         DockerEngine::stop(self, container, grace_seconds).await
     }
 
-    async fn archive_of(
+    async fn archive_to_file(
         &self,
         container: &str,
         path: &str,
-    ) -> Result<Option<Vec<u8>>, EngineError> {
-        DockerEngine::archive_of(self, container, path).await
+        dest: &Path,
+    ) -> Result<Option<u64>, EngineError> {
+        DockerEngine::archive_to_file(self, container, path, dest).await
     }
 
-    async fn extract_into(
+    async fn extract_file_into(
         &self,
         container: &str,
         dir: &str,
-        archive: bytes::Bytes,
+        archive: &ArchiveFile,
     ) -> Result<(), EngineError> {
-        DockerEngine::extract_into(self, container, dir, archive).await
+        DockerEngine::extract_file_into(self, container, dir, archive).await
+    }
+
+    async fn volume_mountpoint(&self, name: &str) -> Result<Option<String>, EngineError> {
+        DockerEngine::volume_mountpoint(self, name).await
+    }
+
+    async fn create_local_volume(
+        &self,
+        name: &str,
+        driver_opts: &IndexMap<String, String>,
+        labels: &IndexMap<String, String>,
+    ) -> Result<String, EngineError> {
+        DockerEngine::create_local_volume(self, name, driver_opts, labels).await
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        DockerEngine::remove_volume(self, name).await
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
+        DockerEngine::remove_container(self, name).await
+    }
+
+    async fn fill_volume(
+        &self,
+        volume: &str,
+        image: &str,
+        archive: &ArchiveFile,
+    ) -> Result<(), EngineError> {
+        DockerEngine::fill_volume(self, volume, image, archive).await
+    }
+
+    async fn upload_archive_bytes(
+        &self,
+        container: &str,
+        dir: &str,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        DockerEngine::upload_small_archive(self, container, dir, archive).await
     }
 
     async fn image_has_files_at(&self, image: &str, path: &str) -> Result<bool, EngineError> {

@@ -49,6 +49,9 @@ process can fail to end:
   waits for every non-daemon thread before it exits) writes the stacks of the threads that
   keep it alive, prints `lingering N COUNT` and exits with pytest's own status.
 
+0. With COMPOSE_SHARD_GATE set, pytest waits, before it loads any conftest or project code,
+   for `go` in COMPOSE_SHARD_DIR (see pytest_load_initial_conftests below).
+
 Files rather than arguments avoid any argument-length limit.
 """
 import collections
@@ -70,6 +73,24 @@ TIMEOUT_GRACE = 30.0
 _MESSAGE_LIMIT = 20000
 # The innermost frames of each thread that a stack dump shows (the test's own code is there).
 STACK_FRAMES = 30
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """With COMPOSE_SHARD_GATE, the test container was started before the services it waits
+    for were ready, so that the interpreter, pytest and its plugins load meanwhile; nothing of
+    the project runs (no conftest, no settings, no test module) until compose-shard uploads
+    `go` into COMPOSE_SHARD_DIR, once every condition holds, as `docker compose run` would
+    have started the container then."""
+    gate = os.environ.pop("COMPOSE_SHARD_GATE", None)
+    directory = os.environ.get("COMPOSE_SHARD_DIR")
+    if gate and directory:
+        go = os.path.join(directory, "go")
+        pause = 0.002
+        while not os.path.exists(go):
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.01)
+    yield
 
 
 def pytest_configure(config):

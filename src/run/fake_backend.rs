@@ -137,6 +137,8 @@ pub struct FakeBackend {
     pub engine_gone_after: HashMap<usize, usize>,
     /// The overrides the last test container was created with.
     pub last_test_overrides: RefCell<Option<ContainerOverrides>>,
+    /// Mounting a snapshot's layer fails (an engine without overlay support).
+    pub layers_fail: bool,
     /// The engine does not see this machine's folders (a runner in a container, a remote
     /// engine): `engine_sees_path` answers false.
     pub paths_hidden: bool,
@@ -448,6 +450,43 @@ impl FakeBackend {
     }
 }
 
+/// A tar archive of a folder named after `path`'s last part (mode 0700, owner 999) holding
+/// one file with `content`.
+fn folder_archive(path: &str, content: &[u8]) -> Vec<u8> {
+    let name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("data");
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut folder = tar::Header::new_gnu();
+    folder.set_entry_type(tar::EntryType::Directory);
+    folder.set_mode(0o700);
+    folder.set_uid(999);
+    folder.set_size(0);
+    builder
+        .append_data(&mut folder, format!("{name}/"), std::io::empty())
+        .expect("in memory");
+    let mut file = tar::Header::new_gnu();
+    file.set_size(content.len() as u64);
+    file.set_mode(0o600);
+    builder
+        .append_data(&mut file, format!("{name}/content"), content)
+        .expect("in memory");
+    builder.into_inner().expect("in memory")
+}
+
+/// The file held by a [`folder_archive`].
+fn folder_content(archive: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut reader = tar::Archive::new(archive);
+    let mut entries = reader.entries().ok()?;
+    let mut file = entries.nth(1)?.ok()?;
+    let mut content = Vec::new();
+    file.read_to_end(&mut content).ok()?;
+    Some(content)
+}
+
 fn into_hash(labels: &indexmap::IndexMap<String, String>) -> HashMap<String, String> {
     labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
@@ -593,36 +632,128 @@ impl super::backend::Backend for FakeBackend {
         Ok(())
     }
 
-    async fn archive_of(
+    async fn archive_to_file(
         &self,
         container: &str,
         path: &str,
-    ) -> Result<Option<Vec<u8>>, EngineError> {
+        dest: &std::path::Path,
+    ) -> Result<Option<u64>, EngineError> {
         let (service, group) = self.owner(container);
         self.record(format!("copy out {service}@g{group} {path}"));
         let data = self.volume_data.borrow();
         let stored = data
             .get(container)
             .and_then(|paths| paths.get(path))
-            .cloned();
-        Ok(Some(stored.unwrap_or_else(|| {
-            format!("initialised {service} {path}").into_bytes()
-        })))
+            .cloned()
+            .unwrap_or_else(|| format!("initialised {service} {path}").into_bytes());
+        // As the engine sends it: the folder first (its owner and mode), then its files.
+        let archive = folder_archive(path, &stored);
+        std::fs::write(dest, &archive).map_err(|source| EngineError::Io {
+            action: "write".into(),
+            path: dest.to_path_buf(),
+            source,
+        })?;
+        Ok(Some(archive.len() as u64))
     }
 
-    async fn extract_into(
+    async fn extract_file_into(
         &self,
         container: &str,
         dir: &str,
-        archive: bytes::Bytes,
+        archive: &crate::engine::ArchiveFile,
     ) -> Result<(), EngineError> {
         let (service, group) = self.owner(container);
         self.record(format!("copy in {service}@g{group} {dir}"));
+        let content = archive.read_all().map_err(|source| EngineError::Io {
+            action: "read".into(),
+            path: archive.path.clone(),
+            source,
+        })?;
+        let content = folder_content(&content).unwrap_or(content);
         self.volume_data
             .borrow_mut()
             .entry(container.to_string())
             .or_default()
-            .insert(dir.to_string(), archive.to_vec());
+            .insert(dir.to_string(), content);
+        Ok(())
+    }
+
+    async fn volume_mountpoint(&self, name: &str) -> Result<Option<String>, EngineError> {
+        let known = self
+            .resources
+            .borrow()
+            .contains_key(&(ResourceKind::Volume, name.to_string()));
+        Ok(known.then(|| format!("/fake/volumes/{name}/_data")))
+    }
+
+    async fn create_local_volume(
+        &self,
+        name: &str,
+        driver_opts: &indexmap::IndexMap<String, String>,
+        labels: &indexmap::IndexMap<String, String>,
+    ) -> Result<String, EngineError> {
+        match driver_opts.get("o") {
+            Some(o) => self.record(format!("layer volume {name} {o}")),
+            None => self.record(format!("volume {name}")),
+        }
+        self.resources
+            .borrow_mut()
+            .insert((ResourceKind::Volume, name.into()), into_hash(labels));
+        Ok(format!("/fake/volumes/{name}/_data"))
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.record(format!("remove volume {name}"));
+        self.resources
+            .borrow_mut()
+            .remove(&(ResourceKind::Volume, name.into()));
+        Ok(())
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
+        let (service, group) = self.owner(name);
+        self.record(format!("remove {service}@g{group}"));
+        self.resources
+            .borrow_mut()
+            .remove(&(ResourceKind::Container, name.into()));
+        Ok(())
+    }
+
+    async fn fill_volume(
+        &self,
+        volume: &str,
+        image: &str,
+        archive: &crate::engine::ArchiveFile,
+    ) -> Result<(), EngineError> {
+        self.record(format!(
+            "fill {volume} from {image} ({} bytes)",
+            archive.len
+        ));
+        Ok(())
+    }
+
+    async fn upload_archive_bytes(
+        &self,
+        container: &str,
+        dir: &str,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let (service, group) = self.owner(container);
+        self.record(format!("layer root {service}@g{group} {dir}"));
+        if self.layers_fail {
+            return Err(EngineError::Io {
+                action: "mount an overlay volume for".into(),
+                path: dir.into(),
+                source: std::io::Error::other("invalid argument"),
+            });
+        }
+        // The layer shows the template's content: what a restore by copying would have put.
+        let _ = archive;
+        self.volume_data
+            .borrow_mut()
+            .entry(container.to_string())
+            .or_default()
+            .insert(dir.to_string(), b"layered".to_vec());
         Ok(())
     }
 

@@ -121,17 +121,28 @@ async fn watch<'a, B: Backend>(
     }
 }
 
-/// Run the group's tests in its created and prepared (not yet started) test container; its
-/// first test waits for `gate`.
+/// A group's created and prepared test container.
+#[derive(Debug, Clone, Copy)]
+pub struct TestContainer<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Started already (before its services were ready; pytest waits for the gate file):
+    /// when it was let go on.
+    pub released: Option<Instant>,
+}
+
+/// Run the group's tests in its test container (started here unless it was started early);
+/// its first test waits for `gate`.
 pub async fn run_tests<B: Backend>(
     backend: &B,
     spec: &RunSpec,
     group: usize,
-    container: &str,
+    test_container: TestContainer<'_>,
     dispatcher: &Dispatcher,
     events: &EventSink,
     gate: FirstTestGate<'_>,
 ) -> TestPhaseOutcome {
+    let container = test_container.name;
     let layout = crate::report::ResultsLayout::new(&spec.out_dir);
     let group_dir = layout.group_dir(group);
     let mut outcome = TestPhaseOutcome::default();
@@ -143,11 +154,13 @@ pub async fn run_tests<B: Backend>(
             }));
         return outcome;
     }
-    if let Err(e) = backend.start_attached(container).await {
-        outcome.status = GroupStatus::Environment(EnvironmentFailure::engine(e));
-        return outcome;
+    if test_container.released.is_none() {
+        if let Err(e) = backend.start_attached(container).await {
+            outcome.status = GroupStatus::Environment(EnvironmentFailure::engine(e));
+            return outcome;
+        }
     }
-    outcome.started = Some(Instant::now());
+    outcome.started = Some(test_container.released.unwrap_or_else(Instant::now));
     events.emit(Event::Activity {
         group,
         activity: Activity::Collecting,

@@ -21,6 +21,7 @@ mod pytest_command;
 mod resource_labels;
 pub mod service_snapshot;
 mod signals;
+mod snapshot_layers;
 mod source_copy;
 mod spec;
 mod startup;

@@ -21,10 +21,11 @@ use super::dispatch::{Dispatcher, LostTest};
 use super::error::RunError;
 use super::event::{Activity, Event, EventSink, GroupReport};
 use super::group::prepare_test_container;
-use super::group::run_tests;
+use super::group::{run_tests, TestContainer};
 use super::images::{prepare_images, Images};
 use super::outcome::{EnvironmentFailure, FailureCause, GroupStatus};
-use super::pytest_command::{test_invocation, PluginSettings};
+use super::protocol::{env, GATE_FILE, PLUGIN_DIR};
+use super::pytest_command::{is_pytest, test_invocation, PluginSettings};
 use super::resource_labels::{describe, group_label, run_label};
 use super::service_snapshot::{RunSnapshots, SnapshotStore};
 use super::source_copy::{must_copy, SourceCopy};
@@ -32,7 +33,7 @@ use super::spec::{Assignment, RunSpec, TestSource};
 use super::startup::{start_environment, wait_test_dependencies, StartRequest, Timing, Waits};
 use super::warm_start::SnapshotUse;
 use crate::compose::{Project, Service};
-use crate::engine::ContainerOverrides;
+use crate::engine::{ContainerOverrides, ImageConfig};
 use crate::report::{Phase, PhaseSpan};
 
 /// How long a started dependency's ports are probed before its dependents start anyway.
@@ -311,8 +312,13 @@ pub async fn run_on<B: Backend>(
 /// The run's snapshots of ready services (`None`: off, or no cache folder to keep them in).
 fn run_snapshots(spec: &RunSpec) -> Option<RunSnapshots> {
     let dir = spec.cache_dir.as_deref()?;
-    RunSnapshots::new(spec.snapshots, SnapshotStore::under(dir))
-        .map(|run| run.worth_above(spec.snapshot_worth))
+    let run = RunSnapshots::new(spec.snapshots, SnapshotStore::under(dir))?
+        .worth_above(spec.snapshot_worth);
+    Some(if spec.snapshot_layers {
+        run
+    } else {
+        run.without_layers()
+    })
 }
 
 /// `--groups auto` growing during a dynamic run (see [`super::elastic`]).
@@ -736,16 +742,29 @@ async fn start_and_test<B: Backend>(
     // Compose creates the test container once the conditions it declares hold; creating it
     // (and uploading into it) meanwhile changes nothing the tests see, and saves that time.
     let service = &project.services[&spec.test_service];
+    // pytest itself, with no entrypoint before it, may start loading while the services get
+    // ready: it waits for the gate file before it loads any project code.
+    let early = starts_early(spec, service, cx.images.configs.get(&service.name));
+    let mut test_overrides = overrides(service);
+    if early {
+        test_overrides.env.push((env::GATE.into(), "1".into()));
+    }
     let prepare = async {
         let container = cx
             .backend
-            .create_service(project, service, &overrides(service))
+            .create_service(project, service, &test_overrides)
             .await
             .map_err(EnvironmentFailure::engine)?;
         if let Some(copy) = cx.copy {
             copy.upload(cx.backend, &service.name, &container).await?;
         }
         prepare_test_container(cx.backend, &container).await?;
+        if early {
+            cx.backend
+                .start_attached(&container)
+                .await
+                .map_err(EnvironmentFailure::engine)?;
+        }
         Ok::<String, EnvironmentFailure>(container)
     };
     let declared = wait_test_dependencies(cx.backend, &request, &env, Waits::Declared, cx.events);
@@ -753,6 +772,13 @@ async fn start_and_test<B: Backend>(
     declared?;
     let container = container?;
     let ready = Instant::now();
+    if early {
+        let go: [(&str, &[u8]); 1] = [(GATE_FILE, b"")];
+        cx.backend
+            .upload(&container, PLUGIN_DIR, &go)
+            .await
+            .map_err(EnvironmentFailure::engine)?;
+    }
     report
         .phases
         .push(span(cx.run_started, Phase::Readiness, all_started, ready));
@@ -765,11 +791,15 @@ async fn start_and_test<B: Backend>(
         Waits::Probes,
         cx.events,
     ));
+    let test_container = TestContainer {
+        name: &container,
+        released: early.then_some(ready),
+    };
     let outcome = run_tests(
         cx.backend,
         spec,
         group,
-        &container,
+        test_container,
         cx.dispatcher,
         cx.events,
         probes,
@@ -803,6 +833,19 @@ async fn start_and_test<B: Backend>(
     report.lingering = outcome.lingering;
     report.cpu = outcome.cpu;
     Ok(())
+}
+
+/// Whether the test container may start before its services are ready: the command is
+/// pytest itself and nothing runs before it (no entrypoint of the service or its image), so
+/// what runs early is the interpreter loading pytest and its plugins, and the plugin holds
+/// everything of the project (conftests, settings, test modules) until the conditions hold,
+/// when `docker compose run` would have started the container.
+fn starts_early(spec: &RunSpec, service: &Service, image: Option<&ImageConfig>) -> bool {
+    let entrypoint = match &service.entrypoint {
+        Some(own) => own.is_empty(),
+        None => image.is_some_and(|i| i.entrypoint.is_empty()),
+    };
+    spec.early_start && entrypoint && is_pytest(&spec.command)
 }
 
 /// Remove the group's resources, or with `--keep` say how to enter them.

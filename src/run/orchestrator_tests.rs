@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use crate::engine::{ContainerOverrides, ResourceKind};
+
 use super::event::EventSink;
 use super::fake_backend::{Behaviour, FakeBackend, Step};
 use super::orchestrator::{run, run_on, EngineSlot, RunOutcome};
@@ -1318,9 +1320,8 @@ async fn a_group_without_progress_prints_every_threads_stack_once_and_goes_on() 
     ));
 }
 
-#[tokio::test]
-async fn the_whole_conversation_of_one_static_group_with_the_engine() {
-    // One group, one test, the smallest project: every call, in order.
+/// One group, one test, the smallest project: every call, in order; `entrypoint` for app.
+async fn conversation(entrypoint: Option<Vec<String>>) -> (String, Option<ContainerOverrides>) {
     let out = tempfile::tempdir().unwrap();
     let backend = fake(&["t.py::test_one"]);
     let mut spec = spec(&[1], 1, out.path());
@@ -1330,9 +1331,48 @@ async fn the_whole_conversation_of_one_static_group_with_the_engine() {
     p.volumes.clear();
     let app = p.services.get_mut("app").unwrap();
     app.depends_on.retain(|k, _| k == "db");
+    app.entrypoint = entrypoint;
     let outcome = go(&backend, &spec, round_robin(1)).await;
     assert_eq!(outcome.groups[0].status, GroupStatus::Passed);
     let calls = backend.calls.borrow().join("\n");
+    let overrides = backend.last_test_overrides.borrow().clone();
+    (calls, overrides)
+}
+
+#[tokio::test]
+async fn the_whole_conversation_of_one_static_group_with_the_engine() {
+    // pytest with nothing before it starts while db gets ready, and is let go (`go` uploaded
+    // into the plugin's folder) once db is healthy.
+    let (calls, overrides) = conversation(None).await;
+    let expected = "\
+image fixture/app
+image fixture/db
+inspect image fixture/app
+inspect image fixture/db
+network shop-t1-g1_default
+create db@g1
+start db@g1
+create app@g1
+poll db
+healthcheck db
+upload /tmp/compose-shard-plugin
+upload /tmp/compose-shard
+start app@g1
+poll db
+healthcheck db
+poll db
+upload /tmp/compose-shard-plugin
+read /tmp/compose-shard-plugin/collected.txt
+upload /tmp/compose-shard-plugin
+remove com.docker.compose.project=shop-t1-g1
+remove dev.compose-shard.run=t1";
+    assert_eq!(calls, expected);
+    let gate = ("COMPOSE_SHARD_GATE".to_string(), "1".to_string());
+    assert!(overrides.unwrap().env.contains(&gate));
+
+    // An entrypoint runs the project's own code first: the container starts only once db is
+    // healthy, as `docker compose run` starts it.
+    let (calls, overrides) = conversation(Some(vec!["/entrypoint.sh".into()])).await;
     let expected = "\
 image fixture/app
 image fixture/db
@@ -1355,6 +1395,11 @@ upload /tmp/compose-shard-plugin
 remove com.docker.compose.project=shop-t1-g1
 remove dev.compose-shard.run=t1";
     assert_eq!(calls, expected);
+    assert!(!overrides
+        .unwrap()
+        .env
+        .iter()
+        .any(|(k, _)| k == "COMPOSE_SHARD_GATE"));
 }
 
 // Over 80 lines: a run with the three kinds of failure, then its explanation, read best in
@@ -1587,6 +1632,8 @@ fn calls_like(backend: &FakeBackend, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+// Over 80 lines: one snapshot's whole life over three runs (taken, restored by copying,
+// restored by layering), read best in one place.
 #[tokio::test]
 async fn one_group_takes_the_snapshot_before_dependents_start_and_the_next_run_restores_it() {
     let out = tempfile::tempdir().unwrap();
@@ -1627,9 +1674,11 @@ async fn one_group_takes_the_snapshot_before_dependents_start_and_the_next_run_r
     );
     assert!(calls_like(&first, "copy in").is_empty());
 
-    // The next run starts every group's db from the snapshot, and takes none.
+    // The next run starts every group's db from the snapshot, and takes none: copied into
+    // each environment when layering is off...
     let out = tempfile::tempdir().unwrap();
-    let spec = snapshot_spec(&[1, 2], out.path(), cache.path());
+    let mut spec = snapshot_spec(&[1, 2], out.path(), cache.path());
+    spec.snapshot_layers = false;
     let second = snapshot_fake();
     let outcome = go(&second, &spec, round_robin(2)).await;
     assert_eq!(exit_code(&outcome), ExitCode::Success);
@@ -1645,13 +1694,13 @@ async fn one_group_takes_the_snapshot_before_dependents_start_and_the_next_run_r
         ]
     );
     assert!(calls_like(&second, "stop").is_empty());
+    assert!(calls_like(&second, "fill").is_empty());
     let calls = second.calls.borrow().clone();
     assert!(
         position(&calls, "copy in db@g1 /var/lib/postgresql") < position(&calls, "start db@g1"),
         "filled before it starts"
     );
-    let data = second.volume_data.borrow();
-    let g1 = data.values().next().unwrap();
+    let g1 = second.volume_data.borrow().values().next().unwrap().clone();
     assert_eq!(
         g1.get("/var/lib/postgresql").map(Vec::as_slice),
         Some(&b"initialised db /var/lib/postgresql/data"[..]),
@@ -1659,6 +1708,96 @@ async fn one_group_takes_the_snapshot_before_dependents_start_and_the_next_run_r
     );
     // Migrations still run: a snapshot replaces a service's initialisation, not its dependents.
     position(&calls, "start migrate@g1");
+
+    // ... and by default layered over one template per path, filled once for both groups.
+    let out = tempfile::tempdir().unwrap();
+    let spec = snapshot_spec(&[1, 2], out.path(), cache.path());
+    let third = snapshot_fake();
+    let outcome = go(&third, &spec, round_robin(2)).await;
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    assert!(calls_like(&third, "copy in").is_empty());
+    assert!(calls_like(&third, "stop").is_empty());
+    let fills = calls_like(&third, "fill compose-shard-snapshot-");
+    assert_eq!(fills.len(), 2, "one template per path, once: {fills:?}");
+    let mut roots = calls_like(&third, "layer root");
+    roots.sort();
+    assert_eq!(
+        roots,
+        [
+            "layer root db@g1 /",
+            "layer root db@g1 /var/lib/postgresql",
+            "layer root db@g2 /",
+            "layer root db@g2 /var/lib/postgresql",
+        ]
+    );
+    let layers = calls_like(&third, "layer volume");
+    assert_eq!(layers.len(), 4, "{layers:?}");
+    let template = fills[0].split(' ').nth(1).unwrap();
+    assert!(
+        layers.iter().any(|l| l.contains(&format!(
+            "lowerdir=/fake/volumes/{template}/_data/data,upperdir=/fake/volumes/"
+        )) && l.contains("-upper/_data,workdir=/fake/volumes/")),
+        "an overlay over the template's folder: {layers:?}"
+    );
+    let calls = third.calls.borrow().clone();
+    assert!(
+        position(&calls, "layer root db@g1 /var/lib/postgresql") < position(&calls, "start db@g1")
+    );
+    // Teardown removes every environment's layers; the templates stay for the next run.
+    let volumes: Vec<String> = third
+        .resources
+        .borrow()
+        .keys()
+        .filter(|(kind, _)| *kind == ResourceKind::Volume)
+        .map(|(_, name)| name.clone())
+        .collect();
+    assert!(
+        volumes
+            .iter()
+            .all(|v| v.starts_with("compose-shard-snapshot-")),
+        "{volumes:?}"
+    );
+    assert_eq!(
+        volumes.len(),
+        3,
+        "two templates and their mark: {volumes:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_engine_that_cannot_layer_gets_the_snapshot_copied_in_and_the_run_says_so_once() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let spec = snapshot_spec(&[1, 2], out.path(), cache.path());
+    go(&snapshot_fake(), &spec, round_robin(2)).await;
+    let out = tempfile::tempdir().unwrap();
+    let spec = snapshot_spec(&[1, 2], out.path(), cache.path());
+    let backend = FakeBackend {
+        layers_fail: true,
+        ..snapshot_fake()
+    };
+    let outcome = go(&backend, &spec, round_robin(2)).await;
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    let mut restored = calls_like(&backend, "copy in");
+    restored.sort();
+    assert_eq!(
+        restored,
+        [
+            "copy in db@g1 /",
+            "copy in db@g1 /var/lib/postgresql",
+            "copy in db@g2 /",
+            "copy in db@g2 /var/lib/postgresql",
+        ],
+        "every group copies once layering failed"
+    );
+    let calls = backend.calls.borrow().clone();
+    let failed = calls_like(&backend, "layer root").len();
+    assert!(failed >= 1);
+    assert_eq!(
+        calls_like(&backend, "remove db@").len(),
+        failed.min(2),
+        "the container with the unmountable layer is replaced: {calls:#?}"
+    );
 }
 
 #[tokio::test]
@@ -1682,7 +1821,7 @@ async fn refresh_retakes_off_ignores_and_a_changed_definition_gets_its_own_snaps
             drop(out);
             (
                 calls_like(&backend, "stop").len(),
-                calls_like(&backend, "copy in").len(),
+                calls_like(&backend, "layer root").len(),
             )
         }
     };

@@ -52,7 +52,13 @@ pub mod env {
     pub const TEST_TIMEOUT: &str = "COMPOSE_SHARD_TEST_TIMEOUT";
     /// Seconds the process may stay alive after pytest finished (`--exit-grace`).
     pub const EXIT_GRACE: &str = "COMPOSE_SHARD_EXIT_GRACE";
+    /// Set when the test container starts before its services are ready: pytest loads, then
+    /// waits for [`super::GATE_FILE`] before it loads any project code.
+    pub const GATE: &str = "COMPOSE_SHARD_GATE";
 }
+
+/// The file (in the plugin's folder) that lets an early-started pytest go on.
+pub const GATE_FILE: &str = "go";
 
 /// The names of the files answering a dynamic group's `next K`: the unit's node ids, then the
 /// file whose presence says they are complete.

@@ -54,7 +54,7 @@ fn python_path(existing: Option<&str>) -> String {
 /// Whether the command is pytest itself (`pytest`, `py.test`, a path to either, or
 /// `python -m pytest`), so options can be appended and win over the user's own; any other
 /// command (a wrapper script, `make test`) gets them through `PYTEST_ADDOPTS`.
-fn is_pytest(command: &[String]) -> bool {
+pub(super) fn is_pytest(command: &[String]) -> bool {
     let name = |a: &String| a.rsplit('/').next().unwrap_or(a).to_string();
     match command.first().map(name).as_deref() {
         Some("pytest" | "py.test") => true,

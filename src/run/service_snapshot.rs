@@ -31,7 +31,7 @@ use sha2::Digest;
 
 use crate::compose::{MountKind, Project, Service};
 use crate::config::Snapshots;
-use crate::engine::ImageConfig;
+use crate::engine::{ArchiveFile, ImageConfig};
 
 /// Bumped when what a snapshot holds or how it is keyed changes.
 const FORMAT: &str = "compose-shard-snapshot-1";
@@ -306,8 +306,27 @@ pub struct Stored {
     pub key: String,
     /// Its record.
     pub meta: Meta,
-    /// One tar per path of `meta.paths` (shared by every environment that restores it).
-    pub archives: Vec<bytes::Bytes>,
+    /// One open tar file per path of `meta.paths` (read in pieces by every environment that
+    /// restores it, never held in memory).
+    pub archives: Vec<ArchiveFile>,
+}
+
+/// A snapshot being written, in its temporary folder.
+#[derive(Debug)]
+pub struct Staging {
+    dir: PathBuf,
+}
+
+impl Staging {
+    /// Where the archive of the `i`th path goes.
+    pub fn archive(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("{i}.tar"))
+    }
+
+    /// Give up on it.
+    pub fn discard(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Snapshots on disk, one folder per key.
@@ -350,12 +369,11 @@ impl SnapshotStore {
         serde_json::from_slice(&text).ok()
     }
 
-    /// A snapshot with its archives; `None` if absent or incomplete.
+    /// A snapshot with its archives opened; `None` if absent or incomplete.
     pub fn load(&self, key: &str) -> Option<Stored> {
         let meta = self.meta(key)?;
         let archives = (0..meta.paths.len())
-            .map(|i| std::fs::read(self.root.join(key).join(format!("{i}.tar"))).ok())
-            .map(|read| read.map(bytes::Bytes::from))
+            .map(|i| ArchiveFile::open(&self.root.join(key).join(format!("{i}.tar"))).ok())
             .collect::<Option<Vec<_>>>()?;
         Some(Stored {
             key: key.to_string(),
@@ -364,41 +382,57 @@ impl SnapshotStore {
         })
     }
 
-    /// Write a snapshot: into a temporary folder first, renamed into place, so a reader never
-    /// sees half of one.
+    /// A fresh temporary folder for a snapshot of `key`: its archives are written there
+    /// (`Staging::archive`), then [`SnapshotStore::commit`] puts it in place.
+    pub fn staging(&self, key: &str) -> std::io::Result<Staging> {
+        std::fs::create_dir_all(&self.root)?;
+        let dir = self
+            .root
+            .join(format!(".{key}.{}.partial", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(Staging { dir })
+    }
+
+    /// Write the record into a staged snapshot and rename it into place, so a reader never
+    /// sees half of one (a run still restoring the one it replaces keeps its open files).
+    pub fn commit(&self, key: &str, staging: Staging, meta: &Meta) -> std::io::Result<()> {
+        let written = std::fs::write(
+            staging.dir.join("meta.json"),
+            serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?,
+        );
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&staging.dir);
+            return Err(e);
+        }
+        let target = self.root.join(key);
+        let _ = std::fs::remove_dir_all(&target);
+        match std::fs::rename(&staging.dir, &target) {
+            Ok(()) => Ok(()),
+            // Another run saved the same key meanwhile: the same content, so theirs will do.
+            Err(_) if self.meta(key).is_some() => {
+                let _ = std::fs::remove_dir_all(&staging.dir);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging.dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Write a whole snapshot from archives in memory.
     pub fn save(
         &self,
         key: &str,
         meta: &Meta,
         archives: &[impl AsRef<[u8]>],
     ) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.root)?;
-        let staging = self
-            .root
-            .join(format!(".{key}.{}.partial", std::process::id()));
-        let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir_all(&staging)?;
+        let staging = self.staging(key)?;
         for (i, archive) in archives.iter().enumerate() {
-            std::fs::write(staging.join(format!("{i}.tar")), archive.as_ref())?;
+            std::fs::write(staging.archive(i), archive.as_ref())?;
         }
-        std::fs::write(
-            staging.join("meta.json"),
-            serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?,
-        )?;
-        let target = self.root.join(key);
-        let _ = std::fs::remove_dir_all(&target);
-        match std::fs::rename(&staging, &target) {
-            Ok(()) => Ok(()),
-            // Another run saved the same key meanwhile: the same content, so theirs will do.
-            Err(_) if self.meta(key).is_some() => {
-                let _ = std::fs::remove_dir_all(&staging);
-                Ok(())
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&staging);
-                Err(e)
-            }
-        }
+        self.commit(key, staging, meta)
     }
 
     /// Replace the record of an existing snapshot.
@@ -502,7 +536,15 @@ pub struct RunSnapshots {
     /// far.
     restoring: std::cell::Cell<(usize, usize)>,
     keys: RefCell<HashMap<(String, String), Keyed>>,
+    /// Per key: the template layers on the engine (their folders), made once per run.
+    templates: RefCell<HashMap<String, Templates>>,
+    /// Layering over templates is possible on this run's engines (until it fails once).
+    layering: std::cell::Cell<bool>,
 }
+
+/// The folders (in the engine's filesystem) of a snapshot's template layers, one per path,
+/// made once per run; `None` when they could not be made.
+pub type Templates = Rc<tokio::sync::OnceCell<Option<Vec<String>>>>;
 
 impl RunSnapshots {
     /// Snapshots for a run in `mode` (`None` when off).
@@ -514,7 +556,34 @@ impl RunSnapshots {
             state: RefCell::default(),
             restoring: std::cell::Cell::new((0, 0)),
             keys: RefCell::default(),
+            templates: RefCell::default(),
+            layering: std::cell::Cell::new(true),
         })
+    }
+
+    /// Restore by copying every time instead of layering over templates.
+    pub fn without_layers(self) -> RunSnapshots {
+        self.layering.set(false);
+        self
+    }
+
+    /// Whether restores layer over templates (until one fails).
+    pub fn layering(&self) -> bool {
+        self.layering.get()
+    }
+
+    /// Layering failed on this engine: the rest of the run copies.
+    pub fn layering_failed(&self) {
+        self.layering.set(false);
+    }
+
+    /// The once-per-run cell holding `key`'s template layers.
+    pub fn templates(&self, key: &str) -> Templates {
+        self.templates
+            .borrow_mut()
+            .entry(key.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Services ready faster than `worth` get no snapshot.
@@ -687,6 +756,46 @@ pub fn parent_of(target: &str) -> (&str, &str) {
     }
 }
 
+/// How the names of a snapshot's template volumes on an engine begin (restores layer over
+/// them; `clean --snapshots` removes them with the snapshot).
+pub fn template_prefix(key: &str) -> String {
+    format!("compose-shard-snapshot-{key}-")
+}
+
+/// A one-entry archive made of the first entry of a snapshot's archive (`head`: its first
+/// bytes), its top folder, with any extended headers before it: extracted over a layered
+/// volume's mount point, it gives the layer's top folder the owner, mode and times the
+/// snapshot's had (an overlay's top folder otherwise has those of its empty upper folder).
+/// `None` unless the first entry is a folder whose headers fit in `head`.
+pub fn top_folder_entry(head: &[u8]) -> Option<Vec<u8>> {
+    const BLOCK: usize = 512;
+    let mut at = 0;
+    loop {
+        let header = head.get(at..at + BLOCK)?;
+        let size = usize::try_from(octal(&header[124..136])?).ok()?;
+        match header[156] {
+            // PAX and GNU extended headers: their data follows, then the entry they describe.
+            b'x' | b'g' | b'L' | b'K' => at += BLOCK + size.div_ceil(BLOCK) * BLOCK,
+            b'5' => {
+                let mut entry = head[..at + BLOCK].to_vec();
+                entry.extend([0; 2 * BLOCK]);
+                return Some(entry);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// A tar numeric field: octal digits, padded with spaces or NULs.
+fn octal(field: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(field).ok()?;
+    let digits = text.trim_matches(|c: char| c == '\0' || c == ' ');
+    if digits.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(digits, 8).ok()
+}
+
 /// How long a service's container may take to stop cleanly (`stop_grace_period`, else
 /// Docker's 10 s).
 pub fn stop_grace(service: &Service) -> u32 {
@@ -713,6 +822,64 @@ pub const SETTLE: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
 mod tests {
+
+    fn archive_with_top(name: &str, kind: tar::EntryType, mode: u32, uid: u64) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(uid);
+        header.set_gid(uid);
+        header.set_size(0);
+        builder
+            .append_data(&mut header, name, std::io::empty())
+            .unwrap();
+        let mut file = tar::Header::new_gnu();
+        file.set_size(3);
+        file.set_mode(0o600);
+        builder
+            .append_data(&mut file, format!("{name}/PG_VERSION"), &b"15\n"[..])
+            .unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    fn entries(archive: &[u8]) -> Vec<(String, u32, u64)> {
+        let mut reader = tar::Archive::new(archive);
+        reader
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path()
+                        .unwrap()
+                        .display()
+                        .to_string()
+                        .trim_end_matches('/')
+                        .to_string(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_top_folder_entry_keeps_the_folders_owner_and_mode_and_nothing_else() {
+        let archive = archive_with_top("data/", tar::EntryType::Directory, 0o700, 999);
+        let top = top_folder_entry(&archive).expect("a folder comes first");
+        assert_eq!(entries(&top), [("data".to_string(), 0o700, 999)]);
+        // A name longer than a header holds comes with a GNU long-name header before it.
+        let long = format!("{}/", "d".repeat(150));
+        let archive = archive_with_top(&long, tar::EntryType::Directory, 0o750, 70);
+        let top = top_folder_entry(&archive).expect("a folder comes first");
+        assert_eq!(entries(&top), [("d".repeat(150), 0o750, 70)]);
+        // A file first, or a head too short to hold the header: no entry.
+        let file_first = archive_with_top("data", tar::EntryType::Regular, 0o600, 0);
+        assert_eq!(top_folder_entry(&file_first), None);
+        assert_eq!(top_folder_entry(&archive[..100]), None);
+    }
     use super::*;
     use crate::compose::{Mount, Volume};
 
@@ -915,7 +1082,8 @@ mod tests {
         assert!(store.load("k").is_none());
         store.save("k", &meta(true), &[b"tar".to_vec()]).unwrap();
         let loaded = store.load("k").unwrap();
-        assert_eq!(loaded.archives, vec![bytes::Bytes::from_static(b"tar")]);
+        assert_eq!(loaded.archives.len(), 1);
+        assert_eq!(loaded.archives[0].read_all().unwrap(), b"tar");
         assert_eq!(loaded.meta, meta(true));
         // An archive gone missing makes the snapshot absent, not half-restored.
         std::fs::remove_file(dir.path().join("snapshots/k/0.tar")).unwrap();

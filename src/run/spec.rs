@@ -130,6 +130,10 @@ pub struct RunSpec {
     pub tmpfs_data: bool,
     /// The size of each such tmpfs (`None`: a share of half the engine's memory).
     pub tmpfs_size: Option<u64>,
+    /// Restore snapshots by layering over templates on the engine (else by copying).
+    pub snapshot_layers: bool,
+    /// Start pytest while the services get ready where nothing runs before it.
+    pub early_start: bool,
     /// Groups join while the run goes on (`--groups auto`, dynamic, one engine).
     pub elastic: Option<Elastic>,
 }
@@ -183,6 +187,8 @@ impl RunSpec {
             snapshot_worth: Duration::from_secs_f64(super::service_snapshot::WORTH_SECONDS),
             tmpfs_data: false,
             tmpfs_size: None,
+            snapshot_layers: true,
+            early_start: true,
             elastic: None,
         }
     }

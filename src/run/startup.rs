@@ -29,7 +29,7 @@ use super::backend::Backend;
 use super::event::{Activity, Event, EventSink};
 use super::outcome::{EnvironmentFailure, FailureCause};
 use super::service_snapshot::Action;
-use super::warm_start;
+use super::{snapshot_layers, warm_start};
 use crate::compose::{DependencyCondition, Project, Service, ServiceGraph};
 use crate::engine::{
     ContainerOverrides, ContainerStatus, ExecOutcome, ExecRequest, Health, ImageConfig,
@@ -473,16 +473,18 @@ async fn start_service<B: Backend>(
         activity: Activity::Starting(service.name.clone()),
     });
     let snapshot = warm_start::action_for(request, service);
-    let container = backend
-        .create_service(request.project, service, &(request.overrides)(service))
-        .await
-        .map_err(EnvironmentFailure::engine)?;
-    if let Some(copy) = request.copy {
-        copy.upload(backend, &service.name, &container).await?;
-    }
-    if let Action::Restore(stored) = &snapshot {
-        warm_start::restore(backend, request, &container, stored, events).await?;
-    }
+    let container = if let Action::Restore(stored) = &snapshot {
+        snapshot_layers::create_restored(backend, request, service, stored, events).await?
+    } else {
+        let container = backend
+            .create_service(request.project, service, &(request.overrides)(service))
+            .await
+            .map_err(EnvironmentFailure::engine)?;
+        if let Some(copy) = request.copy {
+            copy.upload(backend, &service.name, &container).await?;
+        }
+        container
+    };
     let started = Instant::now();
     backend
         .start(&container)

@@ -11,7 +11,7 @@ use super::backend::Backend;
 use super::event::{Event, EventSink};
 use super::outcome::EnvironmentFailure;
 use super::service_snapshot::{
-    now_epoch, parent_of, stop_grace, Action, DataPath, Meta, RunSnapshots, Stored, SETTLE,
+    now_epoch, parent_of, stop_grace, Action, DataPath, Meta, RunSnapshots, Staging, Stored, SETTLE,
 };
 use super::startup::{declared_tcp_ports, healthcheck_passes, healthcheck_test, StartRequest};
 use crate::compose::Service;
@@ -79,8 +79,7 @@ pub async fn restore<B: Backend>(
     let mut copied = Ok(());
     for (path, archive) in stored.meta.paths.iter().zip(&stored.archives) {
         let (dir, _) = parent_of(&path.target);
-        // A shared handle to the one copy in memory, not another copy.
-        copied = backend.extract_into(container, dir, archive.clone()).await;
+        copied = backend.extract_file_into(container, dir, archive).await;
         if copied.is_err() {
             break;
         }
@@ -185,7 +184,11 @@ async fn take<B: Backend>(
         worth: true,
         reason: None,
     };
-    let mut archives = Vec::new();
+    let write_error = |source| CaptureError::Write {
+        dir: store.root().to_path_buf(),
+        source,
+    };
+    let staging = store.staging(key).map_err(write_error)?;
     let worth = using.run.worth();
     if let Some(why) = never {
         meta.worth = false;
@@ -195,37 +198,48 @@ async fn take<B: Backend>(
         meta.reason = Some(format!("ready in {init_seconds:.1}s, faster than a copy"));
     } else {
         let began = Instant::now();
-        archives = copy_out(backend, service, container, paths).await?;
+        match copy_out(backend, service, container, paths, &staging).await {
+            Ok(bytes) => meta.bytes = bytes,
+            Err(e) => {
+                staging.discard();
+                return Err(e);
+            }
+        }
         meta.capture_seconds = began.elapsed().as_secs_f64();
-        meta.bytes = archives.iter().map(|a| a.len() as u64).sum();
     }
-    store
-        .save(key, &meta, &archives)
-        .map_err(|source| CaptureError::Write {
-            dir: store.root().to_path_buf(),
-            source,
-        })?;
-    Ok(Stored {
-        key: key.to_string(),
-        meta,
-        archives: archives.into_iter().map(bytes::Bytes::from).collect(),
+    store.commit(key, staging, &meta).map_err(write_error)?;
+    if !meta.worth {
+        return Ok(Stored {
+            key: key.to_string(),
+            meta,
+            archives: Vec::new(),
+        });
+    }
+    store.load(key).ok_or_else(|| {
+        write_error(std::io::Error::other(format!(
+            "snapshot {key} was removed while it was being written"
+        )))
     })
 }
 
-/// Stop the service cleanly, copy its volume paths out, start it again (also when copying
-/// failed).
+/// Stop the service cleanly, copy its volume paths out into `staging`, start it again
+/// (also when copying failed). Returns the bytes written.
 async fn copy_out<B: Backend>(
     backend: &B,
     service: &Service,
     container: &str,
     paths: &[DataPath],
-) -> Result<Vec<Vec<u8>>, CaptureError> {
+    staging: &Staging,
+) -> Result<u64, CaptureError> {
     backend.stop(container, stop_grace(service)).await?;
-    let mut archives = Vec::new();
+    let mut bytes = 0;
     let mut failed = None;
-    for path in paths {
-        match backend.archive_of(container, &path.target).await {
-            Ok(Some(archive)) => archives.push(archive),
+    for (i, path) in paths.iter().enumerate() {
+        match backend
+            .archive_to_file(container, &path.target, &staging.archive(i))
+            .await
+        {
+            Ok(Some(size)) => bytes += size,
             Ok(None) => {
                 failed = Some(CaptureError::Missing(path.target.clone()));
                 break;
@@ -239,7 +253,7 @@ async fn copy_out<B: Backend>(
     backend.start(container).await?;
     match failed {
         Some(why) => Err(why),
-        None => Ok(archives),
+        None => Ok(bytes),
     }
 }
 
@@ -317,6 +331,6 @@ async fn wait_settled<B: Backend>(
     }
 }
 
-fn megabytes(bytes: u64) -> String {
+pub(super) fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
