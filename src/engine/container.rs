@@ -228,14 +228,7 @@ impl DockerEngine {
         dest: &Path,
     ) -> Result<Option<u64>, EngineError> {
         use tokio::io::AsyncWriteExt;
-        let mut stream = self.docker.download_from_container(
-            container,
-            Some(
-                DownloadFromContainerOptionsBuilder::new()
-                    .path(path)
-                    .build(),
-            ),
-        );
+        let mut stream = self.archive_stream(container, path);
         let mut out = tokio::fs::File::create(dest)
             .await
             .map_err(io_error("create", dest))?;
@@ -376,6 +369,22 @@ impl DockerEngine {
         Ok(code)
     }
 
+    /// The engine's tar stream of `path` in a container.
+    fn archive_stream<'a>(
+        &'a self,
+        container: &'a str,
+        path: &'a str,
+    ) -> impl futures::Stream<Item = Result<bytes::Bytes, bollard::errors::Error>> + 'a {
+        self.docker.download_from_container(
+            container,
+            Some(
+                DownloadFromContainerOptionsBuilder::new()
+                    .path(path)
+                    .build(),
+            ),
+        )
+    }
+
     /// The tar archive of `path` in a container (running or stopped), `None` if the path
     /// does not exist.
     pub(super) async fn download_archive(
@@ -383,14 +392,7 @@ impl DockerEngine {
         container: &str,
         path: &str,
     ) -> Result<Option<Vec<u8>>, EngineError> {
-        let mut stream = self.docker.download_from_container(
-            container,
-            Some(
-                DownloadFromContainerOptionsBuilder::new()
-                    .path(path)
-                    .build(),
-            ),
-        );
+        let mut stream = self.archive_stream(container, path);
         let mut archive = Vec::new();
         while let Some(chunk) = stream.next().await {
             match chunk {

@@ -486,9 +486,8 @@ mod tests {
         assert_eq!(mounts[1].read_only, Some(true), "secrets are read-only");
     }
 
-    #[test]
-    fn data_in_memory_replaces_the_volume_and_covers_an_image_volume_binds_stay() {
-        let (project, mut service) = project();
+    /// A read-only bind of init scripts, which no data override touches.
+    fn with_init_scripts(service: &mut Service) {
         service.volumes.push(ComposeMount {
             kind: MountKind::Bind,
             source: Some("/src/init".into()),
@@ -497,6 +496,12 @@ mod tests {
             options: vec![],
             create_host_path: false,
         });
+    }
+
+    #[test]
+    fn data_in_memory_replaces_the_volume_and_covers_an_image_volume_binds_stay() {
+        let (project, mut service) = project();
+        with_init_scripts(&mut service);
         let overrides = ContainerOverrides {
             data_in_memory: vec![
                 ("/var/lib/postgresql/data".into(), 64 << 20),
@@ -540,14 +545,7 @@ mod tests {
     #[test]
     fn a_snapshot_layer_replaces_the_named_volume_and_covers_an_image_volume() {
         let (project, mut service) = project();
-        service.volumes.push(ComposeMount {
-            kind: MountKind::Bind,
-            source: Some("/src/init".into()),
-            target: "/docker-entrypoint-initdb.d".into(),
-            read_only: true,
-            options: vec![],
-            create_host_path: false,
-        });
+        with_init_scripts(&mut service);
         let overrides = ContainerOverrides {
             data_volumes: vec![
                 (
