@@ -127,7 +127,8 @@ impl DockerEngine {
             .await
     }
 
-    async fn upload_archive_into(
+    /// Upload a tar archive held in memory into `dir` of a created container.
+    pub async fn upload_archive_into(
         &self,
         container: &str,
         dir: &str,

@@ -4,9 +4,7 @@
 //! what a service writes stays in its own upper layer.
 
 use bollard::models::{Mount, MountType};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveVolumeOptionsBuilder};
 use indexmap::IndexMap;
 
 use super::client::{to_hash_map, DockerEngine};
@@ -103,22 +101,5 @@ impl DockerEngine {
         let removed = self.remove_container(&container).await;
         filled?;
         removed
-    }
-
-    /// Upload a small tar archive held in memory into `dir` of a created container.
-    pub async fn upload_small_archive(
-        &self,
-        container: &str,
-        dir: &str,
-        archive: Vec<u8>,
-    ) -> Result<(), EngineError> {
-        self.docker
-            .upload_to_container(
-                container,
-                Some(UploadToContainerOptionsBuilder::new().path(dir).build()),
-                bollard::body_full(archive.into()),
-            )
-            .await
-            .map_err(self.api_error(format!("copy into {dir} of container {container}")))
     }
 }

@@ -276,7 +276,8 @@ impl Backend for DockerEngine {
         dir: &str,
         archive: Vec<u8>,
     ) -> Result<(), EngineError> {
-        DockerEngine::upload_small_archive(self, container, dir, archive).await
+        let what = format!("copy into {dir} of container {container}");
+        DockerEngine::upload_archive_into(self, container, dir, archive, what).await
     }
 
     async fn image_has_files_at(&self, image: &str, path: &str) -> Result<bool, EngineError> {

@@ -17,7 +17,7 @@ use super::backend::Backend;
 use super::event::{Event, EventSink};
 use super::outcome::EnvironmentFailure;
 use super::service_snapshot::{parent_of, template_prefix, top_folder_entry, DataPath, Stored};
-use super::startup::StartRequest;
+use super::startup::{create_container, StartRequest};
 use super::warm_start;
 use crate::compose::Service;
 use crate::engine::{ContainerOverrides, EngineError};
@@ -49,7 +49,7 @@ pub async fn create_restored<B: Backend>(
     if let Some(layers) = layers_for(backend, request, service, stored, &plain, events).await {
         let mut overrides = plain.clone();
         overrides.data_volumes = layers.mounts.clone();
-        let container = create(backend, request, service, &overrides).await?;
+        let container = create_container(backend, request, service, &overrides).await?;
         match settle(backend, &container, &layers).await {
             Ok(()) => {
                 events.emit(Event::Info(format!(
@@ -71,25 +71,8 @@ pub async fn create_restored<B: Backend>(
             }
         }
     }
-    let container = create(backend, request, service, &plain).await?;
+    let container = create_container(backend, request, service, &plain).await?;
     warm_start::restore(backend, request, &container, stored, events).await?;
-    Ok(container)
-}
-
-/// Create the container and upload its `--copy-source` files.
-async fn create<B: Backend>(
-    backend: &B,
-    request: &StartRequest<'_>,
-    service: &Service,
-    overrides: &ContainerOverrides,
-) -> Result<String, EnvironmentFailure> {
-    let container = backend
-        .create_service(request.project, service, overrides)
-        .await
-        .map_err(EnvironmentFailure::engine)?;
-    if let Some(copy) = request.copy {
-        copy.upload(backend, &service.name, &container).await?;
-    }
     Ok(container)
 }
 

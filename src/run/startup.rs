@@ -459,6 +459,23 @@ fn condition_holds<'a, B: Backend>(
     .shared()
 }
 
+/// Create a service's container and upload its `--copy-source` files.
+pub(super) async fn create_container<B: Backend>(
+    backend: &B,
+    request: &StartRequest<'_>,
+    service: &Service,
+    overrides: &ContainerOverrides,
+) -> Result<String, EnvironmentFailure> {
+    let container = backend
+        .create_service(request.project, service, overrides)
+        .await
+        .map_err(EnvironmentFailure::engine)?;
+    if let Some(copy) = request.copy {
+        copy.upload(backend, &service.name, &container).await?;
+    }
+    Ok(container)
+}
+
 /// Create one service's container (uploading `--copy-source` files, filling its volumes
 /// from its snapshot) and start it; the environment that takes the service's snapshot takes
 /// it here, before any dependent starts.
@@ -476,14 +493,8 @@ async fn start_service<B: Backend>(
     let container = if let Action::Restore(stored) = &snapshot {
         snapshot_layers::create_restored(backend, request, service, stored, events).await?
     } else {
-        let container = backend
-            .create_service(request.project, service, &(request.overrides)(service))
-            .await
-            .map_err(EnvironmentFailure::engine)?;
-        if let Some(copy) = request.copy {
-            copy.upload(backend, &service.name, &container).await?;
-        }
-        container
+        let overrides = (request.overrides)(service);
+        create_container(backend, request, service, &overrides).await?
     };
     let started = Instant::now();
     backend
