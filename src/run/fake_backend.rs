@@ -98,6 +98,10 @@ pub(super) struct FakeContainer {
     token: String,
     /// `COMPOSE_SHARD_ATTEMPT` from its environment (empty for the groups' own run).
     attempt: String,
+    /// The container whose network namespace it joins (`network_mode: container:x`).
+    joins: Option<String>,
+    /// Started, and its start call returned.
+    running: bool,
     /// How each played test ended: passed, failed or error.
     outcomes: Vec<&'static str>,
 }
@@ -546,6 +550,18 @@ impl super::backend::Backend for FakeBackend {
         let group = project.isolation.as_ref().map_or(1, |i| i.group);
         let test = overrides.command.is_some();
         self.record(format!("create {}@g{group}", service.name));
+        // As the engine: a container joining another's network namespace needs it to exist
+        // (and, to start, to run).
+        let joins = service
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("container:"))
+            .map(str::to_string);
+        if let Some(joined) = joins.as_deref() {
+            if !self.containers.borrow().contains_key(joined) {
+                return Err(joined_missing(joined));
+            }
+        }
         for bind in service
             .volumes
             .iter()
@@ -584,23 +600,12 @@ impl super::backend::Backend for FakeBackend {
                 finished: 0,
                 played: Vec::new(),
                 dumps: 0,
-                dynamic: overrides
-                    .env
-                    .iter()
-                    .any(|(k, v)| k == env::DIST && v == "dynamic"),
-                token: overrides
-                    .env
-                    .iter()
-                    .find(|(k, _)| k == env::TOKEN)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default(),
-                attempt: overrides
-                    .env
-                    .iter()
-                    .find(|(k, _)| k == super::explain::ATTEMPT_ENV)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default(),
+                dynamic: env_value(overrides, env::DIST) == "dynamic",
+                token: env_value(overrides, env::TOKEN),
+                attempt: env_value(overrides, super::explain::ATTEMPT_ENV),
                 outcomes: Vec::new(),
+                joins,
+                running: false,
             },
         );
         tokio::task::yield_now().await;
@@ -614,7 +619,21 @@ impl super::backend::Backend for FakeBackend {
             (c.service.clone(), c.group)
         };
         self.record(format!("start {service}@g{group}"));
+        let joined = self.containers.borrow()[container].joins.clone();
+        if let Some(joined) = joined {
+            if !self
+                .containers
+                .borrow()
+                .get(&joined)
+                .is_some_and(|j| j.running)
+            {
+                return Err(joined_missing(&joined));
+            }
+        }
         tokio::time::sleep(self.start_takes).await;
+        if let Some(c) = self.containers.borrow_mut().get_mut(container) {
+            c.running = true;
+        }
         Ok(())
     }
 
@@ -867,7 +886,13 @@ impl super::backend::Backend for FakeBackend {
         dir: &str,
         files: &[(&str, &[u8])],
     ) -> Result<(), EngineError> {
-        self.record(format!("upload {dir}"));
+        if let [(super::protocol::GATE_FILE, _)] = files {
+            // The gate: pytest may load the project's code from now on.
+            let (service, group) = self.owner(container);
+            self.record(format!("let go {service}@g{group}"));
+        } else {
+            self.record(format!("upload {dir}"));
+        }
         tokio::task::yield_now().await;
         let mut containers = self.containers.borrow_mut();
         let c = containers.get_mut(container).expect("known container");
@@ -989,4 +1014,23 @@ impl super::backend::Backend for FakeBackend {
         }
         Ok(found)
     }
+}
+
+/// The engine's refusal of a container joining one that does not exist or run.
+fn joined_missing(joined: &str) -> EngineError {
+    EngineError::Io {
+        action: "join the network namespace of".into(),
+        path: joined.into(),
+        source: std::io::Error::other("No such container, or not running"),
+    }
+}
+
+/// The value the overrides give to an environment variable of the container ("" if none).
+fn env_value(overrides: &ContainerOverrides, key: &str) -> String {
+    overrides
+        .env
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
 }

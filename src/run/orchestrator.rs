@@ -30,7 +30,10 @@ use super::resource_labels::{describe, group_label, run_label};
 use super::service_snapshot::{RunSnapshots, SnapshotStore};
 use super::source_copy::{must_copy, SourceCopy};
 use super::spec::{Assignment, RunSpec, TestSource};
-use super::startup::{start_environment, wait_test_dependencies, StartRequest, Timing, Waits};
+use super::startup::{
+    create_resources, start_services, wait_test_dependencies, StartRequest, StartedEnvironment,
+    Timing, Waits,
+};
 use super::warm_start::SnapshotUse;
 use crate::compose::{Project, Service};
 use crate::engine::{ContainerOverrides, ImageConfig};
@@ -731,16 +734,14 @@ async fn start_and_test<B: Backend>(
         group,
         snapshots: cx.snapshots,
     };
-    let env = start_environment(cx.backend, &request, cx.events).await?;
-    let all_started = env.all_started.unwrap_or_else(Instant::now);
-    report.phases.push(span(
-        cx.run_started,
-        Phase::Environment,
-        started,
-        all_started,
-    ));
+    create_resources(cx.backend, &request, cx.events).await?;
+    let env_started = start_services(cx.backend, &request, cx.events)
+        .boxed_local()
+        .shared();
     // Compose creates the test container once the conditions it declares hold; creating it
-    // (and uploading into it) meanwhile changes nothing the tests see, and saves that time.
+    // (and uploading into it) while its dependencies start changes nothing the tests see, and
+    // saves that time. Only a container that joins a dependency's network namespace
+    // (`network_mode: service:x`) must wait for that container to exist.
     let service = &project.services[&spec.test_service];
     // pytest itself, with no entrypoint before it, may start loading while the services get
     // ready: it waits for the gate file before it loads any project code.
@@ -749,7 +750,14 @@ async fn start_and_test<B: Backend>(
     if early {
         test_overrides.env.push((env::GATE.into(), "1".into()));
     }
+    let joins_a_dependency = service
+        .network_mode
+        .as_deref()
+        .is_some_and(|mode| mode.starts_with("container:"));
     let prepare = async {
+        if joins_a_dependency {
+            env_started.clone().await?;
+        }
         let container = cx
             .backend
             .create_service(project, service, &test_overrides)
@@ -767,10 +775,21 @@ async fn start_and_test<B: Backend>(
         }
         Ok::<String, EnvironmentFailure>(container)
     };
-    let declared = wait_test_dependencies(cx.backend, &request, &env, Waits::Declared, cx.events);
-    let (container, declared) = futures::join!(prepare, declared);
-    declared?;
+    let declared = async {
+        let env = env_started.clone().await?;
+        wait_test_dependencies(cx.backend, &request, &env, Waits::Declared, cx.events).await?;
+        Ok::<StartedEnvironment, EnvironmentFailure>(env)
+    };
+    let (env, container) = futures::join!(declared, prepare);
+    let env = env?;
     let container = container?;
+    let all_started = env.all_started.unwrap_or(started);
+    report.phases.push(span(
+        cx.run_started,
+        Phase::Environment,
+        started,
+        all_started,
+    ));
     let ready = Instant::now();
     if early {
         let go: [(&str, &[u8]); 1] = [(GATE_FILE, b"")];

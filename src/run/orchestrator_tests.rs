@@ -189,7 +189,8 @@ async fn starts_services_after_their_dependencies_and_runs_every_test_once() {
     let calls = backend.calls.borrow().clone();
     let start_db = position(&calls, "start db@g1");
     let start_migrate = position(&calls, "start migrate@g1");
-    let start_app = position(&calls, "start app@g1");
+    // pytest may start early, but no project code runs before its dependencies are ready.
+    let start_app = position(&calls, "let go app@g1");
     assert!(
         start_db < start_migrate && start_migrate < start_app,
         "{calls:#?}"
@@ -264,10 +265,15 @@ async fn independent_services_are_created_together_and_the_test_container_while_
     let created = position(&calls, "create db@g1").max(position(&calls, "create redis@g1"));
     let started = position(&calls, "start db@g1").min(position(&calls, "start redis@g1"));
     assert!(created < started, "{calls:#?}");
-    // The test container is created (and the plugin uploaded) while db becomes healthy and
-    // migrate completes, and started only once both hold, as Compose starts it.
+    // The test container is created (and the plugin uploaded) while db starts, becomes
+    // healthy and migrate completes, and its pytest let go only once both hold, as Compose
+    // starts it.
     let create_app = position(&calls, "create app@g1");
-    let start_app = position(&calls, "start app@g1");
+    assert!(
+        create_app < position(&calls, "create migrate@g1"),
+        "{calls:#?}"
+    );
+    let start_app = position(&calls, "let go app@g1");
     assert!(create_app < last_position(&calls, "poll db"), "{calls:#?}");
     assert!(
         create_app < last_position(&calls, "poll migrate"),
@@ -276,6 +282,26 @@ async fn independent_services_are_created_together_and_the_test_container_while_
     assert!(start_app > last_position(&calls, "poll db"), "{calls:#?}");
     assert!(
         start_app > last_position(&calls, "poll migrate"),
+        "{calls:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_test_container_in_a_dependencys_network_namespace_is_created_once_that_runs() {
+    let out = tempfile::tempdir().unwrap();
+    let backend = FakeBackend {
+        start_takes: Duration::from_millis(20),
+        ..fake(&IDS)
+    };
+    let mut spec = spec(&[1], 1, out.path());
+    let app = spec.projects[0].services.get_mut("app").unwrap();
+    app.network_mode = Some("container:shop-t1-g1-db-1".into());
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(outcome.groups[0].status, GroupStatus::Passed);
+    let calls = backend.calls.borrow().clone();
+    // The engine refuses a container joining one that does not exist or run yet.
+    assert!(
+        position(&calls, "create app@g1") > position(&calls, "start db@g1"),
         "{calls:#?}"
     );
 }
@@ -388,8 +414,11 @@ async fn a_never_healthy_service_fails_only_its_group_with_name_state_and_log() 
     assert!(reason.contains("FATAL something broke"), "{reason}");
     assert_eq!(outcome.groups[0].status, GroupStatus::Passed);
     assert!(
-        !backend.calls.borrow().contains(&"start app@g2".to_string()),
-        "a dependent of a failed service must not start"
+        !backend
+            .calls
+            .borrow()
+            .contains(&"let go app@g2".to_string()),
+        "a dependent of a failed service must not run"
     );
     assert_eq!(exit_code(&outcome), ExitCode::Environment);
     assert_eq!(backend.remaining(), Vec::<String>::new());
@@ -551,7 +580,7 @@ async fn an_interrupt_during_startup_removes_everything() {
         .calls
         .borrow()
         .iter()
-        .any(|c| c.starts_with("start app")));
+        .any(|c| c.starts_with("let go app")));
 }
 
 #[tokio::test]
@@ -565,7 +594,7 @@ async fn an_interrupt_during_tests_removes_everything() {
         .calls
         .borrow()
         .iter()
-        .any(|c| c.starts_with("start app")));
+        .any(|c| c.starts_with("let go app")));
 }
 
 #[test]
@@ -1341,8 +1370,8 @@ async fn conversation(entrypoint: Option<Vec<String>>) -> (String, Option<Contai
 
 #[tokio::test]
 async fn the_whole_conversation_of_one_static_group_with_the_engine() {
-    // pytest with nothing before it starts while db gets ready, and is let go (`go` uploaded
-    // into the plugin's folder) once db is healthy.
+    // The test container is created while db starts; pytest with nothing before it starts
+    // at once, and is let go (`go` uploaded into the plugin's folder) once db is healthy.
     let (calls, overrides) = conversation(None).await;
     let expected = "\
 image fixture/app
@@ -1351,17 +1380,17 @@ inspect image fixture/app
 inspect image fixture/db
 network shop-t1-g1_default
 create db@g1
-start db@g1
 create app@g1
-poll db
-healthcheck db
+start db@g1
 upload /tmp/compose-shard-plugin
 upload /tmp/compose-shard
 start app@g1
 poll db
 healthcheck db
 poll db
-upload /tmp/compose-shard-plugin
+healthcheck db
+poll db
+let go app@g1
 read /tmp/compose-shard-plugin/collected.txt
 upload /tmp/compose-shard-plugin
 remove com.docker.compose.project=shop-t1-g1
@@ -1380,12 +1409,12 @@ inspect image fixture/app
 inspect image fixture/db
 network shop-t1-g1_default
 create db@g1
-start db@g1
 create app@g1
-poll db
-healthcheck db
+start db@g1
 upload /tmp/compose-shard-plugin
 upload /tmp/compose-shard
+poll db
+healthcheck db
 poll db
 healthcheck db
 poll db

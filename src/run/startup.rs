@@ -353,24 +353,33 @@ type Started<'a> = Shared<LocalBoxFuture<'a, Result<String, EnvironmentFailure>>
 /// declares the same one).
 type Holds<'a> = Shared<LocalBoxFuture<'a, Result<(), EnvironmentFailure>>>;
 
-/// Bring up the test service's dependencies as Compose's dependency graph does: each
-/// service is created and started the moment the conditions it declares on its own
-/// dependencies hold, whatever another branch of the graph is still doing (a database and a
-/// cache start at once, and a worker on the cache does not wait for the database's
-/// migration). The test service's own conditions are not waited for here: see
-/// [`wait_test_dependencies`]. On failure, whatever was created stays for the caller's
+/// Create the group's networks and volumes: what every container of the group, the test
+/// container among them, needs to exist before it is created.
+pub async fn create_resources<B: Backend>(
+    backend: &B,
+    request: &StartRequest<'_>,
+    events: &EventSink,
+) -> Result<(), EnvironmentFailure> {
+    events.emit(Event::Activity {
+        group: request.group,
+        activity: Activity::Creating,
+    });
+    create_networks_and_volumes(backend, request.project).await
+}
+
+/// Bring up the test service's dependencies as Compose's dependency graph does (after
+/// [`create_resources`]): each service is created and started the moment the conditions it
+/// declares on its own dependencies hold, whatever another branch of the graph is still
+/// doing (a database and a cache start at once, and a worker on the cache does not wait for
+/// the database's migration). The test service's own conditions are not waited for here:
+/// see [`wait_test_dependencies`]. On failure, whatever was created stays for the caller's
 /// label-based teardown.
-pub async fn start_environment<B: Backend>(
+pub async fn start_services<B: Backend>(
     backend: &B,
     request: &StartRequest<'_>,
     events: &EventSink,
 ) -> Result<StartedEnvironment, EnvironmentFailure> {
     let StartRequest { project, group, .. } = *request;
-    events.emit(Event::Activity {
-        group,
-        activity: Activity::Creating,
-    });
-    create_networks_and_volumes(backend, project).await?;
     let order = start_order(project)
         .map_err(|cycle| EnvironmentFailure::of(FailureCause::DependencyCycle(cycle)))?;
     let order: Vec<&String> = order
