@@ -22,6 +22,16 @@ const INIT_DONE: &str = "PostgreSQL init process complete; ready for start up.";
 /// What PostgreSQL logs once it serves (proves a log without [`INIT_DONE`] is a real start).
 const SERVING: &str = "database system is ready to accept connections";
 
+/// The tests of this file run one at a time: `clean --snapshots` (a test's end) also removes
+/// leftovers, i.e. whatever a finished process left, and another test's kept run is one
+/// until its logs are read. Taken first in each test, so it is released last.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ALONE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Runs kept with `--keep`, removed with `compose-shard clean --run ID`: explicitly (checking
 /// nothing is left) once their logs are read, or on drop (also when a test panics).
 #[derive(Default)]
@@ -276,6 +286,7 @@ fn meta(snapshot: &Path) -> serde_json::Value {
 /// the second starts every group's db from it (no `initdb`), and every test ends the same.
 #[test]
 fn the_second_run_of_the_example_starts_its_databases_from_the_first_runs_snapshot() {
+    let _alone = one_at_a_time();
     require_docker_and_images();
     let stack = stack_copy("django-postgres-redis");
     let cache = Cache::new();
@@ -521,6 +532,7 @@ fn assert_initialised_and_taken(run: &Finished) {
 /// the test sees the new row, not the old snapshot's).
 #[test]
 fn a_changed_init_script_or_environment_initialises_the_database_again() {
+    let _alone = one_at_a_time();
     require_docker_and_images();
     let stack = seeded_stack("first", "");
     let root = stack.path();
@@ -582,6 +594,7 @@ fn a_changed_init_script_or_environment_initialises_the_database_again() {
 /// one) and does not use the matching snapshot that is there afterwards.
 #[test]
 fn snapshots_off_neither_writes_nor_uses_a_snapshot() {
+    let _alone = one_at_a_time();
     require_docker_and_images();
     let stack = seeded_stack("off", "");
     let root = stack.path();
