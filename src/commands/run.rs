@@ -291,15 +291,21 @@ fn distribution(
     Ok((settings.dist(groups)?, false))
 }
 
-/// The most groups `--groups auto` goes to: the CPUs, or four times them when the last run
-/// measured tests that mostly wait; capped by memory.
-fn auto_ceiling(previous: Option<&plan::RunTimings>) -> usize {
-    let cpus = crate::machine::cpus().max(1);
-    let waiting = previous
-        .and_then(|t| t.cpu_fraction)
-        .is_some_and(|f| f < plan::auto_groups::WAITING);
-    let ceiling = if waiting { cpus * 4 } else { cpus };
-    ceiling
+/// `--groups auto` growing: up to [`auto_ceiling`] groups, weighing the tests' CPU share as
+/// the last run measured it until this run measures its own.
+fn elastic(settings: &RunSettings, factory: &run::ProjectFactory) -> run::Elastic {
+    run::Elastic {
+        factory: factory.clone(),
+        max_groups: auto_ceiling(),
+        cpus: crate::machine::cpus(),
+        cpu_fraction: previous_timings(settings).and_then(|t| t.cpu_fraction),
+    }
+}
+
+/// The most groups `--groups auto` goes to: four times the CPUs (more pay only for tests
+/// that wait, which the run weighs as it measures them), capped by memory.
+fn auto_ceiling() -> usize {
+    (crate::machine::cpus().max(1) * 4)
         .min(crate::machine::memory_group_cap().max(1))
         .min(64)
 }
@@ -488,10 +494,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             .then(|| (durations.clone(), settings.split_by, groups));
     let source = test_source(&settings, fixed_plan, durations, (groups, dist), &plan_file)?;
     let factory = project_factory(&settings, &project, &test_service, &id);
-    let elastic = growing.then(|| run::Elastic {
-        factory: factory.clone(),
-        max_groups: auto_ceiling(previous_timings(&settings).as_ref()),
-    });
+    let elastic = growing.then(|| elastic(&settings, &factory));
     let previous = previous_run(&settings);
     Ok(Prepared {
         spec: RunSpec {

@@ -9,6 +9,9 @@
 //!   `remaining / (CHUNK_FACTOR * groups)` (at least a quarter second, and at least one
 //!   unit), so early requests are few and large and the end of the run is fine-grained,
 //!   which bounds the imbalance by the last small chunk rather than by a whole group's share.
+//!   When more groups may join (`--groups auto` growing), chunks are sized for the most
+//!   groups there may be, so the first group does not hold a share meant for one group alone
+//!   when the others arrive.
 //! - The queue learns: each finished test's measured duration re-weighs the pending units of
 //!   its module that have no recorded duration (with nothing recorded at all, of every
 //!   module), and the pending units are put in queue order again.
@@ -210,6 +213,27 @@ pub struct GroupEnd {
     pub not_run: Vec<usize>,
 }
 
+fn mean((sum, count): (u64, u64)) -> Option<u64> {
+    (count > 0).then(|| sum / count)
+}
+
+/// `unit`'s estimate weighed again: its estimated tests count the mean measured duration of
+/// their module, else `all`; `None` when neither is known (or it has no estimated tests).
+fn weighed(
+    unit: &QueueUnit,
+    measured: &HashMap<String, (u64, u64)>,
+    all: Option<u64>,
+) -> Option<u64> {
+    if unit.estimated_tests == 0 {
+        return None;
+    }
+    let per_test = measured.get(&unit.module).copied().and_then(mean).or(all)?;
+    Some(
+        unit.recorded_micros
+            .saturating_add(per_test.saturating_mul(unit.estimated_tests as u64)),
+    )
+}
+
 /// The queue of one dynamic run.
 #[derive(Debug)]
 pub struct WorkQueue {
@@ -233,6 +257,8 @@ pub struct WorkQueue {
     /// A group may be abandoned after a test timed out, its unfinished in-flight unit
     /// coming back ([`QueueEnd::Abandoned`]).
     may_abandon: bool,
+    /// The most groups that may pull from the queue (more may join during the run).
+    may_grow_to: usize,
 }
 
 impl WorkQueue {
@@ -256,7 +282,24 @@ impl WorkQueue {
             nothing_recorded: false,
             reweigh: false,
             may_abandon: false,
+            may_grow_to: 0,
         }
+    }
+
+    /// Up to `groups` groups may pull from the queue in all: chunks are sized for them.
+    pub fn may_grow_to(mut self, groups: usize) -> WorkQueue {
+        self.may_grow_to = groups;
+        let sharers = self.sharers();
+        order_spread(
+            self.pending.make_contiguous(),
+            self.remaining_micros / (CHUNK_FACTOR * sharers),
+        );
+        self
+    }
+
+    /// The groups chunks are sized for.
+    fn sharers(&self) -> u64 {
+        self.groups.max(self.may_grow_to) as u64
     }
 
     /// Groups may be abandoned after a test timed out (`--test-timeout`): a free group waits
@@ -278,19 +321,10 @@ impl WorkQueue {
     /// their module (else, with nothing recorded, of every module), so that a slow module
     /// moves to the front as soon as one of its tests has run.
     fn weigh_pending(&mut self) {
-        let mean = |(sum, count): (u64, u64)| (count > 0).then(|| sum / count);
-        let all = mean(self.measured_all).filter(|_| self.nothing_recorded);
-        for unit in self.pending.iter_mut().filter(|u| u.estimated_tests > 0) {
-            let per_test = self
-                .measured
-                .get(&unit.module)
-                .copied()
-                .and_then(mean)
-                .or(all);
-            if let Some(per_test) = per_test {
-                unit.micros = unit
-                    .recorded_micros
-                    .saturating_add(per_test.saturating_mul(unit.estimated_tests as u64));
+        let all = self.mean_of_all();
+        for unit in self.pending.iter_mut() {
+            if let Some(micros) = weighed(unit, &self.measured, all) {
+                unit.micros = micros;
             }
         }
         let remaining: u64 = self
@@ -298,9 +332,10 @@ impl WorkQueue {
             .iter()
             .map(|u| u.micros)
             .fold(0, u64::saturating_add);
+        let sharers = self.sharers();
         order_spread(
             self.pending.make_contiguous(),
-            remaining / (CHUNK_FACTOR * self.groups as u64),
+            remaining / (CHUNK_FACTOR * sharers),
         );
         self.remaining_micros = self
             .pending
@@ -325,13 +360,35 @@ impl WorkQueue {
         (self.pending.len(), self.remaining_micros)
     }
 
-    /// The estimated microseconds not yet handed out, weighed again from every duration
-    /// measured so far; and how many tests have been measured.
+    /// The mean measured microseconds per test of every module, when nothing was recorded
+    /// (otherwise the recorded figures stand for the modules not measured yet).
+    fn mean_of_all(&self) -> Option<u64> {
+        mean(self.measured_all).filter(|_| self.nothing_recorded)
+    }
+
+    /// The estimated microseconds of work left: not yet handed out, and handed but not
+    /// finished (each unit's unfinished share), weighed again from every duration measured
+    /// so far; and how many tests have been measured.
     pub fn work_left(&mut self) -> (u64, u64) {
         if self.reweigh {
             self.weigh_pending();
         }
-        (self.remaining_micros, self.measured_all.1)
+        let all = self.mean_of_all();
+        let held = self
+            .handed
+            .values()
+            .flatten()
+            .filter(|h| h.finished < h.unit.tests.len())
+            .map(|h| {
+                let micros = weighed(&h.unit, &self.measured, all).unwrap_or(h.unit.micros);
+                let left = (h.unit.tests.len() - h.finished) as u64;
+                micros.saturating_mul(left) / h.unit.tests.len().max(1) as u64
+            })
+            .fold(0, u64::saturating_add);
+        (
+            self.remaining_micros.saturating_add(held),
+            self.measured_all.1,
+        )
     }
 
     /// Another group pulls from the queue from now on (chunks get smaller).
@@ -354,7 +411,7 @@ impl WorkQueue {
             self.weigh_pending();
         }
         let target =
-            (self.remaining_micros / (CHUNK_FACTOR * self.groups as u64)).max(MIN_CHUNK_MICROS);
+            (self.remaining_micros / (CHUNK_FACTOR * self.sharers())).max(MIN_CHUNK_MICROS);
         let mut units = Vec::new();
         while let Some(next) = self.pending.front() {
             if !units.is_empty() && chunk.micros.saturating_add(next.micros) > target {
@@ -534,6 +591,23 @@ mod tests {
         assert_eq!(modules[1].name, "b.py");
         assert_eq!(modules[1].micros, 3_000_000);
         assert_eq!(modules[0].tests, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn the_work_left_counts_what_groups_hold_and_have_not_finished() {
+        // Two units of 4 s (two tests each) and four of 1 s, one group: the first chunk
+        // takes 4 s of the 12.
+        let mut units = vec![unit("big1", &[0, 1], 4), unit("big2", &[2, 3], 4)];
+        units.extend((4..8).map(|i| unit(&format!("u{i}"), &[i], 1)));
+        let mut q = WorkQueue::new(units, 8, 1);
+        assert_eq!(q.work_left().0, 12_000_000);
+        let chunk = q.take(1);
+        assert_eq!(chunk.micros, 4_000_000, "{chunk:?}");
+        assert_eq!(q.work_left().0, 12_000_000, "handed is not done");
+        q.finished(1, chunk.tests[0], Some(2.0));
+        assert_eq!(q.work_left().0, 10_000_000, "half the unit is left");
+        q.finished(1, chunk.tests[1], Some(2.0));
+        assert_eq!(q.work_left().0, 8_000_000);
     }
 
     #[test]

@@ -27,14 +27,14 @@ into $COMPOSE_SHARD_DIR through the Docker API.
    test comes next (pytest tears module and class fixtures down only when the next test no
    longer needs them).
 3. After each test it prints `done OUTCOME SECONDS NODEID` (compose-shard's queue learns from
-   the durations) and appends the same facts, with the failure's text, to progress.jsonl in
+   the durations), and every CPU_EVERY seconds of tests `cpu CPU WALL` (the CPU seconds the
+   test process spent in its tests so far, and their wall seconds: whether the tests compute
+   or wait, which `--groups auto` weighs while it runs), and appends the same facts, with the failure's text, to progress.jsonl in
    $COMPOSE_SHARD_RESULTS: what is left when pytest dies before it writes its JUnit XML.
    Before each test it looks for a `stop` file (compose-shard writes it when --maxfail is
    reached across the groups): then it stops as pytest's own --maxfail would.
-4. When pytest's session is over (its JUnit XML and coverage written) it prints
-   `cpu CPU WALL` (the CPU seconds the test process spent in its tests, and their wall
-   seconds: whether the tests compute or wait) and `finished STATUS` with pytest's exit
-   status.
+4. When pytest's session is over (its JUnit XML and coverage written) it prints the last
+   `cpu CPU WALL` and `finished STATUS` with pytest's exit status.
 
 A watchdog thread (a daemon, so it never keeps the process alive) covers the ways a test
 process can fail to end:
@@ -70,6 +70,8 @@ NAME = "compose-shard"
 # How long the main thread may take to end the session after a test timed out, before the
 # watchdog ends the process itself.
 TIMEOUT_GRACE = 30.0
+# Seconds of tests between two `cpu` lines (`--groups auto` weighs them while the run grows).
+CPU_EVERY = 1.0
 _MESSAGE_LIMIT = 20000
 # The innermost frames of each thread that a stack dump shows (the test's own code is there).
 STACK_FRAMES = 30
@@ -212,6 +214,7 @@ class ComposeShard:
         self.status = None
         self.cpu_seconds = 0.0
         self.wall_seconds = 0.0
+        self.cpu_told_at = 0.0
         self.stacks_written = 0
         self.stacks_lock = threading.Lock()
         # (node id, monotonic start) of the test running now; set by the main thread.
@@ -346,6 +349,9 @@ class ComposeShard:
         finally:
             self.cpu_seconds += time.process_time() - cpu
             self.wall_seconds += time.perf_counter() - wall
+            if self.wall_seconds - self.cpu_told_at >= CPU_EVERY:
+                self.cpu_told_at = self.wall_seconds
+                self.emit("cpu %.3f %.3f" % (self.cpu_seconds, self.wall_seconds))
 
     def _protocol(self, session, item, nextitem):
         self.current = (item.nodeid, time.monotonic())

@@ -51,6 +51,8 @@ struct OwnIds {
 struct Dynamic {
     /// A group may be abandoned after a test timed out (`--test-timeout`).
     may_abandon: bool,
+    /// The most groups there may be (more join with `--groups auto`); 0: the ones there are.
+    may_grow_to: usize,
     durations: Durations,
     split_by: SplitBy,
     groups: usize,
@@ -86,6 +88,9 @@ struct State {
     containers: BTreeMap<usize, String>,
     /// When the first chunk or list was handed out.
     first_handed: Option<tokio::time::Instant>,
+    /// CPU and wall seconds of each group's tests, as its plugin reported them: the first
+    /// report and the latest.
+    cpu: BTreeMap<usize, [(f64, f64); 2]>,
 }
 
 /// How a group's test process ended, for what becomes of its work.
@@ -181,6 +186,7 @@ impl Dispatcher {
                 groups,
             } => Mode::Dynamic(Box::new(Dynamic {
                 may_abandon: false,
+                may_grow_to: 0,
                 durations,
                 split_by,
                 groups,
@@ -200,8 +206,17 @@ impl Dispatcher {
                 not_run: Vec::new(),
                 containers: BTreeMap::new(),
                 first_handed: None,
+                cpu: BTreeMap::new(),
             }),
         }
+    }
+
+    /// Up to `groups` groups may pull from the queue in all (`--groups auto` growing).
+    pub(crate) fn may_grow_to(self, groups: usize) -> Self {
+        if let Mode::Dynamic(mode) = &mut self.state.borrow_mut().mode {
+            mode.may_grow_to = groups;
+        }
+        self
     }
 
     /// Groups may be abandoned after a test timed out (`--test-timeout`): free groups wait
@@ -353,6 +368,32 @@ impl Dispatcher {
         let recorded = !mode.durations.is_empty();
         let (micros, measured) = mode.queue.as_mut()?.work_left();
         Some((micros as f64 / 1e6, measured as usize, recorded))
+    }
+
+    /// `group`'s tests so far took `cpu` CPU seconds in `wall` wall seconds.
+    pub(crate) fn record_cpu(&self, group: usize, cpu: f64, wall: f64) {
+        self.state
+            .borrow_mut()
+            .cpu
+            .entry(group)
+            .and_modify(|[_, latest]| *latest = (cpu, wall))
+            .or_insert([(cpu, wall); 2]);
+    }
+
+    /// CPU seconds per wall second of the tests of every group (0: they wait, 1: they
+    /// compute), from each group's first report on: the first covers its first tests, which
+    /// carry the session's set-up (a test database created, migrations), not what the tests
+    /// are like. `None` before a second of tests was measured that way.
+    pub(crate) fn cpu_fraction(&self) -> Option<f64> {
+        let (cpu, wall) = self
+            .state
+            .borrow()
+            .cpu
+            .values()
+            .fold((0.0, 0.0), |(c, w), [first, latest]| {
+                (c + latest.0 - first.0, w + latest.1 - first.1)
+            });
+        (wall >= 1.0).then(|| (cpu / wall).max(0.0))
     }
 
     /// Another group joins the queue (`--groups auto` growing).
@@ -517,7 +558,8 @@ fn join_queue(
         mode.queue = Some(
             WorkQueue::new(units, reference.len(), mode.groups)
                 .nothing_recorded(mode.durations.is_empty())
-                .may_abandon(mode.may_abandon),
+                .may_abandon(mode.may_abandon)
+                .may_grow_to(mode.may_grow_to),
         );
     }
     let matched = match_ids(reference, reference, collected);
@@ -574,6 +616,40 @@ mod tests {
             split_by: SplitBy::Test,
             groups,
         })
+    }
+
+    #[test]
+    fn chunks_are_sized_for_the_groups_that_may_join() {
+        let suite: Vec<String> = (0..64).map(|i| format!("t.py::t{i}")).collect();
+        let recorded = || Durations(suite.iter().map(|id| (id.clone(), 1.0)).collect());
+        let source = || TestSource::Queue {
+            durations: recorded(),
+            split_by: SplitBy::Test,
+            groups: 1,
+        };
+        let one = Dispatcher::new(source());
+        one.collected(1, &suite).unwrap();
+        assert_eq!(one.next(1).ids.len(), 16, "64 s over 1 group * 4");
+        let may_grow = Dispatcher::new(source()).may_grow_to(8);
+        may_grow.collected(1, &suite).unwrap();
+        assert_eq!(
+            may_grow.next(1).ids.len(),
+            2,
+            "sized for the 8 groups there may be"
+        );
+    }
+
+    #[test]
+    fn the_tests_cpu_share_leaves_out_each_groups_first_report() {
+        let c = dynamic(2);
+        // Group 1's first second of tests created the test database: 90 % CPU.
+        c.record_cpu(1, 0.9, 1.0);
+        assert_eq!(c.cpu_fraction(), None, "nothing measured after the set-up");
+        c.record_cpu(1, 1.0, 3.0);
+        c.record_cpu(2, 0.8, 1.0);
+        c.record_cpu(2, 1.2, 3.0);
+        let f = c.cpu_fraction().unwrap();
+        assert!((f - 0.5 / 4.0).abs() < 1e-9, "{f}");
     }
 
     #[test]
@@ -652,8 +728,12 @@ mod tests {
 
     #[test]
     fn a_dead_group_loses_only_its_in_flight_unit() {
-        let c = dynamic(1);
         let suite: Vec<String> = (0..8).map(|i| format!("t.py::t{i}")).collect();
+        let c = Dispatcher::new(TestSource::Queue {
+            durations: Durations(suite.iter().map(|id| (id.clone(), 1.0)).collect()),
+            split_by: SplitBy::Test,
+            groups: 1,
+        });
         c.collected(1, &suite).unwrap();
         c.collected(2, &suite).unwrap();
         let first = c.next(1);

@@ -4,12 +4,17 @@
 //! pulls from the same queue.
 //!
 //! With `n` groups the work left, `R` seconds (the queue's estimate, refined by every
-//! measured test), takes `R / n`; a group that joins is useful after `S` seconds (what the
-//! first group took from its start to its first test), so `n + 1` groups take
-//! `S + (R - n S) / (n + 1)`, a gain of `(R - n S) / (n (n + 1))`. A group joins when that
-//! gain is at least half of `S` (starting an environment costs the others CPU too) and the
-//! engine has room ([`Elastic::max_groups`](super::spec::Elastic)), one at a time: the next
-//! may join once the last one has its tests. Without recorded durations nothing is decided
+//! measured test), takes `R / p(n)`, where `p(n) = min(n, floor(c / f))` is how many groups' worth
+//! of tests `c` CPUs carry when the tests spend `f` CPU seconds per wall second (measured
+//! in this run as the plugins report it, else the last run's figure, else 1: tests that
+//! compute never gain from more groups than CPUs; tests that wait on a database or the
+//! network do). `k` groups that join together are useful after `S_k = S (1 + (k - 1) / 3c)`
+//! seconds (`S`: what the first group took from its start to its first test; environments
+//! that start together share the CPUs), so the run takes `S_k + (R - p(n) S_k) / p(n + k)`.
+//! The `k` chosen is the one whose gain, less half an environment's start per group (a
+//! start costs the running groups CPU too), is largest, and they join when that is positive
+//! and the engine has room ([`Elastic::max_groups`](super::spec::Elastic)); the next ones may
+//! join once all of these have their tests. Without recorded durations nothing is decided
 //! before a few tests have been measured and the tests have run for as long as an
 //! environment takes to start (the first tests measured say little about the rest, and a
 //! suite that ends sooner could not have used another environment), so a suite of a few
@@ -30,29 +35,62 @@ pub struct Progress {
     pub start_cost: f64,
     /// Seconds since the first test started.
     pub testing_for: f64,
+    /// CPUs of the engine.
+    pub cpus: usize,
+    /// CPU seconds per wall second of the tests (this run's, else the last run's), if known.
+    pub cpu_fraction: Option<f64>,
 }
 
 /// Tests to measure before deciding anything when no durations were recorded.
 pub const MEASURED_BEFORE_DECIDING: usize = 3;
 
-/// Why another group should join now, if it should.
-pub fn should_grow(p: &Progress, max_groups: usize) -> Option<String> {
+/// Groups that should join now, if any: how many, and why.
+pub fn should_grow(p: &Progress, max_groups: usize) -> Option<(usize, String)> {
     if p.groups == 0 || p.groups >= max_groups {
         return None;
     }
     if !p.recorded && (p.measured < MEASURED_BEFORE_DECIDING || p.testing_for < p.start_cost) {
         return None;
     }
-    let n = p.groups as f64;
+    let c = p.cpus.max(1) as f64;
+    let f = p.cpu_fraction.unwrap_or(1.0).clamp(0.05, 1.0);
+    // Whole groups only: a group beyond what the CPUs carry slows the others as much as it
+    // adds (and timing-sensitive tests fail).
+    let carried = |groups: usize| (groups as f64).min((c / f).floor());
     let (r, s) = (p.remaining_seconds, p.start_cost.max(0.1));
-    let gain = (r - n * s) / (n * (n + 1.0));
-    (gain >= 0.5 * s).then(|| {
+    let now = r / carried(p.groups);
+    let mut best: Option<(usize, f64, f64)> = None;
+    for k in 1..=max_groups - p.groups {
+        let start = s * (1.0 + (k as f64 - 1.0) / (3.0 * c));
+        let done_meanwhile = carried(p.groups) * start;
+        if r <= done_meanwhile {
+            break;
+        }
+        let gain = now - (start + (r - done_meanwhile) / carried(p.groups + k));
+        let net = gain - 0.5 * s * k as f64;
+        if net > 0.0 && best.map_or(true, |(_, _, b)| net > b + 0.5) {
+            best = Some((k, gain, net));
+        }
+    }
+    let (k, gain, _) = best?;
+    let first = p.groups + 1;
+    let which = if k == 1 {
+        format!("group {first}")
+    } else {
+        format!("groups {first}-{}", p.groups + k)
+    };
+    let load = match p.cpu_fraction {
+        Some(f) => format!(" (their tests use {:.0}% of a CPU)", f * 100.0),
+        None => String::new(),
+    };
+    Some((
+        k,
         format!(
-            "auto added group {}: ~{r:.0}s of tests left for {} group(s), an environment starts in {s:.1}s, so another one saves ~{gain:.0}s",
-            p.groups + 1,
-            p.groups
-        )
-    })
+            "auto added {which}: ~{r:.0}s of tests left for {} group(s){load}, an environment starts in {s:.1}s, so {} more save ~{gain:.0}s",
+            p.groups,
+            if k == 1 { "one".to_string() } else { k.to_string() }
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -67,6 +105,8 @@ mod tests {
             recorded: false,
             start_cost: start,
             testing_for: start,
+            cpus: 2,
+            cpu_fraction: Some(0.2),
         }
     }
 
@@ -113,7 +153,80 @@ mod tests {
 
     #[test]
     fn the_reason_says_what_it_weighed() {
-        let why = should_grow(&progress(1, 300.0, 10.0), 4).unwrap();
+        let unknown = Progress {
+            cpu_fraction: None,
+            ..progress(1, 300.0, 10.0)
+        };
+        let (k, why) = should_grow(&unknown, 4).unwrap();
+        assert_eq!(k, 1, "tests not known to wait: no more groups than CPUs");
         assert!(why.starts_with("auto added group 2: ~300s of tests left for 1 group(s), an environment starts in 10.0s"), "{why}");
+    }
+
+    #[test]
+    fn tests_that_compute_never_get_more_groups_than_cpus() {
+        let computing = Progress {
+            cpu_fraction: Some(0.95),
+            ..progress(2, 1e4, 5.0)
+        };
+        assert_eq!(should_grow(&computing, 8), None);
+        let unknown = Progress {
+            cpu_fraction: None,
+            ..progress(2, 1e4, 5.0)
+        };
+        assert_eq!(
+            should_grow(&unknown, 8),
+            None,
+            "unknown is taken as computing"
+        );
+        let mostly = Progress {
+            cpu_fraction: Some(0.7),
+            ..progress(2, 1e4, 5.0)
+        };
+        assert_eq!(
+            should_grow(&mostly, 8),
+            None,
+            "a third group would not be carried"
+        );
+        let one = Progress {
+            cpu_fraction: Some(0.95),
+            ..progress(1, 1e4, 5.0)
+        };
+        assert_eq!(should_grow(&one, 8).map(|(k, _)| k), Some(1));
+    }
+
+    #[test]
+    fn tests_that_wait_get_several_groups_at_once_beyond_the_cpus() {
+        // A minute of waiting tests left for one group, environments start in 6 s: the
+        // four a 2-CPU engine carries at a 45 % CPU share join together.
+        let waiting = Progress {
+            cpu_fraction: Some(0.45),
+            ..progress(1, 60.0, 6.0)
+        };
+        let (k, why) = should_grow(&waiting, 8).unwrap();
+        assert_eq!(k, 3, "{why}");
+        assert!(
+            why.starts_with("auto added groups 2-4: ~60s of tests left for 1 group(s) (their tests use 45% of a CPU), an environment starts in 6.0s, so 3 more save ~"),
+            "{why}"
+        );
+        // Tests that wait almost always are bounded by the engine's room and by what the
+        // starts cost, never by the CPUs.
+        let idle = Progress {
+            cpu_fraction: Some(0.01),
+            ..progress(1, 600.0, 6.0)
+        };
+        let (k, _) = should_grow(&idle, 6).unwrap();
+        assert_eq!(k, 5);
+        let (k, _) = should_grow(
+            &Progress {
+                remaining_seconds: 40.0,
+                ..idle
+            },
+            16,
+        )
+        .unwrap();
+        assert!(
+            (2..=4).contains(&k),
+            "{k}: a short queue pays for fewer starts"
+        );
     }
 }

@@ -133,6 +133,9 @@ pub struct FakeBackend {
     /// How long each test says it took (seconds, default 0.01), and how long it really
     /// takes (default: no time at all).
     pub test_seconds: Option<(f64, std::time::Duration)>,
+    /// After each test the plugin reports the tests' CPU seconds as this share of the
+    /// seconds they said they took (`cpu` lines); none by default.
+    pub test_cpu_share: Option<f64>,
     /// A group's test container dies (exit 137) after finishing this many tests.
     pub dies_after: HashMap<usize, usize>,
     /// A group's engine goes away once that group has finished this many tests: uploads
@@ -304,6 +307,7 @@ impl FakeBackend {
                 }
                 failed |= self.play_test(container, id, on_output);
                 finished += 1;
+                self.report_cpu(container, finished, on_output);
                 // Let the other groups' futures run between tests, as real pytest would.
                 tokio::task::yield_now().await;
             }
@@ -312,6 +316,22 @@ impl FakeBackend {
             }
         }
         Played::Status(i64::from(failed))
+    }
+
+    /// The plugin's `cpu` line after `finished` tests, with [`FakeBackend::test_cpu_share`].
+    fn report_cpu(
+        &self,
+        container: &str,
+        finished: usize,
+        on_output: &mut (dyn FnMut(&[u8]) + Send),
+    ) {
+        if let Some(share) = self.test_cpu_share {
+            let (said, _) = self
+                .test_seconds
+                .unwrap_or((0.01, std::time::Duration::ZERO));
+            let wall = said * finished as f64;
+            on_output(&self.line(container, &format!("cpu {:.3} {wall:.3}", wall * share)));
+        }
     }
 
     fn played(&self, container: &str, id: &str) {

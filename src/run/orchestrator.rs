@@ -260,7 +260,7 @@ pub async fn run_on<B: Backend>(
     }
 
     outcome.dynamic = matches!(source, TestSource::Queue { .. });
-    let dispatcher = Dispatcher::new(source).may_abandon(spec.test_timeout.is_some());
+    let dispatcher = dispatcher_for(spec, source);
     let snapshots = run_snapshots(spec);
     let shared = Shared {
         spec,
@@ -289,7 +289,7 @@ pub async fn run_on<B: Backend>(
             ready,
             next_group: spec.projects.len() + 1,
             started: Instant::now(),
-            last: None,
+            last: Vec::new(),
             stopped: false,
         })
     });
@@ -312,6 +312,14 @@ pub async fn run_on<B: Backend>(
     outcome
 }
 
+/// The dispatcher of `spec`'s groups: it keeps the work of a group that may be abandoned
+/// after a test timed out, and sizes chunks for the groups `--groups auto` may add.
+fn dispatcher_for(spec: &RunSpec, source: TestSource) -> Dispatcher {
+    Dispatcher::new(source)
+        .may_abandon(spec.test_timeout.is_some())
+        .may_grow_to(spec.elastic.as_ref().map_or(0, |e| e.max_groups))
+}
+
 /// The run's snapshots of ready services (`None`: off, or no cache folder to keep them in).
 fn run_snapshots(spec: &RunSpec) -> Option<RunSnapshots> {
     let dir = spec.cache_dir.as_deref()?;
@@ -332,20 +340,21 @@ struct Growth<'a, B: Backend> {
     next_group: usize,
     /// When the groups started.
     started: Instant,
-    /// The last group that joined.
-    last: Option<usize>,
+    /// The last groups that joined.
+    last: Vec<usize>,
     /// No more group joins (the factory failed).
     stopped: bool,
 }
 
 impl<'a, B: Backend> Growth<'a, B> {
-    /// Whether another group should join now: it pays for its start and the last one that
-    /// joined has its tests.
-    fn due(&self, shared: Shared<'_>, running: usize) -> Option<String> {
+    /// Groups that should join now, and why: they pay for their start and the last ones
+    /// that joined have their tests.
+    fn due(&self, shared: Shared<'_>, running: usize) -> Option<(usize, String)> {
         if self.stopped
             || self
                 .last
-                .is_some_and(|k| shared.dispatcher.units_taken(k) == 0)
+                .iter()
+                .any(|&k| shared.dispatcher.units_taken(k) == 0)
         {
             return None;
         }
@@ -358,34 +367,56 @@ impl<'a, B: Backend> Growth<'a, B> {
             recorded,
             start_cost: first.saturating_duration_since(self.started).as_secs_f64(),
             testing_for: first.elapsed().as_secs_f64(),
+            cpus: self.elastic.cpus,
+            cpu_fraction: shared
+                .dispatcher
+                .cpu_fraction()
+                .or(self.elastic.cpu_fraction),
         };
+        if !recorded && progress.cpu_fraction.is_none() {
+            // Whether the tests compute or wait decides how many groups pay: a report is
+            // due within a second or two of tests.
+            return None;
+        }
         super::elastic::should_grow(&progress, self.elastic.max_groups)
     }
 
-    /// A group that joins now, or `None` when its project cannot be made.
+    /// `count` groups that join now (fewer when a project cannot be made).
     fn join(
         &mut self,
         shared: Shared<'a>,
+        count: usize,
         reason: String,
-    ) -> Option<LocalBoxFuture<'a, GroupReport>> {
-        let group = self.next_group;
-        let project = match (self.elastic.factory.0)(group) {
-            Ok(project) => project,
-            Err(e) => {
-                shared.events.emit(Event::Warning(format!(
-                    "auto could not add group {group}: {}",
-                    crate::errors::render_chain(&e)
-                )));
-                self.stopped = true;
-                return None;
+    ) -> Vec<LocalBoxFuture<'a, GroupReport>> {
+        let mut projects = Vec::new();
+        for _ in 0..count {
+            let group = self.next_group + projects.len();
+            match (self.elastic.factory.0)(group) {
+                Ok(project) => projects.push((group, project)),
+                Err(e) => {
+                    shared.events.emit(Event::Warning(format!(
+                        "auto could not add group {group}: {}",
+                        crate::errors::render_chain(&e)
+                    )));
+                    self.stopped = true;
+                    break;
+                }
             }
-        };
-        shared.events.emit(Event::Notice(reason.clone()));
-        shared.dispatcher.add_group();
-        self.next_group += 1;
-        self.last = Some(group);
+        }
+        if projects.is_empty() {
+            return Vec::new();
+        }
+        shared.events.emit(Event::Notice(reason));
+        self.next_group += projects.len();
+        self.last = projects.iter().map(|(group, _)| *group).collect();
         let ready = self.ready;
-        Some(async move { run_ready_group(shared, ready, &project, group).await }.boxed_local())
+        projects
+            .into_iter()
+            .map(|(group, project)| {
+                shared.dispatcher.add_group();
+                async move { run_ready_group(shared, ready, &project, group).await }.boxed_local()
+            })
+            .collect()
     }
 }
 
@@ -407,10 +438,11 @@ async fn run_groups<'a, B: Backend>(
             },
             () = tick, if growth.is_some() => {
                 let growth = growth.as_mut().expect("checked");
-                if let Some(reason) = growth.due(shared, running.len()) {
-                    if let Some(joined) = growth.join(shared, reason.clone()) {
+                if let Some((count, reason)) = growth.due(shared, running.len()) {
+                    let joined = growth.join(shared, count, reason.clone());
+                    if !joined.is_empty() {
                         grown.push(reason);
-                        running.push(joined);
+                        running.extend(joined);
                     }
                 }
             }

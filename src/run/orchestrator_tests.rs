@@ -1580,22 +1580,22 @@ async fn auto_adds_groups_while_the_work_left_pays_for_them_and_each_test_runs_o
     let ids = many(60, &[]);
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let mut backend = fake(&refs);
-    // Each test says it took 5 s (and takes 25 ms): 300 s of work for one group.
+    // Each test says it took 5 s (and takes 25 ms): 300 s of work for one group. The tests
+    // compute (90 % of a CPU), so no more groups than the 2 CPUs.
     backend.test_seconds = Some((5.0, Duration::from_millis(25)));
+    backend.test_cpu_share = Some(0.9);
     let mut spec = dynamic_spec(&[1], 1, out.path());
-    spec.elastic = Some(super::spec::Elastic {
-        factory: fresh_projects(),
-        max_groups: 3,
-    });
+    spec.elastic = Some(elastic(4, None));
     let (outcome, events) = go_watched(&backend, &spec, queue(1)).await;
-    assert_eq!(outcome.groups.len(), 3, "{:?}", outcome.grown);
+    assert_eq!(outcome.groups.len(), 2, "{:?}", outcome.grown);
+    assert_eq!(outcome.grown.len(), 1, "{:?}", outcome.grown);
     assert!(
-        outcome.grown[0].starts_with("auto added group 2"),
+        outcome.grown[0].starts_with("auto added group 2: "),
         "{:?}",
         outcome.grown
     );
     assert!(events.iter().any(
-        |e| matches!(e, super::event::Event::Notice(n) if n.starts_with("auto added group 3"))
+        |e| matches!(e, super::event::Event::Notice(n) if n.starts_with("auto added group 2"))
     ));
     let mut ran: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
     ran.sort();
@@ -1603,6 +1603,49 @@ async fn auto_adds_groups_while_the_work_left_pays_for_them_and_each_test_runs_o
     assert!(outcome.groups.iter().all(|g| !g.ran.is_empty()));
     assert_eq!(exit_code(&outcome), ExitCode::Success);
     assert_eq!(backend.remaining(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn auto_learns_in_the_run_that_the_tests_wait_and_adds_groups_beyond_the_cpus() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(60, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    // The same 300 s, but the plugin reports 10 % CPU: four groups on 2 CPUs pay, and
+    // they join together.
+    backend.test_seconds = Some((5.0, Duration::from_millis(25)));
+    backend.test_cpu_share = Some(0.1);
+    let mut spec = dynamic_spec(&[1], 1, out.path());
+    spec.elastic = Some(elastic(4, None));
+    let outcome = go(&backend, &spec, queue(1)).await;
+    assert_eq!(outcome.groups.len(), 4, "{:?}", outcome.grown);
+    assert!(
+        outcome.grown[0].starts_with("auto added groups 2-4: ")
+            && outcome.grown[0].contains("(their tests use 10% of a CPU)"),
+        "{:?}",
+        outcome.grown
+    );
+    let mut ran: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+    ran.sort();
+    assert_eq!(ran, ids, "every test once across the groups that joined");
+    assert!(outcome.groups.iter().all(|g| !g.ran.is_empty()));
+
+    // The last run's figure stands in until this run measures its own.
+    let out = tempfile::tempdir().unwrap();
+    backend.test_cpu_share = None;
+    let mut spec = dynamic_spec(&[1], 1, out.path());
+    spec.elastic = Some(elastic(4, Some(0.1)));
+    let outcome = go(&backend, &spec, queue(1)).await;
+    assert_eq!(outcome.groups.len(), 4, "{:?}", outcome.grown);
+}
+
+fn elastic(max_groups: usize, cpu_fraction: Option<f64>) -> super::spec::Elastic {
+    super::spec::Elastic {
+        factory: fresh_projects(),
+        max_groups,
+        cpus: 2,
+        cpu_fraction,
+    }
 }
 
 #[tokio::test]
@@ -1616,10 +1659,7 @@ async fn auto_never_adds_a_group_to_a_suite_of_a_few_seconds() {
     backend.test_seconds = Some((0.01, Duration::from_millis(25)));
     backend.start_takes = Duration::from_millis(100);
     let mut spec = dynamic_spec(&[1], 1, out.path());
-    spec.elastic = Some(super::spec::Elastic {
-        factory: fresh_projects(),
-        max_groups: 4,
-    });
+    spec.elastic = Some(elastic(4, Some(0.1)));
     let outcome = go(&backend, &spec, queue(1)).await;
     assert_eq!(outcome.groups.len(), 1, "{:?}", outcome.grown);
     assert!(outcome.grown.is_empty());

@@ -52,6 +52,10 @@ pub struct Elastic {
     pub factory: ProjectFactory,
     /// At most this many groups in all.
     pub max_groups: usize,
+    /// CPUs of the engine.
+    pub cpus: usize,
+    /// CPU seconds per wall second of the last run's tests, until this run measures its own.
+    pub cpu_fraction: Option<f64>,
 }
 
 /// How long a group may show no progress before every thread's stack is printed (once), when no

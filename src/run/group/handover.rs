@@ -424,6 +424,7 @@ async fn handle<B: Backend>(
             }
         }
         Signal::Maxfail(n) => h.dispatcher.set_maxfail(n),
+        Signal::Cpu { cpu, wall } => h.dispatcher.record_cpu(group, cpu, wall),
         Signal::Finished(_) => state.finished_at = Some(Instant::now()),
         Signal::Stacks { number, reason } => on_stacks(h, state, number, &reason).await,
         Signal::Timeout { node_id } => events.emit(Event::Warning(format!(

@@ -32,6 +32,13 @@ pub(crate) enum Signal {
     },
     /// The group's pytest `--maxfail`.
     Maxfail(usize),
+    /// CPU and wall seconds of the group's tests so far.
+    Cpu {
+        /// CPU seconds.
+        cpu: f64,
+        /// Wall seconds.
+        wall: f64,
+    },
     /// pytest's session is over, with this exit status.
     Finished(i64),
     /// The plugin wrote a stack dump.
@@ -217,7 +224,10 @@ impl<'a> OutputTracker<'a> {
                 self.finished = Some(status);
                 self.signal(Signal::Finished(status));
             }
-            PluginLine::Cpu { cpu, wall } => self.cpu = Some((cpu, wall)),
+            PluginLine::Cpu { cpu, wall } => {
+                self.cpu = Some((cpu, wall));
+                self.signal(Signal::Cpu { cpu, wall });
+            }
             PluginLine::Stacks { number, reason } => self.signal(Signal::Stacks { number, reason }),
             PluginLine::Timeout { node_id, .. } => {
                 self.timed_out = Some(node_id.clone());
