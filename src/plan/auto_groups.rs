@@ -47,10 +47,27 @@ pub struct AutoInputs {
 /// Below this CPU share the tests wait more than they compute, and groups beyond the CPUs pay.
 pub const WAITING: f64 = 0.5;
 
+/// The CPU share assumed for tests: the measured one (at least 5 %), else that they compute.
+pub fn assumed_share(measured: Option<f64>) -> f64 {
+    measured.unwrap_or(1.0).clamp(0.05, 1.0)
+}
+
+/// How much longer each of `n` groups collecting together on `cpus` CPUs takes than one
+/// alone (collection is CPU-bound).
+pub fn collect_slowdown(n: usize, cpus: usize) -> f64 {
+    (n.max(1) as f64 / cpus.max(1) as f64).max(1.0)
+}
+
+/// How much later `n` environments that start together on `cpus` CPUs are ready than one
+/// alone: measured, 4 environments on 2 cores are ready ~1.4-1.6x later than one.
+pub fn start_slowdown(n: usize, cpus: usize) -> f64 {
+    1.0 + (n.max(1) as f64 - 1.0) / (3.0 * cpus.max(1) as f64)
+}
+
 impl AutoInputs {
     /// The CPU share assumed for the tests: the measured one, else that they compute.
     fn fraction(&self) -> f64 {
-        self.cpu_fraction.unwrap_or(1.0).clamp(0.05, 1.0)
+        assumed_share(self.cpu_fraction)
     }
 
     /// The most groups worth predicting: the CPUs, or four times them for tests that wait.
@@ -80,8 +97,8 @@ pub struct AutoChoice {
 pub fn predict(inputs: &AutoInputs, total: f64, n: usize) -> f64 {
     let c = inputs.cpus.max(1) as f64;
     let n_f = n as f64;
-    let start = inputs.environment_seconds * (1.0 + (n_f - 1.0) / (3.0 * c));
-    let collect = inputs.collection_seconds * (n_f / c).max(1.0);
+    let start = inputs.environment_seconds * start_slowdown(n, inputs.cpus);
+    let collect = inputs.collection_seconds * collect_slowdown(n, inputs.cpus);
     let parallel = n_f.min(c / inputs.fraction());
     start + collect + (total / parallel).max(inputs.longest_unit)
 }

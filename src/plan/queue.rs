@@ -382,7 +382,7 @@ impl WorkQueue {
             .map(|h| {
                 let micros = weighed(&h.unit, &self.measured, all).unwrap_or(h.unit.micros);
                 let left = (h.unit.tests.len() - h.finished) as u64;
-                micros.saturating_mul(left) / h.unit.tests.len().max(1) as u64
+                micros.saturating_mul(left) / h.unit.tests.len() as u64
             })
             .fold(0, u64::saturating_add);
         (

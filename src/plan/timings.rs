@@ -47,11 +47,11 @@ impl RunTimings {
         groups: usize,
         cpus: usize,
     ) -> Option<Self> {
-        let c = cpus.max(1) as f64;
-        let n = groups.max(1) as f64;
         Some(RunTimings {
-            environment_seconds: median(environment)? / (1.0 + (n - 1.0) / (3.0 * c)),
-            collection_seconds: median(collection)? / (n / c).max(1.0),
+            environment_seconds: median(environment)?
+                / super::auto_groups::start_slowdown(groups, cpus),
+            collection_seconds: median(collection)?
+                / super::auto_groups::collect_slowdown(groups, cpus),
             cpu_fraction: None,
             failed: Vec::new(),
         })

@@ -27,10 +27,11 @@ into $COMPOSE_SHARD_DIR through the Docker API.
    test comes next (pytest tears module and class fixtures down only when the next test no
    longer needs them).
 3. After each test it prints `done OUTCOME SECONDS NODEID` (compose-shard's queue learns from
-   the durations), and every CPU_EVERY seconds of tests `cpu CPU WALL` (the CPU seconds the
-   test process spent in its tests so far, and their wall seconds: whether the tests compute
-   or wait, which `--groups auto` weighs while it runs), and appends the same facts, with the failure's text, to progress.jsonl in
+   the durations) and appends the same facts, with the failure's text, to progress.jsonl in
    $COMPOSE_SHARD_RESULTS: what is left when pytest dies before it writes its JUnit XML.
+   Every CPU_EVERY seconds of tests it prints `cpu CPU WALL` (the CPU seconds the test
+   process spent in its tests so far, and their wall seconds: whether the tests compute or
+   wait, which `--groups auto` weighs while it runs).
    Before each test it looks for a `stop` file (compose-shard writes it when --maxfail is
    reached across the groups): then it stops as pytest's own --maxfail would.
 4. When pytest's session is over (its JUnit XML and coverage written) it prints the last

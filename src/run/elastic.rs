@@ -20,6 +20,8 @@
 //! suite that ends sooner could not have used another environment), so a suite of a few
 //! seconds never gets a second environment.
 
+use crate::plan::auto_groups;
+
 /// What the decision looks at.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
@@ -53,7 +55,7 @@ pub fn should_grow(p: &Progress, max_groups: usize) -> Option<(usize, String)> {
         return None;
     }
     let c = p.cpus.max(1) as f64;
-    let f = p.cpu_fraction.unwrap_or(1.0).clamp(0.05, 1.0);
+    let f = auto_groups::assumed_share(p.cpu_fraction);
     // Whole groups only: a group beyond what the CPUs carry slows the others as much as it
     // adds (and timing-sensitive tests fail).
     let carried = |groups: usize| (groups as f64).min((c / f).floor());
@@ -61,7 +63,7 @@ pub fn should_grow(p: &Progress, max_groups: usize) -> Option<(usize, String)> {
     let now = r / carried(p.groups);
     let mut best: Option<(usize, f64, f64)> = None;
     for k in 1..=max_groups - p.groups {
-        let start = s * (1.0 + (k as f64 - 1.0) / (3.0 * c));
+        let start = s * auto_groups::start_slowdown(k, p.cpus);
         let done_meanwhile = carried(p.groups) * start;
         if r <= done_meanwhile {
             break;

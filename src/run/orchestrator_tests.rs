@@ -1576,14 +1576,9 @@ fn fresh_projects() -> super::spec::ProjectFactory {
 
 #[tokio::test]
 async fn auto_adds_groups_while_the_work_left_pays_for_them_and_each_test_runs_once() {
+    // The tests compute (90 % of a CPU), so no more groups than the 2 CPUs.
+    let (ids, backend) = long_suite(Some(0.9));
     let out = tempfile::tempdir().unwrap();
-    let ids = many(60, &[]);
-    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut backend = fake(&refs);
-    // Each test says it took 5 s (and takes 25 ms): 300 s of work for one group. The tests
-    // compute (90 % of a CPU), so no more groups than the 2 CPUs.
-    backend.test_seconds = Some((5.0, Duration::from_millis(25)));
-    backend.test_cpu_share = Some(0.9);
     let mut spec = dynamic_spec(&[1], 1, out.path());
     spec.elastic = Some(elastic(4, None));
     let (outcome, events) = go_watched(&backend, &spec, queue(1)).await;
@@ -1607,14 +1602,9 @@ async fn auto_adds_groups_while_the_work_left_pays_for_them_and_each_test_runs_o
 
 #[tokio::test]
 async fn auto_learns_in_the_run_that_the_tests_wait_and_adds_groups_beyond_the_cpus() {
+    // The plugin reports 10 % CPU: four groups on 2 CPUs pay, and they join together.
+    let (ids, mut backend) = long_suite(Some(0.1));
     let out = tempfile::tempdir().unwrap();
-    let ids = many(60, &[]);
-    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut backend = fake(&refs);
-    // The same 300 s, but the plugin reports 10 % CPU: four groups on 2 CPUs pay, and
-    // they join together.
-    backend.test_seconds = Some((5.0, Duration::from_millis(25)));
-    backend.test_cpu_share = Some(0.1);
     let mut spec = dynamic_spec(&[1], 1, out.path());
     spec.elastic = Some(elastic(4, None));
     let outcome = go(&backend, &spec, queue(1)).await;
@@ -1637,6 +1627,17 @@ async fn auto_learns_in_the_run_that_the_tests_wait_and_adds_groups_beyond_the_c
     spec.elastic = Some(elastic(4, Some(0.1)));
     let outcome = go(&backend, &spec, queue(1)).await;
     assert_eq!(outcome.groups.len(), 4, "{:?}", outcome.grown);
+}
+
+/// 60 tests that each say they took 5 s (and take 25 ms): 300 s of work for one group,
+/// the plugin reporting `cpu_share` of it as CPU seconds.
+fn long_suite(cpu_share: Option<f64>) -> (Vec<String>, FakeBackend) {
+    let ids = many(60, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    backend.test_seconds = Some((5.0, Duration::from_millis(25)));
+    backend.test_cpu_share = cpu_share;
+    (ids, backend)
 }
 
 fn elastic(max_groups: usize, cpu_fraction: Option<f64>) -> super::spec::Elastic {
