@@ -45,6 +45,9 @@ pub enum Behaviour {
     ProbePasses,
     /// Running, no healthcheck; its ports accept connections only after this many polls.
     PortOpensAfter(usize),
+    /// The engine still says "starting"; its ports accept connections, and its healthcheck's
+    /// own test passes, only after this many polls.
+    ListensAfter(usize),
 }
 
 /// What a test does when the fake pytest runs it.
@@ -453,14 +456,17 @@ impl FakeBackend {
                 ("running", true, None, Health::None)
             }
             Behaviour::HealthyAfter(n) if c.polls > n => ("running", true, None, Health::Healthy),
-            Behaviour::HealthyAfter(_) | Behaviour::NeverHealthy | Behaviour::ProbePasses => {
-                ("running", true, None, Health::Starting)
-            }
+            Behaviour::HealthyAfter(_)
+            | Behaviour::NeverHealthy
+            | Behaviour::ProbePasses
+            | Behaviour::ListensAfter(_) => ("running", true, None, Health::Starting),
             Behaviour::Unhealthy => ("running", true, None, Health::Unhealthy),
             Behaviour::Exits(code) => ("exited", false, Some(code), Health::None),
         };
         let address = match c.behaviour {
-            Behaviour::PortOpensAfter(n) if c.polls <= n => CLOSED_PORTS_ADDRESS,
+            Behaviour::PortOpensAfter(n) | Behaviour::ListensAfter(n) if c.polls <= n => {
+                CLOSED_PORTS_ADDRESS
+            }
             _ => "10.0.0.2",
         };
         ContainerStatus {
@@ -892,7 +898,7 @@ impl super::backend::Backend for FakeBackend {
         self.record(format!("healthcheck {}", c.service));
         let passes = match c.behaviour {
             Behaviour::Running | Behaviour::ProbePasses | Behaviour::PortOpensAfter(_) => true,
-            Behaviour::HealthyAfter(n) => c.polls > n,
+            Behaviour::HealthyAfter(n) | Behaviour::ListensAfter(n) => c.polls > n,
             _ => false,
         };
         Ok(ExecOutcome {

@@ -715,16 +715,74 @@ async fn a_waited_for_healthcheck_passes_through_its_own_test_before_the_engine_
         .contains(&"healthcheck db".to_string()));
 }
 
-/// With a healthcheck interval of 2 s or less the engine's own probes are as early as ours:
-/// no exec of the healthcheck's test, the engine's verdict is waited for.
+/// With a healthcheck interval of 2 s or less the engine's first probe comes soon and every
+/// exec costs the starting service CPU: the healthcheck's own test runs only once the
+/// service accepts connections on its ports, and its first success counts.
 #[tokio::test]
-async fn a_short_healthcheck_interval_is_left_to_the_engine() {
+async fn a_short_interval_healthcheck_runs_its_test_once_the_service_listens() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .behaviours
+        .insert("db".into(), Behaviour::ListensAfter(3));
+    let mut spec = spec(&[1], 1, out.path());
+    spec.ready_timeout = Duration::from_secs(30);
+    for project in &mut spec.projects {
+        let db = project.services.get_mut("db").unwrap();
+        db.healthcheck.as_mut().unwrap().interval = Some(2.0);
+    }
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(
+        outcome.groups[0].status,
+        GroupStatus::Passed,
+        "the engine never says healthy: only our own run of the test can"
+    );
+    let calls = backend.calls.borrow();
+    let first_exec = calls
+        .iter()
+        .position(|c| c == "healthcheck db")
+        .expect("the test ran through exec");
+    let polls_before = calls[..first_exec]
+        .iter()
+        .filter(|c| c.starts_with("poll db"))
+        .count();
+    assert!(
+        polls_before > 3,
+        "no exec while the port was closed (polls before the first: {polls_before}): {calls:#?}"
+    );
+}
+
+/// More groups starting on the engine than it has CPUs (the fake has 2): the execs would
+/// delay the other environments more than they save, so the engine's probes decide.
+#[tokio::test]
+async fn short_interval_healthchecks_are_left_to_the_engine_when_groups_outnumber_cpus() {
+    let out = tempfile::tempdir().unwrap();
+    let backend = fake(&IDS);
+    let mut spec = spec(&[1, 2, 3], 3, out.path());
+    for project in &mut spec.projects {
+        let db = project.services.get_mut("db").unwrap();
+        db.healthcheck.as_mut().unwrap().interval = Some(2.0);
+    }
+    let outcome = go(&backend, &spec, round_robin(3)).await;
+    assert!(outcome
+        .groups
+        .iter()
+        .all(|g| g.status == GroupStatus::Passed));
+    let calls = backend.calls.borrow();
+    assert!(!calls.contains(&"healthcheck db".to_string()), "{calls:#?}");
+}
+
+/// A short interval and no port to tell when the service listens: the engine's own probes
+/// decide, no exec.
+#[tokio::test]
+async fn a_short_interval_healthcheck_without_ports_is_left_to_the_engine() {
     let out = tempfile::tempdir().unwrap();
     let backend = fake(&IDS);
     let mut spec = spec(&[1], 1, out.path());
     for project in &mut spec.projects {
         let db = project.services.get_mut("db").unwrap();
         db.healthcheck.as_mut().unwrap().interval = Some(1.0);
+        db.expose.clear();
     }
     let outcome = go(&backend, &spec, round_robin(1)).await;
     assert_eq!(outcome.groups[0].status, GroupStatus::Passed);

@@ -5,8 +5,9 @@
 //! that, probes that only help: a started dependency's TCP ports (from the compose file, else
 //! the image's `EXPOSE`) are given a bounded time to open, so a database without healthcheck
 //! does not race the first connection; healthchecks that are waited for run their own test
-//! through exec instead of sitting out the first `interval` (unless the interval is 2 s or
-//! less: the engine's own probes are then as early).
+//! through exec instead of sitting out the first `interval` (when the interval is 2 s or
+//! less, only once the service accepts connections on its ports: each exec costs the
+//! starting service CPU).
 //!
 //! Services start as Compose's dependency graph ([`ServiceGraph`]) allows: each the moment
 //! the conditions it declares on its own dependencies hold, so independent services (a
@@ -47,6 +48,11 @@ pub struct Timing {
     pub deadline: Instant,
     /// How long a started dependency's ports are probed before its dependents start anyway.
     pub probe_grace: Duration,
+    /// Whether a healthcheck with a short interval runs its own test before the engine's
+    /// first probe, once the service listens: when no more groups start on the engine than it
+    /// has CPUs (beyond that every exec delays the other environments' start by more than
+    /// it saves).
+    pub early_health_tests: bool,
 }
 
 /// A started environment: service name -> container name.
@@ -134,18 +140,8 @@ async fn probe_started<B: Backend>(
     image: Option<&ImageConfig>,
     timing: Timing,
 ) -> Result<Option<String>, EnvironmentFailure> {
-    let declared = declared_tcp_ports(service);
-    let (ports, need_all) = if declared.is_empty() {
-        (
-            image
-                .map(|i| i.exposed_tcp_ports.clone())
-                .unwrap_or_default(),
-            false,
-        )
-    } else {
-        (declared, true)
-    };
-    if ports.is_empty() {
+    let ports = probe_ports(service, image);
+    if ports.ports.is_empty() {
         return Ok(None);
     }
     let until = (Instant::now() + timing.probe_grace).min(timing.deadline);
@@ -158,21 +154,14 @@ async fn probe_started<B: Backend>(
         if status.has_exited() {
             return Ok(None);
         }
-        let mut open = 0;
-        for port in &ports {
-            if backend.port_open(&status, *port).await {
-                open += 1;
-            } else if need_all {
-                break;
-            }
-        }
-        if (need_all && open == ports.len()) || (!need_all && open > 0) {
+        if ports.open(backend, &status, PORT_PROBE_LIMIT).await {
             return Ok(None);
         }
         if Instant::now() >= until {
             return Ok(Some(format!(
-                "{} accepted no connection on port(s) {ports:?} within {}s; its dependents go ahead anyway, as under Compose",
+                "{} accepted no connection on port(s) {:?} within {}s; its dependents go ahead anyway, as under Compose",
                 service.name,
+                ports.ports,
                 timing.probe_grace.as_secs()
             )));
         }
@@ -181,9 +170,66 @@ async fn probe_started<B: Backend>(
     }
 }
 
+/// How long one connection attempt of a port probe may take.
+const PORT_PROBE_LIMIT: Duration = Duration::from_secs(1);
+/// The same while a healthcheck is polled: the engine's status is polled in the same loop.
+const HEALTH_PORT_PROBE_LIMIT: Duration = Duration::from_millis(200);
+
+/// The TCP ports a started service is probed on: the ports the compose file declares, which
+/// must all open; else those only its image `EXPOSE`s, of which one is enough (images expose
+/// optional ports, e.g. TLS, that may never open).
+struct ProbePorts {
+    ports: Vec<u16>,
+    need_all: bool,
+}
+
+fn probe_ports(service: &Service, image: Option<&ImageConfig>) -> ProbePorts {
+    let declared = declared_tcp_ports(service);
+    if declared.is_empty() {
+        ProbePorts {
+            ports: image
+                .map(|i| i.exposed_tcp_ports.clone())
+                .unwrap_or_default(),
+            need_all: false,
+        }
+    } else {
+        ProbePorts {
+            ports: declared,
+            need_all: true,
+        }
+    }
+}
+
+impl ProbePorts {
+    /// Whether the service accepts connections on its ports (all, or one: see above), each
+    /// attempt given at most `limit`.
+    async fn open<B: Backend>(
+        &self,
+        backend: &B,
+        status: &ContainerStatus,
+        limit: Duration,
+    ) -> bool {
+        let mut open = 0;
+        for port in &self.ports {
+            let probe = backend.port_open(status, *port);
+            if tokio::time::timeout(limit, probe).await.unwrap_or(false) {
+                open += 1;
+            } else if self.need_all {
+                return false;
+            }
+        }
+        open > 0 && (!self.need_all || open == self.ports.len())
+    }
+}
+
 /// Wait for a dependency to be healthy. The engine on API 1.41 runs the first probe only one
-/// `interval` after start, so the healthcheck's own test also runs here through exec, at a
-/// short bounded rate, and its first success counts as healthy.
+/// `interval` after start, so the healthcheck's own test also runs here through exec and its
+/// first success counts as healthy: at a short bounded rate when the interval is long; with
+/// an interval of 2 s or less (the engine's probes come soon, and every exec costs the
+/// starting service CPU) only when the engine has a CPU for each group it starts
+/// ([`Timing::early_health_tests`]), before its first probe, and once the service accepts
+/// connections on its TCP ports, which a connection attempt from here tells at no cost to
+/// the service (a database restored from its snapshot listens well before that probe).
 async fn wait_healthy<B: Backend>(
     backend: &B,
     service: &Service,
@@ -192,14 +238,16 @@ async fn wait_healthy<B: Backend>(
     timing: Timing,
 ) -> Result<(), EnvironmentFailure> {
     let test = healthcheck_test(service, image);
-    // Running the test ourselves only helps when the engine's first probe is far away; with
-    // an interval of 2 s or less the engine's own probes are as early, and every exec costs
-    // the starting service CPU.
-    let engine_probes_soon = service
+    let short_interval = service
         .healthcheck
         .as_ref()
         .and_then(|h| h.interval)
-        .is_some_and(|seconds| seconds <= ENGINE_PROBES_SOON);
+        .filter(|seconds| *seconds <= ENGINE_PROBES_SOON);
+    let early = timing.early_health_tests;
+    let ports = probe_ports(service, image);
+    // With a short interval: when the engine's first probe is due (one interval after the
+    // container was first seen running); past it, the engine's probes are as early as ours.
+    let mut engine_probe_due: Option<Instant> = None;
     let mut pause = Duration::from_millis(100).min(timing.poll);
     loop {
         let status = backend
@@ -216,8 +264,20 @@ async fn wait_healthy<B: Backend>(
         if let Some(reason) = problem {
             return Err(failure(backend, &service.name, container, reason, Some(&status)).await);
         }
-        if let Some(cmd) = test.as_ref().filter(|_| !engine_probes_soon) {
-            if status.running && healthcheck_passes(backend, container, cmd).await {
+        if let Some(cmd) = test.as_ref().filter(|_| status.running) {
+            let worth_a_run = match short_interval {
+                None => true,
+                Some(seconds) => {
+                    let due = *engine_probe_due.get_or_insert_with(|| {
+                        Instant::now() + Duration::from_secs_f64(seconds.max(0.0))
+                    });
+                    early
+                        && Instant::now() < due
+                        && !ports.ports.is_empty()
+                        && ports.open(backend, &status, HEALTH_PORT_PROBE_LIMIT).await
+                }
+            };
+            if worth_a_run && healthcheck_passes(backend, container, cmd).await {
                 return Ok(());
             }
         }
@@ -230,8 +290,8 @@ async fn wait_healthy<B: Backend>(
     }
 }
 
-/// A healthcheck interval (seconds) at or under which compose-shard leaves the probing to
-/// the engine.
+/// A healthcheck interval (seconds) at or under which compose-shard runs the test itself only
+/// once the service listens on its ports.
 const ENGINE_PROBES_SOON: f64 = 2.0;
 
 /// Run a healthcheck test in the container; passes on exit code 0 within 10 s.
