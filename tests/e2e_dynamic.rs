@@ -13,6 +13,15 @@ use std::time::Duration;
 use support::*;
 
 /// What each group's pytest collected (the plugin's `collected N`), by group.
+/// This file's tests run one at a time: `--groups auto` adds no group while the host's CPUs
+/// are busy, and another test's environments starting beside it would keep them busy.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ALONE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn collected_counts(out: &Path) -> BTreeMap<usize, usize> {
     let mut counts = BTreeMap::new();
     for k in 1..=8 {
@@ -88,6 +97,7 @@ fn wrong_durations(accurate: &Path, wrong: &Path) {
 
 #[test]
 fn the_queue_runs_every_test_once_with_no_accurate_or_wrong_durations_and_a_group_replays() {
+    let _alone = one_at_a_time();
     require_docker_and_images();
     let stack = stack_copy("django-postgres-redis");
     let durations = stack.path().join("recorded.json");
@@ -186,6 +196,7 @@ fn test_container(stack: &Path, group: usize) -> String {
 
 #[test]
 fn a_killed_dynamic_group_loses_only_its_in_flight_unit_and_the_others_finish_the_queue() {
+    let _alone = one_at_a_time();
     require_docker_and_images();
     let stack = stack_copy("pytest-redis");
     add_slow_tests(stack.path(), 12, 2.0);
@@ -245,6 +256,7 @@ fn a_killed_dynamic_group_loses_only_its_in_flight_unit_and_the_others_finish_th
 
 #[test]
 fn x_stops_every_group_and_the_summary_counts_what_did_not_run() {
+    let _alone = one_at_a_time();
     require_docker_and_images();
     let stack = stack_copy("pytest-redis");
     add_slow_tests(stack.path(), 12, 1.0);
@@ -297,6 +309,7 @@ fn x_stops_every_group_and_the_summary_counts_what_did_not_run() {
 #[test]
 fn auto_adds_a_group_to_a_long_suite_and_never_to_a_suite_of_a_few_seconds_and_remembers_durations()
 {
+    let _alone = one_at_a_time();
     require_docker_and_images();
     // A few seconds of tests (the example's, no durations recorded): one environment only.
     let quick = stack_copy("pytest-redis");

@@ -299,6 +299,8 @@ fn elastic(settings: &RunSettings, factory: &run::ProjectFactory) -> run::Elasti
         max_groups: auto_ceiling(),
         cpus: crate::machine::cpus(),
         cpu_fraction: previous_timings(settings).and_then(|t| t.cpu_fraction),
+        // The engine runs here (auto's CPUs are this machine's too).
+        host_cpu: Some(crate::machine::cpu_sample),
     }
 }
 
@@ -596,7 +598,7 @@ fn slots(engines: &[DockerEngine]) -> Vec<run::EngineSlot<'_, DockerEngine>> {
 
 /// The end of a run: the plan of what ran, merged results, GitHub output, durations, the
 /// summary on stdout; `cpus`: the first engine's.
-fn finish(prepared: &Prepared, outcome: &run::RunOutcome, cpus: usize) {
+fn finish(prepared: &Prepared, outcome: &run::RunOutcome, (cpus, host_busy): (usize, Option<f64>)) {
     let spec = &prepared.spec;
     if let Some(dynamic) = &prepared.dynamic_plan {
         if outcome.groups.iter().any(|g| g.counts.planned > 0) {
@@ -619,7 +621,7 @@ fn finish(prepared: &Prepared, outcome: &run::RunOutcome, cpus: usize) {
     if let Some(merged) = &merged {
         github_output(spec, outcome, merged, &failures);
         if let Some(path) = &prepared.settings.store_durations {
-            if let Err(e) = store_durations(path, outcome, merged) {
+            if let Err(e) = store_durations(path, outcome, merged, host_busy) {
                 eprintln!(
                     "warning: --store-durations: {}",
                     crate::errors::render_chain(&e)
@@ -631,7 +633,7 @@ fn finish(prepared: &Prepared, outcome: &run::RunOutcome, cpus: usize) {
                 .map_or(Ok(()), |dir| {
                     std::fs::create_dir_all(dir).map_err(io_error("create directory", dir))
                 })
-                .and_then(|()| store_durations(path, outcome, merged));
+                .and_then(|()| store_durations(path, outcome, merged, host_busy));
             if let Err(e) = stored {
                 eprintln!(
                     "warning: remembering the durations for the next run (set {}= to stop): {}",
@@ -827,6 +829,13 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
         .expect("a prepared run has its source");
     let spec = &prepared.spec;
     let backends: Vec<&DockerEngine> = engines.iter().collect();
+    // How busy this host's CPUs are over the run, when every engine runs here: `--groups
+    // auto` learns from it whether the CPUs were the limit.
+    let host_before = engines
+        .iter()
+        .all(|e| !e.address().is_remote())
+        .then(crate::machine::cpu_sample)
+        .flatten();
     let work = async {
         let mut outcome = run::run_on(&slots, spec, source, &events).await;
         if spec.retries > 0 && outcome.fatal.is_none() && has_failures(&outcome) {
@@ -868,7 +877,10 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
         Ok(info) => info.cpus,
         Err(_) => crate::machine::cpus(),
     };
-    finish(&prepared, &outcome, cpus);
+    let host_busy = host_before
+        .zip(crate::machine::cpu_sample())
+        .and_then(|(before, after)| before.busy_until(&after));
+    finish(&prepared, &outcome, (cpus, host_busy));
     Ok(exit_code(&outcome))
 }
 

@@ -57,13 +57,34 @@ impl RunTimings {
         })
     }
 
-    /// With what the run's tests were like: their CPU and wall seconds per group, and the
+    /// With what the run's tests were like: their CPU and wall seconds per group on an
+    /// engine of `cpus` CPUs (the share as a demand: see
+    /// [`super::auto_groups::demand_share`]; taken as computing when the host's CPUs were
+    /// busy for `host_busy` >= [`super::auto_groups::HOST_SATURATED`] of the run), and the
     /// tests that failed.
-    pub fn with_tests(mut self, cpu_wall: &[(f64, f64)], failed: Vec<String>) -> Self {
+    pub fn with_tests(
+        mut self,
+        cpu_wall: &[(f64, f64)],
+        (cpus, host_busy): (usize, Option<f64>),
+        failed: Vec<String>,
+    ) -> Self {
         let (cpu, wall) = cpu_wall
             .iter()
             .fold((0.0, 0.0), |(c, w), (gc, gw)| (c + gc, w + gw));
-        self.cpu_fraction = (wall > 1.0).then(|| cpu / wall);
+        let saturated = host_busy.is_some_and(|b| b >= super::auto_groups::HOST_SATURATED);
+        // What each group cost the host's CPUs, the services its tests wait on included.
+        let host_share = host_busy.map_or(0.0, |b| {
+            b * cpus.max(1) as f64 / cpu_wall.len().max(1) as f64
+        });
+        self.cpu_fraction = (wall > 1.0).then(|| {
+            if saturated {
+                1.0
+            } else {
+                super::auto_groups::demand_share(cpu / wall, cpu_wall.len(), cpus)
+                    .max(host_share)
+                    .min(1.0)
+            }
+        });
         self.failed = failed;
         self
     }
@@ -96,8 +117,32 @@ mod tests {
             RunTimings::parse("{\"environment_seconds\": 4.5, \"collection_seconds\": 1.25}"),
             Some(t.clone())
         );
-        let with = t.with_tests(&[(3.0, 30.0), (1.0, 10.0)], vec!["t.py::a".into()]);
+        let with = t.clone().with_tests(
+            &[(3.0, 30.0), (1.0, 10.0)],
+            (2, Some(0.1)),
+            vec!["t.py::a".into()],
+        );
         assert_eq!(with.cpu_fraction, Some(0.1));
+        // Five groups on 2 CPUs that read 33 % each kept the CPUs busy: taken as computing.
+        let busy = t
+            .clone()
+            .with_tests(&[(10.0, 30.0); 5], (2, None), Vec::new());
+        assert_eq!(busy.cpu_fraction, Some(1.0));
+        // Four groups reading 28 % (1.1 CPUs) while the host was 95 % busy (the databases
+        // they wait on use the same CPUs): the same.
+        let host = t
+            .clone()
+            .with_tests(&[(8.4, 30.0); 4], (2, Some(0.95)), Vec::new());
+        assert_eq!(host.cpu_fraction, Some(1.0));
+        let calm = t
+            .clone()
+            .with_tests(&[(8.4, 30.0); 4], (2, Some(0.3)), Vec::new());
+        assert!((calm.cpu_fraction.unwrap() - 0.28).abs() < 1e-9);
+        // The host 70 % busy with those four groups: each cost 0.35 CPU, more than its tests.
+        let dear = t
+            .clone()
+            .with_tests(&[(8.4, 30.0); 4], (2, Some(0.7)), Vec::new());
+        assert!((dear.cpu_fraction.unwrap() - 0.35).abs() < 1e-9);
         assert_eq!(RunTimings::parse(&with.to_json()), Some(with));
         assert_eq!(
             RunTimings::parse("{\"environment_seconds\": -1, \"collection_seconds\": 1}"),

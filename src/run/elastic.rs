@@ -41,6 +41,9 @@ pub struct Progress {
     pub cpus: usize,
     /// CPU seconds per wall second of the tests (this run's, else the last run's), if known.
     pub cpu_fraction: Option<f64>,
+    /// The CPUs each running group keeps busy on the engine's host, the services it waits
+    /// on included (the host's busy share x CPUs / groups), if known.
+    pub host_share: Option<f64>,
 }
 
 /// Tests to measure before deciding anything when no durations were recorded.
@@ -55,10 +58,16 @@ pub fn should_grow(p: &Progress, max_groups: usize) -> Option<(usize, String)> {
         return None;
     }
     let c = p.cpus.max(1) as f64;
-    let f = auto_groups::assumed_share(p.cpu_fraction);
+    // What a group costs the CPUs: its tests' share, or what the host's business says it
+    // costs with the services its tests wait on (a database answering them), if more.
+    let f = auto_groups::assumed_share(
+        p.cpu_fraction
+            .map(|f| auto_groups::demand_share(f, p.groups, p.cpus)),
+    )
+    .max(p.host_share.unwrap_or(0.0));
     // Whole groups only: a group beyond what the CPUs carry slows the others as much as it
     // adds (and timing-sensitive tests fail).
-    let carried = |groups: usize| (groups as f64).min((c / f).floor());
+    let carried = |groups: usize| (groups as f64).min((c / f).floor().max(1.0));
     let (r, s) = (p.remaining_seconds, p.start_cost.max(0.1));
     let now = r / carried(p.groups);
     let mut best: Option<(usize, f64, f64)> = None;
@@ -109,6 +118,7 @@ mod tests {
             testing_for: start,
             cpus: 2,
             cpu_fraction: Some(0.2),
+            host_share: None,
         }
     }
 
@@ -194,6 +204,35 @@ mod tests {
             ..progress(1, 1e4, 5.0)
         };
         assert_eq!(should_grow(&one, 8).map(|(k, _)| k), Some(1));
+    }
+
+    #[test]
+    fn what_a_group_costs_the_host_counts_when_it_exceeds_the_tests_own_share() {
+        // The tests' own share says 10 %, but each of the two groups keeps 0.9 CPU busy with
+        // its database: 2 CPUs carry no third.
+        let host = Progress {
+            cpu_fraction: Some(0.1),
+            host_share: Some(0.9),
+            ..progress(2, 1e4, 5.0)
+        };
+        assert_eq!(should_grow(&host, 8), None);
+        // One such group alone: a second one fits.
+        let (k, _) = should_grow(&Progress { groups: 1, ..host }, 8).unwrap();
+        assert_eq!(k, 1);
+    }
+
+    #[test]
+    fn a_share_read_while_the_groups_kept_the_cpus_busy_adds_no_group() {
+        // Four groups on 2 CPUs reading 40 % each used 1.6 CPUs: each got what was left,
+        // which says nothing about waiting.
+        let busy = Progress {
+            cpu_fraction: Some(0.4),
+            ..progress(4, 1e4, 5.0)
+        };
+        assert_eq!(should_grow(&busy, 8), None);
+        // The same share with two groups (0.8 of 2 CPUs) is evidence of waiting.
+        let (k, _) = should_grow(&Progress { groups: 2, ..busy }, 8).unwrap();
+        assert!(k >= 1);
     }
 
     #[test]

@@ -300,6 +300,7 @@ pub async fn run_on<B: Backend>(
             started: Instant::now(),
             last: Vec::new(),
             stopped: false,
+            host_since: std::cell::Cell::new(None),
         })
     });
     let (mut groups, grown) = run_groups(shared, running, growth).await;
@@ -341,6 +342,9 @@ fn run_snapshots(spec: &RunSpec) -> Option<RunSnapshots> {
     })
 }
 
+/// How long the host's CPUs are watched before their business says anything.
+const HOST_WINDOW: Duration = Duration::from_secs(1);
+
 /// `--groups auto` growing during a dynamic run (see [`super::elastic`]).
 struct Growth<'a, B: Backend> {
     elastic: &'a super::spec::Elastic,
@@ -353,9 +357,32 @@ struct Growth<'a, B: Backend> {
     last: Vec<usize>,
     /// No more group joins (the factory failed).
     stopped: bool,
+    /// When the groups running now all had their tests, and the host's CPU counters then.
+    host_since: std::cell::Cell<Option<(Instant, crate::machine::CpuSample)>>,
 }
 
 impl<'a, B: Backend> Growth<'a, B> {
+    /// The CPUs each of the `running` groups keeps busy on the host, the services its tests
+    /// wait on included (the host's busy share x CPUs / groups), measured since the groups
+    /// running now all had their tests: `Err` while that is less than [`HOST_WINDOW`] (the
+    /// first call after a join starts the measure); `Ok(None)` when the host's counters
+    /// cannot be read.
+    fn host_share(&self, running: usize) -> Result<Option<f64>, ()> {
+        let Some(now) = self.elastic.host_cpu.and_then(|read| read()) else {
+            return Ok(None);
+        };
+        match self.host_since.get() {
+            None => {
+                self.host_since.set(Some((Instant::now(), now)));
+                Err(())
+            }
+            Some((at, _)) if at.elapsed() < HOST_WINDOW => Err(()),
+            Some((_, since)) => Ok(since
+                .busy_until(&now)
+                .map(|busy| busy * self.elastic.cpus.max(1) as f64 / running.max(1) as f64)),
+        }
+    }
+
     /// Groups that should join now, and why: they pay for their start and the last ones
     /// that joined have their tests.
     fn due(&self, shared: Shared<'_>, running: usize) -> Option<(usize, String)> {
@@ -368,6 +395,7 @@ impl<'a, B: Backend> Growth<'a, B> {
             return None;
         }
         let first = shared.dispatcher.first_handed()?;
+        let host_share = self.host_share(running).ok()?;
         let (remaining_seconds, measured, recorded) = shared.dispatcher.work_left()?;
         let progress = super::elastic::Progress {
             groups: running,
@@ -381,6 +409,7 @@ impl<'a, B: Backend> Growth<'a, B> {
                 .dispatcher
                 .cpu_fraction()
                 .or(self.elastic.cpu_fraction),
+            host_share,
         };
         if !recorded && progress.cpu_fraction.is_none() {
             // Whether the tests compute or wait decides how many groups pay: a report is
@@ -418,6 +447,7 @@ impl<'a, B: Backend> Growth<'a, B> {
         shared.events.emit(Event::Notice(reason));
         self.next_group += projects.len();
         self.last = projects.iter().map(|(group, _)| *group).collect();
+        self.host_since.set(None);
         let ready = self.ready;
         projects
             .into_iter()

@@ -1704,7 +1704,31 @@ fn elastic(max_groups: usize, cpu_fraction: Option<f64>) -> super::spec::Elastic
         max_groups,
         cpus: 2,
         cpu_fraction,
+        host_cpu: None,
     }
+}
+
+/// A host whose CPUs are 95 % busy: each read is 1000 ticks later, 950 of them busy.
+fn busy_host() -> Option<crate::machine::CpuSample> {
+    static TICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let t = TICKS.fetch_add(1000, std::sync::atomic::Ordering::Relaxed) + 1000;
+    Some(crate::machine::CpuSample::new(t / 20 * 19, t))
+}
+
+#[tokio::test]
+async fn auto_adds_no_group_while_the_hosts_cpus_are_busy() {
+    // The tests' own share says they wait (10 %), but the host's CPUs are 95 % busy (the
+    // services they wait on use them): no group joins.
+    let (_, backend) = long_suite(Some(0.1));
+    let out = tempfile::tempdir().unwrap();
+    let mut spec = dynamic_spec(&[1], 1, out.path());
+    spec.elastic = Some(super::spec::Elastic {
+        host_cpu: Some(busy_host),
+        ..elastic(4, None)
+    });
+    let outcome = go(&backend, &spec, queue(1)).await;
+    assert_eq!(outcome.groups.len(), 1, "{:?}", outcome.grown);
+    assert!(outcome.grown.is_empty());
 }
 
 #[tokio::test]

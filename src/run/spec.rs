@@ -56,6 +56,10 @@ pub struct Elastic {
     pub cpus: usize,
     /// CPU seconds per wall second of the last run's tests, until this run measures its own.
     pub cpu_fraction: Option<f64>,
+    /// Reads the engine host's CPU counters ([`crate::machine::cpu_sample`] when the engine
+    /// runs here): no group joins while the host's CPUs are busy (the tests' own share leaves
+    /// out the services they wait on, which use the same CPUs). `None`: not known.
+    pub host_cpu: Option<fn() -> Option<crate::machine::CpuSample>>,
 }
 
 /// How long a group may show no progress before every thread's stack is printed (once), when no

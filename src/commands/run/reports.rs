@@ -252,10 +252,12 @@ pub(super) fn github_output(
 /// `--store-durations FILE`: update the file from the merged JUnit's per-test durations.
 /// Entries of tests that no longer exist are dropped only when this run collected the whole
 /// suite.
+/// `host_busy`: the share of the host's CPU time busy over the run (local engines only).
 pub(super) fn store_durations(
     path: &Path,
     outcome: &RunOutcome,
     merged: &MergedResults,
+    host_busy: Option<f64>,
 ) -> Result<(), Error> {
     let still: Option<std::collections::HashSet<String>> = outcome
         .collected
@@ -266,11 +268,15 @@ pub(super) fn store_durations(
         merged.junit.durations.iter().cloned(),
         still.as_ref(),
     )?;
-    store_timings(path, outcome)
+    store_timings(path, outcome, host_busy)
 }
 
 /// Keep this run's start-up figures beside the durations file, for `--groups auto`.
-fn store_timings(durations_path: &Path, outcome: &RunOutcome) -> Result<(), Error> {
+fn store_timings(
+    durations_path: &Path,
+    outcome: &RunOutcome,
+    host_busy: Option<f64>,
+) -> Result<(), Error> {
     let span = |g: &run::GroupReport, phase: report::Phase| {
         g.phases
             .iter()
@@ -305,7 +311,7 @@ fn store_timings(durations_path: &Path, outcome: &RunOutcome) -> Result<(), Erro
     };
     let cpu: Vec<(f64, f64)> = outcome.groups.iter().filter_map(|g| g.cpu).collect();
     let failed = run::failed_tests(outcome);
-    let timings = timings.with_tests(&cpu, failed);
+    let timings = timings.with_tests(&cpu, (cpus, host_busy), failed);
     let path = durations_path
         .parent()
         .unwrap_or(Path::new("."))
