@@ -3,7 +3,8 @@
 //!
 //! The planner (`plan::auto_groups`) is pure and takes these as inputs; reading them is here.
 
-/// The host's CPU time counters (`/proc/stat`'s first line), in clock ticks: busy, and all.
+/// The host's CPU time counters (`/proc/stat`'s first line), in clock ticks: busy at normal
+/// priority or above, and all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuSample {
     busy: u64,
@@ -16,8 +17,8 @@ impl CpuSample {
         CpuSample { busy, total }
     }
 
-    /// The share of the host's CPU time that was busy (anything but idle and I/O wait) from
-    /// `self` to `later`; `None` when no time passed.
+    /// The share of the host's CPU time that was busy (anything but idle, I/O wait and niced
+    /// work) from `self` to `later`; `None` when no time passed.
     pub fn busy_until(&self, later: &CpuSample) -> Option<f64> {
         let total = later.total.checked_sub(self.total)?;
         let busy = later.busy.checked_sub(self.busy)?;
@@ -44,7 +45,9 @@ fn parse_cpu_sample(stat: &str) -> Option<CpuSample> {
         return None;
     }
     let total: u64 = fields.iter().sum();
-    let idle = fields[3] + fields[4];
+    // Idle and I/O wait, and niced work: low-priority processes (a background build) yield
+    // the CPUs to the groups' containers, so they do not make the CPUs busy for them.
+    let idle = fields[3] + fields[4] + fields[1];
     Some(CpuSample {
         busy: total - idle,
         total,
@@ -87,6 +90,9 @@ mod tests {
         let b = parse_cpu_sample("cpu  250 0 100 850 50 0 0 0 0 0\n").unwrap();
         // 200 busy ticks of 250.
         assert_eq!(a.busy_until(&b), Some(0.8));
+        // Niced work (a background build at low priority) leaves the CPUs to the groups.
+        let c = parse_cpu_sample("cpu  250 200 100 850 50 0 0 0 0 0\n").unwrap();
+        assert_eq!(a.busy_until(&c), Some(200.0 / 450.0));
         assert_eq!(a.busy_until(&a), None);
         assert_eq!(parse_cpu_sample("intr 1 2 3\n"), None);
     }
