@@ -74,7 +74,7 @@ impl RunTimings {
         let saturated = host_busy.is_some_and(|b| b >= super::auto_groups::HOST_SATURATED);
         // What each group cost the host's CPUs, the services its tests wait on included.
         let host_share = host_busy.map_or(0.0, |b| {
-            b * cpus.max(1) as f64 / cpu_wall.len().max(1) as f64
+            super::auto_groups::cpus_per_group(b, cpus, cpu_wall.len())
         });
         self.cpu_fraction = (wall > 1.0).then(|| {
             if saturated {

@@ -377,9 +377,9 @@ impl<'a, B: Backend> Growth<'a, B> {
                 Err(())
             }
             Some((at, _)) if at.elapsed() < HOST_WINDOW => Err(()),
-            Some((_, since)) => Ok(since
-                .busy_until(&now)
-                .map(|busy| busy * self.elastic.cpus.max(1) as f64 / running.max(1) as f64)),
+            Some((_, since)) => Ok(since.busy_until(&now).map(|busy| {
+                crate::plan::auto_groups::cpus_per_group(busy, self.elastic.cpus, running)
+            })),
         }
     }
 
