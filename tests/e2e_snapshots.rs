@@ -337,6 +337,31 @@ fn the_second_run_of_the_example_starts_its_databases_from_the_first_runs_snapsh
         std::fs::metadata(snapshots[0].join("0.tar")).unwrap().len() > 1_000_000,
         "the data directory's archive holds a database"
     );
+    // The group that took it laid it out on the engine while its tests ran (unless the other
+    // group started late enough to restore it, and did so itself): the next environment to
+    // restore it layers over it at once.
+    let restored_in_run_1 = (1..=2).any(|k| first.restored(k));
+    assert_eq!(
+        first.db_lines("snapshot laid out on the engine").len(),
+        usize::from(!restored_in_run_1),
+        "{all}"
+    );
+    let key = snapshots[0].file_name().unwrap().to_str().unwrap();
+    let ours = format!(
+        "compose-shard-snapshot-{key}-{}-",
+        meta(&snapshots[0])["created"]
+    );
+    let ours_on_engine = || -> Vec<String> {
+        templates(key)
+            .into_iter()
+            .filter(|t| t.starts_with(&ours))
+            .collect()
+    };
+    assert_eq!(
+        ours_on_engine().len(),
+        2,
+        "the template and its mark after run 1"
+    );
 
     let second = run_kept(
         stack.path(),
@@ -379,17 +404,14 @@ fn the_second_run_of_the_example_starts_its_databases_from_the_first_runs_snapsh
             "g{k} layered over the snapshot's template:\n{all}"
         );
     }
-    // This snapshot's templates (another cache folder may hold one of the same key).
-    let key = snapshots[0].file_name().unwrap().to_str().unwrap();
-    let ours = format!(
-        "compose-shard-snapshot-{key}-{}-",
-        meta(&snapshots[0])["created"]
-    );
-    let made: Vec<String> = templates(key)
-        .into_iter()
-        .filter(|t| t.starts_with(&ours))
-        .collect();
+    // This snapshot's templates (another cache folder may hold one of the same key): the
+    // same two, not made again.
+    let made = ours_on_engine();
     assert_eq!(made.len(), 2, "the template and its mark: {made:?}");
+    assert!(
+        !second.all.contains("snapshot laid out on the engine"),
+        "{all}"
+    );
 
     let before = outcomes(&out1.join("junit.xml"));
     let after = outcomes(&out2.join("junit.xml"));
@@ -401,11 +423,7 @@ fn the_second_run_of_the_example_starts_its_databases_from_the_first_runs_snapsh
     // `clean --snapshots` removes the snapshot and its templates on the engine.
     let cleaned = cache.clean_snapshots();
     assert!(cleaned.status.success(), "{}", text(&cleaned));
-    let left: Vec<String> = templates(key)
-        .into_iter()
-        .filter(|t| t.starts_with(&ours))
-        .collect();
-    assert_eq!(left, Vec::<String>::new(), "{}", text(&cleaned));
+    assert_eq!(ours_on_engine(), Vec::<String>::new(), "{}", text(&cleaned));
     assert_eq!(snapshot_dirs(cache.path()), Vec::<PathBuf>::new());
 }
 

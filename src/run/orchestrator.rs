@@ -28,6 +28,7 @@ use super::protocol::{env, GATE_FILE, PLUGIN_DIR};
 use super::pytest_command::{is_pytest, test_invocation, PluginSettings};
 use super::resource_labels::{describe, group_label, run_label};
 use super::service_snapshot::{RunSnapshots, SnapshotStore};
+use super::snapshot_layers;
 use super::source_copy::{must_copy, SourceCopy};
 use super::spec::{Assignment, RunSpec, TestSource};
 use super::startup::{
@@ -888,16 +889,19 @@ async fn start_and_test<B: Backend>(
         name: &container,
         released: early.then_some(ready),
     };
-    let outcome = run_tests(
-        cx.backend,
-        spec,
-        group,
-        test_container,
-        cx.dispatcher,
-        cx.events,
-        probes,
-    )
-    .await;
+    // A snapshot this environment took is laid out for layering while the tests run.
+    let (outcome, ()) = futures::join!(
+        run_tests(
+            cx.backend,
+            spec,
+            group,
+            test_container,
+            cx.dispatcher,
+            cx.events,
+            probes,
+        ),
+        snapshot_layers::make_untemplated(cx.backend, cx.snapshots, group, cx.events),
+    );
     let test_start = outcome.tests_delivered.or(outcome.exited).unwrap_or(ready);
     let exited = outcome.exited.unwrap_or_else(Instant::now);
     report.setup_seconds = test_start.duration_since(started).as_secs_f64();

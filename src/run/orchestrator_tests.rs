@@ -1917,6 +1917,58 @@ async fn one_group_takes_the_snapshot_before_dependents_start_and_the_next_run_r
 }
 
 #[tokio::test]
+async fn the_run_that_takes_a_snapshot_lays_it_out_while_its_tests_run_and_the_next_restores_at_once(
+) {
+    let out = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let spec = snapshot_spec(&[1], out.path(), cache.path());
+    let backend = snapshot_fake();
+    let (events, mut rx) = EventSink::channel();
+    let outcome = run(&backend, &spec, round_robin(1), &events).await;
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    let calls = backend.calls.borrow().clone();
+    let fills = calls_like(&backend, "fill compose-shard-snapshot-");
+    assert_eq!(fills.len(), 2, "one template per path: {calls:#?}");
+    let app = calls
+        .iter()
+        .position(|c| c.starts_with("start app@g1"))
+        .expect("the test container started");
+    assert!(
+        calls.iter().position(|c| c == &fills[0]).unwrap() > app,
+        "laid out beside the tests, not before them: {calls:#?}"
+    );
+    let mut said = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        if let crate::run::Event::Info(text) = event {
+            said.push(text);
+        }
+    }
+    assert!(
+        said.iter()
+            .any(|t| t.starts_with("[g1] db: snapshot laid out on the engine")),
+        "{said:?}"
+    );
+    // The next run on the same engine layers over those templates without filling any.
+    backend.calls.borrow_mut().clear();
+    let out = tempfile::tempdir().unwrap();
+    let spec = snapshot_spec(&[1], out.path(), cache.path());
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    assert!(calls_like(&backend, "fill").is_empty());
+    assert!(calls_like(&backend, "stop").is_empty());
+    assert_eq!(calls_like(&backend, "layer root db@g1").len(), 2);
+
+    // Without layering nothing is laid out.
+    let cache = tempfile::tempdir().unwrap();
+    let mut spec = snapshot_spec(&[1], out.path(), cache.path());
+    spec.snapshot_layers = false;
+    let backend = snapshot_fake();
+    go(&backend, &spec, round_robin(1)).await;
+    assert_eq!(calls_like(&backend, "stop db@").len(), 1, "taken");
+    assert!(calls_like(&backend, "fill").is_empty());
+}
+
+#[tokio::test]
 async fn an_engine_that_cannot_layer_gets_the_snapshot_copied_in_and_the_run_says_so_once() {
     let cache = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();

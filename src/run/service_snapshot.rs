@@ -538,6 +538,8 @@ pub struct RunSnapshots {
     keys: RefCell<HashMap<(String, String), Keyed>>,
     /// Per key: the template layers on the engine (their folders), made once per run.
     templates: RefCell<HashMap<String, Templates>>,
+    /// Snapshots taken on this run whose templates nobody made yet: (engine id, key, image).
+    untemplated: RefCell<Vec<(String, String, String)>>,
     /// Layering over templates is possible on this run's engines (until it fails once).
     layering: std::cell::Cell<bool>,
 }
@@ -557,6 +559,7 @@ impl RunSnapshots {
             restoring: std::cell::Cell::new((0, 0)),
             keys: RefCell::default(),
             templates: RefCell::default(),
+            untemplated: RefCell::default(),
             layering: std::cell::Cell::new(true),
         })
     }
@@ -658,6 +661,31 @@ impl RunSnapshots {
             KeyState::Skipped
         };
         self.state.borrow_mut().insert(key, state);
+    }
+
+    /// The snapshot under `key` was just taken on engine `engine_id` from a container of
+    /// `image`: its templates are wanted (see [`RunSnapshots::untemplated`]).
+    pub fn wants_templates(&self, engine_id: &str, key: &str, image: String) {
+        if self.layering() {
+            let entry = (engine_id.to_string(), key.to_string(), image);
+            self.untemplated.borrow_mut().push(entry);
+        }
+    }
+
+    /// The snapshots taken on this run on engine `engine_id` whose templates nobody made yet,
+    /// with the image to make them through, handed out once: made while the tests run, they
+    /// spare the next environment to restore (this run's or the next run's) the copy.
+    pub fn untemplated(&self, engine_id: &str) -> Vec<(Rc<Stored>, String)> {
+        let mut wanted = self.untemplated.borrow_mut();
+        let (mine, others) = wanted.drain(..).partition(|(e, ..)| e == engine_id);
+        *wanted = others;
+        let state = self.state.borrow();
+        mine.into_iter()
+            .filter_map(|(_, key, image)| match state.get(&key) {
+                Some(KeyState::Available(stored)) => Some((stored.clone(), image)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Taking a snapshot failed: the run goes on without it.

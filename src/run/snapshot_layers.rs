@@ -16,7 +16,9 @@ use tokio::time::Instant;
 use super::backend::Backend;
 use super::event::{Event, EventSink};
 use super::outcome::EnvironmentFailure;
-use super::service_snapshot::{parent_of, template_prefix, top_folder_entry, DataPath, Stored};
+use super::service_snapshot::{
+    parent_of, template_prefix, top_folder_entry, DataPath, RunSnapshots, Stored,
+};
 use super::startup::{create_container, StartRequest};
 use super::warm_start;
 use crate::compose::Service;
@@ -78,11 +80,14 @@ pub async fn create_restored<B: Backend>(
 
 /// The first failure to layer: said once, and the rest of the run copies.
 fn give_up_layering(request: &StartRequest<'_>, events: &EventSink, e: &EngineError) {
-    let Some(using) = request.snapshots else {
-        return;
-    };
-    if using.run.layering() {
-        using.run.layering_failed();
+    if let Some(using) = request.snapshots {
+        layering_failed(using.run, events, e);
+    }
+}
+
+fn layering_failed(run: &RunSnapshots, events: &EventSink, e: &EngineError) {
+    if run.layering() {
+        run.layering_failed();
         events.emit(Event::Notice(format!(
             "snapshots are copied into every environment on this run: the engine could not layer a volume over one ({}); set COMPOSE_SHARD_SNAPSHOT_LAYERS=0 to skip trying",
             crate::errors::render_chain(e)
@@ -133,6 +138,48 @@ async fn layers_for<B: Backend>(
         Err(e) => {
             give_up_layering(request, events, &e);
             None
+        }
+    }
+}
+
+/// Make the templates of the snapshots taken on this run on `using`'s engine (run beside the
+/// tests of the environment that took them): the next environment to restore one, of this
+/// run or the next, then layers over them at once instead of waiting for the copy.
+pub async fn make_untemplated<B: Backend>(
+    backend: &B,
+    using: Option<warm_start::SnapshotUse<'_>>,
+    group: usize,
+    events: &EventSink,
+) {
+    let Some(using) = using else {
+        return;
+    };
+    for (stored, image) in using.run.untemplated(using.engine_id) {
+        let began = Instant::now();
+        let made = std::cell::Cell::new(false);
+        let cell = using.run.templates(&stored.key);
+        cell.get_or_init(|| async {
+            if !using.run.layering() {
+                return None;
+            }
+            match make_templates(backend, &stored, &image).await {
+                Ok(folders) => {
+                    made.set(true);
+                    Some(folders)
+                }
+                Err(e) => {
+                    layering_failed(using.run, events, &e);
+                    None
+                }
+            }
+        })
+        .await;
+        if made.get() {
+            events.emit(Event::Info(format!(
+                "[g{group}] {}: snapshot laid out on the engine for the next environments to layer over ({:.2}s)",
+                stored.meta.service,
+                began.elapsed().as_secs_f64()
+            )));
         }
     }
 }

@@ -142,7 +142,12 @@ pub async fn capture<B: Backend>(
                 )
             };
             events.emit(Event::Info(said));
+            let (worth, key) = (stored.meta.worth, stored.key.clone());
             using.run.taken(stored);
+            let image = (request.overrides)(service).image;
+            if let Some(image) = image.or_else(|| service.image.clone()).filter(|_| worth) {
+                using.run.wants_templates(using.engine_id, &key, image);
+            }
         }
         Err(why) => {
             events.emit(Event::Warning(format!(
