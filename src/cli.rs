@@ -148,6 +148,12 @@ struct RunArgs {
     /// `with-services` of [tool.compose-shard]).
     #[arg(long = "with-service", value_name = "NAME")]
     with_services: Vec<String>,
+    /// Replace the test service's entrypoint, as `docker compose run --entrypoint` does: a
+    /// command line, split like a shell, that runs with the arguments after `--` as the test
+    /// command (`--entrypoint "pytest tests/unit"`; `''` clears it) [default: `entrypoint` in
+    /// `[tool.compose-shard]`].
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    entrypoint: Option<String>,
     /// Number of groups, or `auto`: the count that minimises the predicted wall time, from
     /// the recorded durations, earlier runs' start-up times and the CPUs [default: `groups`
     /// in `[tool.compose-shard]`, else auto].
@@ -263,6 +269,9 @@ struct BisectArgs {
     /// Also start this service in every environment (repeatable, as for `run`).
     #[arg(long = "with-service", value_name = "NAME")]
     with_services: Vec<String>,
+    /// Replace the test service's entrypoint (as for `run`).
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    entrypoint: Option<String>,
     /// How long the search may take in all (e.g. `20m`) [default: 10m].
     #[arg(long, value_name = "DURATION")]
     budget: Option<String>,
@@ -296,6 +305,7 @@ impl BisectArgs {
             compose: self.compose.into_options(),
             service: self.service,
             with_services: self.with_services,
+            entrypoint: self.entrypoint,
             plan_file: Some(self.plan),
             out_dir: self.out,
             ready_timeout: duration_flag("--ready-timeout", self.ready_timeout.as_deref())?,
@@ -326,6 +336,9 @@ struct PlanArgs {
     /// The service to collect in (see `run --service`).
     #[arg(short = 's', long, value_name = "SERVICE")]
     service: Option<String>,
+    /// Replace the test service's entrypoint (see `run --entrypoint`).
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    entrypoint: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     format: PlanFormat,
@@ -516,6 +529,7 @@ impl RunArgs {
             compose: self.compose.into_options(),
             service: self.service,
             with_services: self.with_services,
+            entrypoint: self.entrypoint,
             groups,
             only,
             plan_file: self.plan,
@@ -564,6 +578,7 @@ impl PlanArgs {
             split_by: self.split.split_by,
             format: self.format,
             command: self.command,
+            entrypoint: self.entrypoint,
             docker_hosts: self.engines.into_list()?,
         })
     }

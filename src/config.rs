@@ -263,6 +263,8 @@ pub struct RunConfig {
     pub store_durations: Option<PathBuf>,
     /// The test command after `--` (empty: `pytest`).
     pub command: Vec<String>,
+    /// `--entrypoint`: replaces the test service's entrypoint (a command line).
+    pub entrypoint: Option<String>,
     /// `--docker-host` (repeatable; URLs or Docker context names, not yet resolved: empty
     /// means `docker-hosts` of pyproject.toml, else the default engine).
     pub docker_hosts: Vec<String>,
@@ -306,6 +308,8 @@ pub struct PlanConfig {
     pub format: PlanFormat,
     /// The collection command after `--` (empty: `pytest`).
     pub command: Vec<String>,
+    /// `--entrypoint`: replaces the test service's entrypoint (a command line).
+    pub entrypoint: Option<String>,
     /// `--docker-host` (repeatable; the tests are collected on the first).
     pub docker_hosts: Vec<String>,
 }

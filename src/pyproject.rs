@@ -14,6 +14,7 @@
 //! out = "compose-shard-results"
 //! env = { DJANGO_SETTINGS_MODULE = "app.settings.test" }
 //! command = ["pytest", "-p", "no:cacheprovider"]
+//! entrypoint = "pytest tests/unit"  # replaces the test service's entrypoint (or a list)
 //! with-services = ["mailhog"]    # also start these (and their dependencies)
 //! docker-hosts = ["unix:///var/run/docker.sock", "tcp://build2:2376", "build3"]  # URLs or contexts
 //! exit-grace = "30s"             # a test process may outlive pytest's session this long
@@ -68,6 +69,19 @@ pub struct Settings {
     pub snapshots: Option<crate::config::Snapshots>,
     /// Keep the services' data in memory (tmpfs).
     pub tmpfs_data: Option<bool>,
+    /// The test service's entrypoint replaced, as `docker compose run --entrypoint` does: a
+    /// command line (split like a shell) or a list of words.
+    pub entrypoint: Option<Words>,
+}
+
+/// A command given as one line (split like a shell) or as a list of words.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Words {
+    /// `"pytest -q"`.
+    Line(String),
+    /// `["pytest", "-q"]`.
+    List(Vec<String>),
 }
 
 /// `pyproject.toml` could not be read or has an invalid `[tool.compose-shard]` table.

@@ -4,13 +4,17 @@
 //!   hand (`.env` for the development server): the run warns about it and goes on;
 //! - the test service may bind a folder that is not in the repository (a coverage report's
 //!   `./htmlcov`): it is created before the containers, owned by the user, and reported;
-//!   with `--copy-source` it is made inside the container instead.
+//!   with `--copy-source` it is made inside the container instead;
+//! - the test service's entrypoint starts the application server, and the tests run with
+//!   `docker compose run --rm --entrypoint pytest SERVICE`: `--entrypoint` replaces it the
+//!   same way (split like a shell, the arguments after `--` following it).
 
 #[path = "e2e_support/mod.rs"]
 mod support;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::process::Command;
 
 use support::*;
 
@@ -111,4 +115,106 @@ fn with_copy_source_the_missing_folder_is_made_in_the_container_only() {
         "{all}"
     );
     assert_nothing_left(&output);
+}
+
+/// The outcome line pytest prints last (`5 passed in 1.2s`), without its time.
+fn pytest_counts(output: &str) -> Option<String> {
+    output.lines().rev().find_map(|line| {
+        let line = line.trim().trim_matches('=').trim();
+        let counts = line.split(" in ").next()?;
+        counts.contains(" passed").then(|| counts.to_string())
+    })
+}
+
+#[test]
+fn an_entrypoint_replaced_as_compose_run_entrypoint_runs_the_same_tests() {
+    require_docker_and_images();
+    let stack = stack_copy("pytest-redis");
+    // The service as a development stack has it: its entrypoint serves the application and
+    // never ends; `pytest` after it would be an argument of the server.
+    write_override(
+        stack.path(),
+        "services:\n  tests:\n    entrypoint: [\"python\", \"-m\", \"http.server\"]\n",
+    );
+    let compose = |args: &[&str]| {
+        let out = Command::new(compose_v2())
+            .current_dir(stack.path())
+            .envs(FIXTURE_ENV)
+            .args(args)
+            .output()
+            .expect("run docker compose");
+        (out.status.code(), text(&out))
+    };
+    let (code, reference) = compose(&[
+        "run",
+        "--rm",
+        "-T",
+        "--entrypoint",
+        "pytest -p no:cacheprovider",
+        "tests",
+        "-q",
+    ]);
+    compose(&["down", "-v", "--remove-orphans"]);
+    assert_eq!(code, Some(0), "Compose v2's own run failed:\n{reference}");
+    let expected = pytest_counts(&reference).expect("pytest's summary line from Compose's run");
+
+    let output = run_to_end(
+        stack.path(),
+        &[
+            "--groups",
+            "2",
+            "--entrypoint",
+            "pytest -p no:cacheprovider",
+            "--",
+            "-q",
+        ],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let passed: usize = expected
+        .split(" passed")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The summary's totals row: tests, passed, failed, errors, skipped.
+    let totals: Vec<&str> = all
+        .lines()
+        .find(|l| l.starts_with("total "))
+        .map(|l| l.split_whitespace().skip(1).take(5).collect())
+        .unwrap_or_default();
+    let passed = passed.to_string();
+    assert_eq!(
+        totals,
+        [passed.as_str(), passed.as_str(), "0", "0", "0"],
+        "Compose ran `{expected}`:\n{all}"
+    );
+    assert_nothing_left(&output);
+
+    // `plan` collects the same way.
+    let planned = binary()
+        .current_dir(stack.path())
+        .args([
+            "plan",
+            "--groups",
+            "2",
+            "--entrypoint",
+            "pytest -p no:cacheprovider",
+        ])
+        .output()
+        .expect("run compose-shard plan");
+    let plan_text = text(&planned);
+    assert!(planned.status.success(), "{plan_text}");
+    let plan_total = plan_text
+        .lines()
+        .find(|l| l.starts_with("total "))
+        .and_then(|l| l.split_whitespace().nth(1));
+    assert_eq!(plan_total, Some(passed.as_str()), "{plan_text}");
+
+    // Without it, the server's entrypoint gets pytest as its argument, as with Compose.
+    let output = run_to_end(stack.path(), &["--groups", "1", "--ready-timeout", "1m"]);
+    let all = text(&output);
+    assert_ne!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("collection failed"), "{all}");
 }

@@ -32,18 +32,6 @@ fn testcases(junit: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Docker Compose v2's binary (installed by `ci/compose-v2`; fails, never skips, without it).
-fn compose_v2() -> String {
-    if let Ok(path) = std::env::var("COMPOSE_V2") {
-        return path;
-    }
-    let out = Command::new(crate_root().join("ci/compose-v2"))
-        .output()
-        .expect("run ci/compose-v2");
-    assert!(out.status.success(), "ci/compose-v2 failed: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// The services `docker compose run --rm SERVICE` starts, from Compose v2's dry run: the
 /// dependencies it creates, plus the service itself.
 fn compose_v2_run_services(dir: &Path, service: &str) -> BTreeSet<String> {

@@ -101,6 +101,9 @@ fn collection_spec(
         },
     )?;
     stamp_labels(&mut isolated, &run_id, 1);
+    if settings.entrypoint.is_some() {
+        isolated.clear_entrypoint(&test_service); // its words lead the collection command
+    }
     let scratch = tempfile::tempdir().map_err(|source| Error::Io {
         action: "create a temporary directory in",
         path: std::env::temp_dir(),

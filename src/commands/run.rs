@@ -156,7 +156,10 @@ fn assignment_of(plan: &Plan) -> Assignment {
         .collect()
 }
 
-fn reproduce_flags(cfg: &RunConfig, test_service: &str) -> Vec<String> {
+/// The flags a rerun of one group needs besides `--plan`, `--only` and the test command.
+/// With an entrypoint replaced, the test command holds its words already, so the rerun
+/// clears the entrypoint (`--entrypoint ''`) and runs that command as it is.
+fn reproduce_flags(cfg: &RunConfig, test_service: &str, entrypoint: bool) -> Vec<String> {
     let mut flags = Vec::new();
     for f in &cfg.compose.files {
         flags.extend(["-f".to_string(), f.display().to_string()]);
@@ -173,6 +176,9 @@ fn reproduce_flags(cfg: &RunConfig, test_service: &str) -> Vec<String> {
     flags.extend(["--service".to_string(), test_service.to_string()]);
     for s in &cfg.with_services {
         flags.extend(["--with-service".to_string(), s.clone()]);
+    }
+    if entrypoint {
+        flags.extend(["--entrypoint".to_string(), String::new()]);
     }
     for (k, v) in &cfg.env {
         flags.extend(["-e".to_string(), format!("{k}={v}")]);
@@ -459,13 +465,16 @@ fn select_for_run(cfg: &RunConfig) -> Result<Selection, Error> {
 
 fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
     let Selection {
-        project,
+        mut project,
         test_service,
         settings,
     } = select_for_run(cfg)?;
     let test_service = test_service.expect("a test service is required");
     let env = |name: &str| std::env::var(name).ok();
     let mut settings = RunSettings::resolve(cfg, &settings, &project.project_dir, &env)?;
+    if settings.entrypoint.is_some() {
+        project.clear_entrypoint(&test_service); // its words lead the test command
+    }
     remember_durations(&mut settings, &project.project_dir, &test_service);
     for warning in &settings.warnings {
         eprintln!("warning: {warning}");
@@ -526,7 +535,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         source: Some(source),
         dynamic_plan,
         plan_file,
-        reproduce_flags: reproduce_flags(cfg, &test_service),
+        reproduce_flags: reproduce_flags(cfg, &test_service, settings.entrypoint.is_some()),
         auto_reason,
         settings,
         factory,
@@ -891,7 +900,7 @@ mod tests {
 
     #[test]
     fn the_reproduce_command_repeats_the_run_flags_given() {
-        let plain = reproduce_flags(&RunConfig::default(), "app");
+        let plain = reproduce_flags(&RunConfig::default(), "app", false);
         assert_eq!(plain, ["--service", "app"]);
         let cfg = RunConfig {
             exit_grace: Some(Duration::from_secs(90)),
@@ -902,10 +911,30 @@ mod tests {
             until: Some("t.py::test_a".into()),
             ..RunConfig::default()
         };
-        let flags = reproduce_flags(&cfg, "app").join(" ");
+        let flags = reproduce_flags(&cfg, "app", false).join(" ");
         assert_eq!(
             flags,
             "--service app --exit-grace 90s --test-timeout 1500ms --snapshots off --tmpfs-data"
+        );
+    }
+
+    #[test]
+    fn a_replaced_entrypoint_is_cleared_in_the_reproduce_command_whose_command_holds_it() {
+        let cfg = RunConfig {
+            entrypoint: Some("pytest tests/unit".into()),
+            ..RunConfig::default()
+        };
+        let flags = reproduce_flags(&cfg, "app", true);
+        assert_eq!(flags, ["--service", "app", "--entrypoint", ""]);
+        let line = run::reproduce_command(
+            "plan.json",
+            1,
+            &flags,
+            &["pytest".into(), "tests/unit".into()],
+        );
+        assert!(
+            line.contains("--entrypoint '' ") && line.ends_with("-- pytest tests/unit"),
+            "{line}"
         );
     }
 }

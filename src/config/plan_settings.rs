@@ -20,8 +20,12 @@ pub struct PlanSettings {
     pub durations: DurationsFile,
     /// `--durations-from-junit`.
     pub durations_from_junit: Vec<PathBuf>,
-    /// The collection command: after `--`, else `command`, else `pytest`.
+    /// The collection command: after `--`, else `command`, else `pytest`; with an entrypoint
+    /// replaced, the entrypoint's words and what follows `--`.
     pub command: Vec<String>,
+    /// `--entrypoint`, else `entrypoint`: the test service's entrypoint is cleared and these
+    /// words lead [`PlanSettings::command`].
+    pub entrypoint: Option<Vec<String>>,
     /// The test container's extra environment (`env`).
     pub env: Vec<(String, String)>,
     /// `ready-timeout`, else 3m (`plan` has no flag for it).
@@ -38,11 +42,17 @@ impl PlanSettings {
         project: &Settings,
         project_dir: &Path,
     ) -> Result<PlanSettings, Error> {
+        let entrypoint = resolve::entrypoint(flags.entrypoint.as_deref(), project)?;
         Ok(PlanSettings {
             split_by: resolve::split_by(flags.split_by, project),
             durations: resolve::durations_file(flags.durations.as_deref(), project, project_dir),
             durations_from_junit: flags.durations_from_junit.clone(),
-            command: resolve::command(&flags.command, project),
+            command: resolve::command_with_entrypoint(
+                entrypoint.as_deref(),
+                &flags.command,
+                project,
+            )?,
+            entrypoint,
             env: resolve::env(&[], project),
             ready_timeout: resolve::ready_timeout(None, project)?,
             engines: resolve::docker_hosts(&flags.docker_hosts, project),
@@ -67,6 +77,7 @@ mod tests {
             split_by: None,
             format: PlanFormat::Text,
             command: Vec::new(),
+            entrypoint: None,
             docker_hosts: Vec::new(),
         };
         let project = Settings::parse(

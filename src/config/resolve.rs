@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::config::{GroupsSetting, Snapshots, SplitBy};
 use crate::errors::Error;
-use crate::pyproject::Settings;
+use crate::pyproject::{Settings, Words};
 use crate::report::ResultsLayout;
 
 /// How long services may take to become ready, unless told otherwise.
@@ -112,6 +112,45 @@ pub fn command(flag: &[String], settings: &Settings) -> Vec<String> {
         .command
         .clone()
         .unwrap_or_else(|| vec![DEFAULT_COMMAND.to_string()])
+}
+
+/// `--entrypoint`, else `entrypoint`: the words that replace the test service's entrypoint,
+/// split like a shell as `docker compose run --entrypoint` splits them (`''` clears it).
+pub fn entrypoint(flag: Option<&str>, settings: &Settings) -> Result<Option<Vec<String>>, Error> {
+    let split = |line: &str, place: &str| {
+        shell_words::split(line).map_err(|e| {
+            Error::Usage(format!(
+                "{place} {line:?}: {e}: quote it as a shell would (e.g. --entrypoint \"pytest -k 'a or b'\")"
+            ))
+        })
+    };
+    match (flag, &settings.entrypoint) {
+        (Some(line), _) => split(line, "--entrypoint").map(Some),
+        (None, Some(Words::Line(line))) => split(line, "[tool.compose-shard] entrypoint").map(Some),
+        (None, Some(Words::List(words))) => Ok(Some(words.clone())),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The test command with an entrypoint replaced: the entrypoint's words, then the arguments
+/// given after `--` (`docker compose run --entrypoint E SERVICE ARGS` runs `E ARGS`; neither
+/// the service's `command` nor pyproject's `command` follows). Without an entrypoint, the
+/// command is [`command`]'s.
+pub fn command_with_entrypoint(
+    entrypoint: Option<&[String]>,
+    flag: &[String],
+    settings: &Settings,
+) -> Result<Vec<String>, Error> {
+    let Some(words) = entrypoint else {
+        return Ok(command(flag, settings));
+    };
+    let argv: Vec<String> = words.iter().chain(flag).cloned().collect();
+    if argv.is_empty() {
+        return Err(Error::Usage(
+            "the entrypoint is cleared and no test command follows: give it after `--` (e.g. `--entrypoint '' -- pytest`)".into(),
+        ));
+    }
+    Ok(argv)
 }
 
 /// `env` of pyproject.toml, with `-e KEY=VAL` flags replacing the same keys.

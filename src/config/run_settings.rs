@@ -53,8 +53,12 @@ pub struct RunSettings {
     pub ready_timeout: Duration,
     /// `--timeout`, else `timeout`, else none.
     pub timeout: Option<Duration>,
-    /// The test command: after `--`, else `command`, else `pytest`.
+    /// The test command: after `--`, else `command`, else `pytest`; with an entrypoint
+    /// replaced, the entrypoint's words and what follows `--`.
     pub command: Vec<String>,
+    /// `--entrypoint`, else `entrypoint`: the test service's entrypoint is cleared and these
+    /// words lead [`RunSettings::command`].
+    pub entrypoint: Option<Vec<String>>,
     /// The test container's extra environment: `env`, with `-e` replacing the same keys.
     pub env: Vec<(String, String)>,
     /// The engines to run on (not yet resolved to addresses).
@@ -148,6 +152,7 @@ impl RunSettings {
             warnings,
         } = split(flags, project, env)?;
         check_until(flags, only.as_ref())?;
+        let entrypoint = resolve::entrypoint(flags.entrypoint.as_deref(), project)?;
         Ok(RunSettings {
             groups,
             only,
@@ -162,7 +167,12 @@ impl RunSettings {
             out_dir: resolve::out_dir(flags.out_dir.as_ref(), project),
             ready_timeout: resolve::ready_timeout(flags.ready_timeout, project)?,
             timeout: resolve::timeout(flags.timeout, project)?,
-            command: resolve::command(&flags.command, project),
+            command: resolve::command_with_entrypoint(
+                entrypoint.as_deref(),
+                &flags.command,
+                project,
+            )?,
+            entrypoint,
             env: resolve::env(&flags.env, project),
             engines: resolve::docker_hosts(&flags.docker_hosts, project),
             copy_source: flags.copy_source,
@@ -327,6 +337,81 @@ mod tests {
             "[tool.compose-shard]\ngroups = 3\nsplit-by = \"module\"\nout = \"ci\"\nready-timeout = \"5m\"\ntimeout = \"30m\"\ncommand = [\"pytest\", \"-q\"]\nenv = { A = \"1\" }\ndurations = \"d.json\"\ndocker-hosts = [\"tcp://s:2375\"]\n",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn an_entrypoint_leads_the_test_command_as_compose_run_entrypoint_does() {
+        let dir = Path::new("/p");
+        let resolve = |flags: RunConfig, toml: &str| {
+            let project = Settings::parse(toml).unwrap();
+            RunSettings::resolve(&flags, &project, dir, &no_env)
+        };
+        // The flag, split like a shell, then what follows `--`; pyproject's `command` is
+        // not appended (Compose appends neither the service's command nor anything else).
+        let s = resolve(
+            RunConfig {
+                entrypoint: Some("pytest 'tests/a b' -p no:x".into()),
+                command: vec!["-q".into()],
+                ..no_flags()
+            },
+            "[tool.compose-shard]\ncommand = [\"pytest\", \"-x\"]\nentrypoint = \"ignored\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.command, ["pytest", "tests/a b", "-p", "no:x", "-q"]);
+        assert_eq!(s.entrypoint.as_deref(), Some(&s.command[..4]));
+        // pyproject's `entrypoint`, as a list, without a command after `--`.
+        let s = resolve(
+            no_flags(),
+            "[tool.compose-shard]\ncommand = [\"pytest\", \"-x\"]\nentrypoint = [\"python\", \"-m\", \"pytest\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.command, ["python", "-m", "pytest"]);
+        // `''` clears it: the command after `--` runs as it is.
+        let cleared = RunConfig {
+            entrypoint: Some(String::new()),
+            command: vec!["pytest".into()],
+            ..no_flags()
+        };
+        let s = resolve(cleared, "").unwrap();
+        assert_eq!(
+            (s.command, s.entrypoint),
+            (vec!["pytest".to_string()], Some(vec![]))
+        );
+        // No entrypoint: the command is what it always was.
+        let s = resolve(no_flags(), "").unwrap();
+        assert_eq!(
+            (s.command, s.entrypoint),
+            (vec!["pytest".to_string()], None)
+        );
+    }
+
+    #[test]
+    fn an_entrypoint_that_leaves_nothing_to_run_or_cannot_be_split_says_how_to_write_it() {
+        let dir = Path::new("/p");
+        let cleared = RunConfig {
+            entrypoint: Some(String::new()),
+            ..no_flags()
+        };
+        let err = RunSettings::resolve(&cleared, &Settings::default(), dir, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("after `--`"), "{err}");
+        let unbalanced = RunConfig {
+            entrypoint: Some("pytest -k 'a or b".into()),
+            ..no_flags()
+        };
+        let err = RunSettings::resolve(&unbalanced, &Settings::default(), dir, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--entrypoint") && err.contains("quote"),
+            "{err}"
+        );
+        let project = Settings::parse("[tool.compose-shard]\nentrypoint = \"pytest \\\"x\"\n");
+        let err = RunSettings::resolve(&no_flags(), &project.unwrap(), dir, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[tool.compose-shard] entrypoint"), "{err}");
     }
 
     #[test]

@@ -397,6 +397,14 @@ impl fmt::Display for CollectionFailure {
                 f,
                 "pytest reported {count} error(s) during collection; fix them first (the output of the test command ends with):\n{tail}"
             ),
+            // pytest's own exit code for a usage error: the command did run pytest.
+            CollectionFailure::NotCollected {
+                exit_code: Some(4),
+                tail,
+            } => write!(
+                f,
+                "pytest stopped with a usage error (exit code 4: an unknown option, a bad configuration value or a missing required plugin) before it collected; its output ends with:\n{tail}"
+            ),
             CollectionFailure::NotCollected { exit_code, tail } => write!(
                 f,
                 "the test command exited (code {}) before pytest reported its collection: it must run pytest, and the service's entrypoint must run it (`exec \"$@\"`); its output ends with:\n{tail}",
@@ -463,6 +471,27 @@ mod tests {
         assert_eq!(format_limit(Duration::from_secs(125)), "2m5s");
         assert_eq!(format_limit(Duration::from_secs(3600)), "1h");
         assert_eq!(format_limit(Duration::from_millis(50)), "50ms");
+    }
+
+    #[test]
+    fn a_pytest_usage_error_is_named_as_one_and_other_exits_point_at_the_command() {
+        let tail = "ERROR: Missing required plugins: pytest-html>=4.1.1".to_string();
+        let usage = CollectionFailure::NotCollected {
+            exit_code: Some(4),
+            tail: tail.clone(),
+        }
+        .to_string();
+        assert!(usage.starts_with("pytest stopped with a usage error (exit code 4"));
+        assert!(
+            usage.ends_with(&tail) && !usage.contains("entrypoint"),
+            "{usage}"
+        );
+        let missing = CollectionFailure::NotCollected {
+            exit_code: Some(127),
+            tail,
+        }
+        .to_string();
+        assert!(missing.contains("(code 127)") && missing.contains("exec \"$@\""));
     }
 
     #[test]

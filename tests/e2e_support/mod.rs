@@ -304,3 +304,15 @@ pub fn wait_for_group_testing(out: &Path, group: usize, limit: Duration) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Docker Compose v2's binary (installed by `ci/compose-v2`; fails, never skips, without it).
+pub fn compose_v2() -> String {
+    if let Ok(path) = std::env::var("COMPOSE_V2") {
+        return path;
+    }
+    let out = Command::new(crate_root().join("ci/compose-v2"))
+        .output()
+        .expect("run ci/compose-v2");
+    assert!(out.status.success(), "ci/compose-v2 failed: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
