@@ -132,6 +132,40 @@ struct SplitArgs {
     split_by: Option<SplitBy>,
 }
 
+/// `docker compose run`'s own flags for the service it runs, applied to the test service.
+#[derive(Debug, Args)]
+struct ServiceFlagArgs {
+    /// Replace the test service's entrypoint, as `docker compose run --entrypoint` does: a
+    /// command line, split like a shell, that runs with the arguments after `--` as the test
+    /// command (`--entrypoint "pytest tests/unit"`; `''` clears it) [default: `entrypoint` in
+    /// `[tool.compose-shard]`].
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    entrypoint: Option<String>,
+    /// Run the test container as this user (`name`, `uid`, `uid:gid`), as `docker compose run
+    /// -u` does.
+    #[arg(short = 'u', long, value_name = "USER")]
+    user: Option<String>,
+    /// The test container's working directory, as `docker compose run -w` sets it.
+    #[arg(short = 'w', long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// Mount a bind or volume into the test container, as `docker compose run -v` does
+    /// (repeatable; `SOURCE:TARGET[:MODE]` or `TARGET`; a relative source is taken from the
+    /// current directory, as Compose does; a named volume is each group's own).
+    #[arg(short = 'v', long = "volume", value_name = "SOURCE:TARGET[:MODE]")]
+    volumes: Vec<String>,
+}
+
+impl ServiceFlagArgs {
+    fn into_flags(self) -> crate::config::ServiceFlags {
+        crate::config::ServiceFlags {
+            entrypoint: self.entrypoint,
+            user: self.user,
+            workdir: self.workdir,
+            volumes: self.volumes,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
@@ -148,12 +182,8 @@ struct RunArgs {
     /// `with-services` of [tool.compose-shard]).
     #[arg(long = "with-service", value_name = "NAME")]
     with_services: Vec<String>,
-    /// Replace the test service's entrypoint, as `docker compose run --entrypoint` does: a
-    /// command line, split like a shell, that runs with the arguments after `--` as the test
-    /// command (`--entrypoint "pytest tests/unit"`; `''` clears it) [default: `entrypoint` in
-    /// `[tool.compose-shard]`].
-    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
-    entrypoint: Option<String>,
+    #[command(flatten)]
+    service_flags: ServiceFlagArgs,
     /// Number of groups, or `auto`: the count that minimises the predicted wall time, from
     /// the recorded durations, earlier runs' start-up times and the CPUs [default: `groups`
     /// in `[tool.compose-shard]`, else auto].
@@ -269,9 +299,8 @@ struct BisectArgs {
     /// Also start this service in every environment (repeatable, as for `run`).
     #[arg(long = "with-service", value_name = "NAME")]
     with_services: Vec<String>,
-    /// Replace the test service's entrypoint (as for `run`).
-    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
-    entrypoint: Option<String>,
+    #[command(flatten)]
+    service_flags: ServiceFlagArgs,
     /// How long the search may take in all (e.g. `20m`) [default: 10m].
     #[arg(long, value_name = "DURATION")]
     budget: Option<String>,
@@ -305,7 +334,7 @@ impl BisectArgs {
             compose: self.compose.into_options(),
             service: self.service,
             with_services: self.with_services,
-            entrypoint: self.entrypoint,
+            service_flags: self.service_flags.into_flags(),
             plan_file: Some(self.plan),
             out_dir: self.out,
             ready_timeout: duration_flag("--ready-timeout", self.ready_timeout.as_deref())?,
@@ -336,9 +365,8 @@ struct PlanArgs {
     /// The service to collect in (see `run --service`).
     #[arg(short = 's', long, value_name = "SERVICE")]
     service: Option<String>,
-    /// Replace the test service's entrypoint (see `run --entrypoint`).
-    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
-    entrypoint: Option<String>,
+    #[command(flatten)]
+    service_flags: ServiceFlagArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     format: PlanFormat,
@@ -529,7 +557,7 @@ impl RunArgs {
             compose: self.compose.into_options(),
             service: self.service,
             with_services: self.with_services,
-            entrypoint: self.entrypoint,
+            service_flags: self.service_flags.into_flags(),
             groups,
             only,
             plan_file: self.plan,
@@ -578,7 +606,7 @@ impl PlanArgs {
             split_by: self.split.split_by,
             format: self.format,
             command: self.command,
-            entrypoint: self.entrypoint,
+            service_flags: self.service_flags.into_flags(),
             docker_hosts: self.engines.into_list()?,
         })
     }

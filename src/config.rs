@@ -214,6 +214,66 @@ impl GroupSelection {
     }
 }
 
+/// `docker compose run`'s own flags for the service it runs, as typed: they change the test
+/// service before it is isolated ([`crate::compose::apply_run_flags`]).
+#[derive(Debug, Clone, Default)]
+pub struct ServiceFlags {
+    /// `--entrypoint`: replaces the test service's entrypoint (a command line).
+    pub entrypoint: Option<String>,
+    /// `-u/--user`.
+    pub user: Option<String>,
+    /// `-w/--workdir`.
+    pub workdir: Option<String>,
+    /// `-v/--volume` (repeatable).
+    pub volumes: Vec<String>,
+}
+
+impl ServiceFlags {
+    /// Change `service` of `project` as they say, with its entrypoint cleared when one
+    /// replaces it (from the flag or pyproject.toml: `replaced`); relative `-v` sources are
+    /// taken from the current directory.
+    pub fn apply(
+        &self,
+        replaced: bool,
+        project: &mut crate::compose::Project,
+        service: &str,
+    ) -> Result<(), crate::errors::Error> {
+        let flags = crate::compose::RunFlags {
+            clear_entrypoint: replaced,
+            user: self.user.as_deref(),
+            workdir: self.workdir.as_deref(),
+            volumes: &self.volumes,
+        };
+        let cwd = std::env::current_dir().map_err(|source| crate::errors::Error::Io {
+            action: "read",
+            path: ".".into(),
+            source,
+        })?;
+        let home = std::env::var("HOME").ok();
+        crate::compose::apply_run_flags(project, service, &flags, &cwd, home.as_deref())
+            .map_err(crate::errors::Error::Usage)
+    }
+
+    /// The flags again, as a rerun types them (`--entrypoint ''` when the command holds the
+    /// replaced entrypoint's words already).
+    pub fn repeated(&self, replaced: bool) -> Vec<String> {
+        let mut words = Vec::new();
+        if replaced {
+            words.extend(["--entrypoint".to_string(), String::new()]);
+        }
+        if let Some(user) = &self.user {
+            words.extend(["--user".to_string(), user.clone()]);
+        }
+        if let Some(dir) = &self.workdir {
+            words.extend(["--workdir".to_string(), dir.clone()]);
+        }
+        for volume in &self.volumes {
+            words.extend(["--volume".to_string(), volume.clone()]);
+        }
+        words
+    }
+}
+
 /// `compose-shard run`: the flags as given (the default value: no flags at all).
 #[derive(Debug, Clone, Default)]
 pub struct RunConfig {
@@ -263,8 +323,8 @@ pub struct RunConfig {
     pub store_durations: Option<PathBuf>,
     /// The test command after `--` (empty: `pytest`).
     pub command: Vec<String>,
-    /// `--entrypoint`: replaces the test service's entrypoint (a command line).
-    pub entrypoint: Option<String>,
+    /// `--entrypoint`, `-u`, `-w`, `-v`: `docker compose run`'s own flags for the test service.
+    pub service_flags: ServiceFlags,
     /// `--docker-host` (repeatable; URLs or Docker context names, not yet resolved: empty
     /// means `docker-hosts` of pyproject.toml, else the default engine).
     pub docker_hosts: Vec<String>,
@@ -308,8 +368,8 @@ pub struct PlanConfig {
     pub format: PlanFormat,
     /// The collection command after `--` (empty: `pytest`).
     pub command: Vec<String>,
-    /// `--entrypoint`: replaces the test service's entrypoint (a command line).
-    pub entrypoint: Option<String>,
+    /// `--entrypoint`, `-u`, `-w`, `-v`: `docker compose run`'s own flags for the test service.
+    pub service_flags: ServiceFlags,
     /// `--docker-host` (repeatable; the tests are collected on the first).
     pub docker_hosts: Vec<String>,
 }

@@ -7,7 +7,9 @@
 //!   with `--copy-source` it is made inside the container instead;
 //! - the test service's entrypoint starts the application server, and the tests run with
 //!   `docker compose run --rm --entrypoint pytest SERVICE`: `--entrypoint` replaces it the
-//!   same way (split like a shell, the arguments after `--` following it).
+//!   same way (split like a shell, the arguments after `--` following it), and `-u`, `-w`
+//!   and `-v` (a relative source from the current directory) change the test container as
+//!   they do under Compose.
 
 #[path = "e2e_support/mod.rs"]
 mod support;
@@ -217,4 +219,90 @@ fn an_entrypoint_replaced_as_compose_run_entrypoint_runs_the_same_tests() {
     let all = text(&output);
     assert_ne!(output.status.code(), Some(0), "{all}");
     assert!(all.contains("collection failed"), "{all}");
+}
+
+#[test]
+fn user_workdir_and_volume_flags_change_the_test_container_as_compose_run_does() {
+    use std::os::unix::fs::PermissionsExt;
+    require_docker_and_images();
+    let stack = stack_copy("pytest-redis");
+    let readable = |path: &Path| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    readable(stack.path());
+    write_override(
+        stack.path(),
+        "services:\n  tests:\n    entrypoint: [\"python\", \"-m\", \"http.server\"]\n    working_dir: /tmp\n",
+    );
+    std::fs::write(
+        stack.path().join("tests/test_flags.py"),
+        "import os\n\ndef test_the_run_flags_apply():\n    assert (os.getuid(), os.getgid()) == (1234, 1234)\n    assert os.getcwd() == '/code'\n    with open('/extra/hello.txt') as f:\n        assert f.read() == 'hello'\n",
+    )
+    .unwrap();
+    // The relative `-v` source is the current directory's, not the project's.
+    let cwd = tempfile::tempdir().unwrap();
+    readable(cwd.path());
+    std::fs::create_dir(cwd.path().join("extra")).unwrap();
+    std::fs::write(cwd.path().join("extra/hello.txt"), "hello").unwrap();
+    readable(&cwd.path().join("extra"));
+    let files = [
+        "-f".to_string(),
+        stack
+            .path()
+            .join("docker-compose.yml")
+            .display()
+            .to_string(),
+        "-f".to_string(),
+        stack
+            .path()
+            .join("docker-compose.override.yml")
+            .display()
+            .to_string(),
+    ];
+    let flags = [
+        "-u",
+        "1234:1234",
+        "-w",
+        "/code",
+        "-v",
+        "./extra:/extra:ro",
+        "--entrypoint",
+        "pytest",
+    ];
+    let compose = |args: &[&str]| {
+        let out = Command::new(compose_v2())
+            .current_dir(cwd.path())
+            .envs(FIXTURE_ENV)
+            .args(&files)
+            .args(args)
+            .output()
+            .expect("run docker compose");
+        (out.status.code(), text(&out))
+    };
+    let mut args = vec!["run", "--rm", "-T"];
+    args.extend(flags);
+    args.extend(["tests", "-p", "no:cacheprovider", "tests/test_flags.py"]);
+    let (code, reference) = compose(&args);
+    compose(&["down", "-v", "--remove-orphans"]);
+    assert_eq!(code, Some(0), "Compose v2's own run failed:\n{reference}");
+
+    let mut args: Vec<&str> = files.iter().map(String::as_str).collect();
+    args.extend(["--groups", "1"]);
+    args.extend(flags);
+    args.extend(["--", "-p", "no:cacheprovider", "tests/test_flags.py"]);
+    let output = wait_limited(
+        binary()
+            .current_dir(cwd.path())
+            .args(["run", "--progress", "plain"])
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        std::time::Duration::from_secs(600),
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("1 passed, 0 failed"), "{all}");
+    assert_nothing_left(&output);
 }

@@ -37,10 +37,14 @@ pub fn execute(cfg: PlanConfig) -> Result<ExitCode, Error> {
         }
         None => {
             let env: HashMap<String, String> = std::env::vars().collect();
-            let selection = select(&cfg.compose, cfg.service.as_deref(), &[], true, &env, &cwd)?;
+            let mut selection =
+                select(&cfg.compose, cfg.service.as_deref(), &[], true, &env, &cwd)?;
             let settings =
                 PlanSettings::resolve(&cfg, &selection.settings, &selection.project.project_dir)?;
             let test_service = selection.test_service.clone().expect("required");
+            let replaced = settings.entrypoint.is_some(); // its words lead the command
+            cfg.service_flags
+                .apply(replaced, &mut selection.project, &test_service)?;
             let tests = collect_in_docker(&settings, &selection, &test_service)?;
             (tests, settings)
         }
@@ -101,9 +105,6 @@ fn collection_spec(
         },
     )?;
     stamp_labels(&mut isolated, &run_id, 1);
-    if settings.entrypoint.is_some() {
-        isolated.clear_entrypoint(&test_service); // its words lead the collection command
-    }
     let scratch = tempfile::tempdir().map_err(|source| Error::Io {
         action: "create a temporary directory in",
         path: std::env::temp_dir(),

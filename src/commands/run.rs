@@ -177,9 +177,7 @@ fn reproduce_flags(cfg: &RunConfig, test_service: &str, entrypoint: bool) -> Vec
     for s in &cfg.with_services {
         flags.extend(["--with-service".to_string(), s.clone()]);
     }
-    if entrypoint {
-        flags.extend(["--entrypoint".to_string(), String::new()]);
-    }
+    flags.extend(cfg.service_flags.repeated(entrypoint));
     for (k, v) in &cfg.env {
         flags.extend(["-e".to_string(), format!("{k}={v}")]);
     }
@@ -472,9 +470,9 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
     let test_service = test_service.expect("a test service is required");
     let env = |name: &str| std::env::var(name).ok();
     let mut settings = RunSettings::resolve(cfg, &settings, &project.project_dir, &env)?;
-    if settings.entrypoint.is_some() {
-        project.clear_entrypoint(&test_service); // its words lead the test command
-    }
+    let replaced = settings.entrypoint.is_some(); // its words lead the test command
+    cfg.service_flags
+        .apply(replaced, &mut project, &test_service)?;
     remember_durations(&mut settings, &project.project_dir, &test_service);
     for warning in &settings.warnings {
         eprintln!("warning: {warning}");
@@ -535,7 +533,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         source: Some(source),
         dynamic_plan,
         plan_file,
-        reproduce_flags: reproduce_flags(cfg, &test_service, settings.entrypoint.is_some()),
+        reproduce_flags: reproduce_flags(cfg, &test_service, replaced),
         auto_reason,
         settings,
         factory,
@@ -921,11 +919,28 @@ mod tests {
     #[test]
     fn a_replaced_entrypoint_is_cleared_in_the_reproduce_command_whose_command_holds_it() {
         let cfg = RunConfig {
-            entrypoint: Some("pytest tests/unit".into()),
+            service_flags: crate::config::ServiceFlags {
+                entrypoint: Some("pytest tests/unit".into()),
+                user: Some("1000".into()),
+                workdir: Some("/code".into()),
+                volumes: vec!["./out:/out".into()],
+            },
             ..RunConfig::default()
         };
         let flags = reproduce_flags(&cfg, "app", true);
-        assert_eq!(flags, ["--service", "app", "--entrypoint", ""]);
+        let expected = [
+            "--service",
+            "app",
+            "--entrypoint",
+            "",
+            "--user",
+            "1000",
+            "--workdir",
+            "/code",
+            "--volume",
+            "./out:/out",
+        ];
+        assert_eq!(flags, expected);
         let line = run::reproduce_command(
             "plan.json",
             1,

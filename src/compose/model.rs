@@ -304,17 +304,6 @@ pub struct Healthcheck {
     pub start_interval: Option<f64>,
 }
 
-impl Project {
-    /// Run `service` with no entrypoint before its command, as `docker compose run
-    /// --entrypoint` does once its words lead the command (the image's entrypoint is not
-    /// inherited either).
-    pub fn clear_entrypoint(&mut self, service: &str) {
-        if let Some(service) = self.services.get_mut(service) {
-            service.entrypoint = Some(Vec::new());
-        }
-    }
-}
-
 impl Healthcheck {
     /// Whether the healthcheck is explicitly disabled (`disable: true` or `test: ["NONE"]`).
     pub fn is_disabled(&self) -> bool {

@@ -42,7 +42,7 @@ impl PlanSettings {
         project: &Settings,
         project_dir: &Path,
     ) -> Result<PlanSettings, Error> {
-        let entrypoint = resolve::entrypoint(flags.entrypoint.as_deref(), project)?;
+        let entrypoint = resolve::entrypoint(flags.service_flags.entrypoint.as_deref(), project)?;
         Ok(PlanSettings {
             split_by: resolve::split_by(flags.split_by, project),
             durations: resolve::durations_file(flags.durations.as_deref(), project, project_dir),
@@ -77,7 +77,7 @@ mod tests {
             split_by: None,
             format: PlanFormat::Text,
             command: Vec::new(),
-            entrypoint: None,
+            service_flags: Default::default(),
             docker_hosts: Vec::new(),
         };
         let project = Settings::parse(

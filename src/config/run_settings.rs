@@ -152,7 +152,7 @@ impl RunSettings {
             warnings,
         } = split(flags, project, env)?;
         check_until(flags, only.as_ref())?;
-        let entrypoint = resolve::entrypoint(flags.entrypoint.as_deref(), project)?;
+        let entrypoint = resolve::entrypoint(flags.service_flags.entrypoint.as_deref(), project)?;
         Ok(RunSettings {
             groups,
             only,
@@ -350,7 +350,10 @@ mod tests {
         // not appended (Compose appends neither the service's command nor anything else).
         let s = resolve(
             RunConfig {
-                entrypoint: Some("pytest 'tests/a b' -p no:x".into()),
+                service_flags: crate::config::ServiceFlags {
+                    entrypoint: Some("pytest 'tests/a b' -p no:x".into()),
+                    ..Default::default()
+                },
                 command: vec!["-q".into()],
                 ..no_flags()
             },
@@ -368,7 +371,10 @@ mod tests {
         assert_eq!(s.command, ["python", "-m", "pytest"]);
         // `''` clears it: the command after `--` runs as it is.
         let cleared = RunConfig {
-            entrypoint: Some(String::new()),
+            service_flags: crate::config::ServiceFlags {
+                entrypoint: Some(String::new()),
+                ..Default::default()
+            },
             command: vec!["pytest".into()],
             ..no_flags()
         };
@@ -389,7 +395,10 @@ mod tests {
     fn an_entrypoint_that_leaves_nothing_to_run_or_cannot_be_split_says_how_to_write_it() {
         let dir = Path::new("/p");
         let cleared = RunConfig {
-            entrypoint: Some(String::new()),
+            service_flags: crate::config::ServiceFlags {
+                entrypoint: Some(String::new()),
+                ..Default::default()
+            },
             ..no_flags()
         };
         let err = RunSettings::resolve(&cleared, &Settings::default(), dir, &no_env)
@@ -397,7 +406,10 @@ mod tests {
             .to_string();
         assert!(err.contains("after `--`"), "{err}");
         let unbalanced = RunConfig {
-            entrypoint: Some("pytest -k 'a or b".into()),
+            service_flags: crate::config::ServiceFlags {
+                entrypoint: Some("pytest -k 'a or b".into()),
+                ..Default::default()
+            },
             ..no_flags()
         };
         let err = RunSettings::resolve(&unbalanced, &Settings::default(), dir, &no_env)

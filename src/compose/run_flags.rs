@@ -1,0 +1,141 @@
+//! What `docker compose run`'s own flags change in the service it runs, applied to the test
+//! service before the project is isolated per group: `--entrypoint` (cleared here, its words
+//! lead the test command), `-u/--user`, `-w/--workdir` and `-v/--volume`.
+
+use std::path::Path;
+
+use serde_yaml::Value;
+
+use super::model::{MountKind, Project};
+use super::volumes::parse_mount;
+
+/// The flags given, as typed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunFlags<'a> {
+    /// `--entrypoint` was given: the service runs its command with no entrypoint before it
+    /// (the image's is not inherited either).
+    pub clear_entrypoint: bool,
+    /// `-u/--user`.
+    pub user: Option<&'a str>,
+    /// `-w/--workdir`.
+    pub workdir: Option<&'a str>,
+    /// `-v/--volume`, short syntax.
+    pub volumes: &'a [String],
+}
+
+/// Apply `flags` to `service` of `project`. A relative bind source is resolved against
+/// `cwd`, as Compose v2 resolves `run -v ./x:/y` (not against the project directory); a
+/// volume named by `-v` and not declared by the project is declared, so that every group
+/// gets its own (Compose would create one volume of that name, shared by every run). A
+/// mount at a target the service mounts already replaces it, as an override file's would.
+pub fn apply_run_flags(
+    project: &mut Project,
+    service: &str,
+    flags: &RunFlags<'_>,
+    cwd: &Path,
+    home: Option<&str>,
+) -> Result<(), String> {
+    let mut mounts = Vec::new();
+    for given in flags.volumes {
+        let mount = parse_mount(&Value::String(given.clone()), cwd, home)
+            .map_err(|e| format!("-v {given:?}: {e} (expected SOURCE:TARGET[:MODE] or TARGET)"))?;
+        mounts.push(mount);
+    }
+    for mount in &mounts {
+        if let (MountKind::Volume, Some(name)) = (mount.kind, &mount.source) {
+            project.volumes.entry(name.clone()).or_default();
+        }
+    }
+    let Some(svc) = project.services.get_mut(service) else {
+        return Ok(());
+    };
+    if flags.clear_entrypoint {
+        svc.entrypoint = Some(Vec::new());
+    }
+    if let Some(user) = flags.user {
+        svc.user = Some(user.to_string());
+    }
+    if let Some(dir) = flags.workdir {
+        svc.working_dir = Some(dir.to_string());
+    }
+    for mount in mounts {
+        svc.volumes.retain(|m| m.target != mount.target);
+        svc.volumes.push(mount);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::load_from_str;
+
+    fn project() -> Project {
+        let yaml = "services:\n  app:\n    image: python\n    entrypoint: [uvicorn, main:app]\n    user: app\n    volumes: [\".:/code\", \"cache:/cache\"]\nvolumes:\n  cache: {}\n";
+        let env = std::collections::HashMap::new();
+        let options = crate::config::ComposeOptions::default();
+        load_from_str(
+            &[("compose.yaml", yaml)],
+            Path::new("/proj"),
+            &env,
+            &options,
+        )
+        .unwrap()
+        .project
+    }
+
+    #[test]
+    fn run_flags_change_the_service_as_compose_run_does() {
+        let mut p = project();
+        let volumes = [
+            "./out:/code/out:ro".to_string(),
+            "/data:/code".to_string(),
+            "scratch:/scratch".to_string(),
+            "/anon".to_string(),
+        ];
+        let flags = RunFlags {
+            clear_entrypoint: true,
+            user: Some("0:0"),
+            workdir: Some("/code/tests"),
+            volumes: &volumes,
+        };
+        apply_run_flags(&mut p, "app", &flags, Path::new("/cwd"), None).unwrap();
+        let app = &p.services["app"];
+        assert_eq!(app.entrypoint, Some(vec![]));
+        assert_eq!(app.user.as_deref(), Some("0:0"));
+        assert_eq!(app.working_dir.as_deref(), Some("/code/tests"));
+        let mounts: Vec<(Option<&str>, &str, bool)> = app
+            .volumes
+            .iter()
+            .map(|m| (m.source.as_deref(), m.target.as_str(), m.read_only))
+            .collect();
+        // `/code` replaced by the flag's bind; relative sources from the current directory.
+        assert_eq!(
+            mounts,
+            [
+                (Some("cache"), "/cache", false),
+                (Some("/cwd/out"), "/code/out", true),
+                (Some("/data"), "/code", false),
+                (Some("scratch"), "/scratch", false),
+                (None, "/anon", false),
+            ]
+        );
+        // A volume the project does not declare is declared (each group gets its own).
+        assert!(p.volumes.contains_key("scratch"));
+    }
+
+    #[test]
+    fn no_flags_change_nothing_and_a_bad_volume_names_the_flag() {
+        let mut p = project();
+        let before = p.clone();
+        apply_run_flags(&mut p, "app", &RunFlags::default(), Path::new("/"), None).unwrap();
+        assert_eq!(p, before);
+        let bad = ["a:b:c:d".to_string()];
+        let flags = RunFlags {
+            volumes: &bad,
+            ..RunFlags::default()
+        };
+        let err = apply_run_flags(&mut p, "app", &flags, Path::new("/"), None).unwrap_err();
+        assert!(err.starts_with("-v \"a:b:c:d\": "), "{err}");
+    }
+}
