@@ -153,6 +153,10 @@ struct ServiceFlagArgs {
     /// current directory, as Compose does; a named volume is each group's own).
     #[arg(short = 'v', long = "volume", value_name = "SOURCE:TARGET[:MODE]")]
     volumes: Vec<String>,
+    /// Start none of the test service's dependencies, as `docker compose run --no-deps` (for
+    /// tests that need no service; `--with-service` ones still start).
+    #[arg(long = "no-deps")]
+    no_deps: bool,
 }
 
 impl ServiceFlagArgs {
@@ -162,6 +166,7 @@ impl ServiceFlagArgs {
             user: self.user,
             workdir: self.workdir,
             volumes: self.volumes,
+            no_deps: self.no_deps,
         }
     }
 }

@@ -226,15 +226,17 @@ pub struct ServiceFlags {
     pub workdir: Option<String>,
     /// `-v/--volume` (repeatable).
     pub volumes: Vec<String>,
+    /// `--no-deps`.
+    pub no_deps: bool,
 }
 
 impl ServiceFlags {
     /// Change `service` of `project` as they say, with its entrypoint cleared when one
-    /// replaces it (from the flag or pyproject.toml: `replaced`); relative `-v` sources are
-    /// taken from the current directory.
+    /// replaces it (from the flag or pyproject.toml: `replaced`) and, with `--no-deps`, only
+    /// `also` started besides it; relative `-v` sources are taken from the current directory.
     pub fn apply(
         &self,
-        replaced: bool,
+        (replaced, also): (bool, &[String]),
         project: &mut crate::compose::Project,
         service: &str,
     ) -> Result<(), crate::errors::Error> {
@@ -243,6 +245,8 @@ impl ServiceFlags {
             user: self.user.as_deref(),
             workdir: self.workdir.as_deref(),
             volumes: &self.volumes,
+            no_deps: self.no_deps,
+            also,
         };
         let cwd = std::env::current_dir().map_err(|source| crate::errors::Error::Io {
             action: "read",
@@ -269,6 +273,9 @@ impl ServiceFlags {
         }
         for volume in &self.volumes {
             words.extend(["--volume".to_string(), volume.clone()]);
+        }
+        if self.no_deps {
+            words.push("--no-deps".to_string());
         }
         words
     }

@@ -20,6 +20,9 @@ pub struct Selection {
     pub test_service: Option<String>,
     /// `[tool.compose-shard]` of the project.
     pub settings: Settings,
+    /// The services started besides the test service's own closure (`--with-service`, else
+    /// `with-services`).
+    pub with_services: Vec<String>,
 }
 
 /// Load the project, printing the loader's warnings.
@@ -115,6 +118,7 @@ pub fn select(
         project,
         test_service,
         settings,
+        with_services,
     })
 }
 

@@ -9,7 +9,7 @@
 //!   `docker compose run --rm --entrypoint pytest SERVICE`: `--entrypoint` replaces it the
 //!   same way (split like a shell, the arguments after `--` following it), and `-u`, `-w`
 //!   and `-v` (a relative source from the current directory) change the test container as
-//!   they do under Compose.
+//!   they do under Compose, and `--no-deps` starts it alone.
 
 #[path = "e2e_support/mod.rs"]
 mod support;
@@ -139,9 +139,12 @@ fn an_entrypoint_replaced_as_compose_run_entrypoint_runs_the_same_tests() {
         "services:\n  tests:\n    entrypoint: [\"python\", \"-m\", \"http.server\"]\n",
     );
     let compose = |args: &[&str]| {
+        // A project name of its own: the stack copies share theirs, and the tests of this
+        // file run at the same time.
         let out = Command::new(compose_v2())
             .current_dir(stack.path())
             .envs(FIXTURE_ENV)
+            .args(["-p", "cs-e2e-parity-entrypoint"])
             .args(args)
             .output()
             .expect("run docker compose");
@@ -260,6 +263,7 @@ fn user_workdir_and_volume_flags_change_the_test_container_as_compose_run_does()
             .to_string(),
     ];
     let flags = [
+        "--no-deps",
         "-u",
         "1234:1234",
         "-w",
@@ -273,6 +277,7 @@ fn user_workdir_and_volume_flags_change_the_test_container_as_compose_run_does()
         let out = Command::new(compose_v2())
             .current_dir(cwd.path())
             .envs(FIXTURE_ENV)
+            .args(["-p", "cs-e2e-parity-flags"])
             .args(&files)
             .args(args)
             .output()
@@ -304,5 +309,10 @@ fn user_workdir_and_volume_flags_change_the_test_container_as_compose_run_does()
     let all = text(&output);
     assert_eq!(output.status.code(), Some(0), "{all}");
     assert!(all.contains("1 passed, 0 failed"), "{all}");
+    // `--no-deps`: the test container alone, no Redis.
+    assert!(
+        all.contains("-g1-tests-1") && !all.contains("-g1-redis-1"),
+        "{all}"
+    );
     assert_nothing_left(&output);
 }

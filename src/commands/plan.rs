@@ -43,8 +43,9 @@ pub fn execute(cfg: PlanConfig) -> Result<ExitCode, Error> {
                 PlanSettings::resolve(&cfg, &selection.settings, &selection.project.project_dir)?;
             let test_service = selection.test_service.clone().expect("required");
             let replaced = settings.entrypoint.is_some(); // its words lead the command
+            let also = selection.with_services.clone();
             cfg.service_flags
-                .apply(replaced, &mut selection.project, &test_service)?;
+                .apply((replaced, &also), &mut selection.project, &test_service)?;
             let tests = collect_in_docker(&settings, &selection, &test_service)?;
             (tests, settings)
         }

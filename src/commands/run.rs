@@ -461,22 +461,30 @@ fn select_for_run(cfg: &RunConfig) -> Result<Selection, Error> {
     )
 }
 
-fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
+/// The project as the run starts it (the test service changed by `docker compose run`'s
+/// own flags), its test service and the run's settings, their warnings printed.
+fn select_and_resolve(cfg: &RunConfig) -> Result<(compose::Project, String, RunSettings), Error> {
     let Selection {
         mut project,
         test_service,
         settings,
+        with_services,
     } = select_for_run(cfg)?;
     let test_service = test_service.expect("a test service is required");
     let env = |name: &str| std::env::var(name).ok();
     let mut settings = RunSettings::resolve(cfg, &settings, &project.project_dir, &env)?;
     let replaced = settings.entrypoint.is_some(); // its words lead the test command
-    cfg.service_flags
-        .apply(replaced, &mut project, &test_service)?;
+    let flags = &cfg.service_flags;
+    flags.apply((replaced, &with_services), &mut project, &test_service)?;
     remember_durations(&mut settings, &project.project_dir, &test_service);
     for warning in &settings.warnings {
         eprintln!("warning: {warning}");
     }
+    Ok((project, test_service, settings))
+}
+
+fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
+    let (project, test_service, settings) = select_and_resolve(cfg)?;
     let fixed_plan = read_fixed_plan(&settings)?;
     // Durations steer both the plan and `--groups auto`; a given plan needs neither.
     let durations = match fixed_plan {
@@ -533,7 +541,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
         source: Some(source),
         dynamic_plan,
         plan_file,
-        reproduce_flags: reproduce_flags(cfg, &test_service, replaced),
+        reproduce_flags: reproduce_flags(cfg, &test_service, settings.entrypoint.is_some()),
         auto_reason,
         settings,
         factory,
@@ -924,6 +932,7 @@ mod tests {
                 user: Some("1000".into()),
                 workdir: Some("/code".into()),
                 volumes: vec!["./out:/out".into()],
+                no_deps: true,
             },
             ..RunConfig::default()
         };
@@ -939,6 +948,7 @@ mod tests {
             "/code",
             "--volume",
             "./out:/out",
+            "--no-deps",
         ];
         assert_eq!(flags, expected);
         let line = run::reproduce_command(

@@ -1,12 +1,13 @@
 //! What `docker compose run`'s own flags change in the service it runs, applied to the test
 //! service before the project is isolated per group: `--entrypoint` (cleared here, its words
-//! lead the test command), `-u/--user`, `-w/--workdir` and `-v/--volume`.
+//! lead the test command), `-u/--user`, `-w/--workdir`, `-v/--volume` and `--no-deps`.
 
 use std::path::Path;
 
 use serde_yaml::Value;
 
 use super::model::{MountKind, Project};
+use super::select::{restrict, run_closure};
 use super::volumes::parse_mount;
 
 /// The flags given, as typed.
@@ -21,6 +22,12 @@ pub struct RunFlags<'a> {
     pub workdir: Option<&'a str>,
     /// `-v/--volume`, short syntax.
     pub volumes: &'a [String],
+    /// `--no-deps`: none of the service's dependencies is started (the service whose network
+    /// namespace it joins, `network_mode: service:x`, still is: the container needs it), only
+    /// the services asked for besides it (`--with-service`, `also`).
+    pub no_deps: bool,
+    /// The services started besides the test service whatever it depends on.
+    pub also: &'a [String],
 }
 
 /// Apply `flags` to `service` of `project`. A relative bind source is resolved against
@@ -62,6 +69,18 @@ pub fn apply_run_flags(
         svc.volumes.retain(|m| m.target != mount.target);
         svc.volumes.push(mount);
     }
+    if flags.no_deps {
+        let joined = svc
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"))
+            .map(str::to_string);
+        let also = flags.also;
+        svc.depends_on
+            .retain(|dep, _| Some(dep) == joined.as_ref() || also.contains(dep));
+        let keep = run_closure(project, service, flags.also).map_err(|e| e.to_string())?;
+        *project = restrict(project, &keep);
+    }
     Ok(())
 }
 
@@ -98,6 +117,7 @@ mod tests {
             user: Some("0:0"),
             workdir: Some("/code/tests"),
             volumes: &volumes,
+            ..RunFlags::default()
         };
         apply_run_flags(&mut p, "app", &flags, Path::new("/cwd"), None).unwrap();
         let app = &p.services["app"];
@@ -122,6 +142,34 @@ mod tests {
         );
         // A volume the project does not declare is declared (each group gets its own).
         assert!(p.volumes.contains_key("scratch"));
+    }
+
+    #[test]
+    fn no_deps_starts_the_test_service_alone_with_what_is_asked_for_besides_it() {
+        let yaml = "services:\n  app:\n    image: python\n    depends_on: [db, cache]\n  db:\n    image: postgres\n  cache:\n    image: redis\n  mail:\n    image: mailhog\n    depends_on: [cache]\n  vpn:\n    image: vpn\n  side:\n    image: python\n    network_mode: service:vpn\n    depends_on: [db]\n";
+        let env = std::collections::HashMap::new();
+        let options = crate::config::ComposeOptions::default();
+        let loaded = load_from_str(&[("compose.yaml", yaml)], Path::new("/p"), &env, &options);
+        let project = loaded.unwrap().project;
+        let names = |p: &Project| p.services.keys().cloned().collect::<Vec<_>>();
+        let also = ["mail".to_string()];
+        let flags = RunFlags {
+            no_deps: true,
+            also: &also,
+            ..RunFlags::default()
+        };
+        let mut p = project.clone();
+        apply_run_flags(&mut p, "app", &flags, Path::new("/"), None).unwrap();
+        assert_eq!(names(&p), ["app", "cache", "mail"]);
+        assert!(p.services["app"].depends_on.is_empty());
+        // The service whose network it joins stays; its declared dependencies go.
+        let mut p = project.clone();
+        let alone = RunFlags {
+            no_deps: true,
+            ..RunFlags::default()
+        };
+        apply_run_flags(&mut p, "side", &alone, Path::new("/"), None).unwrap();
+        assert_eq!(names(&p), ["vpn", "side"]);
     }
 
     #[test]
