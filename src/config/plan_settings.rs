@@ -42,16 +42,14 @@ impl PlanSettings {
         project: &Settings,
         project_dir: &Path,
     ) -> Result<PlanSettings, Error> {
-        let entrypoint = resolve::entrypoint(flags.service_flags.entrypoint.as_deref(), project)?;
+        let entrypoint_flag = flags.service_flags.entrypoint.as_deref();
+        let (command, entrypoint) =
+            resolve::command_and_entrypoint(entrypoint_flag, &flags.command, project)?;
         Ok(PlanSettings {
             split_by: resolve::split_by(flags.split_by, project),
             durations: resolve::durations_file(flags.durations.as_deref(), project, project_dir),
             durations_from_junit: flags.durations_from_junit.clone(),
-            command: resolve::command_with_entrypoint(
-                entrypoint.as_deref(),
-                &flags.command,
-                project,
-            )?,
+            command,
             entrypoint,
             env: resolve::env(&[], project),
             ready_timeout: resolve::ready_timeout(None, project)?,

@@ -136,13 +136,14 @@ pub fn entrypoint(flag: Option<&str>, settings: &Settings) -> Result<Option<Vec<
 /// given after `--` (`docker compose run --entrypoint E SERVICE ARGS` runs `E ARGS`; neither
 /// the service's `command` nor pyproject's `command` follows). Without an entrypoint, the
 /// command is [`command`]'s.
-pub fn command_with_entrypoint(
-    entrypoint: Option<&[String]>,
+/// Returns the command and the entrypoint's words (`--entrypoint`, else `entrypoint`).
+pub fn command_and_entrypoint(
+    entrypoint_flag: Option<&str>,
     flag: &[String],
     settings: &Settings,
-) -> Result<Vec<String>, Error> {
-    let Some(words) = entrypoint else {
-        return Ok(command(flag, settings));
+) -> Result<(Vec<String>, Option<Vec<String>>), Error> {
+    let Some(words) = entrypoint(entrypoint_flag, settings)? else {
+        return Ok((command(flag, settings), None));
     };
     let argv: Vec<String> = words.iter().chain(flag).cloned().collect();
     if argv.is_empty() {
@@ -150,7 +151,7 @@ pub fn command_with_entrypoint(
             "the entrypoint is cleared and no test command follows: give it after `--` (e.g. `--entrypoint '' -- pytest`)".into(),
         ));
     }
-    Ok(argv)
+    Ok((argv, Some(words)))
 }
 
 /// `env` of pyproject.toml, with `-e KEY=VAL` flags replacing the same keys.

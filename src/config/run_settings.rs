@@ -152,7 +152,9 @@ impl RunSettings {
             warnings,
         } = split(flags, project, env)?;
         check_until(flags, only.as_ref())?;
-        let entrypoint = resolve::entrypoint(flags.service_flags.entrypoint.as_deref(), project)?;
+        let entrypoint_flag = flags.service_flags.entrypoint.as_deref();
+        let (command, entrypoint) =
+            resolve::command_and_entrypoint(entrypoint_flag, &flags.command, project)?;
         Ok(RunSettings {
             groups,
             only,
@@ -167,11 +169,7 @@ impl RunSettings {
             out_dir: resolve::out_dir(flags.out_dir.as_ref(), project),
             ready_timeout: resolve::ready_timeout(flags.ready_timeout, project)?,
             timeout: resolve::timeout(flags.timeout, project)?,
-            command: resolve::command_with_entrypoint(
-                entrypoint.as_deref(),
-                &flags.command,
-                project,
-            )?,
+            command,
             entrypoint,
             env: resolve::env(&flags.env, project),
             engines: resolve::docker_hosts(&flags.docker_hosts, project),
