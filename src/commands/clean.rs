@@ -127,6 +127,15 @@ async fn clean_engine(cfg: &CleanConfig, address: &EngineAddress) -> Result<(), 
         for r in resources {
             println!("engine {address}: {verb} {} {} (run {run})", r.kind, r.name);
         }
+        // The plugin folders `--keep` kept on this machine for the run's test containers.
+        for folder in crate::run::kept_folders(run) {
+            println!("{verb} folder {} (run {run})", folder.display());
+            if !cfg.dry_run {
+                if let Err(e) = std::fs::remove_dir_all(&folder) {
+                    eprintln!("warning: could not remove {}: {e}", folder.display());
+                }
+            }
+        }
     }
     if cfg.dry_run {
         return Ok(());

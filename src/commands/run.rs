@@ -534,6 +534,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             tmpfs_data: settings.tmpfs_data,
             tmpfs_size: settings.tmpfs_size,
             snapshot_layers: settings.snapshot_layers,
+            host_folders: settings.host_folders,
             elastic,
             ..RunSpec::new(id, projects, test_service.clone(), out_dir)
         },

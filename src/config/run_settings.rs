@@ -98,22 +98,44 @@ pub struct RunSettings {
     /// `COMPOSE_SHARD_SNAPSHOT_LAYERS`: restore snapshots by layering over templates on the
     /// engine (default), or (`0`) by copying them into every environment.
     pub snapshot_layers: bool,
+    /// `COMPOSE_SHARD_HOST_FOLDERS`: the test container's plugin and results folders are
+    /// folders of this machine where the engine shares them (default), or (`0`) are
+    /// written and read through the engine.
+    pub host_folders: bool,
 }
 
 /// The environment variable that turns layered snapshot restores off (`0`).
 pub const SNAPSHOT_LAYERS_ENV: &str = "COMPOSE_SHARD_SNAPSHOT_LAYERS";
+/// The environment variable that keeps the plugin's files in the engine (`0`).
+pub const HOST_FOLDERS_ENV: &str = "COMPOSE_SHARD_HOST_FOLDERS";
 
 /// `COMPOSE_SHARD_SNAPSHOT_LAYERS`: `1`/`0` (or true/false, yes/no, on/off); unset is `1`.
 fn snapshot_layers(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
-    let Some(text) = env(SNAPSHOT_LAYERS_ENV).filter(|t| !t.trim().is_empty()) else {
+    switch(
+        env,
+        SNAPSHOT_LAYERS_ENV,
+        "1 (layer restored snapshots over templates on the engine) or 0 (copy them into every environment)",
+    )
+}
+
+/// `COMPOSE_SHARD_HOST_FOLDERS`: `1`/`0` (or true/false, yes/no, on/off); unset is `1`.
+fn host_folders(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
+    switch(
+        env,
+        HOST_FOLDERS_ENV,
+        "1 (the plugin's folders are this machine's where the engine shares them) or 0 (copy the plugin's files through the engine)",
+    )
+}
+
+/// An on/off environment variable, on when unset; `expected` says what each value does.
+fn switch(env: &dyn Fn(&str) -> Option<String>, name: &str, expected: &str) -> Result<bool, Error> {
+    let Some(text) = env(name).filter(|t| !t.trim().is_empty()) else {
         return Ok(true);
     };
     match text.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(Error::Usage(format!(
-            "{SNAPSHOT_LAYERS_ENV}={text}: expected 1 (layer restored snapshots over templates on the engine) or 0 (copy them into every environment)"
-        ))),
+        _ => Err(Error::Usage(format!("{name}={text}: expected {expected}"))),
     }
 }
 
@@ -189,6 +211,7 @@ impl RunSettings {
             tmpfs_data: resolve::tmpfs_data(flags.tmpfs_data, project),
             tmpfs_size: tmpfs_size(env)?,
             snapshot_layers: snapshot_layers(env)?,
+            host_folders: host_folders(env)?,
         })
     }
 
@@ -663,5 +686,31 @@ mod tests {
         let err = resolve(Some("lots")).unwrap_err().to_string();
         assert!(err.starts_with("COMPOSE_SHARD_TMPFS_SIZE=lots: "), "{err}");
         assert!(err.contains("512m"), "{err}");
+    }
+
+    #[test]
+    fn host_folders_are_on_unless_their_variable_says_0_and_a_bad_value_names_both_choices() {
+        let resolve = |value: Option<&'static str>| {
+            let env = move |name: &str| {
+                (name == HOST_FOLDERS_ENV)
+                    .then_some(value)
+                    .flatten()
+                    .map(str::to_string)
+            };
+            RunSettings::resolve(&no_flags(), &Settings::default(), Path::new("."), &env)
+        };
+        assert!(resolve(None).unwrap().host_folders);
+        assert!(resolve(Some("yes")).unwrap().host_folders);
+        assert!(!resolve(Some("0")).unwrap().host_folders);
+        assert!(!resolve(Some("Off")).unwrap().host_folders);
+        let err = resolve(Some("maybe")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("COMPOSE_SHARD_HOST_FOLDERS=maybe: expected 1 ("),
+            "{err}"
+        );
+        assert!(
+            err.contains("or 0 (copy the plugin's files through the engine)"),
+            "{err}"
+        );
     }
 }

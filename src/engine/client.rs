@@ -28,6 +28,10 @@ pub struct DockerEngine {
     /// Output streams attached before a container started ([`DockerEngine::start_attached`]),
     /// taken by [`DockerEngine::follow_logs`].
     pub(crate) attached: AttachedStreams,
+    /// Folders of this machine bind-mounted into containers, written and read here.
+    pub(crate) host_folders: super::host_folders::HostFolders,
+    /// Whether folders of this machine are the containers' own (asked once per engine).
+    pub(crate) shares_folders: std::sync::Arc<tokio::sync::OnceCell<bool>>,
 }
 
 /// Output streams by container, shared by clones of one engine.
@@ -98,6 +102,8 @@ impl DockerEngine {
             label: address.to_string(),
             address: address.clone(),
             attached: Default::default(),
+            host_folders: Default::default(),
+            shares_folders: Default::default(),
         })
     }
 

@@ -22,6 +22,9 @@ use crate::compose::{FileMount, FileMountSource, Project, Service};
 /// The size of the pieces an archive is sent to the engine in.
 const UPLOAD_PIECE: usize = 1 << 20;
 
+/// A folder of a container and the files (name, content) to write into it.
+pub type Folder<'a> = (&'a str, &'a [(&'a str, &'a [u8])]);
+
 /// A command to run in a running container.
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
@@ -73,6 +76,7 @@ impl DockerEngine {
                 self.upload_file(&name, file, bytes).await?;
             }
         }
+        self.host_folders.register(&name, &overrides.host_folders);
         Ok(name)
     }
 
@@ -418,6 +422,17 @@ impl DockerEngine {
         container: &str,
         path: &str,
     ) -> Result<Option<Vec<u8>>, EngineError> {
+        if let Some(here) = self.host_folders.local(container, path) {
+            return match std::fs::read(&here) {
+                Ok(content) => Ok(Some(content)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(EngineError::Io {
+                    action: format!("read {path} of container {container} at"),
+                    path: here,
+                    source,
+                }),
+            };
+        }
         let Some(archive) = self.download_archive(container, path).await? else {
             return Ok(None);
         };
@@ -555,30 +570,58 @@ impl DockerEngine {
         dir: &str,
         files: &[(&str, &[u8])],
     ) -> Result<(), EngineError> {
-        let mut builder = tar::Builder::new(Vec::new());
-        let rel_dir = dir.trim_start_matches('/');
+        self.upload_folders(container, &[(dir, files)]).await
+    }
+
+    /// Write several folders (each created if missing, open to every user, with its files)
+    /// into a container in one archive: each copy into a container that has not started
+    /// costs the engine a mount of its filesystem, so a test container's folders go in one.
+    pub async fn upload_folders(
+        &self,
+        container: &str,
+        folders: &[Folder<'_>],
+    ) -> Result<(), EngineError> {
+        let mut through_engine = Vec::new();
+        for (dir, files) in folders {
+            match self.host_folders.write(container, dir, files) {
+                Some(written) => written?,
+                None => through_engine.push((*dir, *files)),
+            }
+        }
+        if through_engine.is_empty() {
+            return Ok(());
+        }
+        let folders = &through_engine[..];
+        let dirs: Vec<&str> = folders.iter().map(|(dir, _)| *dir).collect();
         let io_err = |source| EngineError::Io {
             action: "build a tar archive for".into(),
-            path: dir.into(),
+            path: dirs.join(", ").into(),
             source,
         };
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_mode(0o777);
-        header.set_size(0);
-        builder
-            .append_data(&mut header, format!("{rel_dir}/"), std::io::empty())
-            .map_err(io_err)?;
-        for (name, content) in files {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (dir, files) in folders {
+            let rel_dir = dir.trim_start_matches('/');
             let mut header = tar::Header::new_gnu();
-            header.set_mode(0o644);
-            header.set_size(content.len() as u64);
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o777);
+            header.set_size(0);
             builder
-                .append_data(&mut header, format!("{rel_dir}/{name}"), *content)
+                .append_data(&mut header, format!("{rel_dir}/"), std::io::empty())
                 .map_err(io_err)?;
+            for (name, content) in *files {
+                let mut header = tar::Header::new_gnu();
+                header.set_mode(0o644);
+                header.set_size(content.len() as u64);
+                builder
+                    .append_data(&mut header, format!("{rel_dir}/{name}"), *content)
+                    .map_err(io_err)?;
+            }
         }
         let archive = builder.into_inner().map_err(io_err)?;
-        let what = format!("upload files into {dir} of container {container}");
+        let what = format!(
+            "upload files into {} of container {container}",
+            dirs.join(" and ")
+        );
         self.upload_archive(container, archive, what).await
     }
 

@@ -31,6 +31,10 @@ pub struct ContainerOverrides {
     /// Volume paths (the service's own volumes, or its image's `VOLUME`s) that mount this
     /// engine volume instead: the environment's own layer over a snapshot.
     pub data_volumes: Vec<(String, String)>,
+    /// (container folder, folder of this machine) bind-mounted read-write: the test
+    /// container's plugin and results folders when the engine shares this machine's files
+    /// (the engine then writes and reads the protocol's files here, not through the engine).
+    pub host_folders: Vec<(String, std::path::PathBuf)>,
 }
 
 /// A create request plus the networks to connect after creation: API 1.41 accepts only one
@@ -138,6 +142,13 @@ fn mounts(project: &Project, service: &Service, overrides: &ContainerOverrides) 
         }),
         FileMountSource::Content(_) => None,
     });
+    let host_folders = overrides.host_folders.iter().map(|(target, here)| Mount {
+        target: Some(target.clone()),
+        source: Some(here.display().to_string()),
+        typ: Some(MountType::BIND),
+        read_only: Some(false),
+        ..Default::default()
+    });
     service
         .volumes
         .iter()
@@ -165,6 +176,7 @@ fn mounts(project: &Project, service: &Service, overrides: &ContainerOverrides) 
         })
         .chain(image_volumes)
         .chain(host_files)
+        .chain(host_folders)
         .collect()
 }
 
@@ -446,6 +458,10 @@ mod tests {
             }],
             data_in_memory: vec![],
             data_volumes: vec![],
+            host_folders: vec![(
+                "/tmp/compose-shard-plugin".into(),
+                "/tmp/cs-g1/plugin".into(),
+            )],
         };
         let plan = plan_container(&project, &service, &overrides);
         let body = plan.body;
@@ -484,6 +500,18 @@ mod tests {
         assert_eq!(mounts[1].source.as_deref(), Some("/src/token.txt"));
         assert_eq!(mounts[1].target.as_deref(), Some("/run/secrets/token"));
         assert_eq!(mounts[1].read_only, Some(true), "secrets are read-only");
+        assert_eq!(mounts[2].source.as_deref(), Some("/tmp/cs-g1/plugin"));
+        assert_eq!(
+            mounts[2].target.as_deref(),
+            Some("/tmp/compose-shard-plugin")
+        );
+        assert_eq!(mounts[2].typ, Some(MountType::BIND));
+        assert_eq!(
+            mounts[2].read_only,
+            Some(false),
+            "the plugin writes into it"
+        );
+        assert_eq!(mounts.len(), 3);
     }
 
     /// A read-only bind of init scripts, which no data override touches.

@@ -11,6 +11,7 @@ mod container_spec;
 mod dockerignore;
 mod error;
 mod extract;
+mod host_folders;
 mod image;
 mod layered;
 mod types;
@@ -23,7 +24,7 @@ pub use address::{
 pub use address_list::{engine_addresses, EngineListError};
 pub use build_context::{pack as pack_build_context, BuildContext};
 pub use client::DockerEngine;
-pub use container::ExecRequest;
+pub use container::{ExecRequest, Folder};
 pub use container_spec::{container_name, ContainerOverrides};
 pub use dockerignore::IgnoreRules;
 pub use error::EngineError;

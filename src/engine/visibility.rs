@@ -98,6 +98,33 @@ pub(crate) async fn dockerd_shares_our_mount_namespace(socket: &Path) -> bool {
 }
 
 impl DockerEngine {
+    /// Whether a folder of this machine bind-mounted into a container is that container's
+    /// folder at once: only for a `dockerd` on this machine's Unix socket in this process's
+    /// mount namespace (no probe: anything else copies through the engine).
+    /// An engine that labels containers for SELinux is left out too: a folder of this
+    /// machine would need relabelling before a container may write into it.
+    pub async fn shares_host_folders(&self) -> bool {
+        let cell = self.shares_folders.clone();
+        *cell.get_or_init(|| self.ask_shares_host_folders()).await
+    }
+
+    async fn ask_shares_host_folders(&self) -> bool {
+        let super::address::Transport::Unix { socket } = self.address().transport() else {
+            return false;
+        };
+        if !dockerd_shares_our_mount_namespace(socket).await {
+            return false;
+        }
+        match self.docker.info().await {
+            Ok(info) => !info
+                .security_options
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o.contains("selinux")),
+            Err(_) => false,
+        }
+    }
+
     /// Whether this engine sees `dir` (a folder of this machine) at the same path: a local
     /// `dockerd` in our mount namespace does; otherwise a throwaway container created from
     /// `image` (any image present on the engine; the container is never started) tells. See

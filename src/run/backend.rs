@@ -136,6 +136,12 @@ pub trait Backend {
         dir: &str,
         files: &[(&str, &[u8])],
     ) -> Result<(), EngineError>;
+    /// Write several folders with their files into a created container in one go.
+    async fn upload_folders(
+        &self,
+        container: &str,
+        folders: &[crate::engine::Folder<'_>],
+    ) -> Result<(), EngineError>;
     /// Copy a folder out of a container into `target`.
     async fn download(
         &self,
@@ -159,6 +165,9 @@ pub trait Backend {
     async fn engine_sees_path(&self, image: &str, dir: &Path) -> Result<bool, EngineError>;
     /// The engine's CPUs and memory (to place groups in proportion), name and version.
     async fn engine_info(&self) -> Result<EngineInfo, EngineError>;
+    /// Whether a folder of this machine, bind-mounted into a container, is that container's
+    /// folder: a `dockerd` on this machine's socket, in this process's mount namespace.
+    async fn shares_host_folders(&self) -> bool;
 }
 
 impl Backend for DockerEngine {
@@ -343,6 +352,14 @@ impl Backend for DockerEngine {
         self.upload_files(container, dir, files).await
     }
 
+    async fn upload_folders(
+        &self,
+        container: &str,
+        folders: &[crate::engine::Folder<'_>],
+    ) -> Result<(), EngineError> {
+        DockerEngine::upload_folders(self, container, folders).await
+    }
+
     async fn download(
         &self,
         container: &str,
@@ -374,5 +391,9 @@ impl Backend for DockerEngine {
 
     async fn engine_info(&self) -> Result<EngineInfo, EngineError> {
         self.info().await
+    }
+
+    async fn shares_host_folders(&self) -> bool {
+        DockerEngine::shares_host_folders(self).await
     }
 }

@@ -945,6 +945,17 @@ impl super::backend::Backend for FakeBackend {
         Ok(())
     }
 
+    async fn upload_folders(
+        &self,
+        container: &str,
+        folders: &[crate::engine::Folder<'_>],
+    ) -> Result<(), EngineError> {
+        for (dir, files) in folders {
+            self.upload(container, dir, files).await?;
+        }
+        Ok(())
+    }
+
     /// The results folder holds a JUnit file of the tests the container played.
     async fn download(
         &self,
@@ -1029,6 +1040,11 @@ impl super::backend::Backend for FakeBackend {
             operating_system: "fake".into(),
             id: "FAKE:ENGINE".into(),
         }))
+    }
+
+    /// The fake engine's containers have no file system of this machine's.
+    async fn shares_host_folders(&self) -> bool {
+        false
     }
 
     async fn remove_labelled(&self, label: &str) -> Result<Vec<ManagedResource>, EngineError> {

@@ -70,11 +70,7 @@ pub async fn prepare_test_container<B: Backend>(
 ) -> Result<(), EnvironmentFailure> {
     let plugin: [(&str, &[u8]); 1] = [("compose_shard_plugin.py", PLUGIN_SOURCE.as_bytes())];
     backend
-        .upload(container, PLUGIN_DIR, &plugin)
-        .await
-        .map_err(EnvironmentFailure::engine)?;
-    backend
-        .upload(container, RESULTS_DIR, &[])
+        .upload_folders(container, &[(PLUGIN_DIR, &plugin), (RESULTS_DIR, &[])])
         .await
         .map_err(EnvironmentFailure::engine)
 }

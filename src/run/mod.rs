@@ -16,6 +16,7 @@ mod images;
 mod leftovers;
 mod orchestrator;
 mod outcome;
+mod plugin_folders;
 pub mod protocol;
 mod pytest_command;
 mod resource_labels;
@@ -46,6 +47,7 @@ pub use outcome::{
     format_limit, CollectionFailure, CollectionMismatch, EnvironmentFailure, FailureCause,
     GroupStatus, Lingering,
 };
+pub use plugin_folders::kept_folders;
 pub use protocol::PROGRESS_FILE_NAME;
 pub use pytest_command::PLUGIN_SOURCE;
 pub use resource_labels::{group_label, run_label, stamp_labels};

@@ -24,6 +24,7 @@ use super::group::prepare_test_container;
 use super::group::{run_tests, TestContainer};
 use super::images::{prepare_images, Images};
 use super::outcome::{EnvironmentFailure, FailureCause, GroupStatus};
+use super::plugin_folders::PluginFolders;
 use super::protocol::{env, GATE_FILE, PLUGIN_DIR};
 use super::pytest_command::{is_pytest, test_invocation, PluginSettings};
 use super::resource_labels::{describe, group_label, run_label};
@@ -822,6 +823,11 @@ async fn start_and_test<B: Backend>(
     // ready: it waits for the gate file before it loads any project code.
     let early = starts_early(spec, service, cx.images.configs.get(&service.name));
     let mut test_overrides = overrides(service);
+    // Its plugin and results folders are this machine's where the engine shares them.
+    let folders = plugin_folders(cx, project).await;
+    if let Some(folders) = &folders {
+        test_overrides.host_folders = folders.mounts();
+    }
     if early {
         test_overrides.env.push((env::GATE.into(), "1".into()));
     }
@@ -930,6 +936,18 @@ async fn start_and_test<B: Backend>(
     report.lingering = outcome.lingering;
     report.cpu = outcome.cpu;
     Ok(())
+}
+
+/// The test container's plugin and results folders on this machine, where the engine
+/// shares this machine's files and `COMPOSE_SHARD_HOST_FOLDERS` is not `0`.
+async fn plugin_folders<B: Backend>(
+    cx: &GroupContext<'_, B>,
+    project: &Project,
+) -> Option<PluginFolders> {
+    if !cx.spec.host_folders || !cx.backend.shares_host_folders().await {
+        return None;
+    }
+    PluginFolders::make(&project.name, cx.spec.keep)
 }
 
 /// Whether the test container may start before its services are ready: the command is

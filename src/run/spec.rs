@@ -140,6 +140,9 @@ pub struct RunSpec {
     pub tmpfs_size: Option<u64>,
     /// Restore snapshots by layering over templates on the engine (else by copying).
     pub snapshot_layers: bool,
+    /// The test container's plugin and results folders are this machine's where the engine
+    /// shares them (else the plugin's files go through the engine's archive API).
+    pub host_folders: bool,
     /// Start pytest while the services get ready where nothing runs before it.
     pub early_start: bool,
     /// Groups join while the run goes on (`--groups auto`, dynamic, one engine).
@@ -196,6 +199,7 @@ impl RunSpec {
             tmpfs_data: false,
             tmpfs_size: None,
             snapshot_layers: true,
+            host_folders: true,
             early_start: true,
             elastic: None,
         }
