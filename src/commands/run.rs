@@ -535,6 +535,7 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             tmpfs_size: settings.tmpfs_size,
             snapshot_layers: settings.snapshot_layers,
             host_folders: settings.host_folders,
+            own_healthchecks: settings.own_healthchecks,
             elastic,
             ..RunSpec::new(id, projects, test_service.clone(), out_dir)
         },

@@ -102,12 +102,18 @@ pub struct RunSettings {
     /// folders of this machine where the engine shares them (default), or (`0`) are
     /// written and read through the engine.
     pub host_folders: bool,
+    /// `COMPOSE_SHARD_OWN_HEALTHCHECKS`: compose-shard runs the services' healthchecks and
+    /// turns the engine's off in the run's containers (default), or (`0`) leaves them to
+    /// the engine, as Compose does; always the engine's for `--keep`.
+    pub own_healthchecks: bool,
 }
 
 /// The environment variable that turns layered snapshot restores off (`0`).
 pub const SNAPSHOT_LAYERS_ENV: &str = "COMPOSE_SHARD_SNAPSHOT_LAYERS";
 /// The environment variable that keeps the plugin's files in the engine (`0`).
 pub const HOST_FOLDERS_ENV: &str = "COMPOSE_SHARD_HOST_FOLDERS";
+/// The environment variable that leaves healthchecks to the engine (`0`).
+pub const OWN_HEALTHCHECKS_ENV: &str = "COMPOSE_SHARD_OWN_HEALTHCHECKS";
 
 /// `COMPOSE_SHARD_SNAPSHOT_LAYERS`: `1`/`0` (or true/false, yes/no, on/off); unset is `1`.
 fn snapshot_layers(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
@@ -124,6 +130,15 @@ fn host_folders(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
         env,
         HOST_FOLDERS_ENV,
         "1 (the plugin's folders are this machine's where the engine shares them) or 0 (copy the plugin's files through the engine)",
+    )
+}
+
+/// `COMPOSE_SHARD_OWN_HEALTHCHECKS`: `1`/`0` (or true/false, yes/no, on/off); unset is `1`.
+fn own_healthchecks(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
+    switch(
+        env,
+        OWN_HEALTHCHECKS_ENV,
+        "1 (compose-shard runs the healthchecks until the services are healthy; the engine does not probe) or 0 (the engine runs them all through the run, as under Compose)",
     )
 }
 
@@ -212,6 +227,8 @@ impl RunSettings {
             tmpfs_size: tmpfs_size(env)?,
             snapshot_layers: snapshot_layers(env)?,
             host_folders: host_folders(env)?,
+            // A kept environment is looked at afterwards: its health shows as under Compose.
+            own_healthchecks: own_healthchecks(env)? && !flags.keep,
         })
     }
 
@@ -689,28 +706,50 @@ mod tests {
     }
 
     #[test]
-    fn host_folders_are_on_unless_their_variable_says_0_and_a_bad_value_names_both_choices() {
-        let resolve = |value: Option<&'static str>| {
-            let env = move |name: &str| {
-                (name == HOST_FOLDERS_ENV)
-                    .then_some(value)
-                    .flatten()
-                    .map(str::to_string)
-            };
-            RunSettings::resolve(&no_flags(), &Settings::default(), Path::new("."), &env)
+    fn kept_environments_leave_healthchecks_to_the_engine() {
+        let keep = RunConfig {
+            keep: true,
+            ..no_flags()
         };
-        assert!(resolve(None).unwrap().host_folders);
-        assert!(resolve(Some("yes")).unwrap().host_folders);
-        assert!(!resolve(Some("0")).unwrap().host_folders);
-        assert!(!resolve(Some("Off")).unwrap().host_folders);
-        let err = resolve(Some("maybe")).unwrap_err().to_string();
-        assert!(
-            err.starts_with("COMPOSE_SHARD_HOST_FOLDERS=maybe: expected 1 ("),
-            "{err}"
-        );
-        assert!(
-            err.contains("or 0 (copy the plugin's files through the engine)"),
-            "{err}"
-        );
+        let settings = RunSettings::resolve(&keep, &Settings::default(), Path::new("."), &no_env);
+        assert!(!settings.unwrap().own_healthchecks);
+    }
+
+    #[test]
+    fn on_off_variables_are_on_unless_they_say_0_and_a_bad_value_names_both_choices() {
+        type Get = fn(&RunSettings) -> bool;
+        let cases: [(&str, Get, &str); 2] = [
+            (
+                HOST_FOLDERS_ENV,
+                |s| s.host_folders,
+                "or 0 (copy the plugin's files through the engine)",
+            ),
+            (
+                OWN_HEALTHCHECKS_ENV,
+                |s| s.own_healthchecks,
+                "or 0 (the engine runs them all through the run",
+            ),
+        ];
+        for (variable, get, off_choice) in cases {
+            let resolve = |value: Option<&'static str>| {
+                let env = move |name: &str| {
+                    (name == variable)
+                        .then_some(value)
+                        .flatten()
+                        .map(str::to_string)
+                };
+                RunSettings::resolve(&no_flags(), &Settings::default(), Path::new("."), &env)
+            };
+            assert!(get(&resolve(None).unwrap()), "{variable}");
+            assert!(get(&resolve(Some("yes")).unwrap()), "{variable}");
+            assert!(!get(&resolve(Some("0")).unwrap()), "{variable}");
+            assert!(!get(&resolve(Some("Off")).unwrap()), "{variable}");
+            let err = resolve(Some("maybe")).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{variable}=maybe: expected 1 (")),
+                "{err}"
+            );
+            assert!(err.contains(off_choice), "{err}");
+        }
     }
 }

@@ -35,6 +35,10 @@ pub struct ContainerOverrides {
     /// container's plugin and results folders when the engine shares this machine's files
     /// (the engine then writes and reads the protocol's files here, not through the engine).
     pub host_folders: Vec<(String, std::path::PathBuf)>,
+    /// compose-shard runs the service's healthcheck itself until the service is healthy:
+    /// the engine's (the compose file's and the image's) is turned off, so the engine does
+    /// not probe every container of every group for the whole run.
+    pub own_healthcheck: bool,
 }
 
 /// A create request plus the networks to connect after creation: API 1.41 accepts only one
@@ -334,7 +338,14 @@ pub(crate) fn plan_container(
         open_stdin: Some(service.stdin_open),
         stop_signal: service.stop_signal.clone(),
         stop_timeout: service.stop_grace_period.map(|s| s.ceil() as i64),
-        healthcheck: service.healthcheck.as_ref().map(health_config),
+        healthcheck: if overrides.own_healthcheck {
+            Some(HealthConfig {
+                test: Some(vec!["NONE".into()]),
+                ..Default::default()
+            })
+        } else {
+            service.healthcheck.as_ref().map(health_config)
+        },
         host_config: Some(host_config),
         networking_config: first.map(|(net, settings)| NetworkingConfig {
             endpoints_config: Some(HashMap::from([(net, settings)])),
@@ -441,6 +452,27 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_healthcheck_is_the_compose_one_unless_compose_shard_runs_it() {
+        let (project, mut service) = project();
+        service.healthcheck = Some(Healthcheck {
+            test: vec!["CMD-SHELL".into(), "pg_isready".into()],
+            interval: Some(1.5),
+            ..Default::default()
+        });
+        let engine = plan_container(&project, &service, &ContainerOverrides::default());
+        let h = engine.body.healthcheck.expect("the compose healthcheck");
+        assert_eq!(h.test, Some(vec!["CMD-SHELL".into(), "pg_isready".into()]));
+        assert_eq!(h.interval, Some(1_500_000_000));
+        let own = ContainerOverrides {
+            own_healthcheck: true,
+            ..Default::default()
+        };
+        // NONE also turns off a HEALTHCHECK of the image.
+        let h = plan_container(&project, &service, &own).body.healthcheck;
+        assert_eq!(h.and_then(|h| h.test), Some(vec!["NONE".to_string()]));
+    }
+
+    #[test]
     fn volumes_ports_and_environment_use_engine_names_and_overrides() {
         let (project, service) = project();
         let overrides = ContainerOverrides {
@@ -462,6 +494,7 @@ mod tests {
                 "/tmp/compose-shard-plugin".into(),
                 "/tmp/cs-g1/plugin".into(),
             )],
+            own_healthcheck: false,
         };
         let plan = plan_container(&project, &service, &overrides);
         let body = plan.body;

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use super::build_context::pack;
 use super::client::DockerEngine;
 use super::error::EngineError;
-use super::types::ImageConfig;
+use super::types::{HealthTiming, ImageConfig};
 use crate::compose::Service;
 
 /// What happened while making an image available.
@@ -81,6 +81,11 @@ impl DockerEngine {
         Ok(ImageConfig {
             exposed_tcp_ports,
             env,
+            healthcheck_timing: config
+                .healthcheck
+                .as_ref()
+                .map(health_timing)
+                .unwrap_or_default(),
             healthcheck_test: config.healthcheck.and_then(|h| h.test),
             id: info.id.unwrap_or_default(),
             volumes,
@@ -191,9 +196,42 @@ impl DockerEngine {
     }
 }
 
+/// An image's `HEALTHCHECK` timing; the engine stores durations in nanoseconds, 0 for unset.
+fn health_timing(h: &bollard::models::HealthConfig) -> HealthTiming {
+    let duration = |nanos: Option<i64>| {
+        nanos
+            .filter(|n| *n > 0)
+            .map(|n| std::time::Duration::from_nanos(n as u64))
+    };
+    HealthTiming {
+        interval: duration(h.interval),
+        timeout: duration(h.timeout),
+        retries: h.retries.filter(|r| *r > 0).map(|r| r as u32),
+        start_period: duration(h.start_period),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::repository;
+    use super::{health_timing, repository};
+    use std::time::Duration;
+
+    #[test]
+    fn an_image_healthcheck_timing_reads_nanoseconds_and_zero_as_unset() {
+        let h = bollard::models::HealthConfig {
+            test: Some(vec!["CMD".into(), "true".into()]),
+            interval: Some(2_500_000_000),
+            timeout: Some(0),
+            retries: Some(5),
+            start_period: None,
+            start_interval: None,
+        };
+        let t = health_timing(&h);
+        assert_eq!(t.interval, Some(Duration::from_millis(2500)));
+        assert_eq!(t.timeout, None);
+        assert_eq!(t.retries, Some(5));
+        assert_eq!(t.start_period, None);
+    }
 
     #[test]
     fn repository_drops_only_the_tag() {

@@ -31,7 +31,7 @@ pub use error::EngineError;
 pub use extract::{extract_tar, ExtractError};
 pub use image::ImageSource;
 pub use types::{
-    ArchiveFile, ContainerStatus, EngineInfo, ExecOutcome, Health, ImageConfig, ManagedResource,
-    ResourceKind,
+    ArchiveFile, ContainerStatus, EngineInfo, ExecOutcome, Health, HealthTiming, ImageConfig,
+    ManagedResource, ResourceKind,
 };
 pub use upload::{SourceUpload, UploadSummary};

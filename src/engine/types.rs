@@ -108,12 +108,27 @@ pub struct ImageConfig {
     pub env: Vec<(String, String)>,
     /// The `HEALTHCHECK` test (`["CMD-SHELL", "..."]`, `["CMD", ...]`, `["NONE"]`), if any.
     pub healthcheck_test: Option<Vec<String>>,
+    /// The `HEALTHCHECK`'s timing (what the compose file's `healthcheck:` does not set).
+    pub healthcheck_timing: HealthTiming,
     /// The image's id (`sha256:...`): what a snapshot of a service's data was made with.
     pub id: String,
     /// Paths its `VOLUME` instruction declares (anonymous volumes of every container).
     pub volumes: Vec<String>,
     /// Its `ENTRYPOINT` (empty for none).
     pub entrypoint: Vec<String>,
+}
+
+/// A healthcheck's timing, each `None` where not set (the engine's default applies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HealthTiming {
+    /// `interval`.
+    pub interval: Option<std::time::Duration>,
+    /// `timeout`.
+    pub timeout: Option<std::time::Duration>,
+    /// `retries`.
+    pub retries: Option<u32>,
+    /// `start_period`.
+    pub start_period: Option<std::time::Duration>,
 }
 
 /// What an engine says about itself (`docker info`).

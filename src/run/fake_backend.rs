@@ -107,6 +107,8 @@ pub(super) struct FakeContainer {
     running: bool,
     /// How each played test ended: passed, failed or error.
     outcomes: Vec<&'static str>,
+    /// The engine runs its healthcheck (not turned off for compose-shard to run it).
+    engine_health: bool,
 }
 
 /// The fake engine.
@@ -463,6 +465,12 @@ impl FakeBackend {
             Behaviour::Unhealthy => ("running", true, None, Health::Unhealthy),
             Behaviour::Exits(code) => ("exited", false, Some(code), Health::None),
         };
+        // Its healthcheck turned off, the engine says nothing of its health.
+        let health = if c.engine_health {
+            health
+        } else {
+            Health::None
+        };
         let address = match c.behaviour {
             Behaviour::PortOpensAfter(n) | Behaviour::ListensAfter(n) if c.polls <= n => {
                 CLOSED_PORTS_ADDRESS
@@ -599,6 +607,9 @@ impl super::backend::Backend for FakeBackend {
             let mib = bytes >> 20;
             self.record(format!("tmpfs {}@g{group} {target} {mib}MiB", service.name));
         }
+        if overrides.own_healthcheck {
+            self.record(format!("engine healthcheck off {}@g{group}", service.name));
+        }
         if test {
             *self.last_test_overrides.borrow_mut() = Some(overrides.clone());
         }
@@ -632,6 +643,7 @@ impl super::backend::Backend for FakeBackend {
                 outcomes: Vec::new(),
                 joins,
                 running: false,
+                engine_health: !overrides.own_healthcheck,
             },
         );
         tokio::task::yield_now().await;

@@ -12,6 +12,7 @@ mod error;
 mod event;
 mod explain;
 mod group;
+mod health;
 mod images;
 mod leftovers;
 mod orchestrator;

@@ -669,6 +669,7 @@ fn container_overrides(
         image: images.tags.get(&service.name).cloned(),
         files: spec.files.get(&service.name).cloned().unwrap_or_default(),
         data_in_memory: data.of(&service.name).to_vec(),
+        own_healthcheck: spec.own_healthchecks,
         ..Default::default()
     };
     if service.name != spec.test_service {
@@ -795,6 +796,7 @@ async fn start_and_test<B: Backend>(
         deadline: started + spec.ready_timeout,
         probe_grace: PROBE_GRACE.min(spec.ready_timeout),
         early_health_tests: cx.early_health_tests,
+        own_healthchecks: spec.own_healthchecks,
     };
     // With --copy-source the project-tree binds are gone and the files are uploaded instead.
     let stripped = cx.copy.map(|copy| copy.strip(project));

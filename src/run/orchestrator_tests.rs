@@ -13,7 +13,7 @@ use crate::engine::{ContainerOverrides, ResourceKind};
 use super::event::EventSink;
 use super::fake_backend::{Behaviour, FakeBackend, Step};
 use super::orchestrator::{run, run_on, EngineSlot, RunOutcome};
-use super::outcome::GroupStatus;
+use super::outcome::{FailureCause, GroupStatus};
 use super::resource_labels::stamp_labels;
 use super::signals::run_interruptible;
 use super::spec::{Assignment, RunSpec, TestSource};
@@ -121,6 +121,9 @@ fn spec(groups: &[usize], total: usize, out: &std::path::Path) -> RunSpec {
         ready_timeout: Duration::from_secs(5),
         token: super::protocol::Token::new("fake-token"),
         poll: Duration::from_millis(1),
+        // The fake engine reports health itself; the healthchecks compose-shard runs have
+        // their own tests below.
+        own_healthchecks: false,
         ..RunSpec::new(
             RUN,
             groups.iter().map(|g| project(*g, total, true)).collect(),
@@ -789,6 +792,104 @@ async fn a_short_interval_healthcheck_without_ports_is_left_to_the_engine() {
     let calls = backend.calls.borrow();
     assert!(!calls.contains(&"healthcheck db".to_string()), "{calls:#?}");
     assert!(calls.iter().filter(|c| c.starts_with("poll db")).count() > 2);
+}
+
+/// compose-shard runs the healthchecks itself: the engine's is off in every container of
+/// the run, the service's test runs through exec once its port listens, and its first
+/// success is healthy although the engine never says so.
+#[tokio::test]
+async fn own_healthchecks_turn_the_engines_off_and_pass_on_the_first_success_once_listening() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .behaviours
+        .insert("db".into(), Behaviour::ListensAfter(3));
+    let mut spec = spec(&[1, 2], 2, out.path());
+    spec.own_healthchecks = true;
+    spec.ready_timeout = Duration::from_secs(30);
+    for project in &mut spec.projects {
+        let redis = project.services.get_mut("redis").unwrap();
+        redis.healthcheck = Some(Healthcheck {
+            test: vec!["CMD".into(), "redis-cli".into(), "ping".into()],
+            ..Default::default()
+        });
+    }
+    let outcome = go(&backend, &spec, round_robin(2)).await;
+    assert!(
+        outcome
+            .groups
+            .iter()
+            .all(|g| g.status == GroupStatus::Passed),
+        "{:#?}",
+        outcome.groups
+    );
+    let calls = backend.calls.borrow();
+    for group in [1, 2] {
+        for service in ["db", "redis", "migrate", "app"] {
+            let off = format!("engine healthcheck off {service}@g{group}");
+            assert!(calls.contains(&off), "{off}: {calls:#?}");
+        }
+    }
+    let first_exec = calls
+        .iter()
+        .position(|c| c == "healthcheck db")
+        .expect("db's test ran through exec");
+    let polls_before = calls[..first_exec]
+        .iter()
+        .filter(|c| c.starts_with("poll db"))
+        .count();
+    assert!(
+        polls_before > 3,
+        "no exec while db's port was closed (polls before: {polls_before}): {calls:#?}"
+    );
+}
+
+/// A test that keeps failing is unhealthy once the engine would have counted `retries`
+/// failures an `interval` apart after `start_period`, not sooner; a service waited for
+/// without any healthcheck fails at once, naming what is missing.
+#[tokio::test]
+async fn own_healthchecks_call_a_service_unhealthy_by_the_engines_rule_and_need_a_test() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backend = fake(&IDS);
+    backend
+        .behaviours
+        .insert("db".into(), Behaviour::NeverHealthy);
+    let mut spec = spec(&[1], 1, out.path());
+    spec.own_healthchecks = true;
+    spec.ready_timeout = Duration::from_secs(30);
+    let db = spec.projects[0].services.get_mut("db").unwrap();
+    let check = db.healthcheck.as_mut().unwrap();
+    check.interval = Some(0.1);
+    check.retries = Some(3);
+    check.start_period = Some(0.2);
+    let started = std::time::Instant::now();
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    let took = started.elapsed();
+    match &outcome.groups[0].status {
+        GroupStatus::Environment(f) => {
+            assert!(matches!(f.cause, FailureCause::Unhealthy), "{f:?}");
+            assert_eq!(f.service.as_deref(), Some("db"));
+        }
+        other => panic!("expected db unhealthy, got {other:?}"),
+    }
+    assert!(
+        took >= Duration::from_millis(500),
+        "called unhealthy after {took:?}"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+
+    let out = tempfile::tempdir().unwrap();
+    let backend = fake(&IDS);
+    let mut spec = self::spec(&[1], 1, out.path());
+    spec.own_healthchecks = true;
+    let outcome = go(&backend, &spec, round_robin(1)).await;
+    match &outcome.groups[0].status {
+        GroupStatus::Environment(f) => {
+            assert!(matches!(f.cause, FailureCause::NoHealthcheck), "{f:?}");
+            assert_eq!(f.service.as_deref(), Some("redis"));
+        }
+        other => panic!("expected redis without a healthcheck, got {other:?}"),
+    }
 }
 
 /// Parametrized ids made at collection time differ between groups: tests are matched by

@@ -143,6 +143,10 @@ pub struct RunSpec {
     /// The test container's plugin and results folders are this machine's where the engine
     /// shares them (else the plugin's files go through the engine's archive API).
     pub host_folders: bool,
+    /// compose-shard runs the services' healthchecks itself and turns the engine's off in
+    /// the run's containers ([`super::health`]); off for kept environments and with
+    /// `COMPOSE_SHARD_OWN_HEALTHCHECKS=0`.
+    pub own_healthchecks: bool,
     /// Start pytest while the services get ready where nothing runs before it.
     pub early_start: bool,
     /// Groups join while the run goes on (`--groups auto`, dynamic, one engine).
@@ -200,6 +204,7 @@ impl RunSpec {
             tmpfs_size: None,
             snapshot_layers: true,
             host_folders: true,
+            own_healthchecks: true,
             early_start: true,
             elastic: None,
         }

@@ -53,6 +53,9 @@ pub struct Timing {
     /// has CPUs (beyond that every exec delays the other environments' start by more than
     /// it saves).
     pub early_health_tests: bool,
+    /// The engine's healthchecks are off in this run's containers: compose-shard runs them
+    /// ([`super::health`]).
+    pub own_healthchecks: bool,
 }
 
 /// A started environment: service name -> container name.
@@ -90,7 +93,7 @@ pub fn declared_tcp_ports(service: &Service) -> Vec<u16> {
     ports
 }
 
-async fn failure<B: Backend>(
+pub(super) async fn failure<B: Backend>(
     backend: &B,
     service: &str,
     container: &str,
@@ -173,17 +176,17 @@ async fn probe_started<B: Backend>(
 /// How long one connection attempt of a port probe may take.
 const PORT_PROBE_LIMIT: Duration = Duration::from_secs(1);
 /// The same while a healthcheck is polled: the engine's status is polled in the same loop.
-const HEALTH_PORT_PROBE_LIMIT: Duration = Duration::from_millis(200);
+pub(super) const HEALTH_PORT_PROBE_LIMIT: Duration = Duration::from_millis(200);
 
 /// The TCP ports a started service is probed on: the ports the compose file declares, which
 /// must all open; else those only its image `EXPOSE`s, of which one is enough (images expose
 /// optional ports, e.g. TLS, that may never open).
-struct ProbePorts {
-    ports: Vec<u16>,
+pub(super) struct ProbePorts {
+    pub(super) ports: Vec<u16>,
     need_all: bool,
 }
 
-fn probe_ports(service: &Service, image: Option<&ImageConfig>) -> ProbePorts {
+pub(super) fn probe_ports(service: &Service, image: Option<&ImageConfig>) -> ProbePorts {
     let declared = declared_tcp_ports(service);
     if declared.is_empty() {
         ProbePorts {
@@ -203,7 +206,7 @@ fn probe_ports(service: &Service, image: Option<&ImageConfig>) -> ProbePorts {
 impl ProbePorts {
     /// Whether the service accepts connections on its ports (all, or one: see above), each
     /// attempt given at most `limit`.
-    async fn open<B: Backend>(
+    pub(super) async fn open<B: Backend>(
         &self,
         backend: &B,
         status: &ContainerStatus,
@@ -237,6 +240,9 @@ async fn wait_healthy<B: Backend>(
     image: Option<&ImageConfig>,
     timing: Timing,
 ) -> Result<(), EnvironmentFailure> {
+    if timing.own_healthchecks {
+        return super::health::wait_healthy_here(backend, service, container, image, timing).await;
+    }
     let test = healthcheck_test(service, image);
     let short_interval = service
         .healthcheck
@@ -277,7 +283,7 @@ async fn wait_healthy<B: Backend>(
                         && ports.open(backend, &status, HEALTH_PORT_PROBE_LIMIT).await
                 }
             };
-            if worth_a_run && healthcheck_passes(backend, container, cmd).await {
+            if worth_a_run && healthcheck_passes(backend, container, cmd, EARLY_RUN_LIMIT).await {
                 return Ok(());
             }
         }
@@ -290,15 +296,19 @@ async fn wait_healthy<B: Backend>(
     }
 }
 
+/// How long an early run of a healthcheck the engine also runs may take.
+pub(super) const EARLY_RUN_LIMIT: Duration = Duration::from_secs(10);
+
 /// A healthcheck interval (seconds) at or under which compose-shard runs the test itself only
 /// once the service listens on its ports.
 const ENGINE_PROBES_SOON: f64 = 2.0;
 
-/// Run a healthcheck test in the container; passes on exit code 0 within 10 s.
+/// Run a healthcheck test in the container; passes on exit code 0 within `timeout`.
 pub(super) async fn healthcheck_passes<B: Backend>(
     backend: &B,
     container: &str,
     cmd: &[String],
+    timeout: Duration,
 ) -> bool {
     let request = ExecRequest {
         cmd: cmd.to_vec(),
@@ -307,7 +317,7 @@ pub(super) async fn healthcheck_passes<B: Backend>(
     let mut discard = |_: &[u8]| {};
     let exec = backend.exec(container, &request, &mut discard);
     matches!(
-        tokio::time::timeout(Duration::from_secs(10), exec).await,
+        tokio::time::timeout(timeout, exec).await,
         Ok(Ok(ExecOutcome { exit_code: Some(0) }))
     )
 }

@@ -13,7 +13,9 @@ use super::outcome::EnvironmentFailure;
 use super::service_snapshot::{
     now_epoch, parent_of, stop_grace, Action, DataPath, Meta, RunSnapshots, Staging, Stored, SETTLE,
 };
-use super::startup::{declared_tcp_ports, healthcheck_passes, healthcheck_test, StartRequest};
+use super::startup::{
+    declared_tcp_ports, healthcheck_passes, healthcheck_test, StartRequest, EARLY_RUN_LIMIT,
+};
 use crate::compose::Service;
 use crate::engine::{EngineError, Health, ImageConfig};
 
@@ -306,7 +308,8 @@ async fn wait_settled<B: Backend>(
             None => true,
             Some(cmd) => {
                 status.health == Health::Healthy
-                    || (status.running && healthcheck_passes(backend, container, cmd).await)
+                    || (status.running
+                        && healthcheck_passes(backend, container, cmd, EARLY_RUN_LIMIT).await)
             }
         };
         let mut listening = ports.is_empty();
