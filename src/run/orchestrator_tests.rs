@@ -741,18 +741,23 @@ async fn a_short_interval_healthcheck_runs_its_test_once_the_service_listens() {
         "the engine never says healthy: only our own run of the test can"
     );
     let calls = backend.calls.borrow();
-    let first_exec = calls
-        .iter()
-        .position(|c| c == "healthcheck db")
-        .expect("the test ran through exec");
-    let polls_before = calls[..first_exec]
-        .iter()
-        .filter(|c| c.starts_with("poll db"))
-        .count();
+    let polls_before = polls_before_first_exec(&calls, "db");
     assert!(
         polls_before > 3,
         "no exec while the port was closed (polls before the first: {polls_before}): {calls:#?}"
     );
+}
+
+/// How often `service` was polled before its healthcheck's test first ran through exec.
+fn polls_before_first_exec(calls: &[String], service: &str) -> usize {
+    let first_exec = calls
+        .iter()
+        .position(|c| *c == format!("healthcheck {service}"))
+        .unwrap_or_else(|| panic!("{service}'s test never ran through exec: {calls:#?}"));
+    calls[..first_exec]
+        .iter()
+        .filter(|c| c.starts_with(&format!("poll {service}")))
+        .count()
 }
 
 /// More groups starting on the engine than it has CPUs (the fake has 2): the execs would
@@ -830,14 +835,7 @@ async fn own_healthchecks_turn_the_engines_off_and_pass_on_the_first_success_onc
             assert!(calls.contains(&off), "{off}: {calls:#?}");
         }
     }
-    let first_exec = calls
-        .iter()
-        .position(|c| c == "healthcheck db")
-        .expect("db's test ran through exec");
-    let polls_before = calls[..first_exec]
-        .iter()
-        .filter(|c| c.starts_with("poll db"))
-        .count();
+    let polls_before = polls_before_first_exec(&calls, "db");
     assert!(
         polls_before > 3,
         "no exec while db's port was closed (polls before: {polls_before}): {calls:#?}"
