@@ -22,21 +22,6 @@ fn inspect(container: &str, template: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The redis containers of a run (by its label), as soon as there is one.
-fn redis_containers(run_label: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["ps", "-a", "--format", "{{.Names}}"])
-        .arg("--filter")
-        .arg(format!("label={run_label}"))
-        .args(["--filter", "label=com.docker.compose.service=redis"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 /// Run the stack with `env`, watching its redis containers while it runs: returns the exit
 /// status, the output, and each redis container's healthcheck test as the engine holds it.
 fn run_watching(stack: &Path, env: &[(&str, &str)], extra: &[&str]) -> (i32, String, Vec<String>) {
@@ -70,7 +55,7 @@ fn run_watching(stack: &Path, env: &[(&str, &str)], extra: &[&str]) -> (i32, Str
         let seen = stderr.lock().unwrap().clone();
         if seen.lines().any(|l| l.starts_with("run ")) {
             let label = format!("dev.compose-shard.run={}", run_id_of(&seen));
-            for name in redis_containers(&label) {
+            for name in containers_of(&label, "redis") {
                 // Listed while still being created, a container may not inspect yet.
                 let test = inspect(&name, "{{json .Config.Healthcheck.Test}}");
                 if !test.is_empty() {
@@ -117,7 +102,7 @@ fn the_engine_does_not_probe_a_runs_containers_unless_kept_or_switched_off() {
     assert_eq!(tests, vec![engine_test; 2], "{all}");
     let run_id = run_id_of(all.split("stderr:\n").last().unwrap());
     let label = format!("dev.compose-shard.run={run_id}");
-    let kept = redis_containers(&label);
+    let kept = containers_of(&label, "redis");
     assert_eq!(kept.len(), 2, "{all}");
     let started = Instant::now();
     for name in &kept {

@@ -16,21 +16,14 @@ use support::*;
 
 /// The test containers of a kept run: (group label, mounts as `type source -> destination`).
 fn kept_test_mounts(run_id: &str) -> Vec<(String, Vec<String>)> {
-    let names = Command::new("docker")
-        .args(["ps", "-a", "--format", "{{.Names}}"])
-        .arg("--filter")
-        .arg(format!("label=dev.compose-shard.run={run_id}"))
-        .args(["--filter", "label=com.docker.compose.service=tests"])
-        .output()
-        .unwrap();
     let mut found = Vec::new();
-    for name in String::from_utf8_lossy(&names.stdout).lines() {
+    for name in containers_of(&format!("dev.compose-shard.run={run_id}"), "tests") {
         let inspected = Command::new("docker")
             .args([
                 "inspect",
                 "--format",
                 "{{range .Mounts}}{{.Type}} {{.Source}} -> {{.Destination}}\n{{end}}",
-                name,
+                &name,
             ])
             .output()
             .unwrap();
@@ -39,7 +32,7 @@ fn kept_test_mounts(run_id: &str) -> Vec<(String, Vec<String>)> {
             .filter(|l| !l.is_empty())
             .map(str::to_string)
             .collect();
-        found.push((name.to_string(), mounts));
+        found.push((name, mounts));
     }
     found.sort();
     found

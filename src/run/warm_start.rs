@@ -14,7 +14,7 @@ use super::service_snapshot::{
     now_epoch, parent_of, stop_grace, Action, DataPath, Meta, RunSnapshots, Staging, Stored, SETTLE,
 };
 use super::startup::{
-    declared_tcp_ports, healthcheck_passes, healthcheck_test, StartRequest, EARLY_RUN_LIMIT,
+    healthcheck_passes, healthcheck_test, probe_ports, StartRequest, EARLY_RUN_LIMIT,
 };
 use crate::compose::Service;
 use crate::engine::{EngineError, Health, ImageConfig};
@@ -288,12 +288,7 @@ async fn wait_settled<B: Backend>(
     image: Option<&ImageConfig>,
 ) -> Result<Instant, NotSettled> {
     let test = healthcheck_test(service, image);
-    let mut ports = declared_tcp_ports(service);
-    if ports.is_empty() {
-        ports = image
-            .map(|i| i.exposed_tcp_ports.clone())
-            .unwrap_or_default();
-    }
+    let ports = probe_ports(service, image).ports;
     let until = (Instant::now() + SETTLE_LIMIT).min(request.timing.deadline);
     let mut first_ready: Option<Instant> = None;
     loop {

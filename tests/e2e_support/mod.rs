@@ -316,3 +316,21 @@ pub fn compose_v2() -> String {
     assert!(out.status.success(), "ci/compose-v2 failed: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// The containers (names, sorted) carrying `label` (`key=value`) of one compose service.
+pub fn containers_of(label: &str, service: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .arg("--filter")
+        .arg(format!("label={label}"))
+        .arg("--filter")
+        .arg(format!("label=com.docker.compose.service={service}"))
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
