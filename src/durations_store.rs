@@ -21,12 +21,11 @@
 //! (pytest-split's JSON) is `plan::Durations`, which stays pure; this module does the I/O
 //! for the commands, so that `plan` needs none.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::config::resolve::{durations_file, DurationsFile};
 use crate::errors::Error;
-use crate::plan::{Durations, PlanError};
+use crate::plan::{Durations, PlanError, Pruning};
 use crate::pyproject::Settings;
 use crate::report::StagedFile;
 
@@ -109,10 +108,10 @@ pub fn read_file(path: &Path) -> Result<Durations, Error> {
 pub fn stage_update(
     path: &Path,
     measured: impl IntoIterator<Item = (String, f64)>,
-    still_exists: Option<&HashSet<String>>,
+    pruning: Option<&Pruning>,
 ) -> Result<StagedFile, Error> {
     let mut durations = read_file(path)?;
-    durations.update(measured, still_exists);
+    durations.update(measured, pruning);
     let mut file = StagedFile::create(path)?;
     file.writer()
         .write_all(durations.to_json().as_bytes())
@@ -128,9 +127,9 @@ pub fn stage_update(
 pub fn write_update(
     path: &Path,
     measured: impl IntoIterator<Item = (String, f64)>,
-    still_exists: Option<&HashSet<String>>,
+    pruning: Option<&Pruning>,
 ) -> Result<(), Error> {
-    stage_update(path, measured, still_exists)?.commit()?;
+    stage_update(path, measured, pruning)?.commit()?;
     Ok(())
 }
 
@@ -267,11 +266,12 @@ mod tests {
             r#"{"t.py::a": 1.0, "t.py::b": 2.0, "t.py::gone": 3.0}"#,
         )
         .unwrap();
-        let still: HashSet<String> = ["t.py::a", "t.py::b", "t.py::c"].map(String::from).into();
+        let still: std::collections::HashSet<String> =
+            ["t.py::a", "t.py::b", "t.py::c"].map(String::from).into();
         write_update(
             &path,
             [("t.py::a".to_string(), 1.5), ("t.py::c".to_string(), 0.25)],
-            Some(&still),
+            Some(&Pruning::whole(still)),
         )
         .unwrap();
         assert_eq!(

@@ -401,3 +401,87 @@ fn auto_adds_a_group_to_a_long_suite_and_never_to_a_suite_of_a_few_seconds_and_r
         Vec::<String>::new()
     );
 }
+
+/// The path in `durations: the ones the last run remembered (PATH)`.
+fn remembered_path(all: &str) -> std::path::PathBuf {
+    let line = all
+        .lines()
+        .find(|l| l.contains("durations: the ones the last run remembered ("))
+        .unwrap_or_else(|| panic!("no remembered durations: {all}"));
+    let start = line.find('(').unwrap() + 1;
+    let end = line.rfind(')').unwrap();
+    std::path::PathBuf::from(&line[start..end])
+}
+
+/// Slow tests each group ran.
+fn slow_per_group(out: &Path) -> BTreeMap<usize, usize> {
+    ran_per_group(out)
+        .into_iter()
+        .map(|(k, ids)| (k, ids.iter().filter(|i| i.contains("test_slow_")).count()))
+        .collect()
+}
+
+#[test]
+fn a_run_of_one_file_keeps_the_rest_remembered_and_a_partial_record_still_shares_the_suite() {
+    let _alone = one_at_a_time();
+    require_docker_and_images();
+    let stack = stack_copy("pytest-redis");
+    add_slow_tests(stack.path(), 16, 0.5);
+    let out = stack.path().join("results");
+    let out_arg = out.to_str().unwrap();
+    let whole = run_to_end(stack.path(), &["--groups", "2", "--out", out_arg]);
+    assert_eq!(whole.status.code(), Some(0), "{}", text(&whole));
+
+    // One file, one test: what it measured is added, nothing else is forgotten.
+    let one = run_to_end(
+        stack.path(),
+        &[
+            "--groups",
+            "1",
+            "--out",
+            out_arg,
+            "--",
+            "pytest",
+            "tests/test_jobs.py",
+            "-k",
+            "fifo",
+        ],
+    );
+    let all = text(&one);
+    assert_eq!(one.status.code(), Some(0), "{all}");
+    let remembered = remembered_path(&all);
+    let kept: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&remembered).unwrap()).unwrap();
+    let slow = kept.keys().filter(|k| k.contains("test_slow_")).count();
+    assert_eq!(slow, 16, "the slow module's durations stay: {kept:?}");
+    assert!(kept.contains_key("tests/test_leaderboard.py::test_empty_board"));
+    assert!(kept.contains_key("tests/test_jobs.py::test_fifo"));
+
+    // Durations that know two quick tests only (what a run of one file remembered before):
+    // the guess for the rest is tiny, yet the queue shares the slow tests between groups.
+    let partial = stack.path().join("partial.json");
+    std::fs::write(
+        &partial,
+        r#"{"tests/test_jobs.py::test_fifo": 0.002, "tests/test_jobs.py::test_ack_twice": 0.002}"#,
+    )
+    .unwrap();
+    let shared = run_to_end(
+        stack.path(),
+        &[
+            "--groups",
+            "2",
+            "--durations",
+            partial.to_str().unwrap(),
+            "--out",
+            out_arg,
+        ],
+    );
+    let all = text(&shared);
+    assert_eq!(shared.status.code(), Some(0), "{all}");
+    let slow = slow_per_group(&out);
+    assert_eq!(slow.values().sum::<usize>(), 16, "{slow:?}");
+    assert!(
+        slow.values().all(|&n| n >= 4),
+        "each group ran a share of the slow tests: {slow:?}\n{all}"
+    );
+}

@@ -10,13 +10,14 @@
 //! code: 0 when every test passed, 1 when some failed, errored, ran twice, never ran or a
 //! group is missing, 2 for unusable input.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::MergeConfig;
 use crate::durations_store;
 use crate::errors::{Error, ExitCode};
+use crate::plan::Pruning;
 use crate::report::{
     classify, github_annotations, github_blob_base, github_log_group, github_step_summary,
     merge_coverage, merge_junit, read_plan_groups, render_slowest, render_summary_table,
@@ -71,12 +72,13 @@ pub fn execute(cfg: MergeConfig) -> Result<ExitCode, Error> {
     }
     if let Some(path) = &cfg.store_durations {
         let measured = totals.as_ref().map_or(&[][..], |t| &t.durations[..]);
-        let still_exists: Option<HashSet<String>> =
-            expected.as_ref().map(|ids| ids.iter().cloned().collect());
+        let pruning: Option<Pruning> = expected
+            .as_ref()
+            .map(|ids| Pruning::whole(ids.iter().cloned().collect()));
         staged.push(durations_store::stage_update(
             path,
             measured.iter().cloned(),
-            still_exists.as_ref(),
+            pruning.as_ref(),
         )?);
     }
     for file in staged {

@@ -638,7 +638,7 @@ fn finish(prepared: &Prepared, outcome: &run::RunOutcome, (cpus, host_busy): (us
     if let Some(merged) = &merged {
         github_output(spec, outcome, merged, &failures);
         if let Some(path) = &prepared.settings.store_durations {
-            if let Err(e) = store_durations(path, outcome, merged, host_busy) {
+            if let Err(e) = store_durations(path, outcome, merged, host_busy, &spec.command) {
                 eprintln!(
                     "warning: --store-durations: {}",
                     crate::errors::render_chain(&e)
@@ -650,7 +650,7 @@ fn finish(prepared: &Prepared, outcome: &run::RunOutcome, (cpus, host_busy): (us
                 .map_or(Ok(()), |dir| {
                     std::fs::create_dir_all(dir).map_err(io_error("create directory", dir))
                 })
-                .and_then(|()| store_durations(path, outcome, merged, host_busy));
+                .and_then(|()| store_durations(path, outcome, merged, host_busy, &spec.command));
             if let Err(e) = stored {
                 eprintln!(
                     "warning: remembering the durations for the next run (set {}= to stop): {}",

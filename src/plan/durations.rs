@@ -23,6 +23,41 @@ pub struct DurationsFormatError {
     pub message: String,
 }
 
+/// What a collection can say about which recorded tests no longer exist: a test it did not
+/// collect is gone only if the collection covered where the test was. A run of one file or
+/// of `-k expr` says nothing about the others (pytest-split, too, keeps every entry unless
+/// told to clean them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruning {
+    /// The node ids collected.
+    pub collected: HashSet<String>,
+    /// The paths (files or folders, relative to the root, `/`-separated) the collection
+    /// covered whole; empty when it covered the whole suite.
+    pub under: Vec<String>,
+}
+
+impl Pruning {
+    /// A collection of the whole suite.
+    pub fn whole(collected: HashSet<String>) -> Pruning {
+        Pruning {
+            collected,
+            under: Vec::new(),
+        }
+    }
+
+    /// Whether the entry of `id` goes: not collected, and where the collection looked.
+    pub fn drops(&self, id: &str) -> bool {
+        !self.collected.contains(id)
+            && (self.under.is_empty() || self.under.iter().any(|p| is_within(id, p)))
+    }
+}
+
+/// Whether node id `id` names a test in the file or folder `path`.
+fn is_within(id: &str, path: &str) -> bool {
+    id.strip_prefix(path)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with("::"))
+}
+
 impl Durations {
     /// Parse pytest-split's JSON. Negative, non-finite or implausibly large values are rejected; an empty file is
     /// an empty set of durations (what a fresh `touch .test_durations` gives).
@@ -80,9 +115,9 @@ impl Durations {
     }
 
     /// Merge newly measured durations: measured tests take their new time, tests that were
-    /// not measured keep their old entry, and when `still_exists` is given, entries for tests
-    /// that no longer exist are dropped.
-    pub fn update<I>(&mut self, measured: I, still_exists: Option<&HashSet<String>>)
+    /// not measured keep their old entry, and when `pruning` is given, entries for tests
+    /// that no longer exist are dropped (see [`Pruning`]).
+    pub fn update<I>(&mut self, measured: I, pruning: Option<&Pruning>)
     where
         I: IntoIterator<Item = (String, f64)>,
     {
@@ -91,8 +126,8 @@ impl Durations {
                 self.0.insert(id, secs);
             }
         }
-        if let Some(existing) = still_exists {
-            self.0.retain(|id, _| existing.contains(id));
+        if let Some(pruning) = pruning {
+            self.0.retain(|id, _| !pruning.drops(id));
         }
     }
 
@@ -176,10 +211,43 @@ mod tests {
     fn update_overwrites_keeps_and_drops() {
         let mut d = Durations::parse(r#"{"a": 1.0, "b": 2.0, "gone": 3.0}"#).unwrap();
         let exists: HashSet<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        d.update(vec![("a".into(), 5.0), ("c".into(), 0.25)], Some(&exists));
+        d.update(
+            vec![("a".into(), 5.0), ("c".into(), 0.25)],
+            Some(&Pruning::whole(exists)),
+        );
         assert_eq!(d.get("a"), Some(5.0));
         assert_eq!(d.get("b"), Some(2.0));
         assert_eq!(d.get("c"), Some(0.25));
         assert_eq!(d.get("gone"), None);
+    }
+
+    #[test]
+    fn a_collection_of_some_paths_drops_only_what_it_covered() {
+        let mut d = Durations::parse(
+            r#"{"tests/test_cache.py::gone": 1.0, "tests/test_cache.py::get": 1.0,
+                "tests/test_cache2.py::x": 1.0, "tests/api/test_a.py::old": 1.0,
+                "tests/api::odd": 1.0, "tests/test_models.py::m": 1.0}"#,
+        )
+        .unwrap();
+        let pruning = Pruning {
+            collected: ["tests/test_cache.py::get".to_string()]
+                .into_iter()
+                .collect(),
+            under: vec!["tests/test_cache.py".into(), "tests/api".into()],
+        };
+        d.update(
+            vec![("tests/test_cache.py::get".into(), 0.5)],
+            Some(&pruning),
+        );
+        let kept: Vec<&str> = d.0.keys().map(String::as_str).collect();
+        assert_eq!(
+            kept,
+            [
+                "tests/test_cache.py::get",
+                "tests/test_cache2.py::x",
+                "tests/test_models.py::m"
+            ]
+        );
+        assert_eq!(d.get("tests/test_cache.py::get"), Some(0.5));
     }
 }

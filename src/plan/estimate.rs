@@ -85,6 +85,12 @@ impl<'a> Estimator<'a> {
         self.durations.get(node_id)
     }
 
+    /// Whether the module (file) of `node_id` has recorded tests, so that its estimate is
+    /// their median rather than a guess from other files.
+    pub fn knows_module(&self, node_id: &str) -> bool {
+        self.per_module.contains_key(module_of(node_id))
+    }
+
     /// The estimate for a test without a recorded duration.
     pub fn estimate(&self, node_id: &str) -> f64 {
         self.per_module

@@ -20,7 +20,7 @@ pub mod timings;
 pub use auto_groups::{choose_groups, AutoChoice, AutoInputs};
 pub use bisect::{BisectStep, BisectVerdict, Bisection};
 pub use collection::{parse_collect_output, parse_test_list, TestListError};
-pub use durations::Durations;
+pub use durations::{Durations, Pruning};
 pub use estimate::{Estimate, FallbackSource};
 pub use id_match::{match_ids, IdMatch};
 pub use model::{GroupPlan, Plan, PLAN_VERSION};

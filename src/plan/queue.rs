@@ -13,8 +13,14 @@
 //!   groups there may be, so the first group does not hold a share meant for one group alone
 //!   when the others arrive.
 //! - The queue learns: each finished test's measured duration re-weighs the pending units of
-//!   its module that have no recorded duration (with nothing recorded at all, of every
-//!   module), and the pending units are put in queue order again.
+//!   its module that have no recorded duration, and the units of every module that has no
+//!   recorded test at all (their estimate was a guess from other files: the durations
+//!   remembered from a run of one file say little about the rest of the suite); the pending
+//!   units are then put in queue order again.
+//! - A guess is not trusted with the run: a chunk holds at most its share by count of the
+//!   tests whose module has no recorded test (`guessed / (CHUNK_FACTOR * groups)`, at least
+//!   one unit), so that a guess far too low cannot hand the whole suite to the first group
+//!   that asks.
 //! - Exactly once: tests are known by their index in the reference collection; every handed
 //!   chunk is remembered per group. When a group ends, the first unit it had not finished is
 //!   its in-flight unit: lost if the group died, with the cause; the units after it had not
@@ -54,6 +60,10 @@ pub struct QueueUnit {
     pub recorded_micros: u64,
     /// Tests whose duration was estimated.
     pub estimated_tests: usize,
+    /// Whether its module had recorded tests, whose median estimated the others. When not,
+    /// its estimate is a guess from other modules (or the flat default), which the durations
+    /// measured in any module replace until one of its own is measured.
+    pub module_recorded: bool,
 }
 
 /// The units of `tests` (the reference collection) in collection order, and the estimate
@@ -76,6 +86,7 @@ pub fn queue_units(
             module: module_of(name).to_string(),
             recorded_micros: 0,
             estimated_tests: 0,
+            module_recorded: estimator.knows_module(name),
         })
         .collect();
     for &(test, unit) in &units.tests {
@@ -218,7 +229,9 @@ fn mean((sum, count): (u64, u64)) -> Option<u64> {
 }
 
 /// `unit`'s estimate weighed again: its estimated tests count the mean measured duration of
-/// their module, else `all`; `None` when neither is known (or it has no estimated tests).
+/// their module, else, when its module has no recorded test, `all` (the mean over every
+/// module); `None` when neither applies (or it has no estimated tests): a module's recorded
+/// median stands until one of its tests is measured.
 fn weighed(
     unit: &QueueUnit,
     measured: &HashMap<String, (u64, u64)>,
@@ -227,7 +240,11 @@ fn weighed(
     if unit.estimated_tests == 0 {
         return None;
     }
-    let per_test = measured.get(&unit.module).copied().and_then(mean).or(all)?;
+    let per_test = measured
+        .get(&unit.module)
+        .copied()
+        .and_then(mean)
+        .or(all.filter(|_| !unit.module_recorded))?;
     Some(
         unit.recorded_micros
             .saturating_add(per_test.saturating_mul(unit.estimated_tests as u64)),
@@ -249,9 +266,6 @@ pub struct WorkQueue {
     measured: HashMap<String, (u64, u64)>,
     /// The same over every module.
     measured_all: (u64, u64),
-    /// Whether the planner had no durations at all (its estimate is a flat default, so any
-    /// measurement is better for every module).
-    nothing_recorded: bool,
     /// Measurements arrived since the pending units were last weighed.
     reweigh: bool,
     /// A group may be abandoned after a test timed out, its unfinished in-flight unit
@@ -279,7 +293,6 @@ impl WorkQueue {
             stop: None,
             measured: HashMap::new(),
             measured_all: (0, 0),
-            nothing_recorded: false,
             reweigh: false,
             may_abandon: false,
             may_grow_to: 0,
@@ -309,17 +322,9 @@ impl WorkQueue {
         self
     }
 
-    /// The estimates came from no recorded durations at all: measured durations of any
-    /// module then replace them.
-    pub fn nothing_recorded(mut self, yes: bool) -> WorkQueue {
-        self.nothing_recorded = yes;
-        self
-    }
-
-    /// Weigh the pending units again from the durations measured so far, and sort them
-    /// longest first again: a unit's estimated tests count the mean measured duration of
-    /// their module (else, with nothing recorded, of every module), so that a slow module
-    /// moves to the front as soon as one of its tests has run.
+    /// Weigh the pending units again from the durations measured so far (see [`weighed`]),
+    /// and put them in queue order again, so that a slow module moves to the front as soon
+    /// as one of its tests has run.
     fn weigh_pending(&mut self) {
         let all = self.mean_of_all();
         for unit in self.pending.iter_mut() {
@@ -360,10 +365,18 @@ impl WorkQueue {
         (self.pending.len(), self.remaining_micros)
     }
 
-    /// The mean measured microseconds per test of every module, when nothing was recorded
-    /// (otherwise the recorded figures stand for the modules not measured yet).
+    /// The mean measured microseconds per test over every module.
     fn mean_of_all(&self) -> Option<u64> {
-        mean(self.measured_all).filter(|_| self.nothing_recorded)
+        mean(self.measured_all)
+    }
+
+    /// Pending tests whose module has no recorded test (their weight is a guess).
+    fn pending_guessed(&self) -> usize {
+        self.pending
+            .iter()
+            .filter(|u| !u.module_recorded)
+            .map(|u| u.estimated_tests)
+            .sum()
     }
 
     /// The estimated microseconds of work left: not yet handed out, and handed but not
@@ -410,15 +423,26 @@ impl WorkQueue {
         if self.reweigh {
             self.weigh_pending();
         }
-        let target =
-            (self.remaining_micros / (CHUNK_FACTOR * self.sharers())).max(MIN_CHUNK_MICROS);
+        let share = CHUNK_FACTOR * self.sharers();
+        let target = (self.remaining_micros / share).max(MIN_CHUNK_MICROS);
+        let guess_cap = (self.pending_guessed() as u64 / share).max(1);
+        let mut guessed = 0u64;
         let mut units = Vec::new();
         while let Some(next) = self.pending.front() {
-            if !units.is_empty() && chunk.micros.saturating_add(next.micros) > target {
+            let next_guessed = if next.module_recorded {
+                0
+            } else {
+                next.estimated_tests as u64
+            };
+            if !units.is_empty()
+                && (chunk.micros.saturating_add(next.micros) > target
+                    || (next_guessed > 0 && guessed + next_guessed > guess_cap))
+            {
                 break;
             }
             let unit = self.pending.pop_front().expect("front exists");
             chunk.micros = chunk.micros.saturating_add(unit.micros);
+            guessed += next_guessed;
             units.push(unit);
         }
         self.remaining_micros = self.remaining_micros.saturating_sub(chunk.micros);
@@ -557,6 +581,7 @@ mod tests {
             module: name.into(),
             recorded_micros: seconds * 1_000_000,
             estimated_tests: 0,
+            module_recorded: true,
         }
     }
 
@@ -804,7 +829,7 @@ mod tests {
             .chain((0..6).map(|i| format!("z.py::t{i}")))
             .collect();
         let (units, _) = queue_units(&tests, &Durations::default(), SplitBy::Test);
-        let mut q = WorkQueue::new(units, tests.len(), 4).nothing_recorded(true);
+        let mut q = WorkQueue::new(units, tests.len(), 4);
         // Equal estimates: name order, so a.py first; z.py is the slow one.
         let first = q.take(1);
         assert_eq!(first.tests, vec![0]);
@@ -828,6 +853,93 @@ mod tests {
         let next = q.take(4);
         assert!(next.tests.iter().all(|&t| t > z), "{next:?}");
         assert!(q.remaining().1 >= 5_000_000);
+    }
+
+    /// The durations a run of one file left behind: two quick tests of `cache.py`, while the
+    /// collection also holds 160 tests of four other modules.
+    fn suite_after_a_run_of_one_file() -> (Vec<String>, Durations) {
+        let mut tests = ids(&["cache.py::get", "cache.py::put"]);
+        for module in ["a.py", "b.py", "c.py", "d.py"] {
+            tests.extend((0..40).map(|i| format!("{module}::t{i}")));
+        }
+        let durations = Durations(
+            [("cache.py::get", 0.002), ("cache.py::put", 0.002)]
+                .map(|(k, v)| (k.to_string(), v))
+                .into_iter()
+                .collect(),
+        );
+        (tests, durations)
+    }
+
+    #[test]
+    fn a_guess_from_a_few_remembered_tests_never_hands_the_suite_to_the_first_group() {
+        let (tests, durations) = suite_after_a_run_of_one_file();
+        let (units, _) = queue_units(&tests, &durations, SplitBy::Test);
+        assert!(units[0].module_recorded && !units[2].module_recorded);
+        let mut q = WorkQueue::new(units, tests.len(), 4);
+        // The guess (2 ms a test) puts the whole suite under one chunk's minimum weight; the
+        // share by count of the 160 guessed tests (160 / 16) bounds the chunk instead.
+        let first = q.take(1);
+        assert!(first.tests.len() <= 2 + 10, "{} tests", first.tests.len());
+        assert!(first.tests.len() >= 10, "{first:?}");
+        let mut taken: Vec<usize> = first.tests.clone();
+        for group in 2..=4 {
+            let c = q.take(group);
+            assert!(!c.tests.is_empty() && c.tests.len() <= 10, "{c:?}");
+            taken.extend(c.tests);
+        }
+        assert!(taken.len() < 50, "four groups took {} of 162", taken.len());
+        // Chunks shrink as the guessed tests are handed out, and every test goes once.
+        let mut rest = Vec::new();
+        loop {
+            let c = q.take(1);
+            if c.tests.is_empty() {
+                break;
+            }
+            assert!(c.tests.len() <= 10);
+            rest.extend(c.tests);
+        }
+        taken.extend(rest);
+        taken.sort_unstable();
+        assert_eq!(taken, (0..tests.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_module_without_records_is_weighed_by_every_measurement_and_a_recorded_one_is_not() {
+        let (mut tests, mut durations) = suite_after_a_run_of_one_file();
+        // e.py has a recorded test that this run did not collect (1 s) and two new ones:
+        // their module's median (1 s) stands until one of them is measured.
+        tests.extend(ids(&["e.py::new1", "e.py::new2"]));
+        durations.0.insert("e.py::gone".to_string(), 1.0);
+        let (units, _) = queue_units(&tests, &durations, SplitBy::Test);
+        let mut q = WorkQueue::new(units, tests.len(), 4);
+        // Before any measurement: 160 guessed tests at the 2 ms median of everything
+        // recorded, and e.py's 2 x 1 s, which go first (each heavier than a chunk).
+        let (left, _) = q.work_left();
+        assert!(left < 2_500_000, "{left}");
+        assert_eq!(q.take(1).tests, vec![162]);
+        assert_eq!(q.take(2).tests, vec![163]);
+        let third = q.take(3);
+        let guessed: Vec<usize> = third.tests.iter().copied().filter(|&t| t >= 2).collect();
+        assert!(!guessed.is_empty() && guessed.len() <= 10, "{third:?}");
+        for &t in &third.tests {
+            q.finished(3, t, Some(if t >= 2 { 0.5 } else { 0.002 }));
+        }
+        // a.py's tests not measured yet count a.py's measured mean (0.5 s); those of b.py-d.py
+        // the mean of every measurement; e.py's two held tests keep their module's recorded
+        // 1 s each.
+        assert!(
+            guessed.iter().all(|&t| t < 42),
+            "a.py's tests only: {third:?}"
+        );
+        let (left, measured) = q.work_left();
+        let n = third.tests.len() as u64;
+        assert_eq!(measured, n);
+        let quick = n - guessed.len() as u64;
+        let mean = (guessed.len() as u64 * 500_000 + quick * 2_000) / n;
+        let a_left = (40 - guessed.len() as u64) * 500_000;
+        let cache_left = (2 - quick) * 2_000;
+        assert_eq!(left, 2_000_000 + a_left + 120 * mean + cache_left);
     }
 
     #[test]

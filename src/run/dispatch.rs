@@ -557,7 +557,6 @@ fn join_queue(
         let (units, _) = queue_units(reference, &mode.durations, mode.split_by);
         mode.queue = Some(
             WorkQueue::new(units, reference.len(), mode.groups)
-                .nothing_recorded(mode.durations.is_empty())
                 .may_abandon(mode.may_abandon)
                 .may_grow_to(mode.may_grow_to),
         );

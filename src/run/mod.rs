@@ -50,7 +50,7 @@ pub use outcome::{
 };
 pub use plugin_folders::kept_folders;
 pub use protocol::PROGRESS_FILE_NAME;
-pub use pytest_command::PLUGIN_SOURCE;
+pub use pytest_command::{collection_scope, PLUGIN_SOURCE};
 pub use resource_labels::{group_label, run_label, stamp_labels};
 pub use signals::{run_interruptible, run_with_signals, Interrupted};
 pub use source_copy::CopySource;

@@ -65,6 +65,128 @@ pub(super) fn is_pytest(command: &[String]) -> bool {
     }
 }
 
+/// pytest options that narrow the collection to a subset the command line cannot describe
+/// as paths: by keyword, by marker, deselected ids, the last failures, stepwise, ignored
+/// paths, module names.
+const NARROWING_OPTIONS: [&str; 12] = [
+    "-k",
+    "-m",
+    "--deselect",
+    "--lf",
+    "--last-failed",
+    "--sw",
+    "--stepwise",
+    "--sw-skip",
+    "--stepwise-skip",
+    "--ignore",
+    "--ignore-glob",
+    "--pyargs",
+];
+
+/// Options of pytest and its common plugins whose value may come as the next argument (which
+/// is then not a path to collect).
+const OPTIONS_WITH_VALUE: [&str; 37] = [
+    "-p",
+    "-c",
+    "-o",
+    "-W",
+    "-r",
+    "-n",
+    "--override-ini",
+    "--pythonwarnings",
+    "--rootdir",
+    "--confcutdir",
+    "--basetemp",
+    "--junitxml",
+    "--junit-xml",
+    "--junit-prefix",
+    "--maxfail",
+    "--tb",
+    "--durations",
+    "--durations-min",
+    "--log-level",
+    "--log-format",
+    "--log-date-format",
+    "--log-file",
+    "--log-file-level",
+    "--log-cli-level",
+    "--capture",
+    "--color",
+    "--import-mode",
+    "--cov",
+    "--cov-report",
+    "--cov-config",
+    "--cov-fail-under",
+    "--cov-context",
+    "--ds",
+    "--dc",
+    "--timeout",
+    "--numprocesses",
+    "--dist",
+];
+
+/// What the collection of `command` covers, for dropping the recorded durations of tests it
+/// did not collect ([`crate::plan::Pruning`]): `Some([])` for the whole suite (no path and
+/// no narrowing option: pytest's `testpaths` or the working folder), `Some(paths)` for the
+/// files and folders it names (relative, `/`-separated, as node ids start), `None` when it
+/// cannot be told (a wrapper command, `-k`, `-m`, `--deselect`, `--lf`, a node id, an
+/// absolute path), so that nothing is dropped. Reading an unknown option's value as a path
+/// only keeps more entries.
+pub fn collection_scope(command: &[String]) -> Option<Vec<String>> {
+    if !is_pytest(command) {
+        return None;
+    }
+    let start = command
+        .iter()
+        .position(|a| {
+            let name = a.rsplit('/').next().unwrap_or(a);
+            name == "pytest" || name == "py.test"
+        })
+        .map_or(command.len(), |i| i + 1);
+    let mut paths = Vec::new();
+    let mut whole = false;
+    let mut args = command[start..].iter().peekable();
+    let mut only_paths = false;
+    while let Some(arg) = args.next() {
+        if !only_paths && arg == "--" {
+            only_paths = true;
+            continue;
+        }
+        if !only_paths && arg.starts_with('-') && arg.len() > 1 {
+            let name = if arg.starts_with("--") {
+                arg.split('=').next().unwrap_or(arg)
+            } else {
+                &arg[..2]
+            };
+            if NARROWING_OPTIONS.contains(&name) {
+                return None;
+            }
+            let value_apart = name.len() == arg.len();
+            if value_apart
+                && OPTIONS_WITH_VALUE.contains(&name)
+                && args.peek().is_some_and(|next| !next.starts_with('-'))
+            {
+                args.next();
+            }
+            continue;
+        }
+        if arg.contains("::") || arg.starts_with('/') {
+            return None;
+        }
+        let mut path = arg.as_str();
+        while let Some(rest) = path.strip_prefix("./") {
+            path = rest;
+        }
+        let path = path.trim_end_matches('/');
+        if path.is_empty() || path == "." {
+            whole = true;
+        } else {
+            paths.push(path.to_string());
+        }
+    }
+    Some(if whole { Vec::new() } else { paths })
+}
+
 /// pytest-cov's options that take a value, which may also come as the next argument.
 const COVERAGE_OPTIONS_WITH_VALUE: [&str; 5] = [
     "--cov",
@@ -175,6 +297,42 @@ mod tests {
             token: Token::new("t0k3n"),
             exit_grace: Duration::from_secs(30),
             test_timeout: None,
+        }
+    }
+
+    #[test]
+    fn the_collection_covers_the_suite_the_paths_named_or_cannot_be_told() {
+        let scope = |v: &[&str]| collection_scope(&s(v));
+        let whole = Some(Vec::new());
+        assert_eq!(scope(&["pytest"]), whole);
+        assert_eq!(scope(&["pytest", "-x", "--cov=app", "-q"]), whole);
+        assert_eq!(
+            scope(&["python3", "-m", "pytest", "--cov", "app", "-p", "x"]),
+            whole
+        );
+        assert_eq!(scope(&["/venv/bin/pytest", "./", "tests/"]), whole);
+        assert_eq!(
+            scope(&["pytest", "./tests/", "--tb", "short", "other/test_a.py"]),
+            Some(s(&["tests", "other/test_a.py"]))
+        );
+        assert_eq!(
+            scope(&["pytest", "--maxfail=2", "--", "-odd.py"]),
+            Some(s(&["-odd.py"]))
+        );
+        // An unknown option's value read as a path only narrows what is dropped.
+        assert_eq!(scope(&["pytest", "--myopt", "v"]), Some(s(&["v"])));
+        for narrowed in [
+            &["pytest", "tests/test_cache.py", "-k", "get_missing or put"][..],
+            &["pytest", "-kput"],
+            &["pytest", "-m", "not slow"],
+            &["pytest", "--deselect=tests/a.py::t"],
+            &["pytest", "--lf"],
+            &["pytest", "tests/a.py::test_one"],
+            &["pytest", "/code/tests"],
+            &["make", "test"],
+            &["sh", "-c", "pytest"],
+        ] {
+            assert_eq!(scope(narrowed), None, "{narrowed:?}");
         }
     }
 

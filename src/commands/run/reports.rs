@@ -249,24 +249,30 @@ pub(super) fn github_output(
     }
 }
 
-/// `--store-durations FILE`: update the file from the merged JUnit's per-test durations.
-/// Entries of tests that no longer exist are dropped only when this run collected the whole
-/// suite.
+/// `--store-durations FILE` (or the remembered durations): update the file from the merged
+/// JUnit's per-test durations. Entries of tests that no longer exist are dropped only when
+/// this run collected the reference itself (not `--only K` of a plan), and only where its
+/// test command collected (`command`: the whole suite, or the paths it names; nothing after
+/// `-k`, `-m`, a node id: see [`run::collection_scope`]). A run of one file must not make
+/// the next run of the whole suite forget the rest.
 /// `host_busy`: the share of the host's CPU time busy over the run (local engines only).
 pub(super) fn store_durations(
     path: &Path,
     outcome: &RunOutcome,
     merged: &MergedResults,
     host_busy: Option<f64>,
+    command: &[String],
 ) -> Result<(), Error> {
-    let still: Option<std::collections::HashSet<String>> = outcome
-        .collected
-        .as_ref()
-        .map(|c| c.iter().cloned().collect());
+    let pruning = outcome.collected.as_ref().and_then(|collected| {
+        Some(crate::plan::Pruning {
+            under: run::collection_scope(command)?,
+            collected: collected.iter().cloned().collect(),
+        })
+    });
     crate::durations_store::write_update(
         path,
         merged.junit.durations.iter().cloned(),
-        still.as_ref(),
+        pruning.as_ref(),
     )?;
     store_timings(path, outcome, host_busy)
 }
