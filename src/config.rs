@@ -21,7 +21,7 @@ mod run_settings;
 
 pub use ci_split::CiSplit;
 pub use plan_settings::PlanSettings;
-pub use run_settings::RunSettings;
+pub use run_settings::{RunSettings, STARTS_AT_ONCE_ENV};
 
 /// No per-value help in `--help` for the variants of the enums below (see the module docs).
 const NO_HELP: Option<&str> = None;

@@ -1,7 +1,9 @@
 //! End-to-end: the work queue (`--dist dynamic`, the default for one runner) against the real
 //! Docker engine and the example stacks: every collected test exactly once with no, accurate
 //! and wrong durations; a replay of one group's tests from the written plan; a killed group
-//! losing only its in-flight unit; `-x` stopping the whole run; `--groups auto` adding a group to a long suite only.
+//! losing only its in-flight unit; `-x` stopping the whole run; `--groups auto` adding a group to a long suite only;
+//! a run of one file keeping the rest of the remembered durations and a partial record still
+//! sharing the suite; environments starting in turns once the tests were measured waiting.
 
 #[path = "e2e_support/mod.rs"]
 mod support;
@@ -484,4 +486,112 @@ fn a_run_of_one_file_keeps_the_rest_remembered_and_a_partial_record_still_shares
         slow.values().all(|&n| n >= 4),
         "each group ran a share of the slow tests: {slow:?}\n{all}"
     );
+}
+
+/// `compose-shard run --groups 2` with `env`, waited for.
+fn run_with_env(stack: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    let out = stack.join("results");
+    let child = binary()
+        .current_dir(stack)
+        .envs(env.iter().copied())
+        .args(["run", "--progress", "plain", "--groups", "2", "--out"])
+        .arg(&out)
+        .args(["--", "pytest", "--cov=scoreboard"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start compose-shard");
+    wait_limited(child, Duration::from_secs(600))
+}
+
+/// `(group, phase, start, end)` of every span on the run's timeline.
+fn timeline_spans(out: &Path) -> Vec<(usize, String, f64, f64)> {
+    let html = std::fs::read_to_string(out.join("timeline.html")).unwrap();
+    let mut spans = Vec::new();
+    for part in html.split("group ").skip(1) {
+        // "<k>: <phase> <secs>s (from <a>s to <b>s)"
+        let Some((k, rest)) = part.split_once(": ") else {
+            continue;
+        };
+        let (Ok(k), Some((phase, rest))) = (k.parse::<usize>(), rest.split_once(' ')) else {
+            continue;
+        };
+        let Some(rest) = rest.split_once("(from ").map(|(_, r)| r) else {
+            continue;
+        };
+        let Some((a, rest)) = rest.split_once("s to ") else {
+            continue;
+        };
+        let Some((b, _)) = rest.split_once("s)") else {
+            continue;
+        };
+        if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
+            spans.push((k, phase.to_string(), a, b));
+        }
+    }
+    spans.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    spans.dedup();
+    spans
+}
+
+#[test]
+fn environments_start_in_turns_once_the_tests_were_measured_waiting_on_few_cpus() {
+    let _alone = one_at_a_time();
+    require_docker_and_images();
+    let cpus: usize = String::from_utf8_lossy(
+        &std::process::Command::new("docker")
+            .args(["info", "--format", "{{.NCPU}}"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    let stack = stack_copy("pytest-redis");
+    // Tests that sleep: they wait, they do not compute.
+    add_slow_tests(stack.path(), 8, 0.5);
+    let out = stack.path().join("results");
+    let notice = "starting 1 environment(s) at a time";
+
+    // First run: nothing measured yet, every environment at once.
+    let first = run_with_env(stack.path(), &[]);
+    let all = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{all}");
+    assert!(!all.contains("environment(s) at a time"), "{all}");
+    assert!(timeline_spans(&out).iter().all(|s| s.1 != "waiting"));
+
+    // Second run: the last one measured tests that wait; on an engine with fewer than 4
+    // CPUs the second group starts once the first has its tests.
+    let second = run_with_env(stack.path(), &[]);
+    let all = text(&second);
+    assert_eq!(second.status.code(), Some(0), "{all}");
+    assert_exactly_once_and_passing(&out, 2, &all);
+    let spans = timeline_spans(&out);
+    let waiting: Vec<_> = spans.iter().filter(|s| s.1 == "waiting").collect();
+    if cpus >= 4 {
+        assert!(waiting.is_empty() && !all.contains(notice), "{all}");
+        return;
+    }
+    assert!(all.contains(notice), "{all}");
+    assert_eq!(waiting.len(), 1, "{spans:?}");
+    let (late, _, _, turn) = *waiting[0];
+    let other = 3 - late;
+    let tests = spans
+        .iter()
+        .find(|s| s.0 == other && s.1 == "tests")
+        .unwrap_or_else(|| panic!("{spans:?}"));
+    assert!(
+        turn >= tests.2 - 0.02 && turn < tests.3,
+        "g{late} started at {turn} s, g{other} tested from {} to {} s",
+        tests.2,
+        tests.3
+    );
+
+    // Switched off: at once again.
+    let off = run_with_env(stack.path(), &[("COMPOSE_SHARD_STARTS_AT_ONCE", "0")]);
+    let all = text(&off);
+    assert_eq!(off.status.code(), Some(0), "{all}");
+    assert!(!all.contains(notice), "{all}");
+    assert!(timeline_spans(&out).iter().all(|s| s.1 != "waiting"));
 }

@@ -536,6 +536,8 @@ fn prepare(cfg: &RunConfig) -> Result<Prepared, Error> {
             snapshot_layers: settings.snapshot_layers,
             host_folders: settings.host_folders,
             own_healthchecks: settings.own_healthchecks,
+            starts_at_once: settings.starts_at_once,
+            tests_cpu_fraction: previous_timings(&settings).and_then(|t| t.cpu_fraction),
             elastic,
             ..RunSpec::new(id, projects, test_service.clone(), out_dir)
         },

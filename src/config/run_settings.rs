@@ -106,6 +106,9 @@ pub struct RunSettings {
     /// turns the engine's off in the run's containers (default), or (`0`) leaves them to
     /// the engine, as Compose does; always the engine's for `--keep`.
     pub own_healthchecks: bool,
+    /// `COMPOSE_SHARD_STARTS_AT_ONCE`: how many environments each engine starts at a time
+    /// (0: all at once); unset, by the engine's CPUs (`run::start_turns`).
+    pub starts_at_once: Option<usize>,
 }
 
 /// The environment variable that turns layered snapshot restores off (`0`).
@@ -114,6 +117,21 @@ pub const SNAPSHOT_LAYERS_ENV: &str = "COMPOSE_SHARD_SNAPSHOT_LAYERS";
 pub const HOST_FOLDERS_ENV: &str = "COMPOSE_SHARD_HOST_FOLDERS";
 /// The environment variable that leaves healthchecks to the engine (`0`).
 pub const OWN_HEALTHCHECKS_ENV: &str = "COMPOSE_SHARD_OWN_HEALTHCHECKS";
+
+/// The environment variable that sets how many environments an engine starts at a time.
+pub const STARTS_AT_ONCE_ENV: &str = "COMPOSE_SHARD_STARTS_AT_ONCE";
+
+/// `COMPOSE_SHARD_STARTS_AT_ONCE`: a count (0 is all at once), if set.
+fn starts_at_once(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<usize>, Error> {
+    let Some(text) = env(STARTS_AT_ONCE_ENV).filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    text.trim().parse().map(Some).map_err(|_| {
+        Error::Usage(format!(
+            "{STARTS_AT_ONCE_ENV}={text}: expected how many environments each engine starts at a time (0: all at once; unset: half the engine's CPUs with the work queue)"
+        ))
+    })
+}
 
 /// `COMPOSE_SHARD_SNAPSHOT_LAYERS`: `1`/`0` (or true/false, yes/no, on/off); unset is `1`.
 fn snapshot_layers(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, Error> {
@@ -229,6 +247,7 @@ impl RunSettings {
             host_folders: host_folders(env)?,
             // A kept environment is looked at afterwards: its health shows as under Compose.
             own_healthchecks: own_healthchecks(env)? && !flags.keep,
+            starts_at_once: starts_at_once(env)?,
         })
     }
 
@@ -703,6 +722,29 @@ mod tests {
         let err = resolve(Some("lots")).unwrap_err().to_string();
         assert!(err.starts_with("COMPOSE_SHARD_TMPFS_SIZE=lots: "), "{err}");
         assert!(err.contains("512m"), "{err}");
+    }
+
+    #[test]
+    fn starts_at_once_is_a_count_or_unset_and_a_bad_value_says_what_it_takes() {
+        let resolve = |value: Option<&'static str>| {
+            let env = move |name: &str| {
+                (name == STARTS_AT_ONCE_ENV)
+                    .then_some(value)
+                    .flatten()
+                    .map(str::to_string)
+            };
+            RunSettings::resolve(&no_flags(), &Settings::default(), Path::new("."), &env)
+        };
+        assert_eq!(resolve(None).unwrap().starts_at_once, None);
+        assert_eq!(resolve(Some(" ")).unwrap().starts_at_once, None);
+        assert_eq!(resolve(Some("0")).unwrap().starts_at_once, Some(0));
+        assert_eq!(resolve(Some("3")).unwrap().starts_at_once, Some(3));
+        let err = resolve(Some("two")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("COMPOSE_SHARD_STARTS_AT_ONCE=two: "),
+            "{err}"
+        );
+        assert!(err.contains("0: all at once"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,9 @@
 pub enum Phase {
     /// Building or finding images, before any group starts.
     Images,
+    /// Waiting for its turn to start: the engine starts a few environments at a time
+    /// (`run::start_turns`).
+    Waiting,
     /// Networks, volumes and the dependencies' containers created and started.
     Environment,
     /// Waiting for the conditions the test service declares on its dependencies.
@@ -22,8 +25,9 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in the order a group goes through them (the timeline's legend).
-    pub const ALL: [Phase; 7] = [
+    pub const ALL: [Phase; 8] = [
         Phase::Images,
+        Phase::Waiting,
         Phase::Environment,
         Phase::Readiness,
         Phase::Collection,
@@ -36,6 +40,7 @@ impl Phase {
     pub fn name(self) -> &'static str {
         match self {
             Phase::Images => "images",
+            Phase::Waiting => "waiting",
             Phase::Environment => "environment",
             Phase::Readiness => "readiness",
             Phase::Collection => "collection",

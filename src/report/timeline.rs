@@ -16,6 +16,7 @@ const AXIS: f64 = 30.0;
 fn colour(phase: Phase) -> &'static str {
     match phase {
         Phase::Images => "#d9d9d9",
+        Phase::Waiting => "#f0f0f0",
         Phase::Environment => "#8da0cb",
         Phase::Readiness => "#e5c494",
         Phase::Collection => "#a6d854",

@@ -26,6 +26,7 @@ mod signals;
 mod snapshot_layers;
 mod source_copy;
 mod spec;
+mod start_turns;
 mod startup;
 mod summary;
 mod warm_start;

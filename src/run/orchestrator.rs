@@ -32,12 +32,14 @@ use super::service_snapshot::{RunSnapshots, SnapshotStore};
 use super::snapshot_layers;
 use super::source_copy::{must_copy, SourceCopy};
 use super::spec::{Assignment, RunSpec, TestSource};
+use super::start_turns::{starts_at_once, StartTurns, Turn};
 use super::startup::{
     create_resources, start_services, wait_test_dependencies, StartRequest, StartedEnvironment,
     Timing, Waits,
 };
 use super::warm_start::SnapshotUse;
 use crate::compose::{Project, Service};
+use crate::config::STARTS_AT_ONCE_ENV;
 use crate::engine::{ContainerOverrides, ImageConfig};
 use crate::report::{Phase, PhaseSpan};
 
@@ -123,6 +125,8 @@ struct Ready<'a, B: Backend> {
     /// Whether healthchecks with a short interval may run their own test before the
     /// engine's first probe ([`Timing::early_health_tests`]).
     early_health_tests: bool,
+    /// Its groups' turns to set up.
+    turns: StartTurns,
 }
 
 /// Images on one engine, then whether its containers get the project files uploaded.
@@ -167,6 +171,20 @@ async fn prepare_engine<'a, B: Backend>(
         Ok(info) => (info.id, info.memory_bytes, info.cpus),
         Err(_) => (String::new(), 0, 0),
     };
+    let at_once = spec
+        .starts_at_once
+        .unwrap_or_else(|| starts_at_once(spec.dist, cpus, groups_here, spec.tests_cpu_fraction));
+    // The groups that set up at the same time.
+    let setting_up = match at_once {
+        0 => groups_here,
+        n => n.min(groups_here),
+    };
+    if setting_up < groups_here {
+        events.emit(Event::Notice(format!(
+            "{}: starting {at_once} environment(s) at a time: the engine has {cpus} CPU(s), one setup keeps about 1.5 busy and the tests wait more than they compute, so each group tests as soon as it is ready and later ones take less of the queue ({STARTS_AT_ONCE_ENV}=0 starts all at once)",
+            slot.label
+        )));
+    }
     let data = if spec.tmpfs_data {
         let groups = groups_at_once(spec);
         let sizing = (memory, groups, spec.tmpfs_size);
@@ -184,7 +202,8 @@ async fn prepare_engine<'a, B: Backend>(
         copy: copying.then_some(copy),
         // Measured: one group's setup 2.5-2.7 s -> 1.7-1.9 s; four groups starting at once on
         // 2 CPUs lost 0.3-0.6 s to the execs instead.
-        early_health_tests: groups_here <= cpus,
+        early_health_tests: setting_up <= cpus,
+        turns: StartTurns::new(at_once),
     })
 }
 
@@ -343,6 +362,9 @@ fn run_snapshots(spec: &RunSpec) -> Option<RunSnapshots> {
         run.without_layers()
     })
 }
+
+/// A wait for a turn to start shorter than this is not shown on the timeline.
+const WAITING_SHOWN: Duration = Duration::from_millis(5);
 
 /// How long the host's CPUs are watched before their business says anything.
 const HOST_WINDOW: Duration = Duration::from_secs(1);
@@ -597,6 +619,7 @@ async fn run_ready_group<B: Backend>(
         dispatcher: shared.dispatcher,
         run_started: shared.run_started,
         events: shared.events,
+        turns: &ready.turns,
     };
     run_group(&cx, project, group).await
 }
@@ -654,6 +677,7 @@ struct GroupContext<'a, B: Backend> {
     dispatcher: &'a Dispatcher,
     run_started: Instant,
     events: &'a EventSink,
+    turns: &'a StartTurns,
 }
 
 /// A service's container changes: the built image's tag; for the test service, the test
@@ -732,19 +756,28 @@ async fn run_group<B: Backend>(
     project: &Project,
     group: usize,
 ) -> GroupReport {
-    let started = Instant::now();
+    let asked = Instant::now();
     let mut report = GroupReport::new(group);
     if cx.multi_engine {
         report.engine = cx.engine.to_string();
         cx.events
             .emit(Event::Info(format!("[g{group}] on engine {}", cx.engine)));
     }
-    if started > cx.run_started {
+    if asked > cx.run_started {
         report
             .phases
-            .push(span(cx.run_started, Phase::Images, cx.run_started, started));
+            .push(span(cx.run_started, Phase::Images, cx.run_started, asked));
     }
-    if let Err(failure) = start_and_test(cx, project, group, started, &mut report).await {
+    let turn = cx.turns.take().await;
+    let started = Instant::now();
+    if started.duration_since(asked) >= WAITING_SHOWN {
+        report
+            .phases
+            .push(span(cx.run_started, Phase::Waiting, asked, started));
+    }
+    let result = start_and_test(cx, project, group, (started, &turn), &mut report).await;
+    turn.end();
+    if let Err(failure) = result {
         report.status = GroupStatus::Environment(failure);
         report.setup_seconds = started.elapsed().as_secs_f64();
         // The environment never got ready: all its time was setup.
@@ -787,7 +820,7 @@ async fn start_and_test<B: Backend>(
     cx: &GroupContext<'_, B>,
     project: &Project,
     group: usize,
-    started: Instant,
+    (started, turn): (Instant, &Turn<'_>),
     report: &mut GroupReport,
 ) -> Result<(), EnvironmentFailure> {
     let spec = cx.spec;
@@ -896,6 +929,7 @@ async fn start_and_test<B: Backend>(
     let test_container = TestContainer {
         name: &container,
         released: early.then_some(ready),
+        turn,
     };
     // A snapshot this environment took is laid out for layering while the tests run.
     let (outcome, ()) = futures::join!(

@@ -23,6 +23,7 @@ use crate::compose::{
     ServiceNetwork, Volume,
 };
 use crate::errors::ExitCode;
+use crate::report::Phase;
 
 const RUN: &str = "t1";
 
@@ -2294,4 +2295,100 @@ async fn a_service_never_seen_listening_gets_no_snapshot_and_later_runs_do_not_w
         meta.reason.as_ref().unwrap().contains("not seen ready"),
         "{meta:?}"
     );
+}
+
+/// The start of `phase` of group `g` (seconds into the run).
+fn phase_start(outcome: &RunOutcome, g: usize, phase: Phase) -> Option<f64> {
+    outcome.groups[g - 1]
+        .phases
+        .iter()
+        .find(|p| p.phase == phase)
+        .map(|p| p.start)
+}
+
+#[tokio::test]
+async fn environments_start_in_turns_each_once_the_one_before_has_its_tests() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(30, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    // Tests that take a while, so the groups overlap.
+    backend.test_seconds = Some((0.02, Duration::from_millis(20)));
+    let spec = RunSpec {
+        starts_at_once: Some(1),
+        ..dynamic_spec(&[1, 2, 3], 3, out.path())
+    };
+    let outcome = go(&backend, &spec, queue(3)).await;
+    assert_eq!(exit_code(&outcome), ExitCode::Success);
+    let mut order: Vec<(f64, usize)> = (1..=3)
+        .map(|g| (phase_start(&outcome, g, Phase::Environment).unwrap(), g))
+        .collect();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for pair in order.windows(2) {
+        let (before, next) = (pair[0].1, pair[1].1);
+        let tests = phase_start(&outcome, before, Phase::Tests).unwrap();
+        assert!(
+            pair[1].0 >= tests,
+            "g{next}'s environment started at {} before g{before} had its tests at {tests}",
+            pair[1].0
+        );
+        assert!(
+            phase_start(&outcome, next, Phase::Waiting).is_some(),
+            "g{next} waited for its turn"
+        );
+        // ... and no longer: it started while the one before was testing.
+        let tests_end = outcome.groups[before - 1]
+            .phases
+            .iter()
+            .find(|p| p.phase == Phase::Tests)
+            .unwrap()
+            .end;
+        assert!(pair[1].0 < tests_end, "g{next} waited for g{before}'s end");
+    }
+    assert!(outcome.groups.iter().all(|g| !g.ran.is_empty()));
+    assert!(phase_start(&outcome, order[0].1, Phase::Waiting).is_none());
+    let mut ran: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+    ran.sort();
+    assert_eq!(ran, ids);
+
+    // All at once (0): every environment starts before any group has its tests.
+    let backend = fake(&refs);
+    let spec = RunSpec {
+        starts_at_once: Some(0),
+        ..dynamic_spec(&[1, 2, 3], 3, out.path())
+    };
+    let outcome = go(&backend, &spec, queue(3)).await;
+    let first_tests = (1..=3)
+        .filter_map(|g| phase_start(&outcome, g, Phase::Tests))
+        .fold(f64::MAX, f64::min);
+    for g in 1..=3 {
+        assert!(phase_start(&outcome, g, Phase::Environment).unwrap() < first_tests);
+        assert!(phase_start(&outcome, g, Phase::Waiting).is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_group_that_fails_before_its_tests_hands_its_turn_on() {
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(20, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    // Group 2 collects something else: it fails before any test is handed to it.
+    backend
+        .collected_by_group
+        .insert(2, vec!["tests/test_other.py::test_x".to_string()]);
+    let spec = RunSpec {
+        starts_at_once: Some(1),
+        ..dynamic_spec(&[1, 2, 3], 3, out.path())
+    };
+    let outcome = go(&backend, &spec, queue(3)).await;
+    assert!(outcome.groups[1].ran.is_empty());
+    assert!(
+        !outcome.groups[2].ran.is_empty(),
+        "g3 still got its turn and took work: {:?}",
+        outcome.groups[2].status
+    );
+    let mut ran: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+    ran.sort();
+    assert_eq!(ran, ids);
 }

@@ -147,6 +147,12 @@ pub struct RunSpec {
     /// the run's containers ([`super::health`]); off for kept environments and with
     /// `COMPOSE_SHARD_OWN_HEALTHCHECKS=0`.
     pub own_healthchecks: bool,
+    /// How many environments each engine starts at a time (`COMPOSE_SHARD_STARTS_AT_ONCE`;
+    /// 0 is every one at once); `None`: by the engine's CPUs ([`super::start_turns`]).
+    pub starts_at_once: Option<usize>,
+    /// The CPU share of a group's tests as the last run measured it (0: they wait, 1: they
+    /// compute), if known: with tests that wait, an engine starts environments in turns.
+    pub tests_cpu_fraction: Option<f64>,
     /// Start pytest while the services get ready where nothing runs before it.
     pub early_start: bool,
     /// Groups join while the run goes on (`--groups auto`, dynamic, one engine).
@@ -205,6 +211,8 @@ impl RunSpec {
             snapshot_layers: true,
             host_folders: true,
             own_healthchecks: true,
+            starts_at_once: None,
+            tests_cpu_fraction: None,
             early_start: true,
             elastic: None,
         }
