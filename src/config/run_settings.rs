@@ -706,17 +706,20 @@ mod tests {
         );
     }
 
+    /// The settings with no flags and only `variable` set to `value` (unset for `None`).
+    fn with_variable(variable: &str, value: Option<&str>) -> Result<RunSettings, Error> {
+        let env = |name: &str| {
+            (name == variable)
+                .then_some(value)
+                .flatten()
+                .map(str::to_string)
+        };
+        RunSettings::resolve(&no_flags(), &Settings::default(), Path::new("."), &env)
+    }
+
     #[test]
     fn the_tmpfs_size_comes_from_its_variable_and_a_bad_one_says_how_to_write_it() {
-        let resolve = |value: Option<&'static str>| {
-            let env = move |name: &str| {
-                (name == TMPFS_SIZE_ENV)
-                    .then_some(value)
-                    .flatten()
-                    .map(str::to_string)
-            };
-            RunSettings::resolve(&no_flags(), &Settings::default(), Path::new("."), &env)
-        };
+        let resolve = |value| with_variable(TMPFS_SIZE_ENV, value);
         assert_eq!(resolve(None).unwrap().tmpfs_size, None);
         assert_eq!(resolve(Some("8m")).unwrap().tmpfs_size, Some(8 << 20));
         let err = resolve(Some("lots")).unwrap_err().to_string();
@@ -726,15 +729,7 @@ mod tests {
 
     #[test]
     fn starts_at_once_is_a_count_or_unset_and_a_bad_value_says_what_it_takes() {
-        let resolve = |value: Option<&'static str>| {
-            let env = move |name: &str| {
-                (name == STARTS_AT_ONCE_ENV)
-                    .then_some(value)
-                    .flatten()
-                    .map(str::to_string)
-            };
-            RunSettings::resolve(&no_flags(), &Settings::default(), Path::new("."), &env)
-        };
+        let resolve = |value| with_variable(STARTS_AT_ONCE_ENV, value);
         assert_eq!(resolve(None).unwrap().starts_at_once, None);
         assert_eq!(resolve(Some(" ")).unwrap().starts_at_once, None);
         assert_eq!(resolve(Some("0")).unwrap().starts_at_once, Some(0));
@@ -773,15 +768,7 @@ mod tests {
             ),
         ];
         for (variable, get, off_choice) in cases {
-            let resolve = |value: Option<&'static str>| {
-                let env = move |name: &str| {
-                    (name == variable)
-                        .then_some(value)
-                        .flatten()
-                        .map(str::to_string)
-                };
-                RunSettings::resolve(&no_flags(), &Settings::default(), Path::new("."), &env)
-            };
+            let resolve = |value| with_variable(variable, value);
             assert!(get(&resolve(None).unwrap()), "{variable}");
             assert!(get(&resolve(Some("yes")).unwrap()), "{variable}");
             assert!(!get(&resolve(Some("0")).unwrap()), "{variable}");
