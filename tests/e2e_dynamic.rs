@@ -431,33 +431,6 @@ fn a_run_of_one_file_keeps_the_rest_remembered_and_a_partial_record_still_shares
     add_slow_tests(stack.path(), 16, 0.5);
     let out = stack.path().join("results");
     let out_arg = out.to_str().unwrap();
-    let whole = run_to_end(stack.path(), &["--groups", "2", "--out", out_arg]);
-    assert_eq!(whole.status.code(), Some(0), "{}", text(&whole));
-
-    // One file, one test: what it measured is added, nothing else is forgotten.
-    let one = run_to_end(
-        stack.path(),
-        &[
-            "--groups",
-            "1",
-            "--out",
-            out_arg,
-            "--",
-            "pytest",
-            "tests/test_jobs.py",
-            "-k",
-            "fifo",
-        ],
-    );
-    let all = text(&one);
-    assert_eq!(one.status.code(), Some(0), "{all}");
-    let remembered = remembered_path(&all);
-    let kept: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&remembered).unwrap()).unwrap();
-    let slow = kept.keys().filter(|k| k.contains("test_slow_")).count();
-    assert_eq!(slow, 16, "the slow module's durations stay: {kept:?}");
-    assert!(kept.contains_key("tests/test_leaderboard.py::test_empty_board"));
-    assert!(kept.contains_key("tests/test_jobs.py::test_fifo"));
 
     // Durations that know two quick tests only (what a run of one file remembered before):
     // the guess for the rest is tiny, yet the queue shares the slow tests between groups.
@@ -486,14 +459,39 @@ fn a_run_of_one_file_keeps_the_rest_remembered_and_a_partial_record_still_shares
         slow.values().all(|&n| n >= 4),
         "each group ran a share of the slow tests: {slow:?}\n{all}"
     );
+
+    // That run remembered every duration it measured. A run of one file, one test: what it
+    // measured is added, nothing else is forgotten.
+    let one = run_to_end(
+        stack.path(),
+        &[
+            "--groups",
+            "1",
+            "--out",
+            out_arg,
+            "--",
+            "pytest",
+            "tests/test_jobs.py",
+            "-k",
+            "fifo",
+        ],
+    );
+    let all = text(&one);
+    assert_eq!(one.status.code(), Some(0), "{all}");
+    let remembered = remembered_path(&all);
+    let kept: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&remembered).unwrap()).unwrap();
+    let slow = kept.keys().filter(|k| k.contains("test_slow_")).count();
+    assert_eq!(slow, 16, "the slow module's durations stay: {kept:?}");
+    assert!(kept.contains_key("tests/test_leaderboard.py::test_empty_board"));
+    assert!(kept.contains_key("tests/test_jobs.py::test_fifo"));
 }
 
-/// `compose-shard run --groups 2` with `env`, waited for.
-fn run_with_env(stack: &Path, env: &[(&str, &str)]) -> std::process::Output {
+/// `compose-shard run --groups 2 -- pytest --cov=scoreboard`, waited for.
+fn run_two_groups(stack: &Path) -> std::process::Output {
     let out = stack.join("results");
     let child = binary()
         .current_dir(stack)
-        .envs(env.iter().copied())
         .args(["run", "--progress", "plain", "--groups", "2", "--out"])
         .arg(&out)
         .args(["--", "pytest", "--cov=scoreboard"])
@@ -556,7 +554,7 @@ fn environments_start_in_turns_once_the_tests_were_measured_waiting_on_few_cpus(
     let notice = "starting 1 environment(s) at a time";
 
     // First run: nothing measured yet, every environment at once.
-    let first = run_with_env(stack.path(), &[]);
+    let first = run_two_groups(stack.path());
     let all = text(&first);
     assert_eq!(first.status.code(), Some(0), "{all}");
     assert!(!all.contains("environment(s) at a time"), "{all}");
@@ -564,7 +562,7 @@ fn environments_start_in_turns_once_the_tests_were_measured_waiting_on_few_cpus(
 
     // Second run: the last one measured tests that wait; on an engine with fewer than 4
     // CPUs the second group starts once the first has its tests.
-    let second = run_with_env(stack.path(), &[]);
+    let second = run_two_groups(stack.path());
     let all = text(&second);
     assert_eq!(second.status.code(), Some(0), "{all}");
     assert_exactly_once_and_passing(&out, 2, &all);
@@ -588,11 +586,4 @@ fn environments_start_in_turns_once_the_tests_were_measured_waiting_on_few_cpus(
         tests.2,
         tests.3
     );
-
-    // Switched off: at once again.
-    let off = run_with_env(stack.path(), &[("COMPOSE_SHARD_STARTS_AT_ONCE", "0")]);
-    let all = text(&off);
-    assert_eq!(off.status.code(), Some(0), "{all}");
-    assert!(!all.contains(notice), "{all}");
-    assert!(timeline_spans(&out).iter().all(|s| s.1 != "waiting"));
 }

@@ -27,7 +27,7 @@ Figures, each the median of --repeat runs:
   - the slowest group's setup (compose-shard's own figure: from the group's start until its
     tests started) over one group's (target <= 1.2);
   - each group's test span, and dynamic without durations / static with true durations
-    (target <= 1.03).
+    (target <= 1.03) by wall and by the end of the last test.
 """
 
 import json
@@ -148,6 +148,11 @@ def run_latency(b, args, env, approaches):
                                    for r in results])
         m["longest_span"] = _med([max((x for x in r["span_lengths"] if x is not None), default=None)
                                   for r in results])
+        # when the last test of the run ended (seconds from the start): with groups that start
+        # in turns the longest span belongs to the group that started first, so spans no
+        # longer compare a queue with a static split; the end of the last test does
+        m["last_end"] = _med([max((s[1] for s in r.get("spans") or [] if s), default=None)
+                              for r in results])
         # fixed costs: the wall minus the test span (only meaningful with one group)
         m["fixed"] = _med([r["wall"] - r["span_lengths"][0] for r in results
                            if r["span_lengths"] and r["span_lengths"][0] is not None])
@@ -186,8 +191,9 @@ def run_latency(b, args, env, approaches):
     if get("cs") and get("cs-static"):
         ratios.append(f"- latency: dynamic without durations / static with true durations = "
                       f"{get('cs') / get('cs-static'):.3f} wall, "
+                      f"{get('cs', 'last_end') / get('cs-static', 'last_end'):.3f} by the end of the last test, "
                       f"{get('cs', 'longest_span') / get('cs-static', 'longest_span'):.3f} longest test span "
-                      f"(target <= 1.03)")
+                      f"(target <= 1.03; with environments in turns the first group tests longest by design)")
     for label in ("cs", "cs-static"):
         if get(label, "slowest_setup") and one.get("slowest_setup"):
             ratios.append(f"- latency: {label} N={n} slowest group's setup / one group's = "
