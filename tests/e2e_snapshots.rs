@@ -108,12 +108,7 @@ fn templates(key: &str) -> Vec<String> {
         .output()
         .expect("docker volume ls");
     assert!(out.status.success(), "docker volume ls: {}", text(&out));
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    names.sort();
-    names
+    sorted_lines(&out.stdout)
 }
 
 /// One finished run: its output, id and the log of each group's `db` container.

@@ -180,8 +180,12 @@ async fn prepare_engine<'a, B: Backend>(
         n => n.min(groups_here),
     };
     if setting_up < groups_here {
+        let why = match spec.starts_at_once {
+            Some(_) => format!("as {STARTS_AT_ONCE_ENV} says"),
+            None => format!("the engine has {cpus} CPU(s), one setup keeps about 1.5 busy and the tests wait more than they compute, so each group tests as soon as it is ready and later ones take less of the queue ({STARTS_AT_ONCE_ENV}=0 starts all at once)"),
+        };
         events.emit(Event::Notice(format!(
-            "{}: starting {at_once} environment(s) at a time: the engine has {cpus} CPU(s), one setup keeps about 1.5 busy and the tests wait more than they compute, so each group tests as soon as it is ready and later ones take less of the queue ({STARTS_AT_ONCE_ENV}=0 starts all at once)",
+            "{}: starting {at_once} environment(s) at a time: {why}",
             slot.label
         )));
     }

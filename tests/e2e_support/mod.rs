@@ -327,10 +327,15 @@ pub fn containers_of(label: &str, service: &str) -> Vec<String> {
         .arg(format!("label=com.docker.compose.service={service}"))
         .output()
         .unwrap();
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    sorted_lines(&out.stdout)
+}
+
+/// A command's output, one entry per line, sorted (names a `docker ... ls` printed).
+pub fn sorted_lines(stdout: &[u8]) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(stdout)
         .lines()
         .map(str::to_string)
         .collect();
-    names.sort();
-    names
+    lines.sort();
+    lines
 }
