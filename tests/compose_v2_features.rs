@@ -66,6 +66,24 @@ fn reset_removes_a_whole_service_and_override_replaces_one() {
 }
 
 #[test]
+fn tags_compose_does_not_know_are_ignored_at_any_level() {
+    // `docker compose config` (v2.40) prints the plain project for each of these.
+    for yaml in [
+        "!foo\nservices:\n  web:\n    image: busybox\n    environment: {A: b}\n",
+        "services: !foo\n  web: !bar\n    image: busybox\n    environment: !baz\n      A: b\n",
+    ] {
+        let l = from_str(yaml).unwrap_or_else(|e| panic!("{yaml:?}: {e}"));
+        let web = &l.project.services["web"];
+        assert_eq!(web.image.as_deref(), Some("busybox"), "{yaml:?}");
+        assert_eq!(
+            web.environment.get("A").and_then(|v| v.as_deref()),
+            Some("b"),
+            "{yaml:?}"
+        );
+    }
+}
+
+#[test]
 fn include_in_all_its_forms() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -66,6 +66,19 @@ impl SourceFile {
             ),
             )
         })?;
+        // Compose ignores a tag it does not know, also on the whole document (`!foo` before
+        // `services:`); `is_mapping` looks through tags, the code after it does not.
+        // `!reset` and `!override` mean something only on a key; Compose v2 crashes on them here.
+        while let Value::Tagged(tagged) = value {
+            let tag = tagged.tag.to_string();
+            if matches!(tag.trim_start_matches('!'), "reset" | "override") {
+                let (line, column) = self.first_content();
+                return Err(self.at(line, column, format!(
+                    "`{tag}` on the whole file: it resets or overrides one key of an earlier file (`services:\n  web: {tag}`), and Docker Compose v2 crashes on it here; remove the tag"
+                )));
+            }
+            value = tagged.value;
+        }
         if value.is_null() {
             return Err(self.at(
                 1,
@@ -237,6 +250,35 @@ mod tests {
                 assert!(column > 0);
             }
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_tag_on_the_whole_document_is_ignored_as_compose_does() {
+        for text in [
+            "!foo\nservices:\n  web:\n    image: busybox\n",
+            "--- !foo\nservices:\n  web:\n    image: busybox\n",
+        ] {
+            let v = src(text).parse().unwrap();
+            assert!(matches!(v, Value::Mapping(_)), "{text:?} gave {v:?}");
+            assert_eq!(v["services"]["web"]["image"].as_str(), Some("busybox"));
+        }
+        assert!(matches!(
+            src("!foo\n- a\n").parse(),
+            Err(ComposeError::Invalid { .. })
+        ));
+        for tag in ["!reset", "!override"] {
+            let text = format!("# note\n{tag}\nservices:\n  web:\n    image: busybox\n");
+            match src(&text).parse() {
+                Err(ComposeError::Invalid { line, message, .. }) => {
+                    assert_eq!(line, 2, "{message}");
+                    assert!(
+                        message.contains(tag) && message.contains("remove the tag"),
+                        "{message}"
+                    );
+                }
+                other => panic!("{tag}: {other:?}"),
+            }
         }
     }
 
