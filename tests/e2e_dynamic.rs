@@ -561,7 +561,7 @@ fn environments_start_in_turns_once_the_tests_were_measured_waiting_on_few_cpus(
     assert!(timeline_spans(&out).iter().all(|s| s.1 != "waiting"));
 
     // Second run: the last one measured tests that wait; on an engine with fewer than 4
-    // CPUs the second group starts once the first has its tests.
+    // CPUs the second group starts once the first is ready for its tests.
     let second = run_two_groups(stack.path());
     let all = text(&second);
     assert_eq!(second.status.code(), Some(0), "{all}");
@@ -576,14 +576,17 @@ fn environments_start_in_turns_once_the_tests_were_measured_waiting_on_few_cpus(
     assert_eq!(waiting.len(), 1, "{spans:?}");
     let (late, _, _, turn) = *waiting[0];
     let other = 3 - late;
-    let tests = spans
-        .iter()
-        .find(|s| s.0 == other && s.1 == "tests")
-        .unwrap_or_else(|| panic!("{spans:?}"));
+    let span_of = |phase: &str| {
+        let span = spans.iter().find(|s| s.0 == other && s.1 == phase);
+        span.map(|s| (s.2, s.3))
+            .unwrap_or_else(|| panic!("no {phase} span of g{other}: {spans:?}"))
+    };
+    // Its turn came once the other group was ready for its tests, before they ended.
+    let (ready, tests) = (span_of("readiness"), span_of("tests"));
     assert!(
-        turn >= tests.2 - 0.02 && turn < tests.3,
-        "g{late} started at {turn} s, g{other} tested from {} to {} s",
-        tests.2,
-        tests.3
+        turn >= ready.1 - 0.02 && turn < tests.1,
+        "g{late} started at {turn} s, g{other} was ready at {} s and tested until {} s",
+        ready.1,
+        tests.1
     );
 }

@@ -160,6 +160,8 @@ pub struct FakeBackend {
     pub info: Option<EngineInfo>,
     /// How long starting a container takes (default: no time at all).
     pub start_takes: std::time::Duration,
+    /// How long the test container's pytest takes to collect (default: no time at all).
+    pub collect_takes: std::time::Duration,
     /// Images with an id and `VOLUME`s (by image name); others have no id, so their
     /// services get no snapshot.
     pub image_volumes: HashMap<String, Vec<String>>,
@@ -220,6 +222,7 @@ impl FakeBackend {
             return 2;
         }
         let n = self.collection_of(group).len();
+        tokio::time::sleep(self.collect_takes).await;
         on_output(&say(&format!("maxfail {}", self.maxfail)));
         on_output(&say(&format!("collected {n}")));
         let status = match self.play_tests(container, group, on_output).await {

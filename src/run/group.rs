@@ -29,7 +29,6 @@ use super::outcome::{EnvironmentFailure, FailureCause, GroupStatus, Lingering};
 use super::protocol::{PLUGIN_DIR, RESULTS_DIR};
 use super::pytest_command::PLUGIN_SOURCE;
 use super::spec::RunSpec;
-use super::start_turns::Turn;
 use classify::{classify, Ending};
 pub use handover::FirstTestGate;
 use handover::{serve, Handing, HandoverError, Served, Watch};
@@ -126,8 +125,6 @@ pub struct TestContainer<'a> {
     /// Started already (before its services were ready; pytest waits for the gate file):
     /// when it was let go on.
     pub released: Option<Instant>,
-    /// The group's turn to set up, ended once its tests are handed to it.
-    pub turn: &'a Turn<'a>,
 }
 
 /// Run the group's tests in its test container (started here unless it was started early);
@@ -178,7 +175,6 @@ pub async fn run_tests<B: Backend>(
             stall: spec.stall_warning,
         },
         last_output: tracker.last_output(),
-        turn: test_container.turn,
     };
     dispatcher.register(group, container);
     let watched = watch(&handing, tracker, gate).await;

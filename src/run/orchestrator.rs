@@ -911,6 +911,9 @@ async fn start_and_test<B: Backend>(
         all_started,
     ));
     let ready = Instant::now();
+    // The next environment may start: what is left of this setup (the test process
+    // loading and collecting) takes one CPU, not the engine's (see run::start_turns).
+    turn.end();
     if early {
         let go: [(&str, &[u8]); 1] = [(GATE_FILE, b"")];
         cx.backend
@@ -933,7 +936,6 @@ async fn start_and_test<B: Backend>(
     let test_container = TestContainer {
         name: &container,
         released: early.then_some(ready),
-        turn,
     };
     // A snapshot this environment took is laid out for layering while the tests run.
     let (outcome, ()) = futures::join!(

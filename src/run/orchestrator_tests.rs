@@ -2307,13 +2307,16 @@ fn phase_start(outcome: &RunOutcome, g: usize, phase: Phase) -> Option<f64> {
 }
 
 #[tokio::test]
-async fn environments_start_in_turns_each_once_the_one_before_has_its_tests() {
+async fn environments_start_in_turns_each_once_the_one_before_is_ready() {
     let out = tempfile::tempdir().unwrap();
     let ids = many(30, &[]);
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let mut backend = fake(&refs);
     // Tests that take a while, so the groups overlap.
     backend.test_seconds = Some((0.02, Duration::from_millis(20)));
+    // pytest collects for a while after the services are ready: the next environment starts
+    // meanwhile, not once the tests are handed.
+    backend.collect_takes = Duration::from_millis(150);
     let spec = RunSpec {
         starts_at_once: Some(1),
         ..dynamic_spec(&[1, 2, 3], 3, out.path())
@@ -2326,10 +2329,22 @@ async fn environments_start_in_turns_each_once_the_one_before_has_its_tests() {
     order.sort_by(|a, b| a.0.total_cmp(&b.0));
     for pair in order.windows(2) {
         let (before, next) = (pair[0].1, pair[1].1);
+        // Ready: its services met the test container's conditions (the readiness span ends).
+        let ready = outcome.groups[before - 1]
+            .phases
+            .iter()
+            .find(|p| p.phase == Phase::Readiness)
+            .unwrap()
+            .end;
+        assert!(
+            pair[1].0 >= ready - 0.005,
+            "g{next}'s environment started at {} before g{before} was ready at {ready}",
+            pair[1].0
+        );
         let tests = phase_start(&outcome, before, Phase::Tests).unwrap();
         assert!(
-            pair[1].0 >= tests,
-            "g{next}'s environment started at {} before g{before} had its tests at {tests}",
+            pair[1].0 < tests,
+            "g{next}'s environment started at {}, not while g{before} collected (tests from {tests})",
             pair[1].0
         );
         assert!(

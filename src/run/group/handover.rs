@@ -19,7 +19,6 @@ use super::super::protocol::{
     dump_request_name, stacks_file, unit_file_names, COLLECTED_FILE, PLUGIN_DIR, STOP_FILE_NAME,
     TESTS_FILE_NAME, TESTS_READY_NAME,
 };
-use super::super::start_turns::Turn;
 use super::output::{LastOutput, Signal};
 use crate::engine::EngineError;
 
@@ -106,8 +105,6 @@ pub(crate) struct Handing<'a, B: Backend> {
     pub events: &'a EventSink,
     pub watch: Watch,
     pub last_output: Arc<LastOutput>,
-    /// The group's turn to set up: its setup is over once its tests are handed to it.
-    pub turn: &'a Turn<'a>,
 }
 
 /// Read the group's collection and hand it to the dispatcher; in static mode, upload the
@@ -391,7 +388,6 @@ async fn handle<B: Backend>(
     let (group, events) = (h.group, h.events);
     let testing = |given: &mut Given| {
         if given.at.is_none() {
-            h.turn.end();
             given.at = Some(Instant::now());
             events.emit(Event::Activity {
                 group,
