@@ -263,9 +263,16 @@ fn dynamic_mode_asks_for_units_one_ahead_and_runs_each_exactly_once() {
         vec![id("test_sleeps"), id("test_forges_protocol_lines")],
     ];
     let mut asked = Vec::new();
+    let mut done_so_far: Vec<String> = Vec::new();
+    // For each `next K`: the tests done when it was asked.
+    let mut done_when_asked: Vec<(u64, Vec<String>)> = Vec::new();
     let ended = drive(session, Duration::from_secs(120), |dir, line| {
+        if let PluginLine::Done { node_id, .. } = line {
+            done_so_far.push(node_id.clone());
+        }
         if let PluginLine::Next(k) = line {
             asked.push(*k);
+            done_when_asked.push((*k, done_so_far.clone()));
             let ids = units.get(*k as usize - 1).cloned().unwrap_or_default();
             let (list, ready) = unit_file_names(*k);
             if ids.is_empty() {
@@ -278,6 +285,18 @@ fn dynamic_mode_asks_for_units_one_ahead_and_runs_each_exactly_once() {
     });
     let text = ended.text();
     assert_eq!(asked, vec![1, 2, 3, 4], "{text}");
+    // One ahead, never two: unit K is asked for only once unit K-2 has run to its end (the
+    // answers here come at once, so unit K-1 was read early, for its first test to follow
+    // unit K-2's last with the fixtures they share).
+    for (k, done) in &done_when_asked {
+        if let Some(before) = (*k as usize).checked_sub(3).and_then(|i| units.get(i)) {
+            assert!(
+                before.iter().all(|id| done.contains(id)),
+                "next {k} was asked before unit {} ended (done then: {done:?}): {text}",
+                k - 2
+            );
+        }
+    }
     let ran: Vec<String> = ended.done().into_iter().map(|(id, _)| id).collect();
     assert_eq!(ran, units.concat(), "{text}");
     assert_eq!(

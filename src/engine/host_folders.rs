@@ -60,6 +60,40 @@ impl HostFolders {
     }
 }
 
+/// Copy the folder `here` (a registered folder, or one inside it) into `target`, as copying
+/// it out of the container would: its files and folders, paths relative to it. Links and
+/// other special files are left out (a test could link to any file of this machine).
+pub(crate) fn copy_folder(here: &Path, target: &Path) -> Result<Vec<PathBuf>, EngineError> {
+    let mut copied = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let (from, to) = (here.join(&rel), target.join(&rel));
+        let io = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| EngineError::Io {
+                action: format!("{action} the test container's results at"),
+                path,
+                source,
+            }
+        };
+        std::fs::create_dir_all(&to).map_err(io("make a folder for", &to))?;
+        for entry in std::fs::read_dir(&from).map_err(io("read", &from))? {
+            let entry = entry.map_err(io("read", &from))?;
+            let kind = entry.file_type().map_err(io("read", &entry.path()))?;
+            let name = rel.join(entry.file_name());
+            if kind.is_dir() {
+                stack.push(name);
+            } else if kind.is_file() {
+                let dest = target.join(&name);
+                std::fs::copy(entry.path(), &dest).map_err(io("copy", &dest))?;
+                copied.push(name);
+            }
+        }
+    }
+    copied.sort();
+    Ok(copied)
+}
+
 fn write_all(here: &Path, files: &[(&str, &[u8])]) -> Result<(), EngineError> {
     for (name, content) in files {
         let path = here.join(name);
@@ -100,6 +134,32 @@ mod tests {
             None
         );
         assert_eq!(folders.local("c2", "/tmp/compose-shard-plugin/x"), None);
+    }
+
+    #[test]
+    fn a_folder_is_copied_with_its_files_and_folders_but_no_links() {
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::write(from.path().join("junit.xml"), "<testsuites/>").unwrap();
+        std::fs::create_dir(from.path().join("cov")).unwrap();
+        std::fs::write(from.path().join("cov/coverage.xml"), "<coverage/>").unwrap();
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        std::os::unix::fs::symlink(secret.path(), from.path().join("link.xml")).unwrap();
+        let target = to.path().join("g1");
+        let copied = copy_folder(from.path(), &target).unwrap();
+        assert_eq!(
+            copied,
+            [
+                PathBuf::from("cov/coverage.xml"),
+                PathBuf::from("junit.xml")
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(target.join("cov/coverage.xml")).unwrap(),
+            "<coverage/>"
+        );
+        assert!(!target.join("link.xml").exists());
+        let missing = copy_folder(&from.path().join("nope"), &target).unwrap_err();
+        assert!(missing.to_string().contains("nope"), "{missing}");
     }
 
     #[test]
