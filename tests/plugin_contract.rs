@@ -212,7 +212,7 @@ fn static_mode_runs_exactly_the_given_list_in_order_and_reports_each_test() {
     let ended = drive(session, Duration::from_secs(120), |_, _| {});
     let text = ended.text();
     assert!(ended.has(&PluginLine::Maxfail(0)), "{text}");
-    assert!(ended.has(&PluginLine::Collected(7)), "{text}");
+    assert!(ended.has(&PluginLine::Collected(11)), "{text}");
     assert!(
         ended.has(&PluginLine::Missing(id("no_such_test"))),
         "{text}"
@@ -246,7 +246,7 @@ fn static_mode_runs_exactly_the_given_list_in_order_and_reports_each_test() {
     );
     assert_eq!(ended.status, Some(1));
     let collected = std::fs::read_to_string(plugin_dir.join("collected.txt")).unwrap();
-    assert_eq!(collected.lines().count(), 7);
+    assert_eq!(collected.lines().count(), 11);
     let progress = std::fs::read_to_string(results.join(PROGRESS_FILE_NAME)).unwrap();
     assert_eq!(progress.lines().count(), 5, "{progress}");
     assert!(progress.contains("one is not two"), "{progress}");
@@ -263,16 +263,9 @@ fn dynamic_mode_asks_for_units_one_ahead_and_runs_each_exactly_once() {
         vec![id("test_sleeps"), id("test_forges_protocol_lines")],
     ];
     let mut asked = Vec::new();
-    let mut done_so_far: Vec<String> = Vec::new();
-    // For each `next K`: the tests done when it was asked.
-    let mut done_when_asked: Vec<(u64, Vec<String>)> = Vec::new();
     let ended = drive(session, Duration::from_secs(120), |dir, line| {
-        if let PluginLine::Done { node_id, .. } = line {
-            done_so_far.push(node_id.clone());
-        }
         if let PluginLine::Next(k) = line {
             asked.push(*k);
-            done_when_asked.push((*k, done_so_far.clone()));
             let ids = units.get(*k as usize - 1).cloned().unwrap_or_default();
             let (list, ready) = unit_file_names(*k);
             if ids.is_empty() {
@@ -285,18 +278,6 @@ fn dynamic_mode_asks_for_units_one_ahead_and_runs_each_exactly_once() {
     });
     let text = ended.text();
     assert_eq!(asked, vec![1, 2, 3, 4], "{text}");
-    // One ahead, never two: unit K is asked for only once unit K-2 has run to its end (the
-    // answers here come at once, so unit K-1 was read early, for its first test to follow
-    // unit K-2's last with the fixtures they share).
-    for (k, done) in &done_when_asked {
-        if let Some(before) = (*k as usize).checked_sub(3).and_then(|i| units.get(i)) {
-            assert!(
-                before.iter().all(|id| done.contains(id)),
-                "next {k} was asked before unit {} ended (done then: {done:?}): {text}",
-                k - 2
-            );
-        }
-    }
     let ran: Vec<String> = ended.done().into_iter().map(|(id, _)| id).collect();
     assert_eq!(ran, units.concat(), "{text}");
     assert_eq!(
@@ -305,6 +286,43 @@ fn dynamic_mode_asks_for_units_one_ahead_and_runs_each_exactly_once() {
         "{text}"
     );
     assert_eq!(ended.status, Some(1));
+}
+
+#[test]
+fn chunks_that_follow_each_other_keep_the_session_fixtures_also_one_test_chunks() {
+    // Each chunk's last test is given the next chunk's first as its next test when the answer
+    // is there, so pytest keeps the fixtures they share: a session fixture (a test database)
+    // is set up once for the whole run, also through chunks of one test (the end of a queue).
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let log_path = log.path().display().to_string();
+    let session = start(
+        "dynamic",
+        &[
+            ("PROTOCOL_WAIT", "0.3"),
+            ("PROTOCOL_SESSION_LOG", &log_path),
+        ],
+        &[],
+    );
+    let wait = |n: u32| format!("test_session.py::test_waits[{n}]");
+    let units: Vec<Vec<String>> = vec![vec![wait(0), wait(1)], vec![wait(2)], vec![wait(3)]];
+    let ended = drive(session, Duration::from_secs(120), |dir, line| {
+        if let PluginLine::Next(k) = line {
+            let ids = units.get(*k as usize - 1).cloned().unwrap_or_default();
+            let (list, ready) = unit_file_names(*k);
+            if ids.is_empty() {
+                std::fs::write(dir.join(&list), "").unwrap();
+                std::fs::write(dir.join(&ready), "").unwrap();
+            } else {
+                write_list(dir, &list, &ready, &ids);
+            }
+        }
+    });
+    let text = ended.text();
+    let ran: Vec<String> = ended.done().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ran, units.concat(), "{text}");
+    let sessions = std::fs::read_to_string(log.path()).unwrap();
+    assert_eq!(sessions, "setup\nteardown\n", "{text}");
+    assert_eq!(ended.status, Some(0), "{text}");
 }
 
 #[test]

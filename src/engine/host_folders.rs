@@ -84,8 +84,12 @@ pub(crate) fn copy_folder(here: &Path, target: &Path) -> Result<Vec<PathBuf>, En
             if kind.is_dir() {
                 stack.push(name);
             } else if kind.is_file() {
+                // Read and written, not `fs::copy`: the copy gets this process's mode, so
+                // a copy through the engine after a failure here can still replace it.
                 let dest = target.join(&name);
-                std::fs::copy(entry.path(), &dest).map_err(io("copy", &dest))?;
+                let mut file = std::fs::File::open(entry.path()).map_err(io("read", &from))?;
+                let mut out = std::fs::File::create(&dest).map_err(io("copy", &dest))?;
+                std::io::copy(&mut file, &mut out).map_err(io("copy", &dest))?;
                 copied.push(name);
             }
         }

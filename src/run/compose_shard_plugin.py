@@ -569,13 +569,11 @@ class Units:
             # class's fixtures for it) when the next chunk is there; a group never waits
             # with a test in hand for an answer that is not decided yet (the end of the
             # queue): then the last test tears everything down and the wait comes after it.
-            read_early = not self.pending and self.arrived()
-            if read_early:
+            if not self.pending and self.arrived():
                 self.refill()
+                self.ask()
             yield item, (self.pending[0] if self.pending else None)
-            # Only once the chunk read early begins is the next one asked for: a group never
-            # holds two chunks it has not started while another group may run out of work.
-            if read_early or not self.pending:
+            if not self.pending:
                 self.refill()
                 self.ask()
 

@@ -29,6 +29,7 @@ use super::outcome::{EnvironmentFailure, FailureCause, GroupStatus, Lingering};
 use super::protocol::{PLUGIN_DIR, RESULTS_DIR};
 use super::pytest_command::PLUGIN_SOURCE;
 use super::spec::RunSpec;
+use super::start_turns::Turn;
 use classify::{classify, Ending};
 pub use handover::FirstTestGate;
 use handover::{serve, Handing, HandoverError, Served, Watch};
@@ -125,6 +126,9 @@ pub struct TestContainer<'a> {
     /// Started already (before its services were ready; pytest waits for the gate file):
     /// when it was let go on.
     pub released: Option<Instant>,
+    /// The group's turn to set up, when it lasts until this container has started (it was
+    /// not started early).
+    pub turn: Option<&'a Turn<'a>>,
 }
 
 /// Run the group's tests in its test container (started here unless it was started early);
@@ -151,7 +155,11 @@ pub async fn run_tests<B: Backend>(
         return outcome;
     }
     if test_container.released.is_none() {
-        if let Err(e) = backend.start_attached(container).await {
+        let started = backend.start_attached(container).await;
+        if let Some(turn) = test_container.turn {
+            turn.end();
+        }
+        if let Err(e) = started {
             outcome.status = GroupStatus::Environment(EnvironmentFailure::engine(e));
             return outcome;
         }

@@ -912,9 +912,10 @@ async fn start_and_test<B: Backend>(
     ));
     let ready = Instant::now();
     // The next environment may start: what is left of this setup (the test process
-    // loading and collecting) takes one CPU, not the engine's (see run::start_turns).
-    turn.end();
+    // loading and collecting) takes one CPU, not the engine's (see run::start_turns). A
+    // test container not started yet keeps the turn until the engine has started it.
     if early {
+        turn.end();
         let go: [(&str, &[u8]); 1] = [(GATE_FILE, b"")];
         cx.backend
             .upload(&container, PLUGIN_DIR, &go)
@@ -936,6 +937,7 @@ async fn start_and_test<B: Backend>(
     let test_container = TestContainer {
         name: &container,
         released: early.then_some(ready),
+        turn: (!early).then_some(turn),
     };
     // A snapshot this environment took is laid out for layering while the tests run.
     let (outcome, ()) = futures::join!(

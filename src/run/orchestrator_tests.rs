@@ -2315,56 +2315,60 @@ async fn environments_start_in_turns_each_once_the_one_before_is_ready() {
     // Tests that take a while, so the groups overlap.
     backend.test_seconds = Some((0.02, Duration::from_millis(20)));
     // pytest collects for a while after the services are ready: the next environment starts
-    // meanwhile, not once the tests are handed.
+    // meanwhile, not once the tests are handed; starting a container takes a while too.
     backend.collect_takes = Duration::from_millis(150);
-    let spec = RunSpec {
-        starts_at_once: Some(1),
-        ..dynamic_spec(&[1, 2, 3], 3, out.path())
-    };
-    let outcome = go(&backend, &spec, queue(3)).await;
-    assert_eq!(exit_code(&outcome), ExitCode::Success);
-    let mut order: Vec<(f64, usize)> = (1..=3)
-        .map(|g| (phase_start(&outcome, g, Phase::Environment).unwrap(), g))
-        .collect();
-    order.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for pair in order.windows(2) {
-        let (before, next) = (pair[0].1, pair[1].1);
-        // Ready: its services met the test container's conditions (the readiness span ends).
-        let ready = outcome.groups[before - 1]
-            .phases
-            .iter()
-            .find(|p| p.phase == Phase::Readiness)
-            .unwrap()
-            .end;
-        assert!(
-            pair[1].0 >= ready - 0.005,
-            "g{next}'s environment started at {} before g{before} was ready at {ready}",
-            pair[1].0
-        );
-        let tests = phase_start(&outcome, before, Phase::Tests).unwrap();
-        assert!(
-            pair[1].0 < tests,
-            "g{next}'s environment started at {}, not while g{before} collected (tests from {tests})",
-            pair[1].0
-        );
-        assert!(
-            phase_start(&outcome, next, Phase::Waiting).is_some(),
-            "g{next} waited for its turn"
-        );
-        // ... and no longer: it started while the one before was testing.
-        let tests_end = outcome.groups[before - 1]
-            .phases
-            .iter()
-            .find(|p| p.phase == Phase::Tests)
-            .unwrap()
-            .end;
-        assert!(pair[1].0 < tests_end, "g{next} waited for g{before}'s end");
+    backend.start_takes = Duration::from_millis(40);
+    // Started early, the test container waits for its services with pytest loaded: the turn
+    // ends once they are ready. Otherwise (an entrypoint runs first) it ends once the engine
+    // has started the container.
+    for early_start in [true, false] {
+        let spec = RunSpec {
+            starts_at_once: Some(1),
+            early_start,
+            ..dynamic_spec(&[1, 2, 3], 3, out.path())
+        };
+        let outcome = go(&backend, &spec, queue(3)).await;
+        assert_eq!(exit_code(&outcome), ExitCode::Success);
+        let mut order: Vec<(f64, usize)> = (1..=3)
+            .map(|g| (phase_start(&outcome, g, Phase::Environment).unwrap(), g))
+            .collect();
+        order.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for pair in order.windows(2) {
+            let (before, next) = (pair[0].1, pair[1].1);
+            let span_of = |phase: Phase| {
+                let p = outcome.groups[before - 1]
+                    .phases
+                    .iter()
+                    .find(|p| p.phase == phase);
+                p.map(|p| (p.start, p.end)).unwrap()
+            };
+            let turn_ended = match early_start {
+                true => span_of(Phase::Readiness).1,
+                false => span_of(Phase::Collection).0,
+            };
+            assert!(
+                pair[1].0 >= turn_ended - 0.005,
+                "early {early_start}: g{next}'s environment started at {} before g{before}'s turn ended at {turn_ended}",
+                pair[1].0
+            );
+            let tests = span_of(Phase::Tests);
+            assert!(
+                pair[1].0 < tests.0,
+                "early {early_start}: g{next}'s environment started at {}, not while g{before} collected (tests from {})",
+                pair[1].0,
+                tests.0
+            );
+            assert!(
+                phase_start(&outcome, next, Phase::Waiting).is_some(),
+                "g{next} waited for its turn"
+            );
+        }
+        assert!(outcome.groups.iter().all(|g| !g.ran.is_empty()));
+        assert!(phase_start(&outcome, order[0].1, Phase::Waiting).is_none());
+        let mut ran: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+        ran.sort();
+        assert_eq!(ran, ids);
     }
-    assert!(outcome.groups.iter().all(|g| !g.ran.is_empty()));
-    assert!(phase_start(&outcome, order[0].1, Phase::Waiting).is_none());
-    let mut ran: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
-    ran.sort();
-    assert_eq!(ran, ids);
 
     // All at once (0): every environment starts before any group has its tests.
     let backend = fake(&refs);

@@ -18,8 +18,9 @@
 //!
 //! A turn ends when the group's services meet its test container's conditions (what is left
 //! of its setup, pytest loading the project and collecting, keeps one CPU busy, not the
-//! engine) or when the group ends before that (its environment failed): a [`Turn`] ends
-//! itself when dropped. Ending it there rather than once the tests are handed was measured
+//! engine; a test container that was not started early, behind an entrypoint, keeps the turn
+//! until the engine has started it) or when the group ends before that (its environment
+//! failed): a [`Turn`] ends itself when dropped. Ending it there rather than once the tests are handed was measured
 //! on the latency-bound suite at 4 groups: the last test ended earlier in 6 of 7 alternated
 //! pairs (0.1-0.7 s), the next group starting about 1.8 s after the one before instead of
 //! 2.2 s; ending it once the containers are started (before they are ready) made the four
