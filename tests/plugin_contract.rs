@@ -327,61 +327,66 @@ fn chunks_that_follow_each_other_keep_the_session_fixtures_also_one_test_chunks(
 
 #[test]
 fn a_test_past_the_timeout_is_an_error_with_every_threads_stack_and_the_session_ends() {
-    let session = start(
-        "static",
-        &[
-            ("COMPOSE_SHARD_TEST_TIMEOUT", "1"),
-            ("PROTOCOL_SLEEP", "60"),
-        ],
-        &[],
-    );
-    static_list(
-        &session,
-        &[id("test_pass"), id("test_sleeps"), id("test_fail")],
-    );
-    let results = session.results_dir();
-    let ended = drive(session, Duration::from_secs(60), |_, _| {});
-    let text = ended.text();
-    assert!(
-        ended.seconds < 30.0,
-        "ended after {}s: {text}",
-        ended.seconds
-    );
-    let timeout = ended
-        .plugin
-        .iter()
-        .find_map(|l| match l {
-            PluginLine::Timeout {
-                stacks,
-                seconds,
-                node_id,
-            } => Some((*stacks, *seconds, node_id.clone())),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no timeout line: {text}"));
-    assert_eq!(timeout.2, id("test_sleeps"));
-    assert!(timeout.1 >= 1.0, "{text}");
-    assert_eq!(
-        ended.done(),
-        vec![
-            (id("test_pass"), TestOutcome::Passed),
-            (id("test_sleeps"), TestOutcome::Error),
-        ],
-        "the session ends after the timed-out test: {text}"
-    );
-    assert_eq!(
-        ended.plugin.last(),
-        Some(&PluginLine::Finished(2)),
-        "{text}"
-    );
-    assert_eq!(ended.status, Some(2));
-    let stacks =
-        std::fs::read_to_string(results.join(format!("stacks-{}.txt", timeout.0))).unwrap();
-    assert!(stacks.contains("time.sleep"), "{stacks}");
-    let junit = std::fs::read_to_string(results.join("junit.xml")).unwrap();
-    assert!(junit.contains("name=\"test_sleeps\""), "{junit}");
-    assert!(junit.contains("--test-timeout 1s"), "{junit}");
-    assert!(junit.contains("<error"), "{junit}");
+    for swallow in ["0", "1"] {
+        let session = start(
+            "static",
+            &[
+                ("COMPOSE_SHARD_TEST_TIMEOUT", "1"),
+                ("PROTOCOL_SLEEP", "60"),
+                ("PROTOCOL_SWALLOW_INTERRUPT", swallow),
+            ],
+            &[],
+        );
+        static_list(
+            &session,
+            &[id("test_pass"), id("test_sleeps"), id("test_fail")],
+        );
+        let results = session.results_dir();
+        let ended = drive(session, Duration::from_secs(60), |_, _| {});
+        let text = ended.text();
+        // Well before the backstop (the timeout and 30 s), also when the test caught the
+        // first interrupt: it is interrupted again while it is still the current test.
+        assert!(
+            ended.seconds < 20.0,
+            "swallow {swallow}: ended after {}s: {text}",
+            ended.seconds
+        );
+        let timeout = ended
+            .plugin
+            .iter()
+            .find_map(|l| match l {
+                PluginLine::Timeout {
+                    stacks,
+                    seconds,
+                    node_id,
+                } => Some((*stacks, *seconds, node_id.clone())),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no timeout line: {text}"));
+        assert_eq!(timeout.2, id("test_sleeps"));
+        assert!(timeout.1 >= 1.0, "{text}");
+        assert_eq!(
+            ended.done(),
+            vec![
+                (id("test_pass"), TestOutcome::Passed),
+                (id("test_sleeps"), TestOutcome::Error),
+            ],
+            "the session ends after the timed-out test: {text}"
+        );
+        assert_eq!(
+            ended.plugin.last(),
+            Some(&PluginLine::Finished(2)),
+            "{text}"
+        );
+        assert_eq!(ended.status, Some(2));
+        let stacks =
+            std::fs::read_to_string(results.join(format!("stacks-{}.txt", timeout.0))).unwrap();
+        assert!(stacks.contains("time.sleep"), "{stacks}");
+        let junit = std::fs::read_to_string(results.join("junit.xml")).unwrap();
+        assert!(junit.contains("name=\"test_sleeps\""), "{junit}");
+        assert!(junit.contains("--test-timeout 1s"), "{junit}");
+        assert!(junit.contains("<error"), "{junit}");
+    }
 }
 
 #[test]

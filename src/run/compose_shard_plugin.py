@@ -71,6 +71,9 @@ NAME = "compose-shard"
 # How long the main thread may take to end the session after a test timed out, before the
 # watchdog ends the process itself.
 TIMEOUT_GRACE = 30.0
+# A timed-out test that is still the current one this long after its interrupt (the test
+# caught it, or the signal was lost) is interrupted again.
+INTERRUPT_AGAIN = 2.0
 # Seconds of tests between two `cpu` lines (`--groups auto` weighs them while the run grows).
 CPU_EVERY = 1.0
 _MESSAGE_LIMIT = 20000
@@ -224,6 +227,7 @@ class ComposeShard:
         self.timeout_text = None
         self.timed_out_at = None
         self.timed_out_started = None
+        self.interrupted_at = None
         self.finished_at = None
         self.main_ident = threading.main_thread().ident
         self.backstop = None
@@ -455,13 +459,23 @@ class ComposeShard:
             "timed out (stacks-%d.txt):\n%s" % (elapsed, self.test_timeout, number, stacks)
         )
         self.emit("timeout %d %.3f %s" % (number, elapsed, node_id))
+        self.interrupted_at = now
         signal.pthread_kill(self.main_ident, signal.SIGINT)
 
     def check_timeout_ended(self, now):
-        """The main thread did not end the session after a timeout: end the process."""
+        """The main thread did not end the session after a timeout: interrupt the test again
+        while it is still the current one, and end the process after the grace."""
         if self.timed_out_at is None or self.finished_at is not None:
             return
         if now - self.timed_out_at < TIMEOUT_GRACE:
+            current = self.current
+            if (
+                current is not None
+                and current[0] == self.timed_out
+                and now - self.interrupted_at >= INTERRUPT_AGAIN
+            ):
+                self.interrupted_at = now
+                signal.pthread_kill(self.main_ident, signal.SIGINT)
             return
         self._done(self.timed_out, "error", now - self.timed_out_at, "teardown: " + self.timeout_text)
         self.emit("finished 2")
