@@ -233,6 +233,14 @@ class ComposeShard:
         self.backstop = None
         if self.test_timeout and not self._faulthandler_timeout():
             self.backstop = self._open_results_file("stacks-backstop.txt")
+        # The timeout interrupts the test with SIGINT; a process started with SIGINT ignored
+        # (a background job of a script) would never see it, and only the backstop would end
+        # the test. A handler the project installed is left as it is.
+        if self.test_timeout and signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL):
+            try:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            except ValueError:  # not the main thread: nothing to do
+                pass
         self.watchdog = Watchdog(self)
         self.watchdog.start()
 
