@@ -186,6 +186,17 @@ fn write_list(dir: &Path, list: &str, ready: &str, ids: &[String]) {
     std::fs::write(dir.join(ready), "").unwrap();
 }
 
+/// Answer the plugin's `next K` with `ids` (none: the queue is done).
+fn answer_unit(dir: &Path, k: u64, ids: &[String]) {
+    let (list, ready) = unit_file_names(k);
+    if ids.is_empty() {
+        std::fs::write(dir.join(&list), "").unwrap();
+        std::fs::write(dir.join(&ready), "").unwrap();
+    } else {
+        write_list(dir, &list, &ready, ids);
+    }
+}
+
 fn static_list(session: &Session, ids: &[String]) {
     write_list(
         &session.plugin_dir(),
@@ -267,13 +278,7 @@ fn dynamic_mode_asks_for_units_one_ahead_and_runs_each_exactly_once() {
         if let PluginLine::Next(k) = line {
             asked.push(*k);
             let ids = units.get(*k as usize - 1).cloned().unwrap_or_default();
-            let (list, ready) = unit_file_names(*k);
-            if ids.is_empty() {
-                std::fs::write(dir.join(&list), "").unwrap();
-                std::fs::write(dir.join(&ready), "").unwrap();
-            } else {
-                write_list(dir, &list, &ready, &ids);
-            }
+            answer_unit(dir, *k, &ids);
         }
     });
     let text = ended.text();
@@ -308,13 +313,7 @@ fn chunks_that_follow_each_other_keep_the_session_fixtures_also_one_test_chunks(
     let ended = drive(session, Duration::from_secs(120), |dir, line| {
         if let PluginLine::Next(k) = line {
             let ids = units.get(*k as usize - 1).cloned().unwrap_or_default();
-            let (list, ready) = unit_file_names(*k);
-            if ids.is_empty() {
-                std::fs::write(dir.join(&list), "").unwrap();
-                std::fs::write(dir.join(&ready), "").unwrap();
-            } else {
-                write_list(dir, &list, &ready, &ids);
-            }
+            answer_unit(dir, *k, &ids);
         }
     });
     let text = ended.text();
@@ -455,15 +454,7 @@ fn a_chunks_last_test_runs_while_the_next_answer_is_still_undecided() {
     let first = vec![id("test_pass"), id("test_skip")];
     let mut held: Option<u64> = None;
     let ended = drive(session, Duration::from_secs(60), |dir, line| {
-        let answer = |k: u64, ids: &[String]| {
-            let (list, ready) = unit_file_names(k);
-            if ids.is_empty() {
-                std::fs::write(dir.join(&list), "").unwrap();
-                std::fs::write(dir.join(&ready), "").unwrap();
-            } else {
-                write_list(dir, &list, &ready, ids);
-            }
-        };
+        let answer = |k: u64, ids: &[String]| answer_unit(dir, k, ids);
         match line {
             PluginLine::Next(1) => answer(1, &first),
             PluginLine::Next(k) => held = Some(*k),
