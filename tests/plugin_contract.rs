@@ -46,6 +46,19 @@ impl Session {
 }
 
 fn start(dist: &str, env: &[(&str, &str)], args: &[&str]) -> Session {
+    start_in(Launch::Plain, dist, env, args)
+}
+
+/// How pytest's process is started.
+#[derive(Clone, Copy, Debug)]
+enum Launch {
+    Plain,
+    /// As a background job of a script without job control: SIGINT ignored, inherited
+    /// through exec (Python then installs no KeyboardInterrupt handler of its own).
+    SigintIgnored,
+}
+
+fn start_in(launch: Launch, dist: &str, env: &[(&str, &str)], args: &[&str]) -> Session {
     let dir = tempfile::tempdir().unwrap();
     let suite = report_support::crate_root().join("tests/python/protocol");
     report_support::copy_tree(&suite, &dir.path().join("suite"));
@@ -57,7 +70,15 @@ fn start(dist: &str, env: &[(&str, &str)], args: &[&str]) -> Session {
         PLUGIN_SOURCE,
     )
     .unwrap();
-    let mut command = Command::new(report_support::python());
+    let mut command = match launch {
+        Launch::Plain => Command::new(report_support::python()),
+        Launch::SigintIgnored => {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", "trap '' INT; exec \"$0\" \"$@\""])
+                .arg(report_support::python());
+            sh
+        }
+    };
     command
         .args([
             "-m",
@@ -326,8 +347,13 @@ fn chunks_that_follow_each_other_keep_the_session_fixtures_also_one_test_chunks(
 
 #[test]
 fn a_test_past_the_timeout_is_an_error_with_every_threads_stack_and_the_session_ends() {
-    for swallow in ["0", "1"] {
-        let session = start(
+    for (swallow, launch) in [
+        ("0", Launch::Plain),
+        ("1", Launch::Plain),
+        ("0", Launch::SigintIgnored),
+    ] {
+        let session = start_in(
+            launch,
             "static",
             &[
                 ("COMPOSE_SHARD_TEST_TIMEOUT", "1"),
@@ -347,7 +373,7 @@ fn a_test_past_the_timeout_is_an_error_with_every_threads_stack_and_the_session_
         // first interrupt: it is interrupted again while it is still the current test.
         assert!(
             ended.seconds < 20.0,
-            "swallow {swallow}: ended after {}s: {text}",
+            "swallow {swallow}, {launch:?}: ended after {}s: {text}",
             ended.seconds
         );
         let timeout = ended
