@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use compose_shard::run::protocol::{
-    parse_line, unit_file_names, OutputLine, PluginLine, Token, PROGRESS_FILE_NAME,
+    parse_line, unit_file_names, OutputLine, PluginLine, Token, LATER_LINE, PROGRESS_FILE_NAME,
     TESTS_FILE_NAME, TESTS_READY_NAME,
 };
 use compose_shard::run::{TestOutcome, PLUGIN_SOURCE};
@@ -286,8 +286,30 @@ fn static_mode_runs_exactly_the_given_list_in_order_and_reports_each_test() {
     assert!(junit.contains("tests=\"5\""), "{junit}");
 }
 
+/// The chunk a `next K` or `next K now` asks for, and whether it was `now`.
+fn asked_for(line: &PluginLine) -> Option<(u64, bool)> {
+    match line {
+        PluginLine::Next(k) => Some((*k, false)),
+        PluginLine::NextNow(k) => Some((*k, true)),
+        _ => None,
+    }
+}
+
+/// Where in the plugin's lines `wanted` is.
+fn position(ended: &Ended, wanted: impl Fn(&PluginLine) -> bool) -> usize {
+    ended
+        .plugin
+        .iter()
+        .position(wanted)
+        .unwrap_or_else(|| panic!("missing line: {}", ended.text()))
+}
+
+fn done_of(test: &str) -> impl Fn(&PluginLine) -> bool + '_ {
+    move |l| matches!(l, PluginLine::Done { node_id, .. } if node_id == test)
+}
+
 #[test]
-fn dynamic_mode_asks_for_units_one_ahead_and_runs_each_exactly_once() {
+fn dynamic_mode_asks_for_each_chunk_as_the_last_test_before_it_ends_and_runs_each_once() {
     let session = start("dynamic", &[], &[]);
     let units: Vec<Vec<String>> = vec![
         vec![id("test_pass"), id("test_skip")],
@@ -296,14 +318,26 @@ fn dynamic_mode_asks_for_units_one_ahead_and_runs_each_exactly_once() {
     ];
     let mut asked = Vec::new();
     let ended = drive(session, Duration::from_secs(120), |dir, line| {
-        if let PluginLine::Next(k) = line {
-            asked.push(*k);
-            let ids = units.get(*k as usize - 1).cloned().unwrap_or_default();
-            answer_unit(dir, *k, &ids);
+        if let Some((k, now)) = asked_for(line) {
+            asked.push((k, now));
+            let ids = units.get(k as usize - 1).cloned().unwrap_or_default();
+            answer_unit(dir, k, &ids);
         }
     });
     let text = ended.text();
-    assert_eq!(asked, vec![1, 2, 3, 4], "{text}");
+    // The first chunk is waited for; each later one is asked for while the chunk before
+    // ends (its last test's teardown), not when that chunk began.
+    assert_eq!(
+        asked,
+        vec![(1, false), (2, true), (3, true), (4, true)],
+        "{text}"
+    );
+    let second = position(&ended, |l| *l == PluginLine::NextNow(2));
+    assert!(
+        position(&ended, done_of(&id("test_pass"))) < second
+            && second < position(&ended, done_of(&id("test_skip"))),
+        "next 2 is asked while the first chunk's last test ends: {text}"
+    );
     let ran: Vec<String> = ended.done().into_iter().map(|(id, _)| id).collect();
     assert_eq!(ran, units.concat(), "{text}");
     assert_eq!(
@@ -332,9 +366,9 @@ fn chunks_that_follow_each_other_keep_the_session_fixtures_also_one_test_chunks(
     let wait = |n: u32| format!("test_session.py::test_waits[{n}]");
     let units: Vec<Vec<String>> = vec![vec![wait(0), wait(1)], vec![wait(2)], vec![wait(3)]];
     let ended = drive(session, Duration::from_secs(120), |dir, line| {
-        if let PluginLine::Next(k) = line {
-            let ids = units.get(*k as usize - 1).cloned().unwrap_or_default();
-            answer_unit(dir, *k, &ids);
+        if let Some((k, _)) = asked_for(line) {
+            let ids = units.get(k as usize - 1).cloned().unwrap_or_default();
+            answer_unit(dir, k, &ids);
         }
     });
     let text = ended.text();
@@ -471,30 +505,50 @@ fn stacks_are_dumped_on_request_while_a_test_runs() {
 }
 
 #[test]
-fn a_chunks_last_test_runs_while_the_next_answer_is_still_undecided() {
-    // compose-shard holds an answer while the queue is empty but another group may still
-    // give work back: the plugin must not wait for it with a test in hand. The driver here
-    // answers `next 2` only once unit 1's last test is done; a plugin that waits first would
-    // never get there.
-    let session = start("dynamic", &[], &[]);
-    let first = vec![id("test_pass"), id("test_skip")];
-    let mut held: Option<u64> = None;
+fn a_chunks_last_test_told_later_ends_as_the_last_one_and_the_plugin_asks_again_after_it() {
+    // compose-shard answers `next K now` with `#later` when the queue is empty but another
+    // group may still give work back: the plugin must not wait with a test in hand. It tears
+    // everything down as after a last test, then asks again with `next K+1` and waits; here
+    // the answer is a test given back, and then the end.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let log_path = log.path().display().to_string();
+    let session = start("dynamic", &[("PROTOCOL_SESSION_LOG", &log_path)], &[]);
+    let wait = |n: u32| format!("test_session.py::test_waits[{n}]");
+    let first = vec![wait(0), wait(1)];
+    let mut asked = Vec::new();
     let ended = drive(session, Duration::from_secs(60), |dir, line| {
-        let answer = |k: u64, ids: &[String]| answer_unit(dir, k, ids);
-        match line {
-            PluginLine::Next(1) => answer(1, &first),
-            PluginLine::Next(k) => held = Some(*k),
-            PluginLine::Done { node_id, .. } if *node_id == id("test_skip") => {
-                if let Some(k) = held.take() {
-                    answer(k, &[]);
-                }
+        let Some((k, now)) = asked_for(line) else {
+            return;
+        };
+        asked.push((k, now));
+        match (k, now) {
+            (1, false) => answer_unit(dir, 1, &first),
+            (2, true) => {
+                let (list, ready) = unit_file_names(2);
+                std::fs::write(dir.join(list), format!("{LATER_LINE}\n")).unwrap();
+                std::fs::write(dir.join(ready), "").unwrap();
             }
-            _ => {}
+            (3, false) => answer_unit(dir, 3, &[wait(2)]),
+            (k, _) => answer_unit(dir, k, &[]),
         }
     });
     let text = ended.text();
+    assert_eq!(
+        asked,
+        vec![(1, false), (2, true), (3, false), (4, true)],
+        "{text}"
+    );
+    assert!(
+        position(&ended, done_of(&wait(1))) < position(&ended, |l| *l == PluginLine::Next(3)),
+        "next 3 is asked once the test told `later` is over: {text}"
+    );
     let ran: Vec<String> = ended.done().into_iter().map(|(id, _)| id).collect();
-    assert_eq!(ran, first, "{text}");
+    assert_eq!(ran, [first, vec![wait(2)]].concat(), "{text}");
+    let sessions = std::fs::read_to_string(log.path()).unwrap();
+    assert_eq!(
+        sessions, "setup\nteardown\nsetup\nteardown\n",
+        "told later, the test ended as the last one: {text}"
+    );
     assert_eq!(ended.status, Some(0), "{text}");
 }
 

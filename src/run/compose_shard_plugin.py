@@ -21,11 +21,14 @@ into $COMPOSE_SHARD_DIR through the Docker API.
 2. Static mode (COMPOSE_SHARD_DIST=static): it waits for tests.ready, which compose-shard
    uploads together with tests.txt (one node id per line, in the order to run them; the
    archive writes tests.txt first, so the list is complete once tests.ready exists).
-   Dynamic mode: it prints `next K` whenever it needs work and waits for unit-K.ready and
-   unit-K.txt, the same way; an empty unit means the queue is empty. It stays one unit ahead,
-   so the answer travels while the current one runs and the last test's teardown knows which
-   test comes next (pytest tears module and class fixtures down only when the next test no
-   longer needs them).
+   Dynamic mode: it prints `next K` when it has no test left and waits for unit-K.ready and
+   unit-K.txt, the same way; an empty unit means the queue is empty. While a chunk's last
+   test ends, pytest asks which test comes next (it tears module, class and session
+   fixtures down only when the next test no longer needs them): the plugin prints
+   `next K now` then, and compose-shard answers at once, with a chunk, an empty unit, or the
+   single line `#later` (this group would have to wait: the test ends as the last one, and
+   the plugin asks again with `next K+1`). The next chunk is decided as late as that, so no
+   group holds work it has not started while the others run out of it.
 3. After each test it prints `done OUTCOME SECONDS NODEID` (compose-shard's queue learns from
    the durations) and appends the same facts, with the failure's text, to progress.jsonl in
    $COMPOSE_SHARD_RESULTS: what is left when pytest dies before it writes its JUnit XML.
@@ -76,6 +79,8 @@ TIMEOUT_GRACE = 30.0
 INTERRUPT_AGAIN = 2.0
 # Seconds of tests between two `cpu` lines (`--groups auto` weighs them while the run grows).
 CPU_EVERY = 1.0
+# compose-shard's whole answer to `next K now` when there is no work for this group yet.
+LATER = "#later"
 _MESSAGE_LIMIT = 20000
 # The innermost frames of each thread that a stack dump shows (the test's own code is there).
 STACK_FRAMES = 30
@@ -342,7 +347,7 @@ class ComposeShard:
             )
         if session.config.option.collectonly:
             return True
-        supply = Units(self, session.items) if self.dynamic else static_items(session.items)
+        supply = Units(self, session) if self.dynamic else static_items(session.items)
         for item, nextitem in supply:
             reason = self._stop_requested()
             if reason:
@@ -545,59 +550,89 @@ class Watchdog(threading.Thread):
 
 
 class Units:
-    """The dynamic mode's supply of tests: asks compose-shard for unit after unit."""
+    """The dynamic mode's supply of tests: asks compose-shard for chunk after chunk."""
 
-    def __init__(self, plugin, items):
+    def __init__(self, plugin, session):
         self.plugin = plugin
-        self.by_id = {item.nodeid: item for item in items}
+        self.session = session
+        self.by_id = {item.nodeid: item for item in session.items}
         self.pending = collections.deque()
         self.asked = 0
-        self.answered = 0
         self.exhausted = False
+        # Whether what follows the running test is known (or was asked for).
+        self.decided = True
 
-    def ask(self):
-        if not self.exhausted and self.asked == self.answered:
-            self.asked += 1
-            self.plugin.emit("next %d" % self.asked)
+    def _ask(self, now):
+        """Ask for the next chunk and wait for the answer (`now`: see NextItem)."""
+        self.asked += 1
+        self.plugin.emit("next %d%s" % (self.asked, " now" if now else ""))
+        ids = self.plugin._wait_for("unit-%d" % self.asked)
+        if now and ids == [LATER]:
+            return
+        if not ids:
+            self.exhausted = True
+        for node_id in ids:
+            item = self.by_id.get(node_id)
+            if item is None:
+                self.plugin.emit("missing " + node_id)
+            else:
+                self.pending.append(item)
 
-    def refill(self):
-        while not self.pending and not self.exhausted:
-            self.ask()
-            self.answered += 1
-            ids = self.plugin._wait_for("unit-%d" % self.answered)
-            if not ids:
-                self.exhausted = True
-            for node_id in ids:
-                item = self.by_id.get(node_id)
-                if item is None:
-                    self.plugin.emit("missing " + node_id)
-                else:
-                    self.pending.append(item)
+    def _stopping(self):
+        session = self.session
+        return bool(session.shouldfail or session.shouldstop) or bool(
+            self.plugin._stop_requested()
+        )
 
-    def arrived(self):
-        """Whether the answer to the request in flight is there already."""
-        if self.exhausted or self.asked == self.answered:
-            return False
-        ready = os.path.join(self.plugin.directory, "unit-%d.ready" % (self.answered + 1))
-        return os.path.exists(ready)
+    def decide(self):
+        """The test after the running chunk's last one, asked for once, when pytest first
+        needs it; None when the queue is done, or when compose-shard answered LATER."""
+        if not self.decided:
+            self.decided = True
+            if not self.pending and not self.exhausted and not self._stopping():
+                self._ask(now=True)
+        return self.pending[0] if self.pending else None
 
     def __iter__(self):
-        self.refill()
-        # Always one chunk ahead: the answer travels while the current chunk runs.
-        self.ask()
-        while self.pending:
-            item = self.pending.popleft()
-            # The chunk's last test knows the next test (pytest keeps the module's and
-            # class's fixtures for it) when the next chunk is there; a group never waits
-            # with a test in hand for an answer that is not decided yet (the end of the
-            # queue): then the last test tears everything down and the wait comes after it.
-            if not self.pending and self.arrived():
-                self.refill()
-                self.ask()
-            yield item, (self.pending[0] if self.pending else None)
+        while True:
+            while not self.pending and not self.exhausted:
+                self._ask(now=False)
             if not self.pending:
-                self.refill()
-                self.ask()
+                return
+            item = self.pending.popleft()
+            self.decided = bool(self.pending)
+            yield item, (self.pending[0] if self.pending else NextItem(self))
+
+
+class NextItem:
+    """The next item pytest is given with a chunk's last test. It is decided only when pytest
+    first looks at it, at that test's teardown (`teardown_exact` keeps the module's, class's
+    and session's fixtures the next test needs), so a group never holds a chunk it has not
+    started while the others run out of work at the end of the queue. compose-shard answers
+    that request at once (`next K now`): a chunk, the end of the queue, or LATER when this
+    group would have to wait for work another group may give back; then the test tears
+    everything down as the last one would, and the plugin asks again after it. It is true and
+    behaves as that next item when there is one, false (with an empty `listchain()`) when
+    there is none."""
+
+    __slots__ = ("_units",)
+
+    def __init__(self, units):
+        self._units = units
+
+    def __bool__(self):
+        return self._units.decide() is not None
+
+    def __getattr__(self, name):
+        item = self._units.decide()
+        if item is not None:
+            return getattr(item, name)
+        if name == "listchain":
+            return list
+        raise AttributeError(name)
+
+    def __repr__(self):
+        return "<NextItem %r>" % (self._units.decide(),)
 
 
 def static_items(items):

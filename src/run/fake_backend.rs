@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::protocol::{
-    dump_request_name, env, unit_file_names, Token, COLLECTED_FILE, RESULTS_DIR, STOP_FILE_NAME,
-    TESTS_FILE_NAME, TESTS_READY_NAME,
+    dump_request_name, env, unit_file_names, Token, COLLECTED_FILE, LATER_LINE, RESULTS_DIR,
+    STOP_FILE_NAME, TESTS_FILE_NAME, TESTS_READY_NAME,
 };
 use crate::compose::{Network, Project, Service, Volume};
 use crate::engine::{
@@ -144,9 +144,12 @@ pub struct FakeBackend {
     /// A group's test container dies (exit 137) after finishing this many tests.
     pub dies_after: HashMap<usize, usize>,
     /// A group's engine goes away once that group has finished this many tests: uploads
-    /// into its container fail, and its pytest, asking one chunk ahead as the real plugin
-    /// does, then waits for an answer that never comes (until it is killed).
+    /// into its container fail, and its pytest, asking for its next chunk while its last
+    /// test ends as the real plugin does, then waits for an answer that never comes (until
+    /// it is killed).
     pub engine_gone_after: HashMap<usize, usize>,
+    /// `next K now` requests answered "later", by group.
+    pub told_later: RefCell<Vec<usize>>,
     /// The overrides the last test container was created with.
     pub last_test_overrides: RefCell<Option<ContainerOverrides>>,
     /// Mounting a snapshot's layer fails (an engine without overlay support).
@@ -260,7 +263,6 @@ impl FakeBackend {
         let mut failed = false;
         let mut finished = 0;
         let mut k = 0;
-        let ask_ahead = self.engine_gone_after.contains_key(&group);
         let mut asked = 0;
         loop {
             let (list_name, ready_name) = if dynamic {
@@ -282,11 +284,16 @@ impl FakeBackend {
             if list.is_empty() {
                 break;
             }
+            if list.trim_end() == LATER_LINE {
+                // Asked `now` and told later: ask again, and wait.
+                self.told_later.borrow_mut().push(group);
+                continue;
+            }
             let ids: Vec<&str> = list.lines().filter(|l| !l.is_empty()).collect();
             for (i, id) in ids.iter().copied().enumerate() {
-                if ask_ahead && dynamic && i + 1 == ids.len() {
-                    // The real plugin asks for its next chunk before its last test runs.
-                    on_output(&say(&format!("next {}", k + 1)));
+                if dynamic && i + 1 == ids.len() {
+                    // The real plugin asks for its next chunk while its last test ends.
+                    on_output(&say(&format!("next {} now", k + 1)));
                     asked = k + 1;
                     tokio::task::yield_now().await;
                 }

@@ -992,6 +992,47 @@ fn many(n: usize, failing: &[usize]) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn a_group_whose_last_test_ends_while_another_holds_unstarted_work_is_told_later() {
+    // 26 tiny tests: the first chunk (a quarter second at least) is 25 of them, the other
+    // group gets the last one. When that one ends, pytest asks `next 2 now`: nothing is
+    // pending, but g1 still holds units it may give back, so the answer is "later" (not a
+    // wait with the test in hand); g2 then asks again after its test, is held until g1
+    // cannot give anything back, and ends.
+    let out = tempfile::tempdir().unwrap();
+    let ids = many(26, &[]);
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut backend = fake(&refs);
+    backend.test_seconds = Some((0.01, Duration::from_millis(20)));
+    let recorded: Vec<String> = ids.iter().map(|id| format!("{id:?}: 0.01")).collect();
+    let durations = crate::plan::Durations::parse(&format!("{{{}}}", recorded.join(", "))).unwrap();
+    let spec = RunSpec {
+        starts_at_once: Some(2),
+        ..dynamic_spec(&[1, 2], 2, out.path())
+    };
+    let source = TestSource::Queue {
+        durations,
+        split_by: crate::config::SplitBy::Test,
+        groups: 2,
+    };
+    let outcome = go(&backend, &spec, source).await;
+    let sizes: Vec<usize> = outcome.groups.iter().map(|g| g.ran.len()).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 26, "{sizes:?}");
+    assert!(
+        sizes.contains(&1),
+        "one group took the single test left: {sizes:?}"
+    );
+    let small = if sizes[0] == 1 { 1 } else { 2 };
+    assert_eq!(*backend.told_later.borrow(), vec![small]);
+    let mut ran: Vec<String> = outcome.groups.iter().flat_map(|g| g.ran.clone()).collect();
+    ran.sort();
+    assert_eq!(ran, ids);
+    assert!(outcome
+        .groups
+        .iter()
+        .all(|g| g.status == GroupStatus::Passed));
+}
+
+#[tokio::test]
 async fn dynamic_groups_pull_from_one_queue_and_run_every_test_exactly_once() {
     let out = tempfile::tempdir().unwrap();
     let ids = many(40, &[]);
@@ -2396,6 +2437,8 @@ async fn a_group_that_fails_before_its_tests_hands_its_turn_on() {
     backend
         .collected_by_group
         .insert(2, vec!["tests/test_other.py::test_x".to_string()]);
+    // Tests that take a little time, so that g1 does not empty the queue before g3 is ready.
+    backend.test_seconds = Some((0.01, Duration::from_millis(5)));
     let spec = RunSpec {
         starts_at_once: Some(1),
         ..dynamic_spec(&[1, 2, 3], 3, out.path())

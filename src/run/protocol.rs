@@ -66,6 +66,12 @@ pub fn unit_file_names(k: u64) -> (String, String) {
     (format!("unit-{k}.txt"), format!("unit-{k}.ready"))
 }
 
+/// The whole answer to `next K now` when the group would have to wait for work (the queue is
+/// empty but another group may give some back): the plugin's running test tears its fixtures
+/// down as the last one, and the plugin asks again with `next K+1`. A node id always holds
+/// `::`, so no test list is this line.
+pub const LATER_LINE: &str = "#later";
+
 /// The file asking the plugin for its Kth dump of every thread's stack.
 pub fn dump_request_name(k: u64) -> String {
     format!("dump-{k}.request")
@@ -133,8 +139,12 @@ pub enum PluginLine {
     CollectionErrors(usize),
     /// pytest's `--maxfail` in this group (0: none; `-x` is 1).
     Maxfail(usize),
-    /// A dynamic group asks for its Kth unit.
+    /// A dynamic group asks for its Kth unit and waits for it (it has no test left).
     Next(u64),
+    /// A dynamic group's last test is ending and pytest asks which test follows (to keep
+    /// the fixtures it needs): the Kth unit is wanted now, or [`LATER_LINE`] when the group
+    /// would have to wait, and then it asks again with `next K+1` after the test.
+    NextNow(u64),
     /// The group saw the stop file and starts no further test.
     Stopped(String),
     /// pytest's session is over (JUnit and coverage written) with this exit status.
@@ -207,7 +217,10 @@ fn parse_verb(rest: &str) -> Option<PluginLine> {
         "collected" => PluginLine::Collected(number(args)?),
         "collection-errors" => PluginLine::CollectionErrors(number(args)?),
         "maxfail" => PluginLine::Maxfail(number(args)?),
-        "next" => PluginLine::Next(number(args)?),
+        "next" => match args.trim().strip_suffix(" now") {
+            Some(k) => PluginLine::NextNow(number(k)?),
+            None => PluginLine::Next(number(args)?),
+        },
         "stopped" => PluginLine::Stopped(args.to_string()),
         "finished" => PluginLine::Finished(number(args)?),
         "cpu" => {
@@ -326,6 +339,11 @@ mod tests {
         );
         assert_eq!(p(&format!("{t}maxfail 1")), PluginLine::Maxfail(1));
         assert_eq!(p(&format!("{t}next 12")), PluginLine::Next(12));
+        assert_eq!(p(&format!("{t}next 13 now")), PluginLine::NextNow(13));
+        assert!(matches!(
+            parse_line(&format!("{t}next 13 later"), &token()),
+            OutputLine::Text(_)
+        ));
         assert_eq!(
             p(&format!("{t}stopped 2 failures")),
             PluginLine::Stopped("2 failures".into())

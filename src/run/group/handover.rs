@@ -16,8 +16,8 @@ use super::super::dispatch::{Dispatcher, Handover};
 use super::super::event::{Activity, Event, EventSink};
 use super::super::outcome::{CollectionFailure, EnvironmentFailure, Lingering};
 use super::super::protocol::{
-    dump_request_name, stacks_file, unit_file_names, COLLECTED_FILE, PLUGIN_DIR, STOP_FILE_NAME,
-    TESTS_FILE_NAME, TESTS_READY_NAME,
+    dump_request_name, stacks_file, unit_file_names, COLLECTED_FILE, LATER_LINE, PLUGIN_DIR,
+    STOP_FILE_NAME, TESTS_FILE_NAME, TESTS_READY_NAME,
 };
 use super::output::{LastOutput, Signal};
 use crate::engine::EngineError;
@@ -165,6 +165,15 @@ async fn hand_chunk<B: Backend>(h: &Handing<'_, B>, k: u64) -> Result<Vec<String
     Ok(chunk.ids)
 }
 
+/// Answer `next K now` with [`LATER_LINE`]: no work now, ask again once the test is over.
+async fn answer_later<B: Backend>(h: &Handing<'_, B>, k: u64) -> Result<(), HandoverError> {
+    let (list_name, ready_name) = unit_file_names(k);
+    let list = format!("{LATER_LINE}\n");
+    let files: [(&str, &[u8]); 2] = [(&list_name, list.as_bytes()), (&ready_name, b"")];
+    h.backend.upload(h.container, PLUGIN_DIR, &files).await?;
+    Ok(())
+}
+
 /// Tell every other running group to start no further test.
 async fn broadcast_stop<B: Backend>(h: &Handing<'_, B>, reason: &str) {
     for (other, container) in h.dispatcher.containers() {
@@ -275,9 +284,17 @@ pub(crate) async fn serve<B: Backend>(
                 continue;
             }
         };
-        if let (Signal::Next(k), None) = (&signal, &state.failure) {
+        if let (&Signal::Next { k, now }, None) = (&signal, &state.failure) {
             if h.dispatcher.must_wait(h.group) {
-                state.held = Some(*k);
+                if now {
+                    // Its last test is ending: it must not wait inside that test.
+                    if let Err(e) = answer_later(h, k).await {
+                        let _ = h.backend.kill(h.container).await;
+                        state.failure = Some(e);
+                    }
+                } else {
+                    state.held = Some(k);
+                }
                 continue;
             }
         }
@@ -311,7 +328,7 @@ async fn on_timer<B: Backend>(h: &Handing<'_, B>, state: &mut Serving<'_>) {
         if !h.dispatcher.must_wait(h.group) {
             state.held = None;
             if state.failure.is_none() {
-                if let Err(e) = handle(h, state, Signal::Next(k)).await {
+                if let Err(e) = handle(h, state, Signal::Next { k, now: false }).await {
                     let _ = h.backend.kill(h.container).await;
                     state.failure = Some(e);
                 }
@@ -380,7 +397,7 @@ async fn handle<B: Backend>(
     state: &mut Serving<'_>,
     signal: Signal,
 ) -> Result<(), HandoverError> {
-    if matches!(signal, Signal::Collected | Signal::Next(_)) {
+    if matches!(signal, Signal::Collected | Signal::Next { .. }) {
         if let Some(gate) = state.gate.take() {
             gate.await.map_err(HandoverError::Gate)?;
         }
@@ -408,7 +425,7 @@ async fn handle<B: Backend>(
             }
         }
         Signal::Collected => {}
-        Signal::Next(k) => {
+        Signal::Next { k, .. } => {
             let ids = hand_chunk(h, k).await?;
             testing(&mut state.served.given);
             state.served.given.ids.extend(ids);

@@ -19,8 +19,14 @@ use super::super::protocol::{parse_line, OutputLine, PluginLine, Token};
 pub(crate) enum Signal {
     /// pytest collected: hand over the group's tests (or join the queue).
     Collected,
-    /// A dynamic group asks for its Kth chunk.
-    Next(u64),
+    /// A dynamic group asks for its Kth chunk: it waits for it, or (`now`) its last test is
+    /// ending and it must be answered at once (a chunk, the end, or later).
+    Next {
+        /// Which.
+        k: u64,
+        /// See above.
+        now: bool,
+    },
     /// A test finished.
     Done {
         /// Its node id.
@@ -213,7 +219,8 @@ impl<'a> OutputTracker<'a> {
             } => self.done(node_id, outcome, seconds),
             PluginLine::Missing(id) => self.missing.push(id),
             PluginLine::Collected(_) => self.signal(Signal::Collected),
-            PluginLine::Next(k) => self.signal(Signal::Next(k)),
+            PluginLine::Next(k) => self.signal(Signal::Next { k, now: false }),
+            PluginLine::NextNow(k) => self.signal(Signal::Next { k, now: true }),
             PluginLine::Maxfail(n) => self.signal(Signal::Maxfail(n)),
             PluginLine::Stopped(reason) => self.events.emit(Event::Info(format!(
                 "[g{}] stopped taking tests: {reason}",
