@@ -76,7 +76,12 @@ impl RunTimings {
         let host_share = host_busy.map_or(0.0, |b| {
             super::auto_groups::cpus_per_group(b, cpus, cpu_wall.len())
         });
-        self.cpu_fraction = (wall > 1.0).then(|| {
+        // A short run (one test to reproduce a failure) is mostly start-up: the host's CPUs
+        // were busy setting up, which says nothing about the tests; it keeps what a longer
+        // run measured (see [`RunTimings::or_kept`]).
+        let per_group = wall / cpu_wall.len().max(1) as f64;
+        let start_up = self.environment_seconds + self.collection_seconds;
+        self.cpu_fraction = (per_group >= (MEASURED_ENOUGH * start_up).max(1.0)).then(|| {
             if saturated {
                 1.0
             } else {
@@ -86,6 +91,22 @@ impl RunTimings {
             }
         });
         self.failed = failed;
+        self
+    }
+}
+
+/// Seconds of tests per group, in start-ups of one environment, a run needs before its
+/// tests' CPU share is taken: with twice, the tests fill at least two thirds of the time the
+/// host's CPUs were measured over.
+pub const MEASURED_ENOUGH: f64 = 2.0;
+
+impl RunTimings {
+    /// This run's figures, keeping the tests' CPU share `earlier` measured when this run was
+    /// too short to measure it.
+    pub fn or_kept(mut self, earlier: Option<&RunTimings>) -> Self {
+        if self.cpu_fraction.is_none() {
+            self.cpu_fraction = earlier.and_then(|e| e.cpu_fraction);
+        }
         self
     }
 }
@@ -143,7 +164,27 @@ mod tests {
             .clone()
             .with_tests(&[(8.4, 30.0); 4], (2, Some(0.7)), Vec::new());
         assert!((dear.cpu_fraction.unwrap() - 0.35).abs() < 1e-9);
-        assert_eq!(RunTimings::parse(&with.to_json()), Some(with));
+        assert_eq!(RunTimings::parse(&with.to_json()), Some(with.clone()));
+        // One short test (mostly start-up, the host busy setting up): no share measured, and
+        // the one a longer run measured is kept.
+        let short = t
+            .clone()
+            .with_tests(&[(0.5, 4.8)], (2, Some(0.9)), Vec::new());
+        assert_eq!(short.cpu_fraction, None);
+        // The bar is twice one environment's start-up (4.5 + 1.25 s here) per group.
+        let under = |secs: f64| {
+            t.clone()
+                .with_tests(&[(0.1, secs); 2], (2, Some(0.1)), vec![])
+        };
+        assert_eq!(under(11.0).cpu_fraction, None);
+        assert!(under(12.0).cpu_fraction.is_some());
+        assert_eq!(short.clone().or_kept(Some(&with)).cpu_fraction, Some(0.1));
+        assert_eq!(short.or_kept(None).cpu_fraction, None);
+        assert_eq!(
+            with.clone().or_kept(Some(&busy)).cpu_fraction,
+            Some(0.1),
+            "a measured share replaces the earlier one"
+        );
         assert_eq!(
             RunTimings::parse("{\"environment_seconds\": -1, \"collection_seconds\": 1}"),
             None

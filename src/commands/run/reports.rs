@@ -317,10 +317,15 @@ fn store_timings(
     };
     let cpu: Vec<(f64, f64)> = outcome.groups.iter().filter_map(|g| g.cpu).collect();
     let failed = run::failed_tests(outcome);
-    let timings = timings.with_tests(&cpu, (cpus, host_busy), failed);
     let path = durations_path
         .parent()
         .unwrap_or(Path::new("."))
         .join(plan::TIMINGS_FILE);
+    let earlier = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| plan::RunTimings::parse(&text));
+    let timings = timings
+        .with_tests(&cpu, (cpus, host_busy), failed)
+        .or_kept(earlier.as_ref());
     Ok(report::write_text(&path, &timings.to_json())?)
 }
