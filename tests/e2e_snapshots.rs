@@ -84,10 +84,15 @@ impl Cache {
     }
 
     fn clean_snapshots(&self) -> Output {
+        self.clean(&["--snapshots"])
+    }
+
+    fn clean(&self, args: &[&str]) -> Output {
         binary()
             .current_dir(std::env::temp_dir())
             .env("COMPOSE_SHARD_CACHE_DIR", self.path())
-            .args(["clean", "--snapshots"])
+            .arg("clean")
+            .args(args)
             .stdin(Stdio::null())
             .output()
             .expect("start compose-shard clean")
@@ -414,6 +419,19 @@ fn the_second_run_of_the_example_starts_its_databases_from_the_first_runs_snapsh
     let not_passed: Vec<_> = before.iter().filter(|(_, o)| *o != "passed").collect();
     assert!(not_passed.is_empty(), "run 1: {not_passed:?}");
     assert_eq!(before, after, "every test ends the same in both runs");
+
+    // The layered restores were recorded: `clean --dry-run` tells what restoring took.
+    let listing = cache.clean(&["--dry-run"]);
+    let listing = text(&listing);
+    let line = listing
+        .lines()
+        .find(|l| l.contains("initialising "))
+        .unwrap_or_else(|| panic!("no snapshot listed:\n{listing}"));
+    assert!(line.contains(", restoring "), "{line}");
+    assert!(
+        line.ends_with("worth it") && !line.contains("not worth"),
+        "{line}"
+    );
 
     // `clean --snapshots` removes the snapshot and its templates on the engine.
     let cleaned = cache.clean_snapshots();

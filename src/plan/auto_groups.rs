@@ -139,7 +139,7 @@ pub fn choose_groups(inputs: &AutoInputs) -> AutoChoice {
         return AutoChoice {
             groups: 1,
             predictions: Vec::new(),
-            reason: "auto chose 1 group: no recorded durations, so the suite's size is unknown (record them with --store-durations and auto will choose from them)".into(),
+            reason: "auto chose 1 group to start with: no durations recorded yet, so the suite's size is unknown (a run that may grow adds groups as its tests show the suite's size; this run records the durations, in the user's cache or the --store-durations file, and the next run chooses from them)".into(),
         };
     };
     let predictions: Vec<(usize, f64)> = (1..=inputs.limit())
@@ -240,6 +240,11 @@ mod tests {
     fn no_durations_means_one_group_and_says_how_to_do_better() {
         let choice = choose_groups(&inputs(None));
         assert_eq!(choice.groups, 1);
+        assert!(
+            choice.reason.contains("this run records the durations"),
+            "{}",
+            choice.reason
+        );
         assert!(choice.reason.contains("--store-durations"));
     }
 

@@ -2025,7 +2025,21 @@ async fn one_group_takes_the_snapshot_before_dependents_start_and_the_next_run_r
     // Migrations still run: a snapshot replaces a service's initialisation, not its dependents.
     position(&calls, "start migrate@g1");
 
-    // ... and by default layered over one template per path, filled once for both groups.
+    // ... and by default layered over one template per path, filled once for both groups
+    // (the copies' restore time cleared, to see the layered restores record theirs).
+    let store = super::service_snapshot::SnapshotStore::under(cache.path());
+    for listed in store.list() {
+        let mut meta = listed.meta.clone().unwrap();
+        assert!(meta.restore_seconds.is_some(), "copies record theirs");
+        meta.restore_seconds = None;
+        let key = listed
+            .dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        store.update_meta(&key, &meta).unwrap();
+    }
     let out = tempfile::tempdir().unwrap();
     let spec = snapshot_spec(&[1, 2], out.path(), cache.path());
     let third = snapshot_fake();
@@ -2059,6 +2073,13 @@ async fn one_group_takes_the_snapshot_before_dependents_start_and_the_next_run_r
     assert!(
         position(&calls, "layer root db@g1 /var/lib/postgresql") < position(&calls, "start db@g1")
     );
+    // A layered restore is recorded like a copied one (`clean --dry-run` shows it, and a
+    // restore slower than initialising marks the snapshot not worth it).
+    let listed = store.list();
+    let metas: Vec<_> = listed.iter().filter_map(|l| l.meta.as_ref()).collect();
+    assert_eq!(metas.len(), 1, "{listed:?}");
+    assert!(metas[0].restore_seconds.is_some(), "{:?}", metas[0]);
+    assert!(metas[0].worth);
     // Teardown removes every environment's layers; the templates stay for the next run.
     let volumes: Vec<String> = third
         .resources

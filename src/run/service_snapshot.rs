@@ -734,7 +734,7 @@ impl RunSnapshots {
         let _ = self.store.update_meta(&stored.key, &meta);
         slower.then(|| {
             format!(
-                "{}: copying its snapshot in took {own:.1}s, longer than initialising it ({:.1}s); later runs initialise it",
+                "{}: restoring its snapshot took {own:.1}s, longer than initialising it ({:.1}s); later runs initialise it",
                 meta.service, meta.init_seconds
             )
         })

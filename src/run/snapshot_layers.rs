@@ -48,23 +48,32 @@ pub async fn create_restored<B: Backend>(
 ) -> Result<String, EnvironmentFailure> {
     let plain = (request.overrides)(service);
     let began = Instant::now();
-    if let Some(layers) = layers_for(backend, request, service, stored, &plain, events).await {
-        let mut overrides = plain.clone();
-        overrides.data_volumes = layers.mounts.clone();
-        let container = create_container(backend, request, service, &overrides).await?;
-        match settle(backend, &container, &layers).await {
-            Ok(()) => {
+    let overlap = request.snapshots.map(|u| u.run.restore_began());
+    let layered = match layers_for(backend, request, service, stored, &plain, events).await {
+        Some(layers) => Some(create_layered(backend, request, service, &plain, &layers).await),
+        None => None,
+    };
+    // Judged like a copy: what layering took (the templates included, when this environment
+    // laid them out) against initialising (see [`warm_start::restore`]).
+    let alongside = match (request.snapshots, overlap) {
+        (Some(using), Some(overlap)) => using.run.restore_ended(overlap),
+        _ => 1,
+    };
+    if let Some(layered) = layered {
+        match layered? {
+            Ok(container) => {
+                let seconds = began.elapsed().as_secs_f64();
                 events.emit(Event::Info(format!(
-                    "[g{}] {}: started from its snapshot ({}, layered over it in {:.2}s; initialising took {:.1}s)",
+                    "[g{}] {}: started from its snapshot ({}, layered over it in {seconds:.2}s; initialising took {:.1}s)",
                     request.group,
                     service.name,
                     warm_start::megabytes(stored.meta.bytes),
-                    began.elapsed().as_secs_f64(),
                     stored.meta.init_seconds
                 )));
+                warm_start::judge_restore(request, stored, seconds, alongside, events);
                 return Ok(container);
             }
-            Err(e) => {
+            Err((container, e)) => {
                 give_up_layering(request, events, &e);
                 backend
                     .remove_container(&container)
@@ -76,6 +85,24 @@ pub async fn create_restored<B: Backend>(
     let container = create_container(backend, request, service, &plain).await?;
     warm_start::restore(backend, request, &container, stored, events).await?;
     Ok(container)
+}
+
+/// Create the container over its layers and settle them: `Err` (with the container) when the
+/// engine could not layer.
+async fn create_layered<B: Backend>(
+    backend: &B,
+    request: &StartRequest<'_>,
+    service: &Service,
+    plain: &ContainerOverrides,
+    layers: &Layers,
+) -> Result<Result<String, (String, EngineError)>, EnvironmentFailure> {
+    let mut overrides = plain.clone();
+    overrides.data_volumes = layers.mounts.clone();
+    let container = create_container(backend, request, service, &overrides).await?;
+    Ok(match settle(backend, &container, layers).await {
+        Ok(()) => Ok(container),
+        Err(e) => Err((container, e)),
+    })
 }
 
 /// The first failure to layer: said once, and the rest of the run copies.

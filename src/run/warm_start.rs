@@ -99,12 +99,25 @@ pub async fn restore<B: Backend>(
         megabytes(stored.meta.bytes),
         stored.meta.init_seconds
     )));
+    judge_restore(request, stored, seconds, alongside, events);
+    Ok(())
+}
+
+/// Record what a restore took (`seconds`, with `alongside` restores sharing the engine) in
+/// the snapshot's record, and say so when it was slower than initialising: later runs then
+/// initialise (see [`super::service_snapshot::RunSnapshots::restored`]).
+pub fn judge_restore(
+    request: &StartRequest<'_>,
+    stored: &Stored,
+    seconds: f64,
+    alongside: usize,
+    events: &EventSink,
+) {
     if let Some(using) = request.snapshots {
         if let Some(notice) = using.run.restored(stored, seconds, alongside) {
-            events.emit(Event::Notice(format!("[g{group}] {notice}")));
+            events.emit(Event::Notice(format!("[g{}] {notice}", request.group)));
         }
     }
-    Ok(())
 }
 
 /// Take a service's snapshot once it is ready. Never fails the environment: a snapshot that
