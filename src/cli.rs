@@ -49,7 +49,7 @@ enum CliCommand {
     /// (daemon, image, service never ready, test container crashed), 130 interrupted.
     Run(Box<RunArgs>),
     /// Collect the tests and show how they would be split into groups.
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
     /// Find the tests that make a test fail: the smallest set of the tests its group ran
     /// before it (in the saved plan), by delta debugging in fresh environments.
     ///
@@ -157,6 +157,26 @@ struct ServiceFlagArgs {
     /// tests that need no service; `--with-service` ones still start).
     #[arg(long = "no-deps")]
     no_deps: bool,
+    /// Add a Linux capability to the test container, as `docker compose run --cap-add` does
+    /// (repeatable).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Drop a Linux capability from the test container, as `docker compose run --cap-drop`
+    /// does (repeatable).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    cap_drop: Vec<String>,
+    /// Add or override a label of the test container, as `docker compose run -l` does
+    /// (repeatable; `KEY=VALUE`, or `KEY` for an empty value).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Accepted as `docker compose run --rm` is written: compose-shard always removes the
+    /// containers, networks and volumes it started (unless `run --keep`).
+    #[arg(long = "rm")]
+    rm: bool,
+    /// Accepted as `docker compose run -T` is written: compose-shard never allocates a
+    /// terminal to the tests.
+    #[arg(short = 'T', long = "no-TTY")]
+    no_tty: bool,
 }
 
 impl ServiceFlagArgs {
@@ -167,6 +187,9 @@ impl ServiceFlagArgs {
             workdir: self.workdir,
             volumes: self.volumes,
             no_deps: self.no_deps,
+            cap_add: self.cap_add,
+            cap_drop: self.cap_drop,
+            labels: self.labels,
         }
     }
 }
@@ -502,7 +525,7 @@ impl Cli {
     fn into_command(self) -> Result<Command, String> {
         Ok(match self.command {
             CliCommand::Run(a) => Command::Run(Box::new(a.into_config()?)),
-            CliCommand::Plan(a) => Command::Plan(a.into_config()?),
+            CliCommand::Plan(a) => Command::Plan(Box::new(a.into_config()?)),
             CliCommand::Bisect(a) => Command::Run(Box::new(a.into_config()?)),
             CliCommand::Merge(a) => Command::Merge(MergeConfig {
                 junit_xml: a.junit_xml,

@@ -32,7 +32,7 @@ pub enum Command {
     /// `compose-shard run`.
     Run(Box<RunConfig>),
     /// `compose-shard plan`.
-    Plan(PlanConfig),
+    Plan(Box<PlanConfig>),
     /// `compose-shard merge`.
     Merge(MergeConfig),
     /// `compose-shard clean`.
@@ -228,6 +228,12 @@ pub struct ServiceFlags {
     pub volumes: Vec<String>,
     /// `--no-deps`.
     pub no_deps: bool,
+    /// `--cap-add` (repeatable).
+    pub cap_add: Vec<String>,
+    /// `--cap-drop` (repeatable).
+    pub cap_drop: Vec<String>,
+    /// `-l/--label` (repeatable), `KEY=VALUE` as typed.
+    pub labels: Vec<String>,
 }
 
 impl ServiceFlags {
@@ -247,6 +253,9 @@ impl ServiceFlags {
             volumes: &self.volumes,
             no_deps: self.no_deps,
             also,
+            cap_add: &self.cap_add,
+            cap_drop: &self.cap_drop,
+            labels: &self.labels,
         };
         let cwd = std::env::current_dir().map_err(|source| crate::errors::Error::Io {
             action: "read",
@@ -276,6 +285,16 @@ impl ServiceFlags {
         }
         if self.no_deps {
             words.push("--no-deps".to_string());
+        }
+        let repeated = [
+            ("--cap-add", &self.cap_add),
+            ("--cap-drop", &self.cap_drop),
+            ("--label", &self.labels),
+        ];
+        for (flag, values) in repeated {
+            for value in values {
+                words.extend([flag.to_string(), value.clone()]);
+            }
         }
         words
     }

@@ -9,7 +9,8 @@
 //!   `docker compose run --rm --entrypoint pytest SERVICE`: `--entrypoint` replaces it the
 //!   same way (split like a shell, the arguments after `--` following it), and `-u`, `-w`
 //!   and `-v` (a relative source from the current directory) change the test container as
-//!   they do under Compose, and `--no-deps` starts it alone.
+//!   they do under Compose, `--cap-add`, `--cap-drop` and `-l` too (`--rm` and `-T` are
+//!   accepted as written), and `--no-deps` starts it alone.
 
 #[path = "e2e_support/mod.rs"]
 mod support;
@@ -239,7 +240,7 @@ fn user_workdir_and_volume_flags_change_the_test_container_as_compose_run_does()
     );
     std::fs::write(
         stack.path().join("tests/test_flags.py"),
-        "import os\n\ndef test_the_run_flags_apply():\n    assert (os.getuid(), os.getgid()) == (1234, 1234)\n    assert os.getcwd() == '/code'\n    with open('/extra/hello.txt') as f:\n        assert f.read() == 'hello'\n",
+        "import os\n\ndef bounding_set():\n    with open('/proc/self/status') as f:\n        line = next(l for l in f if l.startswith('CapBnd:'))\n    return int(line.split()[1], 16)\n\ndef test_the_run_flags_apply():\n    assert (os.getuid(), os.getgid()) == (1234, 1234)\n    assert os.getcwd() == '/code'\n    with open('/extra/hello.txt') as f:\n        assert f.read() == 'hello'\n    assert bounding_set() & (1 << 12), 'NET_ADMIN added'\n    assert not bounding_set() & 1, 'CHOWN dropped'\n",
     )
     .unwrap();
     // The relative `-v` source is the current directory's, not the project's.
@@ -262,7 +263,16 @@ fn user_workdir_and_volume_flags_change_the_test_container_as_compose_run_does()
             .display()
             .to_string(),
     ];
+    // Written as `docker compose run` takes them (`--rm` and `-T` included).
     let flags = [
+        "--rm",
+        "-T",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-drop",
+        "CHOWN",
+        "-l",
+        "dev.e2e.flags=given",
         "--no-deps",
         "-u",
         "1234:1234",
@@ -284,7 +294,7 @@ fn user_workdir_and_volume_flags_change_the_test_container_as_compose_run_does()
             .expect("run docker compose");
         (out.status.code(), text(&out))
     };
-    let mut args = vec!["run", "--rm", "-T"];
+    let mut args = vec!["run"];
     args.extend(flags);
     args.extend(["tests", "-p", "no:cacheprovider", "tests/test_flags.py"]);
     let (code, reference) = compose(&args);
@@ -292,7 +302,7 @@ fn user_workdir_and_volume_flags_change_the_test_container_as_compose_run_does()
     assert_eq!(code, Some(0), "Compose v2's own run failed:\n{reference}");
 
     let mut args: Vec<&str> = files.iter().map(String::as_str).collect();
-    args.extend(["--groups", "1"]);
+    args.extend(["--groups", "1", "--keep"]);
     args.extend(flags);
     args.extend(["--", "-p", "no:cacheprovider", "tests/test_flags.py"]);
     let output = wait_limited(
@@ -307,8 +317,23 @@ fn user_workdir_and_volume_flags_change_the_test_container_as_compose_run_does()
         std::time::Duration::from_secs(600),
     );
     let all = text(&output);
+    // `-l`: the test container (kept with `--keep`) carries the label.
+    let run_id = run_id_of(&String::from_utf8_lossy(&output.stderr));
+    let labelled = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label=dev.compose-shard.run={run_id}"))
+        .args(["--filter", "label=dev.e2e.flags=given"])
+        .output()
+        .unwrap();
+    let labelled = String::from_utf8_lossy(&labelled.stdout).into_owned();
+    let clean = binary().args(["clean", "--run", &run_id]).output().unwrap();
+    assert!(clean.status.success(), "{}", text(&clean));
     assert_eq!(output.status.code(), Some(0), "{all}");
     assert!(all.contains("1 passed, 0 failed"), "{all}");
+    assert!(
+        labelled.trim().ends_with("-g1-tests-1") && labelled.lines().count() == 1,
+        "the test container alone is labelled: {labelled:?}"
+    );
     // `--no-deps`: the test container alone, no Redis.
     assert!(
         all.contains("-g1-tests-1") && !all.contains("-g1-redis-1"),

@@ -13,7 +13,7 @@ use crate::errors::{Error, ExitCode};
 pub fn dispatch(command: Command) -> Result<ExitCode, Error> {
     match command {
         Command::Run(cfg) => run::execute(*cfg),
-        Command::Plan(cfg) => plan::execute(cfg),
+        Command::Plan(cfg) => plan::execute(*cfg),
         Command::Merge(cfg) => merge::execute(cfg),
         Command::Clean(cfg) => clean::execute(cfg),
         Command::Config(cfg) => config::execute(cfg),

@@ -937,6 +937,9 @@ mod tests {
                 workdir: Some("/code".into()),
                 volumes: vec!["./out:/out".into()],
                 no_deps: true,
+                cap_add: vec!["SYS_PTRACE".into()],
+                cap_drop: vec![],
+                labels: vec!["team=qa".into()],
             },
             ..RunConfig::default()
         };
@@ -953,6 +956,10 @@ mod tests {
             "--volume",
             "./out:/out",
             "--no-deps",
+            "--cap-add",
+            "SYS_PTRACE",
+            "--label",
+            "team=qa",
         ];
         assert_eq!(flags, expected);
         let line = run::reproduce_command(

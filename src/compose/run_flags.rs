@@ -1,6 +1,7 @@
 //! What `docker compose run`'s own flags change in the service it runs, applied to the test
 //! service before the project is isolated per group: `--entrypoint` (cleared here, its words
-//! lead the test command), `-u/--user`, `-w/--workdir`, `-v/--volume` and `--no-deps`.
+//! lead the test command), `-u/--user`, `-w/--workdir`, `-v/--volume`, `--no-deps`,
+//! `--cap-add`, `--cap-drop` and `-l/--label`.
 
 use std::path::Path;
 
@@ -28,6 +29,24 @@ pub struct RunFlags<'a> {
     pub no_deps: bool,
     /// The services started besides the test service whatever it depends on.
     pub also: &'a [String],
+    /// `--cap-add`: added to the service's `cap_add`.
+    pub cap_add: &'a [String],
+    /// `--cap-drop`: added to the service's `cap_drop`.
+    pub cap_drop: &'a [String],
+    /// `-l/--label`, `KEY=VALUE` (or `KEY`: an empty value): set on the service's labels.
+    pub labels: &'a [String],
+}
+
+/// `-l KEY=VALUE` as Compose takes it: `KEY` alone is an empty value; the key must not be
+/// empty.
+fn parse_label(given: &str) -> Result<(String, String), String> {
+    let (key, value) = given.split_once('=').unwrap_or((given, ""));
+    if key.trim().is_empty() {
+        return Err(format!(
+            "-l {given:?}: a label needs a name (expected KEY=VALUE, e.g. -l team=backend)"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
 }
 
 /// Apply `flags` to `service` of `project`. A relative bind source is resolved against
@@ -48,6 +67,11 @@ pub fn apply_run_flags(
             .map_err(|e| format!("-v {given:?}: {e} (expected SOURCE:TARGET[:MODE] or TARGET)"))?;
         mounts.push(mount);
     }
+    let labels = flags
+        .labels
+        .iter()
+        .map(|l| parse_label(l))
+        .collect::<Result<Vec<_>, _>>()?;
     for mount in &mounts {
         if let (MountKind::Volume, Some(name)) = (mount.kind, &mount.source) {
             project.volumes.entry(name.clone()).or_default();
@@ -69,6 +93,17 @@ pub fn apply_run_flags(
         svc.volumes.retain(|m| m.target != mount.target);
         svc.volumes.push(mount);
     }
+    for (given, list) in [
+        (flags.cap_add, &mut svc.cap_add),
+        (flags.cap_drop, &mut svc.cap_drop),
+    ] {
+        for cap in given {
+            if !list.contains(cap) {
+                list.push(cap.clone());
+            }
+        }
+    }
+    svc.labels.extend(labels);
     if flags.no_deps {
         let joined = svc
             .network_mode
@@ -90,7 +125,7 @@ mod tests {
     use crate::compose::load_from_str;
 
     fn project() -> Project {
-        let yaml = "services:\n  app:\n    image: python\n    entrypoint: [uvicorn, main:app]\n    user: app\n    volumes: [\".:/code\", \"cache:/cache\"]\nvolumes:\n  cache: {}\n";
+        let yaml = "services:\n  app:\n    image: python\n    entrypoint: [uvicorn, main:app]\n    user: app\n    volumes: [\".:/code\", \"cache:/cache\"]\n    cap_add: [SYS_PTRACE]\n    labels: {team: web, tier: api}\nvolumes:\n  cache: {}\n";
         let env = std::collections::HashMap::new();
         let options = crate::config::ComposeOptions::default();
         load_from_str(
@@ -104,6 +139,19 @@ mod tests {
     }
 
     #[test]
+    fn a_label_without_a_name_is_a_usage_error_that_says_what_to_write() {
+        let mut p = project();
+        let labels = ["=x".to_string()];
+        let flags = RunFlags {
+            labels: &labels,
+            ..RunFlags::default()
+        };
+        let e = apply_run_flags(&mut p, "app", &flags, Path::new("/cwd"), None).unwrap_err();
+        assert!(e.contains("-l \"=x\": a label needs a name"), "{e}");
+        assert!(e.contains("KEY=VALUE"), "{e}");
+    }
+
+    #[test]
     fn run_flags_change_the_service_as_compose_run_does() {
         let mut p = project();
         let volumes = [
@@ -112,15 +160,41 @@ mod tests {
             "scratch:/scratch".to_string(),
             "/anon".to_string(),
         ];
+        let caps = ["NET_ADMIN".to_string(), "SYS_PTRACE".to_string()];
+        let dropped = ["CHOWN".to_string()];
+        let labels = [
+            "team=backend".to_string(),
+            "ci".to_string(),
+            "a=b=c".to_string(),
+        ];
         let flags = RunFlags {
             clear_entrypoint: true,
             user: Some("0:0"),
             workdir: Some("/code/tests"),
             volumes: &volumes,
+            cap_add: &caps,
+            cap_drop: &dropped,
+            labels: &labels,
             ..RunFlags::default()
         };
         apply_run_flags(&mut p, "app", &flags, Path::new("/cwd"), None).unwrap();
         let app = &p.services["app"];
+        assert_eq!(app.cap_add, ["SYS_PTRACE", "NET_ADMIN"]);
+        assert_eq!(app.cap_drop, ["CHOWN"]);
+        let labelled: Vec<(&str, &str)> = app
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            labelled,
+            [
+                ("team", "backend"),
+                ("tier", "api"),
+                ("ci", ""),
+                ("a", "b=c")
+            ]
+        );
         assert_eq!(app.entrypoint, Some(vec![]));
         assert_eq!(app.user.as_deref(), Some("0:0"));
         assert_eq!(app.working_dir.as_deref(), Some("/code/tests"));
