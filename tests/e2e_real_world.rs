@@ -166,7 +166,7 @@ fn a_failing_healthcheck_nobody_waits_for_does_not_fail_the_run() {
     assert_eq!(output.status.code(), Some(0), "{all}");
     // No --groups and no recorded durations: auto runs one group and says why.
     assert!(
-        all.contains("auto chose 1 group: no recorded durations"),
+        all.contains("auto chose 1 group to start with: no durations recorded yet"),
         "{all}"
     );
 }
