@@ -309,7 +309,7 @@ fn done_of(test: &str) -> impl Fn(&PluginLine) -> bool + '_ {
 }
 
 #[test]
-fn dynamic_mode_asks_for_each_chunk_as_the_last_test_before_it_ends_and_runs_each_once() {
+fn dynamic_mode_asks_for_each_chunk_as_the_last_test_before_it_starts_and_runs_each_once() {
     let session = start("dynamic", &[], &[]);
     let units: Vec<Vec<String>> = vec![
         vec![id("test_pass"), id("test_skip")],
@@ -325,8 +325,8 @@ fn dynamic_mode_asks_for_each_chunk_as_the_last_test_before_it_ends_and_runs_eac
         }
     });
     let text = ended.text();
-    // The first chunk is waited for; each later one is asked for while the chunk before
-    // ends (its last test's teardown), not when that chunk began.
+    // The first chunk is waited for; each later one is asked for as the chunk before's last
+    // test starts (pytest needs the test after it then), not when that chunk began.
     assert_eq!(
         asked,
         vec![(1, false), (2, true), (3, true), (4, true)],
@@ -336,7 +336,7 @@ fn dynamic_mode_asks_for_each_chunk_as_the_last_test_before_it_ends_and_runs_eac
     assert!(
         position(&ended, done_of(&id("test_pass"))) < second
             && second < position(&ended, done_of(&id("test_skip"))),
-        "next 2 is asked while the first chunk's last test ends: {text}"
+        "next 2 is asked as the first chunk's last test runs: {text}"
     );
     let ran: Vec<String> = ended.done().into_iter().map(|(id, _)| id).collect();
     assert_eq!(ran, units.concat(), "{text}");
@@ -353,13 +353,18 @@ fn chunks_that_follow_each_other_keep_the_session_fixtures_also_one_test_chunks(
     // Each chunk's last test is given the next chunk's first as its next test when the answer
     // is there, so pytest keeps the fixtures they share: a session fixture (a test database)
     // is set up once for the whole run, also through chunks of one test (the end of a queue).
+    // A project's own hooks see a real next test, or None after the last one (a conftest
+    // that reads `nextitem.nodeid` whenever `nextitem is not None`).
     let log = tempfile::NamedTempFile::new().unwrap();
     let log_path = log.path().display().to_string();
+    let next_log = tempfile::NamedTempFile::new().unwrap();
+    let next_path = next_log.path().display().to_string();
     let session = start(
         "dynamic",
         &[
             ("PROTOCOL_WAIT", "0.3"),
             ("PROTOCOL_SESSION_LOG", &log_path),
+            ("PROTOCOL_NEXT_LOG", &next_path),
         ],
         &[],
     );
@@ -376,6 +381,14 @@ fn chunks_that_follow_each_other_keep_the_session_fixtures_also_one_test_chunks(
     assert_eq!(ran, units.concat(), "{text}");
     let sessions = std::fs::read_to_string(log.path()).unwrap();
     assert_eq!(sessions, "setup\nteardown\n", "{text}");
+    let next = std::fs::read_to_string(next_log.path()).unwrap();
+    let expected: String = (0..4)
+        .map(|n| {
+            let after = if n < 3 { wait(n + 1) } else { "None".into() };
+            format!("{} -> {after}\n", wait(n))
+        })
+        .collect();
+    assert_eq!(next, expected, "{text}");
     assert_eq!(ended.status, Some(0), "{text}");
 }
 
@@ -512,7 +525,16 @@ fn a_chunks_last_test_told_later_ends_as_the_last_one_and_the_plugin_asks_again_
     // the answer is a test given back, and then the end.
     let log = tempfile::NamedTempFile::new().unwrap();
     let log_path = log.path().display().to_string();
-    let session = start("dynamic", &[("PROTOCOL_SESSION_LOG", &log_path)], &[]);
+    let next_log = tempfile::NamedTempFile::new().unwrap();
+    let next_path = next_log.path().display().to_string();
+    let session = start(
+        "dynamic",
+        &[
+            ("PROTOCOL_SESSION_LOG", &log_path),
+            ("PROTOCOL_NEXT_LOG", &next_path),
+        ],
+        &[],
+    );
     let wait = |n: u32| format!("test_session.py::test_waits[{n}]");
     let first = vec![wait(0), wait(1)];
     let mut asked = Vec::new();
@@ -548,6 +570,18 @@ fn a_chunks_last_test_told_later_ends_as_the_last_one_and_the_plugin_asks_again_
     assert_eq!(
         sessions, "setup\nteardown\nsetup\nteardown\n",
         "told later, the test ended as the last one: {text}"
+    );
+    let next = std::fs::read_to_string(next_log.path()).unwrap();
+    assert_eq!(
+        next,
+        format!(
+            "{} -> {}\n{} -> None\n{} -> None\n",
+            wait(0),
+            wait(1),
+            wait(1),
+            wait(2)
+        ),
+        "hooks see None after the test told later, and after the last: {text}"
     );
     assert_eq!(ended.status, Some(0), "{text}");
 }

@@ -292,7 +292,7 @@ impl FakeBackend {
             let ids: Vec<&str> = list.lines().filter(|l| !l.is_empty()).collect();
             for (i, id) in ids.iter().copied().enumerate() {
                 if dynamic && i + 1 == ids.len() {
-                    // The real plugin asks for its next chunk while its last test ends.
+                    // The real plugin asks for its next chunk as its chunk's last test starts.
                     on_output(&say(&format!("next {} now", k + 1)));
                     asked = k + 1;
                     tokio::task::yield_now().await;

@@ -141,8 +141,8 @@ pub enum PluginLine {
     Maxfail(usize),
     /// A dynamic group asks for its Kth unit and waits for it (it has no test left).
     Next(u64),
-    /// A dynamic group's last test is ending and pytest asks which test follows (to keep
-    /// the fixtures it needs): the Kth unit is wanted now, or [`LATER_LINE`] when the group
+    /// A dynamic group's chunk's last test is starting and pytest needs the test that
+    /// follows it (to keep the fixtures it needs): the Kth unit is wanted now, or [`LATER_LINE`] when the group
     /// would have to wait, and then it asks again with `next K+1` after the test.
     NextNow(u64),
     /// The group saw the stop file and starts no further test.

@@ -287,7 +287,7 @@ pub(crate) async fn serve<B: Backend>(
         if let (&Signal::Next { k, now }, None) = (&signal, &state.failure) {
             if h.dispatcher.must_wait(h.group) {
                 if now {
-                    // Its last test is ending: it must not wait inside that test.
+                    // Its chunk's last test is starting: it must not wait with that test in hand.
                     if let Err(e) = answer_later(h, k).await {
                         let _ = h.backend.kill(h.container).await;
                         state.failure = Some(e);

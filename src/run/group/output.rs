@@ -19,8 +19,8 @@ use super::super::protocol::{parse_line, OutputLine, PluginLine, Token};
 pub(crate) enum Signal {
     /// pytest collected: hand over the group's tests (or join the queue).
     Collected,
-    /// A dynamic group asks for its Kth chunk: it waits for it, or (`now`) its last test is
-    /// ending and it must be answered at once (a chunk, the end, or later).
+    /// A dynamic group asks for its Kth chunk: it waits for it, or (`now`) its chunk's last
+    /// test is starting and it must be answered at once (a chunk, the end, or later).
     Next {
         /// Which.
         k: u64,
