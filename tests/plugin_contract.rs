@@ -309,7 +309,7 @@ fn done_of(test: &str) -> impl Fn(&PluginLine) -> bool + '_ {
 }
 
 #[test]
-fn dynamic_mode_asks_for_each_chunk_as_the_last_test_before_it_starts_and_runs_each_once() {
+fn dynamic_mode_asks_for_each_chunk_as_the_last_test_before_it_ends_and_runs_each_once() {
     let session = start("dynamic", &[], &[]);
     let units: Vec<Vec<String>> = vec![
         vec![id("test_pass"), id("test_skip")],
@@ -325,8 +325,9 @@ fn dynamic_mode_asks_for_each_chunk_as_the_last_test_before_it_starts_and_runs_e
         }
     });
     let text = ended.text();
-    // The first chunk is waited for; each later one is asked for as the chunk before's last
-    // test starts (pytest needs the test after it then), not when that chunk began.
+    // The first chunk is waited for; each later one is asked for while the chunk before
+    // ends (its last test's teardown; as it starts where a hook takes `nextitem`: see
+    // chunks_that_follow_each_other_...), not when that chunk began.
     assert_eq!(
         asked,
         vec![(1, false), (2, true), (3, true), (4, true)],
@@ -336,7 +337,7 @@ fn dynamic_mode_asks_for_each_chunk_as_the_last_test_before_it_starts_and_runs_e
     assert!(
         position(&ended, done_of(&id("test_pass"))) < second
             && second < position(&ended, done_of(&id("test_skip"))),
-        "next 2 is asked as the first chunk's last test runs: {text}"
+        "next 2 is asked while the first chunk's last test ends: {text}"
     );
     let ran: Vec<String> = ended.done().into_iter().map(|(id, _)| id).collect();
     assert_eq!(ran, units.concat(), "{text}");
@@ -350,46 +351,69 @@ fn dynamic_mode_asks_for_each_chunk_as_the_last_test_before_it_starts_and_runs_e
 
 #[test]
 fn chunks_that_follow_each_other_keep_the_session_fixtures_also_one_test_chunks() {
-    // Each chunk's last test is given the next chunk's first as its next test when the answer
-    // is there, so pytest keeps the fixtures they share: a session fixture (a test database)
-    // is set up once for the whole run, also through chunks of one test (the end of a queue).
-    // A project's own hooks see a real next test, or None after the last one (a conftest
-    // that reads `nextitem.nodeid` whenever `nextitem is not None`).
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let log_path = log.path().display().to_string();
-    let next_log = tempfile::NamedTempFile::new().unwrap();
-    let next_path = next_log.path().display().to_string();
-    let session = start(
-        "dynamic",
-        &[
-            ("PROTOCOL_WAIT", "0.3"),
-            ("PROTOCOL_SESSION_LOG", &log_path),
-            ("PROTOCOL_NEXT_LOG", &next_path),
-        ],
-        &[],
-    );
-    let wait = |n: u32| format!("test_session.py::test_waits[{n}]");
-    let units: Vec<Vec<String>> = vec![vec![wait(0), wait(1)], vec![wait(2)], vec![wait(3)]];
-    let ended = drive(session, Duration::from_secs(120), |dir, line| {
-        if let Some((k, _)) = asked_for(line) {
-            let ids = units.get(k as usize - 1).cloned().unwrap_or_default();
-            answer_unit(dir, k, &ids);
-        }
-    });
-    let text = ended.text();
-    let ran: Vec<String> = ended.done().into_iter().map(|(id, _)| id).collect();
-    assert_eq!(ran, units.concat(), "{text}");
-    let sessions = std::fs::read_to_string(log.path()).unwrap();
-    assert_eq!(sessions, "setup\nteardown\n", "{text}");
-    let next = std::fs::read_to_string(next_log.path()).unwrap();
-    let expected: String = (0..4)
-        .map(|n| {
-            let after = if n < 3 { wait(n + 1) } else { "None".into() };
-            format!("{} -> {after}\n", wait(n))
-        })
-        .collect();
-    assert_eq!(next, expected, "{text}");
-    assert_eq!(ended.status, Some(0), "{text}");
+    // Each chunk's last test is given the next chunk's first as its next test, so pytest
+    // keeps the fixtures they share: a session fixture (a test database) is set up once for
+    // the whole run, also through chunks of one test (the end of a queue). The next chunk is
+    // asked for at the last test's teardown, once its body ran; where a project's hook takes
+    // `nextitem` (`-p next_hook`), as that test starts, and the hook sees a real next test, or
+    // None after the last one.
+    for hooked in [false, true] {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let log_path = log.path().display().to_string();
+        let next_log = tempfile::NamedTempFile::new().unwrap();
+        let next_path = next_log.path().display().to_string();
+        let ran_log = tempfile::NamedTempFile::new().unwrap();
+        let ran_path = ran_log.path().display().to_string();
+        let hook: &[&str] = if hooked { &["-p", "next_hook"] } else { &[] };
+        let session = start(
+            "dynamic",
+            &[
+                ("PROTOCOL_WAIT", "0.3"),
+                ("PROTOCOL_SESSION_LOG", &log_path),
+                ("PROTOCOL_NEXT_LOG", &next_path),
+                ("PROTOCOL_RAN_LOG", &ran_path),
+            ],
+            hook,
+        );
+        let wait = |n: u32| format!("test_session.py::test_waits[{n}]");
+        let units: Vec<Vec<String>> = vec![vec![wait(0), wait(1)], vec![wait(2)], vec![wait(3)]];
+        // Which test bodies had run when each `next K now` came.
+        let mut ran_when_asked = Vec::new();
+        let ended = drive(session, Duration::from_secs(120), |dir, line| {
+            if let Some((k, now)) = asked_for(line) {
+                if now {
+                    let ran = std::fs::read_to_string(&ran_path).unwrap();
+                    ran_when_asked.push((k, ran.lines().count()));
+                }
+                let ids = units.get(k as usize - 1).cloned().unwrap_or_default();
+                answer_unit(dir, k, &ids);
+            }
+        });
+        let text = ended.text();
+        let ran: Vec<String> = ended.done().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ran, units.concat(), "{text}");
+        let sessions = std::fs::read_to_string(log.path()).unwrap();
+        assert_eq!(sessions, "setup\nteardown\n", "{text}");
+        let expected_asks = if hooked {
+            [(2, 1), (3, 2), (4, 3)]
+        } else {
+            [(2, 2), (3, 3), (4, 4)]
+        };
+        assert_eq!(ran_when_asked, expected_asks, "hooked {hooked}: {text}");
+        let next = std::fs::read_to_string(next_log.path()).unwrap();
+        let expected: String = if hooked {
+            (0..4)
+                .map(|n| {
+                    let after = if n < 3 { wait(n + 1) } else { "None".into() };
+                    format!("{} -> {after}\n", wait(n))
+                })
+                .collect()
+        } else {
+            String::new()
+        };
+        assert_eq!(next, expected, "{text}");
+        assert_eq!(ended.status, Some(0), "{text}");
+    }
 }
 
 #[test]
@@ -533,7 +557,7 @@ fn a_chunks_last_test_told_later_ends_as_the_last_one_and_the_plugin_asks_again_
             ("PROTOCOL_SESSION_LOG", &log_path),
             ("PROTOCOL_NEXT_LOG", &next_path),
         ],
-        &[],
+        &["-p", "next_hook"],
     );
     let wait = |n: u32| format!("test_session.py::test_waits[{n}]");
     let first = vec![wait(0), wait(1)];

@@ -22,13 +22,14 @@ into $COMPOSE_SHARD_DIR through the Docker API.
    uploads together with tests.txt (one node id per line, in the order to run them; the
    archive writes tests.txt first, so the list is complete once tests.ready exists).
    Dynamic mode: it prints `next K` when it has no test left and waits for unit-K.ready and
-   unit-K.txt, the same way; an empty unit means the queue is empty. pytest must know the
-   test after a chunk's last one when that test starts (it tears module, class and session
-   fixtures down only when the next test no longer needs them, and hooks see `nextitem`):
-   the plugin prints `next K now` as that test starts, and compose-shard answers at once,
-   with a chunk, an empty unit, or the single line `#later` (this group would have to wait:
-   the test ends as the last one, and the plugin asks again with `next K+1`). The next chunk
-   is decided as late as that, so no group holds a chunk while it runs the one before.
+   unit-K.txt, the same way; an empty unit means the queue is empty. pytest needs the test
+   after a chunk's last one (it tears module, class and session fixtures down only when the
+   next test no longer needs them): the plugin prints `next K now` when pytest first looks
+   at it, at that test's teardown, or as the test starts where a project's hook takes
+   `nextitem` (it must see a real item or None then). compose-shard answers at once, with a
+   chunk, an empty unit, or the single line `#later` (this group would have to wait: the test
+   ends as the last one, and the plugin asks again with `next K+1`). The next chunk is
+   decided as late as that, so no group holds a chunk while it runs the one before.
 3. After each test it prints `done OUTCOME SECONDS NODEID` (compose-shard's queue learns from
    the durations) and appends the same facts, with the failure's text, to progress.jsonl in
    $COMPOSE_SHARD_RESULTS: what is left when pytest dies before it writes its JUnit XML.
@@ -559,6 +560,10 @@ class Units:
         self.pending = collections.deque()
         self.asked = 0
         self.exhausted = False
+        # Whether a chunk's last test may get a NextItem (nothing but pytest reads it).
+        self.lazy = not hooks_read_nextitem(session.config, plugin)
+        # Whether what follows the running test is known (or was asked for).
+        self.decided = True
 
     def _ask(self, now):
         """Ask for the next chunk and wait for the answer (`now`: see __iter__)."""
@@ -582,6 +587,15 @@ class Units:
             self.plugin._stop_requested()
         )
 
+    def decide(self):
+        """The test after the running chunk's last one, asked for once, when first needed;
+        None when the queue is done, or when compose-shard answered LATER."""
+        if not self.decided:
+            self.decided = True
+            if not self.pending and not self.exhausted and not self._stopping():
+                self._ask(now=True)
+        return self.pending[0] if self.pending else None
+
     def __iter__(self):
         while True:
             while not self.pending and not self.exhausted:
@@ -589,16 +603,63 @@ class Units:
             if not self.pending:
                 return
             item = self.pending.popleft()
-            if not self.pending and not self.exhausted and not self._stopping():
-                # A chunk's last test: pytest must know the test after it when it starts
-                # (it keeps the module's, class's and session's fixtures the next test
-                # needs, and hooks see `nextitem`: a real item, or None for the last one).
-                # So the next chunk is decided now, no earlier: compose-shard answers at
-                # once, with a chunk, the end of the queue, or LATER when this group would
-                # have to wait for work another group may give back; then this test ends
-                # as the last one for now, and the plugin asks again after it.
-                self._ask(now=True)
-            yield item, (self.pending[0] if self.pending else None)
+            self.decided = bool(self.pending)
+            if self.decided:
+                yield item, self.pending[0]
+            elif self.lazy:
+                yield item, NextItem(self)
+            else:
+                # A project's hook reads `nextitem`: it must be a real item or None when
+                # the test starts, so the next chunk is decided now.
+                yield item, self.decide()
+
+
+def hooks_read_nextitem(config, plugin):
+    """Whether a hook other than pytest's own and this plugin's takes `nextitem` (a
+    conftest's `pytest_runtest_teardown(item, nextitem)`, pytest-rerunfailures): such a hook
+    may test `nextitem is None`, which a NextItem never is."""
+    for name in ("pytest_runtest_protocol", "pytest_runtest_teardown"):
+        for impl in getattr(config.pluginmanager.hook, name).get_hookimpls():
+            if "nextitem" not in impl.argnames or impl.plugin is plugin:
+                continue
+            owner = getattr(impl.plugin, "__name__", None) or type(impl.plugin).__module__
+            if owner == "_pytest" or owner.startswith("_pytest."):
+                continue
+            return True
+    return False
+
+
+class NextItem:
+    """The next item pytest is given with a chunk's last test where nothing but pytest reads
+    it. It is decided only when pytest first looks at it, at that test's teardown
+    (`teardown_exact` keeps the module's, class's and session's fixtures the next test
+    needs), so a group never holds a chunk it has not started while it runs a test and the
+    others run out of work at the end of the queue. compose-shard answers that request at
+    once (`next K now`): a chunk, the end of the queue, or LATER when this group would have
+    to wait for work another group may give back; then the test tears everything down as the
+    last one would, and the plugin asks again after it. It is true and behaves as that next
+    item when there is one, false (with an empty `listchain()`) when there is none. Where a
+    project's hook takes `nextitem` (it may test `nextitem is None`), the plugin decides as
+    the test starts and gives a real item or None instead (see hooks_read_nextitem)."""
+
+    __slots__ = ("_units",)
+
+    def __init__(self, units):
+        self._units = units
+
+    def __bool__(self):
+        return self._units.decide() is not None
+
+    def __getattr__(self, name):
+        item = self._units.decide()
+        if item is not None:
+            return getattr(item, name)
+        if name == "listchain":
+            return list
+        raise AttributeError(name)
+
+    def __repr__(self):
+        return "<NextItem %r>" % (self._units.decide(),)
 
 
 def static_items(items):

@@ -20,3 +20,7 @@ def session_resource():
 @pytest.mark.parametrize("n", range(4))
 def test_waits(session_resource, n):
     time.sleep(float(os.environ.get("PROTOCOL_WAIT", "0")))
+    ran = os.environ.get("PROTOCOL_RAN_LOG")
+    if ran:
+        with open(ran, "a") as f:
+            f.write("%d\n" % n)
