@@ -334,11 +334,7 @@ fn previous_timings(settings: &RunSettings) -> Option<plan::RunTimings> {
     [Some(&settings.durations.path), settings.remembered.as_ref()]
         .into_iter()
         .flatten()
-        .find_map(|durations| {
-            let dir = durations.parent()?;
-            let text = std::fs::read_to_string(dir.join(plan::TIMINGS_FILE)).ok()?;
-            plan::RunTimings::parse(&text)
-        })
+        .find_map(|durations| plan::RunTimings::read(&durations.parent()?.join(plan::TIMINGS_FILE)))
 }
 
 /// Where this run remembers its durations (unless `--store-durations` names a file), and,

@@ -34,6 +34,11 @@ impl RunTimings {
         (ok(t.environment_seconds) && ok(t.collection_seconds)).then_some(t)
     }
 
+    /// The record in the file at `path`, if there is a valid one (see [`RunTimings::parse`]).
+    pub fn read(path: &std::path::Path) -> Option<RunTimings> {
+        RunTimings::parse(&std::fs::read_to_string(path).ok()?)
+    }
+
     /// The file's text.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"

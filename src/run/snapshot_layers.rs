@@ -48,17 +48,14 @@ pub async fn create_restored<B: Backend>(
 ) -> Result<String, EnvironmentFailure> {
     let plain = (request.overrides)(service);
     let began = Instant::now();
-    let overlap = request.snapshots.map(|u| u.run.restore_began());
+    let overlap = warm_start::restore_began(request);
     let layered = match layers_for(backend, request, service, stored, &plain, events).await {
         Some(layers) => Some(create_layered(backend, request, service, &plain, &layers).await),
         None => None,
     };
     // Judged like a copy: what layering took (the templates included, when this environment
     // laid them out) against initialising (see [`warm_start::restore`]).
-    let alongside = match (request.snapshots, overlap) {
-        (Some(using), Some(overlap)) => using.run.restore_ended(overlap),
-        _ => 1,
-    };
+    let alongside = warm_start::restore_ended(request, overlap);
     if let Some(layered) = layered {
         match layered? {
             Ok(container) => {

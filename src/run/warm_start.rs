@@ -11,7 +11,8 @@ use super::backend::Backend;
 use super::event::{Event, EventSink};
 use super::outcome::EnvironmentFailure;
 use super::service_snapshot::{
-    now_epoch, parent_of, stop_grace, Action, DataPath, Meta, RunSnapshots, Staging, Stored, SETTLE,
+    now_epoch, parent_of, stop_grace, Action, DataPath, Meta, Overlap, RunSnapshots, Staging,
+    Stored, SETTLE,
 };
 use super::startup::{
     healthcheck_passes, healthcheck_test, probe_ports, StartRequest, EARLY_RUN_LIMIT,
@@ -77,7 +78,7 @@ pub async fn restore<B: Backend>(
     events: &EventSink,
 ) -> Result<(), EnvironmentFailure> {
     let began = Instant::now();
-    let overlap = request.snapshots.map(|u| u.run.restore_began());
+    let overlap = restore_began(request);
     let mut copied = Ok(());
     for (path, archive) in stored.meta.paths.iter().zip(&stored.archives) {
         let (dir, _) = parent_of(&path.target);
@@ -86,10 +87,7 @@ pub async fn restore<B: Backend>(
             break;
         }
     }
-    let alongside = match (request.snapshots, overlap) {
-        (Some(using), Some(overlap)) => using.run.restore_ended(overlap),
-        _ => 1,
-    };
+    let alongside = restore_ended(request, overlap);
     copied.map_err(EnvironmentFailure::engine)?;
     let seconds = began.elapsed().as_secs_f64();
     let group = request.group;
@@ -101,6 +99,19 @@ pub async fn restore<B: Backend>(
     )));
     judge_restore(request, stored, seconds, alongside, events);
     Ok(())
+}
+
+/// A restore of this environment begins (see [`RunSnapshots::restore_began`]).
+pub fn restore_began(request: &StartRequest<'_>) -> Option<Overlap> {
+    request.snapshots.map(|u| u.run.restore_began())
+}
+
+/// It ended: how many restores shared the engine with it (1 without snapshots in use).
+pub fn restore_ended(request: &StartRequest<'_>, overlap: Option<Overlap>) -> usize {
+    match (request.snapshots, overlap) {
+        (Some(using), Some(overlap)) => using.run.restore_ended(overlap),
+        _ => 1,
+    }
 }
 
 /// Record what a restore took (`seconds`, with `alongside` restores sharing the engine) in

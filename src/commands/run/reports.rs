@@ -321,11 +321,8 @@ fn store_timings(
         .parent()
         .unwrap_or(Path::new("."))
         .join(plan::TIMINGS_FILE);
-    let earlier = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| plan::RunTimings::parse(&text));
     let timings = timings
         .with_tests(&cpu, (cpus, host_busy), failed)
-        .or_kept(earlier.as_ref());
+        .or_kept(plan::RunTimings::read(&path).as_ref());
     Ok(report::write_text(&path, &timings.to_json())?)
 }
