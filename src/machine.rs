@@ -1,5 +1,5 @@
 //! This machine's resources as `--groups auto` needs them: its CPUs, how many groups its
-//! available memory carries, and how busy its CPUs were over a run.
+//! available memory carries, and how busy its CPUs were over a run ([`CpuRecorder`]).
 //!
 //! The planner (`plan::auto_groups`) is pure and takes these as inputs; reading them is here.
 
@@ -20,9 +20,17 @@ impl CpuSample {
     /// The share of the host's CPU time that was busy (anything but idle, I/O wait and niced
     /// work) from `self` to `later`; `None` when no time passed.
     pub fn busy_until(&self, later: &CpuSample) -> Option<f64> {
-        let total = later.total.checked_sub(self.total)?;
-        let busy = later.busy.checked_sub(self.busy)?;
+        let (busy, total) = self.ticks_until(later)?;
         (total > 0).then(|| busy as f64 / total as f64)
+    }
+
+    /// The busy and all clock ticks from `self` to `later`; `None` when the counters went
+    /// backwards.
+    pub fn ticks_until(&self, later: &CpuSample) -> Option<(u64, u64)> {
+        Some((
+            later.busy.checked_sub(self.busy)?,
+            later.total.checked_sub(self.total)?,
+        ))
     }
 }
 
@@ -52,6 +60,53 @@ fn parse_cpu_sample(stat: &str) -> Option<CpuSample> {
         busy: total - idle,
         total,
     })
+}
+
+/// How often a [`CpuRecorder`] reads the host's counters.
+const RECORD_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The host's CPU counters read every 200 ms on a thread of its own, from its start until
+/// [`CpuRecorder::finish`]: what a run's tests cost the CPUs is then taken over the moments
+/// when every group was testing (see [`crate::plan::timings::testing_load`]), not over the
+/// whole run, whose start-ups and teardowns would read as tests that compute.
+#[derive(Debug)]
+pub struct CpuRecorder {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Vec<(f64, CpuSample)>>,
+}
+
+impl CpuRecorder {
+    /// Start reading; `None` without `/proc/stat` (not Linux) or when no thread can start.
+    pub fn start() -> Option<CpuRecorder> {
+        let first = cpu_sample()?;
+        let started = std::time::Instant::now();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("cpu-recorder".into())
+            .spawn(move || {
+                let mut trace = vec![(0.0, first)];
+                // Until told to stop (or the recorder is dropped).
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(RECORD_EVERY)
+                {
+                    if let Some(sample) = cpu_sample() {
+                        trace.push((started.elapsed().as_secs_f64(), sample));
+                    }
+                }
+                if let Some(sample) = cpu_sample() {
+                    trace.push((started.elapsed().as_secs_f64(), sample));
+                }
+                trace
+            })
+            .ok()?;
+        Some(CpuRecorder { stop, thread })
+    }
+
+    /// Stop reading; the counters as read, each with the seconds since the start.
+    pub fn finish(self) -> Vec<(f64, CpuSample)> {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap_or_default()
+    }
 }
 
 /// The memory one group is assumed to need: 1.5 GiB, in KiB (the unit of `/proc/meminfo`).
@@ -95,6 +150,20 @@ mod tests {
         assert_eq!(a.busy_until(&c), Some(200.0 / 450.0));
         assert_eq!(a.busy_until(&a), None);
         assert_eq!(parse_cpu_sample("intr 1 2 3\n"), None);
+    }
+
+    #[test]
+    fn the_recorder_reads_the_counters_from_its_start_to_its_finish_in_order() {
+        let recorder = CpuRecorder::start().expect("Linux has /proc/stat");
+        std::thread::sleep(RECORD_EVERY * 2 + RECORD_EVERY / 2);
+        let trace = recorder.finish();
+        // The first reading, two or more on the way, and one at the finish.
+        assert!(trace.len() >= 4, "{} readings", trace.len());
+        assert_eq!(trace[0].0, 0.0);
+        assert!(trace
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1.total <= w[1].1.total));
+        assert!(trace.last().unwrap().0 >= 0.5);
     }
 
     #[test]

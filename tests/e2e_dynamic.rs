@@ -489,10 +489,22 @@ fn a_run_of_one_file_keeps_the_rest_remembered_and_a_partial_record_still_shares
 
 /// `compose-shard run --groups 2 -- pytest --cov=scoreboard`, waited for.
 fn run_two_groups(stack: &Path, pytest_args: &[&str]) -> std::process::Output {
+    run_groups(stack, 2, pytest_args)
+}
+
+/// `compose-shard run --groups N -- pytest --cov=scoreboard`, waited for.
+fn run_groups(stack: &Path, groups: usize, pytest_args: &[&str]) -> std::process::Output {
     let out = stack.join("results");
     let child = binary()
         .current_dir(stack)
-        .args(["run", "--progress", "plain", "--groups", "2", "--out"])
+        .args([
+            "run",
+            "--progress",
+            "plain",
+            "--groups",
+            &groups.to_string(),
+            "--out",
+        ])
         .arg(&out)
         .args(["--", "pytest", "--cov=scoreboard"])
         .args(pytest_args)
@@ -548,8 +560,7 @@ fn environments_start_in_turns_once_the_tests_were_measured_waiting_on_few_cpus(
     .parse()
     .unwrap();
     let stack = stack_copy("pytest-redis");
-    // Tests that sleep: they wait, they do not compute (long enough that the setups' CPU
-    // does not make the run look busy: the measure counts the host's CPUs over the run).
+    // Tests that sleep: they wait, they do not compute.
     add_slow_tests(stack.path(), 40, 0.5);
     let out = stack.path().join("results");
     let notice = "starting 1 environment(s) at a time";
@@ -566,6 +577,28 @@ fn environments_start_in_turns_once_the_tests_were_measured_waiting_on_few_cpus(
     // measured.
     let one = run_two_groups(stack.path(), &["-k", "test_slow_07"]);
     assert_eq!(one.status.code(), Some(0), "{}", text(&one));
+    // One group running a few seconds of such tests is measured, and reads as tests that
+    // wait: its share comes from the host's CPUs while it tested (0.07 here), not from its
+    // start-up and teardown (taken over the whole run, this run read 0.25, the bundled
+    // latency suite's 0.5-0.6, and the next run started every environment at once).
+    let few = run_groups(
+        stack.path(),
+        1,
+        &["-k", "test_slow_0 or test_slow_10 or test_slow_11"],
+    );
+    let all = text(&few);
+    assert_eq!(few.status.code(), Some(0), "{all}");
+    let timings = remembered_path(&all)
+        .parent()
+        .unwrap()
+        .join(".compose-shard-timings.json");
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&timings).unwrap()).unwrap();
+    let share = recorded["cpu_fraction"].as_f64();
+    assert!(
+        share.is_some_and(|s| s <= 0.15),
+        "tests that sleep read as a CPU share of {share:?}: {recorded}"
+    );
 
     // Then: the first run measured tests that wait; on an engine with fewer than 4 CPUs the
     // second group starts once the first is ready for its tests.

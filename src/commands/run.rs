@@ -15,7 +15,7 @@ use crate::durations_store;
 use crate::engine::{engine_addresses, DockerEngine, EngineAddress, EngineEnv};
 use crate::errors::{Error, ExitCode};
 use crate::labels::run_id;
-use crate::plan::{self, Plan};
+use crate::plan::{self, timings::TestingLoad, Plan};
 use crate::report::{render_slowest, write_text};
 use crate::run::{
     self, exit_code, find_leftovers, render_summary, run_with_signals, stamp_labels, Assignment,
@@ -613,7 +613,11 @@ fn slots(engines: &[DockerEngine]) -> Vec<run::EngineSlot<'_, DockerEngine>> {
 
 /// The end of a run: the plan of what ran, merged results, GitHub output, durations, the
 /// summary on stdout; `cpus`: the first engine's.
-fn finish(prepared: &Prepared, outcome: &run::RunOutcome, (cpus, host_busy): (usize, Option<f64>)) {
+fn finish(
+    prepared: &Prepared,
+    outcome: &run::RunOutcome,
+    (cpus, load): (usize, Option<TestingLoad>),
+) {
     let spec = &prepared.spec;
     if let Some(dynamic) = &prepared.dynamic_plan {
         if outcome.groups.iter().any(|g| g.counts.planned > 0) {
@@ -636,7 +640,7 @@ fn finish(prepared: &Prepared, outcome: &run::RunOutcome, (cpus, host_busy): (us
     if let Some(merged) = &merged {
         github_output(spec, outcome, merged, &failures);
         if let Some(path) = &prepared.settings.store_durations {
-            if let Err(e) = store_durations(path, outcome, merged, host_busy, &spec.command) {
+            if let Err(e) = store_durations(path, outcome, merged, load, &spec.command) {
                 eprintln!(
                     "warning: --store-durations: {}",
                     crate::errors::render_chain(&e)
@@ -648,7 +652,7 @@ fn finish(prepared: &Prepared, outcome: &run::RunOutcome, (cpus, host_busy): (us
                 .map_or(Ok(()), |dir| {
                     std::fs::create_dir_all(dir).map_err(io_error("create directory", dir))
                 })
-                .and_then(|()| store_durations(path, outcome, merged, host_busy, &spec.command));
+                .and_then(|()| store_durations(path, outcome, merged, load, &spec.command));
             if let Err(e) = stored {
                 eprintln!(
                     "warning: remembering the durations for the next run (set {}= to stop): {}",
@@ -844,12 +848,12 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
         .expect("a prepared run has its source");
     let spec = &prepared.spec;
     let backends: Vec<&DockerEngine> = engines.iter().collect();
-    // How busy this host's CPUs are over the run, when every engine runs here: `--groups
-    // auto` learns from it whether the CPUs were the limit.
-    let host_before = engines
+    // How busy this host's CPUs are while the groups test, when every engine runs here:
+    // `--groups auto` and the start turns learn from it whether the CPUs were the limit.
+    let recorder = engines
         .iter()
         .all(|e| !e.address().is_remote())
-        .then(crate::machine::cpu_sample)
+        .then(crate::machine::CpuRecorder::start)
         .flatten();
     let work = async {
         let mut outcome = run::run_on(&slots, spec, source, &events).await;
@@ -892,10 +896,12 @@ async fn run_command(cfg: RunConfig) -> Result<ExitCode, Error> {
         Ok(info) => info.cpus,
         Err(_) => crate::machine::cpus(),
     };
-    let host_busy = host_before
-        .zip(crate::machine::cpu_sample())
-        .and_then(|(before, after)| before.busy_until(&after));
-    finish(&prepared, &outcome, (cpus, host_busy));
+    let load = recorder.and_then(|recorder| {
+        let phases: Vec<&[crate::report::PhaseSpan]> =
+            outcome.groups.iter().map(|g| g.phases.as_slice()).collect();
+        crate::plan::timings::testing_load(&recorder.finish(), &phases)
+    });
+    finish(&prepared, &outcome, (cpus, load));
     Ok(exit_code(&outcome))
 }
 

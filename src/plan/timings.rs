@@ -5,6 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::machine::CpuSample;
+use crate::report::{Phase, PhaseSpan};
+
 /// The file's name, in the durations file's folder.
 pub const TIMINGS_FILE: &str = ".compose-shard-timings.json";
 
@@ -65,22 +68,21 @@ impl RunTimings {
     /// With what the run's tests were like: their CPU and wall seconds per group on an
     /// engine of `cpus` CPUs (the share as a demand: see
     /// [`super::auto_groups::demand_share`]; taken as computing when the host's CPUs were
-    /// busy for `host_busy` >= [`super::auto_groups::HOST_SATURATED`] of the run), and the
-    /// tests that failed.
+    /// busy for [`super::auto_groups::HOST_SATURATED`] or more of the time the groups were
+    /// testing, `load`), and the tests that failed.
     pub fn with_tests(
         mut self,
         cpu_wall: &[(f64, f64)],
-        (cpus, host_busy): (usize, Option<f64>),
+        (cpus, load): (usize, Option<TestingLoad>),
         failed: Vec<String>,
     ) -> Self {
         let (cpu, wall) = cpu_wall
             .iter()
             .fold((0.0, 0.0), |(c, w), (gc, gw)| (c + gc, w + gw));
-        let saturated = host_busy.is_some_and(|b| b >= super::auto_groups::HOST_SATURATED);
-        // What each group cost the host's CPUs, the services its tests wait on included.
-        let host_share = host_busy.map_or(0.0, |b| {
-            super::auto_groups::cpus_per_group(b, cpus, cpu_wall.len())
-        });
+        let saturated = load.is_some_and(|l| l.busy >= super::auto_groups::HOST_SATURATED);
+        // What each group cost the host's CPUs while testing, the services its tests wait on
+        // included.
+        let host_share = load.map_or(0.0, |l| l.busy * cpus.max(1) as f64 / l.groups);
         // A short run (one test to reproduce a failure) is mostly start-up: the host's CPUs
         // were busy setting up, which says nothing about the tests; it keeps what a longer
         // run measured (see [`RunTimings::or_kept`]).
@@ -98,6 +100,55 @@ impl RunTimings {
         self.failed = failed;
         self
     }
+}
+
+/// What the host's CPUs did while the groups of a run were testing and nothing else was
+/// under way (see [`testing_load`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TestingLoad {
+    /// The share of the host's CPU time that was busy.
+    pub busy: f64,
+    /// How many groups were testing, on average over that time.
+    pub groups: f64,
+}
+
+/// Seconds of such time a run needs before its load is taken.
+const LOAD_MEASURED_OVER: f64 = 1.0;
+
+/// The host's load while testing, from its CPU counters as read during the run (`trace`:
+/// seconds since the run started, counters) and each group's phases: only the stretches
+/// between two readings where at least one group tested throughout and no group was
+/// setting up, collecting, copying results or tearing down (a later group's setup beside
+/// the first group's tests, a short run's start-up and teardown, would otherwise read as
+/// tests that compute). `None` when such stretches add up to less than a second.
+pub fn testing_load(trace: &[(f64, CpuSample)], groups: &[&[PhaseSpan]]) -> Option<TestingLoad> {
+    let (mut busy, mut total, mut seconds, mut group_seconds) = (0u64, 0u64, 0.0, 0.0);
+    for pair in trace.windows(2) {
+        let ((from, a), (to, b)) = (pair[0], pair[1]);
+        let overlaps = |p: &PhaseSpan| p.start < to && p.end > from;
+        let mut testing = 0usize;
+        let mut clean = true;
+        for phase in groups.iter().flat_map(|g| g.iter()).filter(|p| overlaps(p)) {
+            match phase.phase {
+                Phase::Waiting => {}
+                Phase::Tests if phase.start <= from && phase.end >= to => testing += 1,
+                _ => clean = false,
+            }
+        }
+        let Some((b_busy, b_total)) = a.ticks_until(&b) else {
+            continue;
+        };
+        if clean && testing > 0 {
+            busy += b_busy;
+            total += b_total;
+            seconds += to - from;
+            group_seconds += testing as f64 * (to - from);
+        }
+    }
+    (seconds >= LOAD_MEASURED_OVER && total > 0).then(|| TestingLoad {
+        busy: busy as f64 / total as f64,
+        groups: group_seconds / seconds,
+    })
 }
 
 /// Seconds of tests per group, in start-ups of one environment, a run needs before its
@@ -129,6 +180,10 @@ fn median(values: &[f64]) -> Option<f64> {
 mod tests {
     use super::*;
 
+    fn load(busy: f64, groups: f64) -> Option<TestingLoad> {
+        Some(TestingLoad { busy, groups })
+    }
+
     #[test]
     fn round_trips_and_rejects_nonsense() {
         let t = RunTimings {
@@ -145,7 +200,7 @@ mod tests {
         );
         let with = t.clone().with_tests(
             &[(3.0, 30.0), (1.0, 10.0)],
-            (2, Some(0.1)),
+            (2, load(0.1, 2.0)),
             vec!["t.py::a".into()],
         );
         assert_eq!(with.cpu_fraction, Some(0.1));
@@ -158,28 +213,28 @@ mod tests {
         // they wait on use the same CPUs): the same.
         let host = t
             .clone()
-            .with_tests(&[(8.4, 30.0); 4], (2, Some(0.95)), Vec::new());
+            .with_tests(&[(8.4, 30.0); 4], (2, load(0.95, 4.0)), Vec::new());
         assert_eq!(host.cpu_fraction, Some(1.0));
         let calm = t
             .clone()
-            .with_tests(&[(8.4, 30.0); 4], (2, Some(0.3)), Vec::new());
+            .with_tests(&[(8.4, 30.0); 4], (2, load(0.3, 4.0)), Vec::new());
         assert!((calm.cpu_fraction.unwrap() - 0.28).abs() < 1e-9);
         // The host 70 % busy with those four groups: each cost 0.35 CPU, more than its tests.
         let dear = t
             .clone()
-            .with_tests(&[(8.4, 30.0); 4], (2, Some(0.7)), Vec::new());
+            .with_tests(&[(8.4, 30.0); 4], (2, load(0.7, 4.0)), Vec::new());
         assert!((dear.cpu_fraction.unwrap() - 0.35).abs() < 1e-9);
         assert_eq!(RunTimings::parse(&with.to_json()), Some(with.clone()));
         // One short test (mostly start-up, the host busy setting up): no share measured, and
         // the one a longer run measured is kept.
         let short = t
             .clone()
-            .with_tests(&[(0.5, 4.8)], (2, Some(0.9)), Vec::new());
+            .with_tests(&[(0.5, 4.8)], (2, load(0.9, 1.0)), Vec::new());
         assert_eq!(short.cpu_fraction, None);
         // The bar is twice one environment's start-up (4.5 + 1.25 s here) per group.
         let under = |secs: f64| {
             t.clone()
-                .with_tests(&[(0.1, secs); 2], (2, Some(0.1)), vec![])
+                .with_tests(&[(0.1, secs); 2], (2, load(0.1, 2.0)), vec![])
         };
         assert_eq!(under(11.0).cpu_fraction, None);
         assert!(under(12.0).cpu_fraction.is_some());
@@ -195,6 +250,93 @@ mod tests {
             None
         );
         assert_eq!(RunTimings::parse("[]"), None);
+    }
+
+    /// Counters read every 0.2 s for `seconds` on 2 CPUs at 100 ticks a second, busy as
+    /// `busy_at` says for each stretch.
+    fn trace(seconds: f64, busy_at: impl Fn(f64) -> f64) -> Vec<(f64, CpuSample)> {
+        let (mut busy, mut total) = (0u64, 0u64);
+        let mut out = vec![(0.0, CpuSample::new(0, 0))];
+        let steps = (seconds / 0.2).round() as usize;
+        for i in 1..=steps {
+            let (from, to) = ((i - 1) as f64 * 0.2, i as f64 * 0.2);
+            total += 40;
+            busy += (40.0 * busy_at((from + to) / 2.0)).round() as u64;
+            out.push((to, CpuSample::new(busy, total)));
+        }
+        out
+    }
+
+    fn phases(list: &[(Phase, f64, f64)]) -> Vec<PhaseSpan> {
+        list.iter()
+            .map(|&(phase, start, end)| PhaseSpan { phase, start, end })
+            .collect()
+    }
+
+    #[test]
+    fn the_load_is_taken_where_every_group_tests_and_none_sets_up() {
+        use Phase::*;
+        // One group: a busy start-up (90 %) and teardown, tests that wait (10 %). Over the
+        // whole run the host read 40 % busy; while testing it was 10 %.
+        let one = phases(&[
+            (Environment, 0.0, 1.0),
+            (Readiness, 1.0, 1.5),
+            (Collection, 1.5, 2.2),
+            (Tests, 2.2, 7.4),
+            (Teardown, 7.4, 8.0),
+        ]);
+        let busy = |t: f64| if (2.2..7.4).contains(&t) { 0.1 } else { 0.9 };
+        let load = testing_load(&trace(8.0, busy), &[&one]).unwrap();
+        assert!((load.busy - 0.1).abs() < 1e-9, "{load:?}");
+        assert_eq!(load.groups, 1.0);
+        // Two groups in turns: the second sets up (busy) while the first tests; only the
+        // time both test counts, with two groups testing.
+        let first = phases(&[(Environment, 0.0, 2.2), (Tests, 2.2, 12.0)]);
+        let second = phases(&[
+            (Waiting, 0.0, 1.5),
+            (Environment, 1.5, 4.4),
+            (Tests, 4.4, 11.0),
+            (Teardown, 11.0, 12.0),
+        ]);
+        let busy = |t: f64| if (4.4..11.0).contains(&t) { 0.2 } else { 0.95 };
+        let load = testing_load(&trace(12.4, busy), &[&first, &second]).unwrap();
+        assert!((load.busy - 0.2).abs() < 1e-9, "{load:?}");
+        assert_eq!(load.groups, 2.0);
+        // Less than a second of such time (a one-test run): nothing is taken.
+        let short = phases(&[
+            (Environment, 0.0, 2.0),
+            (Tests, 2.0, 2.7),
+            (Teardown, 2.7, 3.0),
+        ]);
+        assert_eq!(testing_load(&trace(3.0, |_| 0.5), &[&short]), None);
+        assert_eq!(testing_load(&[], &[&short]), None);
+    }
+
+    #[test]
+    fn a_short_run_after_a_full_one_keeps_the_waiting_share() {
+        // A one-group run of a few tests that wait, long enough to be measured: its start-up
+        // kept the host busy, but the share comes from its tests alone, so the next run still
+        // starts its environments in turns (it read 0.6 over the whole run before).
+        let t = RunTimings {
+            environment_seconds: 1.4,
+            collection_seconds: 0.8,
+            cpu_fraction: None,
+            failed: Vec::new(),
+        };
+        let run = phases(&[
+            (Phase::Environment, 0.0, 1.4),
+            (Phase::Collection, 1.4, 2.2),
+            (Phase::Tests, 2.2, 7.4),
+            (Phase::Teardown, 7.4, 7.8),
+        ]);
+        let busy = |t: f64| if (2.2..7.4).contains(&t) { 0.05 } else { 0.9 };
+        let load = testing_load(&trace(7.8, busy), &[&run]);
+        let measured = t.with_tests(&[(0.2, 5.2)], (2, load), Vec::new());
+        let share = measured.cpu_fraction.unwrap();
+        assert!(
+            share <= 0.25,
+            "{share}: four groups would start all at once"
+        );
     }
 
     #[test]

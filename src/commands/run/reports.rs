@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::errors::Error;
-use crate::plan;
+use crate::plan::{self, timings::TestingLoad};
 use crate::report;
 use crate::report::{
     github_annotations, github_log_group, github_step_summary, write_merged_results, GroupResult,
@@ -255,12 +255,12 @@ pub(super) fn github_output(
 /// test command collected (`command`: the whole suite, or the paths it names; nothing after
 /// `-k`, `-m`, a node id: see [`run::collection_scope`]). A run of one file must not make
 /// the next run of the whole suite forget the rest.
-/// `host_busy`: the share of the host's CPU time busy over the run (local engines only).
+/// `load`: what the host's CPUs did while the groups tested (local engines only).
 pub(super) fn store_durations(
     path: &Path,
     outcome: &RunOutcome,
     merged: &MergedResults,
-    host_busy: Option<f64>,
+    load: Option<TestingLoad>,
     command: &[String],
 ) -> Result<(), Error> {
     let pruning = outcome.collected.as_ref().and_then(|collected| {
@@ -274,14 +274,14 @@ pub(super) fn store_durations(
         merged.junit.durations.iter().cloned(),
         pruning.as_ref(),
     )?;
-    store_timings(path, outcome, host_busy)
+    store_timings(path, outcome, load)
 }
 
 /// Keep this run's start-up figures beside the durations file, for `--groups auto`.
 fn store_timings(
     durations_path: &Path,
     outcome: &RunOutcome,
-    host_busy: Option<f64>,
+    load: Option<TestingLoad>,
 ) -> Result<(), Error> {
     let span = |g: &run::GroupReport, phase: report::Phase| {
         g.phases
@@ -322,7 +322,7 @@ fn store_timings(
         .unwrap_or(Path::new("."))
         .join(plan::TIMINGS_FILE);
     let timings = timings
-        .with_tests(&cpu, (cpus, host_busy), failed)
+        .with_tests(&cpu, (cpus, load), failed)
         .or_kept(plan::RunTimings::read(&path).as_ref());
     Ok(report::write_text(&path, &timings.to_json())?)
 }
