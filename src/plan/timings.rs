@@ -130,7 +130,9 @@ pub fn testing_load(trace: &[(f64, CpuSample)], groups: &[&[PhaseSpan]]) -> Opti
         let mut clean = true;
         for phase in groups.iter().flat_map(|g| g.iter()).filter(|p| overlaps(p)) {
             match phase.phase {
-                Phase::Waiting => {}
+                // Nothing of the group's own runs then (a group that joins a growing run
+                // shows the time before it as images, while the others test).
+                Phase::Waiting | Phase::Images => {}
                 Phase::Tests if phase.start <= from && phase.end >= to => testing += 1,
                 _ => clean = false,
             }
@@ -302,6 +304,20 @@ mod tests {
         let load = testing_load(&trace(12.4, busy), &[&first, &second]).unwrap();
         assert!((load.busy - 0.2).abs() < 1e-9, "{load:?}");
         assert_eq!(load.groups, 2.0);
+        // A group that joined a growing run at 6 s (its images span before it): one group
+        // tests until it joins, two after its setup.
+        let joined = phases(&[
+            (Images, 0.0, 6.0),
+            (Environment, 6.0, 8.0),
+            (Tests, 8.0, 12.0),
+        ]);
+        let busy = |t: f64| if (6.0..8.0).contains(&t) { 0.9 } else { 0.1 };
+        let load = testing_load(&trace(12.0, busy), &[&first, &joined]).unwrap();
+        assert!((load.busy - 0.1).abs() < 1e-9, "{load:?}");
+        assert!(
+            (load.groups - (4.0 * 1.0 + 4.0 * 2.0) / 8.0).abs() < 0.06,
+            "{load:?}"
+        );
         // Less than a second of such time (a one-test run): nothing is taken.
         let short = phases(&[
             (Environment, 0.0, 2.0),
