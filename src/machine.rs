@@ -155,15 +155,16 @@ mod tests {
     #[test]
     fn the_recorder_reads_the_counters_from_its_start_to_its_finish_in_order() {
         let recorder = CpuRecorder::start().expect("Linux has /proc/stat");
-        std::thread::sleep(RECORD_EVERY * 2 + RECORD_EVERY / 2);
+        std::thread::sleep(RECORD_EVERY * 5);
         let trace = recorder.finish();
-        // The first reading, two or more on the way, and one at the finish.
-        assert!(trace.len() >= 4, "{} readings", trace.len());
+        // The first reading, at least one on the way (a loaded machine may wake the thread
+        // late), and one at the finish.
+        assert!(trace.len() >= 3, "{} readings", trace.len());
         assert_eq!(trace[0].0, 0.0);
         assert!(trace
             .windows(2)
             .all(|w| w[0].0 <= w[1].0 && w[0].1.total <= w[1].1.total));
-        assert!(trace.last().unwrap().0 >= 0.5);
+        assert!(trace.last().unwrap().0 >= 1.0);
     }
 
     #[test]
