@@ -56,11 +56,11 @@ pub const SATURATED: f64 = 0.75;
 /// queries) run on the same CPUs.
 pub const HOST_SATURATED: f64 = 0.85;
 
-/// The CPUs each of `groups` groups kept busy on a host of `cpus` CPUs that was busy for
-/// `busy` of the time (0-1): what a group costs the host, the services its tests wait on
-/// included.
-pub fn cpus_per_group(busy: f64, cpus: usize, groups: usize) -> f64 {
-    busy * cpus.max(1) as f64 / groups.max(1) as f64
+/// The CPUs each of `groups` groups (on average over the time, at least one) kept busy on a
+/// host of `cpus` CPUs that was busy for `busy` of the time (0-1): what a group costs the
+/// host, the services its tests wait on included.
+pub fn cpus_per_group(busy: f64, cpus: usize, groups: f64) -> f64 {
+    busy * cpus.max(1) as f64 / groups.max(1.0)
 }
 
 /// The tests' CPU share as a demand, from `measured` over `groups` groups on `cpus` CPUs:
@@ -188,10 +188,10 @@ mod tests {
     #[test]
     fn a_busy_host_is_shared_out_over_its_groups() {
         // 2 CPUs 70 % busy under 4 groups: each cost 0.35 CPU.
-        assert!((cpus_per_group(0.7, 2, 4) - 0.35).abs() < 1e-9);
-        assert!((cpus_per_group(0.9, 2, 1) - 1.8).abs() < 1e-9);
+        assert!((cpus_per_group(0.7, 2, 4.0) - 0.35).abs() < 1e-9);
+        assert!((cpus_per_group(0.9, 2, 1.0) - 1.8).abs() < 1e-9);
         // No groups and no CPUs read as one of each rather than dividing by zero.
-        assert!((cpus_per_group(0.5, 0, 0) - 0.5).abs() < 1e-9);
+        assert!((cpus_per_group(0.5, 0, 0.0) - 0.5).abs() < 1e-9);
     }
 
     fn inputs(total: Option<f64>) -> AutoInputs {

@@ -82,7 +82,9 @@ impl RunTimings {
         let saturated = load.is_some_and(|l| l.busy >= super::auto_groups::HOST_SATURATED);
         // What each group cost the host's CPUs while testing, the services its tests wait on
         // included.
-        let host_share = load.map_or(0.0, |l| l.busy * cpus.max(1) as f64 / l.groups);
+        let host_share = load.map_or(0.0, |l| {
+            super::auto_groups::cpus_per_group(l.busy, cpus, l.groups)
+        });
         // A short run (one test to reproduce a failure) is mostly start-up: the host's CPUs
         // were busy setting up, which says nothing about the tests; it keeps what a longer
         // run measured (see [`RunTimings::or_kept`]).

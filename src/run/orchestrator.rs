@@ -406,7 +406,7 @@ impl<'a, B: Backend> Growth<'a, B> {
             }
             Some((at, _)) if at.elapsed() < HOST_WINDOW => Err(()),
             Some((_, since)) => Ok(since.busy_until(&now).map(|busy| {
-                crate::plan::auto_groups::cpus_per_group(busy, self.elastic.cpus, running)
+                crate::plan::auto_groups::cpus_per_group(busy, self.elastic.cpus, running as f64)
             })),
         }
     }
