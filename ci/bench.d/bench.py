@@ -294,9 +294,10 @@ def approach_xdist(suite, n, i):
                 cpu=cpu, failed=bad, ran=len(keys), unique=len(set(keys)), rc=rc)
 
 
-def approach_cs(suite, n, i, durations, dist="dynamic", engines=None):
+def approach_cs(suite, n, i, durations, dist="dynamic", engines=None, pytest_args=()):
     """compose-shard with --groups n (or the default --groups auto when n is None);
-    `durations`: False (none), True (recorded), "wrong" (recorded times a random factor)."""
+    `durations`: False (none), True (recorded), "wrong" (recorded times a random factor);
+    `pytest_args` go after the suite's own (a selection, for a short run)."""
     kind = {False: "n", True: "d", "wrong": "w"}[durations]
     out_dir = os.path.join(suite.dir, f".bench/cs-{kind}-{dist}-{i}")
     dur = os.path.join(suite.dir, {False: ".bench/empty_durations", True: suite.durations_name,
@@ -307,7 +308,8 @@ def approach_cs(suite, n, i, durations, dist="dynamic", engines=None):
     rc, out, rss, cpu = timed([suite.compose_shard, "run"] + groups + hosts + ["--project-directory", suite.dir,
                                "--out", out_dir, "--progress", "plain", "--durations", dur,
                                "--dist", dist,
-                               "--", "pytest", "-p", "bench_timing"] + cov_args(suite), suite.dir, suite.env)
+                               "--", "pytest", "-p", "bench_timing"] + cov_args(suite) + list(pytest_args),
+                              suite.dir, suite.env)
     wall = time.time() - t0
     # compose-shard's own per-group setup and test time (its summary table)
     summary = {int(g): (seconds_of(a), seconds_of(b)) for g, a, b in SUMMARY_RE.findall(out)}
